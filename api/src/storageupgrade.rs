@@ -1,0 +1,255 @@
+//! `StorageUpgrade`: an upgrade of the DRBD/LINSTOR stack across a site, node by node, through the
+//! legacy script's 21 states, with per-node history, failure and rollback.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::common::{ClusterRef, PhaseTransition, WorkflowOwner};
+
+/// Which storage stack version to move the site to, and in which node order.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "nodewright.io",
+    version = "v1alpha1",
+    kind = "StorageUpgrade",
+    namespaced,
+    status = "StorageUpgradeStatus",
+    shortname = "su",
+    category = "nodewright",
+    doc = "An upgrade of the DRBD/LINSTOR storage stack across an edge site, node by node through 21 states.",
+    printcolumn(
+        name = "Owner",
+        type_ = "string",
+        json_path = ".spec.owner",
+        description = "legacy (observed) or operator"
+    ),
+    printcolumn(
+        name = "From",
+        type_ = "string",
+        json_path = ".spec.fromVersion",
+        description = "Version before"
+    ),
+    printcolumn(
+        name = "To",
+        type_ = "string",
+        json_path = ".spec.toVersion",
+        description = "Version after"
+    ),
+    printcolumn(
+        name = "State",
+        type_ = "string",
+        json_path = ".status.state",
+        description = "Current state"
+    ),
+    printcolumn(
+        name = "Node",
+        type_ = "string",
+        json_path = ".status.currentNode",
+        description = "Node being upgraded"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.toVersion != self.fromVersion").message("toVersion must differ from fromVersion"))]
+#[x_kube(validation = Rule::new("self == oldSelf || (self.owner == oldSelf.owner && self.fromVersion == oldSelf.fromVersion && self.toVersion == oldSelf.toVersion && self.nodeOrder == oldSelf.nodeOrder)").message("a StorageUpgrade's owner, versions and node order are immutable; only rollback may be set"))]
+pub struct StorageUpgradeSpec {
+    /// `legacy`: observed from the legacy script; `operator`: carried out by Nodewright.
+    pub owner: WorkflowOwner,
+    /// The site being upgraded.
+    pub cluster_ref: ClusterRef,
+    /// Storage stack version before the upgrade.
+    #[schemars(
+        regex(pattern = r"^[0-9]+(\.[0-9]+){1,3}([-+~][0-9A-Za-z.~+-]+)?$"),
+        length(max = 64)
+    )]
+    pub from_version: String,
+    /// Storage stack version after the upgrade.
+    #[schemars(
+        regex(pattern = r"^[0-9]+(\.[0-9]+){1,3}([-+~][0-9A-Za-z.~+-]+)?$"),
+        length(max = 64)
+    )]
+    pub to_version: String,
+    /// Nodes in the order they are upgraded; empty means every node of the site in name order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub node_order: Vec<String>,
+    /// Set to true to stop the upgrade and roll every touched node back to `fromVersion`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
+}
+
+/// The 21 states of the storage upgrade. States 2–17 run once per node, in order; the first
+/// node's `Preflight` starts only after `Pending`, and the last node's `Uncordon` leads to
+/// `Completed`. From any per-node state a failure leads to `RollingBack`, then `RolledBack` or,
+/// when rollback itself fails, `Failed`.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, schemars::JsonSchema,
+)]
+pub enum UpgradeState {
+    /// 1. Accepted, not started.
+    Pending,
+    /// 2. Packages available, disk space, no other upgrade running.
+    Preflight,
+    /// 3. Every DRBD resource has quorum without this node.
+    QuorumCheck,
+    /// 4. The LINSTOR controller database and DRBD configuration are backed up.
+    BackupConfig,
+    /// 5. The node is cordoned and given the upgrade taint.
+    CordonAndTaint,
+    /// 6. Resources that are Primary here are moved to a peer.
+    DemotePrimaries,
+    /// 7. The LINSTOR satellite is stopped.
+    StopSatellite,
+    /// 8. DRBD resources are taken down on this node.
+    DownResources,
+    /// 9. The DRBD kernel modules are unloaded.
+    UnloadModules,
+    /// 10. The new packages are installed.
+    InstallPackages,
+    /// 11. The new kernel modules are loaded.
+    LoadModules,
+    /// 12. The LINSTOR satellite is started.
+    StartSatellite,
+    /// 13. DRBD resources are brought up.
+    UpResources,
+    /// 14. Waiting until every resource is UpToDate with every peer.
+    WaitResync,
+    /// 15. The running versions match `toVersion`.
+    VerifyVersion,
+    /// 16. The upgrade taint is removed.
+    RemoveTaint,
+    /// 17. The node is uncordoned.
+    Uncordon,
+    /// 18. Every node is upgraded.
+    Completed,
+    /// 19. Touched nodes are being returned to `fromVersion`.
+    RollingBack,
+    /// 20. Rollback finished.
+    RolledBack,
+    /// 21. Stopped; rollback was not possible. The message says where.
+    Failed,
+}
+
+impl UpgradeState {
+    /// Every state, in the order of the table above.
+    pub const ALL: [UpgradeState; 21] = [
+        UpgradeState::Pending,
+        UpgradeState::Preflight,
+        UpgradeState::QuorumCheck,
+        UpgradeState::BackupConfig,
+        UpgradeState::CordonAndTaint,
+        UpgradeState::DemotePrimaries,
+        UpgradeState::StopSatellite,
+        UpgradeState::DownResources,
+        UpgradeState::UnloadModules,
+        UpgradeState::InstallPackages,
+        UpgradeState::LoadModules,
+        UpgradeState::StartSatellite,
+        UpgradeState::UpResources,
+        UpgradeState::WaitResync,
+        UpgradeState::VerifyVersion,
+        UpgradeState::RemoveTaint,
+        UpgradeState::Uncordon,
+        UpgradeState::Completed,
+        UpgradeState::RollingBack,
+        UpgradeState::RolledBack,
+        UpgradeState::Failed,
+    ];
+
+    /// Whether the upgrade has ended in this state.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            UpgradeState::Completed | UpgradeState::RolledBack | UpgradeState::Failed
+        )
+    }
+
+    /// Whether this state runs once per node.
+    pub fn is_per_node(self) -> bool {
+        self >= UpgradeState::Preflight && self <= UpgradeState::Uncordon
+    }
+}
+
+/// Progress of the upgrade.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageUpgradeStatus {
+    /// The `metadata.generation` this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<UpgradeState>,
+    /// The node the per-node states currently apply to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_node: Option<String>,
+    /// Per-node progress and history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["node".into()]))]
+    pub nodes: Vec<NodeUpgradeStatus>,
+    /// The state in which the upgrade failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_state: Option<UpgradeState>,
+    /// When the upgrade started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When it completed, rolled back or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Time>,
+    /// `Complete` and `Failed`, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// One node's progress through the per-node states.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeUpgradeStatus {
+    /// Node name.
+    pub node: String,
+    /// The node's current state.
+    pub state: UpgradeState,
+    /// Every state this node entered, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<PhaseTransition<UpgradeState>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn there_are_twenty_one_distinct_states() {
+        let set: std::collections::BTreeSet<_> = UpgradeState::ALL.iter().collect();
+        assert_eq!(set.len(), 21);
+    }
+
+    #[test]
+    fn only_completed_rolled_back_and_failed_are_terminal() {
+        let terminal: Vec<_> = UpgradeState::ALL
+            .into_iter()
+            .filter(|s| s.is_terminal())
+            .collect();
+        assert_eq!(
+            terminal,
+            [
+                UpgradeState::Completed,
+                UpgradeState::RolledBack,
+                UpgradeState::Failed
+            ]
+        );
+    }
+
+    #[test]
+    fn sixteen_states_run_once_per_node() {
+        assert_eq!(
+            UpgradeState::ALL.into_iter().filter(|s| s.is_per_node()).count(),
+            16
+        );
+        assert!(!UpgradeState::Pending.is_per_node());
+        assert!(!UpgradeState::RollingBack.is_per_node());
+    }
+}

@@ -1,0 +1,42 @@
+//! `nodewright`: the command-line entry point. It parses arguments and hands each subcommand to
+//! its module; nothing else lives here.
+
+mod dev;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "nodewright",
+    version,
+    about = "Nodewright: lifecycle of edge storage clusters on Kubernetes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every Nodewright CustomResourceDefinition as YAML.
+    Crds,
+    /// Run a local control plane with the Nodewright CRDs and example objects installed, until interrupted.
+    Dev(dev::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crds => nodewright_api::crds_yaml()
+            .map(|yaml| print!("{yaml}"))
+            .map_err(anyhow::Error::from),
+        Command::Dev(args) => dev::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nodewright: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
