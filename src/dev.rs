@@ -5,10 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use kube::discovery::{ApiResource, Discovery, Scope};
 use nodewright_testenv::{ControlPlane, Options};
-use serde::Deserialize;
 
 /// Arguments of `nodewright dev`.
 #[derive(clap::Args)]
@@ -50,7 +47,8 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
 
     let mut applied = 0;
     for file in &args.apply {
-        applied += apply_file(&client, file)
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        applied += nodewright_testenv::apply_yaml(&client, &text, None)
             .await
             .with_context(|| format!("applying {}", file.display()))?;
     }
@@ -84,71 +82,5 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     eprintln!("\nStopping the control plane ...");
     drop(client);
     tokio::task::spawn_blocking(move || control_plane.stop()).await??;
-    Ok(())
-}
-
-/// Server-side applies every document of a YAML file, resolving each kind through discovery.
-async fn apply_file(client: &kube::Client, file: &std::path::Path) -> anyhow::Result<usize> {
-    let text = std::fs::read_to_string(file)?;
-    let discovery = Discovery::new(client.clone()).run().await?;
-    let params = PatchParams::apply("nodewright-dev").force();
-    let mut count = 0;
-    for (index, document) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
-        let value =
-            serde_yaml_ng::Value::deserialize(document).with_context(|| format!("document {}", index + 1))?;
-        if value.is_null() {
-            continue;
-        }
-        let object: DynamicObject =
-            serde_yaml_ng::from_value(value).with_context(|| format!("document {}", index + 1))?;
-        let types = object
-            .types
-            .clone()
-            .with_context(|| format!("document {} has no apiVersion/kind", index + 1))?;
-        let gvk = kube::core::GroupVersionKind::try_from(&types)?;
-        let (resource, caps) = discovery
-            .resolve_gvk(&gvk)
-            .with_context(|| format!("document {}: unknown kind {}", index + 1, types.kind))?;
-        let name = object
-            .metadata
-            .name
-            .clone()
-            .with_context(|| format!("document {} has no name", index + 1))?;
-        let api: Api<DynamicObject> = match caps.scope {
-            Scope::Cluster => Api::all_with(client.clone(), &resource),
-            Scope::Namespaced => {
-                let ns = object.metadata.namespace.as_deref().unwrap_or("default");
-                Api::namespaced_with(client.clone(), ns, &resource)
-            }
-        };
-        apply_one(&api, &resource, &name, &object, &params).await?;
-        count += 1;
-    }
-    Ok(count)
-}
-
-async fn apply_one(
-    api: &Api<DynamicObject>,
-    resource: &ApiResource,
-    name: &str,
-    object: &DynamicObject,
-    params: &PatchParams,
-) -> anyhow::Result<()> {
-    let mut body = serde_json::to_value(object)?;
-    // A status in the file is written through the status subresource after the object exists.
-    let status = body.as_object_mut().and_then(|o| o.remove("status"));
-    api.patch(name, params, &Patch::Apply(&body))
-        .await
-        .with_context(|| format!("{} {name}", resource.kind))?;
-    if let Some(status) = status {
-        let patch = serde_json::json!({
-            "apiVersion": resource.api_version,
-            "kind": resource.kind,
-            "status": status,
-        });
-        api.patch_status(name, params, &Patch::Apply(&patch))
-            .await
-            .with_context(|| format!("{} {name} status", resource.kind))?;
-    }
     Ok(())
 }

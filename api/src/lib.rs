@@ -4,6 +4,10 @@
 //! This crate holds types and pure helpers only; it performs no I/O and talks to no API server.
 //! The CRD YAML under `charts/nodewright/crds/` is generated from these types by `nodewright crds`.
 
+// Every `printcolumn(...)` of a resource repeats keys such as `type_ = "string"`; that is how
+// kube's derive takes them, not an accident this lint could catch.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod bondflip;
 pub mod common;
 pub mod edgecluster;
@@ -20,7 +24,9 @@ pub use migration::{Migration, MigrationSpec, MigrationStatus};
 pub use nodetask::{NodeTask, NodeTaskSpec, NodeTaskStatus};
 pub use storageupgrade::{StorageUpgrade, StorageUpgradeSpec, StorageUpgradeStatus};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::CustomResourceExt;
 
 /// The API group of every Nodewright resource.
@@ -45,14 +51,47 @@ pub enum Error {
 
 /// Every CustomResourceDefinition of the API, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut crds = vec![
         EdgeCluster::crd(),
         EdgeNode::crd(),
         Migration::crd(),
         StorageUpgrade::crd(),
         BondFlip::crd(),
         NodeTask::crd(),
-    ]
+    ];
+    for crd in &mut crds {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                unwrap_descriptions(schema);
+            }
+        }
+    }
+    crds
+}
+
+/// Doc comments are wrapped to the source's line width; `kubectl explain` wraps text itself, so
+/// each paragraph of a description becomes one line. Blank lines between paragraphs are kept.
+fn unwrap_descriptions(schema: &mut JSONSchemaProps) {
+    if let Some(description) = schema.description.as_mut() {
+        *description = description
+            .split("\n\n")
+            .map(|paragraph| paragraph.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+    }
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        unwrap_descriptions(child);
+    }
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = schema.items.as_mut() {
+        unwrap_descriptions(items);
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(additional)) = schema.additional_properties.as_mut() {
+        unwrap_descriptions(additional);
+    }
 }
 
 /// Every CRD as one multi-document YAML stream, the form checked in under `charts/`.
@@ -64,4 +103,71 @@ pub fn crds_yaml() -> Result<String, Error> {
         out.push_str(&serde_yaml_ng::to_string(&crd).map_err(|source| Error::RenderCrd { name, source })?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_crd_in_the_nodewright_group_and_category() {
+        let crds = crds();
+        let kinds: Vec<_> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "EdgeCluster",
+                "EdgeNode",
+                "Migration",
+                "StorageUpgrade",
+                "BondFlip",
+                "NodeTask"
+            ]
+        );
+        for crd in &crds {
+            assert_eq!(crd.spec.group, GROUP);
+            assert_eq!(
+                crd.spec.names.categories.as_deref(),
+                Some(&[CATEGORY.to_owned()][..])
+            );
+        }
+    }
+
+    #[test]
+    fn descriptions_are_one_line_per_paragraph() {
+        let mut schema = JSONSchemaProps {
+            description: Some("First line\nwraps here.\n\nSecond   paragraph.".into()),
+            ..Default::default()
+        };
+        unwrap_descriptions(&mut schema);
+        assert_eq!(
+            schema.description.as_deref(),
+            Some("First line wraps here.\n\nSecond paragraph.")
+        );
+    }
+
+    #[test]
+    fn no_generated_description_keeps_a_source_line_break_inside_a_paragraph() {
+        let yaml = crds_yaml().unwrap();
+        let value: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&yaml)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        fn check(v: &serde_json::Value) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(d)) = map.get("description") {
+                        assert!(
+                            !d.replace("\n\n", "").contains('\n'),
+                            "wrapped description: {d:?}"
+                        );
+                    }
+                    map.values().for_each(check);
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(check),
+                _ => {}
+            }
+        }
+        assert_eq!(value.len(), 6);
+        value.iter().for_each(check);
+    }
 }

@@ -52,7 +52,7 @@ use crate::common::{ClusterRef, PhaseTransition, WorkflowOwner};
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.toVersion != self.fromVersion").message("toVersion must differ from fromVersion"))]
-#[x_kube(validation = Rule::new("self == oldSelf || (self.owner == oldSelf.owner && self.fromVersion == oldSelf.fromVersion && self.toVersion == oldSelf.toVersion && self.nodeOrder == oldSelf.nodeOrder)").message("a StorageUpgrade's owner, versions and node order are immutable; only rollback may be set"))]
+#[x_kube(validation = Rule::new("self.owner == oldSelf.owner && self.fromVersion == oldSelf.fromVersion && self.toVersion == oldSelf.toVersion && (has(self.nodeOrder) ? self.nodeOrder : []) == (has(oldSelf.nodeOrder) ? oldSelf.nodeOrder : [])").message("a StorageUpgrade's owner, versions and node order are immutable; only rollback may be set"))]
 pub struct StorageUpgradeSpec {
     /// `legacy`: observed from the legacy script; `operator`: carried out by Nodewright.
     pub owner: WorkflowOwner,

@@ -19,9 +19,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::GroupVersionKind;
+use kube::discovery::{Discovery, Scope};
 use kube::{Client, Config};
+use serde::Deserialize;
 
 /// Errors of the control-plane harness.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,14 @@ pub enum Error {
         what: String,
         /// The API error.
         source: kube::Error,
+    },
+    /// A YAML manifest could not be applied.
+    #[error("manifest document {document}: {detail}")]
+    Manifest {
+        /// Which document of the stream, counted from 1.
+        document: usize,
+        /// What is wrong with it.
+        detail: String,
     },
     /// Something did not happen in time.
     #[error("timed out after {after:?} waiting for {what}")]
@@ -467,7 +478,107 @@ pub async fn install_crds(client: &Client, crds: &[CustomResourceDefinition]) ->
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    // Established CRDs are served at once, but their schemas reach the OpenAPI document a moment
+    // later; `kubectl explain` and client-side validation need them there.
+    for crd in crds {
+        for version in &crd.spec.versions {
+            let path = format!("/openapi/v3/apis/{}/{}", crd.spec.group, version.name);
+            let schema = format!("\"{}.{}\"", reverse_domain(&crd.spec.group), version.name);
+            let schema = format!("{}.{}\"", schema.trim_end_matches('"'), crd.spec.names.kind);
+            loop {
+                let request = http::Request::get(&path)
+                    .body(Vec::new())
+                    .map_err(|e| Error::Timeout {
+                        what: format!("building a request for {path}: {e}"),
+                        after: Duration::ZERO,
+                    })?;
+                if let Ok(text) = client.request_text(request).await
+                    && text.contains(&schema)
+                {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(Error::Timeout {
+                        what: format!("{schema} in {path}"),
+                        after: timeout,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
     Ok(())
+}
+
+/// `nodewright.io` → `io.nodewright`, the prefix of the group's schema names in OpenAPI.
+fn reverse_domain(group: &str) -> String {
+    group.split('.').rev().collect::<Vec<_>>().join(".")
+}
+
+/// Server-side applies every document of a YAML stream, resolving each kind through discovery. A
+/// `status` in a document is written through the status subresource after the object. With
+/// `namespace`, namespaced objects go there whatever their documents say. Returns how many objects
+/// were applied.
+pub async fn apply_yaml(client: &Client, yaml: &str, namespace: Option<&str>) -> Result<usize, Error> {
+    let invalid = |index: usize, detail: String| Error::Manifest {
+        document: index + 1,
+        detail,
+    };
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .map_err(|source| Error::Api {
+            what: "discovering API resources".into(),
+            source,
+        })?;
+    let params = PatchParams::apply("nodewright").force();
+    let mut count = 0;
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(yaml).enumerate() {
+        let value = serde_json::Value::deserialize(document).map_err(|e| invalid(index, e.to_string()))?;
+        if value.is_null() {
+            continue;
+        }
+        let mut object: DynamicObject =
+            serde_json::from_value(value).map_err(|e| invalid(index, e.to_string()))?;
+        let types = object
+            .types
+            .clone()
+            .ok_or_else(|| invalid(index, "no apiVersion/kind".into()))?;
+        let gvk = GroupVersionKind::try_from(&types).map_err(|e| invalid(index, e.to_string()))?;
+        let (resource, caps) = discovery
+            .resolve_gvk(&gvk)
+            .ok_or_else(|| invalid(index, format!("unknown kind {}", types.kind)))?;
+        let name = object
+            .metadata
+            .name
+            .clone()
+            .ok_or_else(|| invalid(index, "no metadata.name".into()))?;
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Cluster => Api::all_with(client.clone(), &resource),
+            Scope::Namespaced => {
+                let ns = namespace
+                    .or(object.metadata.namespace.as_deref())
+                    .unwrap_or("default")
+                    .to_owned();
+                object.metadata.namespace = Some(ns.clone());
+                Api::namespaced_with(client.clone(), &ns, &resource)
+            }
+        };
+        let status = object.data.as_object_mut().and_then(|o| o.remove("status"));
+        let what = format!("applying {} {name}", resource.kind);
+        api.patch(&name, &params, &Patch::Apply(&object))
+            .await
+            .map_err(|source| Error::Api { what, source })?;
+        if let Some(status) = status {
+            let patch = serde_json::json!({"apiVersion": resource.api_version, "kind": resource.kind, "status": status});
+            let what = format!("applying the status of {} {name}", resource.kind);
+            api.patch_status(&name, &params, &Patch::Apply(&patch))
+                .await
+                .map_err(|source| Error::Api { what, source })?;
+        }
+        count += 1;
+    }
+    Ok(count)
 }
 
 static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -589,6 +700,11 @@ mod tests {
             a.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         );
+    }
+
+    #[test]
+    fn schema_names_use_the_reversed_group() {
+        assert_eq!(reverse_domain("nodewright.io"), "io.nodewright");
     }
 
     #[test]
