@@ -30,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -311,10 +312,16 @@ func watchParent(onStdinClose bool) {
 
 // selfTerminate asks kube-apiserver's own signal handler for a graceful shutdown, and exits hard if
 // that has not finished in time.
+// It acts once: kube-apiserver's handler treats a second signal as a demand to exit at once, which
+// would skip the cleanup of the state directory.
 func selfTerminate() {
-	_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
-	go func() {
-		time.Sleep(15 * time.Second)
-		os.Exit(1)
-	}()
+	terminateOnce.Do(func() {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		go func() {
+			time.Sleep(15 * time.Second)
+			os.Exit(1)
+		}()
+	})
 }
+
+var terminateOnce sync.Once

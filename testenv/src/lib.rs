@@ -232,6 +232,15 @@ impl ControlPlane {
         &self.dir
     }
 
+    /// The process id of the running control plane, if it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|p| p.child.id())
+    }
+
     /// The log of the control plane process.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("testenv.log")
