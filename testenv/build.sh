@@ -28,8 +28,8 @@ minor=$(echo "$k8s" | cut -d. -f2)
 pkg=k8s.io/component-base/version
 ldflags="-X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 ldflags="$ldflags -X $pkg.buildDate=1970-01-01T00:00:00Z"
-go build -trimpath -ldflags="$ldflags" -o "$bin/nodewright-testenv.new" .
-go build -trimpath -ldflags="$ldflags" -o "$bin/kubectl.new" k8s.io/kubernetes/cmd/kubectl
+go build -buildvcs=false -trimpath -ldflags="$ldflags" -o "$bin/nodewright-testenv.new" .
+go build -buildvcs=false -trimpath -ldflags="$ldflags" -o "$bin/kubectl.new" k8s.io/kubernetes/cmd/kubectl
 mv "$bin/nodewright-testenv.new" "$bin/nodewright-testenv"
 mv "$bin/kubectl.new" "$bin/kubectl"
 echo "$stamp" >"$bin/.stamp"
