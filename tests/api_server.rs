@@ -373,6 +373,16 @@ async fn invalid_objects_are_refused_with_the_cel_message() {
         "toVersion must differ from fromVersion",
     );
 
+    assert_refused(
+        create_json::<StorageUpgrade>(
+            &ctx,
+            json!({"metadata": {"name": "twice"}, "spec": {"owner": "operator", "clusterRef": {"name": "site-a"},
+                   "fromVersion": "9.2.8", "toVersion": "9.2.12", "nodeOrder": ["edge-1", "edge-2", "edge-1"]}}),
+        )
+        .await,
+        "spec.nodeOrder[2]: Duplicate value: \"edge-1\"",
+    );
+
     // NodeTask: step names are kebab-case words.
     assert_refused(
         create_json::<NodeTask>(&ctx, node_task("t1", "edge-1", "Drbd Up")).await,
@@ -453,7 +463,7 @@ async fn changes_that_the_rules_forbid_on_update_are_refused() {
     .unwrap();
     assert_refused(
         merge_patch::<StorageUpgrade>(&ctx, "up", json!({"spec": {"toVersion": "9.2.13"}})).await,
-        "owner, versions and node order are immutable",
+        "owner, cluster, versions and node order are immutable",
     );
     merge_patch::<StorageUpgrade>(&ctx, "up", json!({"spec": {"rollback": true}}))
         .await
@@ -471,6 +481,13 @@ async fn changes_that_the_rules_forbid_on_update_are_refused() {
         merge_patch::<Migration>(&ctx, "m", json!({"spec": {"joiningNodes": ["edge-2", "edge-3"]}})).await,
         "joiningNodes is immutable; create a new Migration",
     );
+    assert_refused(
+        merge_patch::<Migration>(&ctx, "m", json!({"spec": {"clusterRef": {"name": "elsewhere"}}})).await,
+        "clusterRef is immutable",
+    );
+    merge_patch::<Migration>(&ctx, "m", json!({"spec": {"rollback": true}}))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

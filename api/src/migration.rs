@@ -45,7 +45,8 @@ pub struct MigrationSpec {
     /// `legacy`: observed from the legacy script; `operator`: carried out by Nodewright. Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("owner is immutable"))]
     pub owner: WorkflowOwner,
-    /// The site being migrated.
+    /// The site being migrated. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("clusterRef is immutable"))]
     pub cluster_ref: ClusterRef,
     /// The node the site runs on today. Immutable.
     #[schemars(length(min = 1, max = 253))]
@@ -56,9 +57,10 @@ pub struct MigrationSpec {
     #[x_kube(validation = Rule::new("self == oldSelf").message("joiningNodes is immutable; create a new Migration"))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub joining_nodes: Vec<String>,
-    /// DRBD replicas per resource after the migration (2 or 3; default 2).
+    /// DRBD replicas per resource after the migration: 2 or 3; unset means 2. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 2, max = 3))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("replicas is immutable; create a new Migration"))]
     pub replicas: Option<i32>,
     /// Set to true to stop the migration and roll back what it did so far.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -52,7 +52,7 @@ use crate::common::{ClusterRef, PhaseTransition, WorkflowOwner};
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.toVersion != self.fromVersion").message("toVersion must differ from fromVersion"))]
-#[x_kube(validation = Rule::new("self.owner == oldSelf.owner && self.fromVersion == oldSelf.fromVersion && self.toVersion == oldSelf.toVersion && (has(self.nodeOrder) ? self.nodeOrder : []) == (has(oldSelf.nodeOrder) ? oldSelf.nodeOrder : [])").message("a StorageUpgrade's owner, versions and node order are immutable; only rollback may be set"))]
+#[x_kube(validation = Rule::new("self.owner == oldSelf.owner && self.clusterRef == oldSelf.clusterRef && self.fromVersion == oldSelf.fromVersion && self.toVersion == oldSelf.toVersion && (has(self.nodeOrder) ? self.nodeOrder : []) == (has(oldSelf.nodeOrder) ? oldSelf.nodeOrder : [])").message("a StorageUpgrade's owner, cluster, versions and node order are immutable; only rollback may be set"))]
 pub struct StorageUpgradeSpec {
     /// `legacy`: observed from the legacy script; `operator`: carried out by Nodewright.
     pub owner: WorkflowOwner,
@@ -72,7 +72,8 @@ pub struct StorageUpgradeSpec {
     pub to_version: String,
     /// Nodes in the order they are upgraded; empty means every node of the site in name order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 1000))]
+    #[schemars(length(max = 64))]
+    // A set: the server refuses a node named twice, and keeps the order given.
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub node_order: Vec<String>,
     /// Set to true to stop the upgrade and roll every touched node back to `fromVersion`.
