@@ -1,0 +1,521 @@
+//! Runs a scenario: the legacy script on every simulated node, tick by tick, under the
+//! deterministic scheduler, with the scenario's faults and operator actions applied between
+//! ticks — and records what happened as a trace: every host command per node in order, every
+//! Kubernetes write, and each node's log.
+//!
+//! The host world and the cluster are behind two small traits, so the same runner drives the
+//! in-memory cluster and the real API server (through the real `kubectl`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sched::{self, Handler, NodeProcess, Reply, Request};
+
+/// The simulated hosts, as the runner needs them.
+pub trait Host {
+    /// Runs one host command on a node.
+    fn exec(&mut self, node: &str, argv: &[String]) -> Reply;
+    /// Writes every node's `/proc` and `/sys` files under `roots/<node>/`.
+    fn render(&self, roots: &Path) -> std::io::Result<()>;
+    /// Applies a fault from a scenario.
+    fn inject(&mut self, fault: &serde_json::Value) -> Result<(), String>;
+    /// Moves the simulated clock forward.
+    fn advance(&mut self, seconds: u64);
+    /// The simulated time, in seconds since the epoch.
+    fn now(&self) -> i64;
+}
+
+/// The cluster the script's `kubectl` talks to.
+pub trait Cluster {
+    /// Runs one `kubectl` command line (`argv[0]` is `kubectl`), with relative file arguments
+    /// resolved against `cwd`, at simulated time `now`.
+    fn kubectl(&mut self, argv: &[String], cwd: &str, now: i64) -> Reply;
+}
+
+/// A scenario file (`golden/scenarios/<name>.yaml`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What the scenario shows.
+    pub description: String,
+    /// Seed of the simulated world.
+    #[serde(default)]
+    pub seed: u64,
+    /// How many loop iterations every online node runs.
+    pub ticks: u32,
+    /// Simulated seconds between ticks.
+    #[serde(default = "default_interval")]
+    pub interval: u64,
+    /// The nodes, in the order the scheduler serves them.
+    pub nodes: Vec<ScenarioNode>,
+    /// What happens between ticks.
+    #[serde(default)]
+    pub events: Vec<Event>,
+}
+
+fn default_interval() -> u64 {
+    30
+}
+
+/// One node of a scenario.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioNode {
+    /// Node name.
+    pub name: String,
+    /// `kv` (script 4.x) or `legacy` (script 3.x) log lines.
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+    /// The node's `/etc/vx-rail/node.conf`, key by key.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// The simulated host's description, as the host world takes it.
+    #[serde(default)]
+    pub host: serde_json::Value,
+    /// The first tick at which the node runs its script (it is powered off before).
+    #[serde(default)]
+    pub joins_at: u32,
+}
+
+fn default_log_format() -> String {
+    "kv".to_owned()
+}
+
+/// Something that happens before the scripts of a tick run.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// The tick before which it happens.
+    pub tick: u32,
+    /// What happens.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What can happen between ticks.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A fault in the host world (its form is the host world's).
+    Fault(serde_json::Value),
+    /// An operator's `kubectl` command, for example requesting an upgrade.
+    Kubectl(Vec<String>),
+    /// The node stops running its script (powered off, unreachable) from this tick on.
+    Lose(String),
+    /// A lost node runs its script again from this tick on.
+    Restore(String),
+}
+
+/// Where a run puts its files and finds its programs.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The legacy script.
+    pub script: PathBuf,
+    /// The `vxr-sim` binary, linked under every simulated tool's name.
+    pub sim_binary: PathBuf,
+    /// A scratch directory for roots, tools and the socket (emptied first).
+    pub work_dir: PathBuf,
+    /// How long a node may run without calling a simulated tool.
+    pub stuck_after: Duration,
+}
+
+/// The tools every node gets from the simulation instead of the machine.
+pub const SIMULATED_TOOLS: &[&str] = &[
+    "ip",
+    "modprobe",
+    "lsmod",
+    "drbdadm",
+    "drbdsetup",
+    "linstor",
+    "systemctl",
+    "dpkg-query",
+    "apt-get",
+    "date",
+    "sleep",
+    "hostname",
+    "kubectl",
+];
+
+/// One command as the scheduler served it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceEntry {
+    /// The tick it ran in.
+    pub tick: u32,
+    /// The node that ran it (`operator` for scenario actions).
+    pub node: String,
+    /// Its command line.
+    pub argv: Vec<String>,
+    /// Its exit code.
+    pub code: i32,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// Every command, in the order it took effect.
+    pub commands: Vec<TraceEntry>,
+    /// Each node's log (its standard output and error), tick by tick.
+    pub logs: BTreeMap<String, String>,
+}
+
+/// `kubectl` verbs that change the cluster.
+const KUBE_WRITES: &[&str] = &[
+    "create", "patch", "annotate", "label", "taint", "cordon", "uncordon", "apply", "delete",
+];
+
+impl Trace {
+    /// Every host command, per node in order, as `tick node $ command → code` lines.
+    pub fn host_commands(&self) -> String {
+        let mut out = String::new();
+        for e in self
+            .commands
+            .iter()
+            .filter(|e| e.argv.first().map(String::as_str) != Some("kubectl"))
+        {
+            let _ = writeln!(
+                out,
+                "{:>3} {} $ {} -> {}",
+                e.tick,
+                e.node,
+                shell_words(&e.argv),
+                e.code
+            );
+        }
+        out
+    }
+
+    /// Every Kubernetes write, in order.
+    pub fn kube_writes(&self) -> String {
+        let mut out = String::new();
+        for e in &self.commands {
+            let is_write = e.argv.first().map(String::as_str) == Some("kubectl")
+                && kubectl_verb(&e.argv[1..]).is_some_and(|v| KUBE_WRITES.contains(&v));
+            if is_write {
+                let _ = writeln!(
+                    out,
+                    "{:>3} {} $ {} -> {}",
+                    e.tick,
+                    e.node,
+                    shell_words(&e.argv),
+                    e.code
+                );
+            }
+        }
+        out
+    }
+}
+
+/// The verb of a kubectl command line (its first word that is neither a flag nor a flag's value).
+fn kubectl_verb(args: &[String]) -> Option<&str> {
+    const WITH_VALUE: &[&str] = &[
+        "-n",
+        "--namespace",
+        "--kubeconfig",
+        "--context",
+        "--cluster",
+        "--user",
+        "-s",
+        "--server",
+    ];
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            return Some(arg);
+        }
+    }
+    None
+}
+
+/// Quotes a command line the way a reader can paste it into a shell.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+            if plain {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Errors of a run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The scenario file is invalid.
+    #[error("scenario: {0}")]
+    Scenario(String),
+    /// Preparing the run's files failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The scheduler failed.
+    #[error(transparent)]
+    Sched(#[from] sched::Error),
+    /// A fault could not be applied.
+    #[error("tick {tick}: fault {fault}: {detail}")]
+    Fault {
+        /// The tick.
+        tick: u32,
+        /// The fault, as written in the scenario.
+        fault: String,
+        /// Why it failed.
+        detail: String,
+    },
+}
+
+impl Scenario {
+    /// Parses a scenario from YAML.
+    pub fn from_yaml(text: &str) -> Result<Scenario, Error> {
+        let scenario: Scenario = serde_yaml_ng::from_str(text).map_err(|e| Error::Scenario(e.to_string()))?;
+        let mut names: Vec<_> = scenario.nodes.iter().map(|n| n.name.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::Scenario("two nodes have the same name".into()));
+        }
+        for event in &scenario.events {
+            if let Action::Lose(node) | Action::Restore(node) = &event.action
+                && !names.contains(&node.as_str())
+            {
+                return Err(Error::Scenario(format!(
+                    "tick {}: no node named {node}",
+                    event.tick
+                )));
+            }
+        }
+        Ok(scenario)
+    }
+}
+
+struct Runner<'a> {
+    host: &'a mut dyn Host,
+    cluster: &'a mut dyn Cluster,
+    roots: PathBuf,
+    tick: u32,
+    trace: Vec<TraceEntry>,
+}
+
+impl Handler for Runner<'_> {
+    fn handle(&mut self, request: &Request) -> Reply {
+        let reply = if request.argv.first().map(String::as_str) == Some("kubectl") {
+            let now = self.host.now();
+            self.cluster.kubectl(&request.argv, &request.cwd, now)
+        } else {
+            let reply = self.host.exec(&request.node, &request.argv);
+            if let Err(e) = self.host.render(&self.roots) {
+                return Reply {
+                    stderr: format!("simulation: rendering host files: {e}\n"),
+                    code: 70,
+                    ..reply
+                };
+            }
+            reply
+        };
+        self.trace.push(TraceEntry {
+            tick: self.tick,
+            node: request.node.clone(),
+            argv: request.argv.clone(),
+            code: reply.code,
+        });
+        reply
+    }
+}
+
+/// Runs a scenario to the end and returns its trace.
+pub fn run(
+    scenario: &Scenario,
+    host: &mut dyn Host,
+    cluster: &mut dyn Cluster,
+    config: &RunConfig,
+) -> Result<Trace, Error> {
+    let work = &config.work_dir;
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { what, path, source }
+    };
+    if work.exists() {
+        std::fs::remove_dir_all(work).map_err(io("emptying", work))?;
+    }
+    let tools = work.join("tools");
+    let roots = work.join("roots");
+    std::fs::create_dir_all(&tools).map_err(io("creating", &tools))?;
+    for tool in SIMULATED_TOOLS {
+        let link = tools.join(tool);
+        std::os::unix::fs::symlink(&config.sim_binary, &link).map_err(io("linking", &link))?;
+    }
+    for node in &scenario.nodes {
+        let root = roots.join(&node.name);
+        let etc = root.join("etc/vx-rail");
+        std::fs::create_dir_all(&etc).map_err(io("creating", &etc))?;
+        std::fs::create_dir_all(root.join("var/lib/vx-rail")).map_err(io("creating", &root))?;
+        let conf: String = node.config.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(etc.join("node.conf"), conf).map_err(io("writing", &etc))?;
+    }
+    host.render(&roots).map_err(io("rendering", &roots))?;
+
+    let socket = work.join("sched.sock");
+    let path = format!(
+        "{}:{}",
+        tools.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+    );
+    let mut lost: Vec<String> = Vec::new();
+    let mut runner = Runner {
+        host,
+        cluster,
+        roots: roots.clone(),
+        tick: 0,
+        trace: Vec::new(),
+    };
+    let mut logs: BTreeMap<String, String> = BTreeMap::new();
+
+    for tick in 0..scenario.ticks {
+        runner.tick = tick;
+        for event in scenario.events.iter().filter(|e| e.tick == tick) {
+            match &event.action {
+                Action::Fault(fault) => {
+                    runner.host.inject(fault).map_err(|detail| Error::Fault {
+                        tick,
+                        fault: fault.to_string(),
+                        detail,
+                    })?;
+                    runner.host.render(&roots).map_err(io("rendering", &roots))?;
+                }
+                Action::Kubectl(args) => {
+                    let argv: Vec<String> = std::iter::once("kubectl".to_owned())
+                        .chain(args.iter().cloned())
+                        .collect();
+                    let request = Request {
+                        node: "operator".into(),
+                        argv,
+                        cwd: work.display().to_string(),
+                    };
+                    runner.handle(&request);
+                }
+                Action::Lose(node) => lost.push(node.clone()),
+                Action::Restore(node) => lost.retain(|n| n != node),
+            }
+        }
+        let processes = scenario
+            .nodes
+            .iter()
+            .filter(|n| tick >= n.joins_at && !lost.contains(&n.name))
+            .map(|n| {
+                let mut command = Command::new("bash");
+                command
+                    .arg(&config.script)
+                    .arg("once")
+                    .env_clear()
+                    .env("PATH", &path)
+                    .env("HOME", work)
+                    .env("LC_ALL", "C")
+                    .env("TZ", "UTC")
+                    .env("NODE_NAME", &n.name)
+                    .env("VXR_ROOT", roots.join(&n.name))
+                    .env("VXR_LOG_FORMAT", &n.log_format)
+                    .env("VXR_SIM_SOCKET", &socket)
+                    .current_dir(roots.join(&n.name));
+                NodeProcess {
+                    node: n.name.clone(),
+                    command,
+                }
+            })
+            .collect();
+        let outcomes = sched::run_round(&socket, processes, &mut runner, config.stuck_after)?;
+        for outcome in outcomes {
+            let log = logs.entry(outcome.node.clone()).or_default();
+            let _ = writeln!(log, "### tick {tick} (exit {})", outcome.code);
+            log.push_str(&outcome.stdout);
+            log.push_str(&outcome.stderr);
+        }
+        runner.host.advance(scenario.interval);
+    }
+    Ok(Trace {
+        commands: runner.trace,
+        logs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simple_words_stay_bare_and_others_are_quoted() {
+        let argv: Vec<String> = ["kubectl", "patch", "-p", r#"{"data":{"a":"b c"}}"#, "it's"]
+            .map(String::from)
+            .into();
+        assert_eq!(
+            shell_words(&argv),
+            r#"kubectl patch -p '{"data":{"a":"b c"}}' 'it'\''s'"#
+        );
+    }
+
+    #[test]
+    fn a_scenario_with_two_nodes_of_one_name_is_refused() {
+        let yaml = "description: x\nticks: 1\nnodes: [{name: a}, {name: a}]\n";
+        assert!(
+            Scenario::from_yaml(yaml)
+                .unwrap_err()
+                .to_string()
+                .contains("same name")
+        );
+    }
+
+    #[test]
+    fn an_event_for_an_unknown_node_is_refused() {
+        let yaml = "description: x\nticks: 1\nnodes: [{name: a}]\nevents: [{tick: 0, lose: b}]\n";
+        assert!(
+            Scenario::from_yaml(yaml)
+                .unwrap_err()
+                .to_string()
+                .contains("no node named b")
+        );
+    }
+
+    #[test]
+    fn unknown_scenario_fields_are_refused() {
+        let yaml = "description: x\nticks: 1\nnodez: []\n";
+        assert!(Scenario::from_yaml(yaml).is_err());
+    }
+
+    #[test]
+    fn kube_writes_keep_only_mutating_kubectl_calls() {
+        let entry = |argv: &[&str]| TraceEntry {
+            tick: 0,
+            node: "n".into(),
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            code: 0,
+        };
+        let trace = Trace {
+            commands: vec![
+                entry(&["kubectl", "get", "nodes", "-o", "name"]),
+                entry(&["kubectl", "-n", "kube-system", "patch", "configmap", "x"]),
+                entry(&["ip", "link", "show"]),
+            ],
+            logs: BTreeMap::new(),
+        };
+        assert_eq!(
+            trace.kube_writes(),
+            "  0 n $ kubectl -n kube-system patch configmap x -> 0\n"
+        );
+        assert_eq!(trace.host_commands(), "  0 n $ ip link show -> 0\n");
+    }
+}
