@@ -35,6 +35,60 @@ pub trait Cluster {
     /// Runs one `kubectl` command line (`argv[0]` is `kubectl`), with relative file arguments
     /// resolved against `cwd`, at simulated time `now`.
     fn kubectl(&mut self, argv: &[String], cwd: &str, now: i64) -> Reply;
+    /// Registers a Node, as the kubelet of a node that joins the cluster does.
+    fn add_node(&mut self, name: &str) -> Result<(), String>;
+}
+
+/// The real API server, through the real `kubectl`: the deployment users run.
+pub struct RealCluster {
+    /// The `kubectl` binary.
+    pub kubectl: PathBuf,
+    /// The kubeconfig it uses.
+    pub kubeconfig: PathBuf,
+}
+
+impl Cluster for RealCluster {
+    fn kubectl(&mut self, argv: &[String], cwd: &str, _now: i64) -> Reply {
+        let output = Command::new(&self.kubectl)
+            .args(argv.iter().skip(1))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .current_dir(cwd)
+            .output();
+        match output {
+            Ok(out) => Reply {
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                code: out.status.code().unwrap_or(-1),
+            },
+            Err(e) => Reply {
+                stderr: format!("kubectl: {e}\n"),
+                code: 127,
+                ..Reply::default()
+            },
+        }
+    }
+
+    fn add_node(&mut self, name: &str) -> Result<(), String> {
+        let manifest = format!(
+            "{{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{{\"name\":\"{name}\",\
+             \"labels\":{{\"kubernetes.io/hostname\":\"{name}\"}}}}}}"
+        );
+        let dir = std::env::temp_dir().join(format!("vxr-node-{}-{name}.json", std::process::id()));
+        std::fs::write(&dir, manifest).map_err(|e| e.to_string())?;
+        let out = Command::new(&self.kubectl)
+            .args(["create", "-f"])
+            .arg(&dir)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .map_err(|e| e.to_string());
+        let _ = std::fs::remove_file(&dir);
+        let out = out?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
 }
 
 /// A scenario file (`golden/scenarios/<name>.yaml`).
@@ -269,6 +323,14 @@ pub enum Error {
     /// The scheduler failed.
     #[error(transparent)]
     Sched(#[from] sched::Error),
+    /// The cluster refused a change of the scenario's environment (a joining node).
+    #[error("tick {tick}: cluster: {detail}")]
+    Cluster {
+        /// The tick.
+        tick: u32,
+        /// Why.
+        detail: String,
+    },
     /// A fault could not be applied.
     #[error("tick {tick}: fault {fault}: {detail}")]
     Fault {
@@ -412,6 +474,12 @@ pub fn run(
                 Action::Lose(node) => lost.push(node.clone()),
                 Action::Restore(node) => lost.retain(|n| n != node),
             }
+        }
+        for node in scenario.nodes.iter().filter(|n| n.joins_at == tick) {
+            runner
+                .cluster
+                .add_node(&node.name)
+                .map_err(|detail| Error::Cluster { tick, detail })?;
         }
         let processes = scenario
             .nodes

@@ -67,6 +67,10 @@ impl Cluster for FakeCluster {
             ..Reply::default()
         }
     }
+    fn add_node(&mut self, name: &str) -> Result<(), String> {
+        self.calls.push(format!("add node {name}"));
+        Ok(())
+    }
 }
 
 const SCRIPT: &str = r#"#!/usr/bin/env bash
@@ -161,9 +165,14 @@ fn host_commands_and_kube_writes_are_traced_in_order() {
     );
     assert!(writes.contains("  1 operator $ kubectl -n kube-system patch configmap state --type merge -p '{\"data\":{\"x\":\"1\"}}' -> 0"), "{writes}");
     assert_eq!(
+        &cluster.calls[..2],
+        ["add node a", "add node b"],
+        "nodes register before their first tick"
+    );
+    assert_eq!(
         cluster.calls.len(),
-        6,
-        "a and b at ticks 0 and 1, a at tick 2, and the operator: {:?}",
+        8,
+        "two registrations; a and b at ticks 0 and 1, a at tick 2, and the operator: {:?}",
         cluster.calls
     );
 }
