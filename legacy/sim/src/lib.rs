@@ -5,5 +5,6 @@
 //! Everything here is deterministic: the same scenario and seed give byte-identical output. Time
 //! is simulated; nothing reads the wall clock or the real network.
 pub mod cluster;
+pub mod host;
 pub mod run;
 pub mod sched;

@@ -39,6 +39,32 @@ pub trait Cluster {
     fn add_node(&mut self, name: &str) -> Result<(), String>;
 }
 
+impl Cluster for crate::cluster::Cluster {
+    fn kubectl(&mut self, argv: &[String], cwd: &str, now: i64) -> Reply {
+        let base = PathBuf::from(cwd);
+        let files = |path: &str| std::fs::read(base.join(path));
+        let out = crate::cluster::Cluster::kubectl(self, argv.get(1..).unwrap_or_default(), &[], &files, now);
+        Reply {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.code,
+        }
+    }
+
+    fn add_node(&mut self, name: &str) -> Result<(), String> {
+        // What the API server stores for a new Node: the kubelet's hostname label, and the
+        // not-ready taint its admission adds until the node reports Ready.
+        let node = crate::cluster::Node::new(name)
+            .label("kubernetes.io/hostname", name)
+            .taint(crate::cluster::Taint::new(
+                "node.kubernetes.io/not-ready",
+                "",
+                crate::cluster::TaintEffect::NoSchedule,
+            ));
+        crate::cluster::Cluster::add_node(self, node).map_err(|e| e.to_string())
+    }
+}
+
 /// The real API server, through the real `kubectl`: the deployment users run.
 pub struct RealCluster {
     /// The `kubectl` binary.
