@@ -39,6 +39,67 @@ pub trait Cluster {
     fn add_node(&mut self, name: &str) -> Result<(), String>;
 }
 
+impl Host for crate::host::World {
+    fn exec(&mut self, node: &str, argv: &[String]) -> Reply {
+        let out = crate::host::World::exec(self, node, argv, &[]);
+        Reply {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.code,
+        }
+    }
+
+    fn render(&self, roots: &Path) -> std::io::Result<()> {
+        crate::host::World::render(self, roots)
+    }
+
+    fn inject(&mut self, fault: &serde_json::Value) -> Result<(), String> {
+        let fault: crate::host::Fault = serde_json::from_value(fault.clone()).map_err(|e| e.to_string())?;
+        crate::host::World::inject(self, fault).map_err(|e| e.to_string())
+    }
+
+    fn advance(&mut self, seconds: u64) {
+        crate::host::World::advance(self, seconds);
+    }
+
+    fn now(&self) -> i64 {
+        i64::try_from(self.clock).unwrap_or(i64::MAX)
+    }
+}
+
+/// The simulated hosts a scenario starts with, at [`crate::host::DEFAULT_EPOCH`].
+pub fn world_for(scenario: &Scenario) -> Result<crate::host::World, Error> {
+    let specs: Vec<crate::host::NodeSpec> = scenario
+        .nodes
+        .iter()
+        .map(|n| {
+            let h = &n.host;
+            let mut spec = crate::host::NodeSpec::edge(&n.name, &h.address);
+            if h.controller {
+                spec = spec.with_controller();
+            }
+            if let Some((name, mode)) = &h.bond {
+                spec = spec.with_bond(name, mode, 100);
+            }
+            if let Some((pool, vg)) = &h.pool {
+                spec = spec.with_pool(pool, vg, 100);
+            }
+            spec.packages.extend(h.packages.clone());
+            spec
+        })
+        .collect();
+    let scenario_err = |e: crate::host::Error| Error::Scenario(e.to_string());
+    let mut world = crate::host::World::from_specs(scenario.seed, crate::host::DEFAULT_EPOCH, &specs)
+        .map_err(scenario_err)?;
+    for r in &scenario.resources {
+        let nodes: Vec<&str> = r.nodes.iter().map(String::as_str).collect();
+        world
+            .add_resource(&r.name, r.size_mib, &nodes, r.primary.as_deref())
+            .map_err(scenario_err)?;
+    }
+    Ok(world)
+}
+
 impl Cluster for crate::cluster::Cluster {
     fn kubectl(&mut self, argv: &[String], cwd: &str, now: i64) -> Reply {
         let base = PathBuf::from(cwd);
@@ -133,6 +194,9 @@ pub struct Scenario {
     pub interval: u64,
     /// The nodes, in the order the scheduler serves them.
     pub nodes: Vec<ScenarioNode>,
+    /// DRBD resources that exist before the first tick.
+    #[serde(default)]
+    pub resources: Vec<ResourceSpec>,
     /// What happens between ticks.
     #[serde(default)]
     pub events: Vec<Event>,
@@ -154,12 +218,47 @@ pub struct ScenarioNode {
     /// The node's `/etc/vx-rail/node.conf`, key by key.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
-    /// The simulated host's description, as the host world takes it.
-    #[serde(default)]
-    pub host: serde_json::Value,
+    /// The simulated host.
+    pub host: HostSpec,
     /// The first tick at which the node runs its script (it is powered off before).
     #[serde(default)]
     pub joins_at: u32,
+}
+
+/// A simulated host: a typical edge node (two 10G NICs, DRBD and LINSTOR installed), with what
+/// the scenario changes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HostSpec {
+    /// Management address.
+    pub address: String,
+    /// Whether the LINSTOR controller runs on this node.
+    #[serde(default)]
+    pub controller: bool,
+    /// A bond that exists before the script first runs: `[name, mode]`.
+    #[serde(default)]
+    pub bond: Option<(String, String)>,
+    /// A storage pool registered before the script first runs: `[pool, vg/thinpool]`.
+    #[serde(default)]
+    pub pool: Option<(String, String)>,
+    /// Installed package versions that differ from the defaults.
+    #[serde(default)]
+    pub packages: BTreeMap<String, String>,
+}
+
+/// A DRBD resource that exists before the first tick, up and UpToDate on its nodes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSpec {
+    /// Resource name.
+    pub name: String,
+    /// Size in MiB.
+    pub size_mib: u64,
+    /// Nodes with a replica.
+    pub nodes: Vec<String>,
+    /// The node where it is Primary, if any.
+    #[serde(default)]
+    pub primary: Option<String>,
 }
 
 fn default_log_format() -> String {
@@ -564,7 +663,7 @@ mod tests {
 
     #[test]
     fn a_scenario_with_two_nodes_of_one_name_is_refused() {
-        let yaml = "description: x\nticks: 1\nnodes: [{name: a}, {name: a}]\n";
+        let yaml = "description: x\nticks: 1\nnodes: [{name: a, host: {address: x}}, {name: a, host: {address: y}}]\n";
         assert!(
             Scenario::from_yaml(yaml)
                 .unwrap_err()
@@ -575,7 +674,7 @@ mod tests {
 
     #[test]
     fn an_event_for_an_unknown_node_is_refused() {
-        let yaml = "description: x\nticks: 1\nnodes: [{name: a}]\nevents: [{tick: 0, lose: b}]\n";
+        let yaml = "description: x\nticks: 1\nnodes: [{name: a, host: {address: x}}]\nevents: [{tick: 0, lose: b}]\n";
         assert!(
             Scenario::from_yaml(yaml)
                 .unwrap_err()

@@ -87,8 +87,8 @@ description: two nodes, a fault on b before tick 1, b lost at tick 2, an operato
 ticks: 3
 interval: 30
 nodes:
-  - {name: a, config: {ROLE: primary}}
-  - {name: b, log_format: legacy, config: {ROLE: secondary}}
+  - {name: a, host: {address: 10.0.0.1}, config: {ROLE: primary}}
+  - {name: b, host: {address: 10.0.0.2}, log_format: legacy, config: {ROLE: secondary}}
 events:
   - {tick: 1, fault: {link_down: {node: b, nic: eno1}}}
   - {tick: 1, kubectl: [-n, kube-system, patch, configmap, state, --type, merge, -p, '{"data":{"x":"1"}}']}

@@ -1,0 +1,34 @@
+//! Parsers for the host-tool outputs the legacy edge script copies into its logs and ConfigMaps:
+//! `/proc/net/bonding/*`, DRBD (`drbdadm status`, `drbdsetup events2`, `/proc/drbd`), `linstor`
+//! list tables and iproute2 (`ip link`/`ip addr`, text and JSON).
+//!
+//! Pure functions from `&str` to typed values: no I/O, no Kubernetes. Every public entry point
+//! is `parse_<format>(input) -> Result<T, ParseError>`, rejects input it does not recognise
+//! (including trailing garbage) with a positioned [`ParseError`], and never panics. Lines the
+//! real tools are known to add across versions are kept raw in `unknown` fields instead.
+
+mod bonding;
+mod drbd;
+mod error;
+mod iproute;
+mod linstor;
+mod text;
+
+pub use bonding::{
+    ActiveAggregator, BondMode, BondSlave, BondingStatus, LacpInfo, LacpPdu, LinkState,
+    parse_proc_net_bonding,
+};
+pub use drbd::{
+    DrbdConnection, DrbdDevice, DrbdEvent, DrbdEventVerb, DrbdEvents, DrbdPeerDevice, DrbdResource,
+    DrbdStatus, ProcDrbd, ProcDrbdMinor, SyncProgress, parse_drbd_events2, parse_drbd_status,
+    parse_proc_drbd,
+};
+pub use error::ParseError;
+pub use iproute::{
+    IpAddress, IpBondInfo, IpBondSlaveInfo, IpLink, IpLinks, IpVlanInfo, parse_ip_json, parse_ip_text,
+};
+pub use linstor::{
+    LinstorNode, LinstorResource, LinstorStoragePool, LinstorTable, LinstorVolume, parse_linstor_node_list,
+    parse_linstor_resource_list, parse_linstor_storage_pool_list, parse_linstor_table,
+    parse_linstor_volume_list,
+};
