@@ -2,6 +2,7 @@
 //! its module; nothing else lives here.
 
 mod dev;
+mod parse;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,8 @@ enum Command {
     Crds,
     /// Run a local control plane with the Nodewright CRDs and example objects installed, until interrupted.
     Dev(dev::Args),
+    /// Parse a host-tool output or legacy artefact and print it as typed JSON.
+    Parse(parse::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +34,7 @@ fn main() -> std::process::ExitCode {
             .map(|yaml| print!("{yaml}"))
             .map_err(anyhow::Error::from),
         Command::Dev(args) => dev::run(args),
+        Command::Parse(args) => parse::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,133 @@
+//! `nodewright parse`: runs one of the parsers on a file or standard input and prints the typed
+//! result as JSON — for support engineers reading what a site sent them.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use nodewright_parsers as p;
+use serde::Serialize;
+
+/// Arguments of `nodewright parse`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The format (see `--list`), or `auto` to detect it.
+    #[arg(required_unless_present = "list")]
+    format: Option<String>,
+    /// The file to read; `-` or nothing reads standard input.
+    file: Option<PathBuf>,
+    /// List the formats and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+type ParseFn = fn(&str) -> Result<serde_json::Value, p::ParseError>;
+
+fn json<T: Serialize>(result: Result<T, p::ParseError>) -> Result<serde_json::Value, p::ParseError> {
+    // Serialising the parsers' plain data types cannot fail; `Null` would only hide a bug, not input.
+    result.map(|v| serde_json::to_value(v).unwrap_or(serde_json::Value::Null))
+}
+
+/// Every format, in the order `auto` tries them: the most specific first, the most lenient last.
+const FORMATS: &[(&str, &str, ParseFn)] = &[
+    (
+        "proc-net-bonding",
+        "/proc/net/bonding/<bond>: the bonding driver's status",
+        |s| json(p::parse_proc_net_bonding(s)),
+    ),
+    (
+        "proc-drbd",
+        "/proc/drbd (DRBD 8.4 minors; DRBD 9 version lines)",
+        |s| json(p::parse_proc_drbd(s)),
+    ),
+    ("drbd-events2", "drbdsetup events2 lines", |s| {
+        json(p::parse_drbd_events2(s))
+    }),
+    ("ip-json", "ip -j link/addr (JSON)", |s| json(p::parse_ip_json(s))),
+    ("ip", "ip link / ip addr, plain, -d or -o", |s| {
+        json(p::parse_ip_text(s))
+    }),
+    ("linstor-node-list", "linstor node list", |s| {
+        json(p::parse_linstor_node_list(s))
+    }),
+    ("linstor-storage-pool-list", "linstor storage-pool list", |s| {
+        json(p::parse_linstor_storage_pool_list(s))
+    }),
+    ("linstor-resource-list", "linstor resource list", |s| {
+        json(p::parse_linstor_resource_list(s))
+    }),
+    ("linstor-volume-list", "linstor volume list", |s| {
+        json(p::parse_linstor_volume_list(s))
+    }),
+    ("linstor-table", "any linstor table, by column name", |s| {
+        json(p::parse_linstor_table(s))
+    }),
+    (
+        "drbd-status",
+        "drbdadm status / drbdsetup status [--verbose --statistics]",
+        |s| json(p::parse_drbd_status(s)),
+    ),
+];
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.list {
+        for (name, description, _) in FORMATS {
+            println!("{name:<27} {description}");
+        }
+        println!("{:<27} detect the format", "auto");
+        return Ok(());
+    }
+    let format = args.format.unwrap_or_default();
+    let (source, input) = read_input(args.file)?;
+    let value = if format == "auto" {
+        detect(&input)
+            .with_context(|| format!("{source}: not a known format (see `nodewright parse --list`)"))?
+    } else {
+        let Some((_, _, parse)) = FORMATS.iter().find(|(name, _, _)| *name == format) else {
+            anyhow::bail!("unknown format {format:?} (see `nodewright parse --list`)");
+        };
+        parse(&input).map_err(|e| {
+            anyhow::anyhow!(
+                "{source}:{}:{}: expected {}, found {}",
+                e.line,
+                e.column,
+                e.expected,
+                e.found
+            )
+        })?
+    };
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+fn read_input(file: Option<PathBuf>) -> anyhow::Result<(String, String)> {
+    let mut bytes = Vec::new();
+    let source = match file {
+        Some(path) if path.as_os_str() != "-" => {
+            bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            path.display().to_string()
+        }
+        _ => {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .context("reading standard input")?;
+            "<stdin>".to_owned()
+        }
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{source}: not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok((source, text))
+}
+
+/// The first format whose parser accepts the whole input.
+fn detect(input: &str) -> Option<serde_json::Value> {
+    FORMATS.iter().find_map(|(name, _, parse)| {
+        parse(input)
+            .ok()
+            .map(|value| serde_json::json!({"format": name, "value": value}))
+    })
+}

@@ -1,0 +1,134 @@
+//! `nodewright parse` on good and bad input: typed JSON for what it recognises, a one-line error
+//! naming line and column for what it does not, and never a panic.
+
+// Test code: a failed expectation is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn fixture(path: &str) -> String {
+    format!("{}/parsers/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn nodewright(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nodewright"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn assert_one_line_error(out: &Output, expected: &str) {
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line, no backtrace: {stderr}");
+    assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn list_names_every_format_and_auto() {
+    let out = nodewright(&["parse", "--list"], b"");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for name in [
+        "proc-net-bonding",
+        "drbd-status",
+        "drbd-events2",
+        "proc-drbd",
+        "linstor-node-list",
+        "ip",
+        "ip-json",
+        "auto",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} listed:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_named_format_prints_typed_json() {
+    let out = nodewright(
+        &[
+            "parse",
+            "proc-net-bonding",
+            &fixture("bonding/v3.7.1-802.3ad-lacp-details.txt"),
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["mode"], "802.3ad", "{value}");
+    assert_eq!(value["slaves"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn auto_detects_the_format_of_real_samples() {
+    for (path, format) in [
+        ("bonding/v5.15.0-active-backup.txt", "proc-net-bonding"),
+        ("drbd_status/linstor-213-three-nodes.txt", "drbd-status"),
+        ("ip/ifupdown2-10-ip-d-link-vlan.txt", "ip"),
+    ] {
+        let out = nodewright(&["parse", "auto", &fixture(path)], b"");
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(value["format"], format, "{path}");
+    }
+}
+
+#[test]
+fn standard_input_is_read_with_a_dash_or_no_file() {
+    let sample = std::fs::read(fixture("drbd_status/crowbar-uptodate.txt")).unwrap();
+    let with_dash = nodewright(&["parse", "drbd-status", "-"], &sample);
+    let without = nodewright(&["parse", "drbd-status"], &sample);
+    assert!(with_dash.status.success());
+    assert_eq!(with_dash.stdout, without.stdout);
+}
+
+#[test]
+fn malformed_input_fails_with_one_line_naming_line_and_column() {
+    let input =
+        b"r0 role:Primary\n  disk:UpToDate\n  peer role:Secondary\n    replication:Established peer-disk\n";
+    let out = nodewright(&["parse", "drbd-status", "-"], input);
+    assert_one_line_error(&out, "<stdin>:4:29: expected end of line, found \"peer-disk\"");
+    let out = nodewright(
+        &[
+            "parse",
+            "proc-net-bonding",
+            &fixture("drbd_status/crowbar-uptodate.txt"),
+        ],
+        b"",
+    );
+    assert_one_line_error(&out, "crowbar-uptodate.txt:1:1: expected");
+}
+
+#[test]
+fn unknown_formats_binary_input_and_missing_files_are_clear_errors() {
+    assert_one_line_error(
+        &nodewright(&["parse", "yaml-blob", "-"], b"x"),
+        "unknown format \"yaml-blob\"",
+    );
+    assert_one_line_error(
+        &nodewright(&["parse", "auto", "-"], b"\xff\xfe"),
+        "not UTF-8 text",
+    );
+    assert_one_line_error(
+        &nodewright(&["parse", "auto", "-"], b"hello\n"),
+        "not a known format",
+    );
+    assert_one_line_error(
+        &nodewright(&["parse", "ip", "/nonexistent/file"], b""),
+        "reading /nonexistent/file",
+    );
+}
