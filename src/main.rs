@@ -27,11 +27,17 @@ enum Command {
     Parse(parse::Args),
 }
 
+/// Writes to standard output; a reader that stops early (`| head`) is not an error.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crds => nodewright_api::crds_yaml()
-            .map(|yaml| print!("{yaml}"))
+            .map(|yaml| out(&yaml))
             .map_err(anyhow::Error::from),
         Command::Dev(args) => dev::run(args),
         Command::Parse(args) => parse::run(args),

@@ -72,9 +72,9 @@ const FORMATS: &[(&str, &str, ParseFn)] = &[
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.list {
         for (name, description, _) in FORMATS {
-            println!("{name:<27} {description}");
+            crate::out(&format!("{name:<27} {description}\n"));
         }
-        println!("{:<27} detect the format", "auto");
+        crate::out(&format!("{:<27} detect the format\n", "auto"));
         return Ok(());
     }
     let format = args.format.unwrap_or_default();
@@ -96,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         })?
     };
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    crate::out(&format!("{}\n", serde_json::to_string_pretty(&value)?));
     Ok(())
 }
 

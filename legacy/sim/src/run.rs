@@ -348,14 +348,12 @@ const KUBE_WRITES: &[&str] = &[
 ];
 
 impl Trace {
-    /// Every host command, per node in order, as `tick node $ command → code` lines.
+    /// Every host command, per node in order, as `tick node $ command → code` lines. `date` is
+    /// left out: the script calls it for every log line, and the log shows what it returned.
     pub fn host_commands(&self) -> String {
         let mut out = String::new();
-        for e in self
-            .commands
-            .iter()
-            .filter(|e| e.argv.first().map(String::as_str) != Some("kubectl"))
-        {
+        let shown = |e: &&TraceEntry| !matches!(e.argv.first().map(String::as_str), Some("kubectl" | "date"));
+        for e in self.commands.iter().filter(shown) {
             let _ = writeln!(
                 out,
                 "{:>3} {} $ {} -> {}",

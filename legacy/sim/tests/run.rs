@@ -147,15 +147,11 @@ fn every_node_runs_once_per_tick_with_its_own_root_and_log_format() {
 fn host_commands_and_kube_writes_are_traced_in_order() {
     let (trace, cluster) = run_once("trace");
     let hosts = trace.host_commands();
-    let first: Vec<_> = hosts.lines().take(4).collect();
+    let first: Vec<_> = hosts.lines().take(2).collect();
     assert_eq!(
         first,
-        [
-            "  0 a $ date -> 0",
-            "  0 b $ date -> 0",
-            "  0 a $ ip -d link show -> 0",
-            "  0 b $ ip -d link show -> 0"
-        ]
+        ["  0 a $ ip -d link show -> 0", "  0 b $ ip -d link show -> 0"],
+        "date calls are left out"
     );
     assert!(hosts.contains("  1 b $ ip -d link show -> 1"), "{hosts}");
     let writes = trace.kube_writes();
