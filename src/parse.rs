@@ -43,6 +43,11 @@ const FORMATS: &[(&str, &str, ParseFn)] = &[
     ("drbd-events2", "drbdsetup events2 lines", |s| {
         json(p::parse_drbd_events2(s))
     }),
+    (
+        "legacy-network-plan",
+        "vx-rail-cluster-state `network-plan` (JSON)",
+        |s| json(p::parse_network_plan(s)),
+    ),
     ("ip-json", "ip -j link/addr (JSON)", |s| json(p::parse_ip_json(s))),
     ("ip", "ip link / ip addr, plain, -d or -o", |s| {
         json(p::parse_ip_text(s))
@@ -62,6 +67,62 @@ const FORMATS: &[(&str, &str, ParseFn)] = &[
     ("linstor-table", "any linstor table, by column name", |s| {
         json(p::parse_linstor_table(s))
     }),
+    ("legacy-members", "vx-rail-cluster-state `members` (CSV)", |s| {
+        json(p::parse_members(s))
+    }),
+    ("legacy-node-status", "vx-rail-node-<node> `status` blob", |s| {
+        json(p::parse_node_status(s))
+    }),
+    ("legacy-last-run", "vx-rail.io/last-run annotation value", |s| {
+        json(p::parse_last_run(s))
+    }),
+    ("legacy-cluster", "vx-rail-cluster-state `cluster` blob", |s| {
+        json(p::parse_cluster_blob(s))
+    }),
+    (
+        "legacy-bond-flip",
+        "vx-rail-cluster-state `bond-flip.<node>` blob",
+        |s| json(p::parse_bond_flip(s)),
+    ),
+    ("legacy-upgrade", "vx-rail-cluster-state `upgrade` blob", |s| {
+        json(p::parse_upgrade(s))
+    }),
+    (
+        "legacy-migration",
+        "vx-rail-cluster-state `migration` blob",
+        |s| json(p::parse_migration(s)),
+    ),
+    (
+        "legacy-boot-recovery",
+        "vx-rail-node-<node> `boot-recovery` blob",
+        |s| json(p::parse_boot_recovery(s)),
+    ),
+    (
+        "legacy-upgrade-state",
+        "vx-rail.io/upgrade-state annotation value",
+        |s| json(p::parse_upgrade_state_annotation(s)),
+    ),
+    ("legacy-blob", "any key=value;... blob, untyped", |s| {
+        json(p::parse_blob(s))
+    }),
+    (
+        "legacy-node-taints",
+        "Node taints, key[=value]:Effect per line",
+        |s| json(p::parse_node_taints(s)),
+    ),
+    ("legacy-node-labels", "Node labels, key=value per line", |s| {
+        json(p::parse_node_labels(s))
+    }),
+    (
+        "legacy-node-annotations",
+        "Node annotations, `key: value` per line",
+        |s| json(p::parse_node_annotations(s)),
+    ),
+    (
+        "legacy-log",
+        "vx-rail-node-init log: 4.x kv and 3.x lines, BEGIN/END blocks",
+        |s| json(p::parse_legacy_log(s)),
+    ),
     (
         "drbd-status",
         "drbdadm status / drbdsetup status [--verbose --statistics]",

@@ -44,6 +44,10 @@ fn list_names_every_format_and_auto() {
         "linstor-node-list",
         "ip",
         "ip-json",
+        "legacy-log",
+        "legacy-upgrade",
+        "legacy-members",
+        "legacy-network-plan",
         "auto",
     ] {
         assert!(
@@ -131,4 +135,65 @@ fn unknown_formats_binary_input_and_missing_files_are_clear_errors() {
         &nodewright(&["parse", "ip", "/nonexistent/file"], b""),
         "reading /nonexistent/file",
     );
+}
+
+#[test]
+fn a_legacy_log_prints_typed_events_and_counters() {
+    let out = nodewright(
+        &[
+            "parse",
+            "legacy-log",
+            &fixture("legacy/log--kv-bond-failover-edge-1.log"),
+        ],
+        b"",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["stats"]["unknown_lines"], 0, "{value}");
+    let events = value["events"].as_array().unwrap();
+    let block = events
+        .iter()
+        .find(|e| e["kind"] == "block" && e["command"] == "/proc/net/bonding/bond0")
+        .unwrap();
+    assert_eq!(block["node"], "edge-1");
+    assert_eq!(block["complete"], true);
+}
+
+#[test]
+fn auto_detects_a_3x_log_and_an_upgrade_blob() {
+    for (path, format) in [
+        ("legacy/log--legacy-bond-failover-edge-1.log", "legacy-log"),
+        (
+            "legacy/upgrade--synthetic-contract-rolled-back.txt",
+            "legacy-upgrade",
+        ),
+        (
+            "legacy/members--bootstrap-three-nodes-3-rows-member.txt",
+            "legacy-members",
+        ),
+    ] {
+        let out = nodewright(&["parse", "auto", &fixture(path)], b"");
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(value["format"], format, "{path}");
+    }
+}
+
+#[test]
+fn an_upgrade_blob_prints_its_typed_state_and_a_bad_one_names_the_column() {
+    let out = nodewright(
+        &["parse", "legacy-upgrade", "-"],
+        b"state=WAIT_RESYNC;from=9.2.5;to=9.2.8;order=edge-1,edge-2;node=edge-2;done=edge-1;rolled=;by=edge-1;started=1714560000;since=1714560420",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["state"], "WAIT_RESYNC");
+    assert_eq!(value["order"], serde_json::json!(["edge-1", "edge-2"]));
+    assert_eq!(value["node"], "edge-2");
+    let out = nodewright(&["parse", "legacy-upgrade", "-"], b"state=PREFLIGHT;since=later");
+    assert_one_line_error(&out, "<stdin>:1:23: expected an unsigned number, found \"later\"");
 }

@@ -2,7 +2,8 @@
 # Boot-time recovery.
 #
 # A boot id (/proc/sys/kernel/random/boot_id) different from /var/lib/vx-rail/last-boot-id means
-# the node rebooted since recovery last finished. Phases, in order:
+# the node rebooted since recovery last finished (a node's first-ever start, with no record of any
+# boot at all, only records its boot id: see snapshot_read). Phases, in order:
 #   ASSEMBLING_NETWORK LOADING_MODULES STARTING_RESOURCES WAITING_FOR_RESYNC REMOVING_TAINTS COMPLETED
 # and FAILED when a host command fails. The phase is kept in the node ConfigMap (boot-recovery);
 # WAITING_FOR_RESYNC carries over to the next iteration, FAILED starts over next iteration.
@@ -14,6 +15,10 @@
 BOOT_PHASES="ASSEMBLING_NETWORK LOADING_MODULES STARTING_RESOURCES WAITING_FOR_RESYNC REMOVING_TAINTS COMPLETED"
 
 boot_recovery_run() {
+    if ((BOOT_FIRST_START == 1)); then
+        annotate "$NODE_NAME" "boot-id=$BOOT_ID_NOW"
+        return 0
+    fi
     ((BOOT_PENDING == 1)) || return 0
     if node_in_upgrade; then
         log warn boot "reboot detected during storage upgrade, upgrade machine resumes instead" \
@@ -55,7 +60,15 @@ boot_recovery_run() {
                     host_do boot systemctl start linstor-satellite || { boot_fail "linstor-satellite start failed"; return 0; }
                 fi
                 # adjust, not up: it brings down resources up and leaves running ones alone.
-                host_do boot drbdadm adjust all || { boot_fail "drbdadm adjust all failed"; return 0; }
+                # With no resource configured here (a node that holds no replica yet) there is
+                # nothing to bring up, and `drbdadm adjust all` would fail ("no resources defined!").
+                local configured=x
+                capture configured drbdadm sh-resources || configured=x
+                if [[ -z ${configured//[[:space:]]/} ]]; then
+                    log info boot "no DRBD resources configured on this node, none to start"
+                else
+                    host_do boot drbdadm adjust all || { boot_fail "drbdadm adjust all failed"; return 0; }
+                fi
                 ;;
             WAITING_FOR_RESYNC)
                 drbd_wait boot "$VXR_RESYNC_WAIT" || return 0

@@ -152,6 +152,8 @@ drbd_parse() {
             res = ""
         }
         /^[ \t]*$/ { next }
+        # drbdsetup comments, e.g. "# No currently configured DRBD found." with no resources up
+        /^#/ { next }
         /^[^ ]/ {
             flushres()
             res = $1; role = ""; disk = ""; quorum = "yes"; susp = "no"

@@ -105,15 +105,18 @@ bond_ensure_active_has_carrier() {
 }
 
 # Compare the active slave with the one recorded on the Node last time; a change is a failover.
+# The annotation says `none` for a bond without an active slave (802.3ad, or no slave up).
 bond_watch_failover() {
     ((BOND_PRESENT == 1)) || return 0
-    if [[ -n $S_ANN_BOND_ACTIVE && $BOND_ACTIVE_NOW != "$S_ANN_BOND_ACTIVE" ]]; then
+    local now=${BOND_ACTIVE_NOW:-none}
+    if [[ -n $S_ANN_BOND_ACTIVE && $now != "$S_ANN_BOND_ACTIVE" ]]; then
         log warn network "bond failover detected" bond="$CONF_BOND_NAME" \
-            from="$S_ANN_BOND_ACTIVE" to="${BOND_ACTIVE_NOW:-none}"
+            from="$S_ANN_BOND_ACTIVE" to="$now"
         log_block "/proc/net/bonding/$CONF_BOND_NAME" "$BOND_RAW"
     fi
-    if [[ $BOND_ACTIVE_NOW != "$S_ANN_BOND_ACTIVE" ]]; then
-        annotate "$NODE_NAME" "bond-active=${BOND_ACTIVE_NOW:-none}"
+    if [[ $now != "$S_ANN_BOND_ACTIVE" ]]; then
+        annotate "$NODE_NAME" "bond-active=$now"
+        S_ANN_BOND_ACTIVE=$now
     fi
 }
 
@@ -164,9 +167,9 @@ bond_apply_flip_request() {
     fi
     cm_patch "$CLUSTER_CM" "bond-flip.${NODE_NAME}" "$req"
     bond_read "$CONF_BOND_NAME"
-    if [[ $BOND_ACTIVE_NOW != "$S_ANN_BOND_ACTIVE" ]]; then
+    if [[ ${BOND_ACTIVE_NOW:-none} != "$S_ANN_BOND_ACTIVE" ]]; then
         annotate "$NODE_NAME" "bond-active=${BOND_ACTIVE_NOW:-none}"
-        S_ANN_BOND_ACTIVE=$BOND_ACTIVE_NOW
+        S_ANN_BOND_ACTIVE=${BOND_ACTIVE_NOW:-none}
     fi
 }
 

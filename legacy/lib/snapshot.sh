@@ -76,6 +76,21 @@ snapshot_read() {
         BOOT_PENDING=0
     fi
 
+    # A node on which the script has never finished a boot recovery, and that has no trace of one
+    # (no last-boot-id, no boot-id annotation, no boot-recovery record), is starting for the first
+    # time: there is nothing to recover, so the boot id is recorded and recovery is skipped.
+    BOOT_FIRST_START=0
+    if ((BOOT_PENDING == 1)) && [[ -z $BOOT_ID_LAST && -z $S_ANN_BOOT_ID && -z $S_BOOT_RECOVERY &&
+        $BOOT_ID_NOW != unknown ]]; then
+        log info snapshot "first start on this node, recording the boot id without recovery" \
+            boot_id="$BOOT_ID_NOW"
+        mkdir -p "$STATE_DIR"
+        printf '%s\n' "$BOOT_ID_NOW" >"$STATE_DIR/last-boot-id"
+        BOOT_ID_LAST=$BOOT_ID_NOW
+        BOOT_PENDING=0
+        BOOT_FIRST_START=1
+    fi
+
     log info snapshot "cluster state read" cluster_cm="$S_CLUSTER_EXISTS" primary="${S_PRIMARY:-none}" \
         topology="${S_TOPOLOGY:-none}" role="${S_ROLE:-none}" \
         upgrade="$(blob_get "$S_UPGRADE" state)" migration="$(blob_get "$S_MIGRATION" phase)" \

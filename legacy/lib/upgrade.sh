@@ -8,11 +8,14 @@
 #   -> COMPLETED after the last node's UNCORDON.
 #   A failure in any per-node state -> ROLLING_BACK -> ROLLED_BACK, or FAILED when rollback fails.
 #
-# Started by writing `desired-storage-version` into the cluster-state ConfigMap. The first node
-# that sees, in its snapshot, a desired version newer than what it runs and no upgrade in
-# progress writes upgrade=state=PENDING with itself first in the order, and goes straight on.
-# Two nodes that read the same snapshot both do this, and both upgrade at once (VXR-402: a
-# two-node site lost quorum). The fix needs a lock the script does not have.
+# Started by writing `desired-storage-version` into the cluster-state ConfigMap. The primary,
+# when it sees in its snapshot a desired version newer than what it runs and no upgrade in
+# progress, writes upgrade=state=PENDING with itself first in the order, and goes straight on.
+# So that a site whose primary is down can still be upgraded, a member does the same when the
+# primary's status (`at`) is older than VXR_HEARTBEAT_STALE. A primary that comes back reports
+# only at the end of its first iteration: a member reading in that iteration still sees it
+# stale, both start, and both upgrade at once (VXR-402: a two-node site lost quorum). The fix
+# needs a lock the script does not have.
 #
 # The version is the DRBD kernel module version (what /proc/drbd prints); the package installed
 # is drbd-dkms=<version>-<UP_PKG_REVISION>.
@@ -56,7 +59,13 @@ upgrade_run() {
                 desired="$desired" role="${S_ROLE:-none}"
         elif migration_active; then
             log info upgrade "newer storage version wanted, waiting for the migration to end" desired="$desired"
+        elif [[ $S_PRIMARY != "$NODE_NAME" ]] && upgrade_primary_alive; then
+            : # the primary starts it
         else
+            if [[ $S_PRIMARY != "$NODE_NAME" ]]; then
+                log warn upgrade "primary not reporting, starting the storage upgrade from this node" \
+                    primary="$S_PRIMARY" stale_after="$VXR_HEARTBEAT_STALE"
+            fi
             upgrade_start "$installed" "$desired"
             state=PENDING
         fi
@@ -88,6 +97,14 @@ upgrade_run() {
             upgrade_advance "$state"
             ;;
     esac
+}
+
+# upgrade_primary_alive: the primary's status was reported within VXR_HEARTBEAT_STALE seconds.
+upgrade_primary_alive() {
+    local st at
+    st=$(cm_get "vx-rail-node-${S_PRIMARY}" status 2>/dev/null) || return 1
+    at=$(blob_get "$st" at)
+    [[ -n $at ]] && (($(now_epoch) - at <= VXR_HEARTBEAT_STALE))
 }
 
 upgrade_start() {

@@ -1,6 +1,8 @@
 //! Parsers for the host-tool outputs the legacy edge script copies into its logs and ConfigMaps:
 //! `/proc/net/bonding/*`, DRBD (`drbdadm status`, `drbdsetup events2`, `/proc/drbd`), `linstor`
-//! list tables and iproute2 (`ip link`/`ip addr`, text and JSON).
+//! list tables and iproute2 (`ip link`/`ip addr`, text and JSON); and the artefacts the script
+//! writes itself (ConfigMap blobs, member list, network plan, Node annotations, labels and taints,
+//! and its logs of both generations, read by a streaming [`LogReader`]).
 //!
 //! Pure functions from `&str` to typed values: no I/O, no Kubernetes. Every public entry point
 //! is `parse_<format>(input) -> Result<T, ParseError>`, rejects input it does not recognise
@@ -11,6 +13,7 @@ mod bonding;
 mod drbd;
 mod error;
 mod iproute;
+mod legacy;
 mod linstor;
 mod text;
 
@@ -26,6 +29,18 @@ pub use drbd::{
 pub use error::ParseError;
 pub use iproute::{
     IpAddress, IpBondInfo, IpBondSlaveInfo, IpLink, IpLinks, IpVlanInfo, parse_ip_json, parse_ip_text,
+};
+pub use legacy::{
+    AnnotatedState, Blob, BlobPair, BlockEvent, BondFlip, BondFlipAction, BondFlipState, BootRecovery,
+    BootRecoveryPhase, ClusterBlob, Component, DrbdHealth, Field, Fields, LastRun, LegacyLog, Level,
+    LogEvent, LogFormat, LogReader, LogRecord, LogStats, Member, MemberRole, Migration, MigrationPhase,
+    MiiState, NetHealth, NetworkPlan, NodeAnnotations, NodeLabels, NodeRole, NodeState, NodeStatus,
+    NodeTaint, Outcome, OwnedLogEvent, PlanBond, PlanNode, PlanVlan, SlaveStatus, StorageTaintReason,
+    TaintEffect, Timestamp, Topology, UnknownLine, Upgrade, UpgradeState, UpgradeStateAnnotation, VlanStatus,
+    parse_blob, parse_bond_flip, parse_boot_recovery, parse_cluster_blob, parse_last_run, parse_legacy_log,
+    parse_linstor_nodes, parse_log_line, parse_members, parse_migration, parse_network_plan,
+    parse_node_annotations, parse_node_labels, parse_node_status, parse_node_taints, parse_upgrade,
+    parse_upgrade_state_annotation,
 };
 pub use linstor::{
     LinstorNode, LinstorResource, LinstorStoragePool, LinstorTable, LinstorVolume, parse_linstor_node_list,

@@ -178,3 +178,127 @@ fn an_error_displays_where_what_was_expected_and_what_was_found() {
     );
     assert_eq!(e.metric_label(), "proc-drbd");
 }
+
+#[test]
+fn a_blob_pair_without_an_equals_sign_is_reported_at_the_key_end() {
+    let e = p::parse_blob("state=WAIT_RESYNC;from").unwrap_err();
+    assert_eq!((e.line, e.column, e.offset), (1, 23, 22));
+    assert_eq!(e.expected, "`=` after the key");
+    assert_eq!(e.found, "end of input");
+}
+
+#[test]
+fn a_repeated_blob_key_is_rejected_at_its_second_occurrence() {
+    let e = p::parse_blob("node=edge-1;done=;node=edge-2").unwrap_err();
+    assert_eq!(e.offset, 18);
+    assert_eq!(e.expected, "a key not already in the blob");
+}
+
+#[test]
+fn an_upgrade_blob_without_a_state_names_the_missing_field() {
+    let input = "from=9.2.5;to=9.2.8";
+    let e = p::parse_upgrade(input).unwrap_err();
+    assert_eq!(e.offset, input.len());
+    assert_eq!(e.expected, "a `state=` field");
+}
+
+#[test]
+fn a_non_numeric_epoch_in_a_migration_points_at_the_value() {
+    let input = "phase=PREFLIGHT;since=soon";
+    let e = p::parse_migration(input).unwrap_err();
+    assert_eq!((e.column, e.offset), (23, 22));
+    assert_eq!(e.expected, "an unsigned number");
+    assert_eq!(e.found, "\"soon\"");
+}
+
+#[test]
+fn a_status_slave_without_a_failure_count_points_at_the_entry() {
+    let input = "at=1;state=ready;role=primary;net=ok;bond=bond0;bond_mode=active-backup;bond_active=eno1;slaves=eno1:up:0,eno2:up;storage_vlan=bond0.100:up;mgmt_vlan=;satellite=active;drbd=ok;resources=0;uptodate=0;syncing=0;taint=none;boot=;upgrade=;drbd_version=";
+    let e = p::parse_node_status(input).unwrap_err();
+    assert_eq!(e.offset, input.find("eno2:up;").unwrap());
+    assert_eq!(e.expected, "`<if>:<mii>:<link failures>`");
+}
+
+#[test]
+fn a_member_row_with_a_bad_storage_ip_reports_its_line_and_column() {
+    let input = "node,storage_ip,role,joined\nedge-1,10.10.100.11/24,primary,1714557600\nedge-2,10.10.100/24,member,1714557690";
+    let e = p::parse_members(input).unwrap_err();
+    assert_eq!((e.line, e.column), (3, 8));
+    assert_eq!(e.expected, "an IPv4 address with a prefix length");
+}
+
+#[test]
+fn a_member_list_without_its_header_is_rejected_on_line_one() {
+    let e = p::parse_members("edge-1,10.10.100.11/24,primary,1714557600").unwrap_err();
+    assert_eq!((e.line, e.column), (1, 1));
+    assert!(e.expected.contains("header"), "{e}");
+}
+
+#[test]
+fn a_network_plan_with_a_string_vlan_id_is_a_positioned_shape_error() {
+    let input = r#"{"version":1,"bond":{"name":"bond0","mode":"active-backup","miimon":100,"slaves":["eno1"]},"storageVlan":{"id":"100","prefixLength":24},"mgmtVlan":null,"nodes":[]}"#;
+    let e = p::parse_network_plan(input).unwrap_err();
+    assert_eq!(e.line, 1);
+    assert!(e.offset > input.find("storageVlan").unwrap(), "{e}");
+    assert!(e.expected.starts_with("a network plan: invalid type"), "{e}");
+}
+
+#[test]
+fn truncated_network_plan_json_is_reported_at_its_end() {
+    let input = r#"{"version":1,"bond":{"name":"bond0""#;
+    let e = p::parse_network_plan(input).unwrap_err();
+    assert_eq!(e.offset, input.len());
+    assert_eq!(e.expected, "valid JSON");
+}
+
+#[test]
+fn a_last_run_annotation_with_a_local_time_points_at_the_timestamp() {
+    let input = "vx-rail.io/state: ready\nvx-rail.io/last-run: ts=2024-05-01 10:05:02;version=4.12.3;outcome=ok;step=finished;rc=0;duration=5\n";
+    let e = p::parse_node_annotations(input).unwrap_err();
+    assert_eq!((e.line, e.column), (2, 25));
+    assert_eq!(e.expected, "an RFC 3339 UTC time");
+}
+
+#[test]
+fn a_storage_ready_label_that_is_not_a_boolean_is_rejected() {
+    let e = p::parse_node_labels("vx-rail.io/role=member\nvx-rail.io/storage-ready=yes\n").unwrap_err();
+    assert_eq!((e.line, e.column), (2, 26));
+    assert_eq!(e.expected, "`true` or `false`");
+}
+
+#[test]
+fn a_taint_without_an_effect_is_rejected_at_the_line_end() {
+    let e = p::parse_node_taints("vx-rail.io/storage-not-ready=resync\n").unwrap_err();
+    assert_eq!((e.line, e.column), (1, 36));
+    assert!(e.expected.contains("Effect"), "{e}");
+}
+
+#[test]
+fn a_kv_line_with_an_unterminated_message_reports_the_line_end() {
+    let input = "ts=2024-05-01T10:00:05Z level=warn node=edge-1 component=network msg=\"bond failover";
+    let e = p::parse_log_line(input).unwrap_err();
+    assert_eq!(e.offset, input.len());
+    assert_eq!(e.expected, "a closing `\"`");
+}
+
+#[test]
+fn a_kv_line_with_a_bad_timestamp_points_after_ts() {
+    let e =
+        p::parse_log_line("ts=2024-05-01 10:00:05 level=info node=a component=main msg=\"x\"").unwrap_err();
+    assert_eq!((e.column, e.offset), (4, 3));
+    assert_eq!(e.expected, "an RFC 3339 UTC time");
+}
+
+#[test]
+fn a_legacy_line_without_a_level_reports_where_the_bracket_belongs() {
+    let e = p::parse_log_line("Wed May  1 10:00:05 UTC 2024 network: bond failover detected").unwrap_err();
+    assert_eq!(e.offset, 28);
+    assert_eq!(e.expected, "` [LEVEL]`");
+}
+
+#[test]
+fn a_log_with_no_log_line_at_all_is_not_a_log() {
+    let e = p::parse_legacy_log("hello\nworld\n").unwrap_err();
+    assert_eq!((e.line, e.column), (1, 1));
+    assert!(e.expected.contains("script log line"), "{e}");
+}

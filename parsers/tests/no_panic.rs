@@ -23,6 +23,24 @@ fn entries() -> Vec<Entry> {
         ("linstor_volumes", |s| p::parse_linstor_volume_list(s).err()),
         ("ip", |s| p::parse_ip_text(s).err()),
         ("ip_json", |s| p::parse_ip_json(s).err()),
+        ("legacy_blob", |s| p::parse_blob(s).err()),
+        ("legacy_cluster", |s| p::parse_cluster_blob(s).err()),
+        ("legacy_migration", |s| p::parse_migration(s).err()),
+        ("legacy_upgrade", |s| p::parse_upgrade(s).err()),
+        ("legacy_status", |s| p::parse_node_status(s).err()),
+        ("legacy_boot_recovery", |s| p::parse_boot_recovery(s).err()),
+        ("legacy_bond_flip", |s| p::parse_bond_flip(s).err()),
+        ("legacy_last_run", |s| p::parse_last_run(s).err()),
+        ("legacy_upgrade_state", |s| {
+            p::parse_upgrade_state_annotation(s).err()
+        }),
+        ("legacy_members", |s| p::parse_members(s).err()),
+        ("legacy_network_plan", |s| p::parse_network_plan(s).err()),
+        ("legacy_annotations", |s| p::parse_node_annotations(s).err()),
+        ("legacy_labels", |s| p::parse_node_labels(s).err()),
+        ("legacy_taints", |s| p::parse_node_taints(s).err()),
+        ("legacy_log_line", |s| p::parse_log_line(s).err()),
+        ("legacy_log", |s| p::parse_legacy_log(s).err()),
     ]
 }
 
@@ -125,6 +143,28 @@ const ALPHABET: &[&str] = &[
     "[==>....]",
     "sync'ed:",
     "finish:",
+    "ts=2024-05-01T10:00:05Z",
+    " level=info",
+    " node=edge-1",
+    " component=network",
+    " msg=\"",
+    "\\\"",
+    "Wed May  1 10:00:05 UTC 2024",
+    " [INFO] ",
+    "main: ",
+    " (",
+    ", ",
+    "k=v",
+    ";",
+    "state=",
+    "phase=",
+    "----- BEGIN ",
+    "----- END ",
+    " -----",
+    "[pod/p/c] ",
+    "node,storage_ip,role,joined",
+    "vx-rail.io/state: ",
+    ":NoSchedule",
 ];
 
 fn check(name: &str, f: fn(&str) -> Option<p::ParseError>, input: &str) {
@@ -215,5 +255,42 @@ fn mutated_fixtures_never_panic_any_entry_point() {
         for (name, f) in entries() {
             check(name, f, &s);
         }
+    }
+}
+
+/// The streaming reader takes raw bytes, not `&str`: random bytes (invalid UTF-8 included), cut
+/// into random chunks, must never panic, and its counters must add up to the lines it saw.
+#[test]
+fn random_bytes_in_random_chunks_never_panic_the_log_reader() {
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let texts = fixture_texts();
+    for round in 0..2000 {
+        let mut bytes: Vec<u8> = if round % 2 == 0 {
+            texts[round % texts.len()].as_bytes().to_vec()
+        } else {
+            (0..rng.below(200))
+                .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+                .collect::<String>()
+                .into_bytes()
+        };
+        for _ in 0..rng.below(6) {
+            if bytes.is_empty() {
+                break;
+            }
+            let at = rng.below(bytes.len());
+            bytes[at] = (rng.next() & 0xff) as u8;
+        }
+        let mut reader = p::LogReader::with_limits(1 + rng.below(300), 1 + rng.below(300));
+        let mut events = 0u64;
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            let n = 1 + rng.below(rest.len());
+            reader.feed(&rest[..n], |_| events += 1);
+            rest = &rest[n..];
+        }
+        reader.finish(|_| events += 1);
+        let s = reader.stats();
+        assert_eq!(s.bytes, bytes.len() as u64);
+        assert!(s.kv_records + s.legacy_records + s.tool_errors + s.unknown_lines + s.blocks <= events);
     }
 }

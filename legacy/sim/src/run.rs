@@ -200,7 +200,15 @@ pub struct Scenario {
     /// What happens between ticks.
     #[serde(default)]
     pub events: Vec<Event>,
+    /// Settings in every node's environment, as the DaemonSet's container `env` gives them to
+    /// the script: `VXR_*` variables it reads (for example `VXR_MIGRATION_TIMEOUT`), except the
+    /// ones the runner sets itself.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
+
+/// `VXR_*` variables the runner sets per node; a scenario cannot set them.
+const RUNNER_ENV: &[&str] = &["VXR_ROOT", "VXR_LOG_FORMAT", "VXR_SIM_SOCKET"];
 
 fn default_interval() -> u64 {
     30
@@ -288,6 +296,37 @@ pub enum Action {
     Lose(String),
     /// A lost node runs its script again from this tick on.
     Restore(String),
+    /// A field technician edits a node's `node.conf`: it is rewritten before the tick.
+    Config(ConfigChange),
+}
+
+/// An edit of one node's `node.conf`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigChange {
+    /// The node.
+    pub node: String,
+    /// Keys set (added or changed).
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Keys removed.
+    #[serde(default)]
+    pub unset: Vec<String>,
+}
+
+impl ConfigChange {
+    /// Applies the edit to a node's configuration.
+    pub fn apply(&self, config: &mut BTreeMap<String, String>) {
+        for key in &self.unset {
+            config.remove(key);
+        }
+        config.extend(self.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+}
+
+/// A `node.conf`'s text: `KEY=value` lines in key order.
+pub fn node_conf_text(config: &BTreeMap<String, String>) -> String {
+    config.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
 }
 
 /// Where a run puts its files and finds its programs.
@@ -475,10 +514,22 @@ impl Scenario {
         if names.windows(2).any(|w| w[0] == w[1]) {
             return Err(Error::Scenario("two nodes have the same name".into()));
         }
+        for key in scenario.env.keys() {
+            if !key.starts_with("VXR_") || RUNNER_ENV.contains(&key.as_str()) {
+                return Err(Error::Scenario(format!(
+                    "env: {key} is not a setting of the script (VXR_*, but not {})",
+                    RUNNER_ENV.join(", ")
+                )));
+            }
+        }
         for event in &scenario.events {
-            if let Action::Lose(node) | Action::Restore(node) = &event.action
-                && !names.contains(&node.as_str())
-            {
+            let node = match &event.action {
+                Action::Lose(node) | Action::Restore(node) | Action::Config(ConfigChange { node, .. }) => {
+                    node
+                }
+                Action::Fault(_) | Action::Kubectl(_) => continue,
+            };
+            if !names.contains(&node.as_str()) {
                 return Err(Error::Scenario(format!(
                     "tick {}: no node named {node}",
                     event.tick
@@ -550,9 +601,13 @@ pub fn run(
         let etc = root.join("etc/vx-rail");
         std::fs::create_dir_all(&etc).map_err(io("creating", &etc))?;
         std::fs::create_dir_all(root.join("var/lib/vx-rail")).map_err(io("creating", &root))?;
-        let conf: String = node.config.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        std::fs::write(etc.join("node.conf"), conf).map_err(io("writing", &etc))?;
+        std::fs::write(etc.join("node.conf"), node_conf_text(&node.config)).map_err(io("writing", &etc))?;
     }
+    let mut configs: BTreeMap<&str, BTreeMap<String, String>> = scenario
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.config.clone()))
+        .collect();
     host.render(&roots).map_err(io("rendering", &roots))?;
 
     let socket = work.join("sched.sock");
@@ -596,6 +651,13 @@ pub fn run(
                 }
                 Action::Lose(node) => lost.push(node.clone()),
                 Action::Restore(node) => lost.retain(|n| n != node),
+                Action::Config(change) => {
+                    if let Some(config) = configs.get_mut(change.node.as_str()) {
+                        change.apply(config);
+                        let path = roots.join(&change.node).join("etc/vx-rail/node.conf");
+                        std::fs::write(&path, node_conf_text(config)).map_err(io("writing", &path))?;
+                    }
+                }
             }
         }
         for node in scenario.nodes.iter().filter(|n| n.joins_at == tick) {
@@ -614,6 +676,7 @@ pub fn run(
                     .arg(&config.script)
                     .arg("once")
                     .env_clear()
+                    .envs(&scenario.env)
                     .env("PATH", &path)
                     .env("HOME", work)
                     .env("LC_ALL", "C")
@@ -679,6 +742,43 @@ mod tests {
                 .to_string()
                 .contains("no node named b")
         );
+    }
+
+    #[test]
+    fn a_config_event_edits_the_node_conf_it_names() {
+        let yaml = "description: x\nticks: 2\nnodes: [{name: a, host: {address: x}, config: {A: '1', B: '2'}}]\n\
+                    events: [{tick: 1, config: {node: a, set: {B: '3', C: '4'}, unset: [A]}}]\n";
+        let scenario = Scenario::from_yaml(yaml).expect("scenario");
+        let Action::Config(change) = &scenario.events[0].action else {
+            panic!("not a config event: {:?}", scenario.events[0].action);
+        };
+        let mut config = scenario.nodes[0].config.clone();
+        change.apply(&mut config);
+        assert_eq!(node_conf_text(&config), "B=3\nC=4\n");
+        let unknown = yaml.replace("node: a,", "node: b,");
+        assert!(
+            Scenario::from_yaml(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("no node named b")
+        );
+    }
+
+    #[test]
+    fn scenario_env_takes_script_settings_only() {
+        let yaml = "description: x\nticks: 1\nnodes: [{name: a, host: {address: x}}]\nenv: {VXR_MIGRATION_TIMEOUT: '60'}\n";
+        let scenario = Scenario::from_yaml(yaml).expect("scenario");
+        assert_eq!(
+            scenario.env.get("VXR_MIGRATION_TIMEOUT").map(String::as_str),
+            Some("60")
+        );
+        for bad in ["PATH", "VXR_ROOT", "VXR_SIM_SOCKET", "VXR_LOG_FORMAT"] {
+            let yaml = yaml.replace("VXR_MIGRATION_TIMEOUT", bad);
+            assert!(
+                Scenario::from_yaml(&yaml).unwrap_err().to_string().contains(bad),
+                "{bad} accepted"
+            );
+        }
     }
 
     #[test]

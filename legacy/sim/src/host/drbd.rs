@@ -527,6 +527,16 @@ pub fn drbdadm(world: &mut World, node: &str, args: &[&str]) -> Output {
             Err(e) => e,
         };
     }
+    if *cmd == "sh-resources" {
+        // The resources this host's configuration defines (LINSTOR writes one `.res` file per
+        // resource with a replica here), on one line; nothing when there are none.
+        let conf = configured(world, node);
+        return if conf.is_empty() {
+            Output::ok("")
+        } else {
+            Output::ok(format!("{}\n", conf.join(" ")))
+        };
+    }
     if ![
         "up",
         "down",
@@ -568,7 +578,7 @@ pub fn drbdadm(world: &mut World, node: &str, args: &[&str]) -> Output {
     out
 }
 
-fn up(world: &mut World, node: &str, res: &str, strict: bool) -> Output {
+pub(super) fn up(world: &mut World, node: &str, res: &str, strict: bool) -> Output {
     let failed = world
         .nodes
         .get(node)
@@ -583,7 +593,7 @@ fn up(world: &mut World, node: &str, res: &str, strict: bool) -> Output {
     let Some(n) = world.nodes.get_mut(node) else {
         return Output::err(20, "");
     };
-    if !n.packages.contains_key("drbd-dkms") {
+    if !n.packages.get("drbd-dkms").is_some_and(|p| p.configured) {
         return Output::err(
             20,
             format!(

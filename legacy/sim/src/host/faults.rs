@@ -68,8 +68,23 @@ pub enum Fault {
         /// Node.
         node: String,
     },
+    /// The node loses power: every service stops and its DRBD resources vanish from its peers'
+    /// view. Pair it with the scenario's `lose` (its script stops too); `Reboot` powers it on.
+    PowerOff {
+        /// Node.
+        node: String,
+    },
     /// The next `apt-get install` of `package` fails in its post-installation script.
     FailedPackageInstall {
+        /// Node.
+        node: String,
+        /// Package.
+        package: String,
+    },
+    /// Every `apt-get install` of `package` fails in its post-installation script, whatever the
+    /// version: a DKMS package that cannot build its module for the running kernel (missing
+    /// headers), so reinstalling the previous version fails too.
+    BrokenPackageBuild {
         /// Node.
         node: String,
         /// Package.
@@ -174,8 +189,20 @@ pub fn inject(world: &mut World, fault: Fault) -> Result<(), Error> {
             }
         }
         Fault::Reboot { node } => reboot(world, &node)?,
+        Fault::PowerOff { node } => {
+            let n = world.node_mut(&node)?;
+            n.drbd.clear();
+            n.modules.clear();
+            for u in n.units.values_mut() {
+                u.active = false;
+            }
+            drbd::handshake_all(world);
+        }
         Fault::FailedPackageInstall { node, package } => {
             world.node_mut(&node)?.failing_install = Some(package);
+        }
+        Fault::BrokenPackageBuild { node, package } => {
+            world.node_mut(&node)?.broken_installs.insert(package);
         }
         Fault::SlowResync { resource, permille } => {
             world.slow_resync.insert(resource.clone(), permille.max(1));

@@ -500,6 +500,7 @@ fn r_create(world: &mut World, p: &[&str]) -> Output {
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
     let clock = world.clock;
+    let diskless = pool == "DfltDisklessStorPool";
     world
         .linstor
         .resources
@@ -522,6 +523,20 @@ fn r_create(world: &mut World, p: &[&str]) -> Output {
                 diverged: true,
                 ..Pair::default()
             });
+    }
+    // The node's satellite applies the new resource at once (LINSTOR's "ready"): the DRBD device
+    // comes up without data (Inconsistent) and connects; the handshake starts its sync.
+    let satellite_active = world
+        .nodes
+        .get(*node)
+        .is_some_and(|n| n.units.get("linstor-satellite").is_some_and(|u| u.active));
+    if satellite_active && super::drbd::up(world, node, res, false).code == 0 {
+        if let Some(l) = world.nodes.get_mut(*node).and_then(|n| n.drbd.get_mut(*res))
+            && !diskless
+        {
+            l.disk = super::model::DiskState::Inconsistent;
+        }
+        super::drbd::handshake_all(world);
     }
     let uuid = world.rng().uuid();
     Output::ok(format!(

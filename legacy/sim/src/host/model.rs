@@ -388,6 +388,8 @@ pub struct Node {
     pub packages: BTreeMap<String, Package>,
     /// Package whose next `apt-get install` fails in its post-installation script.
     pub failing_install: Option<String>,
+    /// Packages every `apt-get install` of which fails in its post-installation script.
+    pub broken_installs: BTreeSet<String>,
     /// `/proc/sys/kernel/random/boot_id`.
     pub boot_id: String,
     /// Simulated clock at boot.

@@ -218,6 +218,7 @@ impl World {
                 })
                 .collect(),
             failing_install: None,
+            broken_installs: BTreeSet::new(),
             boot_id,
             booted_at: self.clock.saturating_sub(3600),
             idle_centis_per_sec: 180,

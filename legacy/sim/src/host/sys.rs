@@ -126,7 +126,9 @@ pub fn modprobe(world: &mut World, node: &str, args: &[&str]) -> Output {
         // modprobe only loads the first name; the rest are module parameters.
         let m = &mods[0];
         let available = match m.as_str() {
-            "drbd" | "drbd_transport_tcp" => n.packages.contains_key("drbd-dkms"),
+            // DKMS builds the module in the package's post-installation script: a package left
+            // half-configured by a failed install has none (the old version's was removed).
+            "drbd" | "drbd_transport_tcp" => n.packages.get("drbd-dkms").is_some_and(|p| p.configured),
             other => module_info(other).is_some(),
         };
         if !available {
@@ -307,7 +309,7 @@ pub fn apt_get(world: &mut World, node: &str, args: &[&str]) -> Output {
                 return Output::err(100, "");
             };
             for (name, v) in wanted {
-                if n.failing_install.as_deref() == Some(name.as_str()) {
+                if n.failing_install.as_deref() == Some(name.as_str()) || n.broken_installs.contains(&name) {
                     n.failing_install = None;
                     n.packages.insert(
                         name.clone(),

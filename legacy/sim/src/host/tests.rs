@@ -311,6 +311,75 @@ fn a_failed_package_install_prints_dpkgs_error_and_leaves_it_half_configured() {
 }
 
 #[test]
+fn a_powered_off_node_stops_its_services_and_its_peers_lose_it() {
+    let mut w = world();
+    w.inject(Fault::PowerOff { node: "n2".into() }).expect("f");
+    assert_eq!(sh(&mut w, "n2", "systemctl is-active linstor-satellite").code, 3);
+    let s = sh(&mut w, "n1", "drbdadm status r0").stdout_str();
+    assert!(s.contains("n2 connection:Connecting"), "{s}");
+    let nodes = sh(&mut w, "n1", "linstor --no-color node list").stdout_str();
+    assert!(nodes.contains("OFFLINE"), "{nodes}");
+}
+
+#[test]
+fn a_resource_created_on_an_online_satellite_comes_up_and_syncs() {
+    let specs = [
+        NodeSpec::edge("n1", "10.0.0.1")
+            .with_pool("pool", "vg/thin", 100)
+            .with_controller(),
+        NodeSpec::edge("n2", "10.0.0.2").with_pool("pool", "vg/thin", 100),
+    ];
+    let mut w = World::from_specs(42, DEFAULT_EPOCH, &specs).expect("world");
+    w.add_resource("r0", 1024, &["n1"], Some("n1")).expect("resource");
+    assert_eq!(sh(&mut w, "n1", "systemctl start linstor-satellite").code, 0);
+    assert_eq!(sh(&mut w, "n2", "systemctl start linstor-satellite").code, 0);
+    let o = sh(
+        &mut w,
+        "n1",
+        "linstor --no-color resource create n2 r0 --storage-pool pool",
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr_str());
+    let s = sh(&mut w, "n1", "drbdadm status r0").stdout_str();
+    assert!(s.contains("replication:SyncSource"), "{s}");
+    let s = sh(&mut w, "n2", "drbdadm status r0").stdout_str();
+    assert!(s.contains("disk:Inconsistent"), "{s}");
+}
+
+#[test]
+fn a_broken_package_build_fails_every_install_and_leaves_no_drbd_module() {
+    let mut w = world();
+    w.inject(Fault::BrokenPackageBuild {
+        node: "n1".into(),
+        package: "drbd-dkms".into(),
+    })
+    .expect("f");
+    assert_eq!(sh(&mut w, "n1", "drbdadm down all").code, 0);
+    assert_eq!(sh(&mut w, "n1", "modprobe -r drbd_transport_tcp drbd").code, 0);
+    assert_eq!(
+        sh(&mut w, "n1", "apt-get install -y -qq drbd-dkms=9.2.14-1").code,
+        100
+    );
+    // The previous version does not build either: the rollback cannot go back.
+    assert_eq!(
+        sh(&mut w, "n1", "apt-get install -y -qq drbd-dkms=9.2.12-1").code,
+        100
+    );
+    let o = sh(&mut w, "n1", "modprobe drbd");
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr_str()
+            .starts_with("modprobe: FATAL: Module drbd not found"),
+        "{}",
+        o.stderr_str()
+    );
+    // Other nodes are not affected.
+    assert_eq!(
+        sh(&mut w, "n2", "apt-get install -y -qq drbd-dkms=9.2.14-1").code,
+        0
+    );
+}
+
+#[test]
 fn date_prints_like_gnu_date_in_the_c_locale() {
     let mut w = World::new(1, 1_795_576_086);
     assert_eq!(sh(&mut w, "x", "date").code, 127);
@@ -502,4 +571,16 @@ fn garbage_command_lines_never_panic() {
             .collect();
         let _ = w.exec("n1", &argv, b"");
     }
+}
+
+#[test]
+fn sh_resources_lists_the_configured_resources_and_nothing_without_any() {
+    let mut w = world();
+    let out = sh(&mut w, "n1", "drbdadm sh-resources");
+    assert_eq!((out.code, out.stdout_str().as_str()), (0, "r0\n"));
+    let specs = [NodeSpec::edge("n3", "10.0.0.3")];
+    let mut empty = World::from_specs(42, DEFAULT_EPOCH, &specs).expect("world");
+    let out = sh(&mut empty, "n3", "drbdadm sh-resources");
+    assert_eq!((out.code, out.stdout_str().as_str()), (0, ""));
+    assert_eq!(sh(&mut empty, "n3", "drbdadm adjust all").code, 1);
 }

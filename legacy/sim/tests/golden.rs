@@ -1,0 +1,98 @@
+//! Golden runs: every scenario in `golden/scenarios/` runs the legacy script on the simulated
+//! world with the in-memory cluster, twice, and must give byte-identical traces both times and
+//! match the reviewed snapshots in `golden/snapshots/`: every host command per node in order,
+//! every Kubernetes write, and every node's log.
+//!
+//! Regenerating the snapshots is an explicit step: `scripts/regenerate` (then review the diff).
+
+// Test code: a failed expectation is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nodewright_legacy_sim::cluster::Cluster;
+use nodewright_legacy_sim::run::{RunConfig, Scenario, Trace, run, world_for};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn scenarios() -> Vec<(String, Scenario)> {
+    let dir = repo().join("golden/scenarios");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let scenario = Scenario::from_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            (name, scenario)
+        })
+        .collect()
+}
+
+fn run_hermetic(name: &str, scenario: &Scenario, attempt: u32) -> Trace {
+    let config = RunConfig {
+        script: repo().join("legacy/vx-rail-node-init.sh"),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        work_dir: std::env::temp_dir().join(format!("vxr-golden-{}-{name}-{attempt}", std::process::id())),
+        stuck_after: Duration::from_secs(30),
+    };
+    let mut world = world_for(scenario).unwrap();
+    let mut cluster = Cluster::new();
+    let mut trace =
+        run(scenario, &mut world, &mut cluster, &config).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let _ = std::fs::remove_dir_all(&config.work_dir);
+    // The script logs its root directory, which lies in this run's scratch directory.
+    let work = config.work_dir.display().to_string();
+    for log in trace.logs.values_mut() {
+        *log = log.replace(&work, "$WORK");
+    }
+    trace
+}
+
+/// The log part of a snapshot: every node's log, one after the other.
+fn logs(trace: &Trace) -> String {
+    trace
+        .logs
+        .iter()
+        .map(|(node, log)| format!("===== {node} =====\n{log}"))
+        .collect()
+}
+
+#[test]
+fn the_scenarios_cover_every_workflow() {
+    let scenarios = scenarios();
+    assert!(
+        scenarios.len() >= 12,
+        "at least 12 scenarios, found {}",
+        scenarios.len()
+    );
+}
+
+#[test]
+fn every_scenario_matches_its_golden_trace_and_is_deterministic() {
+    let scenarios = scenarios();
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(repo().join("golden/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| {
+        for (name, scenario) in &scenarios {
+            let first = run_hermetic(name, scenario, 1);
+            let second = run_hermetic(name, scenario, 2);
+            assert_eq!(first, second, "{name}: two runs of the same scenario differ");
+            insta::with_settings!({ description => scenario.description.clone() }, {
+                insta::assert_snapshot!(format!("{name}@host-commands"), first.host_commands());
+                insta::assert_snapshot!(format!("{name}@kube-writes"), first.kube_writes());
+                insta::assert_snapshot!(format!("{name}@logs"), logs(&first));
+            });
+        }
+    });
+}

@@ -1,0 +1,1181 @@
+//! The script's log: 4.x `kv` lines, 3.x `legacy` lines, raw `----- BEGIN/END <source> -----`
+//! blocks and whatever else reached the container log (kubectl's own stderr, garbage).
+//!
+//! [`LogReader`] is a streaming state machine: feed it bytes in chunks of any size and it calls
+//! back with one [`LogEvent`] per line or per finished block. Memory stays bounded (one partial
+//! line, one open block per source, each capped), nothing makes the stream fail, and lines that
+//! are not log lines come out as [`LogEvent::Unknown`] and are counted. For a well-formed line the
+//! event borrows every field from the line itself: the hot path does not allocate.
+//!
+//! Several nodes' logs can be interleaved: 4.x lines name their node (`node=`), and lines may
+//! carry a `kubectl logs --prefix` style `[pod/<pod>/<container>] ` prefix (3.x lines have no
+//! node field, so the prefix is how they are told apart). Blocks are tracked per prefix, so a
+//! block from one pod is not cut by another pod's lines.
+
+use std::borrow::Cow;
+
+use memchr::{memchr, memchr_iter, memchr2, memrchr};
+use serde::{Serialize, Serializer, ser::SerializeMap};
+
+use super::{
+    Timestamp, known_enum,
+    time::{parse_c_date, parse_rfc3339},
+};
+use crate::ParseError;
+
+known_enum! {
+    /// A log line's level (`info`/`INFO` …).
+    Level { Info = "info", Warn = "warn", Error = "error" }
+}
+
+known_enum! {
+    /// The step that logged a line.
+    Component {
+        Main = "main", Config = "config", Snapshot = "snapshot", Bootstrap = "bootstrap",
+        Network = "network", Storage = "storage", Migration = "migration", Taints = "taints",
+        Boot = "boot", Upgrade = "upgrade", Report = "report", Init = "init", Finished = "finished",
+    }
+}
+
+impl Level {
+    fn from_upper(text: &str) -> Self {
+        match text {
+            "INFO" => Self::Info,
+            "WARN" => Self::Warn,
+            "ERROR" => Self::Error,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+}
+
+/// Which generation of the script wrote a line.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Script 4.x, `VXR_LOG_FORMAT=kv`.
+    Kv,
+    /// Script 3.x, `VXR_LOG_FORMAT=legacy`.
+    Legacy,
+}
+
+/// One `key=value` of a log line, borrowed from the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Field<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// The value as written, without quotes; escapes still in place when `escaped`.
+    pub raw: &'a str,
+    /// Whether `raw` contains `\` escapes (4.x quoted values only).
+    pub escaped: bool,
+}
+
+impl<'a> Field<'a> {
+    /// The value with 4.x escapes (`\\`, `\"`, `\n`, `\t`) resolved; borrows when there are none.
+    pub fn value(&self) -> Cow<'a, str> {
+        if self.escaped {
+            Cow::Owned(unescape(self.raw))
+        } else {
+            Cow::Borrowed(self.raw)
+        }
+    }
+}
+
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// How many fields a line keeps inline: the contract's longest messages have eight. Kept small
+/// because the event is built on the stack once per line.
+const INLINE_FIELDS: usize = 8;
+
+/// Where one field lies in its line, as byte offsets: the event stays small (it is built once
+/// per line) while the fields remain borrowed slices of the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+struct Span {
+    key: u32,
+    value: u32,
+    value_len: u32,
+    key_len: u16,
+    escaped: bool,
+}
+
+/// The fields of a line, in order. The first [`INLINE_FIELDS`] are stored inline as offsets into
+/// the line (no allocation); any further ones stay in `rest` and are split when iterated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fields<'a> {
+    line: &'a str,
+    spans: [Span; INLINE_FIELDS],
+    len: usize,
+    rest: &'a str,
+    format: LogFormat,
+}
+
+impl<'a> Fields<'a> {
+    fn new(line: &'a str, format: LogFormat) -> Self {
+        Self {
+            line,
+            spans: [Span::default(); INLINE_FIELDS],
+            len: 0,
+            rest: "",
+            format,
+        }
+    }
+
+    fn field(&self, span: &Span) -> Field<'a> {
+        let slice = |at: u32, len: u32| {
+            let at = at as usize;
+            self.line.get(at..at + len as usize).unwrap_or("")
+        };
+        Field {
+            key: slice(span.key, u32::from(span.key_len)),
+            raw: slice(span.value, span.value_len),
+            escaped: span.escaped,
+        }
+    }
+
+    /// The fields, in the order written.
+    pub fn iter(&self) -> impl Iterator<Item = Field<'a>> + '_ {
+        let mut rest = self.rest;
+        let format = self.format;
+        self.spans
+            .iter()
+            .take(self.len)
+            .map(|s| self.field(s))
+            .chain(std::iter::from_fn(move || {
+                if rest.is_empty() {
+                    return None;
+                }
+                let (field, next) = match format {
+                    LogFormat::Kv => kv_field(rest, 0).ok()?,
+                    LogFormat::Legacy => legacy_field(rest),
+                };
+                rest = next;
+                Some(field)
+            }))
+    }
+
+    /// The first field named `key`.
+    pub fn get(&self, key: &str) -> Option<Field<'a>> {
+        self.iter().find(|f| f.key == key)
+    }
+
+    /// How many fields the line has.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether the line has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn offset(&self, part: &str) -> u32 {
+        u32::try_from((part.as_ptr() as usize).saturating_sub(self.line.as_ptr() as usize))
+            .unwrap_or(u32::MAX)
+    }
+
+    /// Stores a field; once the inline slots are full, keeps the rest of the line instead and
+    /// returns false.
+    fn push(&mut self, field: Field<'a>, rest_from_here: &'a str) -> bool {
+        if self.len >= INLINE_FIELDS || field.key.len() > usize::from(u16::MAX) {
+            self.rest = rest_from_here;
+            return false;
+        }
+        let span = Span {
+            key: self.offset(field.key),
+            key_len: u16::try_from(field.key.len()).unwrap_or(u16::MAX),
+            value: self.offset(field.raw),
+            value_len: u32::try_from(field.raw.len()).unwrap_or(0),
+            escaped: field.escaped,
+        };
+        if let Some(slot) = self.spans.get_mut(self.len) {
+            *slot = span;
+        }
+        self.len += 1;
+        true
+    }
+}
+
+impl Serialize for Fields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for f in self.iter() {
+            map.serialize_entry(f.key, &f.value())?;
+        }
+        map.end()
+    }
+}
+
+/// One log line of either generation, borrowed from the line.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct LogRecord<'a> {
+    /// Line number in the stream, from 1.
+    pub line: u64,
+    /// The `[pod/<pod>/<container>]` prefix, without brackets, when the line had one.
+    pub source: Option<&'a str>,
+    /// Which generation wrote it.
+    pub format: LogFormat,
+    /// When.
+    pub time: Timestamp,
+    /// The time zone as printed: `Z` for 4.x, the `date` zone (`UTC`) for 3.x.
+    pub zone: &'a str,
+    /// The level.
+    pub level: Level,
+    /// The node (`node=`); 3.x lines do not say.
+    pub node: Option<&'a str>,
+    /// The step that logged it.
+    pub component: Component,
+    /// The message as written (4.x escapes still in place; see [`LogRecord::message`]).
+    #[serde(rename = "msg", serialize_with = "ser_msg")]
+    pub msg_raw: (&'a str, bool),
+    /// The fields.
+    pub fields: Fields<'a>,
+}
+
+fn ser_msg<S: Serializer>(m: &(&str, bool), s: S) -> Result<S::Ok, S::Error> {
+    if m.1 {
+        s.serialize_str(&unescape(m.0))
+    } else {
+        s.serialize_str(m.0)
+    }
+}
+
+impl<'a> LogRecord<'a> {
+    /// The message with escapes resolved.
+    pub fn message(&self) -> Cow<'a, str> {
+        Field {
+            key: "msg",
+            raw: self.msg_raw.0,
+            escaped: self.msg_raw.1,
+        }
+        .value()
+    }
+}
+
+/// A raw block: host-tool output between `----- BEGIN <source> -----` and `----- END … -----`.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct BlockEvent<'a> {
+    /// Line number of the BEGIN marker.
+    pub line: u64,
+    /// The `kubectl --prefix` source of the block's lines, if any.
+    pub source: Option<&'a str>,
+    /// The node of the last 4.x line before the block from the same source.
+    pub node: Option<&'a str>,
+    /// The command or file the output came from (`linstor --no-color node list`).
+    pub command: &'a str,
+    /// The output, lines joined with `\n`.
+    pub content: &'a str,
+    /// How many content lines.
+    pub lines: u64,
+    /// False when the stream ended before the END marker.
+    pub complete: bool,
+    /// True when the content exceeded the reader's block cap and was cut.
+    pub truncated: bool,
+}
+
+/// A line that is neither a log line, a block marker nor a known tool error: kept raw.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct UnknownLine<'a> {
+    /// Line number.
+    pub line: u64,
+    /// The `kubectl --prefix` source, if any.
+    pub source: Option<&'a str>,
+    /// The line (line ending and ANSI escapes removed).
+    pub text: &'a str,
+    /// Why it is not a log line: what was expected where it stopped.
+    pub expected: &'static str,
+    /// The byte in `text` where recognition stopped.
+    pub column: usize,
+}
+
+/// One event of the log stream.
+// Records are nearly every event and boxing them would allocate once per line, which the hot
+// path must not do; the size difference is the price of borrowing the fields inline.
+#[allow(clippy::large_enum_variant)]
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LogEvent<'a> {
+    /// A 4.x or 3.x log line.
+    Record(LogRecord<'a>),
+    /// A raw block, complete or cut off by the end of the stream.
+    Block(BlockEvent<'a>),
+    /// kubectl's own stderr (`error: …`, `Error from server (…): …`) that reached the log.
+    ToolError {
+        /// Line number.
+        line: u64,
+        /// The `kubectl --prefix` source, if any.
+        source: Option<&'a str>,
+        /// The line.
+        text: &'a str,
+    },
+    /// Anything else.
+    Unknown(UnknownLine<'a>),
+}
+
+/// Counters over everything the reader has seen.
+#[derive(Serialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Lines read (including block content).
+    pub lines: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// 4.x lines.
+    pub kv_records: u64,
+    /// 3.x lines.
+    pub legacy_records: u64,
+    /// Blocks (complete or not).
+    pub blocks: u64,
+    /// Blocks the stream ended inside.
+    pub incomplete_blocks: u64,
+    /// kubectl stderr lines.
+    pub tool_errors: u64,
+    /// Lines kept raw.
+    pub unknown_lines: u64,
+    /// Lines that were not UTF-8 (decoded lossily).
+    pub invalid_utf8_lines: u64,
+    /// Lines with ANSI escapes (removed).
+    pub ansi_lines: u64,
+    /// Lines longer than the cap (cut).
+    pub overlong_lines: u64,
+    /// Whether the stream ended without a final newline.
+    pub partial_last_line: bool,
+}
+
+/// Where line recognition stopped: byte in the line and what was expected.
+type Stop = (usize, &'static str);
+
+/// Byte classes for the per-byte loops of the hot path: a table lookup is one load where the
+/// equivalent comparisons are several branches per byte.
+const KEY_BYTE: u8 = 1;
+const BARE_STOP: u8 = 2;
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = b'a';
+    while c <= b'z' {
+        t[c as usize] |= KEY_BYTE;
+        c += 1;
+    }
+    let mut d = b'0';
+    while d <= b'9' {
+        t[d as usize] |= KEY_BYTE;
+        d += 1;
+    }
+    t[b'_' as usize] |= KEY_BYTE;
+    t[b' ' as usize] |= BARE_STOP;
+    t[b'"' as usize] |= BARE_STOP;
+    t[b'\\' as usize] |= BARE_STOP;
+    t[b'=' as usize] |= BARE_STOP;
+    t[b'\t' as usize] |= BARE_STOP;
+    t
+};
+
+fn class(c: u8) -> u8 {
+    CLASSES.get(usize::from(c)).copied().unwrap_or(0)
+}
+
+/// Length of an `fkey` at the start of `s` (0 if none).
+fn key_len(s: &[u8]) -> usize {
+    if !s.first().is_some_and(u8::is_ascii_lowercase) {
+        return 0;
+    }
+    s.iter()
+        .position(|c| class(*c) & KEY_BYTE == 0)
+        .unwrap_or(s.len())
+}
+
+/// `"…"` at the start of `s` (which begins with the quote): the inside, whether it has escapes,
+/// and the rest after the closing quote.
+fn quoted(s: &str, base: usize) -> Result<(&str, bool, &str), Stop> {
+    let b = s.as_bytes();
+    let mut i = 1;
+    let mut escaped = false;
+    loop {
+        let Some(j) = b.get(i..).and_then(|t| memchr2(b'"', b'\\', t)) else {
+            return Err((base + b.len(), "a closing `\"`"));
+        };
+        let at = i + j;
+        if b.get(at) == Some(&b'"') {
+            let inside = s.get(1..at).ok_or((base, "a quoted value"))?;
+            return Ok((inside, escaped, s.get(at + 1..).unwrap_or("")));
+        }
+        escaped = true;
+        i = at + 2;
+        if i > b.len() {
+            return Err((base + b.len(), "a character after `\\`"));
+        }
+    }
+}
+
+/// One ` key=value` of a 4.x line at the start of `s` (after the separating space).
+fn kv_field(s: &str, base: usize) -> Result<(Field<'_>, &str), Stop> {
+    let b = s.as_bytes();
+    let k = key_len(b);
+    if k == 0 {
+        return Err((base, "a field key"));
+    }
+    if b.get(k) != Some(&b'=') {
+        return Err((base + k, "`=` after the field key"));
+    }
+    let key = s.get(..k).unwrap_or("");
+    let v = s.get(k + 1..).unwrap_or("");
+    let (raw, escaped, rest) = if v.starts_with('"') {
+        quoted(v, base + k + 1)?
+    } else {
+        // One scalar pass finds the end and checks the bytes: bare values are a few bytes long,
+        // too short for a vectorised search to pay off.
+        let vb = v.as_bytes();
+        let mut end = 0;
+        while let Some(&c) = vb.get(end) {
+            match c {
+                b' ' => break,
+                b'"' | b'\\' | b'=' | b'\t' => {
+                    return Err((
+                        base + k + 1 + end,
+                        "a bare value (no quote, backslash, `=` or tab)",
+                    ));
+                }
+                _ => end += 1,
+            }
+        }
+        (v.get(..end).unwrap_or(""), false, v.get(end..).unwrap_or(""))
+    };
+    let rest = match rest.as_bytes().first() {
+        None => rest,
+        Some(b' ') => rest.get(1..).unwrap_or(""),
+        Some(_) => return Err((base + s.len() - rest.len(), "a space before the next field")),
+    };
+    Ok((Field { key, raw, escaped }, rest))
+}
+
+/// `prefix` then a bare word up to the next space, at `at` in `line`.
+fn header_word<'a>(
+    line: &'a str,
+    at: usize,
+    prefix: &'static str,
+    what: &'static str,
+) -> Result<(&'a str, usize), Stop> {
+    let rest = line.get(at..).unwrap_or("");
+    if !rest.starts_with(prefix) {
+        return Err((at, what));
+    }
+    let from = at + prefix.len();
+    let tail = line.get(from..).unwrap_or("");
+    let end = tail
+        .bytes()
+        .position(|c| c == b' ')
+        .ok_or((line.len(), "more of the line header"))?;
+    Ok((tail.get(..end).unwrap_or(""), from + end))
+}
+
+fn parse_kv<'a>(line: &'a str, line_no: u64, source: Option<&'a str>) -> Result<LogRecord<'a>, Stop> {
+    let ts = line.get(3..23).ok_or((3, "an RFC 3339 UTC time"))?;
+    let time = parse_rfc3339(ts).ok_or((3, "an RFC 3339 UTC time"))?;
+    let (level, at) = header_word(line, 23, " level=", "` level=`")?;
+    let (node, at) = header_word(line, at, " node=", "` node=`")?;
+    let (component, at) = header_word(line, at, " component=", "` component=`")?;
+    let rest = line.get(at..).unwrap_or("");
+    if !rest.starts_with(" msg=\"") {
+        return Err((at, "` msg=\"`"));
+    }
+    let at = at + 5;
+    let (msg, msg_escaped, mut rest) = quoted(line.get(at..).unwrap_or(""), at)?;
+    let mut fields = Fields::new(line, LogFormat::Kv);
+    if !rest.is_empty() {
+        if !rest.starts_with(' ') {
+            return Err((line.len() - rest.len(), "a space before the first field"));
+        }
+        rest = rest.get(1..).unwrap_or("");
+        let mut stored = true;
+        while !rest.is_empty() {
+            let base = line.len() - rest.len();
+            let (field, next) = kv_field(rest, base)?;
+            if stored {
+                stored = fields.push(field, rest);
+            }
+            rest = next;
+        }
+    }
+    Ok(LogRecord {
+        line: line_no,
+        source,
+        format: LogFormat::Kv,
+        time,
+        zone: "Z",
+        level: Level::from_text(level),
+        node: Some(node).filter(|n| !n.is_empty()),
+        component: Component::from_text(component),
+        msg_raw: (msg, msg_escaped),
+        fields,
+    })
+}
+
+/// Finds the next `, <fkey>=` in a 3.x field list; returns where the `, ` is.
+fn next_legacy_separator(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = b.get(from..).and_then(|t| memchr(b',', t)) {
+        let at = from + i;
+        if b.get(at + 1) != Some(&b' ') {
+            from = at + 1;
+            continue;
+        }
+        let after = b.get(at + 2..).unwrap_or(&[]);
+        let k = key_len(after);
+        if k > 0 && after.get(k) == Some(&b'=') {
+            return Some(at);
+        }
+        from = at + 2;
+    }
+    None
+}
+
+/// One 3.x field at the start of `s` (already known to start with `fkey=`) and the rest.
+fn legacy_field(s: &str) -> (Field<'_>, &str) {
+    let k = key_len(s.as_bytes());
+    let end = next_legacy_separator(s).unwrap_or(s.len());
+    let field = Field {
+        key: s.get(..k).unwrap_or(""),
+        raw: s.get(k + 1..end).unwrap_or(""),
+        escaped: false,
+    };
+    (field, s.get(end + 2..).unwrap_or(""))
+}
+
+/// Where the 3.x field list ` (k=v, …)` starts in `text`, if it has one.
+fn legacy_fields_start(text: &str) -> Option<usize> {
+    if !text.ends_with(')') {
+        return None;
+    }
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(i) = b.get(from..).and_then(|t| memchr(b'(', t)) {
+        let paren = from + i;
+        from = paren + 1;
+        if paren == 0 || b.get(paren - 1) != Some(&b' ') {
+            continue;
+        }
+        let at = paren - 1;
+        let after = b.get(at + 2..).unwrap_or(&[]);
+        let k = key_len(after);
+        if k > 0 && after.get(k) == Some(&b'=') {
+            return Some(at);
+        }
+    }
+    None
+}
+
+fn parse_legacy<'a>(line: &'a str, line_no: u64, source: Option<&'a str>) -> Result<LogRecord<'a>, Stop> {
+    let (time, zone, at) =
+        parse_c_date(line).map_err(|at| (at, "a `date` time (`Thu Jan  1 00:00:00 UTC 2026`)"))?;
+    let rest = line.get(at..).unwrap_or("");
+    let rest = rest.strip_prefix(" [").ok_or((at, "` [LEVEL]`"))?;
+    let close = memchr(b']', rest.as_bytes()).ok_or((at + 2, "`]` after the level"))?;
+    let level = rest.get(..close).unwrap_or("");
+    let at = at + 2 + close + 1;
+    let rest = line.get(at..).unwrap_or("");
+    let rest = rest.strip_prefix(' ').ok_or((at, "a space after the level"))?;
+    let comp_len = rest
+        .bytes()
+        .position(|c| !(c.is_ascii_lowercase() || c == b'_' || c == b'-'))
+        .unwrap_or(rest.len());
+    if comp_len == 0 {
+        return Err((at + 1, "a component"));
+    }
+    let component = rest.get(..comp_len).unwrap_or("");
+    let text = rest
+        .get(comp_len..)
+        .and_then(|t| t.strip_prefix(": "))
+        .ok_or((at + 1 + comp_len, "`: ` after the component"))?;
+    let mut fields = Fields::new(line, LogFormat::Legacy);
+    let msg = match legacy_fields_start(text) {
+        None => text,
+        Some(start) => {
+            let mut list = text.get(start + 2..text.len() - 1).unwrap_or("");
+            let mut stored = true;
+            while !list.is_empty() {
+                let (field, next) = legacy_field(list);
+                if stored {
+                    stored = fields.push(field, list);
+                }
+                list = next;
+            }
+            text.get(..start).unwrap_or("")
+        }
+    };
+    Ok(LogRecord {
+        line: line_no,
+        source,
+        format: LogFormat::Legacy,
+        time,
+        zone,
+        level: Level::from_upper(level),
+        node: None,
+        component: Component::from_text(component),
+        msg_raw: (msg, false),
+        fields,
+    })
+}
+
+/// Splits a `[pod/<pod>/<container>] ` prefix off a line.
+fn split_source(line: &str) -> (Option<&str>, &str) {
+    if !line.starts_with('[') {
+        return (None, line);
+    }
+    let b = line.as_bytes();
+    match memchr(b']', b) {
+        Some(end) if b.get(end + 1) == Some(&b' ') => {
+            let inner = line.get(1..end).unwrap_or("");
+            // `[INFO]`-like words are not sources: a source names a pod and so has a `/`.
+            if inner.contains('/') && !inner.contains(' ') {
+                (Some(inner), line.get(end + 2..).unwrap_or(""))
+            } else {
+                (None, line)
+            }
+        }
+        _ => (None, line),
+    }
+}
+
+fn classify<'a>(line: &'a str, line_no: u64, source: Option<&'a str>) -> Result<LogRecord<'a>, Stop> {
+    if line.starts_with("ts=") {
+        parse_kv(line, line_no, source)
+    } else {
+        parse_legacy(line, line_no, source)
+    }
+}
+
+/// Parses one log line of either generation (a `kubectl --prefix` prefix is allowed).
+pub fn parse_log_line(input: &str) -> Result<LogRecord<'_>, ParseError> {
+    let line = super::trim_final_newline(input);
+    if let Some(nl) = line.find('\n') {
+        return Err(ParseError::at(
+            "legacy-log-line",
+            input,
+            nl,
+            "the end of the line",
+        ));
+    }
+    let (source, body) = split_source(line);
+    let base = line.len() - body.len();
+    classify(body, 1, source)
+        .map_err(|(at, expected)| ParseError::at("legacy-log-line", input, base + at, expected))
+}
+
+const BEGIN: &str = "----- BEGIN ";
+const END: &str = "----- END ";
+const MARK_TAIL: &str = " -----";
+
+fn marker<'a>(line: &'a str, head: &str) -> Option<&'a str> {
+    line.strip_prefix(head)?.strip_suffix(MARK_TAIL)
+}
+
+struct OpenBlock {
+    line: u64,
+    command: String,
+    node: String,
+    content: String,
+    lines: u64,
+    truncated: bool,
+}
+
+struct Stream {
+    source: Option<String>,
+    last_node: String,
+    block: Option<OpenBlock>,
+}
+
+/// The per-line state machine; kept apart from the reader's buffers so a line borrowed from one
+/// of them can be handled while the state is mutated.
+struct Core {
+    streams: Vec<Stream>,
+    open_blocks: usize,
+    stats: LogStats,
+    max_block: usize,
+    max_streams: usize,
+}
+
+impl Core {
+    fn stream(&mut self, source: Option<&str>) -> usize {
+        if let Some(i) = self.streams.iter().position(|s| s.source.as_deref() == source) {
+            return i;
+        }
+        if self.streams.len() >= self.max_streams {
+            // Past the cap, sources share the unprefixed stream rather than growing memory.
+            return 0;
+        }
+        self.streams.push(Stream {
+            source: source.map(str::to_owned),
+            last_node: String::new(),
+            block: None,
+        });
+        self.streams.len() - 1
+    }
+
+    fn line(&mut self, full: &str, emit: &mut impl FnMut(&LogEvent<'_>)) {
+        let line_no = self.stats.lines;
+        let (source, line) = split_source(full);
+        // Block tracking needs the stream; plain lines without prefix and with no block open
+        // skip the lookup.
+        if self.open_blocks > 0 || source.is_some() || line.starts_with(BEGIN) {
+            let si = self.stream(source);
+            if let Some(stream) = self.streams.get_mut(si) {
+                if let Some(block) = stream.block.as_mut() {
+                    if marker(line, END) == Some(block.command.as_str()) {
+                        let block = stream.block.take();
+                        self.open_blocks = self.open_blocks.saturating_sub(1);
+                        if let Some(b) = block {
+                            self.stats.blocks += 1;
+                            emit(&LogEvent::Block(BlockEvent {
+                                line: b.line,
+                                source,
+                                node: Some(b.node.as_str()).filter(|n| !n.is_empty()),
+                                command: &b.command,
+                                content: &b.content,
+                                lines: b.lines,
+                                complete: true,
+                                truncated: b.truncated,
+                            }));
+                        }
+                    } else {
+                        if block.content.len() + line.len() + 1 > self.max_block {
+                            block.truncated = true;
+                        } else {
+                            if block.lines > 0 {
+                                block.content.push('\n');
+                            }
+                            block.content.push_str(line);
+                        }
+                        block.lines += 1;
+                    }
+                    return;
+                }
+                if let Some(command) = marker(line, BEGIN) {
+                    stream.block = Some(OpenBlock {
+                        line: line_no,
+                        command: command.to_owned(),
+                        node: stream.last_node.clone(),
+                        content: String::new(),
+                        lines: 0,
+                        truncated: false,
+                    });
+                    self.open_blocks += 1;
+                    return;
+                }
+            }
+        }
+        match classify(line, line_no, source) {
+            Ok(record) => {
+                match record.format {
+                    LogFormat::Kv => {
+                        self.stats.kv_records += 1;
+                        if let Some(node) = record.node {
+                            let si = if source.is_none() { 0 } else { self.stream(source) };
+                            if let Some(s) = self.streams.get_mut(si)
+                                && s.last_node != node
+                            {
+                                s.last_node.clear();
+                                s.last_node.push_str(node);
+                            }
+                        }
+                    }
+                    LogFormat::Legacy => self.stats.legacy_records += 1,
+                }
+                emit(&LogEvent::Record(record));
+            }
+            Err(_) if line.starts_with("error: ") || line.starts_with("Error from server") => {
+                self.stats.tool_errors += 1;
+                emit(&LogEvent::ToolError {
+                    line: line_no,
+                    source,
+                    text: line,
+                });
+            }
+            Err((column, expected)) => {
+                self.stats.unknown_lines += 1;
+                emit(&LogEvent::Unknown(UnknownLine {
+                    line: line_no,
+                    source,
+                    text: line,
+                    expected,
+                    column,
+                }));
+            }
+        }
+    }
+
+    fn finish(&mut self, emit: &mut impl FnMut(&LogEvent<'_>)) {
+        for stream in &mut self.streams {
+            if let Some(b) = stream.block.take() {
+                self.stats.blocks += 1;
+                self.stats.incomplete_blocks += 1;
+                emit(&LogEvent::Block(BlockEvent {
+                    line: b.line,
+                    source: stream.source.as_deref(),
+                    node: Some(b.node.as_str()).filter(|n| !n.is_empty()),
+                    command: &b.command,
+                    content: &b.content,
+                    lines: b.lines,
+                    complete: false,
+                    truncated: b.truncated,
+                }));
+            }
+        }
+        self.open_blocks = 0;
+    }
+}
+
+/// Streaming reader of the script's log. Feed it chunks with [`LogReader::feed`] and end with
+/// [`LogReader::finish`]; both call back once per event, with a reference (handing over a
+/// reference rather than the event itself measurably saves a copy per line). Events borrow from
+/// the chunk (or the reader's buffers), so the callback must copy what it keeps.
+pub struct LogReader {
+    core: Core,
+    carry: Vec<u8>,
+    scratch: String,
+    max_line: usize,
+}
+
+impl Default for LogReader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Longest line kept whole (1 MiB); longer lines are cut and counted.
+const MAX_LINE: usize = 1 << 20;
+/// Most block content kept (4 MiB); the rest is dropped and the block marked `truncated`.
+const MAX_BLOCK: usize = 4 << 20;
+/// Most distinct `--prefix` sources tracked separately.
+const MAX_STREAMS: usize = 1024;
+
+impl LogReader {
+    /// A reader with the default caps: 1 MiB per line, 4 MiB per block, 1024 sources.
+    pub fn new() -> Self {
+        Self::with_limits(MAX_LINE, MAX_BLOCK)
+    }
+
+    /// A reader with explicit caps on line length and block content, in bytes.
+    pub fn with_limits(max_line: usize, max_block: usize) -> Self {
+        Self {
+            core: Core {
+                streams: vec![Stream {
+                    source: None,
+                    last_node: String::new(),
+                    block: None,
+                }],
+                open_blocks: 0,
+                stats: LogStats::default(),
+                max_block,
+                max_streams: MAX_STREAMS,
+            },
+            carry: Vec::new(),
+            scratch: String::new(),
+            max_line: max_line.max(1),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &LogStats {
+        &self.core.stats
+    }
+
+    /// Feeds the next chunk; every line it completes is handled now, a trailing partial line
+    /// waits for the next chunk (or [`LogReader::finish`]).
+    pub fn feed(&mut self, chunk: &[u8], mut emit: impl FnMut(&LogEvent<'_>)) {
+        self.core.stats.bytes += chunk.len() as u64;
+        let mut rest = chunk;
+        if !self.carry.is_empty() {
+            let Some(nl) = memchr(b'\n', rest) else {
+                self.append_carry(rest);
+                return;
+            };
+            self.append_carry(rest.get(..nl).unwrap_or(&[]));
+            let carry = std::mem::take(&mut self.carry);
+            self.handle_cut(&carry, &mut emit);
+            self.carry = carry;
+            self.carry.clear();
+            rest = rest.get(nl + 1..).unwrap_or(&[]);
+        }
+        let Some(last) = memrchr(b'\n', rest) else {
+            self.append_carry(rest);
+            return;
+        };
+        let body = rest.get(..last).unwrap_or(&[]);
+        // UTF-8 and escape checks once per chunk rather than once per line: on a clean chunk
+        // every line goes straight to the parser as a slice of the chunk.
+        let clean = memchr(0x1b, body).is_none();
+        match std::str::from_utf8(body) {
+            Ok(text) if clean => {
+                let mut start = 0;
+                for nl in memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len())) {
+                    let line = text.get(start..nl).unwrap_or("");
+                    start = nl + 1;
+                    if line.len() > self.max_line {
+                        Self::handle(
+                            &mut self.core,
+                            &mut self.scratch,
+                            line.as_bytes().get(..self.max_line).unwrap_or(&[]),
+                            true,
+                            &mut emit,
+                        );
+                        continue;
+                    }
+                    self.core.stats.lines += 1;
+                    self.core.line(line.strip_suffix('\r').unwrap_or(line), &mut emit);
+                }
+            }
+            _ => {
+                let mut start = 0;
+                for nl in memchr_iter(b'\n', body).chain(std::iter::once(body.len())) {
+                    let piece = body.get(start..nl).unwrap_or(&[]);
+                    start = nl + 1;
+                    self.handle_cut(piece, &mut emit);
+                }
+            }
+        }
+        self.append_carry(rest.get(last + 1..).unwrap_or(&[]));
+    }
+
+    /// Handles one line, cutting it at the line cap first.
+    fn handle_cut(&mut self, piece: &[u8], emit: &mut impl FnMut(&LogEvent<'_>)) {
+        let cut = piece.len() > self.max_line;
+        Self::handle(
+            &mut self.core,
+            &mut self.scratch,
+            piece.get(..self.max_line).unwrap_or(piece),
+            cut,
+            emit,
+        );
+    }
+
+    /// Keeps at most one byte past the cap, so an overlong line is still recognised as cut.
+    fn append_carry(&mut self, piece: &[u8]) {
+        let room = (self.max_line + 1).saturating_sub(self.carry.len());
+        self.carry.extend_from_slice(piece.get(..room).unwrap_or(piece));
+    }
+
+    /// Ends the stream: handles a final line without newline and emits blocks left open.
+    pub fn finish(&mut self, mut emit: impl FnMut(&LogEvent<'_>)) {
+        if !self.carry.is_empty() {
+            self.core.stats.partial_last_line = true;
+            let carry = std::mem::take(&mut self.carry);
+            self.handle_cut(&carry, &mut emit);
+        }
+        self.core.finish(&mut emit);
+    }
+
+    fn handle(
+        core: &mut Core,
+        scratch: &mut String,
+        raw: &[u8],
+        cut: bool,
+        emit: &mut impl FnMut(&LogEvent<'_>),
+    ) {
+        core.stats.lines += 1;
+        if cut {
+            core.stats.overlong_lines += 1;
+        }
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let has_escape = memchr(0x1b, raw).is_some();
+        match std::str::from_utf8(raw) {
+            Ok(text) if !has_escape => core.line(text, emit),
+            decoded => {
+                let lossy;
+                let text = match decoded {
+                    Ok(t) => t,
+                    Err(_) => {
+                        core.stats.invalid_utf8_lines += 1;
+                        lossy = String::from_utf8_lossy(raw);
+                        &lossy
+                    }
+                };
+                scratch.clear();
+                if has_escape {
+                    core.stats.ansi_lines += 1;
+                    strip_ansi(text, scratch);
+                } else {
+                    scratch.push_str(text);
+                }
+                core.line(scratch, emit);
+            }
+        }
+    }
+}
+
+/// Removes ANSI CSI sequences (`ESC [ … final byte`) and lone escapes.
+fn strip_ansi(text: &str, out: &mut String) {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            for d in chars.by_ref() {
+                if ('\u{40}'..='\u{7e}').contains(&d) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// An owned copy of a [`LogEvent`], for collecting a whole log.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum OwnedLogEvent {
+    /// A 4.x or 3.x log line.
+    Record {
+        /// Line number.
+        line: u64,
+        /// `--prefix` source.
+        source: Option<String>,
+        /// Generation.
+        format: LogFormat,
+        /// When.
+        time: Timestamp,
+        /// Zone as printed.
+        zone: String,
+        /// Level.
+        level: Level,
+        /// Node, for 4.x lines.
+        node: Option<String>,
+        /// Component.
+        component: Component,
+        /// Message, escapes resolved.
+        msg: String,
+        /// Fields in order, values unescaped.
+        fields: Vec<(String, String)>,
+    },
+    /// A raw block.
+    Block {
+        /// Line of the BEGIN marker.
+        line: u64,
+        /// `--prefix` source.
+        source: Option<String>,
+        /// Node of the preceding 4.x line.
+        node: Option<String>,
+        /// The command or file.
+        command: String,
+        /// The output.
+        content: String,
+        /// Content lines.
+        lines: u64,
+        /// Whether the END marker was seen.
+        complete: bool,
+        /// Whether content was cut at the cap.
+        truncated: bool,
+    },
+    /// kubectl stderr.
+    ToolError {
+        /// Line number.
+        line: u64,
+        /// `--prefix` source.
+        source: Option<String>,
+        /// The line.
+        text: String,
+    },
+    /// A line kept raw.
+    Unknown {
+        /// Line number.
+        line: u64,
+        /// `--prefix` source.
+        source: Option<String>,
+        /// The line.
+        text: String,
+        /// What was expected where recognition stopped.
+        expected: String,
+        /// Byte in `text` where it stopped.
+        column: usize,
+    },
+}
+
+impl From<&LogEvent<'_>> for OwnedLogEvent {
+    fn from(e: &LogEvent<'_>) -> Self {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        match e {
+            LogEvent::Record(r) => Self::Record {
+                line: r.line,
+                source: own(r.source),
+                format: r.format,
+                time: r.time,
+                zone: r.zone.to_owned(),
+                level: r.level.clone(),
+                node: own(r.node),
+                component: r.component.clone(),
+                msg: r.message().into_owned(),
+                fields: r
+                    .fields
+                    .iter()
+                    .map(|f| (f.key.to_owned(), f.value().into_owned()))
+                    .collect(),
+            },
+            LogEvent::Block(b) => Self::Block {
+                line: b.line,
+                source: own(b.source),
+                node: own(b.node),
+                command: b.command.to_owned(),
+                content: b.content.to_owned(),
+                lines: b.lines,
+                complete: b.complete,
+                truncated: b.truncated,
+            },
+            LogEvent::ToolError { line, source, text } => Self::ToolError {
+                line: *line,
+                source: own(*source),
+                text: (*text).to_owned(),
+            },
+            LogEvent::Unknown(u) => Self::Unknown {
+                line: u.line,
+                source: own(u.source),
+                text: u.text.to_owned(),
+                expected: u.expected.to_owned(),
+                column: u.column,
+            },
+        }
+    }
+}
+
+/// A whole log, collected.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct LegacyLog {
+    /// Every event in stream order (a block comes when its END marker is read).
+    pub events: Vec<OwnedLogEvent>,
+    /// Counters.
+    pub stats: LogStats,
+}
+
+/// Parses a whole log with [`LogReader`]. Lines that are not log lines never fail the parse;
+/// the only error is input with no log line and no block at all, which is not a log.
+pub fn parse_legacy_log(input: &str) -> Result<LegacyLog, ParseError> {
+    let mut reader = LogReader::new();
+    let mut events = Vec::new();
+    reader.feed(input.as_bytes(), |e| events.push(OwnedLogEvent::from(e)));
+    reader.finish(|e| events.push(OwnedLogEvent::from(e)));
+    let stats = reader.stats().clone();
+    if stats.kv_records + stats.legacy_records + stats.blocks == 0 {
+        let at = input.len() - input.trim_start().len();
+        return Err(ParseError::at(
+            "legacy-log",
+            input,
+            at,
+            "a script log line (`ts=… level=…` or `<date> [LEVEL] component: …`) or a `----- BEGIN` block",
+        ));
+    }
+    Ok(LegacyLog { events, stats })
+}

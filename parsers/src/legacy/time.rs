@@ -1,0 +1,194 @@
+//! The two timestamp shapes of the legacy script: RFC 3339 UTC (`date -u +%Y-%m-%dT%H:%M:%SZ`,
+//! used by 4.x log lines and outside blobs) and the C-locale `date` of 3.x log lines
+//! (`Thu Jan  1 00:00:00 UTC 2026`). Both parse without allocating.
+
+use serde::{Serialize, Serializer};
+
+/// A wall-clock time as the script printed it, to the second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp {
+    /// Year.
+    pub year: u16,
+    /// Month, 1–12.
+    pub month: u8,
+    /// Day of the month, 1–31.
+    pub day: u8,
+    /// Hour, 0–23.
+    pub hour: u8,
+    /// Minute, 0–59.
+    pub minute: u8,
+    /// Second, 0–60 (60 for a leap second).
+    pub second: u8,
+    /// Whether the time is UTC (`Z`, or a 3.x line whose zone is `UTC`/`GMT`).
+    pub utc: bool,
+}
+
+impl Timestamp {
+    /// Seconds since the Unix epoch, when the time is known to be UTC.
+    pub fn unix_seconds(&self) -> Option<i64> {
+        if !self.utc {
+            return None;
+        }
+        // Days from civil, proleptic Gregorian (H. Hinnant's algorithm).
+        let y = i64::from(self.year) - i64::from(self.month <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let m = i64::from(self.month);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        Some(
+            days * 86_400
+                + i64::from(self.hour) * 3600
+                + i64::from(self.minute) * 60
+                + i64::from(self.second),
+        )
+    }
+
+    fn valid(self) -> Option<Self> {
+        let ok = (1..=12).contains(&self.month)
+            && (1..=31).contains(&self.day)
+            && self.hour < 24
+            && self.minute < 60
+            && self.second <= 60;
+        ok.then_some(self)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{}",
+            self.year,
+            self.month,
+            self.day,
+            self.hour,
+            self.minute,
+            self.second,
+            if self.utc { "Z" } else { "" }
+        ))
+    }
+}
+
+fn digits2(b: &[u8], at: usize) -> Option<u8> {
+    let hi = b.get(at)?.checked_sub(b'0').filter(|d| *d < 10)?;
+    let lo = b.get(at + 1)?.checked_sub(b'0').filter(|d| *d < 10)?;
+    Some(hi * 10 + lo)
+}
+
+fn digits4(b: &[u8], at: usize) -> Option<u16> {
+    let hi = digits2(b, at)?;
+    let lo = digits2(b, at + 2)?;
+    Some(u16::from(hi) * 100 + u16::from(lo))
+}
+
+fn expect(b: &[u8], at: usize, c: u8) -> Option<()> {
+    (b.get(at) == Some(&c)).then_some(())
+}
+
+/// `hh:mm:ss` at `at`.
+fn clock(b: &[u8], at: usize) -> Option<(u8, u8, u8)> {
+    let h = digits2(b, at)?;
+    expect(b, at + 2, b':')?;
+    let m = digits2(b, at + 3)?;
+    expect(b, at + 5, b':')?;
+    let s = digits2(b, at + 6)?;
+    Some((h, m, s))
+}
+
+/// Parses exactly `yyyy-mm-ddThh:mm:ssZ` (20 bytes). Every 4.x line starts with one, so it works
+/// on a fixed-size array: constant indices need no bounds checks.
+pub(crate) fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    let b: &[u8; 20] = s.as_bytes().try_into().ok()?;
+    let d = |i: usize| -> Option<u8> {
+        let v = b.get(i)?.wrapping_sub(b'0');
+        (v < 10).then_some(v)
+    };
+    let two = |i: usize| -> Option<u8> { Some(d(i)? * 10 + d(i + 1)?) };
+    let punct_ok =
+        b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':' && b[19] == b'Z';
+    if !punct_ok {
+        return None;
+    }
+    Timestamp {
+        year: u16::from(two(0)?) * 100 + u16::from(two(2)?),
+        month: two(5)?,
+        day: two(8)?,
+        hour: two(11)?,
+        minute: two(14)?,
+        second: two(17)?,
+        utc: true,
+    }
+    .valid()
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+const DAYS: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+
+/// Parses the start of a 3.x line, `Thu Jan  1 00:00:00 UTC 2026`: returns the time, the zone
+/// as printed and how many bytes it took; `Err` carries the byte where it stopped.
+pub(crate) fn parse_c_date(s: &str) -> Result<(Timestamp, &str, usize), usize> {
+    let b = s.as_bytes();
+    let dow = b.get(0..3).ok_or(0usize)?;
+    if !DAYS.iter().any(|d| d.as_slice() == dow) {
+        return Err(0);
+    }
+    expect(b, 3, b' ').ok_or(3usize)?;
+    let mon = b.get(4..7).ok_or(4usize)?;
+    let month = MONTHS.iter().position(|m| m.as_slice() == mon).ok_or(4usize)?;
+    expect(b, 7, b' ').ok_or(7usize)?;
+    let day = match (b.get(8), b.get(9)) {
+        (Some(b' '), Some(d)) if d.is_ascii_digit() => d - b'0',
+        _ => digits2(b, 8).ok_or(8usize)?,
+    };
+    expect(b, 10, b' ').ok_or(10usize)?;
+    let (hour, minute, second) = clock(b, 11).ok_or(11usize)?;
+    expect(b, 19, b' ').ok_or(19usize)?;
+    let zone_len = b
+        .get(20..)
+        .unwrap_or(&[])
+        .iter()
+        .position(|c| *c == b' ')
+        .ok_or(20usize)?;
+    if zone_len == 0 {
+        return Err(20);
+    }
+    let zone = s.get(20..20 + zone_len).ok_or(20usize)?;
+    let year_at = 20 + zone_len + 1;
+    let year = digits4(b, year_at).ok_or(year_at)?;
+    let ts = Timestamp {
+        year,
+        month: u8::try_from(month + 1).unwrap_or(0),
+        day,
+        hour,
+        minute,
+        second,
+        utc: zone == "UTC" || zone == "GMT",
+    }
+    .valid()
+    .ok_or(8usize)?;
+    Ok((ts, zone, year_at + 4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_and_c_date_agree_on_the_epoch() {
+        let a = parse_rfc3339("2026-01-01T00:00:30Z").unwrap();
+        let (b, zone, used) = parse_c_date("Thu Jan  1 00:00:30 UTC 2026 [INFO]").unwrap();
+        assert_eq!(a, b);
+        assert_eq!((zone, used), ("UTC", 28));
+        assert_eq!(a.unix_seconds(), Some(1_767_225_630));
+    }
+
+    #[test]
+    fn out_of_range_fields_are_rejected() {
+        assert!(parse_rfc3339("2026-13-01T00:00:00Z").is_none());
+        assert!(parse_rfc3339("2026-01-01T24:00:00Z").is_none());
+        assert!(parse_c_date("Thu Foo  1 00:00:00 UTC 2026").is_err());
+    }
+}
