@@ -176,6 +176,11 @@ pub fn parse_drbd_status(input: &str) -> Result<DrbdStatus, ParseError> {
         let text = line.text.trim_end_matches([' ', '\t']);
         let body = text.trim_start_matches([' ', '\t']);
         let starts_with_token = body.split_whitespace().next().is_some_and(|t| t.contains(':'));
+        // drbdsetup prints a comment, `# No currently configured DRBD found.`, when there are no
+        // resources: an empty status, not an error.
+        if line.indent() == 0 && body.starts_with('#') {
+            continue;
+        }
         if line.indent() == 0 {
             let (name, toks) = run(STATUS, input, &line, body, "a resource line", named_line)?;
             let mut res = DrbdResource {
