@@ -390,9 +390,21 @@ impl Trace {
     /// Every host command, per node in order, as `tick node $ command → code` lines. `date` is
     /// left out: the script calls it for every log line, and the log shows what it returned.
     pub fn host_commands(&self) -> String {
+        self.lines(|e| !matches!(e.argv.first().map(String::as_str), Some("kubectl" | "date")))
+    }
+
+    /// Every Kubernetes write, in order.
+    pub fn kube_writes(&self) -> String {
+        self.lines(|e| {
+            e.argv.first().map(String::as_str) == Some("kubectl")
+                && kubectl_verb(&e.argv[1..]).is_some_and(|v| KUBE_WRITES.contains(&v))
+        })
+    }
+
+    /// The entries `keep` selects, one `tick node $ command -> code` line each.
+    fn lines(&self, keep: impl Fn(&TraceEntry) -> bool) -> String {
         let mut out = String::new();
-        let shown = |e: &&TraceEntry| !matches!(e.argv.first().map(String::as_str), Some("kubectl" | "date"));
-        for e in self.commands.iter().filter(shown) {
+        for e in self.commands.iter().filter(|e| keep(e)) {
             let _ = writeln!(
                 out,
                 "{:>3} {} $ {} -> {}",
@@ -401,26 +413,6 @@ impl Trace {
                 shell_words(&e.argv),
                 e.code
             );
-        }
-        out
-    }
-
-    /// Every Kubernetes write, in order.
-    pub fn kube_writes(&self) -> String {
-        let mut out = String::new();
-        for e in &self.commands {
-            let is_write = e.argv.first().map(String::as_str) == Some("kubectl")
-                && kubectl_verb(&e.argv[1..]).is_some_and(|v| KUBE_WRITES.contains(&v));
-            if is_write {
-                let _ = writeln!(
-                    out,
-                    "{:>3} {} $ {} -> {}",
-                    e.tick,
-                    e.node,
-                    shell_words(&e.argv),
-                    e.code
-                );
-            }
         }
         out
     }
