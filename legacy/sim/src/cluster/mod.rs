@@ -203,16 +203,14 @@ impl Node {
 
     /// The object as the API server returns it (the fields this model keeps).
     pub fn to_json(&self) -> Value {
-        let mut meta = Map::new();
-        if !self.annotations.is_empty() {
-            meta.insert("annotations".into(), json!(self.annotations));
-        }
-        meta.insert("creationTimestamp".into(), json!(golang::rfc3339(self.created)));
-        if !self.labels.is_empty() {
-            meta.insert("labels".into(), json!(self.labels));
-        }
-        meta.insert("name".into(), json!(self.name));
-        meta.insert("resourceVersion".into(), json!(self.resource_version.to_string()));
+        let meta = object_meta(
+            &self.name,
+            None,
+            &self.labels,
+            &self.annotations,
+            self.created,
+            self.resource_version,
+        );
         let mut spec = Map::new();
         if !self.taints.is_empty() {
             spec.insert(
@@ -225,6 +223,32 @@ impl Node {
         }
         json!({"apiVersion": "v1", "kind": "Node", "metadata": meta, "spec": spec, "status": {}})
     }
+}
+
+/// `metadata` as the API server returns it, for the fields this model keeps; keys in the order
+/// Go's JSON encoder writes them.
+fn object_meta(
+    name: &str,
+    namespace: Option<&str>,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    created: i64,
+    resource_version: u64,
+) -> Map<String, Value> {
+    let mut meta = Map::new();
+    if !annotations.is_empty() {
+        meta.insert("annotations".into(), json!(annotations));
+    }
+    meta.insert("creationTimestamp".into(), json!(golang::rfc3339(created)));
+    if !labels.is_empty() {
+        meta.insert("labels".into(), json!(labels));
+    }
+    meta.insert("name".into(), json!(name));
+    if let Some(namespace) = namespace {
+        meta.insert("namespace".into(), json!(namespace));
+    }
+    meta.insert("resourceVersion".into(), json!(resource_version.to_string()));
+    meta
 }
 
 /// A ConfigMap.
@@ -283,17 +307,14 @@ impl ConfigMap {
 
     /// The object as the API server returns it (the fields this model keeps).
     pub fn to_json(&self) -> Value {
-        let mut meta = Map::new();
-        if !self.annotations.is_empty() {
-            meta.insert("annotations".into(), json!(self.annotations));
-        }
-        meta.insert("creationTimestamp".into(), json!(golang::rfc3339(self.created)));
-        if !self.labels.is_empty() {
-            meta.insert("labels".into(), json!(self.labels));
-        }
-        meta.insert("name".into(), json!(self.name));
-        meta.insert("namespace".into(), json!(self.namespace));
-        meta.insert("resourceVersion".into(), json!(self.resource_version.to_string()));
+        let meta = object_meta(
+            &self.name,
+            Some(&self.namespace),
+            &self.labels,
+            &self.annotations,
+            self.created,
+            self.resource_version,
+        );
         let mut obj = Map::new();
         obj.insert("apiVersion".into(), json!("v1"));
         if !self.binary_data.is_empty() {
