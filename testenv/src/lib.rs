@@ -10,6 +10,8 @@
 //! kernel does when this process ends, however it ends), when its parent process changes, and on
 //! SIGINT/SIGTERM — so a panicking test, a killed test binary or an interrupted run all take it down.
 
+pub mod kubelet;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};

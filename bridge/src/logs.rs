@@ -1,0 +1,1 @@
+//! The legacy pods' logs through the pods/log API (being written).

@@ -1,0 +1,409 @@
+//! Sources of legacy state: watches of the legacy ConfigMaps and of the Nodes through the API
+//! server, and an offline bundle read from a directory. Both produce [`Change`]s that
+//! [`apply`] feeds into the [`Index`]; nothing here decides anything.
+//!
+//! The watches relist on their own when the API server restarts or answers `410 Gone` (a too-old
+//! resourceVersion): kube-runtime's watcher starts over with a list, which arrives here as one
+//! [`Change::Reset`] holding every object, so objects deleted while the bridge was not watching
+//! disappear from the index too.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+
+use crate::index::Index;
+
+/// One change to the legacy state, from any source.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// A ConfigMap was added or modified.
+    ConfigMap(ConfigMap),
+    /// A ConfigMap was deleted.
+    ConfigMapDeleted(ConfigMap),
+    /// Every ConfigMap of the legacy namespace, after a (re)list.
+    ConfigMapsReset(Vec<ConfigMap>),
+    /// A Node was added or modified.
+    Node(Box<Node>),
+    /// A Node was deleted.
+    NodeDeleted(Box<Node>),
+    /// Every Node, after a (re)list.
+    NodesReset(Vec<Node>),
+    /// Bytes of a node's legacy log.
+    Log {
+        /// The node.
+        node: String,
+        /// The bytes, cut anywhere.
+        bytes: Vec<u8>,
+    },
+    /// A node's log starts over (a new pod): any partial line is dropped.
+    LogRestarted {
+        /// The node.
+        node: String,
+    },
+}
+
+impl Change {
+    /// The source this change came from, as a metric label.
+    pub fn source(&self) -> &'static str {
+        match self {
+            Change::ConfigMap(_) | Change::ConfigMapDeleted(_) | Change::ConfigMapsReset(_) => "configmaps",
+            Change::Node(_) | Change::NodeDeleted(_) | Change::NodesReset(_) => "nodes",
+            Change::Log { .. } | Change::LogRestarted { .. } => "logs",
+        }
+    }
+
+    /// The kind of event, as a metric label.
+    pub fn event(&self) -> &'static str {
+        match self {
+            Change::ConfigMap(_) | Change::Node(_) => "apply",
+            Change::ConfigMapDeleted(_) | Change::NodeDeleted(_) => "delete",
+            Change::ConfigMapsReset(_) | Change::NodesReset(_) => "reset",
+            Change::Log { .. } => "log",
+            Change::LogRestarted { .. } => "log_restart",
+        }
+    }
+
+    /// Unix seconds of the newest write to the object this change carries, from its managed
+    /// fields (or creation time), to measure how late the bridge sees a change.
+    pub fn written_at(&self) -> Option<i64> {
+        let meta = match self {
+            Change::ConfigMap(c) | Change::ConfigMapDeleted(c) => c.meta(),
+            Change::Node(n) | Change::NodeDeleted(n) => n.meta(),
+            _ => return None,
+        };
+        let managed = meta
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter_map(|m| m.time.as_ref())
+            .map(|t| t.0.as_second())
+            .max();
+        managed.or_else(|| meta.creation_timestamp.as_ref().map(|t| t.0.as_second()))
+    }
+}
+
+/// Feeds one change into the index at `now` (Unix seconds).
+pub fn apply(index: &mut Index, change: Change, now: i64) {
+    match change {
+        Change::ConfigMap(cm) => {
+            index.apply_config_map(&cm, now);
+        }
+        Change::ConfigMapDeleted(cm) => {
+            let ns = cm.metadata.namespace.as_deref().unwrap_or_default();
+            let name = cm.metadata.name.as_deref().unwrap_or_default();
+            index.delete_config_map(ns, name);
+        }
+        Change::ConfigMapsReset(cms) => index.reset_config_maps(&cms, now),
+        Change::Node(node) => index.apply_node(&node, now),
+        Change::NodeDeleted(node) => {
+            if let Some(name) = &node.metadata.name {
+                index.delete_node(name);
+            }
+        }
+        Change::NodesReset(nodes) => index.reset_nodes(&nodes, now),
+        Change::Log { node, bytes } => {
+            index.feed_log(&node, &bytes, now);
+        }
+        Change::LogRestarted { node } => index.reset_log(&node),
+    }
+}
+
+/// Turns a kube-runtime watcher stream into changes: `Init`…`InitDone` become one reset.
+fn changes<K, S>(
+    stream: S,
+    apply: fn(K) -> Change,
+    delete: fn(K) -> Change,
+    reset: fn(Vec<K>) -> Change,
+) -> impl Stream<Item = Result<Change, watcher::Error>>
+where
+    K: Clone,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    stream
+        .scan(None::<Vec<K>>, move |buffer, event| {
+            let out = match event {
+                Err(e) => Some(Err(e)),
+                Ok(watcher::Event::Init) => {
+                    *buffer = Some(Vec::new());
+                    None
+                }
+                Ok(watcher::Event::InitApply(obj)) => {
+                    buffer.get_or_insert_with(Vec::new).push(obj);
+                    None
+                }
+                Ok(watcher::Event::InitDone) => Some(Ok(reset(buffer.take().unwrap_or_default()))),
+                Ok(watcher::Event::Apply(obj)) => Some(Ok(apply(obj))),
+                Ok(watcher::Event::Delete(obj)) => Some(Ok(delete(obj))),
+            };
+            futures::future::ready(Some(out))
+        })
+        .filter_map(futures::future::ready)
+}
+
+/// Watches the ConfigMaps of the legacy namespace. Errors are yielded (for logging and metrics)
+/// and the watch carries on with backoff.
+pub fn watch_config_maps(
+    client: Client,
+    namespace: &str,
+) -> impl Stream<Item = Result<Change, watcher::Error>> + Send + use<> {
+    let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+    changes(
+        watcher(api, watcher::Config::default()).default_backoff(),
+        Change::ConfigMap,
+        Change::ConfigMapDeleted,
+        Change::ConfigMapsReset,
+    )
+}
+
+/// Watches every Node.
+pub fn watch_nodes(client: Client) -> impl Stream<Item = Result<Change, watcher::Error>> + Send + use<> {
+    let api: Api<Node> = Api::all(client);
+    changes(
+        watcher(api, watcher::Config::default()).default_backoff(),
+        |n| Change::Node(Box::new(n)),
+        |n| Change::NodeDeleted(Box::new(n)),
+        Change::NodesReset,
+    )
+}
+
+/// How long a watch may stay silent before its connection is considered stuck; the watcher's
+/// own timeout is shorter, so this is only a bound for documentation and tests.
+pub const WATCH_TIMEOUT: Duration = Duration::from_secs(290);
+
+/// Errors reading an offline bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// A file or directory could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A manifest is not YAML or JSON of Kubernetes objects.
+    #[error("{path}: {message}")]
+    Manifest {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the position the YAML parser gives.
+        message: String,
+    },
+}
+
+impl BundleError {
+    /// A low-cardinality label for failure metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            BundleError::Io { .. } => "io",
+            BundleError::Manifest { .. } => "manifest",
+        }
+    }
+}
+
+/// What a bundle held.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BundleSummary {
+    /// ConfigMaps read.
+    pub config_maps: usize,
+    /// Nodes read.
+    pub nodes: usize,
+    /// Log files read, by node.
+    pub logs: Vec<String>,
+    /// Objects of other kinds, skipped.
+    pub skipped: usize,
+    /// The newest legacy timestamp seen, a sensible "now" for a bundle captured in the past.
+    pub newest: Option<i64>,
+}
+
+/// Reads an offline bundle: a directory (searched recursively) of `*.yaml`, `*.yml` and `*.json`
+/// files as `kubectl get … -o yaml|json` writes them (single objects or `List`s, several YAML
+/// documents per file allowed), and `*.log` files holding one node's legacy log each, named
+/// `<node>.log`. ConfigMaps and Nodes are taken; other kinds are counted and skipped.
+pub fn read_bundle(dir: &Path) -> Result<(Vec<Change>, BundleSummary), BundleError> {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files)?;
+    files.sort();
+    let mut config_maps = Vec::new();
+    let mut nodes = Vec::new();
+    let mut logs = Vec::new();
+    let mut summary = BundleSummary::default();
+    for path in files {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        match ext {
+            "yaml" | "yml" | "json" => {
+                let text = std::fs::read_to_string(&path).map_err(|source| BundleError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                    let value = serde_yaml_ng::Value::deserialize(doc).map_err(|e| BundleError::Manifest {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                    let value: serde_json::Value =
+                        serde_json::to_value(&value).map_err(|e| BundleError::Manifest {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })?;
+                    objects(&path, value, &mut config_maps, &mut nodes, &mut summary.skipped)?;
+                }
+            }
+            "log" => {
+                let node = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                let bytes = std::fs::read(&path).map_err(|source| BundleError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                summary.logs.push(node.clone());
+                logs.push(Change::Log { node, bytes });
+            }
+            _ => {}
+        }
+    }
+    summary.config_maps = config_maps.len();
+    summary.nodes = nodes.len();
+    let mut changes = vec![Change::ConfigMapsReset(config_maps), Change::NodesReset(nodes)];
+    changes.extend(logs);
+    Ok((changes, summary))
+}
+
+use serde::Deserialize;
+
+fn objects(
+    path: &Path,
+    value: serde_json::Value,
+    config_maps: &mut Vec<ConfigMap>,
+    nodes: &mut Vec<Node>,
+    skipped: &mut usize,
+) -> Result<(), BundleError> {
+    if value.is_null() {
+        return Ok(());
+    }
+    let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_owned();
+    let bad = |e: serde_json::Error, what: &str| BundleError::Manifest {
+        path: path.to_owned(),
+        message: format!("{what}: {e}"),
+    };
+    match kind.as_str() {
+        "ConfigMap" => config_maps.push(serde_json::from_value(value).map_err(|e| bad(e, "a ConfigMap"))?),
+        "Node" => nodes.push(serde_json::from_value(value).map_err(|e| bad(e, "a Node"))?),
+        k if k == "List" || k.ends_with("List") => {
+            let items = match value.get("items") {
+                Some(serde_json::Value::Array(items)) => items.clone(),
+                Some(serde_json::Value::Null) | None => Vec::new(),
+                Some(_) => {
+                    return Err(BundleError::Manifest {
+                        path: path.to_owned(),
+                        message: format!("{kind}: `items` is not a list"),
+                    });
+                }
+            };
+            for item in items {
+                objects(path, item, config_maps, nodes, skipped)?;
+            }
+        }
+        "" => {
+            return Err(BundleError::Manifest {
+                path: path.to_owned(),
+                message: "a document without `kind`".to_owned(),
+            });
+        }
+        _ => *skipped += 1,
+    }
+    Ok(())
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BundleError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| BundleError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| BundleError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The newest legacy timestamp the index holds (heartbeats, last runs, log iterations).
+pub fn newest_legacy_time(index: &Index) -> Option<i64> {
+    index
+        .nodes
+        .values()
+        .flat_map(|e| {
+            let cm = e.config_map.as_ref().and_then(|c| c.heartbeat.value);
+            let run = e
+                .object
+                .as_ref()
+                .and_then(|o| o.last_run.value.as_ref())
+                .and_then(|r| r.ts.unix_seconds());
+            let log = e.log.as_ref().and_then(|l| l.last_iteration.as_ref()).map(|i| i.0);
+            [cm, run, log]
+        })
+        .flatten()
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::LegacyNames;
+
+    #[test]
+    fn a_bundle_of_kubectl_lists_and_logs_fills_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("configmaps.yaml"),
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: vx-rail-node-edge-1\n    namespace: kube-system\n  data:\n    heartbeat: \"2024-05-01T10:05:02Z\"\n- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: coredns\n    namespace: kube-system\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("nodes")).unwrap();
+        std::fs::write(
+            dir.path().join("nodes/edge-1.json"),
+            r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"edge-1","labels":{"vx-rail.io/role":"primary"}}}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("pods.yaml"), "kind: Pod\nmetadata:\n  name: x\n").unwrap();
+        std::fs::write(
+            dir.path().join("edge-1.log"),
+            "ts=2024-05-01T10:06:02Z level=info node=edge-1 component=main msg=\"iteration finished\" outcome=ok step=finished rc=0 duration=5\n",
+        )
+        .unwrap();
+        let (changes, summary) = read_bundle(dir.path()).unwrap();
+        assert_eq!((summary.config_maps, summary.nodes, summary.skipped), (2, 1, 1));
+        assert_eq!(summary.logs, ["edge-1"]);
+        let mut index = Index::new(LegacyNames::default());
+        for c in changes {
+            apply(&mut index, c, 0);
+        }
+        let e = &index.nodes["edge-1"];
+        assert!(e.object.is_some() && e.config_map.is_some() && e.log.is_some());
+        assert_eq!(newest_legacy_time(&index), Some(1_714_557_962));
+    }
+
+    #[test]
+    fn a_malformed_manifest_names_the_file_and_position() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.yaml"), "kind: ConfigMap\nmetadata: [unclosed\n").unwrap();
+        let err = read_bundle(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("bad.yaml"), "{err}");
+        assert!(err.contains("line"), "{err}");
+    }
+}

@@ -1,0 +1,457 @@
+//! The one status writer: the only part of the bridge that writes to the API server.
+//!
+//! The bridge computes [`Desired`] objects purely; [`StatusWriter::write`] server-side applies what
+//! changed since its last successful write of each object, only while this replica leads, no faster
+//! than a client-side [`TokenBucket`] allows. It writes only the objects it is given (Nodewright's
+//! own resources), and of those only labels, spec and status.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+/// One object the bridge wants to exist with this status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    /// Its kind, for example `ApiResource::erase::<EdgeNode>(&())`.
+    pub resource: ApiResource,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Labels, applied with the spec on the main resource.
+    pub labels: BTreeMap<String, String>,
+    /// The spec, applied with server-side apply on the main resource. With `None` and no labels the
+    /// main resource is not written at all (the object must exist already): only its status is.
+    pub spec: Option<Value>,
+    /// The whole status this writer owns, applied on the `status` subresource.
+    pub status: Value,
+}
+
+impl Desired {
+    /// `kind/namespace/name`, the key of the object in reports.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.resource.kind, self.namespace, self.name)
+    }
+
+    fn writes_main(&self) -> bool {
+        self.spec.is_some() || !self.labels.is_empty()
+    }
+}
+
+/// How the writer writes.
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    /// The server-side-apply field manager, for example `nodewright-bridge`.
+    pub field_manager: String,
+    /// Sustained write rate, in API writes per second (a main apply and a status apply are two).
+    pub max_writes_per_second: f64,
+    /// Writes allowed at once before the rate applies; at least 1.
+    pub burst: u32,
+}
+
+/// What one [`StatusWriter::write`] did, object by object.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteReport {
+    /// Objects of which something was written, all successfully.
+    pub applied: usize,
+    /// Objects that needed no write: the same as last written.
+    pub unchanged: usize,
+    /// Objects not written because this replica did not lead when their turn came.
+    pub skipped_not_leader: usize,
+    /// Objects whose write failed, as `kind/namespace/name` and the error. They are retried on the
+    /// next call.
+    pub failed: Vec<(String, String)>,
+    /// How long each API write took, by kind.
+    pub durations: Vec<(String, Duration)>,
+    /// API writes that had to wait for the rate limit.
+    pub throttled: usize,
+}
+
+/// Errors of the writer. Per-object write errors are reported in [`WriteReport::failed`] rather than
+/// returned, so that one bad object does not stop the others.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The writer's configuration cannot work.
+    #[error("invalid writer configuration: {0}")]
+    Config(String),
+    /// The desired object cannot be written as given.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// `kind/namespace/name`.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Server-side apply of labels and spec on the main resource failed.
+    #[error("applying {key}: {source}")]
+    ApplyObject {
+        /// `kind/namespace/name`.
+        key: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Server-side apply on the status subresource failed.
+    #[error("applying the status of {key}: {source}")]
+    ApplyStatus {
+        /// `kind/namespace/name`.
+        key: String,
+        /// The API error.
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// A short, fixed label for failure metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::Invalid { .. } => "invalid",
+            Error::ApplyObject { .. } => "apply_object",
+            Error::ApplyStatus { .. } => "apply_status",
+        }
+    }
+}
+
+/// A token bucket: `burst` tokens, refilled at `rate` per second. Pure: the caller passes the time.
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket at `now`. `rate` must be positive and finite; `burst` is at least 1.
+    pub fn new(rate: f64, burst: u32, now: Instant) -> Self {
+        let burst = f64::from(burst.max(1));
+        TokenBucket {
+            rate,
+            burst,
+            tokens: burst,
+            updated: now,
+        }
+    }
+
+    /// Takes a token if there is one at `now`; otherwise says how long until there is.
+    pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        if now > self.updated {
+            let elapsed = now.duration_since(self.updated).as_secs_f64();
+            self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+            self.updated = now;
+        }
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            // A rate that is not positive never refills; the writer refuses such a configuration.
+            let wait = Duration::try_from_secs_f64((1.0 - self.tokens) / self.rate);
+            Err(wait.unwrap_or(Duration::from_secs(1)))
+        }
+    }
+}
+
+/// Identity of an object across kinds of different groups.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ObjectKey {
+    api_version: String,
+    kind: String,
+    namespace: String,
+    name: String,
+}
+
+impl ObjectKey {
+    fn of(desired: &Desired) -> Self {
+        ObjectKey {
+            api_version: desired.resource.api_version.clone(),
+            kind: desired.resource.kind.clone(),
+            namespace: desired.namespace.clone(),
+            name: desired.name.clone(),
+        }
+    }
+}
+
+/// What was last written successfully for one object.
+#[derive(Clone, Debug, Default)]
+struct Written {
+    /// Labels and spec applied on the main resource.
+    main: Option<(BTreeMap<String, String>, Option<Value>)>,
+    /// Status applied on the status subresource.
+    status: Option<Value>,
+}
+
+/// Writes desired objects, only what changed, only while leading, within a rate limit.
+pub struct StatusWriter {
+    client: Client,
+    config: WriterConfig,
+    leader: watch::Receiver<bool>,
+    bucket: TokenBucket,
+    written: HashMap<ObjectKey, Written>,
+    /// Whether this replica led when the writer last looked, to forget on gaining leadership.
+    was_leader: bool,
+}
+
+impl StatusWriter {
+    /// A writer that writes with `client` while `leader` is `true`.
+    pub fn new(client: Client, config: WriterConfig, leader: watch::Receiver<bool>) -> Self {
+        let bucket = TokenBucket::new(config.max_writes_per_second, config.burst, Instant::now());
+        StatusWriter {
+            client,
+            config,
+            leader,
+            bucket,
+            written: HashMap::new(),
+            was_leader: false,
+        }
+    }
+
+    /// Writes what changed since the last successful write of each object, and reports per object.
+    /// Fails as a whole only if the configuration cannot work.
+    ///
+    /// On becoming leader the writer forgets what it wrote before, since another replica may have
+    /// written in between.
+    pub async fn write(&mut self, desired: &[Desired]) -> Result<WriteReport, Error> {
+        let rate = self.config.max_writes_per_second;
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(Error::Config(format!(
+                "max_writes_per_second must be positive, not {rate}"
+            )));
+        }
+        let mut report = WriteReport::default();
+        for object in desired {
+            // Leadership first: gaining it forgets what was written, which changes what is unchanged.
+            if !self.leading() {
+                report.skipped_not_leader += 1;
+                continue;
+            }
+            let previous = self
+                .written
+                .get(&ObjectKey::of(object))
+                .cloned()
+                .unwrap_or_default();
+            let main = (object.labels.clone(), object.spec.clone());
+            let main_changed = object.writes_main() && previous.main.as_ref() != Some(&main);
+            let status_changed = previous.status.as_ref() != Some(&object.status);
+            if !main_changed && !status_changed {
+                report.unchanged += 1;
+                continue;
+            }
+            match self
+                .write_one(object, main_changed, status_changed, &mut report)
+                .await
+            {
+                Ok(true) => report.applied += 1,
+                Ok(false) => report.skipped_not_leader += 1,
+                Err(error) => {
+                    warn!(object = %object.key(), %error, metric = error.metric_label(), "write failed");
+                    report.failed.push((object.key(), error.to_string()));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Forgets what was written (after a leadership change or an API reconnect), so that the next
+    /// [`write`](Self::write) applies everything again.
+    pub fn forget(&mut self) {
+        self.written.clear();
+    }
+
+    /// Forgets what was written of one object, for example after it was deleted by someone else.
+    pub fn forget_object(&mut self, resource: &ApiResource, namespace: &str, name: &str) {
+        self.written.remove(&ObjectKey {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+
+    /// Whether this replica leads now; forgets everything on gaining leadership, including a loss
+    /// and regain between two looks (the channel then reports a change while the value is the same).
+    fn leading(&mut self) -> bool {
+        let changed = self.leader.has_changed().unwrap_or(false);
+        let leading = *self.leader.borrow_and_update();
+        if leading && (changed || !self.was_leader) {
+            debug!("gained leadership: forgetting what was written before");
+            self.written.clear();
+        }
+        self.was_leader = leading;
+        leading
+    }
+
+    /// Writes one object. `Ok(false)` when leadership was lost before a write.
+    async fn write_one(
+        &mut self,
+        object: &Desired,
+        main_changed: bool,
+        status_changed: bool,
+        report: &mut WriteReport,
+    ) -> Result<bool, Error> {
+        let key = object.key();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &object.namespace, &object.resource);
+        // Force is safe here: this field manager is used by this writer only, and it applies only
+        // the labels, spec and status the bridge computes for Nodewright's own objects. A conflict
+        // could only come from a person or tool editing those fields, which the bridge is meant to
+        // overwrite, as a controller does.
+        let params = PatchParams::apply(&self.config.field_manager).force();
+        if main_changed {
+            if !self.take_token(report).await {
+                return Ok(false);
+            }
+            let mut body = json!({
+                "apiVersion": object.resource.api_version,
+                "kind": object.resource.kind,
+                "metadata": {"name": object.name, "namespace": object.namespace},
+            });
+            if !object.labels.is_empty() {
+                body["metadata"]["labels"] = json!(object.labels);
+            }
+            if let Some(spec) = &object.spec {
+                body["spec"] = spec.clone();
+            }
+            let started = Instant::now();
+            let result = api.patch(&object.name, &params, &Patch::Apply(&body)).await;
+            report
+                .durations
+                .push((object.resource.kind.clone(), started.elapsed()));
+            result.map_err(|source| Error::ApplyObject {
+                key: key.clone(),
+                source,
+            })?;
+            let entry = self.written.entry(ObjectKey::of(object)).or_default();
+            entry.main = Some((object.labels.clone(), object.spec.clone()));
+        }
+        if status_changed {
+            if !object.status.is_object() {
+                return Err(Error::Invalid {
+                    key,
+                    reason: "the status is not a JSON object".into(),
+                });
+            }
+            if !self.take_token(report).await {
+                return Ok(false);
+            }
+            let body = json!({
+                "apiVersion": object.resource.api_version,
+                "kind": object.resource.kind,
+                "metadata": {"name": object.name, "namespace": object.namespace},
+                "status": object.status,
+            });
+            let started = Instant::now();
+            let result = api
+                .patch_status(&object.name, &params, &Patch::Apply(&body))
+                .await;
+            report
+                .durations
+                .push((object.resource.kind.clone(), started.elapsed()));
+            result.map_err(|source| Error::ApplyStatus { key, source })?;
+            let entry = self.written.entry(ObjectKey::of(object)).or_default();
+            entry.status = Some(object.status.clone());
+        }
+        Ok(true)
+    }
+
+    /// Waits for a token, then says whether this replica still leads (it may have stepped down while
+    /// waiting).
+    async fn take_token(&mut self, report: &mut WriteReport) -> bool {
+        let mut waited = false;
+        while let Err(wait) = self.bucket.try_take(Instant::now()) {
+            waited = true;
+            tokio::time::sleep(wait).await;
+        }
+        if waited {
+            report.throttled += 1;
+        }
+        self.leading()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_full_bucket_allows_a_burst_then_asks_to_wait() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(2.0, 3, start);
+        for _ in 0..3 {
+            assert_eq!(bucket.try_take(start), Ok(()));
+        }
+        assert_eq!(bucket.try_take(start), Err(ms(500)));
+    }
+
+    #[test]
+    fn tokens_come_back_at_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(4.0, 1, start);
+        assert_eq!(bucket.try_take(start), Ok(()));
+        let wait = bucket.try_take(start + ms(100)).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.15).abs() < 1e-9, "{wait:?}");
+        assert_eq!(bucket.try_take(start + ms(250)), Ok(()));
+        assert!(bucket.try_take(start + ms(250)).is_err());
+    }
+
+    #[test]
+    fn a_long_pause_refills_no_more_than_the_burst() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10.0, 2, start);
+        assert_eq!(bucket.try_take(start), Ok(()));
+        assert_eq!(bucket.try_take(start), Ok(()));
+        let later = start + Duration::from_secs(60);
+        assert_eq!(bucket.try_take(later), Ok(()));
+        assert_eq!(bucket.try_take(later), Ok(()));
+        assert!(bucket.try_take(later).is_err());
+    }
+
+    #[test]
+    fn a_zero_burst_still_allows_one_write() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(1.0, 0, start);
+        assert_eq!(bucket.try_take(start), Ok(()));
+        assert_eq!(bucket.try_take(start), Err(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn time_going_backwards_does_not_add_tokens() {
+        let start = Instant::now() + Duration::from_secs(10);
+        let mut bucket = TokenBucket::new(1.0, 1, start);
+        assert_eq!(bucket.try_take(start), Ok(()));
+        assert!(bucket.try_take(start - Duration::from_secs(5)).is_err());
+    }
+
+    #[test]
+    fn keys_name_kind_namespace_and_name() {
+        let desired = Desired {
+            resource: ApiResource::erase::<nodewright_api::EdgeNode>(&()),
+            namespace: "site-a".into(),
+            name: "node-1".into(),
+            labels: BTreeMap::new(),
+            spec: None,
+            status: json!({}),
+        };
+        assert_eq!(desired.key(), "EdgeNode/site-a/node-1");
+        assert!(!desired.writes_main());
+    }
+
+    #[test]
+    fn metric_labels_are_fixed_per_stage() {
+        let invalid = Error::Invalid {
+            key: "k".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(invalid.metric_label(), "invalid");
+        assert_eq!(Error::Config("x".into()).metric_label(), "config");
+    }
+}
