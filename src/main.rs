@@ -1,6 +1,7 @@
 //! `nodewright`: the command-line entry point. It parses arguments and hands each subcommand to
 //! its module; nothing else lives here.
 
+mod bridge;
 mod dev;
 mod parse;
 
@@ -19,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the read-only observation bridge against a cluster, or once over an offline bundle.
+    Bridge(Box<bridge::Args>),
     /// Print every Nodewright CustomResourceDefinition as YAML.
     Crds,
     /// Run a local control plane with the Nodewright CRDs and example objects installed, until interrupted.
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Crds => nodewright_api::crds_yaml()
             .map(|yaml| out(&yaml))
             .map_err(anyhow::Error::from),
+        Command::Bridge(args) => bridge::run(*args),
         Command::Dev(args) => dev::run(args),
         Command::Parse(args) => parse::run(args),
     };

@@ -11,5 +11,6 @@ pub mod lease;
 pub mod logs;
 pub mod metrics;
 pub mod observe;
+pub mod run;
 pub mod source;
 pub mod writer;

@@ -908,11 +908,23 @@ fn cluster(
     }
 }
 
+/// Transitions in the order they happened: by time, and within one second (the legacy clock's
+/// resolution; the script often passes several phases in one iteration) by their place in the
+/// state machine, `known` listing the states in order.
 fn history<P: DeserializeOwned>(
     transitions: impl Iterator<Item = Transition>,
+    known: &[&str],
     convert: impl Fn(&str) -> Option<P>,
 ) -> Vec<PhaseTransition<P>> {
+    let mut transitions: Vec<Transition> = transitions.collect();
+    transitions.sort_by_key(|t| {
+        (
+            t.at,
+            known.iter().position(|k| *k == t.state).unwrap_or(usize::MAX),
+        )
+    });
     transitions
+        .into_iter()
         .filter_map(|t| {
             Some(PhaseTransition {
                 phase: convert(&t.state)?,
@@ -1017,6 +1029,7 @@ fn upgrade(
                 .iter()
                 .filter(|t| t.node.as_deref() == Some(node.as_str()))
                 .cloned(),
+            p::UpgradeState::KNOWN,
             |s| upgrade_state(&p::UpgradeState::from_text(s)),
         );
         nodes.push(NodeUpgradeStatus {
@@ -1159,7 +1172,7 @@ fn migration(
         status: MigrationStatus {
             observed_generation: None,
             phase: Some(phase),
-            history: history(transitions.into_iter(), |s| {
+            history: history(transitions.into_iter(), p::MigrationPhase::KNOWN, |s| {
                 migration_phase(&p::MigrationPhase::from_text(s))
             }),
             started_at: m.started.map(|t| time(i64_of(t))),

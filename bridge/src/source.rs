@@ -241,10 +241,11 @@ pub fn read_bundle(dir: &Path) -> Result<(Vec<Change>, BundleSummary), BundleErr
                     source,
                 })?;
                 for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-                    let value = serde_yaml_ng::Value::deserialize(doc).map_err(|e| BundleError::Manifest {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    })?;
+                    let value =
+                        serde_yaml_ng::Value::deserialize(doc).map_err(|e| BundleError::Manifest {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })?;
                     let value: serde_json::Value =
                         serde_json::to_value(&value).map_err(|e| BundleError::Manifest {
                             path: path.clone(),
@@ -288,7 +289,11 @@ fn objects(
     if value.is_null() {
         return Ok(());
     }
-    let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_owned();
+    let kind = value
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or_default()
+        .to_owned();
     let bad = |e: serde_json::Error, what: &str| BundleError::Manifest {
         path: path.to_owned(),
         message: format!("{what}: {e}"),
@@ -354,7 +359,11 @@ pub fn newest_legacy_time(index: &Index) -> Option<i64> {
                 .as_ref()
                 .and_then(|o| o.last_run.value.as_ref())
                 .and_then(|r| r.ts.unix_seconds());
-            let log = e.log.as_ref().and_then(|l| l.last_iteration.as_ref()).map(|i| i.0);
+            let log = e
+                .log
+                .as_ref()
+                .and_then(|l| l.last_iteration.as_ref())
+                .map(|i| i.0);
             [cm, run, log]
         })
         .flatten()
@@ -401,7 +410,11 @@ mod tests {
     #[test]
     fn a_malformed_manifest_names_the_file_and_position() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("bad.yaml"), "kind: ConfigMap\nmetadata: [unclosed\n").unwrap();
+        std::fs::write(
+            dir.path().join("bad.yaml"),
+            "kind: ConfigMap\nmetadata: [unclosed\n",
+        )
+        .unwrap();
         let err = read_bundle(dir.path()).unwrap_err().to_string();
         assert!(err.contains("bad.yaml"), "{err}");
         assert!(err.contains("line"), "{err}");

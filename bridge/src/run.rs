@@ -1,0 +1,522 @@
+//! The bridge's process loop: sources feed changes into the index, a reconcile computes the
+//! observation from it (pure) and hands the result to the one status writer, the metrics and the
+//! Kubernetes Events for new parse errors. Leader election decides who may write; every replica
+//! keeps its index warm so that a new leader writes at once.
+//!
+//! This module owns the wiring and the clock; the decisions are in [`crate::observe`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::ApiResource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+use nodewright_api::bondflip::BondFlip;
+use nodewright_api::common::condition_type as ct;
+use nodewright_api::edgecluster::EdgeCluster;
+use nodewright_api::edgenode::EdgeNode;
+use nodewright_api::migration::Migration;
+use nodewright_api::storageupgrade::StorageUpgrade;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::index::{Diagnostic, Index, LegacyNames};
+use crate::lease::{LeaderElector, LeaseConfig};
+use crate::metrics::{BondMetrics, Health, Metrics, NodeMetrics};
+use crate::observe::{Observation, ObserveConfig, Observed, observe};
+use crate::source::{self, Change};
+use crate::writer::{Desired, StatusWriter, WriterConfig};
+
+/// The label every object the bridge creates carries.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "nodewright-bridge");
+
+/// How the bridge runs.
+#[derive(Clone, Debug)]
+pub struct BridgeOptions {
+    /// Namespace of Nodewright's own objects (status, Events, the Lease).
+    pub namespace: String,
+    /// Names of the legacy objects.
+    pub legacy: LegacyNames,
+    /// Status computation settings.
+    pub observe: ObserveConfig,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`, if anywhere.
+    pub admin_addr: Option<SocketAddr>,
+    /// Leader election; `None` writes without electing (a single replica).
+    pub lease: Option<LeaseConfig>,
+    /// Writer settings.
+    pub writer: WriterConfig,
+    /// How long to gather changes before a reconcile.
+    pub debounce: Duration,
+    /// How often to reconcile with no change (staleness is a matter of time passing).
+    pub resync: Duration,
+    /// This replica's name, for Events.
+    pub identity: String,
+}
+
+impl BridgeOptions {
+    /// Defaults for a bridge writing into `namespace`.
+    pub fn new(namespace: impl Into<String>, identity: impl Into<String>) -> Self {
+        let namespace = namespace.into();
+        let identity = identity.into();
+        BridgeOptions {
+            legacy: LegacyNames::default(),
+            observe: ObserveConfig::default(),
+            admin_addr: None,
+            lease: Some(LeaseConfig {
+                namespace: namespace.clone(),
+                name: "nodewright-bridge".to_owned(),
+                identity: identity.clone(),
+                lease_duration: Duration::from_secs(15),
+                renew_interval: Duration::from_secs(5),
+                retry_interval: Duration::from_secs(2),
+            }),
+            writer: WriterConfig {
+                field_manager: "nodewright-bridge".to_owned(),
+                max_writes_per_second: 50.0,
+                burst: 100,
+            },
+            debounce: Duration::from_millis(200),
+            resync: Duration::from_secs(10),
+            namespace,
+            identity,
+        }
+    }
+}
+
+/// Errors that stop the bridge (everything else is logged, counted and retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The metrics registry could not be built.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The admin port could not be bound.
+    #[error("binding the admin server to {addr}: {source}")]
+    Admin {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// A low-cardinality label for failure metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Metrics(_) => "metrics",
+            Error::Admin { .. } => "admin",
+        }
+    }
+}
+
+/// The current time in Unix seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The index and the last observation: the state of one bridge, without any I/O.
+#[derive(Debug)]
+pub struct Bridge {
+    /// The index of legacy state.
+    pub index: Index,
+    config: ObserveConfig,
+    last: Option<Observation>,
+}
+
+impl Bridge {
+    /// An empty bridge.
+    pub fn new(legacy: LegacyNames, config: ObserveConfig) -> Self {
+        Bridge {
+            index: Index::new(legacy),
+            config,
+            last: None,
+        }
+    }
+
+    /// Takes in one change.
+    pub fn apply(&mut self, change: Change, now: i64) {
+        source::apply(&mut self.index, change, now);
+    }
+
+    /// Computes the observation at `now`, keeping condition times from the previous one.
+    pub fn observe(&mut self, now: i64) -> &Observation {
+        let next = observe(&self.index, &self.config, now, self.last.as_ref());
+        self.last.insert(next)
+    }
+
+    /// The last observation computed.
+    pub fn last(&self) -> Option<&Observation> {
+        self.last.as_ref()
+    }
+}
+
+static EMPTY: Observation = Observation {
+    cluster: None,
+    nodes: BTreeMap::new(),
+    upgrades: Vec::new(),
+    migrations: Vec::new(),
+    bond_flips: Vec::new(),
+    unrepresentable: Vec::new(),
+};
+
+fn labels(cluster: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned()),
+        ("nodewright.io/cluster".to_owned(), cluster.to_owned()),
+    ])
+}
+
+fn desired_one<K, S: Serialize, T: Serialize>(
+    namespace: &str,
+    cluster: &str,
+    o: &Observed<S, T>,
+) -> Option<Desired>
+where
+    K: Resource<DynamicType = ()>,
+{
+    Some(Desired {
+        resource: ApiResource::erase::<K>(&()),
+        namespace: namespace.to_owned(),
+        name: o.name.clone(),
+        labels: labels(cluster),
+        spec: Some(serde_json::to_value(&o.spec).ok()?),
+        status: serde_json::to_value(&o.status).ok()?,
+    })
+}
+
+/// The objects the writer should maintain for an observation.
+pub fn desired(observation: &Observation, namespace: &str, cluster: &str) -> Vec<Desired> {
+    let mut out = Vec::new();
+    out.extend(
+        observation
+            .cluster
+            .iter()
+            .filter_map(|c| desired_one::<EdgeCluster, _, _>(namespace, cluster, c)),
+    );
+    out.extend(
+        observation
+            .nodes
+            .values()
+            .filter_map(|n| desired_one::<EdgeNode, _, _>(namespace, cluster, n)),
+    );
+    out.extend(
+        observation
+            .upgrades
+            .iter()
+            .filter_map(|u| desired_one::<StorageUpgrade, _, _>(namespace, cluster, u)),
+    );
+    out.extend(
+        observation
+            .migrations
+            .iter()
+            .filter_map(|m| desired_one::<Migration, _, _>(namespace, cluster, m)),
+    );
+    out.extend(
+        observation
+            .bond_flips
+            .iter()
+            .filter_map(|b| desired_one::<BondFlip, _, _>(namespace, cluster, b)),
+    );
+    out
+}
+
+/// The per-node metric values of an observation.
+pub fn node_metrics(observation: &Observation, index: &Index) -> BTreeMap<String, NodeMetrics> {
+    observation
+        .nodes
+        .iter()
+        .map(|(name, n)| {
+            let s = &n.status;
+            let legacy = index
+                .nodes
+                .get(name)
+                .and_then(|e| e.config_map.as_ref())
+                .and_then(|c| c.status.value.as_ref());
+            let upgrade = index
+                .nodes
+                .get(name)
+                .and_then(|e| e.object.as_ref())
+                .and_then(|o| o.upgrade_state.value.as_ref())
+                .map(|a| a.state.as_str().to_owned())
+                .or_else(|| {
+                    legacy
+                        .and_then(|l| l.upgrade.as_ref())
+                        .map(|u| u.as_str().to_owned())
+                });
+            let metrics = NodeMetrics {
+                ready: s
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == ct::READY && c.status == "True"),
+                conditions: s
+                    .conditions
+                    .iter()
+                    .map(|c| (c.type_.clone(), c.status.clone()))
+                    .collect(),
+                bonds: s
+                    .bonds
+                    .iter()
+                    .map(|b| BondMetrics {
+                        name: b.name.clone(),
+                        up: b.link_state == nodewright_api::edgenode::LinkState::Up,
+                        slaves: b
+                            .slaves
+                            .iter()
+                            .map(|sl| {
+                                (
+                                    sl.name.clone(),
+                                    sl.link_state == nodewright_api::edgenode::LinkState::Up,
+                                    sl.link_failures,
+                                )
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+                drbd_resources: legacy.map(|l| i64::try_from(l.resources).unwrap_or(i64::MAX)),
+                drbd_uptodate: legacy.map(|l| i64::try_from(l.uptodate).unwrap_or(i64::MAX)),
+                drbd_syncing: legacy.map(|l| l.syncing),
+                upgrade_state: upgrade,
+                heartbeat_unix: s.last_legacy_run.as_ref().map(|r| r.time.0.as_second()),
+            };
+            (name.clone(), metrics)
+        })
+        .collect()
+}
+
+/// The Nodewright object a diagnostic is about: the node's `EdgeNode`, or the site's
+/// `EdgeCluster` for site-wide state.
+fn regarding(d: &Diagnostic, legacy: &LegacyNames, namespace: &str, cluster: &str) -> ObjectReference {
+    let node = d
+        .source
+        .strip_prefix("node/")
+        .or_else(|| d.source.strip_prefix("log/"))
+        .map(|rest| rest.split(':').next().unwrap_or(rest))
+        .or_else(|| {
+            let prefix = format!("configmap/{}/{}", legacy.namespace, legacy.node_prefix);
+            d.source
+                .strip_prefix(prefix.as_str())
+                .map(|rest| rest.split(':').next().unwrap_or(rest))
+        });
+    let (kind, name) = match node {
+        Some(n) => (EdgeNode::kind(&()).into_owned(), n.to_owned()),
+        None => (EdgeCluster::kind(&()).into_owned(), cluster.to_owned()),
+    };
+    ObjectReference {
+        api_version: Some(EdgeNode::api_version(&()).into_owned()),
+        kind: Some(kind),
+        name: Some(name),
+        namespace: Some(namespace.to_owned()),
+        ..ObjectReference::default()
+    }
+}
+
+/// Runs the bridge against the cluster `client` talks to until `shutdown` completes. `logs`, if
+/// given, delivers the legacy pods' log bytes.
+pub async fn run(
+    client: Client,
+    options: BridgeOptions,
+    logs: Option<mpsc::Receiver<Change>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let metrics = Arc::new(Metrics::new()?);
+    let mut sources = vec!["configmaps", "nodes"];
+    if logs.is_some() {
+        sources.push("logs");
+    }
+    let health = Health::new(sources, options.resync * 6);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = {
+        let rx = stop_rx.clone();
+        move || {
+            let mut rx = rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        }
+    };
+
+    if let Some(addr) = options.admin_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Admin { addr, source })?;
+        tracing::info!(addr = %listener.local_addr().map_or(addr, |a| a), "admin server listening");
+        let (m, h, s) = (metrics.clone(), health.clone(), stopped());
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve_admin(listener, m, h, s).await {
+                tracing::error!(error = %e, "admin server stopped");
+            }
+        });
+    }
+
+    let leader = match options.lease.clone() {
+        Some(config) => {
+            let elector = LeaderElector::new(client.clone(), config);
+            let rx = elector.subscribe();
+            tokio::spawn(elector.run(stopped()));
+            rx
+        }
+        None => watch::channel(true).1,
+    };
+
+    let (tx, mut rx) = mpsc::channel::<Change>(1024);
+    spawn_watch(
+        source::watch_config_maps(client.clone(), &options.legacy.namespace),
+        tx.clone(),
+        metrics.clone(),
+    );
+    spawn_watch(source::watch_nodes(client.clone()), tx.clone(), metrics.clone());
+    if let Some(mut logs) = logs {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(c) = logs.recv().await {
+                if tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "nodewright-bridge".to_owned(),
+            instance: Some(options.identity.clone()),
+        },
+    );
+    let mut writer = StatusWriter::new(client, options.writer.clone(), leader.clone());
+    let mut bridge = Bridge::new(options.legacy.clone(), options.observe.clone());
+    let mut was_leader = false;
+    let mut dirty = false;
+    let mut last_reconcile = Instant::now();
+    let mut tick = tokio::time::interval(options.debounce);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let cluster = options.observe.cluster_name.clone();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            change = rx.recv() => {
+                let Some(change) = change else { break };
+                let now = unix_now();
+                let lag = change
+                    .written_at()
+                    .map(|t| Duration::from_secs(u64::try_from(now - t).unwrap_or(0)));
+                metrics.watch_event(change.source(), change.event(), lag);
+                if matches!(change, Change::ConfigMapsReset(_) | Change::NodesReset(_)) {
+                    health.synced(change.source());
+                }
+                if let Change::Log { node, .. } = &change {
+                    health.synced("logs");
+                    let node = node.clone();
+                    let before = bridge.index.nodes.get(&node).and_then(|e| e.log.as_ref()).map(|l| (l.records, l.blocks, l.unknown_lines));
+                    bridge.apply(change, now);
+                    let after = bridge.index.nodes.get(&node).and_then(|e| e.log.as_ref()).map(|l| (l.records, l.blocks, l.unknown_lines));
+                    if let (Some(a), b) = (after, before.unwrap_or_default()) {
+                        metrics.log_lines(&node, "record", a.0 - b.0);
+                        metrics.log_lines(&node, "block", a.1 - b.1);
+                        metrics.log_lines(&node, "unknown", a.2 - b.2);
+                    }
+                } else {
+                    bridge.apply(change, now);
+                }
+                dirty = true;
+            }
+            _ = tick.tick() => {
+                health.beat();
+                let is_leader = *leader.borrow();
+                if is_leader != was_leader {
+                    metrics.set_leader(is_leader);
+                    if is_leader {
+                        // A new term: what an earlier leader wrote may differ from what this
+                        // replica last wrote, so everything is applied again once.
+                        writer.forget();
+                        dirty = true;
+                    }
+                    was_leader = is_leader;
+                }
+                if !dirty && last_reconcile.elapsed() < options.resync {
+                    continue;
+                }
+                let started = Instant::now();
+                let now = unix_now();
+                let new_errors = bridge.index.take_new_errors();
+                for d in &new_errors {
+                    metrics.parse_error(d.format);
+                    tracing::warn!(source = %d.source, line = d.line, column = d.column, message = %d.message, "legacy state does not parse");
+                }
+                bridge.observe(now);
+                let observation = bridge.last().unwrap_or(&EMPTY);
+                metrics.set_nodes(&node_metrics(observation, &bridge.index));
+                let want = desired(observation, &options.namespace, &cluster);
+                metrics.observe_reconcile(started.elapsed());
+                match writer.write(&want).await {
+                    Ok(report) => {
+                        for (kind, d) in &report.durations {
+                            metrics.observe_write(kind, "applied", Some(*d));
+                        }
+                        for _ in 0..report.unchanged {
+                            metrics.observe_write("any", "unchanged", None);
+                        }
+                        for (key, error) in &report.failed {
+                            let kind = key.split('/').next().unwrap_or("unknown");
+                            metrics.observe_write(kind, "failed", None);
+                            tracing::warn!(object = %key, %error, "status write failed; retried on the next reconcile");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "status write failed; retried on the next reconcile"),
+                }
+                if is_leader {
+                    for d in &new_errors {
+                        let reference = regarding(d, &options.legacy, &options.namespace, &cluster);
+                        let note = format!("{} at {}:{}: {}", d.source, d.line, d.column, d.message);
+                        let event = Event {
+                            type_: EventType::Warning,
+                            reason: "MalformedLegacyState".to_owned(),
+                            note: Some(note.chars().take(1000).collect()),
+                            action: "Observe".to_owned(),
+                            secondary: None,
+                        };
+                        if let Err(e) = recorder.publish(&event, &reference).await {
+                            tracing::warn!(error = %e, "could not record an Event");
+                        }
+                    }
+                }
+                dirty = false;
+                last_reconcile = Instant::now();
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    Ok(())
+}
+
+fn spawn_watch(
+    stream: impl futures::Stream<Item = Result<Change, kube::runtime::watcher::Error>> + Send + 'static,
+    tx: mpsc::Sender<Change>,
+    metrics: Arc<Metrics>,
+) {
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(change) => {
+                    if tx.send(change).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    metrics.watch_event("watch", "error", None);
+                    tracing::warn!(error = %e, "watch failed; retrying with backoff");
+                }
+            }
+        }
+    });
+}
