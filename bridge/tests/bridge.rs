@@ -5,169 +5,17 @@
 // Test code: a failed expectation is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::{Duration, Instant};
+mod common;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use std::time::Duration;
+
+use common::{STATUS, condition, eventually, free_port, legacy_site, metrics_text, now, start_bridge};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use nodewright_api::edgecluster::EdgeCluster;
 use nodewright_api::edgenode::EdgeNode;
-use nodewright_bridge::index::LegacyNames;
-use nodewright_bridge::run::{BridgeOptions, run};
 use nodewright_testenv::{TestContext, install_crds, unique_name};
-use tokio::sync::oneshot;
-
-const STATUS: &str = "at={at};state=ready;role=primary;net=ok;bond=bond0;bond_mode=active-backup;bond_active=eno1;slaves=eno1:up:0,eno2:up:0;storage_vlan=bond0.100:up;mgmt_vlan=bond0.200:up;satellite=active;drbd=ok;resources=1;uptodate=1;syncing=0;taint=none;boot=COMPLETED;upgrade=;drbd_version=9.2.5";
-
-fn rfc3339(unix: i64) -> String {
-    k8s_openapi::jiff::Timestamp::from_second(unix)
-        .unwrap()
-        .to_string()
-}
-
-fn now() -> i64 {
-    nodewright_bridge::run::unix_now()
-}
-
-/// A legacy site of `nodes` nodes in `legacy_ns`, as the script leaves it after a good iteration.
-async fn legacy_site(client: &kube::Client, legacy_ns: &str, nodes: &[String]) {
-    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), legacy_ns);
-    let members: String = std::iter::once("node,storage_ip,role,joined".to_owned())
-        .chain(nodes.iter().enumerate().map(|(i, n)| {
-            format!(
-                "{n},10.10.100.{}/24,{},1714557600",
-                11 + i,
-                if i == 0 { "primary" } else { "member" }
-            )
-        }))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let cluster = ConfigMap {
-        metadata: ObjectMeta {
-            name: Some("vx-rail-cluster-state".into()),
-            ..ObjectMeta::default()
-        },
-        data: Some(BTreeMap::from([
-            (
-                "cluster".to_owned(),
-                format!(
-                    "primary={};topology=multi;replicas=2;storage_pool=pool0;created=1714557600;schema=4",
-                    nodes[0]
-                ),
-            ),
-            ("members".to_owned(), members),
-        ])),
-        ..ConfigMap::default()
-    };
-    cms.create(&PostParams::default(), &cluster).await.unwrap();
-    for n in nodes {
-        let t = now();
-        let cm = ConfigMap {
-            metadata: ObjectMeta {
-                name: Some(format!("vx-rail-node-{n}")),
-                ..ObjectMeta::default()
-            },
-            data: Some(BTreeMap::from([
-                ("script-version".to_owned(), "4.12.3".to_owned()),
-                ("heartbeat".to_owned(), rfc3339(t)),
-                ("status".to_owned(), STATUS.replace("{at}", &t.to_string())),
-            ])),
-            ..ConfigMap::default()
-        };
-        cms.create(&PostParams::default(), &cm).await.unwrap();
-        let node = Node {
-            metadata: ObjectMeta {
-                name: Some(n.clone()),
-                annotations: Some(BTreeMap::from([
-                    ("vx-rail.io/state".to_owned(), "ready".to_owned()),
-                    (
-                        "vx-rail.io/last-run".to_owned(),
-                        format!(
-                            "ts={};version=4.12.3;outcome=ok;step=finished;rc=0;duration=5",
-                            rfc3339(t)
-                        ),
-                    ),
-                ])),
-                ..ObjectMeta::default()
-            },
-            ..Node::default()
-        };
-        Api::<Node>::all(client.clone())
-            .create(&PostParams::default(), &node)
-            .await
-            .unwrap();
-    }
-}
-
-/// Runs the bridge until the returned sender is used or dropped.
-fn start_bridge(
-    client: kube::Client,
-    namespace: &str,
-    legacy_ns: &str,
-    admin_port: u16,
-) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let mut options = BridgeOptions::new(namespace, unique_name("bridge"));
-    options.legacy = LegacyNames {
-        namespace: legacy_ns.to_owned(),
-        ..LegacyNames::default()
-    };
-    options.observe.legacy_namespace = legacy_ns.to_owned();
-    options.admin_addr = Some(([127, 0, 0, 1], admin_port).into());
-    options.resync = Duration::from_secs(1);
-    let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        run(client, options, None, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (tx, task)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn condition<'a>(
-    node: &'a EdgeNode,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    node.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
-}
-
-async fn metrics_text(port: u16) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
-    body
-}
 
 #[tokio::test]
 async fn a_legacy_site_becomes_ready_edge_nodes_and_a_ready_edge_cluster() {
