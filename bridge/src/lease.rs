@@ -186,6 +186,14 @@ impl LeaderElector {
     /// lease expires.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let LeaderElector { api, config, leader } = self;
+        if config.renew_interval >= config.renew_deadline() {
+            warn!(
+                lease = %config.name,
+                renew_interval = ?config.renew_interval,
+                renew_deadline = ?config.renew_deadline(),
+                "the renew interval is not below the renew deadline: leadership will flap"
+            );
+        }
         let leader = StepDownOnDrop(leader);
         let mut shutdown = std::pin::pin!(shutdown);
         let mut seen: Option<Seen> = None;

@@ -186,7 +186,22 @@ struct Written {
     status: Option<Value>,
 }
 
+/// Which writes an object needs, given what was last written of it: the main resource when its
+/// labels or spec differ (and it has any), the status subresource when the status differs.
+fn changes(previous: &Written, desired: &Desired) -> (bool, bool) {
+    let main_changed = desired.writes_main()
+        && previous
+            .main
+            .as_ref()
+            .is_none_or(|(labels, spec)| labels != &desired.labels || spec != &desired.spec);
+    let status_changed = previous.status.as_ref() != Some(&desired.status);
+    (main_changed, status_changed)
+}
+
 /// Writes desired objects, only what changed, only while leading, within a rate limit.
+///
+/// It remembers what it last wrote of every object it was ever given, until [`forget`](Self::forget);
+/// an object dropped from the desired set is neither deleted nor forgotten.
 pub struct StatusWriter {
     client: Client,
     config: WriterConfig,
@@ -230,14 +245,10 @@ impl StatusWriter {
                 report.skipped_not_leader += 1;
                 continue;
             }
-            let previous = self
-                .written
-                .get(&ObjectKey::of(object))
-                .cloned()
-                .unwrap_or_default();
-            let main = (object.labels.clone(), object.spec.clone());
-            let main_changed = object.writes_main() && previous.main.as_ref() != Some(&main);
-            let status_changed = previous.status.as_ref() != Some(&object.status);
+            let (main_changed, status_changed) = match self.written.get(&ObjectKey::of(object)) {
+                Some(previous) => changes(previous, object),
+                None => changes(&Written::default(), object),
+            };
             if !main_changed && !status_changed {
                 report.unchanged += 1;
                 continue;
@@ -443,6 +454,72 @@ mod tests {
         };
         assert_eq!(desired.key(), "EdgeNode/site-a/node-1");
         assert!(!desired.writes_main());
+    }
+
+    fn desired() -> Desired {
+        Desired {
+            resource: ApiResource::erase::<nodewright_api::EdgeNode>(&()),
+            namespace: "site-a".into(),
+            name: "node-1".into(),
+            labels: BTreeMap::from([("site".to_owned(), "a".to_owned())]),
+            spec: Some(json!({"nodeName": "node-1"})),
+            status: json!({"observedGeneration": 1}),
+        }
+    }
+
+    fn written(desired: &Desired) -> Written {
+        Written {
+            main: Some((desired.labels.clone(), desired.spec.clone())),
+            status: Some(desired.status.clone()),
+        }
+    }
+
+    #[test]
+    fn an_object_never_written_needs_both_writes() {
+        assert_eq!(changes(&Written::default(), &desired()), (true, true));
+    }
+
+    #[test]
+    fn an_object_written_as_desired_needs_no_write() {
+        let desired = desired();
+        assert_eq!(changes(&written(&desired), &desired), (false, false));
+    }
+
+    #[test]
+    fn a_new_status_needs_only_the_status_write() {
+        let mut desired = desired();
+        let before = written(&desired);
+        desired.status = json!({"observedGeneration": 2});
+        assert_eq!(changes(&before, &desired), (false, true));
+    }
+
+    #[test]
+    fn a_new_label_or_spec_needs_only_the_main_write() {
+        let mut desired = desired();
+        let before = written(&desired);
+        desired.labels.insert("zone".into(), "b".into());
+        assert_eq!(changes(&before, &desired), (true, false));
+        let mut desired = self::desired();
+        desired.spec = Some(json!({"nodeName": "node-2"}));
+        assert_eq!(changes(&before, &desired), (true, false));
+    }
+
+    #[test]
+    fn a_status_only_object_never_writes_the_main_resource() {
+        let mut desired = desired();
+        desired.labels.clear();
+        desired.spec = None;
+        assert_eq!(changes(&Written::default(), &desired), (false, true));
+    }
+
+    #[test]
+    fn a_status_that_failed_last_time_is_written_again() {
+        let desired = desired();
+        let main_only = Written {
+            status: None,
+            ..written(&desired)
+        };
+        assert_eq!(changes(&main_only, &desired), (false, true));
     }
 
     #[test]

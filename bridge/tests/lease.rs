@@ -1,11 +1,14 @@
 //! Leader election against a real kube-apiserver (from `testenv/`): two electors on one Lease never
 //! lead together, a leader that shuts down releases the lease so that the other takes over at once,
-//! a leader whose lease is taken by another identity steps down, and a cancelled elector stops
-//! calling itself leader.
+//! a leader whose lease is taken by another identity steps down, a leader cut off from the API
+//! server steps down before the other replica takes over, and a cancelled elector stops calling
+//! itself leader.
 
 // Test code: a failed expectation is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -13,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
 use nodewright_bridge::lease::{LeaderElector, LeaseConfig};
 use nodewright_testenv::TestContext;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, timeout};
@@ -183,4 +187,109 @@ async fn a_cancelled_elector_stops_calling_itself_leader() {
     running.task.abort();
     let _ = (&mut running.task).await;
     assert!(!*running.leader.borrow(), "leadership ends with the elector");
+}
+
+/// A TCP relay to the API server that can be frozen: while frozen it keeps connections open but
+/// passes no bytes, so calls hang as they do when the network to the API server is cut.
+async fn freezable_relay(upstream: String) -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let frozen = Arc::new(AtomicBool::new(false));
+    let relay_frozen = frozen.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
+            tokio::spawn(pump(client_read, server_write, relay_frozen.clone()));
+            tokio::spawn(pump(server_read, client_write, relay_frozen.clone()));
+        }
+    });
+    (port, frozen)
+}
+
+async fn pump(
+    from: tokio::net::tcp::OwnedReadHalf,
+    to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    // Readiness and `try_*` calls: this crate's tokio has `net` but not `io-util`.
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if from.readable().await.is_err() {
+            return;
+        }
+        let n = match from.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+        };
+        while frozen.load(Ordering::SeqCst) {
+            sleep(Duration::from_millis(10)).await;
+        }
+        let mut sent = 0;
+        while sent < n {
+            if to.writable().await.is_err() {
+                return;
+            }
+            match to.try_write(&buf[sent..n]) {
+                Ok(m) => sent += m,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_leader_cut_off_from_the_api_server_steps_down_before_the_other_takes_over() {
+    let ctx = TestContext::new("lease-cut-off").await.expect("namespace");
+    let server = ctx
+        .control_plane
+        .server()
+        .trim_start_matches("https://")
+        .to_owned();
+    let (port, frozen) = freezable_relay(server).await;
+    let kubeconfig = kube::config::Kubeconfig::read_from(ctx.control_plane.kubeconfig()).unwrap();
+    let mut client_config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    client_config.cluster_url = format!("https://127.0.0.1:{port}").parse().unwrap();
+    let relayed = kube::Client::try_from(client_config).unwrap();
+
+    let lease = Duration::from_secs(2);
+    let elector = LeaderElector::new(relayed, config(&ctx, "cut-off", lease));
+    let mut cut_off = Running {
+        leader: elector.subscribe(),
+        stop: None,
+        task: tokio::spawn(elector.run(std::future::pending())),
+    };
+    cut_off.wait_until(true).await;
+    let other = Running::start(&ctx, config(&ctx, "connected", lease));
+
+    frozen.store(true, Ordering::SeqCst);
+    // The connected replica takes over once the lease expires on its clock; by then the cut-off one
+    // must have stepped down, though none of its calls has returned.
+    let deadline = Instant::now() + PATIENCE;
+    while !other.leads() {
+        assert!(!(cut_off.leads() && other.leads()), "both replicas lead");
+        assert!(Instant::now() < deadline, "the connected replica never took over");
+        sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !cut_off.leads(),
+        "the cut-off leader still leads after the takeover"
+    );
+
+    // Reconnected, it finds the lease held and stays a follower.
+    frozen.store(false, Ordering::SeqCst);
+    for _ in 0..50 {
+        assert!(!cut_off.leads() && other.leads());
+        sleep(Duration::from_millis(20)).await;
+    }
+    cut_off.task.abort();
+    other.shut_down().await;
 }
