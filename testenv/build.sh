@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the test control plane (nodewright-testenv) and kubectl from the Go module proxy, once.
+# Builds the test control plane (nodewright-testenv), kubectl and helm from the Go module proxy, once.
 # The binaries go to testenv/bin (git-ignored). A stamp of the inputs makes a second call a no-op;
 # with warm module and build caches a rebuild takes seconds. Safe to call from parallel processes.
 set -euo pipefail
@@ -11,15 +11,17 @@ mkdir -p "$bin"
 exec 9>"$bin/.build.lock"
 flock 9
 
-stamp=$(cat "$here/go.mod" "$here/go.sum" "$here"/*.go "$here/build.sh" | sha256sum | cut -d' ' -f1)
-if [[ -x "$bin/nodewright-testenv" && -x "$bin/kubectl" && "$(cat "$bin/.stamp" 2>/dev/null)" == "$stamp" ]]; then
+stamp=$(cat "$here/go.mod" "$here/go.sum" "$here"/*.go "$here/helm/go.mod" "$here/helm/go.sum" "$here/build.sh" |
+  sha256sum | cut -d' ' -f1)
+if [[ -x "$bin/nodewright-testenv" && -x "$bin/kubectl" && -x "$bin/helm" &&
+  "$(cat "$bin/.stamp" 2>/dev/null)" == "$stamp" ]]; then
   exit 0
 fi
 
 cd "$here"
 start=$SECONDS
-echo "testenv: building kube-apiserver + etcd (nodewright-testenv) and kubectl from Go modules..." >&2
-# -trimpath keeps machine paths out of the binaries; CGO is not needed by either program.
+echo "testenv: building kube-apiserver + etcd (nodewright-testenv), kubectl and helm from Go modules..." >&2
+# -trimpath keeps machine paths out of the binaries; CGO is not needed by any of the programs.
 export CGO_ENABLED=0
 # Stamp the Kubernetes version into both binaries, as the release build does, so that
 # `kubectl version` and the server's /version report it.
@@ -30,7 +32,23 @@ ldflags="-X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $
 ldflags="$ldflags -X $pkg.buildDate=1970-01-01T00:00:00Z"
 go build -buildvcs=false -trimpath -ldflags="$ldflags" -o "$bin/nodewright-testenv.new" .
 go build -buildvcs=false -trimpath -ldflags="$ldflags" -o "$bin/kubectl.new" k8s.io/kubernetes/cmd/kubectl
+
+# helm is its own module (helm/go.mod) so that its client-go need not match the control plane's.
+# As helm's Makefile does: stamp its version, and the Kubernetes version its client libraries speak,
+# which `helm template` and `helm lint` assume for the cluster (the default, 1.20, fails the chart's
+# kubeVersion constraint).
+helm=$(go -C helm list -m -f '{{.Version}}' helm.sh/helm/v3)
+client=$(go -C helm list -m -f '{{.Version}}' k8s.io/client-go) # v0.MINOR.PATCH
+client_minor=$(echo "$client" | cut -d. -f2)
+hpkg=helm.sh/helm/v3
+hldflags="-X $hpkg/internal/version.version=$helm -X $hpkg/internal/version.gitTreeState=clean"
+for p in pkg/chartutil pkg/lint/rules; do
+  hldflags="$hldflags -X $hpkg/$p.k8sVersionMajor=1 -X $hpkg/$p.k8sVersionMinor=$client_minor"
+done
+go -C helm build -buildvcs=false -trimpath -ldflags="$hldflags" -o "$bin/helm.new" helm.sh/helm/v3/cmd/helm
+
 mv "$bin/nodewright-testenv.new" "$bin/nodewright-testenv"
 mv "$bin/kubectl.new" "$bin/kubectl"
+mv "$bin/helm.new" "$bin/helm"
 echo "$stamp" >"$bin/.stamp"
 echo "testenv: built in $((SECONDS - start))s" >&2

@@ -146,7 +146,7 @@ pub fn ensure_built(bin_dir: &Path) -> Result<(), Error> {
             detail: tail(&String::from_utf8_lossy(&out.stderr), 20),
         });
     }
-    for name in ["nodewright-testenv", "kubectl"] {
+    for name in ["nodewright-testenv", "kubectl", "helm"] {
         if !bin_dir.join(name).is_file() {
             return Err(Error::Build {
                 script,

@@ -1,0 +1,35 @@
+{{/*
+Names. Namespaced objects are "<release>-bridge". Objects that are cluster-scoped, or that live in the
+legacy namespace (which several releases may share), also carry the release namespace, so that two
+releases of the same name in different namespaces do not overwrite each other's RBAC.
+*/}}
+{{- define "nodewright.bridge.name" -}}
+{{- printf "%s-bridge" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "nodewright.bridge.sharedName" -}}
+{{- printf "%s-%s-bridge" .Release.Namespace .Release.Name -}}
+{{- end -}}
+
+{{- define "nodewright.clusterName" -}}
+{{- default .Release.Name .Values.clusterName -}}
+{{- end -}}
+
+{{/* Labels every object carries; the selector labels below add the instance. */}}
+{{- define "nodewright.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/part-of: nodewright
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "nodewright.bridge.selectorLabels" -}}
+app.kubernetes.io/name: nodewright
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: bridge
+{{- end -}}
+
+{{- define "nodewright.bridge.labels" -}}
+{{ include "nodewright.labels" . }}
+{{ include "nodewright.bridge.selectorLabels" . }}
+{{- end -}}

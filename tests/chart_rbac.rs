@@ -1,0 +1,358 @@
+//! The chart's bridge RBAC against a real API server: rendered by helm, applied, and asked with
+//! `kubectl auth can-i --as` what the bridge's ServiceAccount may do. The bridge is an observer: it
+//! reads what the legacy script owns and writes only Nodewright's own resources, Events and its
+//! leader Lease, in its own namespace.
+
+// Test code: a failed expectation is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use nodewright_testenv::TestContext;
+use serde_json::Value;
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/nodewright");
+const RELEASE: &str = "nw";
+const DAEMONSET: &str = "vx-rail-node-init";
+
+/// The chart installed in a fresh namespace, observing a fresh legacy namespace.
+struct Installed {
+    ctx: TestContext,
+    legacy: String,
+    /// A namespace the chart has nothing to do with.
+    other: String,
+    sa: String,
+}
+
+fn output(mut cmd: Command, stdin: Option<&str>) -> (bool, String, String) {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `helm template` with the helm that testenv/build.sh builds beside kubectl.
+fn render(namespace: &str, legacy: &str) -> String {
+    let helm = nodewright_testenv::default_bin_dir().join("helm");
+    assert!(
+        helm.is_file(),
+        "{} is missing: run testenv/build.sh",
+        helm.display()
+    );
+    let mut helm = Command::new(helm);
+    helm.args(["template", RELEASE, CHART, "--namespace", namespace])
+        .args(["--set", &format!("legacy.namespace={legacy}")]);
+    let (ok, stdout, stderr) = output(helm, None);
+    assert!(ok, "helm template failed: {stderr}");
+    stdout
+}
+
+async fn install(prefix: &str) -> Installed {
+    let ctx = TestContext::new(prefix).await.unwrap();
+    let legacy = TestContext::new(&format!("{prefix}-legacy"))
+        .await
+        .unwrap()
+        .namespace;
+    let other = TestContext::new(&format!("{prefix}-other"))
+        .await
+        .unwrap()
+        .namespace;
+    // `can-i` resolves resource names through discovery, so the CRDs must be served.
+    nodewright_testenv::install_crds(&ctx.client, &nodewright_api::crds())
+        .await
+        .unwrap();
+    // Everything, the Deployment and Service too: the server validates them, though with no
+    // scheduler or kubelet here the bridge never runs.
+    let manifest = render(&ctx.namespace, &legacy);
+    let mut apply = ctx.control_plane.kubectl();
+    apply.args(["apply", "--server-side", "-f", "-"]);
+    let (ok, stdout, stderr) = output(apply, Some(&manifest));
+    assert!(ok, "applying the chart failed: {stdout}{stderr}");
+    let sa = format!("system:serviceaccount:{}:{RELEASE}-bridge", ctx.namespace);
+    Installed {
+        ctx,
+        legacy,
+        other,
+        sa,
+    }
+}
+
+impl Installed {
+    /// `kubectl auth can-i VERB TARGET -n NAMESPACE --as <bridge>`, where TARGET is a resource, a
+    /// `resource/name`, or a `resource:subresource`.
+    fn can(&self, verb: &str, target: &str, namespace: &str) -> bool {
+        let mut cmd = self.ctx.control_plane.kubectl();
+        cmd.args(["auth", "can-i", verb]);
+        match target.split_once(':') {
+            Some((resource, sub)) => cmd.args([resource, "--subresource", sub]),
+            None => cmd.arg(target),
+        };
+        cmd.args(["-n", namespace, "--as", &self.sa]);
+        // The answer is on stdout; stderr may carry a warning (nodes are not namespaced). Anything
+        // but a yes or no, or a resource the server does not know, would make a "cannot" vacuous.
+        let (_, stdout, stderr) = output(cmd, None);
+        assert!(
+            !stderr.contains("doesn't have a resource type"),
+            "can-i {verb} {target}: {stderr}"
+        );
+        match stdout.trim() {
+            "yes" => true,
+            "no" => false,
+            _ => panic!("can-i {verb} {target} in {namespace}: {stdout}{stderr}"),
+        }
+    }
+
+    /// Every permission `user` has in `namespace` (cluster-wide ones included), as
+    /// `verb group/resource[names]`: the SelfSubjectRulesReview that `kubectl auth can-i --list`
+    /// prints as a table, read as JSON.
+    fn rules(&self, user: &str, namespace: &str) -> BTreeSet<String> {
+        let review = serde_json::json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": namespace},
+        });
+        let mut cmd = self.ctx.control_plane.kubectl();
+        // --raw: client-side validation would first list CRDs, which the bridge may not.
+        let path = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
+        cmd.args(["create", "--raw", path, "-f", "-", "--as", user]);
+        let (ok, stdout, stderr) = output(cmd, Some(&review.to_string()));
+        assert!(ok, "SelfSubjectRulesReview failed: {stderr}");
+        let review: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(review["status"]["incomplete"], Value::Bool(false), "{stdout}");
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default()
+        };
+        let mut rules = BTreeSet::new();
+        for rule in review["status"]["resourceRules"].as_array().unwrap() {
+            let names = strings(&rule["resourceNames"]).join(",");
+            for group in strings(&rule["apiGroups"]) {
+                for resource in strings(&rule["resources"]) {
+                    for verb in strings(&rule["verbs"]) {
+                        rules.insert(format!("{verb} {group}/{resource}[{names}]"));
+                    }
+                }
+            }
+        }
+        rules
+    }
+
+    /// What the chart grants the bridge in `namespace`: its rules less those of a ServiceAccount
+    /// nobody bound anything to, which every authenticated user has (self-reviews, and whatever
+    /// else this Kubernetes version gives everyone, e.g. reading ClusterTrustBundles).
+    fn granted(&self, namespace: &str) -> BTreeSet<String> {
+        let nobody = format!("system:serviceaccount:{}:nobody", self.ctx.namespace);
+        let baseline = self.rules(&nobody, namespace);
+        self.rules(&self.sa, namespace)
+            .difference(&baseline)
+            .cloned()
+            .collect()
+    }
+}
+
+/// `verbs group/resource[names]` for each verb.
+fn expand(specs: &[(&str, &str)]) -> BTreeSet<String> {
+    specs
+        .iter()
+        .flat_map(|(verbs, target)| verbs.split(',').map(move |verb| format!("{verb} {target}")))
+        .collect()
+}
+
+const NODEWRIGHT_KINDS: [&str; 5] = [
+    "edgeclusters",
+    "edgenodes",
+    "storageupgrades",
+    "migrations",
+    "bondflips",
+];
+
+#[tokio::test]
+async fn the_bridge_can_read_the_legacy_objects_and_nodes() {
+    let it = install("chart-read").await;
+    let legacy = it.legacy.as_str();
+    for (verb, target) in [
+        ("get", "configmaps"),
+        ("list", "configmaps"),
+        ("watch", "configmaps"),
+        ("get", "pods"),
+        ("list", "pods"),
+        ("watch", "pods"),
+        ("get", "pods:log"),
+        ("get", "nodes"),
+        ("list", "nodes"),
+        ("watch", "nodes"),
+        ("get", &format!("daemonsets.apps/{DAEMONSET}")),
+    ] {
+        assert!(
+            it.can(verb, target, legacy),
+            "the bridge may {verb} {target} in {legacy}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_bridge_cannot_write_anything_the_legacy_script_owns() {
+    let it = install("chart-nowrite").await;
+    let legacy = it.legacy.as_str();
+    for verb in ["create", "update", "patch", "delete", "deletecollection"] {
+        for target in [
+            "configmaps",
+            "nodes",
+            "nodes:status",
+            "pods",
+            "pods:status",
+            "pods:eviction",
+            "pods:exec",
+            "daemonsets.apps",
+        ] {
+            assert!(
+                !it.can(verb, target, legacy),
+                "the bridge must not {verb} {target} in {legacy}"
+            );
+        }
+    }
+    // Reading is limited too: the one DaemonSet, and nothing secret.
+    for (verb, target) in [
+        ("get", "daemonsets.apps/some-other-daemonset"),
+        ("list", "daemonsets.apps"),
+        ("get", "secrets"),
+        ("get", "pods:exec"),
+        ("create", "pods:exec"),
+    ] {
+        assert!(
+            !it.can(verb, target, legacy),
+            "the bridge must not {verb} {target} in {legacy}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_bridge_writes_its_own_resources_events_and_lease_only_in_its_namespace() {
+    let it = install("chart-own").await;
+    let own = it.ctx.namespace.as_str();
+    let mut allowed = vec![
+        ("create", "events".to_owned()),
+        ("patch", "events".to_owned()),
+        ("create", "events.events.k8s.io".to_owned()),
+        ("patch", "events.events.k8s.io".to_owned()),
+        ("get", "leases.coordination.k8s.io".to_owned()),
+        ("create", "leases.coordination.k8s.io".to_owned()),
+        ("update", "leases.coordination.k8s.io".to_owned()),
+    ];
+    for kind in NODEWRIGHT_KINDS {
+        for verb in ["get", "list", "watch", "create", "patch", "update"] {
+            allowed.push((verb, format!("{kind}.nodewright.io")));
+        }
+        for verb in ["get", "patch", "update"] {
+            allowed.push((verb, format!("{kind}.nodewright.io:status")));
+        }
+    }
+    for (verb, target) in &allowed {
+        assert!(
+            it.can(verb, target, own),
+            "the bridge may {verb} {target} in {own}"
+        );
+        for elsewhere in [it.legacy.as_str(), it.other.as_str()] {
+            assert!(
+                !it.can(verb, target, elsewhere),
+                "the bridge must not {verb} {target} in {elsewhere}"
+            );
+        }
+    }
+    for (verb, target) in [
+        ("delete", "edgenodes.nodewright.io"),
+        ("delete", "edgeclusters.nodewright.io"),
+        ("get", "nodetasks.nodewright.io"),
+        ("create", "nodetasks.nodewright.io"),
+        ("delete", "leases.coordination.k8s.io"),
+        ("get", "configmaps"),
+        ("create", "configmaps"),
+        ("get", "secrets"),
+        ("create", "pods"),
+    ] {
+        assert!(
+            !it.can(verb, target, own),
+            "the bridge must not {verb} {target} in {own}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_bridges_complete_permissions_are_exactly_the_read_only_set() {
+    let it = install("chart-list").await;
+    let nodes = [("get,list,watch", "/nodes[]")];
+    let legacy = [
+        ("get,list,watch", "/configmaps[]"),
+        ("get,list,watch", "/pods[]"),
+        ("get", "/pods/log[]"),
+        ("get", "apps/daemonsets[vx-rail-node-init]"),
+    ];
+    let statuses: Vec<String> = NODEWRIGHT_KINDS
+        .iter()
+        .map(|kind| format!("nodewright.io/{kind}/status[]"))
+        .collect();
+    let kinds: Vec<String> = NODEWRIGHT_KINDS
+        .iter()
+        .map(|kind| format!("nodewright.io/{kind}[]"))
+        .collect();
+    let mut own: Vec<(&str, &str)> = vec![
+        ("get,create,update", "coordination.k8s.io/leases[]"),
+        ("create,patch", "/events[]"),
+        ("create,patch", "events.k8s.io/events[]"),
+    ];
+    own.extend(
+        kinds
+            .iter()
+            .map(|k| ("get,list,watch,create,patch,update", k.as_str())),
+    );
+    own.extend(statuses.iter().map(|s| ("get,patch,update", s.as_str())));
+
+    let with_nodes = |specs: &[(&str, &str)]| {
+        let mut all = expand(&nodes);
+        all.extend(expand(specs));
+        all
+    };
+    assert_eq!(
+        it.granted(&it.legacy),
+        with_nodes(&legacy),
+        "in the legacy namespace"
+    );
+    assert_eq!(
+        it.granted(&it.ctx.namespace),
+        with_nodes(&own),
+        "in its own namespace"
+    );
+    assert_eq!(it.granted(&it.other), with_nodes(&[]), "in any other namespace");
+
+    // And, read the other way: no write verb on anything the legacy script owns, anywhere.
+    let writes = ["create", "update", "patch", "delete", "deletecollection", "*"];
+    for namespace in [&it.legacy, &it.ctx.namespace, &it.other] {
+        for permission in it.rules(&it.sa, namespace) {
+            let (verb, target) = permission.split_once(' ').unwrap();
+            let legacy_owned = ["/configmaps", "/nodes", "/pods", "apps/daemonsets"]
+                .iter()
+                .any(|owned| target.starts_with(owned))
+                || target.contains('*');
+            assert!(
+                !(legacy_owned && writes.contains(&verb)),
+                "{permission} in {namespace}"
+            );
+        }
+    }
+}
