@@ -155,7 +155,23 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
     if args.no_leader_election {
         options.lease = None;
     }
-    let logs: Option<tokio::sync::mpsc::Receiver<source::Change>> = None;
+    // The log source must outlive the loop: dropping it stops following.
+    let (_log_source, logs) = if args.no_logs {
+        (None, None)
+    } else {
+        let config = nodewright_bridge::logs::LogSourceConfig::daemon_set(
+            &args.legacy_namespace,
+            &args.legacy_daemonset,
+        );
+        match nodewright_bridge::logs::LogSource::start(client.clone(), config).await {
+            Ok((source, events)) => (Some(source), Some(nodewright_bridge::run::log_changes(events))),
+            // ConfigMaps and Nodes carry most of the legacy state: observe them anyway.
+            Err(e) => {
+                eprintln!("nodewright bridge: not following the legacy pods' logs: {e}");
+                (None, None)
+            }
+        }
+    };
     eprintln!(
         "nodewright bridge: observing {}/{} (ConfigMaps, Nodes{}), writing status into namespace {}; admin on http://{}",
         args.legacy_namespace,

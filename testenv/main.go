@@ -175,6 +175,10 @@ func apiserverArgs(p ports, pki *pkiFiles, verbosity int) []string {
 		// before pods can be admitted by this plugin.
 		"--disable-admission-plugins=ServiceAccount",
 		// The apiserver authenticates to kubelets (real or stand-in) with this client certificate.
+		// There is deliberately no --kubelet-certificate-authority: as with kubeadm's defaults, the
+		// apiserver then does not verify kubelet serving certificates, and the stand-in kubelet
+		// (src/kubelet.rs) serves a self-signed one. --kubelet-preferred-address-types keeps its
+		// default (Hostname first); stand-in Nodes report only an InternalIP, 127.0.0.1.
 		"--kubelet-client-certificate=" + pki.kubeletClientCert,
 		"--kubelet-client-key=" + pki.kubeletClientKey,
 		// Profiling endpoints are not needed and cost memory.

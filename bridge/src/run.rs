@@ -498,6 +498,28 @@ pub async fn run(
     Ok(())
 }
 
+/// Turns the log source's events into changes for the index: a newly followed pod starts its
+/// node's log over (a partial line from an earlier pod is dropped), chunks are log bytes.
+pub fn log_changes(mut events: mpsc::Receiver<crate::logs::LogEvent>) -> mpsc::Receiver<Change> {
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let change = match event {
+                crate::logs::LogEvent::Started { node, .. } => Change::LogRestarted { node },
+                crate::logs::LogEvent::Chunk(chunk) => Change::Log {
+                    node: chunk.node,
+                    bytes: chunk.bytes,
+                },
+                crate::logs::LogEvent::Ended { .. } => continue,
+            };
+            if tx.send(change).await.is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 fn spawn_watch(
     stream: impl futures::Stream<Item = Result<Change, kube::runtime::watcher::Error>> + Send + 'static,
     tx: mpsc::Sender<Change>,

@@ -34,7 +34,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
@@ -121,7 +121,13 @@ pub struct StandInKubelet {
     logs: Arc<Logs>,
     port: u16,
     tls: TlsAcceptor,
-    server: Mutex<Option<JoinHandle<()>>>,
+    server: Mutex<Option<Server>>,
+}
+
+/// The running accept loop, and the signal that makes it close every connection and return.
+struct Server {
+    task: JoinHandle<()>,
+    shutdown: oneshot::Sender<()>,
 }
 
 impl StandInKubelet {
@@ -151,20 +157,23 @@ impl StandInKubelet {
         self.port
     }
 
-    /// Stops serving and cuts every open connection, as a kubelet that goes down does. The logs are
-    /// kept for [`StandInKubelet::restart`].
-    pub fn stop(&self) {
-        if let Some(server) = self.server().take() {
-            // Aborting the accept loop drops its JoinSet, which aborts every connection task.
-            server.abort();
+    /// Stops serving and cuts every open connection, as a kubelet that goes down does; when it
+    /// returns, no connection is open and nothing appended later reaches anyone. The logs are kept
+    /// for [`StandInKubelet::restart`].
+    pub async fn stop(&self) {
+        let server = self.server().take();
+        if let Some(server) = server {
+            let _ = server.shutdown.send(());
+            let _ = server.task.await;
         }
     }
 
     /// Stops, then serves again on the same port with the same logs: open streams are cut, new
     /// requests succeed.
     pub async fn restart(&self) -> Result<(), Error> {
-        self.stop();
-        // The aborted accept loop releases the port at its next poll; retry the bind briefly.
+        self.stop().await;
+        // The port is free once the accept loop has returned; retry briefly all the same, in case
+        // the kernel is slow to let go of it.
         let mut attempt = 0;
         let listener = loop {
             match bind(self.port).await {
@@ -358,17 +367,19 @@ impl StandInKubelet {
         })
     }
 
-    fn server(&self) -> MutexGuard<'_, Option<JoinHandle<()>>> {
+    fn server(&self) -> MutexGuard<'_, Option<Server>> {
         self.server.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn serve(&self, listener: TcpListener) {
         let logs = self.logs.clone();
         let tls = self.tls.clone();
-        let handle = tokio::spawn(async move {
+        let (shutdown, mut shutdown_rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
                 tokio::select! {
+                    _ = &mut shutdown_rx => break,
                     accepted = listener.accept() => {
                         let Ok((tcp, _)) = accepted else { continue };
                         connections.spawn(serve_connection(tls.clone(), tcp, logs.clone()));
@@ -376,16 +387,22 @@ impl StandInKubelet {
                     Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 }
             }
+            drop(listener);
+            // Aborts every connection and waits until each is gone.
+            connections.shutdown().await;
         });
-        if let Some(old) = self.server().replace(handle) {
-            old.abort();
+        if let Some(old) = self.server().replace(Server { task, shutdown }) {
+            old.task.abort();
         }
     }
 }
 
 impl Drop for StandInKubelet {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(server) = self.server().take() {
+            // Aborting the accept loop drops its JoinSet, which aborts every connection task.
+            server.task.abort();
+        }
     }
 }
 
@@ -483,7 +500,11 @@ fn parse_options(query: &str, now: Timestamp) -> Result<LogOptions, String> {
             "timestamps" => o.timestamps = parse_bool(&name, &value)?,
             "previous" => o.previous = parse_bool(&name, &value)?,
             "sinceTime" => {
-                since_time = Some(value.parse::<Timestamp>().map_err(|e| format!("sinceTime: {e}"))?);
+                since_time = Some(
+                    value
+                        .parse::<Timestamp>()
+                        .map_err(|e| format!("sinceTime: {e}"))?,
+                );
             }
             "sinceSeconds" => {
                 let s: i64 = value.parse().map_err(|e| format!("sinceSeconds: {e}"))?;
@@ -530,7 +551,11 @@ fn render(line: &LogLine, timestamps: bool) -> Bytes {
 
 /// `2006-01-02T15:04:05.000000000Z`, the kubelet's `RFC3339NanoFixed` in UTC.
 pub fn format_timestamp(at: Timestamp) -> String {
-    format!("{}.{:09}Z", at.strftime("%Y-%m-%dT%H:%M:%S"), at.subsec_nanosecond())
+    format!(
+        "{}.{:09}Z",
+        at.strftime("%Y-%m-%dT%H:%M:%S"),
+        at.subsec_nanosecond()
+    )
 }
 
 fn handle(logs: &Logs, req: Request<Incoming>) -> Response<Body> {
@@ -569,9 +594,10 @@ fn handle(logs: &Logs, req: Request<Incoming>) -> Response<Body> {
         );
     }
     let mut response = Response::new(log_body(log, options));
-    response
-        .headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain"));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
     response
 }
 
