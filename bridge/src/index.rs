@@ -205,6 +205,8 @@ pub struct NodeLog {
     pub blocks: u64,
     /// The newest line that did not parse.
     pub last_unknown: Option<Diagnostic>,
+    /// The last bond mode change the script logged: bond, from mode, to mode.
+    pub last_mode_change: Option<(String, String, String)>,
 }
 
 impl std::fmt::Debug for NodeLog {
@@ -588,6 +590,7 @@ impl Index {
         let mut unknown = None;
         let mut last_iteration = None;
         let mut version = None;
+        let mut mode_change = None;
         log.reader.feed(chunk, |event| match event {
             p::LogEvent::Record(r) => {
                 counts.0 += 1;
@@ -603,6 +606,13 @@ impl Index {
                         ));
                     }
                     ("main", "vx-rail-node-init starting") => version = field("version"),
+                    ("network", "changing bond mode, traffic on the bond stops briefly") => {
+                        if let (Some(bond), Some(from), Some(to)) =
+                            (field("bond"), field("from"), field("to"))
+                        {
+                            mode_change = Some((bond, from, to));
+                        }
+                    }
                     ("upgrade", "upgrade state changed") => {
                         if let Some(to) = field("to") {
                             transitions.push((
@@ -655,6 +665,9 @@ impl Index {
         }
         if version.is_some() {
             log.script_version = version;
+        }
+        if mode_change.is_some() {
+            log.last_mode_change = mode_change;
         }
         if let Some(d) = unknown {
             log.last_unknown = Some(d.clone());

@@ -947,7 +947,7 @@ fn workflow_conditions(
             (
                 ConditionStatus::True,
                 "Completed".to_owned(),
-                "finished on every node".to_owned(),
+                "the workflow completed".to_owned(),
             ),
             (ConditionStatus::False, "Completed".to_owned(), String::new()),
         ),
@@ -1226,10 +1226,26 @@ fn bond_flips(
         // The state the flip started from: kept from the first observation of the request (the
         // spec is immutable); a flip first seen already handled has no known starting point.
         let prev = previous.and_then(|p| p.bond_flips.iter().find(|o| o.name == name));
-        let from = match (prev, &flip.state) {
-            (Some(prev), _) => prev.spec.from.clone(),
-            (None, p::BondFlipState::Requested) => current.clone(),
-            (None, _) => {
+        // For a mode flip handled before the bridge saw the request, the script's log names the
+        // mode it changed from.
+        let logged = index
+            .nodes
+            .get(node)
+            .and_then(|e| e.log.as_ref())
+            .and_then(|l| l.last_mode_change.as_ref())
+            .filter(|(bond, _, to)| {
+                *bond == status.bond && flip.action == p::BondFlipAction::Mode && *to == flip.value
+            })
+            .and_then(|(_, from, _)| api_enum::<BondMode>(from))
+            .map(|mode| BondState {
+                mode,
+                active_slave: None,
+            });
+        let from = match (prev, &flip.state, logged) {
+            (Some(prev), _, _) => prev.spec.from.clone(),
+            (None, p::BondFlipState::Requested, _) => current.clone(),
+            (None, _, Some(logged)) => logged,
+            (None, _, None) => {
                 unrepresentable.push(format!(
                     "{name}: first seen {}, the bond's state before the flip is unknown",
                     flip.state

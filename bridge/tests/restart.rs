@@ -74,13 +74,21 @@ async fn after_the_api_server_is_killed_and_restarted_the_bridge_converges_withi
     .unwrap();
 
     let edge_nodes: Api<EdgeNode> = Api::namespaced(fresh, &ns);
-    let en = eventually("the change made after the restart", Duration::from_secs(30), || async {
-        edge_nodes.get_opt(&nodes[1]).await.ok().flatten().filter(|en| {
-            condition(en, "NetworkDegraded").is_some_and(|c| c.status == "True" && c.reason == "SlaveDown")
-        })
-    })
+    let en = eventually(
+        "the change made after the restart",
+        Duration::from_secs(30),
+        || async {
+            edge_nodes.get_opt(&nodes[1]).await.ok().flatten().filter(|en| {
+                condition(en, "NetworkDegraded")
+                    .is_some_and(|c| c.status == "True" && c.reason == "SlaveDown")
+            })
+        },
+    )
     .await;
-    eprintln!("converged {:.1}s after the restart", restarted.elapsed().as_secs_f64());
+    eprintln!(
+        "converged {:.1}s after the restart",
+        restarted.elapsed().as_secs_f64()
+    );
     assert_eq!(en.status.unwrap().bonds[0].slaves[1].link_failures, 1);
     // Nothing lost: the first node is still observed and Ready.
     let first = edge_nodes.get(&nodes[0]).await.unwrap();

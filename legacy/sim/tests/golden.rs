@@ -1,7 +1,8 @@
 //! Golden runs: every scenario in `golden/scenarios/` runs the legacy script on the simulated
 //! world with the in-memory cluster, twice, and must give byte-identical traces both times and
 //! match the reviewed snapshots in `golden/snapshots/`: every host command per node in order,
-//! every Kubernetes write, and every node's log.
+//! every Kubernetes write, every node's log, and the cluster's end state (every Node and
+//! ConfigMap, as a `kubectl get -o yaml` list — the bridge's golden observations start from it).
 //!
 //! Regenerating the snapshots is an explicit step: `scripts/regenerate` (then review the diff).
 
@@ -37,7 +38,7 @@ fn scenarios() -> Vec<(String, Scenario)> {
         .collect()
 }
 
-fn run_hermetic(name: &str, scenario: &Scenario, attempt: u32) -> Trace {
+fn run_hermetic(name: &str, scenario: &Scenario, attempt: u32) -> (Trace, String) {
     let config = RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
         sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
@@ -54,7 +55,16 @@ fn run_hermetic(name: &str, scenario: &Scenario, attempt: u32) -> Trace {
     for log in trace.logs.values_mut() {
         *log = log.replace(&work, "$WORK");
     }
-    trace
+    (trace, end_state(&cluster))
+}
+
+/// Every Node and ConfigMap at the end of the run, as `kubectl get nodes,configmaps -A -o yaml`
+/// prints them (the fields the in-memory cluster keeps).
+fn end_state(cluster: &Cluster) -> String {
+    let mut items: Vec<serde_json::Value> = cluster.nodes().map(|n| n.to_json()).collect();
+    items.extend(cluster.config_maps().map(|c| c.to_json()));
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    serde_yaml_ng::to_string(&list).unwrap()
 }
 
 /// The log part of a snapshot: every node's log, one after the other.
@@ -85,13 +95,15 @@ fn every_scenario_matches_its_golden_trace_and_is_deterministic() {
     settings.set_omit_expression(true);
     settings.bind(|| {
         for (name, scenario) in &scenarios {
-            let first = run_hermetic(name, scenario, 1);
-            let second = run_hermetic(name, scenario, 2);
+            let (first, end) = run_hermetic(name, scenario, 1);
+            let (second, end_again) = run_hermetic(name, scenario, 2);
             assert_eq!(first, second, "{name}: two runs of the same scenario differ");
+            assert_eq!(end, end_again, "{name}: two runs end in different cluster states");
             insta::with_settings!({ description => scenario.description.clone() }, {
                 insta::assert_snapshot!(format!("{name}@host-commands"), first.host_commands());
                 insta::assert_snapshot!(format!("{name}@kube-writes"), first.kube_writes());
                 insta::assert_snapshot!(format!("{name}@logs"), logs(&first));
+                insta::assert_snapshot!(format!("{name}@end-state"), end);
             });
         }
     });
