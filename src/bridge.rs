@@ -51,6 +51,9 @@ pub struct Args {
     /// Do not follow the legacy pods' logs.
     #[arg(long)]
     no_logs: bool,
+    /// Most status writes per second (a token bucket; bursts up to twice this).
+    #[arg(long, default_value_t = 300.0)]
+    max_writes_per_second: f64,
     /// Name of this replica (default: $POD_NAME, then the host name).
     #[arg(long)]
     identity: Option<String>,
@@ -152,6 +155,8 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
     options.legacy = args.legacy();
     options.observe = args.observe_config();
     options.admin_addr = Some(args.admin_addr);
+    options.writer.max_writes_per_second = args.max_writes_per_second;
+    options.writer.burst = (args.max_writes_per_second * 2.0).clamp(1.0, 100_000.0) as u32;
     if args.no_leader_election {
         options.lease = None;
     }

@@ -75,10 +75,13 @@ impl BridgeOptions {
                 renew_interval: Duration::from_secs(5),
                 retry_interval: Duration::from_secs(2),
             }),
+            // A site's legacy loops change each node's status about every 30 s: 5,000 nodes
+            // are about 170 changes a second. The limit sits above that and protects the API
+            // server from a burst (a relist after an outage rewrites every object once).
             writer: WriterConfig {
                 field_manager: "nodewright-bridge".to_owned(),
-                max_writes_per_second: 50.0,
-                burst: 100,
+                max_writes_per_second: 300.0,
+                burst: 600,
             },
             debounce: Duration::from_millis(200),
             resync: Duration::from_secs(10),
