@@ -1,11 +1,39 @@
-//! `nodewright dev`: a local control plane (real kube-apiserver + etcd from `testenv/`) with the
-//! Nodewright CRDs and the example site installed, running until interrupted.
+//! `nodewright dev`: the demonstration. A local control plane (real kube-apiserver + etcd from
+//! `testenv/`) with the Nodewright CRDs; a simulated fleet — the legacy script itself on N
+//! simulated edge nodes, writing to the API server with the real `kubectl`, its output served as
+//! the legacy DaemonSet's pod logs by a stand-in kubelet; and the observation bridge watching it
+//! all, with its admin server. Runs until interrupted.
+//!
+//! This module is wiring: the fleet comes from `nodewright-legacy-sim`, the bridge from
+//! `nodewright-bridge`, the control plane and kubelet from `nodewright-testenv`.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use nodewright_bridge::logs::{LogSource, LogSourceConfig};
+use nodewright_bridge::run::{BridgeOptions, log_changes};
+use nodewright_legacy_sim::run::{
+    Action, Cluster, Event, Host, HostSpec, RealCluster, ResourceSpec, RunConfig, Scenario, ScenarioNode,
+    TickOutput, run_observed, world_for_at,
+};
+use nodewright_legacy_sim::sched::Reply;
+use nodewright_testenv::kubelet::StandInKubelet;
 use nodewright_testenv::{ControlPlane, Options};
+
+/// Namespace of Nodewright's objects in the demonstration.
+const NAMESPACE: &str = "nodewright-system";
+/// The legacy DaemonSet, as `legacy/daemonset.yaml` defines it.
+const LEGACY_NAMESPACE: &str = "kube-system";
+const DAEMONSET: &str = "vx-rail-node-init";
+const CONTAINER: &str = "node-init";
 
 /// Arguments of `nodewright dev`.
 #[derive(clap::Args)]
@@ -16,18 +44,228 @@ pub struct Args {
     /// Port for the API server on 127.0.0.1 (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// YAML files of objects to apply once the CRDs are installed.
-    #[arg(long = "apply", default_values = ["examples/site.yaml"])]
+    /// Simulated edge nodes in the fleet (one site).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=50))]
+    nodes: u32,
+    /// Seconds between two loops of the legacy script on every node (real time, and the
+    /// simulated hosts' clocks move by as much).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    tick_seconds: u64,
+    /// Address of the bridge's admin server (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    admin_addr: SocketAddr,
+    /// The legacy script.
+    #[arg(long, default_value = "legacy/vx-rail-node-init.sh")]
+    script: PathBuf,
+    /// The legacy DaemonSet manifest, applied so the bridge finds the DaemonSet and its RBAC.
+    #[arg(long, default_value = "legacy/daemonset.yaml")]
+    daemonset: PathBuf,
+    /// The simulator binary (`vxr-sim`); default: next to this program.
+    #[arg(long)]
+    sim_binary: Option<PathBuf>,
+    /// YAML files of further objects to apply once the CRDs are installed.
+    #[arg(long = "apply")]
     apply: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run_async(args))
 }
 
+/// The demonstration fleet: one site built multi-node, `nodes` nodes, edge-1 running the LINSTOR
+/// controller and the others joining one loop later; a volume replicated on up to three nodes; a
+/// bond failover on edge-2 (a cable pulled and plugged back); then an operator asks for a newer
+/// DRBD and the script upgrades the nodes one by one. After that the loops go on, with nothing to
+/// do.
+fn fleet(nodes: u32, tick_seconds: u64) -> Scenario {
+    let names: Vec<String> = (1..=nodes).map(|i| format!("edge-{i}")).collect();
+    let scenario_nodes = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let octet = 11 + i;
+            let config: BTreeMap<String, String> = [
+                ("BOND_NAME", "bond0".to_owned()),
+                ("BOND_MODE", "active-backup".to_owned()),
+                ("BOND_SLAVES", "eno1 eno2".to_owned()),
+                ("BOND_MIIMON", "100".to_owned()),
+                ("STORAGE_VLAN_ID", "100".to_owned()),
+                ("STORAGE_IP", format!("10.100.0.{octet}/24")),
+                ("MGMT_VLAN_ID", "200".to_owned()),
+                ("MGMT_IP", format!("10.200.0.{octet}/24")),
+                ("STORAGE_POOL", "pool0".to_owned()),
+                ("STORAGE_VG", "vg0/thinpool".to_owned()),
+                ("SITE_TOPOLOGY", "multi".to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            ScenarioNode {
+                name: name.clone(),
+                log_format: "kv".to_owned(),
+                config,
+                // As the site was installed: the bond and the storage pool's volume group exist.
+                host: HostSpec {
+                    address: format!("10.200.0.{octet}"),
+                    controller: i == 0,
+                    bond: Some(("bond0".to_owned(), "active-backup".to_owned())),
+                    pool: Some(("pool0".to_owned(), "vg0/thinpool".to_owned())),
+                    ..HostSpec::default()
+                },
+                joins_at: u32::from(i > 0),
+            }
+        })
+        .collect();
+    let mut events = Vec::new();
+    if nodes > 1 {
+        events.push(Event {
+            tick: 8,
+            action: Action::Fault(serde_json::json!({"LinkDown": {"node": "edge-2", "nic": "eno1"}})),
+        });
+        events.push(Event {
+            tick: 11,
+            action: Action::Fault(serde_json::json!({"LinkUp": {"node": "edge-2", "nic": "eno1"}})),
+        });
+    }
+    events.push(Event {
+        tick: 14,
+        action: Action::Kubectl(
+            [
+                "-n",
+                LEGACY_NAMESPACE,
+                "patch",
+                "configmap",
+                "vx-rail-cluster-state",
+                "--type",
+                "merge",
+                "-p",
+                r#"{"data":{"desired-storage-version":"9.2.14"}}"#,
+            ]
+            .map(String::from)
+            .into(),
+        ),
+    });
+    Scenario {
+        description: "The nodewright dev fleet".to_owned(),
+        seed: 1,
+        ticks: u32::MAX,
+        interval: tick_seconds,
+        nodes: scenario_nodes,
+        resources: vec![ResourceSpec {
+            name: "pvc-1".to_owned(),
+            size_mib: 1024,
+            nodes: names.iter().take(3).cloned().collect(),
+            primary: Some("edge-1".to_owned()),
+        }],
+        events,
+        env: BTreeMap::new(),
+    }
+}
+
+/// The real API server through the real kubectl, plus what a kubelet would do for a new node:
+/// point the Node at the stand-in kubelet and run the DaemonSet's pod on it.
+struct FleetCluster {
+    real: RealCluster,
+    kubelet: Arc<StandInKubelet>,
+    client: kube::Client,
+    runtime: tokio::runtime::Handle,
+    pod_labels: BTreeMap<String, String>,
+}
+
+impl Cluster for FleetCluster {
+    fn kubectl(&mut self, argv: &[String], cwd: &str, now: i64) -> Reply {
+        self.real.kubectl(argv, cwd, now)
+    }
+
+    fn add_node(&mut self, name: &str) -> Result<(), String> {
+        self.real.add_node(name)?;
+        let status = serde_json::json!({
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet.port()}},
+                "conditions": [{
+                    "type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "message": "stand-in kubelet is serving",
+                    "lastHeartbeatTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+                    "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+                }],
+            }
+        });
+        let pod = format!("{DAEMONSET}-{name}");
+        let (client, kubelet, labels) = (self.client.clone(), self.kubelet.clone(), self.pod_labels.clone());
+        let name = name.to_owned();
+        self.runtime.block_on(async move {
+            Api::<Node>::all(client.clone())
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+                .map_err(|e| format!("pointing node {name} at the stand-in kubelet: {e}"))?;
+            kubelet
+                .create_running_pod(&client, LEGACY_NAMESPACE, &pod, &name, CONTAINER, labels)
+                .await
+                .map_err(|e| format!("starting the legacy pod on {name}: {e}"))?;
+            Ok(())
+        })
+    }
+}
+
+/// The simulated hosts, their clocks kept at the wall clock: a loop with the real kubectl takes
+/// longer than a tick, and the bridge judges heartbeats by the wall clock.
+struct WallClockHosts(nodewright_legacy_sim::host::World);
+
+impl Host for WallClockHosts {
+    fn exec(&mut self, node: &str, argv: &[String]) -> Reply {
+        Host::exec(&mut self.0, node, argv)
+    }
+
+    fn render(&self, roots: &Path) -> std::io::Result<()> {
+        Host::render(&self.0, roots)
+    }
+
+    fn inject(&mut self, fault: &serde_json::Value) -> Result<(), String> {
+        Host::inject(&mut self.0, fault)
+    }
+
+    fn advance(&mut self, seconds: u64) {
+        let behind = nodewright_bridge::run::unix_now() - Host::now(&self.0);
+        let seconds = seconds.max(u64::try_from(behind).unwrap_or(0));
+        Host::advance(&mut self.0, seconds);
+    }
+
+    fn now(&self) -> i64 {
+        Host::now(&self.0)
+    }
+}
+
+fn sim_binary(args: &Args) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &args.sim_binary {
+        return Ok(path.clone());
+    }
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name("vxr-sim");
+    anyhow::ensure!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p nodewright-legacy-sim` or pass --sim-binary",
+        path.display()
+    );
+    Ok(path)
+}
+
 async fn run_async(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
+    let script = std::path::absolute(&args.script)?;
+    anyhow::ensure!(
+        script.is_file(),
+        "the legacy script {} is missing",
+        script.display()
+    );
+    let sim = sim_binary(&args)?;
     let state_dir = std::path::absolute(&args.state_dir)?;
     if state_dir.exists() {
         std::fs::remove_dir_all(&state_dir).with_context(|| format!("emptying {}", state_dir.display()))?;
@@ -44,43 +282,163 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let control_plane = tokio::task::spawn_blocking(move || ControlPlane::start(options)).await??;
     let client = control_plane.client().await?;
     nodewright_testenv::install_crds(&client, &nodewright_api::crds()).await?;
-
-    let mut applied = 0;
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(NAMESPACE.to_owned()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
+    let daemonset = std::fs::read_to_string(&args.daemonset)
+        .with_context(|| format!("reading {}", args.daemonset.display()))?;
+    nodewright_testenv::apply_yaml(&client, &daemonset, None)
+        .await
+        .with_context(|| format!("applying {}", args.daemonset.display()))?;
     for file in &args.apply {
         let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        applied += nodewright_testenv::apply_yaml(&client, &text, None)
+        nodewright_testenv::apply_yaml(&client, &text, None)
             .await
             .with_context(|| format!("applying {}", file.display()))?;
     }
+    let kubelet = Arc::new(StandInKubelet::start().await?);
 
-    let kubectl = control_plane.kubectl().get_program().to_owned();
+    // The bridge, as it runs in a cluster: watches, the legacy pods' logs, leader election.
+    let (log_source, events) = LogSource::start(
+        client.clone(),
+        LogSourceConfig::daemon_set(LEGACY_NAMESPACE, DAEMONSET),
+    )
+    .await?;
+    let mut options = BridgeOptions::new(NAMESPACE, "nodewright-dev");
+    options.admin_addr = Some(args.admin_addr);
+    let (stop_bridge, bridge_stopped) = tokio::sync::oneshot::channel::<()>();
+    let bridge = tokio::spawn(nodewright_bridge::run::run(
+        client.clone(),
+        options,
+        Some(log_changes(events)),
+        async {
+            let _ = bridge_stopped.await;
+        },
+    ));
+
+    // The fleet, in a thread of its own: the script runs as real processes, one loop per tick.
+    let stop = Arc::new(AtomicBool::new(false));
+    let scenario = fleet(args.nodes, args.tick_seconds);
+    let epoch = u64::try_from(nodewright_bridge::run::unix_now()).unwrap_or(0);
+    let mut world = WallClockHosts(world_for_at(&scenario, epoch)?);
+    let work_dir = state_dir.join("fleet");
+    let mut cluster = FleetCluster {
+        real: RealCluster {
+            kubectl: control_plane.kubectl().get_program().into(),
+            kubeconfig: control_plane.kubeconfig().to_path_buf(),
+        },
+        kubelet: kubelet.clone(),
+        client: client.clone(),
+        runtime: tokio::runtime::Handle::current(),
+        pod_labels: BTreeMap::from([("app.kubernetes.io/name".to_owned(), DAEMONSET.to_owned())]),
+    };
+    let fleet = {
+        let (stop, kubelet, tick) = (
+            stop.clone(),
+            kubelet.clone(),
+            Duration::from_secs(args.tick_seconds),
+        );
+        let config = RunConfig {
+            script,
+            sim_binary: sim,
+            work_dir,
+            stuck_after: Duration::from_secs(120),
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut next = Instant::now() + tick;
+            let mut after_tick = |_: u32, outputs: &[TickOutput]| {
+                for o in outputs {
+                    let pod = format!("{DAEMONSET}-{}", o.node);
+                    kubelet.append(LEGACY_NAMESPACE, &pod, CONTAINER, &o.output);
+                }
+                while Instant::now() < next {
+                    if stop.load(Ordering::Relaxed) {
+                        return ControlFlow::Break(());
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                next += tick;
+                if stop.load(Ordering::Relaxed) {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            };
+            run_observed(
+                &scenario,
+                &mut world,
+                &mut cluster,
+                &config,
+                false,
+                &mut after_tick,
+            )
+        })
+    };
+
+    print_where_to_look(&control_plane, &args, started, &state_dir);
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut fleet = fleet;
+    let fleet_result = tokio::select! {
+        r = tokio::signal::ctrl_c() => { r?; None }
+        _ = term.recv() => None,
+        r = &mut fleet => Some(r),
+    };
+    eprintln!("\nStopping the bridge, the fleet and the control plane ...");
+    // The bridge first: on Ctrl-C the control plane gets the signal too and is already going.
+    let _ = stop_bridge.send(());
+    let _ = bridge.await;
+    drop(log_source);
+    stop.store(true, Ordering::Relaxed);
+    let fleet_result = match fleet_result {
+        Some(r) => r,
+        None => fleet.await,
+    };
+    kubelet.stop().await;
+    tokio::task::spawn_blocking(move || control_plane.stop()).await??;
+    fleet_result?.context("the simulated fleet stopped")?;
+    Ok(())
+}
+
+fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Instant, state_dir: &Path) {
+    let kubectl = control_plane
+        .kubectl()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
     let kubeconfig = control_plane.kubeconfig().display().to_string();
     println!(
-        "\nNodewright local control plane is ready ({:.1}s): {}\n\
-         CRDs installed: {}; example objects applied: {applied}\n\n\
+        "\nNodewright demo is running ({:.1}s): {}\n\
+         A simulated site of {} edge nodes runs the legacy vx-rail-node-init script every {}s,\n\
+         against this API server with the real kubectl; the read-only bridge observes it.\n\
+         Around tick 8 a cable is pulled on edge-2 (and plugged back); at tick 14 an operator\n\
+         asks for DRBD 9.2.14 and the script upgrades the nodes one at a time.\n\n\
          Use it from another shell:\n\
          \x20 export KUBECONFIG={kubeconfig}\n\
-         \x20 alias kubectl={}\n\
-         \x20 kubectl get nodewright -A            # every Nodewright object\n\
-         \x20 kubectl get edgenodes -n nodewright-system\n\
-         \x20 kubectl explain edgenode.status      # field documentation\n\
-         \x20 kubectl describe edgecluster -n nodewright-system\n\n\
-         Control-plane log: {}\n\
+         \x20 alias kubectl={kubectl}\n\
+         \x20 kubectl get nodewright -A                 # every Nodewright object the bridge maintains\n\
+         \x20 kubectl get edgenodes -n {NAMESPACE} -w   # node health as it changes\n\
+         \x20 kubectl get storageupgrades -n {NAMESPACE} -o yaml\n\
+         \x20 kubectl describe edgecluster site -n {NAMESPACE}\n\
+         \x20 kubectl get events -n {NAMESPACE}\n\
+         \x20 kubectl get configmaps,pods -n {LEGACY_NAMESPACE}   # what the legacy script writes\n\
+         \x20 kubectl logs -n {LEGACY_NAMESPACE} {DAEMONSET}-edge-1 -f   # its log, through pods/log\n\
+         \x20 curl -s http://{}/metrics | grep nodewright_bridge_node\n\n\
+         Control-plane log: {}; the fleet's hosts: {}\n\
          Press Ctrl-C to stop.",
         started.elapsed().as_secs_f64(),
         control_plane.server(),
-        nodewright_api::crds().len(),
-        kubectl.to_string_lossy(),
+        args.nodes,
+        args.tick_seconds,
+        args.admin_addr,
         control_plane.log_path().display(),
+        state_dir.join("fleet/roots").display(),
     );
-
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {},
-    }
-    eprintln!("\nStopping the control plane ...");
-    drop(client);
-    tokio::task::spawn_blocking(move || control_plane.stop()).await??;
-    Ok(())
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -69,6 +70,12 @@ impl Host for crate::host::World {
 
 /// The simulated hosts a scenario starts with, at [`crate::host::DEFAULT_EPOCH`].
 pub fn world_for(scenario: &Scenario) -> Result<crate::host::World, Error> {
+    world_for_at(scenario, crate::host::DEFAULT_EPOCH)
+}
+
+/// The simulated hosts a scenario starts with, their clocks at `epoch` (Unix seconds): a live
+/// demonstration starts at the wall clock, so that what the script writes is current.
+pub fn world_for_at(scenario: &Scenario, epoch: u64) -> Result<crate::host::World, Error> {
     let specs: Vec<crate::host::NodeSpec> = scenario
         .nodes
         .iter()
@@ -89,8 +96,7 @@ pub fn world_for(scenario: &Scenario) -> Result<crate::host::World, Error> {
         })
         .collect();
     let scenario_err = |e: crate::host::Error| Error::Scenario(e.to_string());
-    let mut world = crate::host::World::from_specs(scenario.seed, crate::host::DEFAULT_EPOCH, &specs)
-        .map_err(scenario_err)?;
+    let mut world = crate::host::World::from_specs(scenario.seed, epoch, &specs).map_err(scenario_err)?;
     for r in &scenario.resources {
         let nodes: Vec<&str> = r.nodes.iter().map(String::as_str).collect();
         world
@@ -538,6 +544,7 @@ struct Runner<'a> {
     roots: PathBuf,
     tick: u32,
     trace: Vec<TraceEntry>,
+    keep_trace: bool,
 }
 
 impl Handler for Runner<'_> {
@@ -556,12 +563,14 @@ impl Handler for Runner<'_> {
             }
             reply
         };
-        self.trace.push(TraceEntry {
-            tick: self.tick,
-            node: request.node.clone(),
-            argv: request.argv.clone(),
-            code: reply.code,
-        });
+        if self.keep_trace {
+            self.trace.push(TraceEntry {
+                tick: self.tick,
+                node: request.node.clone(),
+                argv: request.argv.clone(),
+                code: reply.code,
+            });
+        }
         reply
     }
 }
@@ -572,6 +581,33 @@ pub fn run(
     host: &mut dyn Host,
     cluster: &mut dyn Cluster,
     config: &RunConfig,
+) -> Result<Trace, Error> {
+    run_observed(scenario, host, cluster, config, true, &mut |_, _| {
+        ControlFlow::Continue(())
+    })
+}
+
+/// What one node's script printed in one tick.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TickOutput {
+    /// The node.
+    pub node: String,
+    /// Standard output, then standard error.
+    pub output: String,
+    /// The script's exit code.
+    pub code: i32,
+}
+
+/// Runs a scenario like [`run`], calling `after_tick` with each tick's output as soon as the tick
+/// ends; it may pace the run or stop it (`ControlFlow::Break`). With `keep_trace` false nothing
+/// is accumulated (a long-running demonstration), and the returned trace is empty.
+pub fn run_observed(
+    scenario: &Scenario,
+    host: &mut dyn Host,
+    cluster: &mut dyn Cluster,
+    config: &RunConfig,
+    keep_trace: bool,
+    after_tick: &mut dyn FnMut(u32, &[TickOutput]) -> ControlFlow<()>,
 ) -> Result<Trace, Error> {
     let work = &config.work_dir;
     let io = |what: &'static str, path: &Path| {
@@ -615,6 +651,7 @@ pub fn run(
         roots: roots.clone(),
         tick: 0,
         trace: Vec::new(),
+        keep_trace,
     };
     let mut logs: BTreeMap<String, String> = BTreeMap::new();
 
@@ -685,13 +722,25 @@ pub fn run(
             })
             .collect();
         let outcomes = sched::run_round(&socket, processes, &mut runner, config.stuck_after)?;
-        for outcome in outcomes {
-            let log = logs.entry(outcome.node.clone()).or_default();
-            let _ = writeln!(log, "### tick {tick} (exit {})", outcome.code);
-            log.push_str(&outcome.stdout);
-            log.push_str(&outcome.stderr);
+        let outputs: Vec<TickOutput> = outcomes
+            .into_iter()
+            .map(|o| TickOutput {
+                node: o.node,
+                output: o.stdout + &o.stderr,
+                code: o.code,
+            })
+            .collect();
+        if keep_trace {
+            for o in &outputs {
+                let log = logs.entry(o.node.clone()).or_default();
+                let _ = writeln!(log, "### tick {tick} (exit {})", o.code);
+                log.push_str(&o.output);
+            }
         }
         runner.host.advance(scenario.interval);
+        if after_tick(tick, &outputs).is_break() {
+            break;
+        }
     }
     Ok(Trace {
         commands: runner.trace,
