@@ -1,0 +1,139 @@
+//! The main job, end to end: `nodewright dev` with a two-node fleet comes up, the bridge turns
+//! the legacy script's writes into Ready EdgeNodes and a Ready EdgeCluster, the script's log is
+//! served through the real pods/log API, the metrics are there, and Ctrl-C stops it all cleanly.
+
+// Test code: a failed expectation is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, ListParams};
+use nodewright_api::edgecluster::EdgeCluster;
+use nodewright_api::edgenode::EdgeNode;
+
+fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctrl_c() {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_nodewright"));
+    assert!(
+        exe.with_file_name("vxr-sim").is_file(),
+        "vxr-sim is missing next to {}: cargo build -p nodewright-legacy-sim",
+        exe.display()
+    );
+    let state = tempfile::tempdir().unwrap();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut demo = Command::new(exe)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "dev",
+            "--nodes",
+            "2",
+            "--tick-seconds",
+            "2",
+            "--admin-addr",
+            &admin.to_string(),
+        ])
+        .arg("--state-dir")
+        .arg(state.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(demo.stdout.take().unwrap());
+    let mut banner = String::new();
+    while !banner.contains("Press Ctrl-C to stop.") {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let mut err = String::new();
+            demo.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("the demo ended early:\n{banner}\n{err}");
+        }
+        banner.push_str(&line);
+    }
+    assert!(banner.contains("kubectl get nodewright -A"), "{banner}");
+
+    let client = nodewright_testenv::client_from(&state.path().join("kubeconfig"))
+        .await
+        .unwrap();
+    let edge_nodes: Api<EdgeNode> = Api::namespaced(client.clone(), "nodewright-system");
+    let clusters: Api<EdgeCluster> = Api::namespaced(client.clone(), "nodewright-system");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let nodes = edge_nodes.list(&ListParams::default()).await.unwrap().items;
+        let ready_nodes = nodes
+            .iter()
+            .filter(|n| n.status.as_ref().is_some_and(|s| ready(&s.conditions)))
+            .count();
+        let site_ready = clusters
+            .get_opt("site")
+            .await
+            .unwrap()
+            .and_then(|c| c.status)
+            .is_some_and(|s| ready(&s.conditions));
+        if ready_nodes == 2 && site_ready {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ready_nodes} Ready EdgeNodes, site ready: {site_ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let logs = Command::new(nodewright_testenv::default_bin_dir().join("kubectl"))
+        .env("KUBECONFIG", state.path().join("kubeconfig"))
+        .args(["logs", "-n", "kube-system", "vx-rail-node-init-edge-1"])
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.contains("msg=\"iteration finished\""), "{logs}");
+
+    let metrics = http_get_metrics(admin).await;
+    assert!(
+        metrics.contains("nodewright_bridge_node_ready{node=\"edge-2\"} 1"),
+        "{metrics}"
+    );
+
+    Command::new("kill")
+        .args(["-INT", &demo.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = demo.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not stop within 90 s of Ctrl-C"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut err = String::new();
+    demo.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+}
+
+/// `GET /metrics` over a plain HTTP/1.1 connection.
+async fn http_get_metrics(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
+}
