@@ -407,6 +407,64 @@ mod tests {
         assert_eq!(newest_legacy_time(&index), Some(1_714_557_962));
     }
 
+    fn cm(name: &str) -> ConfigMap {
+        crate::index::tests::config_map(name, &[("heartbeat", "2024-05-01T10:05:02Z")])
+    }
+
+    #[tokio::test]
+    async fn a_relist_arrives_as_one_reset_and_forgets_what_was_deleted_unseen() {
+        // What kube-runtime's watcher yields when a watch resumes from a too-old resourceVersion
+        // (410 Gone) or after the API server restarts: the list again, framed by Init/InitDone.
+        let events = vec![
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(cm("vx-rail-node-a"))),
+            Ok(watcher::Event::InitApply(cm("vx-rail-node-b"))),
+            Ok(watcher::Event::InitDone),
+            Ok(watcher::Event::Apply(cm("vx-rail-node-c"))),
+            Ok(watcher::Event::Init),
+            Ok(watcher::Event::InitApply(cm("vx-rail-node-a"))),
+            Ok(watcher::Event::InitDone),
+        ];
+        let out: Vec<Change> = changes(
+            futures::stream::iter(events),
+            Change::ConfigMap,
+            Change::ConfigMapDeleted,
+            Change::ConfigMapsReset,
+        )
+        .map(|c| c.unwrap())
+        .collect()
+        .await;
+        let kinds: Vec<&str> = out.iter().map(Change::event).collect();
+        assert_eq!(kinds, ["reset", "apply", "reset"]);
+        let mut index = Index::new(LegacyNames::default());
+        for c in out {
+            apply(&mut index, c, 0);
+        }
+        assert_eq!(
+            index.nodes.keys().collect::<Vec<_>>(),
+            ["a"],
+            "b and c went while unseen"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_watch_error_is_passed_on_and_the_stream_goes_on() {
+        let events = vec![
+            Err(watcher::Error::NoResourceVersion),
+            Ok(watcher::Event::Apply(cm("vx-rail-node-a"))),
+        ];
+        let out: Vec<Result<Change, watcher::Error>> = changes(
+            futures::stream::iter(events),
+            Change::ConfigMap,
+            Change::ConfigMapDeleted,
+            Change::ConfigMapsReset,
+        )
+        .collect()
+        .await;
+        assert!(out[0].is_err());
+        assert!(matches!(out[1], Ok(Change::ConfigMap(_))));
+    }
+
     #[test]
     fn a_malformed_manifest_names_the_file_and_position() {
         let dir = tempfile::tempdir().unwrap();

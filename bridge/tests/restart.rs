@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{STATUS, condition, eventually, free_port, legacy_site, now, start_bridge};
+use common::{STATUS, condition, eventually, free_port, legacy_site, metrics_text, now, start_bridge};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use nodewright_api::edgenode::EdgeNode;
@@ -29,6 +29,16 @@ async fn namespace(client: &kube::Client, name: &str) {
         .unwrap();
 }
 
+/// Full lists the bridge took in, over both watches, from its metrics.
+fn relists(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("nodewright_bridge_watch_events_total{") && l.contains("event=\"reset\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_api_server_is_killed_and_restarted_the_bridge_converges_within_30_seconds() {
     let cp = tokio::task::block_in_place(|| ControlPlane::start(Options::default())).unwrap();
@@ -40,7 +50,8 @@ async fn after_the_api_server_is_killed_and_restarted_the_bridge_converges_withi
     let nodes = vec![unique_name("r-a"), unique_name("r-b")];
     legacy_site(&client, &legacy_ns, &nodes).await;
 
-    let (stop, task) = start_bridge(client.clone(), &ns, &legacy_ns, free_port());
+    let port = free_port();
+    let (stop, task) = start_bridge(client.clone(), &ns, &legacy_ns, port);
     let edge_nodes: Api<EdgeNode> = Api::namespaced(client.clone(), &ns);
     for n in &nodes {
         eventually("a Ready EdgeNode", Duration::from_secs(30), || async {
@@ -53,6 +64,7 @@ async fn after_the_api_server_is_killed_and_restarted_the_bridge_converges_withi
         .await;
     }
 
+    let resets_before = relists(&metrics_text(port).await);
     tokio::task::block_in_place(|| cp.kill()).unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     tokio::task::block_in_place(|| cp.start_again()).unwrap();
@@ -90,6 +102,13 @@ async fn after_the_api_server_is_killed_and_restarted_the_bridge_converges_withi
         restarted.elapsed().as_secs_f64()
     );
     assert_eq!(en.status.unwrap().bonds[0].slaves[1].link_failures, 1);
+    // The restarted API server's watch cache starts at the current revision: resuming from the
+    // old resourceVersion is refused (410 Gone), and the watches relist.
+    let resets_after = relists(&metrics_text(port).await);
+    assert!(
+        resets_after >= resets_before + 2,
+        "relists before {resets_before}, after {resets_after}"
+    );
     // Nothing lost: the first node is still observed and Ready.
     let first = edge_nodes.get(&nodes[0]).await.unwrap();
     assert_eq!(condition(&first, "Ready").unwrap().status, "True");
