@@ -274,6 +274,31 @@ pub struct Index {
     pub stats: IndexStats,
 }
 
+/// The keys of one ConfigMap, parsed into fields, collecting the errors that appear.
+struct Keys<'a> {
+    data: &'a BTreeMap<String, String>,
+    object: String,
+    now: i64,
+    errors: Vec<Diagnostic>,
+}
+
+impl<'a> Keys<'a> {
+    fn raw(&self, key: &str) -> Option<&'a str> {
+        self.data.get(key).map(String::as_str)
+    }
+
+    fn parse<T>(
+        &mut self,
+        field: &mut Field<T>,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, p::ParseError>,
+    ) {
+        let source = || format!("{}:{key}", self.object);
+        self.errors
+            .extend(field.update(self.raw(key), source, parse, self.now));
+    }
+}
+
 /// Upgrade and migration history kept per workflow instance; older instances are dropped beyond
 /// this many, so an index running for months stays bounded.
 const KEEP_INSTANCES: usize = 8;
@@ -358,87 +383,45 @@ impl Index {
         }
         let empty = BTreeMap::new();
         let data = cm.data.as_ref().unwrap_or(&empty);
-        let source = |key: &str| format!("configmap/{namespace}/{name}:{key}");
-        let mut errors = Vec::new();
+        let mut keys = Keys {
+            data,
+            object: format!("configmap/{namespace}/{name}"),
+            now,
+            errors: Vec::new(),
+        };
         if name == self.names.cluster_state {
             let state = self.cluster.get_or_insert_with(ClusterState::default);
-            let get = |k: &str| data.get(k).map(String::as_str);
-            errors.extend(state.cluster.update(
-                get("cluster"),
-                || source("cluster"),
-                p::parse_cluster_blob,
-                now,
-            ));
-            errors.extend(
-                state
-                    .members
-                    .update(get("members"), || source("members"), p::parse_members, now),
-            );
-            errors.extend(state.network_plan.update(
-                get("network-plan"),
-                || source("network-plan"),
-                p::parse_network_plan,
-                now,
-            ));
-            errors.extend(state.linstor_nodes.update(
-                get("linstor-nodes"),
-                || source("linstor-nodes"),
-                p::parse_linstor_nodes,
-                now,
-            ));
-            errors.extend(state.migration.update(
-                get("migration"),
-                || source("migration"),
-                p::parse_migration,
-                now,
-            ));
-            errors.extend(
-                state
-                    .upgrade
-                    .update(get("upgrade"), || source("upgrade"), p::parse_upgrade, now),
-            );
-            state.desired_storage_version = get("desired-storage-version").map(|v| v.trim().to_owned());
+            keys.parse(&mut state.cluster, "cluster", p::parse_cluster_blob);
+            keys.parse(&mut state.members, "members", p::parse_members);
+            keys.parse(&mut state.network_plan, "network-plan", p::parse_network_plan);
+            keys.parse(&mut state.linstor_nodes, "linstor-nodes", p::parse_linstor_nodes);
+            keys.parse(&mut state.migration, "migration", p::parse_migration);
+            keys.parse(&mut state.upgrade, "upgrade", p::parse_upgrade);
+            state.desired_storage_version = keys.raw("desired-storage-version").map(|v| v.trim().to_owned());
             let flips: BTreeSet<&str> = data.keys().filter_map(|k| k.strip_prefix("bond-flip.")).collect();
             state.bond_flips.retain(|node, _| flips.contains(node.as_str()));
             for node in flips {
-                let key = format!("bond-flip.{node}");
                 let field = state.bond_flips.entry(node.to_owned()).or_default();
-                errors.extend(field.update(get(&key), || source(&key), p::parse_bond_flip, now));
+                keys.parse(field, &format!("bond-flip.{node}"), p::parse_bond_flip);
             }
             self.record_workflow_transitions();
         } else if let Some(node) = name.strip_prefix(self.names.node_prefix.as_str()) {
             let node = node.to_owned();
             let entry = self.node(&node);
             let cm_state = entry.config_map.get_or_insert_with(NodeConfigMap::default);
-            let get = |k: &str| data.get(k).map(String::as_str);
-            cm_state.script_version = get("script-version").map(str::to_owned);
-            errors.extend(cm_state.heartbeat.update(
-                get("heartbeat"),
-                || source("heartbeat"),
-                rfc3339_unix,
-                now,
-            ));
-            errors.extend(cm_state.status.update(
-                get("status"),
-                || source("status"),
-                p::parse_node_status,
-                now,
-            ));
-            errors.extend(cm_state.drbd_status.update(
-                get("drbd-status"),
-                || source("drbd-status"),
-                p::parse_drbd_status,
-                now,
-            ));
-            errors.extend(cm_state.boot_recovery.update(
-                get("boot-recovery"),
-                || source("boot-recovery"),
+            cm_state.script_version = keys.raw("script-version").map(str::to_owned);
+            keys.parse(&mut cm_state.heartbeat, "heartbeat", rfc3339_unix);
+            keys.parse(&mut cm_state.status, "status", p::parse_node_status);
+            keys.parse(&mut cm_state.drbd_status, "drbd-status", p::parse_drbd_status);
+            keys.parse(
+                &mut cm_state.boot_recovery,
+                "boot-recovery",
                 p::parse_boot_recovery,
-                now,
-            ));
+            );
         } else {
             return false;
         }
+        let errors = keys.errors;
         self.new_errors.extend(errors);
         self.stats.applied += 1;
         true
