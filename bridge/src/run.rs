@@ -394,7 +394,14 @@ pub async fn run(
             instance: Some(options.identity.clone()),
         },
     );
+    let edge_nodes: kube::Api<EdgeNode> = kube::Api::namespaced(client.clone(), &options.namespace);
     let mut writer = StatusWriter::new(client, options.writer.clone(), leader.clone());
+    // The EdgeNodes of the last reconcile: a node that leaves the site (its Node and its node
+    // ConfigMap both gone) loses its EdgeNode.
+    let mut maintained: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    // Nothing is written before both watches have delivered a full list: a half-read site would
+    // show nodes without their Node objects, or without their legacy state.
+    let mut listed: std::collections::BTreeSet<&'static str> = std::collections::BTreeSet::new();
     let mut bridge = Bridge::new(options.legacy.clone(), options.observe.clone());
     let mut was_leader = false;
     let mut dirty = false;
@@ -415,6 +422,7 @@ pub async fn run(
                 metrics.watch_event(change.source(), change.event(), lag);
                 if matches!(change, Change::ConfigMapsReset(_) | Change::NodesReset(_)) {
                     health.synced(change.source());
+                    listed.insert(change.source());
                 }
                 if let Change::Log { node, .. } = &change {
                     health.synced("logs");
@@ -445,7 +453,7 @@ pub async fn run(
                     }
                     was_leader = is_leader;
                 }
-                if !dirty && last_reconcile.elapsed() < options.resync {
+                if listed.len() < 2 || (!dirty && last_reconcile.elapsed() < options.resync) {
                     continue;
                 }
                 let started = Instant::now();
@@ -476,6 +484,18 @@ pub async fn run(
                     }
                     Err(e) => tracing::warn!(error = %e, "status write failed; retried on the next reconcile"),
                 }
+                let now_maintained: std::collections::BTreeSet<String> = observation.nodes.keys().cloned().collect();
+                if is_leader {
+                    for gone in maintained.difference(&now_maintained) {
+                        match edge_nodes.delete(gone, &kube::api::DeleteParams::default()).await {
+                            Ok(_) => tracing::info!(node = %gone, "node left the site; its EdgeNode is deleted"),
+                            Err(kube::Error::Api(e)) if e.code == 404 => {}
+                            Err(e) => tracing::warn!(node = %gone, error = %e, "could not delete the EdgeNode of a node that left"),
+                        }
+                        writer.forget_object(&ApiResource::erase::<EdgeNode>(&()), &options.namespace, gone);
+                    }
+                }
+                maintained = now_maintained;
                 if is_leader {
                     for d in &new_errors {
                         let reference = regarding(d, &options.legacy, &options.namespace, &cluster);

@@ -59,23 +59,26 @@ async fn a_legacy_site_becomes_ready_edge_nodes_and_a_ready_edge_cluster() {
     assert_eq!(site.status.unwrap().legacy_version.as_deref(), Some("4.12.3"));
 
     // Nothing changes, so nothing is written: resourceVersions stay put across several resyncs.
-    let before: Vec<String> = edge_nodes
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|n| n.metadata.resource_version.clone().unwrap())
-        .collect();
+    // (Only this site's EdgeNodes: the Nodes other tests create on the shared API server come and go,
+    // and the EdgeCluster counts them.)
+    let versions = || async {
+        let mut v = Vec::new();
+        for n in &nodes {
+            v.push(
+                edge_nodes
+                    .get(n)
+                    .await
+                    .unwrap()
+                    .metadata
+                    .resource_version
+                    .unwrap(),
+            );
+        }
+        v
+    };
+    let before = versions().await;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let after: Vec<String> = edge_nodes
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|n| n.metadata.resource_version.clone().unwrap())
-        .collect();
+    let after = versions().await;
     assert_eq!(before, after, "a write happened without a change");
     stop.send(()).unwrap();
     task.await.unwrap();
@@ -172,6 +175,45 @@ async fn a_malformed_blob_sets_parse_errors_emits_an_event_counts_and_keeps_the_
             .filter(|en| condition(en, "ParseErrors").is_some_and(|c| c.status == "False"))
     })
     .await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_node_that_leaves_the_site_loses_its_edge_node() {
+    let ctx = TestContext::new("bridge-leave").await.unwrap();
+    install_crds(&ctx.client, &nodewright_api::crds()).await.unwrap();
+    let legacy = TestContext::new("bridge-leave-legacy").await.unwrap();
+    let nodes = vec![unique_name("stay"), unique_name("leave")];
+    legacy_site(&ctx.client, &legacy.namespace, &nodes).await;
+    let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, free_port());
+    let edge_nodes: Api<EdgeNode> = ctx.api();
+    eventually("both EdgeNodes", Duration::from_secs(30), || async {
+        let a = edge_nodes.get_opt(&nodes[0]).await.unwrap();
+        let b = edge_nodes.get_opt(&nodes[1]).await.unwrap();
+        (a.is_some() && b.is_some()).then_some(())
+    })
+    .await;
+
+    // Decommissioned: its Node and its node ConfigMap are deleted.
+    Api::<k8s_openapi::api::core::v1::Node>::all(ctx.client.clone())
+        .delete(&nodes[1], &Default::default())
+        .await
+        .unwrap();
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), &legacy.namespace)
+        .delete(&format!("vx-rail-node-{}", nodes[1]), &Default::default())
+        .await
+        .unwrap();
+    eventually("the EdgeNode deleted", Duration::from_secs(30), || async {
+        edge_nodes
+            .get_opt(&nodes[1])
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(edge_nodes.get_opt(&nodes[0]).await.unwrap().is_some());
     stop.send(()).unwrap();
     task.await.unwrap();
 }
