@@ -197,11 +197,20 @@ where
 /// The objects the writer should maintain for an observation.
 pub fn desired(observation: &Observation, namespace: &str, cluster: &str) -> Vec<Desired> {
     let mut out = Vec::new();
+    // Of the EdgeCluster's spec the bridge applies only the profile it observes: the workflow
+    // modes and the legacy source settings are a person's intent, and server-side apply leaves
+    // fields out of the bridge's body to whoever set them.
     out.extend(
         observation
             .cluster
             .iter()
-            .filter_map(|c| desired_one::<EdgeCluster, _, _>(namespace, cluster, c)),
+            .filter_map(|c| desired_one::<EdgeCluster, _, _>(namespace, cluster, c))
+            .map(|mut d| {
+                if let Some(serde_json::Value::Object(spec)) = &mut d.spec {
+                    spec.retain(|k, _| k == "profile");
+                }
+                d
+            }),
     );
     out.extend(
         observation
@@ -564,4 +573,91 @@ fn spawn_watch(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::tests::{STATUS, config_map, node};
+
+    fn observed_site() -> (Index, Observation) {
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(
+            &config_map(
+                "vx-rail-cluster-state",
+                &[(
+                    "cluster",
+                    "primary=edge-1;topology=single;replicas=1;storage_pool=pool0;created=1714557600;schema=4",
+                )],
+            ),
+            0,
+        );
+        index.apply_config_map(
+            &config_map(
+                "vx-rail-node-edge-1",
+                &[("status", STATUS), ("heartbeat", "2024-05-01T10:04:52Z")],
+            ),
+            0,
+        );
+        index.apply_node(&node("edge-1", &[("vx-rail.io/state", "ready")], &[]), 0);
+        let observation = observe(&index, &ObserveConfig::default(), 1_714_557_900, None);
+        (index, observation)
+    }
+
+    #[test]
+    fn the_edge_cluster_spec_the_bridge_applies_holds_only_the_observed_profile() {
+        let (_, observation) = observed_site();
+        let want = desired(&observation, "nw", "site");
+        let cluster = want.iter().find(|d| d.resource.kind == "EdgeCluster").unwrap();
+        let spec = cluster.spec.as_ref().unwrap().as_object().unwrap();
+        assert_eq!(spec.keys().collect::<Vec<_>>(), ["profile"]);
+        assert_eq!(spec["profile"]["topology"], "SingleNode");
+        let node = want.iter().find(|d| d.resource.kind == "EdgeNode").unwrap();
+        assert_eq!(node.spec.as_ref().unwrap()["nodeName"], "edge-1");
+        assert_eq!(node.labels[MANAGED_BY.0], MANAGED_BY.1);
+    }
+
+    #[test]
+    fn a_parse_error_is_reported_on_the_edge_node_of_its_node_or_else_on_the_site() {
+        let legacy = LegacyNames::default();
+        let d = |source: &str| Diagnostic {
+            source: source.to_owned(),
+            format: "x",
+            line: 1,
+            column: 1,
+            offset: 0,
+            message: String::new(),
+            first_seen: 0,
+        };
+        let on = |source: &str| {
+            let r = regarding(&d(source), &legacy, "nw", "site");
+            (r.kind.unwrap(), r.name.unwrap())
+        };
+        assert_eq!(
+            on("configmap/kube-system/vx-rail-node-edge-2:status"),
+            ("EdgeNode".into(), "edge-2".into())
+        );
+        assert_eq!(
+            on("node/edge-3:annotations/vx-rail.io/last-run"),
+            ("EdgeNode".into(), "edge-3".into())
+        );
+        assert_eq!(on("log/edge-1"), ("EdgeNode".into(), "edge-1".into()));
+        assert_eq!(
+            on("configmap/kube-system/vx-rail-cluster-state:upgrade"),
+            ("EdgeCluster".into(), "site".into())
+        );
+    }
+
+    #[test]
+    fn node_metrics_carry_readiness_bonds_and_drbd_counts() {
+        let (index, observation) = observed_site();
+        let metrics = node_metrics(&observation, &index);
+        let m = &metrics["edge-1"];
+        assert!(m.ready);
+        assert_eq!(m.bonds[0].slaves.len(), 2);
+        assert_eq!(
+            (m.drbd_resources, m.drbd_uptodate, m.drbd_syncing),
+            (Some(1), Some(1), Some(false))
+        );
+    }
 }

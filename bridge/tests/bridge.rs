@@ -58,6 +58,44 @@ async fn a_legacy_site_becomes_ready_edge_nodes_and_a_ready_edge_cluster() {
     );
     assert_eq!(site.status.unwrap().legacy_version.as_deref(), Some("4.12.3"));
 
+    // A person moves migration to shadow. A bridge that starts afresh applies the profile it
+    // observes again, and leaves the workflow modes alone.
+    clusters
+        .patch(
+            "site",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"workflows": {"migration": "shadow"}}})),
+        )
+        .await
+        .unwrap();
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, free_port());
+    let patch = STATUS
+        .replace("{at}", &now().to_string())
+        .replace("net=ok", "net=degraded");
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), &legacy.namespace)
+        .patch(
+            &format!("vx-rail-node-{}", nodes[0]),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"status": patch}})),
+        )
+        .await
+        .unwrap();
+    eventually("the degraded node observed", Duration::from_secs(30), || async {
+        edge_nodes
+            .get_opt(&nodes[0])
+            .await
+            .unwrap()
+            .filter(|en| condition(en, "NetworkDegraded").is_some_and(|c| c.status == "True"))
+    })
+    .await;
+    let site = clusters.get("site").await.unwrap();
+    assert_eq!(
+        site.spec.workflows.migration,
+        nodewright_api::common::WorkflowMode::Shadow
+    );
+
     // Nothing changes, so nothing is written: resourceVersions stay put across several resyncs.
     // (Only this site's EdgeNodes: the Nodes other tests create on the shared API server come and go,
     // and the EdgeCluster counts them.)
