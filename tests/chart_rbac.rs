@@ -254,6 +254,7 @@ async fn the_bridge_writes_its_own_resources_events_and_lease_only_in_its_namesp
         ("get", "leases.coordination.k8s.io".to_owned()),
         ("create", "leases.coordination.k8s.io".to_owned()),
         ("update", "leases.coordination.k8s.io".to_owned()),
+        ("delete", "edgenodes.nodewright.io".to_owned()),
     ];
     for kind in NODEWRIGHT_KINDS {
         for verb in ["get", "list", "watch", "create", "patch", "update"] {
@@ -276,8 +277,8 @@ async fn the_bridge_writes_its_own_resources_events_and_lease_only_in_its_namesp
         }
     }
     for (verb, target) in [
-        ("delete", "edgenodes.nodewright.io"),
         ("delete", "edgeclusters.nodewright.io"),
+        ("delete", "storageupgrades.nodewright.io"),
         ("get", "nodetasks.nodewright.io"),
         ("create", "nodetasks.nodewright.io"),
         ("delete", "leases.coordination.k8s.io"),
@@ -315,6 +316,7 @@ async fn the_bridges_complete_permissions_are_exactly_the_read_only_set() {
         ("get,create,update", "coordination.k8s.io/leases[]"),
         ("create,patch", "/events[]"),
         ("create,patch", "events.k8s.io/events[]"),
+        ("delete", "nodewright.io/edgenodes[]"),
     ];
     own.extend(
         kinds
