@@ -330,13 +330,14 @@ impl StatusWriter {
             }
             let started = Instant::now();
             let result = api.patch(&object.name, &params, &Patch::Apply(&body)).await;
-            report
-                .durations
-                .push((object.resource.kind.clone(), started.elapsed()));
             result.map_err(|source| Error::ApplyObject {
                 key: key.clone(),
                 source,
             })?;
+            // Only successful writes are timed: the histogram is of writes that happened.
+            report
+                .durations
+                .push((object.resource.kind.clone(), started.elapsed()));
             let entry = self.written.entry(ObjectKey::of(object)).or_default();
             entry.main = Some((object.labels.clone(), object.spec.clone()));
         }
@@ -360,10 +361,17 @@ impl StatusWriter {
             let result = api
                 .patch_status(&object.name, &params, &Patch::Apply(&body))
                 .await;
+            if let Err(kube::Error::Api(e)) = &result
+                && e.code == 404
+            {
+                // Deleted by someone else since it was written: forget it, so that the next write
+                // creates it again.
+                self.written.remove(&ObjectKey::of(object));
+            }
+            result.map_err(|source| Error::ApplyStatus { key, source })?;
             report
                 .durations
                 .push((object.resource.kind.clone(), started.elapsed()));
-            result.map_err(|source| Error::ApplyStatus { key, source })?;
             let entry = self.written.entry(ObjectKey::of(object)).or_default();
             entry.status = Some(object.status.clone());
         }
