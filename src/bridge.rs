@@ -185,8 +185,13 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
         args.namespace,
         args.admin_addr
     );
-    nodewright_bridge::run::run(client, options, logs, async {
-        let _ = tokio::signal::ctrl_c().await;
+    // SIGTERM is how Kubernetes stops a pod; Ctrl-C is how a person stops a terminal run.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    nodewright_bridge::run::run(client, options, logs, async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
     })
     .await?;
     Ok(())

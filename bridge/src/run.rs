@@ -32,6 +32,9 @@ use crate::observe::{Observation, ObserveConfig, Observed, observe};
 use crate::source::{self, Change};
 use crate::writer::{Desired, StatusWriter, WriterConfig};
 
+/// How long the loop may go without a turn before `/healthz` fails.
+const LIVENESS_LIMIT: Duration = Duration::from_secs(300);
+
 /// The label every object the bridge creates carries.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "nodewright-bridge");
 
@@ -338,11 +341,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::new()?);
-    let mut sources = vec!["configmaps", "nodes"];
-    if logs.is_some() {
-        sources.push("logs");
-    }
-    let health = Health::new(sources, options.resync * 6);
+    // Ready once both watches have listed: logs are not waited for, since a DaemonSet with no pods
+    // (or silent ones) must not keep the bridge unready. Live while the loop turns; the limit is
+    // generous because one turn may wait on a rate-limited rewrite of every object.
+    let health = Health::new(["configmaps", "nodes"], LIVENESS_LIMIT.max(options.resync * 6));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = {
         let rx = stop_rx.clone();
@@ -367,14 +369,13 @@ pub async fn run(
         });
     }
 
-    let leader = match options.lease.clone() {
+    let (leader, elector) = match options.lease.clone() {
         Some(config) => {
             let elector = LeaderElector::new(client.clone(), config);
             let rx = elector.subscribe();
-            tokio::spawn(elector.run(stopped()));
-            rx
+            (rx, Some(tokio::spawn(elector.run(stopped()))))
         }
-        None => watch::channel(true).1,
+        None => (watch::channel(true).1, None),
     };
 
     let (tx, mut rx) = mpsc::channel::<Change>(1024);
@@ -434,7 +435,6 @@ pub async fn run(
                     listed.insert(change.source());
                 }
                 if let Change::Log { node, .. } = &change {
-                    health.synced("logs");
                     let node = node.clone();
                     let before = bridge.index.nodes.get(&node).and_then(|e| e.log.as_ref()).map(|l| (l.records, l.blocks, l.unknown_lines));
                     bridge.apply(change, now);
@@ -456,9 +456,16 @@ pub async fn run(
                     metrics.set_leader(is_leader);
                     if is_leader {
                         // A new term: what an earlier leader wrote may differ from what this
-                        // replica last wrote, so everything is applied again once.
+                        // replica last wrote, so everything is applied again once; and the
+                        // EdgeNodes that exist are what this term maintains, so that those of
+                        // nodes that left while no replica led are deleted too.
                         writer.forget();
                         dirty = true;
+                        let selector = format!("{}={},nodewright.io/cluster={cluster}", MANAGED_BY.0, MANAGED_BY.1);
+                        match edge_nodes.list(&kube::api::ListParams::default().labels(&selector)).await {
+                            Ok(list) => maintained.extend(list.items.into_iter().filter_map(|n| n.metadata.name)),
+                            Err(e) => tracing::warn!(error = %e, "could not list the EdgeNodes this site has"),
+                        }
                     }
                     was_leader = is_leader;
                 }
@@ -527,6 +534,11 @@ pub async fn run(
         }
     }
     let _ = stop_tx.send(true);
+    // Let the elector release the Lease, so that another replica takes over at once instead of
+    // after the lease expires.
+    if let Some(elector) = elector {
+        let _ = tokio::time::timeout(Duration::from_secs(5), elector).await;
+    }
     Ok(())
 }
 

@@ -255,3 +255,88 @@ async fn a_node_that_leaves_the_site_loses_its_edge_node() {
     stop.send(()).unwrap();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_bridge_that_starts_deletes_the_edge_node_of_a_node_that_left_while_none_ran() {
+    let ctx = TestContext::new("bridge-left-unseen").await.unwrap();
+    install_crds(&ctx.client, &nodewright_api::crds()).await.unwrap();
+    let legacy = TestContext::new("bridge-left-unseen-legacy").await.unwrap();
+    let nodes = vec![unique_name("kept"), unique_name("gone")];
+    legacy_site(&ctx.client, &legacy.namespace, &nodes).await;
+    let edge_nodes: Api<EdgeNode> = ctx.api();
+    let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, free_port());
+    eventually("both EdgeNodes", Duration::from_secs(30), || async {
+        let a = edge_nodes.get_opt(&nodes[0]).await.unwrap();
+        let b = edge_nodes.get_opt(&nodes[1]).await.unwrap();
+        (a.is_some() && b.is_some()).then_some(())
+    })
+    .await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+
+    Api::<k8s_openapi::api::core::v1::Node>::all(ctx.client.clone())
+        .delete(&nodes[1], &Default::default())
+        .await
+        .unwrap();
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), &legacy.namespace)
+        .delete(&format!("vx-rail-node-{}", nodes[1]), &Default::default())
+        .await
+        .unwrap();
+
+    let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, free_port());
+    eventually(
+        "the EdgeNode of the node that left deleted",
+        Duration::from_secs(30),
+        || async {
+            edge_nodes
+                .get_opt(&nodes[1])
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(edge_nodes.get_opt(&nodes[0]).await.unwrap().is_some());
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bridge_that_stops_hands_the_lease_over_at_once() {
+    let ctx = TestContext::new("bridge-handover").await.unwrap();
+    install_crds(&ctx.client, &nodewright_api::crds()).await.unwrap();
+    let legacy = TestContext::new("bridge-handover-legacy").await.unwrap();
+    legacy_site(&ctx.client, &legacy.namespace, &[unique_name("h")]).await;
+    let (first_port, second_port) = (free_port(), free_port());
+    let (stop_first, first) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, first_port);
+    let leads = |port: u16| async move {
+        common::try_metrics_text(port)
+            .await
+            .is_ok_and(|m| m.lines().any(|l| l == "nodewright_bridge_leader 1"))
+    };
+    eventually("the first bridge leads", Duration::from_secs(30), || async {
+        leads(first_port).await.then_some(())
+    })
+    .await;
+    let (stop_second, second) =
+        start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, second_port);
+    eventually("the second bridge serving", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", second_port))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    assert!(!leads(second_port).await, "two leaders");
+
+    stop_first.send(()).unwrap();
+    first.await.unwrap();
+    // The lease lasts 15 s; released on stop, it is taken well before it would have expired.
+    eventually("the second bridge leads", Duration::from_secs(10), || async {
+        leads(second_port).await.then_some(())
+    })
+    .await;
+    stop_second.send(()).unwrap();
+    second.await.unwrap();
+}

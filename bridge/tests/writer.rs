@@ -276,7 +276,10 @@ async fn a_refused_object_is_reported_and_the_others_are_written() {
         (0, 2, 2),
         "{report:?}"
     );
-    assert!(report.durations.is_empty(), "failed writes are retried but not timed: {report:?}");
+    assert!(
+        report.durations.is_empty(),
+        "failed writes are retried but not timed: {report:?}"
+    );
 }
 
 #[tokio::test]

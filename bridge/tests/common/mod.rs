@@ -153,14 +153,19 @@ pub fn condition<'a>(
     node.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
 }
 
+/// `GET /metrics` of the bridge's admin server.
 pub async fn metrics_text(port: u16) -> String {
+    try_metrics_text(port).await.unwrap()
+}
+
+/// `GET /metrics`, or the error when the admin server does not answer (yet).
+pub async fn try_metrics_text(port: u16) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+        .await?;
     let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
-    body
+    stream.read_to_string(&mut body).await?;
+    Ok(body)
 }
