@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use nodewright_bridge::index::LegacyNames;
 use nodewright_bridge::observe::ObserveConfig;
-use nodewright_bridge::run::{Bridge, BridgeOptions};
+use nodewright_bridge::run::BridgeOptions;
 use nodewright_bridge::source;
 
 /// Arguments of `nodewright bridge`.
@@ -97,17 +97,16 @@ fn init_tracing() {
 
 fn bundle(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
     let (changes, summary) = source::read_bundle(dir)?;
-    let mut bridge = Bridge::new(args.legacy(), args.observe_config());
-    for change in changes {
-        bridge.apply(change, 0);
-    }
     let now = match &args.now {
-        Some(text) => text
-            .parse::<k8s_openapi::jiff::Timestamp>()
-            .with_context(|| format!("--now {text:?}: expected an RFC 3339 time"))?
-            .as_second(),
-        None => source::newest_legacy_time(&bridge.index).unwrap_or(0),
+        Some(text) => Some(
+            text.parse::<k8s_openapi::jiff::Timestamp>()
+                .with_context(|| format!("--now {text:?}: expected an RFC 3339 time"))?
+                .as_second(),
+        ),
+        None => None,
     };
+    let (observation, now) =
+        nodewright_bridge::run::observe_offline(changes, &args.legacy(), &args.observe_config(), now);
     eprintln!(
         "bundle {}: {} ConfigMaps, {} Nodes, {} logs, {} other objects skipped; observing at {}",
         dir.display(),
@@ -117,7 +116,10 @@ fn bundle(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
         summary.skipped,
         nodewright_bridge::observe::time(now).0
     );
-    let observation = bridge.observe(now);
+    for sentence in &observation.unrepresentable {
+        eprintln!("not represented: {sentence}");
+    }
+    let observation = &observation;
     let text = if args.json {
         serde_json::to_string_pretty(observation)? + "\n"
     } else {

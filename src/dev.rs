@@ -418,8 +418,8 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
         "\nNodewright demo is running ({:.1}s): {}\n\
          A simulated site of {} edge nodes runs the legacy vx-rail-node-init script every {}s,\n\
          against this API server with the real kubectl; the read-only bridge observes it.\n\
-         Around tick 8 a cable is pulled on edge-2 (and plugged back); at tick 14 an operator\n\
-         asks for DRBD 9.2.14 and the script upgrades the nodes one at a time.\n\n\
+         {}At tick 14 an operator asks for DRBD 9.2.14 and the script upgrades the nodes one at\n\
+         a time.\n\n\
          Use it from another shell:\n\
          \x20 export KUBECONFIG={kubeconfig}\n\
          \x20 alias kubectl={kubectl}\n\
@@ -437,6 +437,11 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
         control_plane.server(),
         args.nodes,
         args.tick_seconds,
+        if args.nodes > 1 {
+            "Around tick 8 a cable is pulled on edge-2 (and plugged back at tick 11).\n"
+        } else {
+            ""
+        },
         args.admin_addr,
         control_plane.log_path().display(),
         state_dir.join("fleet/roots").display(),

@@ -266,7 +266,7 @@ pub struct Index {
     pub nodes: BTreeMap<String, NodeEntry>,
     /// Storage-upgrade transitions seen, keyed by the upgrade's `started` epoch.
     pub upgrade_history: BTreeMap<u64, BTreeSet<Transition>>,
-    /// Migration transitions seen, keyed by the migration's `started` (or `since` at `PENDING`).
+    /// Migration transitions seen, keyed by [`migration_key`].
     pub migration_history: BTreeMap<u64, BTreeSet<Transition>>,
     /// Parse errors that appeared since the last [`Index::take_new_errors`].
     new_errors: Vec<Diagnostic>,
@@ -694,7 +694,7 @@ impl Index {
         if let Some(m) = &state.migration.value
             && let Some(since) = m.since
         {
-            let key = m.started.unwrap_or(since);
+            let key = migration_key(m, state.cluster.value.as_ref()).0;
             let t = Transition {
                 at: i64::try_from(since).unwrap_or(i64::MAX),
                 state: m.phase.as_str().to_owned(),
@@ -738,15 +738,35 @@ impl Index {
                 }
             }
             Workflow::Migration => {
-                if let Some(key) = cluster
-                    .and_then(|c| c.migration.value.as_ref())
-                    .and_then(|m| m.started.or(m.since))
-                {
+                if let Some(key) = cluster.and_then(|c| {
+                    let m = c.migration.value.as_ref()?;
+                    Some(migration_key(m, c.cluster.value.as_ref()).0)
+                }) {
                     insert_bounded(&mut self.migration_history, key, t);
                 }
             }
         }
     }
+}
+
+/// What identifies one legacy migration in every phase: its source (the primary when the request
+/// names none) and its joining nodes. The blob has no id, and its times change as it runs (`since`
+/// at `PENDING` is the request, `started` appears when it starts). Returns a key for the history
+/// and the source.
+pub fn migration_key(m: &p::Migration, cluster: Option<&p::ClusterBlob>) -> (u64, Option<String>) {
+    let source = m.source.clone().or_else(|| cluster.map(|c| c.primary.clone()));
+    // FNV-1a: stable across runs and versions, unlike the standard library's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let text = format!(
+        "{}|{}",
+        source.as_deref().unwrap_or_default(),
+        m.joining.join(",")
+    );
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (hash, source)
 }
 
 #[derive(Clone, Copy)]

@@ -51,7 +51,7 @@ const LAG_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.
 /// series, which is different from a known zero.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NodeMetrics {
-    /// Whether the Node's `Ready` condition is `True`.
+    /// Whether the node's EdgeNode `Ready` condition (the bridge's health rollup) is `True`.
     pub ready: bool,
     /// Node conditions as `(type, status)`, status being `True`, `False` or `Unknown` (anything else
     /// counts as `Unknown`).
@@ -194,13 +194,13 @@ impl Metrics {
             ready: gauge_vec(
                 r,
                 "node_ready",
-                "Whether the Node's Ready condition is True (1) or not (0).",
+                "Whether the node's EdgeNode Ready condition (the health rollup) is True (1) or not (0).",
                 node,
             )?,
             condition: gauge_vec(
                 r,
                 "node_status_condition",
-                "The Node's conditions: 1 on the series whose status (true, false, unknown) is the current one.",
+                "The node's EdgeNode conditions: 1 on the series whose status (true, false, unknown) is the current one.",
                 &["node", "condition", "status"],
             )?,
             bond_up: gauge_vec(

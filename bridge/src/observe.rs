@@ -354,19 +354,32 @@ fn network_condition(status: Option<&p::NodeStatus>) -> (ConditionStatus, String
             "the legacy script has not reported this node's network".into(),
         );
     };
-    if s.net == p::NetHealth::Ok {
-        return (
-            ConditionStatus::False,
-            "NetworkHealthy".into(),
-            format!("{} and its VLANs are up", s.bond),
-        );
-    }
     let down: Vec<&str> = s
         .slaves
         .iter()
         .filter(|sl| sl.mii != p::MiiState::Up)
         .map(|sl| sl.interface.as_str())
         .collect();
+    if s.net == p::NetHealth::Ok {
+        // The script calls a bond with one slave left healthy; the site has lost redundancy,
+        // which is what a person wants to know before the second cable goes.
+        if !down.is_empty() {
+            return (
+                ConditionStatus::True,
+                "SlaveDown".into(),
+                format!(
+                    "{}: {} without carrier; traffic continues on the other slaves",
+                    s.bond,
+                    down.join(", ")
+                ),
+            );
+        }
+        return (
+            ConditionStatus::False,
+            "NetworkHealthy".into(),
+            format!("{} and its VLANs are up", s.bond),
+        );
+    }
     let (reason, message) = if !s.slaves.is_empty() && down.len() == s.slaves.len() {
         ("NoSlaveCarrier", format!("no slave of {} has carrier", s.bond))
     } else if s.storage_vlan.as_ref().is_none_or(|v| v.operstate != "up") {
@@ -636,7 +649,9 @@ fn node_status(
             "LegacyError".to_owned(),
             "the legacy script's last iteration failed".to_owned(),
         )
-    } else if net_status == ConditionStatus::True {
+    } else if status.is_some_and(|s| s.net != p::NetHealth::Ok) {
+        // Only what stops traffic makes the node not Ready; a lost slave with traffic flowing on
+        // the others shows in NetworkDegraded alone.
         (
             ConditionStatus::False,
             "NetworkDegraded".to_owned(),
@@ -774,6 +789,12 @@ fn cluster(
                 index.names().namespace,
                 index.names().cluster_state
             ),
+        )
+    } else if total == 0 {
+        (
+            ConditionStatus::False,
+            "NoNodes".to_owned(),
+            "no node of the site has been observed".to_owned(),
         )
     } else if not_ready.is_empty() {
         (
@@ -955,9 +976,14 @@ fn workflow_conditions(
             (ConditionStatus::False, "RolledBack".to_owned(), msg.clone()),
             (ConditionStatus::True, "RolledBack".to_owned(), msg),
         ),
-        Some(_) => (
+        // An upgrade or migration reaches FAILED only when its rollback failed.
+        Some("FAILED") => (
             (ConditionStatus::False, "Failed".to_owned(), msg.clone()),
             (ConditionStatus::True, "RollbackFailed".to_owned(), msg),
+        ),
+        Some(_) => (
+            (ConditionStatus::False, "Failed".to_owned(), msg.clone()),
+            (ConditionStatus::True, "Failed".to_owned(), msg),
         ),
         None => (
             (ConditionStatus::False, "InProgress".to_owned(), String::new()),
@@ -1130,16 +1156,18 @@ fn migration(
 ) -> Option<Observed<MigrationSpec, MigrationStatus>> {
     let state = index.cluster.as_ref()?;
     let m = state.migration.value.as_ref()?;
-    let key = m.started.or(m.since)?;
-    let name = format!("legacy-migration-{key}");
-    let source = m
-        .source
-        .clone()
-        .or_else(|| state.cluster.value.as_ref().map(|c| c.primary.clone()));
+    let (key, source) = crate::index::migration_key(m, state.cluster.value.as_ref());
+    // Named by what it migrates, so that it is one object from the request to the end.
     let Some(source) = source else {
-        unrepresentable.push(format!("{name}: no source node"));
+        unrepresentable.push("the legacy migration names no source node and no primary is known".to_owned());
         return None;
     };
+    let short: String = source.chars().take(40).collect();
+    let name = format!(
+        "legacy-migration-{}-{:08x}",
+        short.trim_end_matches(['-', '.']),
+        key >> 32
+    );
     let joining: Vec<String> = dedupe(&m.joining).into_iter().filter(|n| *n != source).collect();
     if joining.is_empty() {
         unrepresentable.push(format!("{name}: no joining node"));
@@ -1301,7 +1329,8 @@ fn bond_flips(
         }
         let terminal = match phase {
             BondFlipPhase::Completed => Some("COMPLETED"),
-            BondFlipPhase::Failed => Some("FAILED"),
+            // A bond flip has no rollback: it failed, the script says why.
+            BondFlipPhase::Failed => Some("FLIP_FAILED"),
             _ => None,
         };
         out.push(Observed {
@@ -1587,7 +1616,7 @@ mod tests {
         );
         let obs = observe(&index, &ObserveConfig::default(), NOW, None);
         let m = &obs.migrations[0];
-        assert_eq!(m.name, "legacy-migration-1714557990");
+        assert!(m.name.starts_with("legacy-migration-edge-1-"), "{}", m.name);
         assert_eq!(m.spec.joining_nodes, ["edge-2"]);
         assert_eq!(m.spec.replicas, Some(2));
         assert_eq!(m.status.phase, Some(MigrationPhase::Completed));
@@ -1616,6 +1645,81 @@ mod tests {
         assert_eq!(f.spec.from.mode, BondMode::ActiveBackup);
         assert_eq!(f.status.phase, Some(BondFlipPhase::Completed));
         assert_eq!(f.status.history.len(), 2);
+    }
+
+    #[test]
+    fn a_migration_is_one_object_from_its_request_to_its_end() {
+        let mut index = site();
+        let cluster =
+            "primary=edge-1;topology=single;replicas=1;storage_pool=pool0;created=1714557600;schema=4";
+        let migration = |blob: &str| {
+            config_map(
+                "vx-rail-cluster-state",
+                &[("cluster", cluster), ("migration", blob)],
+            )
+        };
+        index.apply_config_map(
+            &migration("phase=PENDING;joining=edge-2;replicas=2;since=1714557900"),
+            NOW,
+        );
+        let pending = observe(&index, &ObserveConfig::default(), NOW, None);
+        index.apply_config_map(
+            &migration(
+                "phase=PREFLIGHT;source=edge-1;joining=edge-2;replicas=2;since=1714557990;started=1714557990",
+            ),
+            NOW,
+        );
+        let started = observe(&index, &ObserveConfig::default(), NOW, Some(&pending));
+        assert_eq!(pending.migrations[0].name, started.migrations[0].name);
+        let phases: Vec<_> = started.migrations[0]
+            .status
+            .history
+            .iter()
+            .map(|h| h.phase)
+            .collect();
+        assert_eq!(phases, [MigrationPhase::Pending, MigrationPhase::Preflight]);
+    }
+
+    #[test]
+    fn a_lost_bond_slave_is_network_degraded_while_the_node_stays_ready() {
+        let mut index = site();
+        let one_down = STATUS.replace("eno2:up:0", "eno2:down:1");
+        index.apply_config_map(
+            &config_map(
+                "vx-rail-node-edge-1",
+                &[("status", &one_down), ("heartbeat", "2024-05-01T10:04:52Z")],
+            ),
+            NOW,
+        );
+        let obs = observe(&index, &ObserveConfig::default(), NOW, None);
+        let n = &obs.nodes["edge-1"].status;
+        assert_eq!(cond(&n.conditions, ct::NETWORK_DEGRADED), ("True", "SlaveDown"));
+        assert_eq!(cond(&n.conditions, ct::READY), ("True", "Ready"));
+    }
+
+    #[test]
+    fn a_site_without_nodes_is_not_ready() {
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(&config_map("vx-rail-cluster-state", &[]), NOW);
+        let obs = observe(&index, &ObserveConfig::default(), NOW, None);
+        let c = obs.cluster.unwrap();
+        assert_eq!(cond(&c.status.conditions, ct::READY), ("False", "NoNodes"));
+    }
+
+    #[test]
+    fn a_failed_bond_flip_failed_and_did_not_fail_a_rollback() {
+        let mut index = site();
+        let flip = |f: &str| config_map("vx-rail-cluster-state", &[("bond-flip.edge-1", f)]);
+        index.apply_config_map(&flip("action=active;value=eno2;state=requested;id=3"), NOW);
+        let first = observe(&index, &ObserveConfig::default(), NOW, None);
+        index.apply_config_map(
+            &flip("action=active;value=eno2;state=failed;id=3;done=1714557901;msg=eno2 has no carrier"),
+            NOW,
+        );
+        let second = observe(&index, &ObserveConfig::default(), NOW, Some(&first));
+        let f = &second.bond_flips[0].status;
+        assert_eq!(f.phase, Some(BondFlipPhase::Failed));
+        assert_eq!(cond(&f.conditions, ct::FAILED), ("True", "Failed"));
     }
 
     #[test]

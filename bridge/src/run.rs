@@ -163,6 +163,30 @@ impl Bridge {
     }
 }
 
+/// Observes a fixed set of changes (an offline bundle, a golden end state) at `now`, or when not
+/// given at the newest legacy timestamp they hold. Everything is taken in at that time, so that
+/// first-seen times and time windows are those of the moment observed, not of the epoch.
+pub fn observe_offline(
+    changes: Vec<Change>,
+    legacy: &LegacyNames,
+    config: &ObserveConfig,
+    now: Option<i64>,
+) -> (Observation, i64) {
+    let now = now.unwrap_or_else(|| {
+        let mut scratch = Index::new(legacy.clone());
+        for change in changes.iter().cloned() {
+            source::apply(&mut scratch, change, 0);
+        }
+        source::newest_legacy_time(&scratch).unwrap_or(0)
+    });
+    let mut bridge = Bridge::new(legacy.clone(), config.clone());
+    for change in changes {
+        bridge.apply(change, now);
+    }
+    bridge.observe(now);
+    (bridge.last.take().unwrap_or_default(), now)
+}
+
 static EMPTY: Observation = Observation {
     cluster: None,
     nodes: BTreeMap::new(),
@@ -412,6 +436,8 @@ pub async fn run(
     // Nothing is written before both watches have delivered a full list: a half-read site would
     // show nodes without their Node objects, or without their legacy state.
     let mut listed: std::collections::BTreeSet<&'static str> = std::collections::BTreeSet::new();
+    // What the last reconcile could not represent, so that each is logged once when it appears.
+    let mut unrepresentable: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut bridge = Bridge::new(options.legacy.clone(), options.observe.clone());
     let mut was_leader = false;
     let mut dirty = false;
@@ -481,6 +507,12 @@ pub async fn run(
                 }
                 bridge.observe(now);
                 let observation = bridge.last().unwrap_or(&EMPTY);
+                for sentence in &observation.unrepresentable {
+                    if !unrepresentable.contains(sentence) {
+                        tracing::warn!(%sentence, "legacy state that no Nodewright object can show");
+                    }
+                }
+                unrepresentable = observation.unrepresentable.iter().cloned().collect();
                 metrics.set_nodes(&node_metrics(observation, &bridge.index));
                 let want = desired(observation, &options.namespace, &cluster);
                 metrics.observe_reconcile(started.elapsed());

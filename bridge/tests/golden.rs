@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nodewright_bridge::index::LegacyNames;
 use nodewright_bridge::observe::ObserveConfig;
-use nodewright_bridge::run::Bridge;
+use nodewright_bridge::run::observe_offline;
 use nodewright_bridge::source::{self, Change};
 
 fn repo() -> PathBuf {
@@ -52,23 +52,16 @@ fn observation(name: &str) -> String {
         snapshot_body(&snapshots.join(format!("{name}@end-state.snap"))),
     )
     .unwrap();
-    let (changes, _) = source::read_bundle(dir.path()).unwrap();
-    let mut bridge = Bridge::new(LegacyNames::default(), ObserveConfig::default());
-    for change in changes {
-        bridge.apply(change, 0);
-    }
+    let (mut changes, _) = source::read_bundle(dir.path()).unwrap();
     let logs = snapshot_body(&snapshots.join(format!("{name}@logs.snap")));
     for (node, log) in node_logs(&logs) {
-        bridge.apply(
-            Change::Log {
-                node,
-                bytes: log.into_bytes(),
-            },
-            0,
-        );
+        changes.push(Change::Log {
+            node,
+            bytes: log.into_bytes(),
+        });
     }
-    let now = source::newest_legacy_time(&bridge.index).unwrap();
-    serde_yaml_ng::to_string(bridge.observe(now)).unwrap()
+    let (observation, _) = observe_offline(changes, &LegacyNames::default(), &ObserveConfig::default(), None);
+    serde_yaml_ng::to_string(&observation).unwrap()
 }
 
 fn scenarios() -> Vec<String> {
