@@ -185,10 +185,46 @@ fn read_input(file: Option<PathBuf>) -> anyhow::Result<(String, String)> {
 }
 
 /// The first format whose parser accepts the whole input.
+/// The typed blobs of the legacy script. Their keys overlap (`phase`, `state`, `since` …), so an
+/// input can parse as several of them; [`detect`] then prefers the one it fits best.
+const TYPED_BLOBS: &[&str] = &[
+    "legacy-node-status",
+    "legacy-last-run",
+    "legacy-cluster",
+    "legacy-bond-flip",
+    "legacy-upgrade",
+    "legacy-migration",
+    "legacy-boot-recovery",
+    "legacy-upgrade-state",
+];
+
+/// How well a typed blob fits its input: fewer keys it does not know first, then the smaller
+/// format (the more specific one: an `upgrade-state` annotation also parses as an `upgrade` blob
+/// with most fields absent).
+fn blob_fit(value: &serde_json::Value) -> (usize, usize) {
+    let unknown = value
+        .get("unknown")
+        .and_then(serde_json::Value::as_object)
+        .map_or(0, serde_json::Map::len);
+    let fields = value.as_object().map_or(usize::MAX, serde_json::Map::len);
+    (unknown, fields)
+}
+
+/// The first format, in [`FORMATS`] order, that parses the input; among the typed legacy blobs the
+/// best fitting one.
 fn detect(input: &str) -> Option<serde_json::Value> {
-    FORMATS.iter().find_map(|(name, _, parse)| {
-        parse(input)
-            .ok()
-            .map(|value| serde_json::json!({"format": name, "value": value}))
-    })
+    let (first, value) = FORMATS
+        .iter()
+        .find_map(|(name, _, parse)| parse(input).ok().map(|value| (*name, value)))?;
+    let (name, value) = if TYPED_BLOBS.contains(&first) {
+        FORMATS
+            .iter()
+            .filter(|(name, _, _)| TYPED_BLOBS.contains(name))
+            .filter_map(|(name, _, parse)| parse(input).ok().map(|value| (*name, value)))
+            .min_by_key(|(_, value)| blob_fit(value))
+            .unwrap_or((first, value))
+    } else {
+        (first, value)
+    };
+    Some(serde_json::json!({"format": name, "value": value}))
 }

@@ -197,3 +197,40 @@ fn an_upgrade_blob_prints_its_typed_state_and_a_bad_one_names_the_column() {
     let out = nodewright(&["parse", "legacy-upgrade", "-"], b"state=PREFLIGHT;since=later");
     assert_one_line_error(&out, "<stdin>:1:23: expected an unsigned number, found \"later\"");
 }
+
+#[test]
+fn auto_tells_blobs_that_share_keys_apart_by_how_well_they_fit() {
+    for (input, format) in [
+        // Parses as an `upgrade` blob too (all three keys are upgrade keys): the smaller format wins.
+        (
+            "state=WAIT_RESYNC;to=9.2.8;since=1714560420",
+            "legacy-upgrade-state",
+        ),
+        // Parses as a `migration` too (it needs only `phase`), with four keys it does not know.
+        (
+            "phase=WAITING_FOR_RESYNC;boot_id=3f1c8e0a-5b7d-4c2e-9a61-0d2f4b6c8e10;boot_time=1714557477;started=1714557597;since=1714557600",
+            "legacy-boot-recovery",
+        ),
+        (
+            "phase=PENDING;source=edge-1;joining=edge-2;replicas=2;since=1714557900",
+            "legacy-migration",
+        ),
+        (
+            "state=WAIT_RESYNC;from=9.2.5;to=9.2.8;order=edge-1,edge-2;node=edge-2;done=edge-1;rolled=;by=edge-1;started=1714560000;since=1714560420",
+            "legacy-upgrade",
+        ),
+        (
+            "action=mode;value=802.3ad;state=applied;id=7;requested=1714557000;done=1714557518",
+            "legacy-bond-flip",
+        ),
+    ] {
+        let out = nodewright(&["parse", "auto", "-"], input.as_bytes());
+        assert!(
+            out.status.success(),
+            "{input}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(value["format"], format, "{input}");
+    }
+}
