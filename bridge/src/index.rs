@@ -270,6 +270,8 @@ pub struct Index {
     pub migration_history: BTreeMap<u64, BTreeSet<Transition>>,
     /// Parse errors that appeared since the last [`Index::take_new_errors`].
     new_errors: Vec<Diagnostic>,
+    /// What changed since the last [`Index::take_dirty`].
+    dirty: Dirty,
     /// What has been taken in.
     pub stats: IndexStats,
 }
@@ -296,6 +298,23 @@ impl<'a> Keys<'a> {
         let source = || format!("{}:{key}", self.object);
         self.errors
             .extend(field.update(self.raw(key), source, parse, self.now));
+    }
+}
+
+/// What changed in the index since it was last asked: the nodes whose state changed, or `all`
+/// when something every node's status depends on changed (the site-wide ConfigMap, a relist).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dirty {
+    /// Every node may have changed.
+    pub all: bool,
+    /// These nodes changed.
+    pub nodes: BTreeSet<String>,
+}
+
+impl Dirty {
+    /// Whether the status of `node` may have changed.
+    pub fn touches(&self, node: &str) -> bool {
+        self.all || self.nodes.contains(node)
     }
 }
 
@@ -357,7 +376,15 @@ impl Index {
         std::mem::take(&mut self.new_errors)
     }
 
+    /// What changed since the last call.
+    pub fn take_dirty(&mut self) -> Dirty {
+        std::mem::take(&mut self.dirty)
+    }
+
     fn node(&mut self, name: &str) -> &mut NodeEntry {
+        if !self.dirty.all {
+            self.dirty.nodes.insert(name.to_owned());
+        }
         self.nodes.entry(name.to_owned()).or_default()
     }
 
@@ -390,6 +417,7 @@ impl Index {
             errors: Vec::new(),
         };
         if name == self.names.cluster_state {
+            self.dirty.all = true;
             let state = self.cluster.get_or_insert_with(ClusterState::default);
             keys.parse(&mut state.cluster, "cluster", p::parse_cluster_blob);
             keys.parse(&mut state.members, "members", p::parse_members);
@@ -434,8 +462,10 @@ impl Index {
         }
         if name == self.names.cluster_state {
             self.cluster = None;
+            self.dirty.all = true;
         } else if let Some(node) = name.strip_prefix(self.names.node_prefix.as_str()) {
             let node = node.to_owned();
+            self.dirty.nodes.insert(node.clone());
             if let Some(e) = self.nodes.get_mut(&node) {
                 e.config_map = None;
             }
@@ -460,6 +490,7 @@ impl Index {
                 }
             }
         }
+        self.dirty.all = true;
         if !seen_cluster {
             self.cluster = None;
         }
@@ -535,6 +566,7 @@ impl Index {
 
     /// A Node was deleted.
     pub fn delete_node(&mut self, name: &str) {
+        self.dirty.nodes.insert(name.to_owned());
         if let Some(e) = self.nodes.get_mut(name) {
             e.object = None;
         }
@@ -560,6 +592,7 @@ impl Index {
         for node in gone {
             self.delete_node(&node);
         }
+        self.dirty.all = true;
         self.stats.resets += 1;
     }
 
@@ -1011,6 +1044,24 @@ pub(crate) mod tests {
         let l = index.nodes["edge-1"].log.as_ref().unwrap();
         assert_eq!(l.last_iteration.as_ref().unwrap().1, "ok");
         assert_eq!(index.take_new_errors()[0].line, 2);
+    }
+
+    #[test]
+    fn the_index_says_which_nodes_changed_and_when_all_may_have() {
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(&config_map("vx-rail-node-edge-1", &[("status", STATUS)]), 1);
+        index.apply_node(&node("edge-2", &[], &[]), 1);
+        let dirty = index.take_dirty();
+        assert!(!dirty.all);
+        assert_eq!(dirty.nodes.iter().collect::<Vec<_>>(), ["edge-1", "edge-2"]);
+        assert_eq!(index.take_dirty(), Dirty::default(), "taking clears");
+        index.apply_config_map(&config_map("vx-rail-cluster-state", &[]), 2);
+        assert!(
+            index.take_dirty().all,
+            "every node's status depends on the site-wide state"
+        );
+        index.delete_node("edge-2");
+        assert!(index.take_dirty().touches("edge-2"));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use nodewright_parsers as p;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::index::{Diagnostic, Index, NodeEntry, Transition};
+use crate::index::{Diagnostic, Dirty, Index, NodeEntry, Transition};
 
 /// What the status computation needs to know besides the index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,15 +135,40 @@ pub fn observe(
     now: i64,
     previous: Option<&Observation>,
 ) -> Observation {
-    let mut out = Observation::default();
+    let mut out = previous.cloned().unwrap_or_default();
+    let everything = Dirty {
+        all: true,
+        nodes: BTreeSet::new(),
+    };
+    observe_changed(index, config, now, &mut out, &everything);
+    out
+}
+
+/// Brings `last` up to date at `now` where the index changed: the nodes `dirty` names (all of
+/// them when `dirty.all`) are computed again, the others keep their status; the site and the
+/// workflow objects are always computed again (they are few, and the site rolls up every node).
+/// Equal to [`observe`] when every node that changed is named, which is what a large site needs:
+/// one changed node costs one node's computation, not the whole site's.
+pub fn observe_changed(
+    index: &Index,
+    config: &ObserveConfig,
+    now: i64,
+    last: &mut Observation,
+    dirty: &Dirty,
+) {
+    let mut before = std::mem::take(&mut last.nodes);
     for (name, entry) in &index.nodes {
         if entry.object.is_none() && entry.config_map.is_none() {
             // Only a log: a pod whose node the watches have not delivered yet.
             continue;
         }
-        let prev = previous.and_then(|p| p.nodes.get(name)).map(|o| &o.status);
-        let status = node_status(index, name, entry, config, now, prev);
-        out.nodes.insert(
+        let prev = before.remove(name);
+        if let Some(prev) = prev.as_ref().filter(|_| !dirty.touches(name)) {
+            last.nodes.insert(name.clone(), prev.clone());
+            continue;
+        }
+        let status = node_status(index, name, entry, config, now, prev.as_ref().map(|o| &o.status));
+        last.nodes.insert(
             name.clone(),
             Observed {
                 name: name.clone(),
@@ -157,18 +182,27 @@ pub fn observe(
             },
         );
     }
-    if let Some(u) = upgrade(index, config, now, previous, &mut out.unrepresentable) {
-        out.upgrades.push(u);
+    let previous = Observation {
+        cluster: last.cluster.take(),
+        nodes: BTreeMap::new(),
+        upgrades: std::mem::take(&mut last.upgrades),
+        migrations: std::mem::take(&mut last.migrations),
+        bond_flips: std::mem::take(&mut last.bond_flips),
+        unrepresentable: Vec::new(),
+    };
+    let previous = Some(&previous);
+    last.unrepresentable.clear();
+    if let Some(u) = upgrade(index, config, now, previous, &mut last.unrepresentable) {
+        last.upgrades.push(u);
     }
-    if let Some(m) = migration(index, config, now, previous, &mut out.unrepresentable) {
-        out.migrations.push(m);
+    if let Some(m) = migration(index, config, now, previous, &mut last.unrepresentable) {
+        last.migrations.push(m);
     }
-    out.bond_flips = bond_flips(index, now, previous, &mut out.unrepresentable);
-    if index.cluster.is_some() || !out.nodes.is_empty() {
+    last.bond_flips = bond_flips(index, now, previous, &mut last.unrepresentable);
+    if index.cluster.is_some() || !last.nodes.is_empty() {
         let prev = previous.and_then(|p| p.cluster.as_ref()).map(|c| &c.status);
-        out.cluster = Some(cluster(index, config, &out, now, prev));
+        last.cluster = Some(cluster(index, config, last, now, prev));
     }
-    out
 }
 
 /// The newest legacy sign of life of a node, in Unix seconds.
@@ -1434,6 +1468,29 @@ mod tests {
         assert_eq!(cond(&c.status.conditions, ct::READY), ("True", "AllNodesReady"));
         assert_eq!(c.status.legacy_version.as_deref(), Some("4.12.3"));
         assert_eq!(c.status.nodes.unwrap().ready, 1);
+    }
+
+    #[test]
+    fn updating_only_what_changed_gives_the_full_observation() {
+        let mut index = site();
+        let mut n2 = node("edge-2", &[("vx-rail.io/state", "ready")], &[]);
+        n2.metadata.labels = None;
+        index.apply_node(&n2, NOW);
+        index.apply_config_map(&config_map("vx-rail-node-edge-2", &[("status", STATUS)]), NOW);
+        let mut last = observe(&index, &ObserveConfig::default(), NOW, None);
+        index.take_dirty();
+        let degraded = STATUS.replace("net=ok", "net=degraded");
+        index.apply_config_map(&config_map("vx-rail-node-edge-2", &[("status", &degraded)]), NOW);
+        let full = observe(&index, &ObserveConfig::default(), NOW + 5, Some(&last));
+        let dirty = index.take_dirty();
+        assert_eq!(dirty.nodes.iter().collect::<Vec<_>>(), ["edge-2"]);
+        observe_changed(&index, &ObserveConfig::default(), NOW + 5, &mut last, &dirty);
+        assert_eq!(last, full);
+        let c = last.cluster.unwrap();
+        assert_eq!(
+            cond(&c.status.conditions, ct::NETWORK_DEGRADED),
+            ("True", "NetworkDegraded")
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use nodewright_api::storageupgrade::StorageUpgrade;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::index::{Diagnostic, Index, LegacyNames};
+use crate::index::{Diagnostic, Dirty, Index, LegacyNames};
 use crate::lease::{LeaderElector, LeaseConfig};
 use crate::metrics::{BondMetrics, Health, Metrics, NodeMetrics};
 use crate::observe::{Observation, ObserveConfig, Observed, observe};
@@ -151,10 +151,25 @@ impl Bridge {
         source::apply(&mut self.index, change, now);
     }
 
-    /// Computes the observation at `now`, keeping condition times from the previous one.
+    /// Computes the whole observation at `now`, keeping condition times from the previous one.
     pub fn observe(&mut self, now: i64) -> &Observation {
+        self.index.take_dirty();
         let next = observe(&self.index, &self.config, now, self.last.as_ref());
         self.last.insert(next)
+    }
+
+    /// Brings the observation up to date where the index changed since the last observation;
+    /// returns what changed. The first call computes everything.
+    pub fn observe_changed(&mut self, now: i64) -> Dirty {
+        let mut dirty = self.index.take_dirty();
+        match &mut self.last {
+            Some(last) => crate::observe::observe_changed(&self.index, &self.config, now, last, &dirty),
+            None => {
+                dirty.all = true;
+                self.last = Some(observe(&self.index, &self.config, now, None));
+            }
+        }
+        dirty
     }
 
     /// The last observation computed.
@@ -264,6 +279,35 @@ pub fn desired(observation: &Observation, namespace: &str, cluster: &str) -> Vec
             .filter_map(|b| desired_one::<BondFlip, _, _>(namespace, cluster, b)),
     );
     out
+}
+
+/// The objects to hand the writer after a reconcile that computed `changed`: every object after a
+/// full one; otherwise the site, the workflow objects and the nodes that changed (the writer skips
+/// what is unchanged, but comparing thousands of unchanged nodes on every change is the cost
+/// avoided here).
+pub fn desired_changed(
+    observation: &Observation,
+    changed: &Dirty,
+    namespace: &str,
+    cluster: &str,
+) -> Vec<Desired> {
+    if changed.all {
+        return desired(observation, namespace, cluster);
+    }
+    let only_changed = Observation {
+        cluster: observation.cluster.clone(),
+        nodes: changed
+            .nodes
+            .iter()
+            .filter_map(|n| observation.nodes.get_key_value(n))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        upgrades: observation.upgrades.clone(),
+        migrations: observation.migrations.clone(),
+        bond_flips: observation.bond_flips.clone(),
+        unrepresentable: Vec::new(),
+    };
+    desired(&only_changed, namespace, cluster)
 }
 
 /// The per-node metric values of an observation.
@@ -440,6 +484,7 @@ pub async fn run(
     let mut unrepresentable: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut bridge = Bridge::new(options.legacy.clone(), options.observe.clone());
     let mut was_leader = false;
+    let mut term_started = false;
     let mut dirty = false;
     let mut last_reconcile = Instant::now();
     let mut tick = tokio::time::interval(options.debounce);
@@ -481,6 +526,7 @@ pub async fn run(
                 if is_leader != was_leader {
                     metrics.set_leader(is_leader);
                     if is_leader {
+                        term_started = true;
                         // A new term: what an earlier leader wrote may differ from what this
                         // replica last wrote, so everything is applied again once; and the
                         // EdgeNodes that exist are what this term maintains, so that those of
@@ -495,9 +541,17 @@ pub async fn run(
                     }
                     was_leader = is_leader;
                 }
-                if listed.len() < 2 || (!dirty && last_reconcile.elapsed() < options.resync) {
+                if listed.len() < 2 {
                     continue;
                 }
+                // A full reconcile every resync period (and on a new term): conditions that depend on
+                // time alone (LegacyStale) move, and every object and metric is compared. In between,
+                // only what the index says changed is computed and handed to the writer.
+                let full = last_reconcile.elapsed() >= options.resync || term_started;
+                if !dirty && !full {
+                    continue;
+                }
+                term_started = false;
                 let started = Instant::now();
                 let now = unix_now();
                 let new_errors = bridge.index.take_new_errors();
@@ -505,7 +559,12 @@ pub async fn run(
                     metrics.parse_error(d.format);
                     tracing::warn!(source = %d.source, line = d.line, column = d.column, message = %d.message, "legacy state does not parse");
                 }
-                bridge.observe(now);
+                let changed = if full {
+                    bridge.observe(now);
+                    Dirty { all: true, nodes: std::collections::BTreeSet::new() }
+                } else {
+                    bridge.observe_changed(now)
+                };
                 let observation = bridge.last().unwrap_or(&EMPTY);
                 for sentence in &observation.unrepresentable {
                     if !unrepresentable.contains(sentence) {
@@ -513,8 +572,12 @@ pub async fn run(
                     }
                 }
                 unrepresentable = observation.unrepresentable.iter().cloned().collect();
-                metrics.set_nodes(&node_metrics(observation, &bridge.index));
-                let want = desired(observation, &options.namespace, &cluster);
+                if full {
+                    // Per-node series follow the full reconciles: rebuilding every node's series
+                    // for each changed node would cost more than the change.
+                    metrics.set_nodes(&node_metrics(observation, &bridge.index));
+                }
+                let want = desired_changed(observation, &changed, &options.namespace, &cluster);
                 metrics.observe_reconcile(started.elapsed());
                 match writer.write(&want).await {
                     Ok(report) => {
@@ -561,7 +624,9 @@ pub async fn run(
                     }
                 }
                 dirty = false;
-                last_reconcile = Instant::now();
+                if full {
+                    last_reconcile = Instant::now();
+                }
             }
         }
     }

@@ -6,6 +6,9 @@
 //! own resources), and of those only labels, spec and status.
 
 use std::collections::{BTreeMap, HashMap};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use std::time::Duration;
 
 use kube::Client;
@@ -107,6 +110,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the API server answered that the object does not exist.
+    fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Error::ApplyObject { source: kube::Error::Api(e), .. }
+                | Error::ApplyStatus { source: kube::Error::Api(e), .. } if e.code == 404
+        )
+    }
+
     /// A short, fixed label for failure metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -239,6 +251,10 @@ impl StatusWriter {
             )));
         }
         let mut report = WriteReport::default();
+        // Several objects are written at once: one apply is a round trip of several milliseconds,
+        // and a large site changes faster than one round trip at a time can follow. The rate
+        // limit still spaces the writes as they start.
+        let mut in_flight = FuturesUnordered::new();
         for object in desired {
             // Leadership first: gaining it forgets what was written, which changes what is unchanged.
             if !self.leading() {
@@ -253,19 +269,70 @@ impl StatusWriter {
                 report.unchanged += 1;
                 continue;
             }
-            match self
-                .write_one(object, main_changed, status_changed, &mut report)
-                .await
-            {
-                Ok(true) => report.applied += 1,
-                Ok(false) => report.skipped_not_leader += 1,
-                Err(error) => {
-                    warn!(object = %object.key(), %error, metric = error.metric_label(), "write failed");
-                    report.failed.push((object.key(), error.to_string()));
+            if status_changed && !object.status.is_object() {
+                let error = Error::Invalid {
+                    key: object.key(),
+                    reason: "the status is not a JSON object".into(),
+                };
+                report.failed.push((object.key(), error.to_string()));
+                continue;
+            }
+            let calls = usize::from(main_changed) + usize::from(status_changed);
+            let mut leading = true;
+            for _ in 0..calls {
+                leading = leading && self.take_token(&mut report).await;
+            }
+            if !leading {
+                report.skipped_not_leader += 1;
+                continue;
+            }
+            let params = PatchParams::apply(&self.config.field_manager).force();
+            in_flight.push(write_one(
+                self.client.clone(),
+                params,
+                object.clone(),
+                main_changed,
+                status_changed,
+            ));
+            while in_flight.len() >= MAX_IN_FLIGHT {
+                if let Some(done) = in_flight.next().await {
+                    self.record(done, &mut report);
                 }
             }
         }
+        while let Some(done) = in_flight.next().await {
+            self.record(done, &mut report);
+        }
+        // Writes finish in any order; the report lists failures in the order of the desired set.
+        let position = |key: &str| desired.iter().position(|d| d.key() == key).unwrap_or(usize::MAX);
+        report.failed.sort_by_key(|(key, _)| position(key));
         Ok(report)
+    }
+
+    /// Takes in the outcome of one object's writes.
+    fn record(&mut self, done: Done, report: &mut WriteReport) {
+        let key = ObjectKey::of(&done.object);
+        for (kind, took) in done.durations {
+            report.durations.push((kind, took));
+        }
+        if let Some(main) = done.main_written {
+            self.written.entry(key.clone()).or_default().main = Some(main);
+        }
+        if let Some(status) = done.status_written {
+            self.written.entry(key.clone()).or_default().status = Some(status);
+        }
+        match done.result {
+            Ok(()) => report.applied += 1,
+            Err(error) => {
+                if error.is_not_found() {
+                    // Deleted by someone else since it was written: forget it, so that the next
+                    // write creates it again.
+                    self.written.remove(&key);
+                }
+                warn!(object = %done.object.key(), %error, metric = error.metric_label(), "write failed");
+                report.failed.push((done.object.key(), error.to_string()));
+            }
+        }
     }
 
     /// Forgets what was written (after a leadership change or an API reconnect), so that the next
@@ -297,87 +364,6 @@ impl StatusWriter {
         leading
     }
 
-    /// Writes one object. `Ok(false)` when leadership was lost before a write.
-    async fn write_one(
-        &mut self,
-        object: &Desired,
-        main_changed: bool,
-        status_changed: bool,
-        report: &mut WriteReport,
-    ) -> Result<bool, Error> {
-        let key = object.key();
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &object.namespace, &object.resource);
-        // Force is safe here: this field manager is used by this writer only, and it applies only
-        // the labels, spec and status the bridge computes for Nodewright's own objects. A conflict
-        // could only come from a person or tool editing those fields, which the bridge is meant to
-        // overwrite, as a controller does.
-        let params = PatchParams::apply(&self.config.field_manager).force();
-        if main_changed {
-            if !self.take_token(report).await {
-                return Ok(false);
-            }
-            let mut body = json!({
-                "apiVersion": object.resource.api_version,
-                "kind": object.resource.kind,
-                "metadata": {"name": object.name, "namespace": object.namespace},
-            });
-            if !object.labels.is_empty() {
-                body["metadata"]["labels"] = json!(object.labels);
-            }
-            if let Some(spec) = &object.spec {
-                body["spec"] = spec.clone();
-            }
-            let started = Instant::now();
-            let result = api.patch(&object.name, &params, &Patch::Apply(&body)).await;
-            result.map_err(|source| Error::ApplyObject {
-                key: key.clone(),
-                source,
-            })?;
-            // Only successful writes are timed: the histogram is of writes that happened.
-            report
-                .durations
-                .push((object.resource.kind.clone(), started.elapsed()));
-            let entry = self.written.entry(ObjectKey::of(object)).or_default();
-            entry.main = Some((object.labels.clone(), object.spec.clone()));
-        }
-        if status_changed {
-            if !object.status.is_object() {
-                return Err(Error::Invalid {
-                    key,
-                    reason: "the status is not a JSON object".into(),
-                });
-            }
-            if !self.take_token(report).await {
-                return Ok(false);
-            }
-            let body = json!({
-                "apiVersion": object.resource.api_version,
-                "kind": object.resource.kind,
-                "metadata": {"name": object.name, "namespace": object.namespace},
-                "status": object.status,
-            });
-            let started = Instant::now();
-            let result = api
-                .patch_status(&object.name, &params, &Patch::Apply(&body))
-                .await;
-            if let Err(kube::Error::Api(e)) = &result
-                && e.code == 404
-            {
-                // Deleted by someone else since it was written: forget it, so that the next write
-                // creates it again.
-                self.written.remove(&ObjectKey::of(object));
-            }
-            result.map_err(|source| Error::ApplyStatus { key, source })?;
-            report
-                .durations
-                .push((object.resource.kind.clone(), started.elapsed()));
-            let entry = self.written.entry(ObjectKey::of(object)).or_default();
-            entry.status = Some(object.status.clone());
-        }
-        Ok(true)
-    }
-
     /// Waits for a token, then says whether this replica still leads (it may have stepped down while
     /// waiting).
     async fn take_token(&mut self, report: &mut WriteReport) -> bool {
@@ -391,6 +377,93 @@ impl StatusWriter {
         }
         self.leading()
     }
+}
+
+/// How many objects are written at the same time.
+const MAX_IN_FLIGHT: usize = 16;
+
+/// The outcome of one object's writes.
+struct Done {
+    object: Desired,
+    /// Labels and spec, when the main resource was applied.
+    main_written: Option<(BTreeMap<String, String>, Option<Value>)>,
+    /// The status, when it was applied.
+    status_written: Option<Value>,
+    /// How long each successful write took, by kind.
+    durations: Vec<(String, Duration)>,
+    result: Result<(), Error>,
+}
+
+/// Applies one object: labels and spec on the main resource, then the status on the status
+/// subresource, as asked. Stops at the first failure.
+async fn write_one(
+    client: Client,
+    // Force is safe here: this field manager is used by this writer only, and it applies only
+    // the labels, spec and status the bridge computes for Nodewright's own objects. A conflict
+    // could only come from a person or tool editing those fields, which the bridge is meant to
+    // overwrite, as a controller does.
+    params: PatchParams,
+    object: Desired,
+    main_changed: bool,
+    status_changed: bool,
+) -> Done {
+    let mut done = Done {
+        main_written: None,
+        status_written: None,
+        durations: Vec::new(),
+        result: Ok(()),
+        object,
+    };
+    let object = &done.object;
+    let key = object.key();
+    let api: Api<DynamicObject> = Api::namespaced_with(client, &object.namespace, &object.resource);
+    if main_changed {
+        let mut body = json!({
+            "apiVersion": object.resource.api_version,
+            "kind": object.resource.kind,
+            "metadata": {"name": object.name, "namespace": object.namespace},
+        });
+        if !object.labels.is_empty() {
+            body["metadata"]["labels"] = json!(object.labels);
+        }
+        if let Some(spec) = &object.spec {
+            body["spec"] = spec.clone();
+        }
+        let started = Instant::now();
+        match api.patch(&object.name, &params, &Patch::Apply(&body)).await {
+            Ok(_) => {
+                // Only successful writes are timed: the histogram is of writes that happened.
+                done.durations
+                    .push((object.resource.kind.clone(), started.elapsed()));
+                done.main_written = Some((object.labels.clone(), object.spec.clone()));
+            }
+            Err(source) => {
+                done.result = Err(Error::ApplyObject { key, source });
+                return done;
+            }
+        }
+    }
+    if status_changed {
+        let body = json!({
+            "apiVersion": object.resource.api_version,
+            "kind": object.resource.kind,
+            "metadata": {"name": object.name, "namespace": object.namespace},
+            "status": object.status,
+        });
+        let started = Instant::now();
+        match api
+            .patch_status(&object.name, &params, &Patch::Apply(&body))
+            .await
+        {
+            Ok(_) => {
+                done.durations
+                    .push((object.resource.kind.clone(), started.elapsed()));
+                done.status_written = Some(object.status.clone());
+            }
+            Err(source) => done.result = Err(Error::ApplyStatus { key, source }),
+        }
+    }
+    done
 }
 
 #[cfg(test)]
