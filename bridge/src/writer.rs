@@ -189,24 +189,49 @@ impl ObjectKey {
     }
 }
 
-/// What was last written successfully for one object.
-#[derive(Clone, Debug, Default)]
+/// What was last written successfully for one object, as fingerprints: only whether the next
+/// write would differ matters, and a site of thousands of nodes should not keep a second copy of
+/// every status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Written {
-    /// Labels and spec applied on the main resource.
-    main: Option<(BTreeMap<String, String>, Option<Value>)>,
-    /// Status applied on the status subresource.
-    status: Option<Value>,
+    /// Fingerprint of the labels and spec applied on the main resource.
+    main: Option<u64>,
+    /// Fingerprint of the status applied on the status subresource.
+    status: Option<u64>,
+}
+
+/// A 64-bit fingerprint of a value's JSON (FNV-1a over its serialisation, which is stable for
+/// the same value: maps keep their order). Two different values collide with a chance of about
+/// 2⁻⁶⁴ per pair; a collision would skip one write, which the next change makes good.
+fn fingerprint(value: &impl serde::Serialize) -> u64 {
+    struct Fnv(u64);
+    impl std::io::Write for Fnv {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            for byte in bytes {
+                self.0 ^= u64::from(*byte);
+                self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    // Writing into the hasher cannot fail; a value that cannot be serialised has nothing to write.
+    let _ = serde_json::to_writer(&mut hasher, value);
+    hasher.0
+}
+
+fn main_fingerprint(desired: &Desired) -> u64 {
+    fingerprint(&(&desired.labels, &desired.spec))
 }
 
 /// Which writes an object needs, given what was last written of it: the main resource when its
 /// labels or spec differ (and it has any), the status subresource when the status differs.
 fn changes(previous: &Written, desired: &Desired) -> (bool, bool) {
-    let main_changed = desired.writes_main()
-        && previous
-            .main
-            .as_ref()
-            .is_none_or(|(labels, spec)| labels != &desired.labels || spec != &desired.spec);
-    let status_changed = previous.status.as_ref() != Some(&desired.status);
+    let main_changed = desired.writes_main() && previous.main != Some(main_fingerprint(desired));
+    let status_changed = previous.status != Some(fingerprint(&desired.status));
     (main_changed, status_changed)
 }
 
@@ -386,9 +411,9 @@ const MAX_IN_FLIGHT: usize = 16;
 struct Done {
     object: Desired,
     /// Labels and spec, when the main resource was applied.
-    main_written: Option<(BTreeMap<String, String>, Option<Value>)>,
+    main_written: Option<u64>,
     /// The status, when it was applied.
-    status_written: Option<Value>,
+    status_written: Option<u64>,
     /// How long each successful write took, by kind.
     durations: Vec<(String, Duration)>,
     result: Result<(), Error>,
@@ -435,7 +460,7 @@ async fn write_one(
                 // Only successful writes are timed: the histogram is of writes that happened.
                 done.durations
                     .push((object.resource.kind.clone(), started.elapsed()));
-                done.main_written = Some((object.labels.clone(), object.spec.clone()));
+                done.main_written = Some(main_fingerprint(object));
             }
             Err(source) => {
                 done.result = Err(Error::ApplyObject { key, source });
@@ -458,7 +483,7 @@ async fn write_one(
             Ok(_) => {
                 done.durations
                     .push((object.resource.kind.clone(), started.elapsed()));
-                done.status_written = Some(object.status.clone());
+                done.status_written = Some(fingerprint(&object.status));
             }
             Err(source) => done.result = Err(Error::ApplyStatus { key, source }),
         }
@@ -550,9 +575,19 @@ mod tests {
 
     fn written(desired: &Desired) -> Written {
         Written {
-            main: Some((desired.labels.clone(), desired.spec.clone())),
-            status: Some(desired.status.clone()),
+            main: Some(main_fingerprint(desired)),
+            status: Some(fingerprint(&desired.status)),
         }
+    }
+
+    #[test]
+    fn equal_values_have_equal_fingerprints_and_different_ones_do_not() {
+        assert_eq!(
+            fingerprint(&json!({"a": 1, "b": [1, 2]})),
+            fingerprint(&json!({"a": 1, "b": [1, 2]}))
+        );
+        assert_ne!(fingerprint(&json!({"a": 1})), fingerprint(&json!({"a": 2})));
+        assert_ne!(fingerprint(&json!({"a": "1"})), fingerprint(&json!({"a": 1})));
     }
 
     #[test]
