@@ -94,9 +94,83 @@ struct NodeFamilies {
     drbd_syncing: IntGaugeVec,
     upgrade_state: IntGaugeVec,
     heartbeat: IntGaugeVec,
+    /// What each node's series show now, to remove exactly those when the node changes.
+    shown: BTreeMap<String, NodeMetrics>,
 }
 
 impl NodeFamilies {
+    /// Sets the series of one node.
+    fn add(&self, node: &str, m: &NodeMetrics) {
+        let n = node;
+        self.ready.with_label_values(&[n]).set(i64::from(m.ready));
+        for (condition, status) in &m.conditions {
+            let current = condition_status(status);
+            for status in ["true", "false", "unknown"] {
+                self.condition
+                    .with_label_values(&[n, condition.as_str(), status])
+                    .set(i64::from(status == current));
+            }
+        }
+        for bond in &m.bonds {
+            let b = bond.name.as_str();
+            self.bond_up.with_label_values(&[n, b]).set(i64::from(bond.up));
+            for (slave, up, failures) in &bond.slaves {
+                self.bond_slave_up
+                    .with_label_values(&[n, b, slave.as_str()])
+                    .set(i64::from(*up));
+                self.bond_slave_link_failures
+                    .with_label_values(&[n, b, slave.as_str()])
+                    .set(*failures);
+            }
+        }
+        if let Some(count) = m.drbd_resources {
+            self.drbd_resources.with_label_values(&[n]).set(count);
+        }
+        if let Some(count) = m.drbd_uptodate {
+            self.drbd_uptodate.with_label_values(&[n]).set(count);
+        }
+        if let Some(syncing) = m.drbd_syncing {
+            self.drbd_syncing.with_label_values(&[n]).set(i64::from(syncing));
+        }
+        if let Some(state) = &m.upgrade_state {
+            self.upgrade_state.with_label_values(&[n, state.as_str()]).set(1);
+        }
+        if let Some(at) = m.heartbeat_unix {
+            self.heartbeat.with_label_values(&[n]).set(at);
+        }
+    }
+
+    /// Removes exactly the series [`NodeFamilies::add`] set for `m`. A series already gone is
+    /// not an error.
+    fn remove(&self, node: &str, m: &NodeMetrics) {
+        let n = node;
+        let _ = self.ready.remove_label_values(&[n]);
+        for (condition, _) in &m.conditions {
+            for status in ["true", "false", "unknown"] {
+                let _ = self
+                    .condition
+                    .remove_label_values(&[n, condition.as_str(), status]);
+            }
+        }
+        for bond in &m.bonds {
+            let b = bond.name.as_str();
+            let _ = self.bond_up.remove_label_values(&[n, b]);
+            for (slave, _, _) in &bond.slaves {
+                let _ = self.bond_slave_up.remove_label_values(&[n, b, slave.as_str()]);
+                let _ = self
+                    .bond_slave_link_failures
+                    .remove_label_values(&[n, b, slave.as_str()]);
+            }
+        }
+        let _ = self.drbd_resources.remove_label_values(&[n]);
+        let _ = self.drbd_uptodate.remove_label_values(&[n]);
+        let _ = self.drbd_syncing.remove_label_values(&[n]);
+        if let Some(state) = &m.upgrade_state {
+            let _ = self.upgrade_state.remove_label_values(&[n, state.as_str()]);
+        }
+        let _ = self.heartbeat.remove_label_values(&[n]);
+    }
+
     fn all(&self) -> [&IntGaugeVec; 10] {
         [
             &self.ready,
@@ -246,6 +320,7 @@ impl Metrics {
                 "When the legacy script last wrote its heartbeat on the node, in Unix seconds.",
                 node,
             )?,
+            shown: BTreeMap::new(),
         };
         let metrics = Metrics {
             parse_errors: counter_vec(
@@ -323,49 +398,29 @@ impl Metrics {
     /// Replaces every per-node series with what `nodes` says: a node, bond, slave, condition or
     /// upgrade state that is no longer there leaves no series behind.
     pub fn set_nodes(&self, nodes: &BTreeMap<String, NodeMetrics>) {
-        let f = lock(&self.nodes);
+        let mut f = lock(&self.nodes);
         // Resetting and refilling under the lock that `encode` also takes is simpler than diffing
         // label sets, and a scrape still sees either the old set or the new one, never a mix.
         for family in f.all() {
             family.reset();
         }
         for (node, m) in nodes {
-            let n = node.as_str();
-            f.ready.with_label_values(&[n]).set(i64::from(m.ready));
-            for (condition, status) in &m.conditions {
-                let current = condition_status(status);
-                for status in ["true", "false", "unknown"] {
-                    f.condition
-                        .with_label_values(&[n, condition.as_str(), status])
-                        .set(i64::from(status == current));
-                }
+            f.add(node, m);
+        }
+        f.shown = nodes.clone();
+    }
+
+    /// Replaces the series of the nodes given (`None`: the node is gone) and leaves the others:
+    /// what a reconcile that computed only some nodes has to say.
+    pub fn update_nodes(&self, changed: impl IntoIterator<Item = (String, Option<NodeMetrics>)>) {
+        let mut f = lock(&self.nodes);
+        for (node, metrics) in changed {
+            if let Some(before) = f.shown.remove(&node) {
+                f.remove(&node, &before);
             }
-            for bond in &m.bonds {
-                let b = bond.name.as_str();
-                f.bond_up.with_label_values(&[n, b]).set(i64::from(bond.up));
-                for (slave, up, failures) in &bond.slaves {
-                    f.bond_slave_up
-                        .with_label_values(&[n, b, slave.as_str()])
-                        .set(i64::from(*up));
-                    f.bond_slave_link_failures
-                        .with_label_values(&[n, b, slave.as_str()])
-                        .set(*failures);
-                }
-            }
-            if let Some(count) = m.drbd_resources {
-                f.drbd_resources.with_label_values(&[n]).set(count);
-            }
-            if let Some(count) = m.drbd_uptodate {
-                f.drbd_uptodate.with_label_values(&[n]).set(count);
-            }
-            if let Some(syncing) = m.drbd_syncing {
-                f.drbd_syncing.with_label_values(&[n]).set(i64::from(syncing));
-            }
-            if let Some(state) = &m.upgrade_state {
-                f.upgrade_state.with_label_values(&[n, state.as_str()]).set(1);
-            }
-            if let Some(at) = m.heartbeat_unix {
-                f.heartbeat.with_label_values(&[n]).set(at);
+            if let Some(m) = metrics {
+                f.add(&node, &m);
+                f.shown.insert(node, m);
             }
         }
     }
@@ -603,6 +658,44 @@ mod tests {
 
     fn nodes(list: &[(&str, NodeMetrics)]) -> BTreeMap<String, NodeMetrics> {
         list.iter().map(|(n, m)| ((*n).to_owned(), m.clone())).collect()
+    }
+
+    #[test]
+    fn updating_one_node_replaces_its_series_and_leaves_the_others() {
+        let m = metrics();
+        let node = |ready: bool, state: &str| NodeMetrics {
+            ready,
+            conditions: vec![("Ready".into(), if ready { "True" } else { "False" }.into())],
+            bonds: vec![BondMetrics {
+                name: "bond0".into(),
+                up: true,
+                slaves: vec![("eno1".into(), true, 0)],
+            }],
+            upgrade_state: Some(state.into()),
+            ..NodeMetrics::default()
+        };
+        m.set_nodes(&BTreeMap::from([
+            ("a".to_owned(), node(true, "PREFLIGHT")),
+            ("b".to_owned(), node(true, "PREFLIGHT")),
+        ]));
+        m.update_nodes([
+            ("a".to_owned(), Some(node(false, "WAIT_RESYNC"))),
+            ("b".to_owned(), None),
+        ]);
+        let text = m.encode().unwrap();
+        assert!(
+            text.contains("nodewright_bridge_node_ready{node=\"a\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("state=\"WAIT_RESYNC\""), "{text}");
+        assert!(
+            !text.contains("state=\"PREFLIGHT\""),
+            "the old state's series is gone: {text}"
+        );
+        assert!(
+            !text.contains("node=\"b\""),
+            "a node that is gone has no series: {text}"
+        );
     }
 
     #[test]

@@ -314,63 +314,67 @@ pub fn desired_changed(
 pub fn node_metrics(observation: &Observation, index: &Index) -> BTreeMap<String, NodeMetrics> {
     observation
         .nodes
-        .iter()
-        .map(|(name, n)| {
-            let s = &n.status;
-            let legacy = index
-                .nodes
-                .get(name)
-                .and_then(|e| e.config_map.as_ref())
-                .and_then(|c| c.status.value.as_ref());
-            let upgrade = index
-                .nodes
-                .get(name)
-                .and_then(|e| e.object.as_ref())
-                .and_then(|o| o.upgrade_state.value.as_ref())
-                .map(|a| a.state.as_str().to_owned())
-                .or_else(|| {
-                    legacy
-                        .and_then(|l| l.upgrade.as_ref())
-                        .map(|u| u.as_str().to_owned())
-                });
-            let metrics = NodeMetrics {
-                ready: s
-                    .conditions
-                    .iter()
-                    .any(|c| c.type_ == ct::READY && c.status == "True"),
-                conditions: s
-                    .conditions
-                    .iter()
-                    .map(|c| (c.type_.clone(), c.status.clone()))
-                    .collect(),
-                bonds: s
-                    .bonds
-                    .iter()
-                    .map(|b| BondMetrics {
-                        name: b.name.clone(),
-                        up: b.link_state == nodewright_api::edgenode::LinkState::Up,
-                        slaves: b
-                            .slaves
-                            .iter()
-                            .map(|sl| {
-                                (
-                                    sl.name.clone(),
-                                    sl.link_state == nodewright_api::edgenode::LinkState::Up,
-                                    sl.link_failures,
-                                )
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-                drbd_resources: legacy.map(|l| i64::try_from(l.resources).unwrap_or(i64::MAX)),
-                drbd_uptodate: legacy.map(|l| i64::try_from(l.uptodate).unwrap_or(i64::MAX)),
-                drbd_syncing: legacy.map(|l| l.syncing),
-                upgrade_state: upgrade,
-                heartbeat_unix: s.last_legacy_run.as_ref().map(|r| r.time.0.as_second()),
-            };
-            (name.clone(), metrics)
-        })
+        .keys()
+        .filter_map(|name| Some((name.clone(), one_node_metrics(observation, index, name)?)))
         .collect()
+}
+
+/// The metric values of one node, if the observation has it.
+pub fn one_node_metrics(observation: &Observation, index: &Index, name: &str) -> Option<NodeMetrics> {
+    observation.nodes.get(name).map(|n| {
+        let s = &n.status;
+        let legacy = index
+            .nodes
+            .get(name)
+            .and_then(|e| e.config_map.as_ref())
+            .and_then(|c| c.status.value.as_ref());
+        let upgrade = index
+            .nodes
+            .get(name)
+            .and_then(|e| e.object.as_ref())
+            .and_then(|o| o.upgrade_state.value.as_ref())
+            .map(|a| a.state.as_str().to_owned())
+            .or_else(|| {
+                legacy
+                    .and_then(|l| l.upgrade.as_ref())
+                    .map(|u| u.as_str().to_owned())
+            });
+        NodeMetrics {
+            ready: s
+                .conditions
+                .iter()
+                .any(|c| c.type_ == ct::READY && c.status == "True"),
+            conditions: s
+                .conditions
+                .iter()
+                .map(|c| (c.type_.clone(), c.status.clone()))
+                .collect(),
+            bonds: s
+                .bonds
+                .iter()
+                .map(|b| BondMetrics {
+                    name: b.name.clone(),
+                    up: b.link_state == nodewright_api::edgenode::LinkState::Up,
+                    slaves: b
+                        .slaves
+                        .iter()
+                        .map(|sl| {
+                            (
+                                sl.name.clone(),
+                                sl.link_state == nodewright_api::edgenode::LinkState::Up,
+                                sl.link_failures,
+                            )
+                        })
+                        .collect(),
+                })
+                .collect(),
+            drbd_resources: legacy.map(|l| i64::try_from(l.resources).unwrap_or(i64::MAX)),
+            drbd_uptodate: legacy.map(|l| i64::try_from(l.uptodate).unwrap_or(i64::MAX)),
+            drbd_syncing: legacy.map(|l| l.syncing),
+            upgrade_state: upgrade,
+            heartbeat_unix: s.last_legacy_run.as_ref().map(|r| r.time.0.as_second()),
+        }
+    })
 }
 
 /// The Nodewright object a diagnostic is about: the node's `EdgeNode`, or the site's
@@ -572,10 +576,15 @@ pub async fn run(
                     }
                 }
                 unrepresentable = observation.unrepresentable.iter().cloned().collect();
-                if full {
-                    // Per-node series follow the full reconciles: rebuilding every node's series
-                    // for each changed node would cost more than the change.
+                if changed.all {
                     metrics.set_nodes(&node_metrics(observation, &bridge.index));
+                } else {
+                    metrics.update_nodes(
+                        changed
+                            .nodes
+                            .iter()
+                            .map(|n| (n.clone(), one_node_metrics(observation, &bridge.index, n))),
+                    );
                 }
                 let want = desired_changed(observation, &changed, &options.namespace, &cluster);
                 metrics.observe_reconcile(started.elapsed());
