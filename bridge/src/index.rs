@@ -325,21 +325,8 @@ const KEEP_INSTANCES: usize = 8;
 const KEEP_TRANSITIONS: usize = 512;
 
 fn rfc3339_unix(text: &str) -> Result<i64, p::ParseError> {
-    let blob = format!("ts={text};version=0;outcome=ok;step=x;rc=0;duration=0");
-    let run = p::parse_last_run(&blob).map_err(|mut e| {
-        e.format = "legacy-heartbeat";
-        e.offset = e.offset.saturating_sub(3);
-        e.column = e.column.saturating_sub(3).max(1);
-        e
-    })?;
-    run.ts.unix_seconds().ok_or_else(|| p::ParseError {
-        format: "legacy-heartbeat",
-        line: 1,
-        column: 1,
-        offset: 0,
-        expected: "a UTC time".to_owned(),
-        found: format!("{text:?}"),
-    })
+    // A heartbeat is always UTC (`...Z`), so it always has Unix seconds.
+    p::parse_heartbeat(text).map(|t| t.unix_seconds().unwrap_or_default())
 }
 
 fn bool_label(text: &str) -> Result<bool, p::ParseError> {

@@ -162,11 +162,14 @@ pub fn observe_changed(
             // Only a log: a pod whose node the watches have not delivered yet.
             continue;
         }
-        let prev = before.remove(name);
-        if let Some(prev) = prev.as_ref().filter(|_| !dirty.touches(name)) {
-            last.nodes.insert(name.clone(), prev.clone());
-            continue;
-        }
+        let prev = match before.remove(name) {
+            // Unchanged: moved back as it was, not computed and not copied.
+            Some(prev) if !dirty.touches(name) => {
+                last.nodes.insert(name.clone(), prev);
+                continue;
+            }
+            prev => prev,
+        };
         let status = node_status(index, name, entry, config, now, prev.as_ref().map(|o| &o.status));
         last.nodes.insert(
             name.clone(),

@@ -37,10 +37,10 @@ pub use legacy::{
     MiiState, NetHealth, NetworkPlan, NodeAnnotations, NodeLabels, NodeRole, NodeState, NodeStatus,
     NodeTaint, Outcome, OwnedLogEvent, PlanBond, PlanNode, PlanVlan, SlaveStatus, StorageTaintReason,
     TaintEffect, Timestamp, Topology, UnknownLine, Upgrade, UpgradeState, UpgradeStateAnnotation, VlanStatus,
-    parse_blob, parse_bond_flip, parse_boot_recovery, parse_cluster_blob, parse_last_run, parse_legacy_log,
-    parse_linstor_nodes, parse_log_line, parse_members, parse_migration, parse_network_plan,
-    parse_node_annotations, parse_node_labels, parse_node_status, parse_node_taints, parse_upgrade,
-    parse_upgrade_state_annotation,
+    parse_blob, parse_bond_flip, parse_boot_recovery, parse_cluster_blob, parse_heartbeat, parse_last_run,
+    parse_legacy_log, parse_linstor_nodes, parse_log_line, parse_members, parse_migration,
+    parse_network_plan, parse_node_annotations, parse_node_labels, parse_node_status, parse_node_taints,
+    parse_upgrade, parse_upgrade_state_annotation,
 };
 pub use linstor::{
     LinstorNode, LinstorResource, LinstorStoragePool, LinstorTable, LinstorVolume, parse_linstor_node_list,

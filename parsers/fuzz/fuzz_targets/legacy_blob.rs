@@ -1,4 +1,4 @@
-//! Fuzz target for `parse_blob` and every typed blob view: any UTF-8 input must give a value or
+//! Fuzz target for `parse_blob`, every typed blob view and the node ConfigMap's heartbeat: any UTF-8 input must give a value or
 //! a positioned error, never a panic.
 #![no_main]
 
@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
             p::parse_bond_flip(input).err(),
             p::parse_last_run(input).err(),
             p::parse_upgrade_state_annotation(input).err(),
+            p::parse_heartbeat(input).err(),
         ];
         for e in errors.into_iter().flatten() {
             assert!(e.offset <= input.len());

@@ -32,7 +32,7 @@ pub use node::{
     AnnotatedState, NodeAnnotations, NodeLabels, NodeTaint, TaintEffect, parse_node_annotations,
     parse_node_labels, parse_node_taints,
 };
-pub use time::Timestamp;
+pub use time::{Timestamp, parse_heartbeat};
 
 /// Declares a closed set of values as the contract spells them, plus `Unknown` for anything
 /// else. Unknown values are kept (a newer script may add states) and serialise as

@@ -96,6 +96,19 @@ fn clock(b: &[u8], at: usize) -> Option<(u8, u8, u8)> {
     Some((h, m, s))
 }
 
+/// Parses the `heartbeat` value of a `vx-rail-node-<node>` ConfigMap: one RFC 3339 UTC time,
+/// `yyyy-mm-ddThh:mm:ssZ` (`date -u +%Y-%m-%dT%H:%M:%SZ`). One trailing line ending is accepted.
+pub fn parse_heartbeat(input: &str) -> Result<Timestamp, crate::ParseError> {
+    parse_rfc3339(super::trim_final_newline(input)).ok_or_else(|| {
+        crate::ParseError::at(
+            "legacy-heartbeat",
+            input,
+            0,
+            "an RFC 3339 UTC time (`yyyy-mm-ddThh:mm:ssZ`)",
+        )
+    })
+}
+
 /// Parses exactly `yyyy-mm-ddThh:mm:ssZ` (20 bytes). Every 4.x line starts with one, so it works
 /// on a fixed-size array: constant indices need no bounds checks.
 pub(crate) fn parse_rfc3339(s: &str) -> Option<Timestamp> {
@@ -174,6 +187,15 @@ pub(crate) fn parse_c_date(s: &str) -> Result<(Timestamp, &str, usize), usize> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_heartbeat_is_one_utc_time_and_anything_else_is_refused_at_its_start() {
+        let t = parse_heartbeat("2024-05-01T10:05:02Z\n").unwrap();
+        assert_eq!(t.unix_seconds(), Some(1_714_557_902));
+        let e = parse_heartbeat("yesterday").unwrap_err();
+        assert_eq!((e.format, e.line, e.column), ("legacy-heartbeat", 1, 1));
+        assert!(parse_heartbeat("2024-05-01 10:05:02").is_err());
+    }
     use super::*;
 
     #[test]
