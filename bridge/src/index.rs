@@ -775,17 +775,12 @@ impl Index {
 /// and the source.
 pub fn migration_key(m: &p::Migration, cluster: Option<&p::ClusterBlob>) -> (u64, Option<String>) {
     let source = m.source.clone().or_else(|| cluster.map(|c| c.primary.clone()));
-    // FNV-1a: stable across runs and versions, unlike the standard library's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let text = format!(
         "{}|{}",
         source.as_deref().unwrap_or_default(),
         m.joining.join(",")
     );
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = crate::fingerprint::of_bytes(text.as_bytes());
     (hash, source)
 }
 
