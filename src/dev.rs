@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use k8s_openapi::api::core::v1::{Namespace, Node};
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ObjectMeta, PostParams};
 use nodewright_bridge::logs::{LogSource, LogSourceConfig};
 use nodewright_bridge::run::{BridgeOptions, log_changes};
 use nodewright_legacy_sim::run::{
@@ -186,24 +186,12 @@ impl Cluster for FleetCluster {
 
     fn add_node(&mut self, name: &str) -> Result<(), String> {
         self.real.add_node(name)?;
-        let status = serde_json::json!({
-            "status": {
-                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet.port()}},
-                "conditions": [{
-                    "type": "Ready", "status": "True", "reason": "KubeletReady",
-                    "message": "stand-in kubelet is serving",
-                    "lastHeartbeatTime": k8s_openapi::jiff::Timestamp::now().to_string(),
-                    "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string(),
-                }],
-            }
-        });
         let pod = format!("{DAEMONSET}-{name}");
         let (client, kubelet, labels) = (self.client.clone(), self.kubelet.clone(), self.pod_labels.clone());
         let name = name.to_owned();
         self.runtime.block_on(async move {
-            Api::<Node>::all(client.clone())
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+            kubelet
+                .point_node(&client, &name)
                 .await
                 .map_err(|e| format!("pointing node {name} at the stand-in kubelet: {e}"))?;
             kubelet

@@ -262,6 +262,13 @@ impl StandInKubelet {
                 what: format!("creating node {name}"),
                 source,
             })?;
+        self.point_node(client, name).await
+    }
+
+    /// Points an existing Node at this stand-in, as its kubelet would report itself: the status's
+    /// only address `InternalIP` 127.0.0.1, the kubelet port and a `Ready` condition.
+    pub async fn point_node(&self, client: &Client, name: &str) -> Result<Node, Error> {
+        let nodes: Api<Node> = Api::all(client.clone());
         let status = serde_json::json!({
             "status": {
                 "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
