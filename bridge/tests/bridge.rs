@@ -217,6 +217,29 @@ async fn a_malformed_blob_sets_parse_errors_emits_an_event_counts_and_keeps_the_
     task.await.unwrap();
 }
 
+/// Waits until every one of `nodes` has its EdgeNode.
+async fn all_observed(edge_nodes: &Api<EdgeNode>, nodes: &[String]) {
+    eventually("every EdgeNode", Duration::from_secs(30), || async {
+        for n in nodes {
+            edge_nodes.get_opt(n).await.unwrap()?;
+        }
+        Some(())
+    })
+    .await;
+}
+
+/// A node leaves the site: its Node and its node ConfigMap are deleted.
+async fn decommission(client: &kube::Client, legacy_ns: &str, node: &str) {
+    Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .delete(node, &Default::default())
+        .await
+        .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), legacy_ns)
+        .delete(&format!("vx-rail-node-{node}"), &Default::default())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_node_that_leaves_the_site_loses_its_edge_node() {
     let ctx = TestContext::new("bridge-leave").await.unwrap();
@@ -226,22 +249,9 @@ async fn a_node_that_leaves_the_site_loses_its_edge_node() {
     legacy_site(&ctx.client, &legacy.namespace, &nodes).await;
     let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, free_port());
     let edge_nodes: Api<EdgeNode> = ctx.api();
-    eventually("both EdgeNodes", Duration::from_secs(30), || async {
-        let a = edge_nodes.get_opt(&nodes[0]).await.unwrap();
-        let b = edge_nodes.get_opt(&nodes[1]).await.unwrap();
-        (a.is_some() && b.is_some()).then_some(())
-    })
-    .await;
+    all_observed(&edge_nodes, &nodes).await;
 
-    // Decommissioned: its Node and its node ConfigMap are deleted.
-    Api::<k8s_openapi::api::core::v1::Node>::all(ctx.client.clone())
-        .delete(&nodes[1], &Default::default())
-        .await
-        .unwrap();
-    Api::<ConfigMap>::namespaced(ctx.client.clone(), &legacy.namespace)
-        .delete(&format!("vx-rail-node-{}", nodes[1]), &Default::default())
-        .await
-        .unwrap();
+    decommission(&ctx.client, &legacy.namespace, &nodes[1]).await;
     eventually("the EdgeNode deleted", Duration::from_secs(30), || async {
         edge_nodes
             .get_opt(&nodes[1])
@@ -265,23 +275,11 @@ async fn a_bridge_that_starts_deletes_the_edge_node_of_a_node_that_left_while_no
     legacy_site(&ctx.client, &legacy.namespace, &nodes).await;
     let edge_nodes: Api<EdgeNode> = ctx.api();
     let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, free_port());
-    eventually("both EdgeNodes", Duration::from_secs(30), || async {
-        let a = edge_nodes.get_opt(&nodes[0]).await.unwrap();
-        let b = edge_nodes.get_opt(&nodes[1]).await.unwrap();
-        (a.is_some() && b.is_some()).then_some(())
-    })
-    .await;
+    all_observed(&edge_nodes, &nodes).await;
     stop.send(()).unwrap();
     task.await.unwrap();
 
-    Api::<k8s_openapi::api::core::v1::Node>::all(ctx.client.clone())
-        .delete(&nodes[1], &Default::default())
-        .await
-        .unwrap();
-    Api::<ConfigMap>::namespaced(ctx.client.clone(), &legacy.namespace)
-        .delete(&format!("vx-rail-node-{}", nodes[1]), &Default::default())
-        .await
-        .unwrap();
+    decommission(&ctx.client, &legacy.namespace, &nodes[1]).await;
 
     let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, free_port());
     eventually(
