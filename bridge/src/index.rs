@@ -245,6 +245,25 @@ pub struct NodeEntry {
     pub log: Option<NodeLog>,
 }
 
+impl NodeEntry {
+    /// The newest legacy sign of life of the node, in Unix seconds: its ConfigMap's `heartbeat`,
+    /// the time of its `vx-rail.io/last-run` annotation, or its log's last `iteration finished`.
+    pub fn heartbeat(&self) -> Option<i64> {
+        let cm = self.config_map.as_ref().and_then(|c| c.heartbeat.value);
+        let run = self
+            .object
+            .as_ref()
+            .and_then(|o| o.last_run.value.as_ref())
+            .and_then(|r| r.ts.unix_seconds());
+        let log = self
+            .log
+            .as_ref()
+            .and_then(|l| l.last_iteration.as_ref())
+            .map(|i| i.0);
+        [cm, run, log].into_iter().flatten().max()
+    }
+}
+
 /// Counts of what the index has taken in, for metrics and readiness.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IndexStats {

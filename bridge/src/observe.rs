@@ -208,22 +208,6 @@ pub fn observe_changed(
     }
 }
 
-/// The newest legacy sign of life of a node, in Unix seconds.
-fn heartbeat(entry: &NodeEntry) -> Option<i64> {
-    let cm = entry.config_map.as_ref().and_then(|c| c.heartbeat.value);
-    let run = entry
-        .object
-        .as_ref()
-        .and_then(|o| o.last_run.value.as_ref())
-        .and_then(|r| r.ts.unix_seconds());
-    let log = entry
-        .log
-        .as_ref()
-        .and_then(|l| l.last_iteration.as_ref())
-        .map(|i| i.0);
-    [cm, run, log].into_iter().flatten().max()
-}
-
 fn diagnostics(entry: &NodeEntry, now: i64, stale_after: i64) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     if let Some(cm) = &entry.config_map {
@@ -580,7 +564,7 @@ fn node_status(
         .and_then(|c| c.boot_recovery.value.as_ref())
         .and_then(boot_recovery);
     let last_run = object.and_then(|o| o.last_run.value.as_ref());
-    let hb = heartbeat(entry);
+    let hb = entry.heartbeat();
     out.last_legacy_run = match (last_run, hb) {
         (Some(r), _) => Some(LegacyRun {
             time: time(r.ts.unix_seconds().unwrap_or(0)),
@@ -934,7 +918,7 @@ fn cluster(
             *versions.entry(v).or_default() += 1;
         }
     }
-    let last_hb = index.nodes.values().filter_map(heartbeat).max();
+    let last_hb = index.nodes.values().filter_map(NodeEntry::heartbeat).max();
     let status = EdgeClusterStatus {
         observed_generation: None,
         conditions: conditions(

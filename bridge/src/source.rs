@@ -352,21 +352,7 @@ pub fn newest_legacy_time(index: &Index) -> Option<i64> {
     index
         .nodes
         .values()
-        .flat_map(|e| {
-            let cm = e.config_map.as_ref().and_then(|c| c.heartbeat.value);
-            let run = e
-                .object
-                .as_ref()
-                .and_then(|o| o.last_run.value.as_ref())
-                .and_then(|r| r.ts.unix_seconds());
-            let log = e
-                .log
-                .as_ref()
-                .and_then(|l| l.last_iteration.as_ref())
-                .map(|i| i.0);
-            [cm, run, log]
-        })
-        .flatten()
+        .filter_map(crate::index::NodeEntry::heartbeat)
         .max()
 }
 

@@ -228,6 +228,16 @@ async fn all_observed(edge_nodes: &Api<EdgeNode>, nodes: &[String]) {
     .await;
 }
 
+/// Waits until the EdgeNode of `node` is gone.
+async fn deleted(edge_nodes: &Api<EdgeNode>, node: &str) {
+    eventually(
+        "the EdgeNode of the node that left deleted",
+        Duration::from_secs(30),
+        || async { edge_nodes.get_opt(node).await.unwrap().is_none().then_some(()) },
+    )
+    .await;
+}
+
 /// A node leaves the site: its Node and its node ConfigMap are deleted.
 async fn decommission(client: &kube::Client, legacy_ns: &str, node: &str) {
     Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
@@ -252,15 +262,7 @@ async fn a_node_that_leaves_the_site_loses_its_edge_node() {
     all_observed(&edge_nodes, &nodes).await;
 
     decommission(&ctx.client, &legacy.namespace, &nodes[1]).await;
-    eventually("the EdgeNode deleted", Duration::from_secs(30), || async {
-        edge_nodes
-            .get_opt(&nodes[1])
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    deleted(&edge_nodes, &nodes[1]).await;
     assert!(edge_nodes.get_opt(&nodes[0]).await.unwrap().is_some());
     stop.send(()).unwrap();
     task.await.unwrap();
@@ -282,19 +284,7 @@ async fn a_bridge_that_starts_deletes_the_edge_node_of_a_node_that_left_while_no
     decommission(&ctx.client, &legacy.namespace, &nodes[1]).await;
 
     let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, free_port());
-    eventually(
-        "the EdgeNode of the node that left deleted",
-        Duration::from_secs(30),
-        || async {
-            edge_nodes
-                .get_opt(&nodes[1])
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    deleted(&edge_nodes, &nodes[1]).await;
     assert!(edge_nodes.get_opt(&nodes[0]).await.unwrap().is_some());
     stop.send(()).unwrap();
     task.await.unwrap();
