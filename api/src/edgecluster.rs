@@ -188,6 +188,75 @@ pub struct EdgeClusterStatus {
     /// When the legacy script last reported from any node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_legacy_heartbeat: Option<Time>,
+    /// Who decides each workflow now, as projected to the legacy script, and why a requested mode
+    /// is not in effect yet. Written by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub takeover: Option<TakeoverStatus>,
+    /// The most recent divergences between what the legacy script did and what the operator would
+    /// have done, for workflows in `shadow`, newest last (at most 20). Written by the operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub divergences: Vec<Divergence>,
+}
+
+/// The takeover as the operator projects it to the legacy script.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TakeoverStatus {
+    /// The `generation` of the takeover ConfigMap the script reads; it grows with every change.
+    #[schemars(range(min = 0))]
+    pub generation: i64,
+    /// One entry per workflow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["workflow".into()]))]
+    pub workflows: Vec<WorkflowTakeover>,
+}
+
+/// One workflow's takeover.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowTakeover {
+    /// The workflow, as the takeover ConfigMap names it (`migration`, `storage-upgrade`, ...).
+    #[schemars(length(min = 1, max = 63))]
+    pub workflow: String,
+    /// The mode the spec asks for.
+    pub requested: WorkflowMode,
+    /// The mode projected to the script and acted on by the operator.
+    pub effective: WorkflowMode,
+    /// Whether every live node's script has read the effective mode; the operator acts on a
+    /// workflow in `operator` mode only once it has.
+    pub acknowledged: bool,
+    /// Why the requested mode is not in effect, or what the takeover waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Divergences recorded for the workflow since the operator started.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub divergences: i64,
+}
+
+/// What the legacy script did against what the operator would have done, from the same observed
+/// state.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Divergence {
+    /// When it was recorded.
+    pub at: Time,
+    /// The workflow.
+    #[schemars(length(min = 1, max = 63))]
+    pub workflow: String,
+    /// The node it concerns, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// What the script did.
+    #[schemars(length(max = 1024))]
+    pub script: String,
+    /// What the operator would have done.
+    #[schemars(length(max = 1024))]
+    pub operator: String,
+    /// The observed state both decided from.
+    #[schemars(length(max = 2048))]
+    pub observed: String,
 }
 
 /// Node counts by health.

@@ -187,6 +187,9 @@ pub struct NodeConfigMap {
     pub drbd_status: Field<p::DrbdStatus>,
     /// `boot-recovery`.
     pub boot_recovery: Field<p::BootRecovery>,
+    /// `takeover-generation`: the generation of the takeover ConfigMap the script last read (shim
+    /// mode); absent while the site has no takeover ConfigMap.
+    pub takeover_generation: Field<u64>,
 }
 
 /// What the node's legacy log said, read incrementally.
@@ -207,7 +210,14 @@ pub struct NodeLog {
     pub last_unknown: Option<Diagnostic>,
     /// The last bond mode change the script logged: bond, from mode, to mode.
     pub last_mode_change: Option<(String, String, String)>,
+    /// Storage upgrades this node's script started, as it logged them: Unix seconds and the
+    /// target version, oldest first (the last few only). Two nodes starting the same upgrade is
+    /// the stale-state race.
+    pub upgrade_starts: Vec<(i64, String)>,
 }
+
+/// Upgrade starts kept per node.
+const KEEP_UPGRADE_STARTS: usize = 8;
 
 impl std::fmt::Debug for NodeLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -287,6 +297,8 @@ pub struct Index {
     pub upgrade_history: BTreeMap<u64, BTreeSet<Transition>>,
     /// Migration transitions seen, keyed by [`migration_key`].
     pub migration_history: BTreeMap<u64, BTreeSet<Transition>>,
+    /// The data of Nodewright's takeover ConfigMap in the legacy namespace, when it exists.
+    pub takeover: Option<BTreeMap<String, String>>,
     /// Parse errors that appeared since the last [`Index::take_new_errors`].
     new_errors: Vec<Diagnostic>,
     /// What changed since the last [`Index::take_dirty`].
@@ -294,6 +306,9 @@ pub struct Index {
     /// What has been taken in.
     pub stats: IndexStats,
 }
+
+/// Nodewright's takeover ConfigMap, in the legacy namespace (see the legacy contract's shim mode).
+pub const TAKEOVER_CONFIGMAP: &str = "nodewright-takeover";
 
 /// The keys of one ConfigMap, parsed into fields, collecting the errors that appear.
 struct Keys<'a> {
@@ -346,6 +361,17 @@ const KEEP_TRANSITIONS: usize = 512;
 fn rfc3339_unix(text: &str) -> Result<i64, p::ParseError> {
     // A heartbeat is always UTC (`...Z`), so it always has Unix seconds.
     p::parse_heartbeat(text).map(|t| t.unix_seconds().unwrap_or_default())
+}
+
+fn generation(text: &str) -> Result<u64, p::ParseError> {
+    text.parse().map_err(|_| p::ParseError {
+        format: "legacy-takeover-generation",
+        line: 1,
+        column: 1,
+        offset: 0,
+        expected: "a non-negative integer".to_owned(),
+        found: format!("{text:?}"),
+    })
 }
 
 fn bool_label(text: &str) -> Result<bool, p::ParseError> {
@@ -452,6 +478,16 @@ impl Index {
                 "boot-recovery",
                 p::parse_boot_recovery,
             );
+            keys.parse(
+                &mut cm_state.takeover_generation,
+                "takeover-generation",
+                generation,
+            );
+        } else if name == TAKEOVER_CONFIGMAP {
+            // Nodewright's own projection of who decides what; kept raw, read by the parity layer.
+            self.dirty.all = true;
+            self.takeover = Some(data.clone());
+            return true;
         } else {
             return false;
         }
@@ -469,6 +505,9 @@ impl Index {
         if name == self.names.cluster_state {
             self.cluster = None;
             self.dirty.all = true;
+        } else if name == TAKEOVER_CONFIGMAP {
+            self.takeover = None;
+            self.dirty.all = true;
         } else if let Some(node) = name.strip_prefix(self.names.node_prefix.as_str()) {
             let node = node.to_owned();
             self.dirty.nodes.insert(node.clone());
@@ -485,11 +524,14 @@ impl Index {
     /// A full list of ConfigMaps (after a relist): what is not in it is gone.
     pub fn reset_config_maps<'a>(&mut self, cms: impl IntoIterator<Item = &'a ConfigMap>, now: i64) {
         let mut seen_cluster = false;
+        let mut seen_takeover = false;
         let mut seen_nodes = BTreeSet::new();
         for cm in cms {
             if self.apply_config_map(cm, now) {
                 let name = cm.metadata.name.as_deref().unwrap_or_default();
-                if name == self.names.cluster_state {
+                if name == TAKEOVER_CONFIGMAP {
+                    seen_takeover = true;
+                } else if name == self.names.cluster_state {
                     seen_cluster = true;
                 } else if let Some(node) = name.strip_prefix(self.names.node_prefix.as_str()) {
                     seen_nodes.insert(node.to_owned());
@@ -497,6 +539,9 @@ impl Index {
             }
         }
         self.dirty.all = true;
+        if !seen_takeover {
+            self.takeover = None;
+        }
         if !seen_cluster {
             self.cluster = None;
         }
@@ -613,6 +658,7 @@ impl Index {
         let mut last_iteration = None;
         let mut version = None;
         let mut mode_change = None;
+        let mut starts = Vec::new();
         log.reader.feed(chunk, |event| match event {
             p::LogEvent::Record(r) => {
                 counts.0 += 1;
@@ -633,6 +679,11 @@ impl Index {
                             (field("bond"), field("from"), field("to"))
                         {
                             mode_change = Some((bond, from, to));
+                        }
+                    }
+                    ("upgrade", "storage upgrade started") => {
+                        if let Some(to) = field("to") {
+                            starts.push((at, to));
                         }
                     }
                     ("upgrade", "upgrade state changed") => {
@@ -691,6 +742,9 @@ impl Index {
         if mode_change.is_some() {
             log.last_mode_change = mode_change;
         }
+        log.upgrade_starts.extend(starts);
+        let excess = log.upgrade_starts.len().saturating_sub(KEEP_UPGRADE_STARTS);
+        log.upgrade_starts.drain(..excess);
         if let Some(d) = unknown {
             log.last_unknown = Some(d.clone());
             self.new_errors.push(d);

@@ -942,6 +942,10 @@ fn cluster(
         legacy_version: (!versions.is_empty())
             .then(|| versions.keys().cloned().collect::<Vec<_>>().join(",")),
         last_legacy_heartbeat: last_hb.map(time),
+        // The takeover and divergences are the operator's to write; the bridge's apply leaves
+        // them out (empty fields are not serialized), so it never takes them over.
+        takeover: None,
+        divergences: Vec::new(),
     };
     Observed {
         name: config.cluster_name.clone(),

@@ -1,0 +1,19 @@
+//! Nodewright's parity layer: how the operator takes a workflow over from the legacy script, one
+//! workflow at a time and never with two deciders.
+//!
+//! - [`takeover`]: per-workflow modes projected into the ConfigMap the script reads, the rules for
+//!   changing them, and the acknowledgement handshake.
+//! - [`taints`]: taint management as a pure decision.
+//! - [`shadow`]: what the operator would have done, compared with what the script did.
+//! - [`observed`]: the facts those functions take, read from the bridge's index.
+//!
+//! Everything here is pure; the controllers that read and write the API live in the binary's
+//! operator loop and call these functions.
+
+pub mod observed;
+pub mod shadow;
+pub mod taints;
+pub mod takeover;
+
+pub use shadow::Divergence;
+pub use takeover::{Takeover, Workflow};

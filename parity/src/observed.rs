@@ -1,0 +1,135 @@
+//! The facts the decision functions take, read from the bridge's index: the same observed state the
+//! bridge reports, so that the operator decides from exactly what users see.
+//!
+//! Pure reads of an [`Index`]; nothing here talks to an API server.
+
+use nodewright_bridge::index::{Index, NodeEntry};
+use nodewright_parsers::{DrbdHealth, NodeState, UpgradeState};
+
+use crate::taints::{NodeTaints, STORAGE_TAINT, StorageFacts, UPGRADE_TAINT};
+use crate::takeover::{Ack, InFlight, Takeover, Workflow};
+
+/// A node's storage facts from its last report; `None` before its first report, or while the
+/// report cannot be parsed (the last good one is used, marked stale by the bridge).
+pub fn storage_facts(entry: &NodeEntry) -> Option<StorageFacts> {
+    let status = entry.config_map.as_ref()?.status.value.as_ref()?;
+    Some(StorageFacts {
+        recovering: status.state == NodeState::Recovering,
+        satellite: status.satellite.clone(),
+        drbd_readable: status.drbd == DrbdHealth::Ok,
+        resources: status.resources,
+        uptodate: status.uptodate,
+        syncing: status.syncing,
+    })
+}
+
+/// The reason the node's script reported for the storage taint in its last loop (`taint=` of its
+/// status): what the script decided, whether or not it acted on it.
+pub fn reported_taint_reason(entry: &NodeEntry) -> Option<Option<String>> {
+    let status = entry.config_map.as_ref()?.status.value.as_ref()?;
+    Some(status.taint.as_ref().map(|t| t.as_str().to_owned()))
+}
+
+/// The Node's taints and label, as far as taint management is concerned.
+pub fn node_taints(entry: &NodeEntry) -> Option<NodeTaints> {
+    let object = entry.object.as_ref()?;
+    let no_schedule = |key: &str| {
+        object
+            .taints
+            .iter()
+            .find(|t| t.key == key && t.effect == "NoSchedule")
+    };
+    Some(NodeTaints {
+        storage: no_schedule(STORAGE_TAINT).map(|t| t.value.clone().unwrap_or_default()),
+        upgrade: no_schedule(UPGRADE_TAINT).is_some(),
+        ready_label: object.storage_ready.value.map(|b| b.to_string()),
+    })
+}
+
+/// The site's storage-upgrade state, if an upgrade was ever started.
+pub fn upgrade_state(index: &Index) -> Option<UpgradeState> {
+    index
+        .cluster
+        .as_ref()
+        .and_then(|c| c.upgrade.value.as_ref())
+        .map(|u| u.state.clone())
+}
+
+/// The takeover currently projected (the default when the site has none, or when it cannot be
+/// read — an unreadable takeover is reported by the caller, and nothing is handed over).
+pub fn takeover(index: &Index) -> Result<Takeover, crate::takeover::Error> {
+    match &index.takeover {
+        None => Ok(Takeover::default()),
+        Some(data) => Takeover::from_data(data),
+    }
+}
+
+/// Every node's acknowledgement of the takeover; a node is live when its script reported within
+/// `stale_after` seconds of `now`.
+pub fn acks(index: &Index, now: i64, stale_after: i64) -> Vec<Ack> {
+    index
+        .nodes
+        .iter()
+        .filter(|(_, e)| e.config_map.is_some())
+        .map(|(name, e)| Ack {
+            node: name.clone(),
+            generation: e.config_map.as_ref().and_then(|c| c.takeover_generation.value),
+            live: e.heartbeat().is_some_and(|h| now - h <= stale_after),
+        })
+        .collect()
+}
+
+/// The workflow instances running now, as far as the legacy state shows them.
+pub fn in_flight(index: &Index) -> Vec<InFlight> {
+    let mut out = Vec::new();
+    if let Some(cluster) = &index.cluster {
+        if let Some(m) = &cluster.migration.value
+            && !m.phase.is_terminal()
+        {
+            out.push(InFlight {
+                workflow: Workflow::Migration,
+                what: format!("the migration in phase {}", m.phase.as_str()),
+            });
+        }
+        if let Some(u) = &cluster.upgrade.value
+            && !u.state.is_terminal()
+        {
+            out.push(InFlight {
+                workflow: Workflow::StorageUpgrade,
+                what: format!("the storage upgrade in state {}", u.state.as_str()),
+            });
+        }
+        for (node, flip) in &cluster.bond_flips {
+            if flip
+                .value
+                .as_ref()
+                .is_some_and(|f| f.state == nodewright_parsers::BondFlipState::Requested)
+            {
+                out.push(InFlight {
+                    workflow: Workflow::BondFlip,
+                    what: format!("the bond flip requested on {node}"),
+                });
+            }
+        }
+    }
+    for (node, e) in &index.nodes {
+        let recovering = e
+            .config_map
+            .as_ref()
+            .and_then(|c| c.boot_recovery.value.as_ref())
+            .is_some_and(|b| {
+                !matches!(
+                    b.phase,
+                    nodewright_parsers::BootRecoveryPhase::Completed
+                        | nodewright_parsers::BootRecoveryPhase::Failed
+                )
+            });
+        if recovering {
+            out.push(InFlight {
+                workflow: Workflow::BootRecovery,
+                what: format!("boot recovery on {node}"),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,546 @@
+//! The takeover: which workflows the operator decides, as projected into the ConfigMap the legacy
+//! script reads (its shim mode, `docs/legacy-contract.md`), and the rules for changing it.
+//!
+//! Pure: the caller reads the EdgeCluster, the takeover ConfigMap and the observed state, and writes
+//! what [`plan`] returns. The one invariant this module keeps is that the script and the operator
+//! never both decide one workflow:
+//! - a change of decider (to or from `operator`) is refused while an instance of the workflow is in
+//!   flight, unless forced;
+//! - the operator acts on a workflow in `operator` mode only once every live node's script has
+//!   acknowledged the generation that put it there ([`may_act`]); a script that read its snapshot
+//!   before the change still acts in that one loop, and the acknowledgement is how the operator
+//!   knows that loop is over.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use nodewright_api::WorkflowMode;
+
+/// Name of the takeover ConfigMap, in the legacy namespace.
+pub const CONFIGMAP: &str = "nodewright-takeover";
+/// Key of the generation in the takeover ConfigMap.
+pub const GENERATION_KEY: &str = "generation";
+/// Key of the node ConfigMap where a script acknowledges the generation it read.
+pub const ACK_KEY: &str = "takeover-generation";
+/// Annotation on the EdgeCluster that forces mode changes of the listed workflows (comma list of
+/// takeover keys) even while an instance is in flight.
+pub const FORCE_ANNOTATION: &str = "nodewright.io/force-takeover";
+
+/// The workflows Nodewright can take over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Workflow {
+    /// First-node initialisation and joins.
+    Bootstrap,
+    /// Single-to-multi-node migration.
+    Migration,
+    /// The 21-state storage upgrade.
+    StorageUpgrade,
+    /// Requested bond flips.
+    BondFlip,
+    /// The storage-not-ready taint and storage-ready label.
+    Taints,
+    /// Recovery after a reboot.
+    BootRecovery,
+}
+
+impl Workflow {
+    /// Every workflow, in the takeover ConfigMap's order.
+    pub const ALL: [Workflow; 6] = [
+        Workflow::Bootstrap,
+        Workflow::Migration,
+        Workflow::StorageUpgrade,
+        Workflow::BondFlip,
+        Workflow::Taints,
+        Workflow::BootRecovery,
+    ];
+
+    /// The key in the takeover ConfigMap (and in status).
+    pub fn key(self) -> &'static str {
+        match self {
+            Workflow::Bootstrap => "bootstrap",
+            Workflow::Migration => "migration",
+            Workflow::StorageUpgrade => "storage-upgrade",
+            Workflow::BondFlip => "bond-flip",
+            Workflow::Taints => "taints",
+            Workflow::BootRecovery => "boot-recovery",
+        }
+    }
+
+    /// The workflow a takeover key names.
+    pub fn from_key(key: &str) -> Option<Workflow> {
+        Workflow::ALL.into_iter().find(|w| w.key() == key)
+    }
+
+    /// The mode the EdgeCluster spec asks for.
+    pub fn requested(self, modes: &nodewright_api::edgecluster::WorkflowModes) -> WorkflowMode {
+        match self {
+            Workflow::Bootstrap => modes.bootstrap,
+            Workflow::Migration => modes.migration,
+            Workflow::StorageUpgrade => modes.storage_upgrade,
+            Workflow::BondFlip => modes.bond_flip,
+            Workflow::Taints => modes.taints,
+            Workflow::BootRecovery => modes.boot_recovery,
+        }
+    }
+
+    /// Whether this version has decision functions to compare with the script in `shadow`.
+    pub fn has_shadow(self) -> bool {
+        matches!(
+            self,
+            Workflow::Migration | Workflow::Taints | Workflow::StorageUpgrade
+        )
+    }
+
+    /// Whether this version has a controller that carries the workflow out in `operator` mode.
+    pub fn has_operator(self) -> bool {
+        matches!(self, Workflow::Migration | Workflow::Taints)
+    }
+}
+
+impl fmt::Display for Workflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// The takeover as projected: a generation and a mode per workflow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Takeover {
+    /// Grows with every change; scripts acknowledge the generation they read.
+    pub generation: u64,
+    /// The mode of every workflow.
+    pub modes: BTreeMap<Workflow, WorkflowMode>,
+}
+
+impl Default for Takeover {
+    /// What a site without a takeover ConfigMap runs: generation 0, everything `legacy`.
+    fn default() -> Self {
+        Takeover {
+            generation: 0,
+            modes: Workflow::ALL.iter().map(|w| (*w, WorkflowMode::Legacy)).collect(),
+        }
+    }
+}
+
+/// A takeover ConfigMap that cannot be read back.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    /// A key holds a value that is not a mode, or the generation is not a number.
+    #[error("takeover ConfigMap {CONFIGMAP}: key `{key}` holds `{value}`, expected {expected}")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// What it holds.
+        value: String,
+        /// What it should hold.
+        expected: &'static str,
+    },
+}
+
+fn parse_mode(value: &str) -> Option<WorkflowMode> {
+    match value {
+        "legacy" => Some(WorkflowMode::Legacy),
+        "shadow" => Some(WorkflowMode::Shadow),
+        "operator" => Some(WorkflowMode::Operator),
+        _ => None,
+    }
+}
+
+impl Takeover {
+    /// The mode of a workflow.
+    pub fn mode(&self, workflow: Workflow) -> WorkflowMode {
+        self.modes.get(&workflow).copied().unwrap_or_default()
+    }
+
+    /// Reads a takeover ConfigMap's data. Keys it does not know are ignored (a newer operator may
+    /// add workflows); a missing workflow key is `legacy`, as the script reads it.
+    pub fn from_data(data: &BTreeMap<String, String>) -> Result<Takeover, Error> {
+        let mut takeover = Takeover::default();
+        if let Some(g) = data.get(GENERATION_KEY) {
+            takeover.generation = g.parse().map_err(|_| Error::BadValue {
+                key: GENERATION_KEY.into(),
+                value: g.clone(),
+                expected: "a non-negative integer",
+            })?;
+        }
+        for w in Workflow::ALL {
+            if let Some(v) = data.get(w.key()) {
+                let mode = parse_mode(v).ok_or_else(|| Error::BadValue {
+                    key: w.key().into(),
+                    value: v.clone(),
+                    expected: "legacy, shadow or operator",
+                })?;
+                takeover.modes.insert(w, mode);
+            }
+        }
+        Ok(takeover)
+    }
+
+    /// The ConfigMap data that projects this takeover.
+    pub fn to_data(&self) -> BTreeMap<String, String> {
+        let mut data: BTreeMap<String, String> = Workflow::ALL
+            .iter()
+            .map(|w| (w.key().to_owned(), self.mode(*w).as_str().to_owned()))
+            .collect();
+        data.insert(GENERATION_KEY.into(), self.generation.to_string());
+        data
+    }
+}
+
+/// A workflow instance that is running, so its decider must not change under it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InFlight {
+    /// The workflow.
+    pub workflow: Workflow,
+    /// What is running, for the status message (for example `migration in phase PLACING_REPLICAS`).
+    pub what: String,
+}
+
+/// The outcome for one workflow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkflowPlan {
+    /// The workflow.
+    pub workflow: Workflow,
+    /// What the spec asks for.
+    pub requested: WorkflowMode,
+    /// What is projected after this plan.
+    pub effective: WorkflowMode,
+    /// Why `requested` is not `effective`, if it is not; or a note on a forced change.
+    pub message: Option<String>,
+}
+
+/// What to project, and what to report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The takeover to project.
+    pub takeover: Takeover,
+    /// Whether it differs from the current one (the ConfigMap must be written).
+    pub changed: bool,
+    /// One entry per workflow, in [`Workflow::ALL`] order.
+    pub workflows: Vec<WorkflowPlan>,
+}
+
+/// Reads the force annotation's value: the workflows it names. Unknown names are returned apart,
+/// for the status message.
+pub fn forced(annotation: Option<&str>) -> (BTreeSet<Workflow>, Vec<String>) {
+    let mut known = BTreeSet::new();
+    let mut unknown = Vec::new();
+    for name in annotation.unwrap_or_default().split(',').map(str::trim) {
+        if name.is_empty() {
+            continue;
+        }
+        match Workflow::from_key(name) {
+            Some(w) => {
+                known.insert(w);
+            }
+            None => unknown.push(name.to_owned()),
+        }
+    }
+    (known, unknown)
+}
+
+/// Whether going from `from` to `to` hands the decision from one decider to the other.
+fn changes_decider(from: WorkflowMode, to: WorkflowMode) -> bool {
+    (from == WorkflowMode::Operator) != (to == WorkflowMode::Operator)
+}
+
+/// Decides the takeover to project from the modes the spec requests, the takeover projected now,
+/// what is in flight and what is forced.
+///
+/// A requested mode is refused, and the workflow keeps its current mode, when:
+/// - this version has no controller for it (`operator`) or no decisions to compare (`shadow`);
+/// - it changes the decider while an instance is in flight, and the workflow is not forced.
+///
+/// `legacy` ↔ `shadow` never changes who acts, so it is never refused for being in flight.
+pub fn plan(
+    requested: &nodewright_api::edgecluster::WorkflowModes,
+    current: &Takeover,
+    in_flight: &[InFlight],
+    forced: &BTreeSet<Workflow>,
+) -> Plan {
+    let mut takeover = current.clone();
+    let mut workflows = Vec::new();
+    for w in Workflow::ALL {
+        let want = w.requested(requested);
+        let now = current.mode(w);
+        let mut message = None;
+        let mut effective = now;
+        if want != now {
+            let running: Vec<&str> = in_flight
+                .iter()
+                .filter(|f| f.workflow == w)
+                .map(|f| f.what.as_str())
+                .collect();
+            if want == WorkflowMode::Operator && !w.has_operator() {
+                message = Some(format!(
+                    "{w}: this version of Nodewright has no operator controller for it; it stays {}",
+                    now.as_str()
+                ));
+            } else if want == WorkflowMode::Shadow && !w.has_shadow() {
+                message = Some(format!(
+                    "{w}: this version of Nodewright has no shadow decisions for it; it stays {}",
+                    now.as_str()
+                ));
+            } else if changes_decider(now, want) && !running.is_empty() && !forced.contains(&w) {
+                message = Some(format!(
+                    "{w}: refusing to move from {} to {} while {} is in flight; wait for it to end, \
+                     or force it with the annotation {FORCE_ANNOTATION}={w}",
+                    now.as_str(),
+                    want.as_str(),
+                    running.join(", ")
+                ));
+            } else {
+                effective = want;
+                if changes_decider(now, want) && !running.is_empty() {
+                    message = Some(format!(
+                        "{w}: moved from {} to {} while {} was in flight, forced by {FORCE_ANNOTATION}; \
+                         the running instance is not adopted and waits for a person",
+                        now.as_str(),
+                        want.as_str(),
+                        running.join(", ")
+                    ));
+                }
+            }
+        }
+        takeover.modes.insert(w, effective);
+        workflows.push(WorkflowPlan {
+            workflow: w,
+            requested: want,
+            effective,
+            message,
+        });
+    }
+    let changed = takeover.modes != current.modes;
+    if changed {
+        takeover.generation = current.generation + 1;
+    }
+    Plan {
+        takeover,
+        changed,
+        workflows,
+    }
+}
+
+/// One node's acknowledgement, as the operator observes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    /// The node.
+    pub node: String,
+    /// The generation its script last acknowledged, if any.
+    pub generation: Option<u64>,
+    /// Whether its script reported within the staleness window. A node whose script is not
+    /// running holds no snapshot that could act, and does not hold the takeover back.
+    pub live: bool,
+}
+
+/// Whether the operator may act on `workflow`: it is in `operator` mode and every live node has
+/// acknowledged the takeover's generation. On `Err`, the nodes still to acknowledge.
+pub fn may_act(takeover: &Takeover, workflow: Workflow, acks: &[Ack]) -> Result<(), Vec<String>> {
+    if takeover.mode(workflow) != WorkflowMode::Operator {
+        return Err(Vec::new());
+    }
+    let waiting: Vec<String> = acks
+        .iter()
+        .filter(|a| a.live && a.generation.is_none_or(|g| g < takeover.generation))
+        .map(|a| a.node.clone())
+        .collect();
+    if waiting.is_empty() { Ok(()) } else { Err(waiting) }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use nodewright_api::edgecluster::WorkflowModes;
+
+    fn modes(f: impl FnOnce(&mut WorkflowModes)) -> WorkflowModes {
+        let mut m = WorkflowModes::default();
+        f(&mut m);
+        m
+    }
+
+    fn with(current: &Takeover, w: Workflow, mode: WorkflowMode) -> Takeover {
+        let mut t = current.clone();
+        t.modes.insert(w, mode);
+        t
+    }
+
+    #[test]
+    fn a_site_without_a_takeover_configmap_runs_everything_legacy_at_generation_zero() {
+        let t = Takeover::from_data(&BTreeMap::new()).unwrap();
+        assert_eq!(t, Takeover::default());
+        assert!(Workflow::ALL.iter().all(|w| t.mode(*w) == WorkflowMode::Legacy));
+    }
+
+    #[test]
+    fn the_configmap_data_reads_back_as_the_takeover_it_projects() {
+        let t = with(&Takeover::default(), Workflow::Taints, WorkflowMode::Operator);
+        let t = Takeover { generation: 7, ..t };
+        let data = t.to_data();
+        assert_eq!(data.get("taints").map(String::as_str), Some("operator"));
+        assert_eq!(data.get("storage-upgrade").map(String::as_str), Some("legacy"));
+        assert_eq!(data.get("generation").map(String::as_str), Some("7"));
+        assert_eq!(Takeover::from_data(&data).unwrap(), t);
+    }
+
+    #[test]
+    fn a_configmap_value_that_is_not_a_mode_is_an_error_naming_the_key() {
+        let data = BTreeMap::from([("migration".to_owned(), "operater".to_owned())]);
+        let e = Takeover::from_data(&data).unwrap_err();
+        assert!(e.to_string().contains("`migration` holds `operater`"), "{e}");
+        let data = BTreeMap::from([("generation".to_owned(), "x".to_owned())]);
+        assert!(Takeover::from_data(&data).is_err());
+    }
+
+    #[test]
+    fn moving_taints_to_shadow_is_projected_with_a_new_generation() {
+        let p = plan(
+            &modes(|m| m.taints = WorkflowMode::Shadow),
+            &Takeover::default(),
+            &[],
+            &BTreeSet::new(),
+        );
+        assert!(p.changed);
+        assert_eq!(p.takeover.generation, 1);
+        assert_eq!(p.takeover.mode(Workflow::Taints), WorkflowMode::Shadow);
+        assert!(p.workflows.iter().all(|w| w.message.is_none()));
+    }
+
+    #[test]
+    fn an_unchanged_request_projects_nothing_new() {
+        let current = Takeover {
+            generation: 4,
+            ..with(&Takeover::default(), Workflow::Taints, WorkflowMode::Shadow)
+        };
+        let p = plan(
+            &modes(|m| m.taints = WorkflowMode::Shadow),
+            &current,
+            &[],
+            &BTreeSet::new(),
+        );
+        assert!(!p.changed);
+        assert_eq!(p.takeover, current);
+    }
+
+    #[test]
+    fn handing_migration_to_the_operator_while_one_is_in_flight_is_refused_with_a_message() {
+        let current = Takeover {
+            generation: 2,
+            ..with(&Takeover::default(), Workflow::Migration, WorkflowMode::Shadow)
+        };
+        let in_flight = [InFlight {
+            workflow: Workflow::Migration,
+            what: "migration in phase PLACING_REPLICAS".into(),
+        }];
+        let p = plan(
+            &modes(|m| m.migration = WorkflowMode::Operator),
+            &current,
+            &in_flight,
+            &BTreeSet::new(),
+        );
+        assert!(!p.changed);
+        assert_eq!(p.takeover.mode(Workflow::Migration), WorkflowMode::Shadow);
+        let m = p.workflows[1].message.as_deref().unwrap();
+        assert!(m.contains("refusing to move from shadow to operator"), "{m}");
+        assert!(m.contains("PLACING_REPLICAS"), "{m}");
+        assert!(m.contains(FORCE_ANNOTATION), "{m}");
+    }
+
+    #[test]
+    fn a_forced_change_goes_through_in_flight_and_says_so() {
+        let current = with(&Takeover::default(), Workflow::Migration, WorkflowMode::Shadow);
+        let in_flight = [InFlight {
+            workflow: Workflow::Migration,
+            what: "migration in phase PREFLIGHT".into(),
+        }];
+        let (force, unknown) = forced(Some("migration, nope"));
+        assert_eq!(unknown, vec!["nope".to_owned()]);
+        let p = plan(
+            &modes(|m| m.migration = WorkflowMode::Operator),
+            &current,
+            &in_flight,
+            &force,
+        );
+        assert!(p.changed);
+        assert_eq!(p.takeover.mode(Workflow::Migration), WorkflowMode::Operator);
+        assert!(p.workflows[1].message.as_deref().unwrap().contains("forced"));
+    }
+
+    #[test]
+    fn legacy_to_shadow_is_allowed_in_flight_because_the_script_still_decides() {
+        let in_flight = [InFlight {
+            workflow: Workflow::StorageUpgrade,
+            what: "storage upgrade in state WAIT_RESYNC".into(),
+        }];
+        let p = plan(
+            &modes(|m| m.storage_upgrade = WorkflowMode::Shadow),
+            &Takeover::default(),
+            &in_flight,
+            &BTreeSet::new(),
+        );
+        assert_eq!(p.takeover.mode(Workflow::StorageUpgrade), WorkflowMode::Shadow);
+    }
+
+    #[test]
+    fn a_workflow_without_an_operator_controller_stays_where_it_is() {
+        let current = with(
+            &Takeover::default(),
+            Workflow::StorageUpgrade,
+            WorkflowMode::Shadow,
+        );
+        let p = plan(
+            &modes(|m| m.storage_upgrade = WorkflowMode::Operator),
+            &current,
+            &[],
+            &BTreeSet::new(),
+        );
+        assert_eq!(p.takeover.mode(Workflow::StorageUpgrade), WorkflowMode::Shadow);
+        assert!(
+            p.workflows[2]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("no operator controller")
+        );
+        let p = plan(
+            &modes(|m| m.bond_flip = WorkflowMode::Shadow),
+            &Takeover::default(),
+            &[],
+            &BTreeSet::new(),
+        );
+        assert_eq!(p.takeover.mode(Workflow::BondFlip), WorkflowMode::Legacy);
+        assert!(
+            p.workflows[3]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("no shadow decisions")
+        );
+    }
+
+    #[test]
+    fn the_operator_acts_only_once_every_live_node_acknowledged_the_generation() {
+        let t = Takeover {
+            generation: 3,
+            ..with(&Takeover::default(), Workflow::Taints, WorkflowMode::Operator)
+        };
+        let ack = |node: &str, generation: Option<u64>, live: bool| Ack {
+            node: node.into(),
+            generation,
+            live,
+        };
+        let acks = [
+            ack("a", Some(3), true),
+            ack("b", Some(2), true),
+            ack("c", None, false),
+        ];
+        assert_eq!(may_act(&t, Workflow::Taints, &acks), Err(vec!["b".to_owned()]));
+        let acks = [
+            ack("a", Some(3), true),
+            ack("b", Some(4), true),
+            ack("c", None, false),
+        ];
+        assert_eq!(may_act(&t, Workflow::Taints, &acks), Ok(()));
+        assert!(may_act(&t, Workflow::Migration, &acks).is_err());
+    }
+}
