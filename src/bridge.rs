@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+
 use nodewright_bridge::index::LegacyNames;
 use nodewright_bridge::observe::ObserveConfig;
 use nodewright_bridge::run::BridgeOptions;
@@ -81,18 +82,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.bundle {
         return bundle(&args, dir);
     }
-    init_tracing();
+    crate::cluster::init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run_cluster(args))
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 fn bundle(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
@@ -130,29 +122,8 @@ fn bundle(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn run_cluster(args: Args) -> anyhow::Result<()> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("using {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no cluster configuration found")?,
-    };
-    let client = kube::Client::try_from(config)?;
-    let identity = args
-        .identity
-        .clone()
-        .or_else(|| std::env::var("POD_NAME").ok())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .unwrap_or_else(|| format!("nodewright-bridge-{}", std::process::id()));
+    let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
+    let identity = crate::cluster::identity(args.identity.as_deref(), "nodewright-bridge");
     let mut options = BridgeOptions::new(args.namespace.clone(), identity);
     options.legacy = args.legacy();
     options.observe = args.observe_config();
@@ -166,18 +137,7 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
     let (_log_source, logs) = if args.no_logs {
         (None, None)
     } else {
-        let config = nodewright_bridge::logs::LogSourceConfig::daemon_set(
-            &args.legacy_namespace,
-            &args.legacy_daemonset,
-        );
-        match nodewright_bridge::logs::LogSource::start(client.clone(), config).await {
-            Ok((source, events)) => (Some(source), Some(nodewright_bridge::run::log_changes(events))),
-            // ConfigMaps and Nodes carry most of the legacy state: observe them anyway.
-            Err(e) => {
-                eprintln!("nodewright bridge: not following the legacy pods' logs: {e}");
-                (None, None)
-            }
-        }
+        crate::cluster::legacy_logs("bridge", &client, &args.legacy_namespace, &args.legacy_daemonset).await
     };
     eprintln!(
         "nodewright bridge: observing {}/{} (ConfigMaps, Nodes{}), writing status into namespace {}; admin on http://{}",
@@ -187,14 +147,6 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
         args.namespace,
         args.admin_addr
     );
-    // SIGTERM is how Kubernetes stops a pod; Ctrl-C is how a person stops a terminal run.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    nodewright_bridge::run::run(client, options, logs, async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    })
-    .await?;
+    nodewright_bridge::run::run(client, options, logs, crate::cluster::stop_signal()?).await?;
     Ok(())
 }

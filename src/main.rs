@@ -2,7 +2,9 @@
 //! its module; nothing else lives here.
 
 mod bridge;
+mod cluster;
 mod dev;
+mod operator;
 mod parse;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,8 @@ enum Command {
     Bridge(Box<bridge::Args>),
     /// Print every Nodewright CustomResourceDefinition as YAML.
     Crds,
+    /// Run the parity controllers: project the takeover, own the workflows in operator mode, record shadow divergences.
+    Operator(Box<operator::Args>),
     /// Run a local control plane with the Nodewright CRDs and example objects installed, until interrupted.
     Dev(dev::Args),
     /// Parse a host-tool output or legacy artefact and print it as typed JSON.
@@ -44,6 +48,7 @@ fn main() -> std::process::ExitCode {
             .map_err(anyhow::Error::from),
         Command::Bridge(args) => bridge::run(*args),
         Command::Dev(args) => dev::run(args),
+        Command::Operator(args) => operator::run(*args),
         Command::Parse(args) => parse::run(args),
     };
     match result {

@@ -564,9 +564,27 @@ impl Health {
     }
 }
 
+/// Something whose metrics the admin server serves in the text format.
+pub trait Encode: Send + Sync {
+    /// The metrics, in the Prometheus text format.
+    fn encode(&self) -> Result<String, prometheus::Error>;
+}
+
+impl Encode for Metrics {
+    fn encode(&self) -> Result<String, prometheus::Error> {
+        Metrics::encode(self)
+    }
+}
+
+impl Encode for Registry {
+    fn encode(&self) -> Result<String, prometheus::Error> {
+        TextEncoder::new().encode_to_string(&self.gather())
+    }
+}
+
 #[derive(Clone)]
 struct AdminState {
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn Encode>,
     health: Health,
 }
 
@@ -603,7 +621,7 @@ async fn get_readyz(State(state): State<AdminState>) -> Response {
 /// completes, then lets requests in flight finish and returns.
 pub async fn serve_admin(
     listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
+    metrics: Arc<dyn Encode>,
     health: Health,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {

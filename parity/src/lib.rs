@@ -7,10 +7,11 @@
 //! - [`shadow`]: what the operator would have done, compared with what the script did.
 //! - [`observed`]: the facts those functions take, read from the bridge's index.
 //!
-//! Everything here is pure; the controllers that read and write the API live in the binary's
-//! operator loop and call these functions.
+//! Everything but [`run`] is pure and tested without an API server; [`run`] is the operator's
+//! process loop, the one module that reads and writes the API.
 
 pub mod observed;
+pub mod run;
 pub mod shadow;
 pub mod taints;
 pub mod takeover;

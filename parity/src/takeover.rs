@@ -265,12 +265,19 @@ pub fn plan(
         let now = current.mode(w);
         let mut message = None;
         let mut effective = now;
+        let running: Vec<&str> = in_flight
+            .iter()
+            .filter(|f| f.workflow == w)
+            .map(|f| f.what.as_str())
+            .collect();
+        if want == now && forced.contains(&w) && !running.is_empty() {
+            message = Some(format!(
+                "{w}: {FORCE_ANNOTATION} names it while {} is in flight; remove it once the takeover is \
+                 done, so that the next change is checked again",
+                running.join(", ")
+            ));
+        }
         if want != now {
-            let running: Vec<&str> = in_flight
-                .iter()
-                .filter(|f| f.workflow == w)
-                .map(|f| f.what.as_str())
-                .collect();
             if want == WorkflowMode::Operator && !w.has_operator() {
                 message = Some(format!(
                     "{w}: this version of Nodewright has no operator controller for it; it stays {}",
@@ -464,6 +471,21 @@ mod tests {
         assert!(p.changed);
         assert_eq!(p.takeover.mode(Workflow::Migration), WorkflowMode::Operator);
         assert!(p.workflows[1].message.as_deref().unwrap().contains("forced"));
+        // Once in effect, the annotation still set is pointed out while the instance runs.
+        let p = plan(
+            &modes(|m| m.migration = WorkflowMode::Operator),
+            &p.takeover,
+            &in_flight,
+            &force,
+        );
+        assert!(!p.changed);
+        assert!(
+            p.workflows[1]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("remove it once")
+        );
     }
 
     #[test]

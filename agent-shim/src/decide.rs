@@ -1,0 +1,365 @@
+//! The claim decision, pure: given a `NodeTask` as read from the API server, this agent's node
+//! and pod, what its journal says about the task's idempotency key, and the time, what the agent
+//! does with the task. No I/O; the runtime acts on the [`Decision`].
+//!
+//! The rules, in order:
+//! 1. a task for another node is ignored (the field selector should never deliver one);
+//! 2. a `Succeeded` or `Failed` task is left alone;
+//! 3. a key the journal recorded for a different step or arguments is refused, nothing runs;
+//! 4. a key the journal has as finished is reported from the journal, never run again;
+//! 5. a key the journal has as interrupted (started, not finished) is claimed and re-run — safe
+//!    because every mutating step checks first — and the message says it was resumed;
+//! 6. a new key: a `Pending` task is claimed; a `Running` task claimed by this pod is re-run (its
+//!    journal record was lost); one claimed by another pod is left to it, unless that claim is
+//!    older than the task's timeout plus a grace period (its agent is gone): then it is taken over.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use nodewright_api::nodetask::{NodeTask, NodeTaskPhase};
+
+use crate::journal::{Finished, JournalState, KeyState, Started};
+
+/// Who this agent is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The node it runs on (`spec.nodeName` of its tasks).
+    pub node: String,
+    /// Its pod name (`status.claimedBy` of the tasks it claims).
+    pub pod: String,
+}
+
+/// Why a task is claimed and run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunReason {
+    /// A new task.
+    Fresh,
+    /// The journal shows the step started on this node and never finished.
+    ResumeInterrupted {
+        /// The attempt that was interrupted.
+        attempt: i32,
+        /// When it started.
+        at: String,
+    },
+    /// The task is `Running`, claimed by this very pod, with no journal record.
+    RerunOwnClaim,
+    /// Another pod's claim is older than the task's timeout plus the grace period.
+    TakeOver {
+        /// The pod that held it.
+        from: String,
+    },
+}
+
+/// Why a task is left alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// It is `Succeeded` or `Failed`.
+    Finished,
+    /// Another agent claimed it and may still be running it.
+    ClaimedByOther {
+        /// That agent's pod.
+        pod: String,
+    },
+}
+
+/// What to do with a task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The task is for another node.
+    IgnoreOtherNode {
+        /// The node it is for.
+        node: String,
+    },
+    /// Nothing to do.
+    LeaveAlone(LeaveReason),
+    /// Claim it and run the step.
+    Run(RunReason),
+    /// The key already finished here: report that result without running anything.
+    Report(Box<EarlierResult>),
+    /// The key already ran here for a different step or arguments: fail the task, run nothing.
+    RefuseReusedKey {
+        /// Why, for the task's message.
+        message: String,
+    },
+}
+
+/// A result the journal already holds for a task's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EarlierResult {
+    /// The journal's start record, when kept.
+    pub started: Option<Started>,
+    /// The journal's result.
+    pub finished: Finished,
+    /// Whether the result is this very task's (the agent stopped before reporting it).
+    pub same_task: bool,
+}
+
+fn phase(task: &NodeTask) -> Option<NodeTaskPhase> {
+    task.status.as_ref().and_then(|s| s.phase)
+}
+
+/// Decides what the agent `me` does with `task`, from `journal` and `now`.
+pub fn decide(
+    task: &NodeTask,
+    me: &Identity,
+    journal: &JournalState,
+    now: &Time,
+    grace: Duration,
+) -> Decision {
+    let spec = &task.spec;
+    if spec.node_name != me.node {
+        return Decision::IgnoreOtherNode {
+            node: spec.node_name.clone(),
+        };
+    }
+    let phase = phase(task);
+    if matches!(phase, Some(NodeTaskPhase::Succeeded | NodeTaskPhase::Failed)) {
+        return Decision::LeaveAlone(LeaveReason::Finished);
+    }
+    let key = &spec.idempotency_key;
+    let state = journal.key_state(key);
+    let recorded = match &state {
+        KeyState::Interrupted(s) => Some(*s),
+        KeyState::Finished { started, .. } => *started,
+        KeyState::New => None,
+    };
+    if let Some(s) = recorded
+        && !s.step.is_empty()
+        && (s.step != spec.step || s.args != spec.args)
+    {
+        return Decision::RefuseReusedKey {
+            message: format!(
+                "idempotency key {key} already ran on this node as `{} {}` (task {}); this task asks for `{} {}`, which needs a new key",
+                s.step,
+                s.args.join(" "),
+                if s.task_name.is_empty() {
+                    &s.task_uid
+                } else {
+                    &s.task_name
+                },
+                spec.step,
+                spec.args.join(" "),
+            ),
+        };
+    }
+    let uid = task.metadata.uid.as_deref().unwrap_or("");
+    match state {
+        KeyState::Finished { started, finished } => Decision::Report(Box::new(EarlierResult {
+            same_task: started.is_some_and(|s| !uid.is_empty() && s.task_uid == uid),
+            started: started.cloned(),
+            finished: finished.clone(),
+        })),
+        KeyState::Interrupted(s) => Decision::Run(RunReason::ResumeInterrupted {
+            attempt: s.attempt,
+            at: s.at.clone(),
+        }),
+        KeyState::New => {
+            let status = task.status.as_ref();
+            let claimant = status.and_then(|s| s.claimed_by.clone()).unwrap_or_default();
+            match phase {
+                None | Some(NodeTaskPhase::Pending) => Decision::Run(RunReason::Fresh),
+                Some(_) if claimant == me.pod => Decision::Run(RunReason::RerunOwnClaim),
+                Some(_) => {
+                    let limit = Duration::from_secs(u64::try_from(spec.timeout_seconds).unwrap_or(0)) + grace;
+                    let stale = match status.and_then(|s| s.started_at.as_ref()) {
+                        Some(started) => {
+                            let age = now.0.duration_since(started.0);
+                            age.as_secs() >= i64::try_from(limit.as_secs()).unwrap_or(i64::MAX)
+                        }
+                        None => true,
+                    };
+                    if stale {
+                        Decision::Run(RunReason::TakeOver { from: claimant })
+                    } else {
+                        Decision::LeaveAlone(LeaveReason::ClaimedByOther { pod: claimant })
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Record, replay};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use k8s_openapi::jiff::Timestamp;
+    use nodewright_api::nodetask::{NodeTaskSpec, NodeTaskStatus};
+
+    const GRACE: Duration = Duration::from_secs(60);
+
+    fn at(s: i64) -> Time {
+        Time(Timestamp::from_second(s).unwrap())
+    }
+
+    fn me() -> Identity {
+        Identity {
+            node: "edge-1".into(),
+            pod: "agent-edge-1-abcde".into(),
+        }
+    }
+
+    fn task(node: &str) -> NodeTask {
+        NodeTask {
+            metadata: ObjectMeta {
+                name: Some("t1".into()),
+                uid: Some("uid-1".into()),
+                ..ObjectMeta::default()
+            },
+            spec: NodeTaskSpec {
+                node_name: node.into(),
+                step: "linstor-node-create".into(),
+                args: vec!["edge-1".into(), "10.0.0.1".into()],
+                idempotency_key: "k1".into(),
+                workflow_ref: None,
+                timeout_seconds: 600,
+            },
+            status: None,
+        }
+    }
+
+    fn with_status(mut t: NodeTask, phase: NodeTaskPhase, by: &str, started: i64) -> NodeTask {
+        t.status = Some(NodeTaskStatus {
+            phase: Some(phase),
+            claimed_by: Some(by.into()),
+            attempts: 1,
+            started_at: Some(at(started)),
+            ..NodeTaskStatus::default()
+        });
+        t
+    }
+
+    fn journal(lines: &[Record]) -> JournalState {
+        let text: String = lines
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
+        replay(&text).0
+    }
+
+    fn started(uid: &str, step: &str) -> Record {
+        Record::Started(Started {
+            key: "k1".into(),
+            task_uid: uid.into(),
+            task_name: "t0".into(),
+            step: step.into(),
+            args: vec!["edge-1".into(), "10.0.0.1".into()],
+            attempt: 1,
+            at: "2026-11-29T19:00:00Z".into(),
+        })
+    }
+
+    fn finished_rec() -> Record {
+        Record::Finished(Finished {
+            key: "k1".into(),
+            code: 0,
+            output_tail: "SUCCESS".into(),
+            message: "done".into(),
+            at: "2026-11-29T19:00:01Z".into(),
+        })
+    }
+
+    fn empty() -> JournalState {
+        JournalState::default()
+    }
+
+    #[test]
+    fn a_task_for_another_node_is_ignored() {
+        let d = decide(&task("edge-2"), &me(), &empty(), &at(0), GRACE);
+        assert_eq!(
+            d,
+            Decision::IgnoreOtherNode {
+                node: "edge-2".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_finished_task_is_left_alone_even_if_the_journal_never_saw_it() {
+        for phase in [NodeTaskPhase::Succeeded, NodeTaskPhase::Failed] {
+            let t = with_status(task("edge-1"), phase, "someone", 0);
+            assert_eq!(
+                decide(&t, &me(), &empty(), &at(0), GRACE),
+                Decision::LeaveAlone(LeaveReason::Finished)
+            );
+        }
+    }
+
+    #[test]
+    fn a_pending_task_with_a_new_key_is_claimed() {
+        assert_eq!(
+            decide(&task("edge-1"), &me(), &empty(), &at(0), GRACE),
+            Decision::Run(RunReason::Fresh)
+        );
+    }
+
+    #[test]
+    fn a_key_the_journal_finished_is_reported_not_run_again() {
+        let j = journal(&[started("uid-0", "linstor-node-create"), finished_rec()]);
+        let Decision::Report(earlier) = decide(&task("edge-1"), &me(), &j, &at(0), GRACE) else {
+            panic!("expected a report");
+        };
+        assert_eq!(earlier.finished.output_tail, "SUCCESS");
+        assert!(!earlier.same_task, "another task (uid-0) ran the key");
+        let j = journal(&[started("uid-1", "linstor-node-create"), finished_rec()]);
+        let t = with_status(task("edge-1"), NodeTaskPhase::Running, "agent-edge-1-old", 0);
+        assert!(matches!(
+            decide(&t, &me(), &j, &at(0), GRACE),
+            Decision::Report(earlier) if earlier.same_task
+        ));
+    }
+
+    #[test]
+    fn an_interrupted_key_is_resumed_whoever_claimed_it() {
+        let j = journal(&[started("uid-1", "linstor-node-create")]);
+        let t = with_status(task("edge-1"), NodeTaskPhase::Running, "agent-edge-1-old", 0);
+        assert_eq!(
+            decide(&t, &me(), &j, &at(1), GRACE),
+            Decision::Run(RunReason::ResumeInterrupted {
+                attempt: 1,
+                at: "2026-11-29T19:00:00Z".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_key_reused_for_a_different_step_is_refused() {
+        let j = journal(&[started("uid-0", "linstor-node-delete"), finished_rec()]);
+        let Decision::RefuseReusedKey { message } = decide(&task("edge-1"), &me(), &j, &at(0), GRACE) else {
+            panic!("expected a refusal");
+        };
+        assert!(message.contains("linstor-node-delete"), "{message}");
+    }
+
+    #[test]
+    fn a_running_task_claimed_by_another_live_agent_is_left_to_it() {
+        let t = with_status(task("edge-1"), NodeTaskPhase::Running, "agent-edge-1-other", 1000);
+        assert_eq!(
+            decide(&t, &me(), &empty(), &at(1000 + 600), GRACE),
+            Decision::LeaveAlone(LeaveReason::ClaimedByOther {
+                pod: "agent-edge-1-other".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_claim_older_than_timeout_and_grace_is_taken_over() {
+        let t = with_status(task("edge-1"), NodeTaskPhase::Running, "agent-edge-1-gone", 1000);
+        assert_eq!(
+            decide(&t, &me(), &empty(), &at(1000 + 600 + 60), GRACE),
+            Decision::Run(RunReason::TakeOver {
+                from: "agent-edge-1-gone".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_running_task_claimed_by_this_pod_without_a_journal_record_is_run_again() {
+        let t = with_status(task("edge-1"), NodeTaskPhase::Running, "agent-edge-1-abcde", 1000);
+        assert_eq!(
+            decide(&t, &me(), &empty(), &at(1001), GRACE),
+            Decision::Run(RunReason::RerunOwnClaim)
+        );
+    }
+}

@@ -1,0 +1,74 @@
+//! The node agent: *the operator owns intent; the agent owns host-level mutation.* It runs as a
+//! DaemonSet pod on every node, claims the `NodeTask`s of its own node, runs each host step through
+//! the [`HostOps`] seam, and reports the output and result in the task's status.
+//!
+//! Shape, decisions pure and I/O at the edges:
+//! - [`catalogue`] (pure): step name + arguments → the legacy script's own commands for it, with a
+//!   read-only "already done" check before any mutation, so a repeat never mutates twice;
+//! - [`journal`]: a local JSON-lines file, fsync'd per record, that makes a step interrupted by a
+//!   reboot resume, and a repeated idempotency key report its earlier result without running;
+//! - [`decide`] (pure): what to do with a task — ignore, leave alone, claim and run, resume,
+//!   report from the journal;
+//! - [`status`] (pure): the claim and the final status;
+//! - [`host`]: the [`HostOps`] trait and [`ProcessHost`], which runs real commands;
+//! - [`runtime`]: the loop — watch, claim (optimistic concurrency on `resourceVersion`), run,
+//!   report — the only module that talks to the API server.
+//!
+//! # Permissions the agent needs
+//! RBAC is written in the Helm chart; what the agent uses is, in its own namespace only (a `Role`,
+//! not a `ClusterRole`):
+//! - `nodetasks.nodewright.io`: `get`, `list`, `watch` (the watch uses the field selector
+//!   `spec.nodeName=<node>`, which the CRD declares selectable);
+//! - `nodetasks.nodewright.io/status`: `update` — claims and results are status replaces (PUT)
+//!   guarded by `resourceVersion`. The agent sends no `patch`; granting it is harmless but unused.
+//!
+//! It never creates, deletes or changes the spec of a `NodeTask`, and reads nothing else from the
+//! API server. Its pod needs the host's tools and a hostPath state directory for the journal
+//! (`AgentOptions::state_dir`), so the journal survives the pod and a reboot; node and pod names
+//! come from the downward API (`spec.nodeName`, `metadata.name`).
+
+pub mod catalogue;
+pub mod decide;
+pub mod host;
+pub mod journal;
+pub mod runtime;
+pub mod status;
+
+use std::path::PathBuf;
+
+pub use catalogue::{Plan, Step, StepError, StepOutcome, plan};
+pub use host::{HostOps, HostOutput, ProcessHost};
+pub use journal::{Journal, JournalLimits};
+pub use runtime::{AgentOptions, Claim, claim, run};
+
+/// Errors that stop the agent. Everything that concerns one task is reported in that task's
+/// status or logged, and never stops the loop.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The journal file could not be read or written.
+    #[error("journal {path}: {what}: {source}")]
+    Journal {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Another agent holds the state directory's lock.
+    #[error("state directory {path} is in use by another agent")]
+    StateDirInUse {
+        /// The state directory.
+        path: PathBuf,
+    },
+}
+
+impl Error {
+    /// A short stable label for metrics and logs.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Journal { .. } => "journal",
+            Error::StateDirInUse { .. } => "state_dir_in_use",
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! The agent's loop, the only part that talks to the API server: a watch on this node's
+//! `NodeTask`s (server-side field selector `spec.nodeName=<node>`) feeds a queue; each task is read
+//! fresh, [`decide`]d (pure), claimed with a `resourceVersion`-guarded status replace, run through
+//! the catalogue with the journal around it, and reported with a guarded status replace.
+//!
+//! One task runs at a time: a node's host steps never overlap. Errors of one task are logged and
+//! never stop the loop; only an unusable state directory does.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, PostParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use nodewright_api::nodetask::{NodeTask, NodeTaskPhase, NodeTaskStatus};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::Error;
+use crate::catalogue::{self, Plan, StepOutcome};
+use crate::decide::{Decision, EarlierResult, Identity, LeaveReason, RunReason, decide};
+use crate::host::{EXIT_TIMED_OUT, HostOps};
+use crate::journal::{Finished, Journal, JournalLimits, Record, Started};
+use crate::status::{self, Completion, reason};
+
+/// How the agent runs.
+#[derive(Clone, Debug)]
+pub struct AgentOptions {
+    /// The node this agent runs on (from the pod's `spec.nodeName`, via the downward API).
+    pub node: String,
+    /// The namespace of its `NodeTask`s.
+    pub namespace: String,
+    /// Its pod name (from `metadata.name`, via the downward API): `status.claimedBy`.
+    pub pod_name: String,
+    /// Where the journal lives: a hostPath directory, so it survives the pod and a reboot.
+    pub state_dir: PathBuf,
+    /// Bounds of the journal.
+    pub journal: JournalLimits,
+    /// How often every known task is looked at again without a watch event (a claim left to
+    /// another agent may have gone stale meanwhile).
+    pub resync: Duration,
+    /// How long past its timeout another agent's claim is respected before it is taken over.
+    pub takeover_grace: Duration,
+    /// First delay between retries of an API call that failed for a transient reason.
+    pub retry_initial: Duration,
+    /// Longest delay between those retries.
+    pub retry_max: Duration,
+}
+
+impl AgentOptions {
+    /// Defaults for the agent of `node`, pod `pod_name`, tasks in `namespace`, journal in `state_dir`.
+    pub fn new(
+        node: impl Into<String>,
+        namespace: impl Into<String>,
+        pod_name: impl Into<String>,
+        state_dir: impl Into<PathBuf>,
+    ) -> Self {
+        AgentOptions {
+            node: node.into(),
+            namespace: namespace.into(),
+            pod_name: pod_name.into(),
+            state_dir: state_dir.into(),
+            journal: JournalLimits::default(),
+            resync: Duration::from_secs(30),
+            takeover_grace: Duration::from_secs(60),
+            retry_initial: Duration::from_millis(200),
+            retry_max: Duration::from_secs(10),
+        }
+    }
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+fn parse_time(s: &str) -> Option<Time> {
+    s.parse::<Timestamp>().ok().map(Time)
+}
+
+/// Why an API write did not happen.
+#[derive(Debug)]
+enum WriteError {
+    /// 409: the object changed since it was read.
+    Conflict,
+    /// 404: the task is gone.
+    Gone,
+    /// The agent is stopping; the write was abandoned (the journal has the result).
+    Stopping,
+    /// Refused for good (422 and the like): retrying the same write would not help.
+    Refused(kube::Error),
+}
+
+fn api_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// Errors worth retrying: the server or the connection failed (an API server restart), or asked
+/// us to slow down. A 4xx other than 408/429 is an answer, not a failure.
+fn transient(e: &kube::Error) -> bool {
+    match api_code(e) {
+        Some(code) => code == 408 || code == 429 || code >= 500,
+        None => true,
+    }
+}
+
+/// The result of one claim attempt.
+#[derive(Debug)]
+pub enum Claim {
+    /// The status now says `Running`, claimed by this agent: run the step.
+    Claimed(Box<NodeTask>),
+    /// The task changed since it was read (409): someone else may hold it. Do not run; read it
+    /// again and decide again.
+    Lost,
+}
+
+/// One claim attempt: replaces `task`'s status with a claim by `pod` (`Running`, `claimedBy`,
+/// one more attempt, `startedAt`), guarded by the `resourceVersion` `task` was read with — the
+/// optimistic concurrency that makes two agents racing for a task run it once.
+pub async fn claim(
+    api: &Api<NodeTask>,
+    task: &NodeTask,
+    pod: &str,
+    message: &str,
+    now: &Time,
+) -> Result<Claim, kube::Error> {
+    let mut object = task.clone();
+    object.status = Some(status::claimed(task.status.as_ref(), pod, message, now));
+    match api
+        .replace_status(&task.name_any(), &PostParams::default(), &object)
+        .await
+    {
+        Ok(claimed) => Ok(Claim::Claimed(Box::new(claimed))),
+        Err(e) if api_code(&e) == Some(409) => Ok(Claim::Lost),
+        Err(e) => Err(e),
+    }
+}
+
+struct Agent<H> {
+    api: Api<NodeTask>,
+    options: AgentOptions,
+    me: Identity,
+    journal: Journal,
+    host: Arc<Mutex<H>>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Runs the agent until `shutdown` completes. Returns an error only when the state directory
+/// cannot be used; every error of a single task is logged and the loop goes on.
+///
+/// Shutdown is clean: a step in progress is finished and journalled, its status write is tried
+/// until it succeeds or shutdown is requested, and an unreported result is reported from the
+/// journal by the next start.
+pub async fn run<H: HostOps>(
+    client: Client,
+    options: AgentOptions,
+    host: H,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (stop_tx, stop) = watch::channel(false);
+    let shutdown_task = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let result = run_until(client, options, host, stop).await;
+    shutdown_task.abort();
+    result
+}
+
+async fn run_until<H: HostOps>(
+    client: Client,
+    options: AgentOptions,
+    host: H,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), Error> {
+    // One agent per state directory: a second one (a DaemonSet rolling update overlapping the
+    // old pod) waits for the lock instead of reading a journal the other is writing.
+    let journal = loop {
+        match Journal::open(&options.state_dir, options.journal) {
+            Ok((journal, corrupt)) => {
+                for c in &corrupt {
+                    warn!(journal = %journal.path().display(), line = c.line, error = %c.error, "corrupt journal line skipped");
+                }
+                break journal;
+            }
+            Err(Error::StateDirInUse { path }) => {
+                info!(state_dir = %path.display(), "state directory in use by another agent, waiting");
+                tokio::select! {
+                    _ = stop.changed() => return Ok(()),
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    for s in journal.state().interrupted() {
+        info!(key = %s.key, task = %s.task_name, attempt = s.attempt, "journal shows an interrupted step; it resumes when its task is seen");
+    }
+    let api: Api<NodeTask> = Api::namespaced(client, &options.namespace);
+    let selector = format!("spec.nodeName={}", options.node);
+    let mut agent = Agent {
+        api: api.clone(),
+        me: Identity {
+            node: options.node.clone(),
+            pod: options.pod_name.clone(),
+        },
+        options,
+        journal,
+        host: Arc::new(Mutex::new(host)),
+        stop: stop.clone(),
+    };
+    info!(node = %agent.me.node, pod = %agent.me.pod, namespace = %agent.options.namespace, "node agent started");
+
+    let mut events = watcher(api, watcher::Config::default().fields(&selector))
+        .default_backoff()
+        .boxed();
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    let mut queue: VecDeque<String> = VecDeque::new();
+    let mut resync = tokio::time::interval(agent.options.resync);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let enqueue = |queue: &mut VecDeque<String>, name: String| {
+        if !queue.contains(&name) {
+            queue.push_back(name);
+        }
+    };
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            event = events.next() => match event {
+                Some(Ok(watcher::Event::Apply(task) | watcher::Event::InitApply(task))) => {
+                    if task.spec.node_name != agent.me.node {
+                        warn!(task = %task.name_any(), node = %task.spec.node_name, "task for another node delivered by the watch; ignored");
+                        continue;
+                    }
+                    let name = task.name_any();
+                    let finished = task.status.as_ref().and_then(|s| s.phase).is_some_and(|p| {
+                        matches!(p, NodeTaskPhase::Succeeded | NodeTaskPhase::Failed)
+                    });
+                    if finished {
+                        // Nothing will ever be done with it: keep it out of the resyncs.
+                        known.remove(&name);
+                        continue;
+                    }
+                    known.insert(name.clone());
+                    enqueue(&mut queue, name);
+                }
+                Some(Ok(watcher::Event::Delete(task))) => {
+                    let name = task.name_any();
+                    known.remove(&name);
+                    queue.retain(|n| *n != name);
+                }
+                Some(Ok(watcher::Event::Init)) => known.clear(),
+                Some(Ok(watcher::Event::InitDone)) => debug!(tasks = known.len(), "NodeTasks listed"),
+                Some(Err(e)) => warn!(error = %e, "watching NodeTasks failed; retrying"),
+                None => {
+                    warn!("the NodeTask watch ended; restarting it");
+                    events = watcher(agent.api.clone(), watcher::Config::default().fields(&selector))
+                        .default_backoff()
+                        .boxed();
+                }
+            },
+            _ = resync.tick() => {
+                for name in &known {
+                    enqueue(&mut queue, name.clone());
+                }
+            }
+            () = std::future::ready(()), if !queue.is_empty() => {
+                if let Some(name) = queue.pop_front() {
+                    agent.process(&name).await;
+                }
+            }
+        }
+    }
+    info!(node = %agent.me.node, "node agent stopped");
+    Ok(())
+}
+
+impl<H: HostOps> Agent<H> {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Sleeps for a retry delay; false when the agent is stopping.
+    async fn backoff(&self, delay: &mut Duration) -> bool {
+        let mut stop = self.stop.clone();
+        let wait = *delay;
+        *delay = (*delay * 2).min(self.options.retry_max);
+        if *stop.borrow() {
+            return false;
+        }
+        tokio::select! {
+            _ = stop.changed() => false,
+            () = tokio::time::sleep(wait) => true,
+        }
+    }
+
+    /// The task as the API server has it now; `None` when it is gone or the agent is stopping.
+    async fn fetch(&self, name: &str) -> Option<NodeTask> {
+        let mut delay = self.options.retry_initial;
+        loop {
+            match self.api.get_opt(name).await {
+                Ok(task) => return task,
+                Err(e) if transient(&e) => {
+                    warn!(task = name, error = %e, "reading the task failed; retrying");
+                    if !self.backoff(&mut delay).await {
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    warn!(task = name, error = %e, "reading the task failed");
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Replaces the task's status, guarded by the `resourceVersion` in `task` (optimistic
+    /// concurrency): a 409 means someone else wrote first. Transient failures are retried.
+    async fn write_status(&self, task: &NodeTask, status: NodeTaskStatus) -> Result<NodeTask, WriteError> {
+        let name = task.name_any();
+        let mut object = task.clone();
+        object.status = Some(status);
+        let mut delay = self.options.retry_initial;
+        loop {
+            match self
+                .api
+                .replace_status(&name, &PostParams::default(), &object)
+                .await
+            {
+                Ok(written) => return Ok(written),
+                Err(e) if api_code(&e) == Some(409) => return Err(WriteError::Conflict),
+                Err(e) if api_code(&e) == Some(404) => return Err(WriteError::Gone),
+                Err(e) if transient(&e) => {
+                    warn!(task = %name, error = %e, "writing the task status failed; retrying");
+                    if !self.backoff(&mut delay).await {
+                        return Err(WriteError::Stopping);
+                    }
+                }
+                Err(e) => return Err(WriteError::Refused(e)),
+            }
+        }
+    }
+
+    /// Looks at one task and does what [`decide`] says. Never fails: problems are logged.
+    async fn process(&mut self, name: &str) {
+        // A conflict means the task changed between the read and the write: read it again and
+        // decide again. A handful of rounds is plenty; the next event or resync comes back to it.
+        for _ in 0..8 {
+            if self.stopping() {
+                return;
+            }
+            let Some(task) = self.fetch(name).await else {
+                return;
+            };
+            let decision = decide(
+                &task,
+                &self.me,
+                self.journal.state(),
+                &now(),
+                self.options.takeover_grace,
+            );
+            let result = match decision {
+                Decision::IgnoreOtherNode { node } => {
+                    warn!(task = name, node = %node, "task is for another node; ignored");
+                    return;
+                }
+                Decision::LeaveAlone(LeaveReason::Finished) => return,
+                Decision::LeaveAlone(LeaveReason::ClaimedByOther { pod }) => {
+                    debug!(task = name, claimed_by = %pod, "task is claimed by another agent; left to it");
+                    return;
+                }
+                Decision::RefuseReusedKey { message } => {
+                    warn!(task = name, %message, "idempotency key reused; task failed without running");
+                    self.fail_without_running(&task, reason::KEY_REUSED, message)
+                        .await
+                }
+                Decision::Report(earlier) => self.report_from_journal(&task, *earlier).await,
+                Decision::Run(why) => self.claim_and_run(&task, why).await,
+            };
+            match result {
+                Ok(()) | Err(WriteError::Gone | WriteError::Stopping) => return,
+                Err(WriteError::Conflict) => {
+                    debug!(task = name, "the task changed meanwhile (409); reading it again");
+                }
+                Err(WriteError::Refused(e)) => {
+                    warn!(task = name, error = %e, "the API server refused the status");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn fail_without_running(
+        &self,
+        task: &NodeTask,
+        why: &'static str,
+        message: String,
+    ) -> Result<(), WriteError> {
+        let done = Completion {
+            succeeded: false,
+            exit_code: None,
+            output: String::new(),
+            message,
+            reason: why,
+            started_at: None,
+            finished_at: now(),
+        };
+        let status = status::completed(task.status.as_ref(), &self.me.pod, &done);
+        self.write_status(task, status).await.map(|_| ())
+    }
+
+    async fn report_from_journal(&self, task: &NodeTask, earlier: EarlierResult) -> Result<(), WriteError> {
+        let EarlierResult {
+            started,
+            finished,
+            same_task,
+        } = earlier;
+        let key = &task.spec.idempotency_key;
+        let message = if same_task {
+            format!(
+                "reported from the journal after an agent restart (the step finished at {} and is not run again): {}",
+                finished.at, finished.message
+            )
+        } else {
+            let by = started.as_ref().map_or_else(
+                || "an earlier task".to_owned(),
+                |s| format!("task {} (uid {})", s.task_name, s.task_uid),
+            );
+            format!(
+                "idempotency key {key} already ran on this node ({by}, finished at {}); its result is reported and the step is not run again: {}",
+                finished.at, finished.message
+            )
+        };
+        let done = Completion {
+            succeeded: finished.code == 0,
+            exit_code: Some(finished.code),
+            output: finished.output_tail.clone(),
+            message,
+            reason: reason::FROM_JOURNAL,
+            started_at: started.as_ref().and_then(|s| parse_time(&s.at)),
+            finished_at: parse_time(&finished.at).unwrap_or_else(now),
+        };
+        let status = status::completed(task.status.as_ref(), &self.me.pod, &done);
+        self.write_status(task, status).await?;
+        info!(task = %task.name_any(), key = %key, code = finished.code, "reported from the journal without running");
+        Ok(())
+    }
+
+    async fn claim_and_run(&mut self, task: &NodeTask, why: RunReason) -> Result<(), WriteError> {
+        let name = task.name_any();
+        let plan = match catalogue::plan(&task.spec.step, &task.spec.args) {
+            Ok(plan) => plan,
+            Err(e) => {
+                warn!(task = %name, error = %e, "invalid step; task failed without running");
+                return self
+                    .fail_without_running(task, reason::INVALID_STEP, format!("{e}; nothing was run"))
+                    .await;
+            }
+        };
+        let prefix = match &why {
+            RunReason::Fresh => String::new(),
+            RunReason::ResumeInterrupted { attempt, at } => format!(
+                "resumed after an interruption (attempt {attempt}, started {at}, never finished; the step is idempotent and checks first): "
+            ),
+            RunReason::RerunOwnClaim => {
+                "run again: this agent had claimed the task but its journal has no record of it: ".to_owned()
+            }
+            RunReason::TakeOver { from } => {
+                format!("taken over from {from}, whose claim outlived the task's timeout: ")
+            }
+        };
+        let message = format!("{prefix}running {}", task.spec.step);
+        let mut delay = self.options.retry_initial;
+        let claimed = loop {
+            match claim(&self.api, task, &self.me.pod, &message, &now()).await {
+                Ok(Claim::Claimed(claimed)) => break *claimed,
+                Ok(Claim::Lost) => {
+                    info!(task = %name, "claim lost: the task changed since it was read (409); not running it");
+                    return Err(WriteError::Conflict);
+                }
+                Err(e) if api_code(&e) == Some(404) => return Err(WriteError::Gone),
+                Err(e) if transient(&e) => {
+                    warn!(task = %name, error = %e, "claiming the task failed; retrying");
+                    if !self.backoff(&mut delay).await {
+                        return Err(WriteError::Stopping);
+                    }
+                }
+                Err(e) => return Err(WriteError::Refused(e)),
+            }
+        };
+        let attempt = claimed.status.as_ref().map_or(1, |s| s.attempts);
+        info!(task = %name, step = %task.spec.step, attempt, reason = ?why, "claimed");
+
+        let started = Started {
+            key: task.spec.idempotency_key.clone(),
+            task_uid: task.metadata.uid.clone().unwrap_or_default(),
+            task_name: name.clone(),
+            step: task.spec.step.clone(),
+            args: task.spec.args.clone(),
+            attempt,
+            at: now().0.to_string(),
+        };
+        if let Err(e) = self.journal.append(Record::Started(started)) {
+            warn!(task = %name, error = %e, "cannot journal the step; not running it");
+            let done = Completion {
+                succeeded: false,
+                exit_code: None,
+                output: String::new(),
+                message: format!("the agent could not write its journal, so it did not run the step: {e}"),
+                reason: reason::JOURNAL_FAILED,
+                started_at: None,
+                finished_at: now(),
+            };
+            let pod = self.me.pod.clone();
+            return self
+                .report_until_written(claimed, |t| status::completed(t.status.as_ref(), &pod, &done))
+                .await;
+        }
+
+        let outcome = self.execute(&plan, task.spec.timeout_seconds).await;
+        let message = format!("{prefix}{}", outcome.message);
+        let finished = Finished {
+            key: task.spec.idempotency_key.clone(),
+            code: outcome.code,
+            output_tail: status::tail_chars(&outcome.output, self.journal.limits().output_tail_chars)
+                .to_owned(),
+            message: message.clone(),
+            at: now().0.to_string(),
+        };
+        if let Err(e) = self.journal.append(Record::Finished(finished.clone())) {
+            // The result is still reported; a restart before the write would re-run the step,
+            // which its check makes harmless.
+            warn!(task = %name, error = %e, "cannot journal the result");
+        }
+        info!(task = %name, code = outcome.code, "step finished");
+        let succeeded = outcome.succeeded();
+        let done = Completion {
+            succeeded,
+            exit_code: Some(outcome.code),
+            output: outcome.output,
+            message,
+            reason: if succeeded {
+                reason::SUCCEEDED
+            } else if outcome.code == EXIT_TIMED_OUT {
+                reason::TIMED_OUT
+            } else {
+                reason::STEP_FAILED
+            },
+            started_at: None,
+            finished_at: parse_time(&finished.at).unwrap_or_else(now),
+        };
+        let pod = self.me.pod.clone();
+        self.report_until_written(claimed, |t| status::completed(t.status.as_ref(), &pod, &done))
+            .await
+    }
+
+    /// Writes the final status of a task this agent claimed. On a conflict it reads the task
+    /// again and writes again as long as the claim is still this agent's; a task someone else
+    /// changed meanwhile keeps their change (the journal keeps the result).
+    async fn report_until_written(
+        &self,
+        mut claimed: NodeTask,
+        build: impl Fn(&NodeTask) -> NodeTaskStatus,
+    ) -> Result<(), WriteError> {
+        for _ in 0..8 {
+            match self.write_status(&claimed, build(&claimed)).await {
+                Ok(_) => return Ok(()),
+                Err(WriteError::Conflict) => {
+                    let name = claimed.name_any();
+                    let Some(fresh) = self.fetch(&name).await else {
+                        return Err(WriteError::Gone);
+                    };
+                    let still_ours = fresh.status.as_ref().is_some_and(|s| {
+                        s.phase == Some(NodeTaskPhase::Running)
+                            && s.claimed_by.as_deref() == Some(self.me.pod.as_str())
+                    });
+                    if !still_ours {
+                        warn!(task = %name, "the task was changed by someone else while the step ran; result kept in the journal only");
+                        return Ok(());
+                    }
+                    claimed = fresh;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // Still conflicting after several fresh reads: leave it to the next event or resync,
+        // which reports the result from the journal.
+        Err(WriteError::Conflict)
+    }
+
+    /// Runs a plan on the host. The host is behind a mutex and called from `spawn_blocking`:
+    /// host commands are blocking processes that must not stall the runtime (the watch and the
+    /// status writes go on), and the mutex serialises them, so a step that outlived its timeout
+    /// still holds the host and the next step waits instead of overlapping it.
+    async fn execute(&self, plan: &Plan, timeout_seconds: i32) -> StepOutcome {
+        let timeout = Duration::from_secs(u64::try_from(timeout_seconds.max(1)).unwrap_or(1));
+        let deadline = Instant::now() + timeout;
+        let host = Arc::clone(&self.host);
+        let job = plan.clone();
+        let blocking = tokio::task::spawn_blocking(move || {
+            let mut host = host.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            job.execute(&mut *host, Some(deadline))
+        });
+        match tokio::time::timeout(timeout, blocking).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => StepOutcome {
+                code: 1,
+                output: String::new(),
+                message: format!("the step did not complete: {e}"),
+            },
+            Err(_) => StepOutcome {
+                code: EXIT_TIMED_OUT,
+                output: String::new(),
+                message: format!(
+                    "timed out after {timeout_seconds}s (a host command may still be running; the next step waits for it)"
+                ),
+            },
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Every mutating step of the catalogue, run twice against the simulated edge world (whose tools
+//! print the real tools' formats): the first run mutates, the second finds it already done and
+//! runs only its check. No API server here — this is the catalogue meeting real output formats.
+
+// Test code: a failed expectation is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{SimHost, count};
+use nodewright_agent_shim::plan;
+use nodewright_legacy_sim::host::{DEFAULT_EPOCH, NodeSpec, World};
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Runs a step twice; returns the two outcomes' messages after checking the second mutated nothing.
+fn twice(host: &mut SimHost, step: &str, a: &[&str]) -> (String, String) {
+    let p = plan(step, &args(a)).unwrap();
+    let first = p.execute(host, None);
+    assert_eq!(first.code, 0, "{step} {a:?}: {first:?}");
+    let before = host.ran().len();
+    let second = p.execute(host, None);
+    assert_eq!(second.code, 0, "{step} {a:?} again: {second:?}");
+    assert_eq!(host.ran().len(), before + 1, "{step} again runs only its check");
+    assert!(second.message.starts_with("already done"), "{}", second.message);
+    (first.message, second.message)
+}
+
+#[test]
+fn every_linstor_step_mutates_once_and_is_already_done_the_second_time() {
+    let specs = [
+        NodeSpec::edge("edge-1", "10.10.100.11")
+            .with_controller()
+            .with_pool("pool0", "vg0/thinpool", 100),
+        NodeSpec::edge("edge-2", "10.10.100.12"),
+    ];
+    let world = Arc::new(Mutex::new(World::from_specs(1, DEFAULT_EPOCH, &specs).unwrap()));
+    let mut host = SimHost::new(&world, "edge-1");
+
+    twice(&mut host, "linstor-node-create", &["edge-2", "10.10.100.12"]);
+    twice(
+        &mut host,
+        "storage-pool-create",
+        &["edge-2", "pool0", "vg0/thinpool"],
+    );
+    twice(&mut host, "resource-create", &["edge-2", "pvc-1", "pool0"]);
+    twice(&mut host, "resource-delete", &["edge-2", "pvc-1"]);
+    twice(&mut host, "linstor-node-delete", &["edge-2"]);
+
+    let ran = host.ran();
+    for words in [
+        &[
+            "node",
+            "create",
+            "edge-2",
+            "10.10.100.12",
+            "--node-type",
+            "satellite",
+        ][..],
+        &[
+            "storage-pool",
+            "create",
+            "lvmthin",
+            "edge-2",
+            "pool0",
+            "vg0/thinpool",
+        ],
+        &["resource", "create", "edge-2", "pvc-1", "--storage-pool", "pool0"],
+        &["resource", "delete", "edge-2", "pvc-1"],
+        &["node", "delete", "edge-2"],
+    ] {
+        assert_eq!(count(&ran, words), 1, "{words:?} ran once");
+    }
+}
+
+#[test]
+fn bond_set_active_flips_the_active_slave_once_and_refuses_a_slave_that_is_not_the_bonds() {
+    let specs = [NodeSpec::edge("edge-1", "10.10.100.11").with_bond("bond0", "active-backup", 100)];
+    let world = Arc::new(Mutex::new(World::from_specs(1, DEFAULT_EPOCH, &specs).unwrap()));
+    let mut host = SimHost::new(&world, "edge-1");
+
+    let p = plan("bond-set-active", &args(&["bond0", "eno1"])).unwrap();
+    let out = p.execute(&mut host, None);
+    assert_eq!(out.code, 0, "{out:?}");
+    let active_first = if out.message.starts_with("already done") {
+        "eno1"
+    } else {
+        "eno2"
+    };
+    let target = if active_first == "eno1" { "eno2" } else { "eno1" };
+
+    let (first, _) = twice(&mut host, "bond-set-active", &["bond0", target]);
+    assert_eq!(first, "done");
+    let proc_bond = world
+        .lock()
+        .unwrap()
+        .exec(
+            "edge-1",
+            &args(&["ip", "-d", "link", "show", "dev", "bond0"]),
+            &[],
+        )
+        .stdout_str();
+    assert!(
+        proc_bond.contains(&format!("active_slave {target}")),
+        "{proc_bond}"
+    );
+    assert_eq!(
+        count(
+            &host.ran(),
+            &[
+                "ip",
+                "link",
+                "set",
+                "dev",
+                "bond0",
+                "type",
+                "bond",
+                "active_slave",
+                target
+            ]
+        ),
+        1
+    );
+
+    let refused = plan("bond-set-active", &args(&["bond0", "lo"]))
+        .unwrap()
+        .execute(&mut host, None);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.message.contains("lo is not a slave of bond0"),
+        "{}",
+        refused.message
+    );
+}
+
+#[test]
+fn read_only_steps_return_the_tools_output() {
+    let specs = [NodeSpec::edge("edge-1", "10.10.100.11")
+        .with_controller()
+        .with_pool("pool0", "vg0/thinpool", 100)];
+    let world = Arc::new(Mutex::new(World::from_specs(1, DEFAULT_EPOCH, &specs).unwrap()));
+    let mut host = SimHost::new(&world, "edge-1");
+    for (step, needle) in [
+        ("linstor-node-list", "┊ edge-1 "),
+        ("linstor-storage-pool-list", "┊ pool0 "),
+        ("linstor-resource-list", "ResourceName"),
+    ] {
+        let out = plan(step, &[]).unwrap().execute(&mut host, None);
+        assert_eq!(out.code, 0, "{step}: {out:?}");
+        assert!(out.output.contains(needle), "{step}: {}", out.output);
+    }
+    // Without the DRBD module, `drbdadm status` fails as the real one does, and the task says so.
+    let drbd = plan("drbd-status", &[]).unwrap();
+    let out = drbd.execute(&mut host, None);
+    assert_eq!(out.code, 20, "{out:?}");
+    assert!(out.output.contains("generic netlink"), "{}", out.output);
+    assert_eq!(out.message, "`drbdadm status` failed with exit code 20");
+    world
+        .lock()
+        .unwrap()
+        .exec("edge-1", &args(&["modprobe", "drbd"]), &[]);
+    let out = drbd.execute(&mut host, None);
+    assert_eq!(out.code, 0, "{out:?}");
+}
