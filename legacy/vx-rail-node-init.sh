@@ -20,9 +20,12 @@
 # (see VXR-402, the double-upgrade at a two-node site) and is why writes to the cluster-state
 # ConfigMap are whole-blob overwrites: the last writer wins.
 #
-# Usage: vx-rail-node-init.sh run|once
+# Usage: vx-rail-node-init.sh run|once|step <name> [args...]
 #   run   loop forever, sleeping $VXR_INTERVAL seconds between iterations
 #   once  one iteration, exit with its status
+#   step  run one host step for Nodewright and exit: 0 done, 1 failed, 2 bad usage (lib/step.sh)
+#
+# Workflows Nodewright has taken over (ConfigMap nodewright-takeover) are skipped: lib/takeover.sh.
 #
 # Host boundary: legacy/HOST-INTERFACE.md. Do not add a host command without adding it there.
 
@@ -66,6 +69,8 @@ source "$VXR_LIB/util.sh"
 source "$VXR_LIB/kube.sh"
 # shellcheck source=lib/host.sh
 source "$VXR_LIB/host.sh"
+# shellcheck source=lib/takeover.sh
+source "$VXR_LIB/takeover.sh"
 # shellcheck source=lib/snapshot.sh
 source "$VXR_LIB/snapshot.sh"
 # shellcheck source=lib/bootstrap.sh
@@ -84,6 +89,8 @@ source "$VXR_LIB/boot.sh"
 source "$VXR_LIB/upgrade.sh"
 # shellcheck source=lib/report.sh
 source "$VXR_LIB/report.sh"
+# shellcheck source=lib/step.sh
+source "$VXR_LIB/step.sh"
 
 # One iteration. Runs in a subshell (see run_iteration) so that `set -e` ends the iteration, not
 # the DaemonSet pod, and so that no snapshot variable survives into the next iteration.
@@ -96,13 +103,30 @@ iteration() {
     load_node_conf
     snapshot_read
 
-    CURRENT_STEP=bootstrap; bootstrap_run
+    # A workflow Nodewright owns (takeover.sh) is skipped; what later steps read from it is still
+    # computed from the snapshot, without acting on it.
+    CURRENT_STEP=bootstrap
+    if takeover_operator bootstrap; then
+        takeover_skip bootstrap bootstrap
+        bootstrap_observe
+    else
+        bootstrap_run
+    fi
     CURRENT_STEP=network;   network_run
     CURRENT_STEP=storage;   storage_run
-    CURRENT_STEP=migration; migration_run
-    CURRENT_STEP=taints;    taints_run
-    CURRENT_STEP=boot;      boot_recovery_run
-    CURRENT_STEP=upgrade;   upgrade_run
+    CURRENT_STEP=migration
+    if takeover_operator migration; then takeover_skip migration migration; else migration_run; fi
+    CURRENT_STEP=taints
+    if takeover_operator taints; then
+        takeover_skip taints taints
+        taints_reason
+    else
+        taints_run
+    fi
+    CURRENT_STEP=boot
+    if takeover_operator boot-recovery; then takeover_skip boot boot-recovery; else boot_recovery_run; fi
+    CURRENT_STEP=upgrade
+    if takeover_operator storage-upgrade; then takeover_skip upgrade storage-upgrade; else upgrade_run; fi
     CURRENT_STEP=report;    report_run
     CURRENT_STEP=finished
 }
@@ -146,8 +170,12 @@ main() {
                 sleep "$VXR_INTERVAL"
             done
             ;;
+        step)
+            shift
+            step_main "$@"
+            ;;
         *)
-            printf 'usage: %s run|once\n' "${0##*/}" >&2
+            printf 'usage: %s run|once|step <name> [args...]\n' "${0##*/}" >&2
             exit 2
             ;;
     esac

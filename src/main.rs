@@ -1,6 +1,7 @@
 //! `nodewright`: the command-line entry point. It parses arguments and hands each subcommand to
 //! its module; nothing else lives here.
 
+mod agent;
 mod bridge;
 mod cluster;
 mod dev;
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the node agent on one node: claim its NodeTasks, run their host steps, report the results.
+    Agent(Box<agent::Args>),
     /// Run the read-only observation bridge against a cluster, or once over an offline bundle.
     Bridge(Box<bridge::Args>),
     /// Print every Nodewright CustomResourceDefinition as YAML.
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Crds => nodewright_api::crds_yaml()
             .map(|yaml| out(&yaml))
             .map_err(anyhow::Error::from),
+        Command::Agent(args) => agent::run(*args),
         Command::Bridge(args) => bridge::run(*args),
         Command::Dev(args) => dev::run(args),
         Command::Operator(args) => operator::run(*args),

@@ -1,7 +1,8 @@
-//! The chart's bridge RBAC against a real API server: rendered by helm, applied, and asked with
-//! `kubectl auth can-i --as` what the bridge's ServiceAccount may do. The bridge is an observer: it
-//! reads what the legacy script owns and writes only Nodewright's own resources, Events and its
-//! leader Lease, in its own namespace.
+//! The chart's RBAC against a real API server: rendered by helm, applied, and asked with
+//! `kubectl auth can-i --as` (and SelfSubjectRulesReviews) what each ServiceAccount may do. The
+//! bridge is an observer: it reads what the legacy script owns and writes only Nodewright's own
+//! resources, Events and its leader Lease, in its own namespace. The operator and the agent, off by
+//! default, get exactly what their loops use when enabled.
 
 // Test code: a failed expectation is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,6 +17,7 @@ use serde_json::Value;
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/nodewright");
 const RELEASE: &str = "nw";
 const DAEMONSET: &str = "vx-rail-node-init";
+const ENABLE_ALL: &str = "operator.enabled=true,agent.enabled=true";
 
 /// The chart installed in a fresh namespace, observing a fresh legacy namespace.
 struct Installed {
@@ -46,8 +48,8 @@ fn output(mut cmd: Command, stdin: Option<&str>) -> (bool, String, String) {
     )
 }
 
-/// `helm template` with the helm that testenv/build.sh builds beside kubectl.
-fn render(namespace: &str, legacy: &str) -> String {
+/// `helm template` with the helm that testenv/build.sh builds beside kubectl, with extra `--set`s.
+fn render(namespace: &str, legacy: &str, set: &[&str]) -> String {
     let helm = nodewright_testenv::default_bin_dir().join("helm");
     assert!(
         helm.is_file(),
@@ -57,6 +59,9 @@ fn render(namespace: &str, legacy: &str) -> String {
     let mut helm = Command::new(helm);
     helm.args(["template", RELEASE, CHART, "--namespace", namespace])
         .args(["--set", &format!("legacy.namespace={legacy}")]);
+    for value in set {
+        helm.args(["--set", value]);
+    }
     let (ok, stdout, stderr) = output(helm, None);
     assert!(ok, "helm template failed: {stderr}");
     stdout
@@ -76,9 +81,10 @@ async fn install(prefix: &str) -> Installed {
     nodewright_testenv::install_crds(&ctx.client, &nodewright_api::crds())
         .await
         .unwrap();
-    // Everything, the Deployment and Service too: the server validates them, though with no
-    // scheduler or kubelet here the bridge never runs.
-    let manifest = render(&ctx.namespace, &legacy);
+    // Everything, with the operator and the agent enabled, the Deployments, DaemonSet, Service
+    // and admission policy too: the server validates them, though with no scheduler or kubelet
+    // here nothing runs.
+    let manifest = render(&ctx.namespace, &legacy, &[ENABLE_ALL]);
     let mut apply = ctx.control_plane.kubectl();
     apply.args(["apply", "--server-side", "-f", "-"]);
     let (ok, stdout, stderr) = output(apply, Some(&manifest));
@@ -153,13 +159,21 @@ impl Installed {
         rules
     }
 
-    /// What the chart grants the bridge in `namespace`: its rules less those of a ServiceAccount
-    /// nobody bound anything to, which every authenticated user has (self-reviews, and whatever
-    /// else this Kubernetes version gives everyone, e.g. reading ClusterTrustBundles).
+    /// What the chart grants the bridge in `namespace`.
     fn granted(&self, namespace: &str) -> BTreeSet<String> {
-        let nobody = format!("system:serviceaccount:{}:nobody", self.ctx.namespace);
+        self.granted_to("bridge", namespace)
+    }
+
+    /// What the chart grants the ServiceAccount of `component` (bridge, operator, agent) in
+    /// `namespace`: its rules less those of a ServiceAccount nobody bound anything to, which every
+    /// authenticated user has (self-reviews, and whatever else this Kubernetes version gives
+    /// everyone, e.g. reading ClusterTrustBundles).
+    fn granted_to(&self, component: &str, namespace: &str) -> BTreeSet<String> {
+        let ns = &self.ctx.namespace;
+        let nobody = format!("system:serviceaccount:{ns}:nobody");
+        let sa = format!("system:serviceaccount:{ns}:{RELEASE}-{component}");
         let baseline = self.rules(&nobody, namespace);
-        self.rules(&self.sa, namespace)
+        self.rules(&sa, namespace)
             .difference(&baseline)
             .cloned()
             .collect()
@@ -357,4 +371,162 @@ async fn the_bridges_complete_permissions_are_exactly_the_read_only_set() {
             );
         }
     }
+}
+
+#[test]
+fn by_default_the_chart_renders_neither_the_operator_nor_the_agent() {
+    let manifest = render("nodewright", "kube-system", &[]);
+    for component in ["operator", "agent"] {
+        assert!(
+            !manifest.contains(&format!("app.kubernetes.io/component: {component}")),
+            "{component} rendered by default:\n{manifest}"
+        );
+    }
+    for kind in ["DaemonSet", "ValidatingAdmissionPolicy"] {
+        assert!(
+            !manifest.contains(&format!("kind: {kind}")),
+            "{kind} rendered by default"
+        );
+    }
+    // And with both enabled, each is there: a Deployment, a DaemonSet and the own-node policy.
+    let manifest = render("nodewright", "kube-system", &[ENABLE_ALL]);
+    for name in [
+        "kind: Deployment\nmetadata:\n  name: nw-operator",
+        "kind: DaemonSet\nmetadata:\n  name: nw-agent",
+        "kind: ValidatingAdmissionPolicy\nmetadata:\n  name: nodewright-nw-agent-own-node",
+        "kind: ValidatingAdmissionPolicyBinding\nmetadata:\n  name: nodewright-nw-agent-own-node",
+    ] {
+        assert!(manifest.contains(name), "{name} missing:\n{manifest}");
+    }
+}
+
+#[tokio::test]
+async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
+    let it = install("chart-operator").await;
+    let nodes = [("get,list,watch,patch", "/nodes[]")];
+    let legacy = [
+        ("get,list,watch", "/configmaps[]"),
+        ("get,list,watch", "/pods[]"),
+        ("get", "/pods/log[]"),
+        ("get", "apps/daemonsets[vx-rail-node-init]"),
+        // create too: the operator creates it by server-side apply, which is authorized by name.
+        ("create,patch,update", "/configmaps[nodewright-takeover]"),
+    ];
+    let own = [
+        ("get,list,watch", "nodewright.io/edgeclusters[]"),
+        ("patch,update", "nodewright.io/edgeclusters/status[]"),
+        ("get,list,watch", "nodewright.io/migrations[]"),
+        ("patch,update", "nodewright.io/migrations/status[]"),
+        ("get,list,watch,create,delete", "nodewright.io/nodetasks[]"),
+        ("get,create,update", "coordination.k8s.io/leases[]"),
+        ("create,patch", "events.k8s.io/events[]"),
+    ];
+    let with_nodes = |specs: &[(&str, &str)]| {
+        let mut all = expand(&nodes);
+        all.extend(expand(specs));
+        all
+    };
+    assert_eq!(
+        it.granted_to("operator", &it.legacy),
+        with_nodes(&legacy),
+        "in the legacy namespace"
+    );
+    assert_eq!(
+        it.granted_to("operator", &it.ctx.namespace),
+        with_nodes(&own),
+        "in its own namespace"
+    );
+    assert_eq!(
+        it.granted_to("operator", &it.other),
+        with_nodes(&[]),
+        "in any other namespace"
+    );
+}
+
+#[tokio::test]
+async fn the_agents_complete_permissions_are_its_namespaces_nodetasks_and_their_status() {
+    let it = install("chart-agent").await;
+    let own = [
+        ("get,list,watch", "nodewright.io/nodetasks[]"),
+        ("update,patch", "nodewright.io/nodetasks/status[]"),
+    ];
+    assert_eq!(
+        it.granted_to("agent", &it.ctx.namespace),
+        expand(&own),
+        "in its own namespace"
+    );
+    // Nothing cluster-wide, nothing in the legacy namespace or any other.
+    assert_eq!(it.granted_to("agent", &it.legacy), BTreeSet::new());
+    assert_eq!(it.granted_to("agent", &it.other), BTreeSet::new());
+}
+
+/// A client acting as the chart's `component` ServiceAccount, with the groups its token carries.
+async fn as_service_account(it: &Installed, component: &str) -> kube::Client {
+    let path = it.ctx.control_plane.kubeconfig();
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).unwrap();
+    let options = kube::config::KubeConfigOptions::default();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .unwrap();
+    let ns = &it.ctx.namespace;
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{ns}:{RELEASE}-{component}"));
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".to_owned(),
+        format!("system:serviceaccounts:{ns}"),
+        "system:authenticated".to_owned(),
+    ]);
+    kube::Client::try_from(config).unwrap()
+}
+
+#[tokio::test]
+async fn the_operator_creates_and_applies_the_takeover_configmap_and_writes_no_other() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+
+    let it = install("chart-takeover").await;
+    let admin: Api<ConfigMap> = Api::namespaced(it.ctx.client.clone(), &it.legacy);
+    let state: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "vx-rail-cluster-state"},
+        "data": {"phase": "multi-node"},
+    }))
+    .unwrap();
+    admin.create(&PostParams::default(), &state).await.unwrap();
+
+    let operator: Api<ConfigMap> = Api::namespaced(as_service_account(&it, "operator").await, &it.legacy);
+    // What parity/src/run.rs sends: a forced server-side apply, which creates it the first time.
+    let apply = |name: &str, value: &str| {
+        let cm = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name},
+            "data": {"takeover-generation": value},
+        });
+        let operator = operator.clone();
+        let name = name.to_owned();
+        async move {
+            operator
+                .patch(
+                    &name,
+                    &PatchParams::apply("nodewright-operator").force(),
+                    &Patch::Apply(&cm),
+                )
+                .await
+        }
+    };
+    apply("nodewright-takeover", "1").await.unwrap();
+    apply("nodewright-takeover", "2").await.unwrap();
+    let takeover = admin.get("nodewright-takeover").await.unwrap();
+    assert_eq!(takeover.data.unwrap()["takeover-generation"], "2");
+
+    let forbidden = |result: Result<ConfigMap, kube::Error>| match result {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => panic!("expected 403, got {other:?}"),
+    };
+    forbidden(apply("vx-rail-cluster-state", "1").await);
+    forbidden(apply("vx-rail-node-edge-9", "1").await);
+    let other: ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "anything"}})).unwrap();
+    forbidden(operator.create(&PostParams::default(), &other).await);
+    let state = admin.get("vx-rail-cluster-state").await.unwrap();
+    assert_eq!(state.data.unwrap()["phase"], "multi-node");
 }

@@ -1181,6 +1181,11 @@ fn migration(
 ) -> Option<Observed<MigrationSpec, MigrationStatus>> {
     let state = index.cluster.as_ref()?;
     let m = state.migration.value.as_ref()?;
+    // The operator mirrors the migrations it owns into the legacy key (so that the scripts hold
+    // their upgrades); those have their own Migration object already.
+    if m.unknown.get("owner").map(String::as_str) == Some("operator") {
+        return None;
+    }
     let (key, source) = crate::index::migration_key(m, state.cluster.value.as_ref());
     // Named by what it migrates, so that it is one object from the request to the end.
     let Some(source) = source else {
@@ -1669,6 +1674,23 @@ mod tests {
         assert_eq!(m.spec.replicas, Some(2));
         assert_eq!(m.status.phase, Some(MigrationPhase::Completed));
         assert_eq!(cond(&m.status.conditions, ct::COMPLETE), ("True", "Completed"));
+    }
+
+    #[test]
+    fn a_migration_the_operator_mirrors_into_the_legacy_key_is_not_observed_as_a_legacy_one() {
+        let mut index = site();
+        index.apply_config_map(
+            &config_map(
+                "vx-rail-cluster-state",
+                &[(
+                    "migration",
+                    "phase=PREFLIGHT;source=edge-1;joining=edge-2;replicas=2;since=1714558100;owner=operator",
+                )],
+            ),
+            NOW,
+        );
+        let obs = observe(&index, &ObserveConfig::default(), NOW, None);
+        assert!(obs.migrations.is_empty(), "{:?}", obs.migrations);
     }
 
     #[test]

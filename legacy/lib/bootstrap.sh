@@ -57,6 +57,14 @@ bootstrap_run() {
     fi
 }
 
+# bootstrap_observe: while Nodewright owns bootstrap (takeover.sh), what the bootstrap step would
+# have concluded without acting: a member's role is its member row's. Nothing is written.
+bootstrap_observe() {
+    if [[ -n $(member_field "$S_MEMBERS" "$NODE_NAME" node) ]]; then
+        S_ROLE=$(member_field "$S_MEMBERS" "$NODE_NAME" role)
+    fi
+}
+
 bootstrap_init_cluster() {
     local now=$1 cluster members plan topology=single replicas=1
     # A site built multi-node from day one has SITE_TOPOLOGY=multi on its first node: no migration.

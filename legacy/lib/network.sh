@@ -11,7 +11,11 @@ network_run() {
     NET_STATE=ok
     network_assemble
     bond_watch_failover
-    bond_apply_flip_request
+    if takeover_operator bond-flip; then
+        takeover_skip network bond-flip
+    else
+        bond_apply_flip_request
+    fi
     network_summary
 }
 
@@ -132,12 +136,8 @@ bond_apply_flip_request() {
         id="$(blob_get "$req" id)"
     case $action in
         active)
-            if [[ " $BOND_SLAVES_NOW " != *" $value "* ]]; then
-                rc=1; msg="not a slave of $CONF_BOND_NAME"
-            elif [[ $BOND_MODE_NOW != active-backup && $BOND_MODE_NOW != balance-tlb && $BOND_MODE_NOW != balance-alb ]]; then
-                rc=1; msg="mode $BOND_MODE_NOW has no active slave"
-            elif [[ $(carrier "$value") != 1 ]]; then
-                rc=1; msg="$value has no carrier"
+            if msg=$(bond_active_refused "$CONF_BOND_NAME" "$value"); then
+                rc=1
             elif ! host_do network ip link set dev "$CONF_BOND_NAME" type bond active_slave "$value"; then
                 rc=1; msg="ip link set active_slave failed"
             fi
@@ -170,6 +170,21 @@ bond_apply_flip_request() {
     if [[ ${BOND_ACTIVE_NOW:-none} != "$S_ANN_BOND_ACTIVE" ]]; then
         annotate "$NODE_NAME" "bond-active=${BOND_ACTIVE_NOW:-none}"
         S_ANN_BOND_ACTIVE=${BOND_ACTIVE_NOW:-none}
+    fi
+}
+
+# bond_active_refused BOND SLAVE: after bond_read BOND, prints why SLAVE cannot be made the active
+# slave and succeeds, or fails when it can. Used by flip requests and by step bond-set-active.
+bond_active_refused() {
+    local b=$1 s=$2
+    if [[ " $BOND_SLAVES_NOW " != *" $s "* ]]; then
+        printf '%s' "not a slave of $b"
+    elif [[ $BOND_MODE_NOW != active-backup && $BOND_MODE_NOW != balance-tlb && $BOND_MODE_NOW != balance-alb ]]; then
+        printf '%s' "mode $BOND_MODE_NOW has no active slave"
+    elif [[ $(carrier "$s") != 1 ]]; then
+        printf '%s' "$s has no carrier"
+    else
+        return 1
     fi
 }
 

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # End of iteration: what this node reports about itself.
-#   node ConfigMap vx-rail-node-<node>: status (blob), heartbeat, script-version, drbd-status
+#   node ConfigMap vx-rail-node-<node>: status (blob), heartbeat, script-version, drbd-status,
+#       and takeover-generation while a takeover ConfigMap exists (see takeover.sh)
 #   Node annotations: vx-rail.io/state, vx-rail.io/last-run (on every exit, see on_iteration_exit)
 
 report_run() {
@@ -29,8 +30,11 @@ report_run() {
     status+=";upgrade=${upstate}"
     status+=";drbd_version=$(installed_version)"
 
+    # The takeover acknowledgement: the generation this iteration read (only when there is one).
+    local -a ack=()
+    ((${TAKEOVER_EXISTS:-0} == 0)) || ack=(takeover-generation "$TAKEOVER_GENERATION")
     cm_patch "$NODE_CM" status "$status" heartbeat "$(now_rfc3339)" script-version "$VXR_VERSION" \
-        drbd-status "$DRBD_RAW"
+        drbd-status "$DRBD_RAW" "${ack[@]}"
     if [[ $S_ANN_STATE != "$state" ]]; then
         log info report "node state changed" from="${S_ANN_STATE:-none}" to="$state"
         annotate "$NODE_NAME" "state=$state"

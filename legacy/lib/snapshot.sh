@@ -7,6 +7,9 @@
 # on state up to one iteration old, and two nodes can act on the same old state.
 
 snapshot_read() {
+    # First, so that every node's reads stay in the same order as before the takeover existed.
+    takeover_read || return 1
+
     S_CLUSTER_EXISTS=0
     S_CLUSTER=""
     S_MEMBERS=""
@@ -70,6 +73,19 @@ snapshot_read() {
     # /var/lib/vx-rail) whose annotation matches this boot has recovered already.
     if ((BOOT_PENDING == 1)) && [[ -z $BOOT_ID_LAST && $S_ANN_BOOT_ID == "$BOOT_ID_NOW" ]]; then
         log info snapshot "boot id found on the Node only, recording it on the host" boot_id="$BOOT_ID_NOW"
+        mkdir -p "$STATE_DIR"
+        printf '%s\n' "$BOOT_ID_NOW" >"$STATE_DIR/last-boot-id"
+        BOOT_ID_LAST=$BOOT_ID_NOW
+        BOOT_PENDING=0
+    fi
+
+    # While Nodewright owns boot recovery it records a recovered boot as the script does, in the
+    # Node's vx-rail.io/boot-id annotation: a boot with that id is recovered, and the script keeps
+    # its own record in step so that it does not recover the same boot again if it is handed back.
+    if ((BOOT_PENDING == 1)) && takeover_operator boot-recovery && [[ -n $S_ANN_BOOT_ID &&
+        $S_ANN_BOOT_ID == "$BOOT_ID_NOW" ]]; then
+        log info snapshot "boot recovered by nodewright, recording the boot id on the host" \
+            boot_id="$BOOT_ID_NOW"
         mkdir -p "$STATE_DIR"
         printf '%s\n' "$BOOT_ID_NOW" >"$STATE_DIR/last-boot-id"
         BOOT_ID_LAST=$BOOT_ID_NOW

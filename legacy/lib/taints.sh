@@ -11,16 +11,9 @@
 # Whether a taint is there is judged from the snapshot's {.spec.taints}.
 
 taints_run() {
-    local reason="" current have=0 ready=true up
-    if ((BOOT_PENDING == 1)); then
-        reason=boot-recovery
-    elif [[ $STORAGE_SATELLITE != active ]]; then
-        reason=satellite-down
-    elif ((DRBD_OK == 0)); then
-        reason=drbd-unknown
-    elif ! drbd_local_uptodate; then
-        if ((DRBD_SYNCING == 1)); then reason=resync; else reason=not-uptodate; fi
-    fi
+    local reason current have=0 ready=true up
+    taints_reason
+    reason=$TAINT_REASON
     [[ -z $reason ]] || ready=false
 
     if current=$(taint_value "$S_TAINTS" "$TAINT_STORAGE"); then
@@ -37,7 +30,6 @@ taints_run() {
         label "$NODE_NAME" "storage-ready=$ready"
         S_LABEL_READY=$ready
     fi
-    TAINT_REASON=$reason
 
     up=$(blob_get "$S_UPGRADE" state)
     if taint_value "$S_TAINTS" "$TAINT_UPGRADE" >/dev/null && [[ $up == COMPLETED || $up == ROLLED_BACK ]]; then
@@ -45,4 +37,21 @@ taints_run() {
             taint="$TAINT_UPGRADE" upgrade_state="$up"
         taint_del "$NODE_NAME" "$TAINT_UPGRADE"
     fi
+}
+
+# taints_reason: TAINT_REASON, the storage-not-ready reason that applies to this node now (empty
+# when none does). Only computes: while Nodewright owns the taints (takeover.sh) the report still
+# carries the reason the script would have used.
+taints_reason() {
+    local reason=""
+    if ((BOOT_PENDING == 1)); then
+        reason=boot-recovery
+    elif [[ $STORAGE_SATELLITE != active ]]; then
+        reason=satellite-down
+    elif ((DRBD_OK == 0)); then
+        reason=drbd-unknown
+    elif ! drbd_local_uptodate; then
+        if ((DRBD_SYNCING == 1)); then reason=resync; else reason=not-uptodate; fi
+    fi
+    TAINT_REASON=$reason
 }

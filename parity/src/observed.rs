@@ -133,3 +133,73 @@ pub fn in_flight(index: &Index) -> Vec<InFlight> {
     }
     out
 }
+
+/// The site's facts for the migration decision.
+pub fn migration_facts(index: &Index, now: i64, stale_after: i64, timeout: i64) -> crate::migration::Facts {
+    use crate::migration::{Facts, NodeFacts};
+    let cluster = index.cluster.as_ref();
+    let nodes = index
+        .nodes
+        .iter()
+        .map(|(name, e)| {
+            let status = e.config_map.as_ref().and_then(|c| c.status.value.as_ref());
+            let drbd = e.config_map.as_ref().and_then(|c| c.drbd_status.value.as_ref());
+            let peers = drbd
+                .map(|d| {
+                    d.resources
+                        .iter()
+                        .map(|r| {
+                            let peers = r
+                                .connections
+                                .iter()
+                                .map(|c| {
+                                    let disk = c
+                                        .peer_devices
+                                        .first()
+                                        .and_then(|p| p.peer_disk.clone())
+                                        .unwrap_or_else(|| "unknown".into());
+                                    (c.name.clone(), disk)
+                                })
+                                .collect();
+                            (r.name.clone(), peers)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let facts = NodeFacts {
+                exists: e.object.is_some(),
+                role_label: e
+                    .object
+                    .as_ref()
+                    .and_then(|o| o.role.as_ref())
+                    .map(|r| r.as_str().to_owned()),
+                reported_at: status.and_then(|s| i64::try_from(s.at).ok()),
+                net_ok: status.is_some_and(|s| s.net == nodewright_parsers::NetHealth::Ok),
+                storage_vlan: status
+                    .and_then(|s| s.storage_vlan.as_ref())
+                    .map(|v| format!("{}:{}", v.interface, v.operstate)),
+                local_uptodate: status.is_some_and(|s| s.drbd == DrbdHealth::Ok && s.uptodate == s.resources),
+                syncing: status.is_some_and(|s| s.syncing),
+                peers,
+            };
+            (name.clone(), facts)
+        })
+        .collect();
+    Facts {
+        now,
+        stale_after,
+        timeout,
+        cluster: cluster.and_then(|c| c.cluster.value.clone()),
+        members: cluster.and_then(|c| c.members.value.clone()).unwrap_or_default(),
+        plan: cluster.and_then(|c| c.network_plan.value.clone()),
+        linstor_nodes: cluster
+            .and_then(|c| c.linstor_nodes.value.as_ref())
+            .map(|ns| {
+                ns.iter()
+                    .map(|n| (n.name.clone(), n.state.clone().unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        nodes,
+    }
+}

@@ -20,13 +20,15 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource};
-use nodewright_api::WorkflowMode;
+use kube::{Client, Resource, ResourceExt};
 use nodewright_api::edgecluster::{
     Divergence as ApiDivergence, EdgeCluster, TakeoverStatus, WorkflowTakeover,
 };
+use nodewright_api::migration::{Migration, MigrationStatus};
+use nodewright_api::nodetask::{NodeTask, NodeTaskSpec, WorkflowKind, WorkflowRef};
+use nodewright_api::{WorkflowMode, WorkflowOwner};
 use nodewright_bridge::index::{Index, LegacyNames};
 use nodewright_bridge::lease::{LeaderElector, LeaseConfig};
 use nodewright_bridge::metrics::{Health, serve_admin};
@@ -35,6 +37,7 @@ use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+use crate::migration::{self as mig, Action as MigAction, Outcome, TaskRequest, TaskResult};
 use crate::observed;
 use crate::shadow::{self, Divergence};
 use crate::taints::{self, TaintAction};
@@ -58,6 +61,8 @@ pub struct OperatorOptions {
     pub stale_after: i64,
     /// Time between turns.
     pub interval: Duration,
+    /// A migration phase that waits longer than this fails and rolls back (seconds).
+    pub migration_timeout: i64,
     /// Leader election; `None` acts without electing (a single replica).
     pub lease: Option<LeaseConfig>,
     /// Where to serve `/metrics`, `/healthz` and `/readyz`, if anywhere.
@@ -79,6 +84,7 @@ impl OperatorOptions {
             legacy: LegacyNames::default(),
             stale_after: 300,
             interval: Duration::from_secs(5),
+            migration_timeout: mig::DEFAULT_TIMEOUT,
             lease: None,
             admin_addr: None,
             identity: identity.into(),
@@ -243,6 +249,71 @@ pub fn node_patch(node: &Node, action: &TaintAction) -> Option<serde_json::Value
     }
 }
 
+/// The label that ties a NodeTask to the Migration that created it.
+pub const MIGRATION_LABEL: &str = "nodewright.io/migration";
+/// The legacy role label the migration sets on joining nodes.
+pub const ROLE_LABEL: &str = "vx-rail.io/role";
+
+/// The NodeTask that carries out one task request of a migration: named by its idempotency key,
+/// labelled with the migration, and owned by it (deleting the Migration deletes its tasks).
+pub fn node_task_for(t: &TaskRequest, m: &Migration) -> NodeTask {
+    let mut task = NodeTask::new(
+        &t.key,
+        NodeTaskSpec {
+            node_name: t.node.clone(),
+            step: t.step.clone(),
+            args: t.args.clone(),
+            idempotency_key: t.key.clone(),
+            workflow_ref: Some(WorkflowRef {
+                kind: WorkflowKind::Migration,
+                name: m.name_any(),
+            }),
+            timeout_seconds: 600,
+        },
+    );
+    task.metadata.labels = Some(BTreeMap::from([(MIGRATION_LABEL.to_owned(), m.name_any())]));
+    task.metadata.owner_references = m.controller_owner_ref(&()).map(|o| vec![o]);
+    task
+}
+
+/// The tasks a migration created, by idempotency key, as the decision reads them.
+pub fn task_results(tasks: &[NodeTask]) -> BTreeMap<String, TaskResult> {
+    tasks
+        .iter()
+        .map(|t| {
+            let status = t.status.clone().unwrap_or_default();
+            (
+                t.spec.idempotency_key.clone(),
+                TaskResult {
+                    request: TaskRequest {
+                        key: t.spec.idempotency_key.clone(),
+                        node: t.spec.node_name.clone(),
+                        step: t.spec.step.clone(),
+                        args: t.spec.args.clone(),
+                    },
+                    phase: status.phase,
+                    output: status.output,
+                    message: status.message,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The `Progressing` condition: what the migration waits for (`reason` empty when it moved on).
+fn set_waiting(status: &mut MigrationStatus, reason: &str, now: i64, generation: Option<i64>) {
+    use nodewright_api::common::{ConditionStatus, set_condition};
+    let at = nodewright_bridge::observe::time(now);
+    let (s, r, msg) = if mig::is_over(status) {
+        (ConditionStatus::False, "Finished", "the migration is over")
+    } else if reason.is_empty() {
+        (ConditionStatus::True, "PhaseEntered", "entered its current phase")
+    } else {
+        (ConditionStatus::True, "Waiting", reason)
+    };
+    set_condition(&mut status.conditions, "Progressing", s, r, msg, generation, &at);
+}
+
 /// The takeover part of the EdgeCluster status, from a plan and who acknowledged it.
 pub fn takeover_status(
     plan: &Plan,
@@ -383,6 +454,9 @@ impl Operator {
         if takeover::may_act(&plan.takeover, Workflow::Taints, &acks).is_ok() {
             self.act_on_taints(index).await;
         }
+        if takeover::may_act(&plan.takeover, Workflow::Migration, &acks).is_ok() {
+            self.act_on_migrations(index, now).await;
+        }
 
         let shadowed: Vec<Workflow> = Workflow::ALL
             .into_iter()
@@ -496,6 +570,138 @@ impl Operator {
                 }
             }
         }
+    }
+
+    /// Migrations in `operator` mode: each operator-owned Migration of the site's namespace, one
+    /// decision after the other until it waits. Every decision's actions are applied before its
+    /// outcome is written to the Migration's status; a failed action leaves the status as it was
+    /// and the next turn decides again (node tasks exist already and are not created twice).
+    async fn act_on_migrations(&self, index: &Index, now: i64) {
+        let migrations: Api<Migration> = Api::namespaced(self.client.clone(), &self.options.namespace);
+        let list = match migrations.list(&ListParams::default()).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing Migrations failed; trying again next turn");
+                return;
+            }
+        };
+        for m in list.items {
+            if m.spec.owner != WorkflowOwner::Operator
+                || m.spec.cluster_ref.name != self.options.cluster
+                || m.status.as_ref().is_some_and(mig::is_over)
+            {
+                continue;
+            }
+            if let Err(e) = self.drive_migration(index, now, &m).await {
+                tracing::warn!(migration = %m.name_any(), error = %e, "migration turn failed; trying again next turn");
+            }
+        }
+    }
+
+    async fn drive_migration(&self, index: &Index, now: i64, m: &Migration) -> Result<(), kube::Error> {
+        let name = m.name_any();
+        let uid = m.metadata.uid.clone().unwrap_or_default();
+        let tasks_api: Api<NodeTask> = Api::namespaced(self.client.clone(), &self.options.namespace);
+        let migrations: Api<Migration> = Api::namespaced(self.client.clone(), &self.options.namespace);
+        let mut status = m.status.clone().unwrap_or_default();
+        let facts = observed::migration_facts(
+            index,
+            now,
+            self.options.stale_after,
+            self.options.migration_timeout,
+        );
+        for _ in 0..16 {
+            let listed = tasks_api
+                .list(&ListParams::default().labels(&format!("{MIGRATION_LABEL}={name}")))
+                .await?;
+            let tasks = task_results(&listed.items);
+            let d = mig::decide(&m.spec, &uid, &status, &facts, &tasks);
+            let mut wrote_site = false;
+            let mut created = false;
+            for action in &d.actions {
+                match action {
+                    MigAction::Task(t) => {
+                        match tasks_api
+                            .create(&PostParams::default(), &node_task_for(t, m))
+                            .await
+                        {
+                            Ok(_) => {}
+                            // Created by an earlier turn that did not get to write its status.
+                            Err(kube::Error::Api(e)) if e.code == 409 => {}
+                            Err(e) => return Err(e),
+                        }
+                        self.metrics
+                            .actions
+                            .with_label_values(&["migration", "task", "ok"])
+                            .inc();
+                        created = true;
+                    }
+                    MigAction::RoleLabel { node, role } => {
+                        let patch = json!({"metadata": {"labels": {ROLE_LABEL: role}}});
+                        Api::<Node>::all(self.client.clone())
+                            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await?;
+                        self.metrics
+                            .actions
+                            .with_label_values(&["migration", "label", "ok"])
+                            .inc();
+                    }
+                    MigAction::ClusterState { cluster, members } => {
+                        self.patch_cluster_state(json!({"cluster": cluster, "members": members}))
+                            .await?;
+                        self.metrics
+                            .actions
+                            .with_label_values(&["migration", "cluster-state", "ok"])
+                            .inc();
+                        wrote_site = true;
+                    }
+                }
+            }
+            match d.outcome {
+                Outcome::Wait(reason) => {
+                    set_waiting(&mut status, &reason, now, m.metadata.generation);
+                    self.write_migration_status(&migrations, &name, &status).await?;
+                    return Ok(());
+                }
+                Outcome::Enter(phase, message) => {
+                    tracing::info!(migration = %name, phase = mig::legacy_phase(phase), message = ?message, "migration phase");
+                    mig::enter(&mut status, phase, message, now, m.metadata.generation);
+                    set_waiting(&mut status, "", now, m.metadata.generation);
+                    self.write_migration_status(&migrations, &name, &status).await?;
+                    // The scripts read the legacy key: they hold storage upgrades while it runs.
+                    self.patch_cluster_state(json!({"migration": mig::legacy_blob(&m.spec, &status)}))
+                        .await?;
+                    // What this turn wrote is not in the index yet: the next decision waits for it.
+                    if wrote_site || created || mig::is_over(&status) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_migration_status(
+        &self,
+        api: &Api<Migration>,
+        name: &str,
+        status: &MigrationStatus,
+    ) -> Result<(), kube::Error> {
+        let body = json!({"status": status});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await?;
+        Ok(())
+    }
+
+    async fn patch_cluster_state(&self, data: serde_json::Value) -> Result<(), kube::Error> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.options.legacy.namespace);
+        api.patch(
+            &self.options.legacy.cluster_state,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"data": data})),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn publish(&self, cluster: &EdgeCluster, d: &Divergence) {

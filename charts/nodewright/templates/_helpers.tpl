@@ -33,3 +33,44 @@ app.kubernetes.io/component: bridge
 {{ include "nodewright.labels" . }}
 {{ include "nodewright.bridge.selectorLabels" . }}
 {{- end -}}
+
+{{/* The operator: "<release>-operator"; shared (cluster-scoped or legacy-namespace) objects also
+carry the release namespace, as the bridge's do. */}}
+{{- define "nodewright.operator.name" -}}
+{{- printf "%s-operator" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "nodewright.operator.sharedName" -}}
+{{- printf "%s-%s-operator" .Release.Namespace .Release.Name -}}
+{{- end -}}
+
+{{- define "nodewright.operator.selectorLabels" -}}
+app.kubernetes.io/name: nodewright
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "nodewright.operator.labels" -}}
+{{ include "nodewright.labels" . }}
+{{ include "nodewright.operator.selectorLabels" . }}
+{{- end -}}
+
+{{/* The node agent: "<release>-agent"; its admission policy is cluster-scoped. */}}
+{{- define "nodewright.agent.name" -}}
+{{- printf "%s-agent" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "nodewright.agent.sharedName" -}}
+{{- printf "%s-%s-agent" .Release.Namespace .Release.Name -}}
+{{- end -}}
+
+{{- define "nodewright.agent.selectorLabels" -}}
+app.kubernetes.io/name: nodewright
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: agent
+{{- end -}}
+
+{{- define "nodewright.agent.labels" -}}
+{{ include "nodewright.labels" . }}
+{{ include "nodewright.agent.selectorLabels" . }}
+{{- end -}}

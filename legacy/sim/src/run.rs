@@ -617,13 +617,8 @@ pub fn run_observed(
     if work.exists() {
         std::fs::remove_dir_all(work).map_err(io("emptying", work))?;
     }
-    let tools = work.join("tools");
+    let tools = link_tools(config)?;
     let roots = work.join("roots");
-    std::fs::create_dir_all(&tools).map_err(io("creating", &tools))?;
-    for tool in SIMULATED_TOOLS {
-        let link = tools.join(tool);
-        std::os::unix::fs::symlink(&config.sim_binary, &link).map_err(io("linking", &link))?;
-    }
     for node in &scenario.nodes {
         let root = roots.join(&node.name);
         let etc = root.join("etc/vx-rail");
@@ -746,6 +741,99 @@ pub fn run_observed(
         commands: runner.trace,
         logs,
     })
+}
+
+/// Creates `<work_dir>/tools` with every simulated tool linked to the `vxr-sim` binary (links
+/// already there are kept) and returns it.
+fn link_tools(config: &RunConfig) -> Result<PathBuf, Error> {
+    let tools = config.work_dir.join("tools");
+    std::fs::create_dir_all(&tools).map_err(|source| Error::Io {
+        what: "creating",
+        path: tools.clone(),
+        source,
+    })?;
+    for tool in SIMULATED_TOOLS {
+        let link = tools.join(tool);
+        if link.symlink_metadata().is_ok() {
+            continue;
+        }
+        std::os::unix::fs::symlink(&config.sim_binary, &link).map_err(|source| Error::Io {
+            what: "linking",
+            path: link.clone(),
+            source,
+        })?;
+    }
+    Ok(tools)
+}
+
+/// Runs the script once in step mode on one simulated node — `vx-rail-node-init.sh step ARGS...`
+/// (`args` starts with the step's name) — through the scheduler, as Nodewright would run it on
+/// the node, and returns what it printed (standard output and standard error apart) and exited
+/// with, and every command it ran (tick 0), host and `kubectl` alike.
+///
+/// The environment is the one [`run`] gives a node (simulated tools first on `PATH`, `VXR_ROOT`,
+/// `VXR_SIM_SOCKET`, `NODE_NAME`, `kv` log lines), without any scenario settings. The node's root
+/// is `<work_dir>/roots/<node>`, rendered from `host` first; `config.work_dir` is reused (what
+/// is missing is created, nothing is emptied), so that several steps can run one after another
+/// against the same host world, or after a [`run`] with the same configuration.
+pub fn run_step(
+    host: &mut dyn Host,
+    cluster: &mut dyn Cluster,
+    config: &RunConfig,
+    node: &str,
+    args: &[&str],
+) -> Result<(sched::NodeOutcome, Vec<TraceEntry>), Error> {
+    let work = &config.work_dir;
+    let tools = link_tools(config)?;
+    let roots = work.join("roots");
+    let root = roots.join(node);
+    let state = root.join("var/lib/vx-rail");
+    std::fs::create_dir_all(&state).map_err(|source| Error::Io {
+        what: "creating",
+        path: state.clone(),
+        source,
+    })?;
+    host.render(&roots).map_err(|source| Error::Io {
+        what: "rendering",
+        path: roots.clone(),
+        source,
+    })?;
+    let socket = work.join("sched.sock");
+    let path = format!(
+        "{}:{}",
+        tools.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+    );
+    let mut command = Command::new("bash");
+    command
+        .arg(&config.script)
+        .arg("step")
+        .args(args)
+        .env_clear()
+        .env("PATH", &path)
+        .env("HOME", work)
+        .env("LC_ALL", "C")
+        .env("TZ", "UTC")
+        .env("NODE_NAME", node)
+        .env("VXR_ROOT", &root)
+        .env("VXR_LOG_FORMAT", "kv")
+        .env("VXR_SIM_SOCKET", &socket)
+        .current_dir(&root);
+    let mut runner = Runner {
+        host,
+        cluster,
+        roots,
+        tick: 0,
+        trace: Vec::new(),
+        keep_trace: true,
+    };
+    let process = NodeProcess {
+        node: node.to_owned(),
+        command,
+    };
+    let mut outcomes = sched::run_round(&socket, vec![process], &mut runner, config.stuck_after)?;
+    let outcome = outcomes.pop().unwrap_or_default();
+    Ok((outcome, runner.trace))
 }
 
 #[cfg(test)]

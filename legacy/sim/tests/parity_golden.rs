@@ -17,15 +17,20 @@ use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use nodewright_agent_shim::{HostOps, HostOutput};
 use nodewright_api::WorkflowMode;
+use nodewright_api::migration::{MigrationSpec, MigrationStatus};
+use nodewright_api::nodetask::NodeTaskPhase;
 use nodewright_bridge::index::{Index, LegacyNames};
 use nodewright_legacy_sim::cluster::Cluster as MemCluster;
 use nodewright_legacy_sim::host::World;
 use nodewright_legacy_sim::run::{self, Action, Cluster, Event, Host, RunConfig, Scenario};
 use nodewright_legacy_sim::sched::Reply;
+use nodewright_parity::migration::{self, Action as MigAction, Outcome, TaskResult};
 use nodewright_parity::taints::{self, TaintAction};
 use nodewright_parity::{Workflow, observed, shadow, takeover};
 
@@ -52,24 +57,49 @@ impl Cluster for Shared {
     }
 }
 
+/// The simulated hosts, shared between the runner (the scripts' host commands) and the node agent
+/// that runs the operator's tasks between ticks.
 #[derive(Clone)]
-struct SharedWorld(Rc<RefCell<World>>);
+struct SharedWorld(Arc<Mutex<World>>);
+
+impl SharedWorld {
+    fn lock(&self) -> std::sync::MutexGuard<'_, World> {
+        self.0.lock().unwrap()
+    }
+}
 
 impl Host for SharedWorld {
     fn exec(&mut self, node: &str, argv: &[String]) -> Reply {
-        Host::exec(&mut *self.0.borrow_mut(), node, argv)
+        Host::exec(&mut *self.lock(), node, argv)
     }
     fn render(&self, roots: &Path) -> std::io::Result<()> {
-        Host::render(&*self.0.borrow(), roots)
+        Host::render(&*self.lock(), roots)
     }
     fn inject(&mut self, fault: &serde_json::Value) -> Result<(), String> {
-        Host::inject(&mut *self.0.borrow_mut(), fault)
+        Host::inject(&mut *self.lock(), fault)
     }
     fn advance(&mut self, seconds: u64) {
-        Host::advance(&mut *self.0.borrow_mut(), seconds);
+        Host::advance(&mut *self.lock(), seconds);
     }
     fn now(&self) -> i64 {
-        Host::now(&*self.0.borrow())
+        Host::now(&*self.lock())
+    }
+}
+
+/// One node's host, as its agent's `HostOps` sees it.
+struct AgentHost {
+    world: SharedWorld,
+    node: String,
+}
+
+impl HostOps for AgentHost {
+    fn run(&mut self, argv: &[String]) -> HostOutput {
+        let reply = Host::exec(&mut self.world, &self.node, argv);
+        HostOutput {
+            code: reply.code,
+            stdout: reply.stdout,
+            stderr: reply.stderr,
+        }
     }
 }
 
@@ -125,12 +155,218 @@ fn kubectl_for(node: &str, action: &TaintAction) -> Vec<String> {
 struct ParityRun {
     /// The report pinned in the snapshot.
     report: String,
+    /// What LINSTOR and DRBD say on the controller node at the end.
+    host_state: String,
+    /// The site's topology, members and role labels at the end.
+    site_state: String,
     /// Every Node's taints and storage-ready label at the end.
     end_taints: BTreeMap<String, String>,
     /// Divergences first seen, over the whole run.
     divergences: Vec<(u32, shadow::Divergence)>,
     /// The kubectl writes the scripts made (from the trace).
     script_writes: String,
+}
+
+/// An operator-owned migration, as the harness keeps it: the object's spec and status, and the
+/// node tasks it created with their results.
+struct OwnedMigration {
+    spec: MigrationSpec,
+    status: MigrationStatus,
+    tasks: BTreeMap<String, TaskResult>,
+    last_wait: Option<String>,
+}
+
+/// The Migration's uid in these runs (fixed, so task names are stable in the snapshots).
+const MIGRATION_UID: &str = "6f1d7c2a-golden";
+
+fn kubectl(c: &Shared, args: &[String], now: i64) -> i32 {
+    let argv: Vec<String> = std::iter::once("kubectl".to_owned())
+        .chain(args.iter().cloned())
+        .collect();
+    Cluster::kubectl(&mut *c.0.borrow_mut(), &argv, "/", now).code
+}
+
+/// One operator turn for the migration: decide, apply, persist, until it waits. The node agent
+/// runs each task at once against the simulated host (the agent's own timing, claims and journal
+/// are covered by its integration tests).
+fn drive_migration(
+    m: &mut OwnedMigration,
+    index: &mut Index,
+    c: &Shared,
+    w: &SharedWorld,
+    now: i64,
+    timeout: i64,
+    lines: &mut Vec<String>,
+) {
+    for _ in 0..32 {
+        if migration::is_over(&m.status) {
+            return;
+        }
+        refresh(index, &c.0.borrow(), now);
+        let facts = observed::migration_facts(index, now, 300, timeout);
+        let d = migration::decide(&m.spec, MIGRATION_UID, &m.status, &facts, &m.tasks);
+        let mut ok = true;
+        let ran_tasks = d.actions.iter().any(|a| matches!(a, MigAction::Task(_)));
+        for action in &d.actions {
+            match action {
+                MigAction::Task(t) => {
+                    let mut host = AgentHost {
+                        world: w.clone(),
+                        node: t.node.clone(),
+                    };
+                    let outcome = match nodewright_agent_shim::plan(&t.step, &t.args) {
+                        Ok(plan) => plan.execute(&mut host, None),
+                        Err(e) => nodewright_agent_shim::StepOutcome {
+                            code: 2,
+                            output: String::new(),
+                            message: e.to_string(),
+                        },
+                    };
+                    lines.push(format!(
+                        "agent {}: task {} `{} {}` -> {} ({})",
+                        t.node,
+                        t.key,
+                        t.step,
+                        t.args.join(" "),
+                        outcome.code,
+                        outcome.message
+                    ));
+                    m.tasks.insert(
+                        t.key.clone(),
+                        TaskResult {
+                            request: t.clone(),
+                            phase: Some(if outcome.succeeded() {
+                                NodeTaskPhase::Succeeded
+                            } else {
+                                NodeTaskPhase::Failed
+                            }),
+                            output: Some(outcome.output),
+                            message: Some(outcome.message),
+                        },
+                    );
+                }
+                MigAction::RoleLabel { node, role } => {
+                    let code = kubectl(
+                        c,
+                        &[
+                            "label",
+                            "node",
+                            node,
+                            "--overwrite",
+                            &format!("vx-rail.io/role={role}"),
+                        ]
+                        .map(String::from),
+                        now,
+                    );
+                    lines.push(format!("operator: label {node} vx-rail.io/role={role} -> {code}"));
+                    ok &= code == 0;
+                }
+                MigAction::ClusterState { cluster, members } => {
+                    let patch =
+                        serde_json::json!({"data": {"cluster": cluster, "members": members}}).to_string();
+                    let code = kubectl(
+                        c,
+                        &[
+                            "-n",
+                            "kube-system",
+                            "patch",
+                            "configmap",
+                            "vx-rail-cluster-state",
+                            "--type",
+                            "merge",
+                            "-p",
+                            &patch,
+                        ]
+                        .map(String::from),
+                        now,
+                    );
+                    lines.push(format!("operator: cluster-state cluster={cluster} -> {code}"));
+                    ok &= code == 0;
+                }
+            }
+        }
+        if !ok {
+            lines.push("migration: an action failed; deciding again next turn".into());
+            return;
+        }
+        match d.outcome {
+            // The agent has just run the tasks the decision waited for: decide again at once.
+            Outcome::Wait(_) if ran_tasks => {}
+            Outcome::Wait(reason) => {
+                if m.last_wait.as_deref() != Some(reason.as_str()) {
+                    lines.push(format!("migration waits: {reason}"));
+                    m.last_wait = Some(reason);
+                }
+                return;
+            }
+            Outcome::Enter(phase, message) => {
+                migration::enter(&mut m.status, phase, message.clone(), now, None);
+                m.last_wait = None;
+                let blob = migration::legacy_blob(&m.spec, &m.status);
+                let patch = serde_json::json!({"data": {"migration": blob}}).to_string();
+                let code = kubectl(
+                    c,
+                    &[
+                        "-n",
+                        "kube-system",
+                        "patch",
+                        "configmap",
+                        "vx-rail-cluster-state",
+                        "--type",
+                        "merge",
+                        "-p",
+                        &patch,
+                    ]
+                    .map(String::from),
+                    now,
+                );
+                lines.push(format!(
+                    "migration enters {}{} (legacy key -> {code})",
+                    migration::legacy_phase(phase),
+                    message.map(|m| format!(": {m}")).unwrap_or_default()
+                ));
+            }
+        }
+    }
+}
+
+/// LINSTOR's and DRBD's view on every node at the end, as the tools print it.
+fn host_state(world: &SharedWorld, nodes: &[String]) -> String {
+    let mut out = String::new();
+    for node in nodes {
+        for argv in [
+            vec!["linstor", "--no-color", "node", "list"],
+            vec!["linstor", "--no-color", "resource", "list"],
+            vec!["drbdadm", "status"],
+        ] {
+            let argv: Vec<String> = argv.into_iter().map(String::from).collect();
+            let reply = Host::exec(&mut world.clone(), node, &argv);
+            if reply.code == 0 && !reply.stdout.trim().is_empty() {
+                let _ = writeln!(out, "{node} $ {}\n{}", argv.join(" "), reply.stdout.trim_end());
+            }
+        }
+    }
+    out
+}
+
+/// The cluster-state keys a migration changes, and the role labels, at the end.
+fn site_state(cluster: &MemCluster) -> String {
+    let mut out = String::new();
+    if let Some(cm) = cluster.config_map("kube-system", "vx-rail-cluster-state") {
+        let json = cm.to_json();
+        for key in ["cluster", "members"] {
+            let _ = writeln!(out, "{key}: {}", json["data"][key].as_str().unwrap_or_default());
+        }
+    }
+    for n in cluster.nodes() {
+        let json = n.to_json();
+        let _ = writeln!(
+            out,
+            "{} role={}",
+            n.name, json["metadata"]["labels"]["vx-rail.io/role"]
+        );
+    }
+    out
 }
 
 fn end_taints(cluster: &MemCluster) -> BTreeMap<String, String> {
@@ -164,6 +400,44 @@ fn run_parity(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> Pa
             },
         );
     }
+    // With the migration in operator mode, a person asks for it with a Migration object instead
+    // of writing the legacy key: the request event becomes the object, created before its tick.
+    let mut requested: Option<(u32, MigrationSpec)> = None;
+    if modes.contains(&(Workflow::Migration, WorkflowMode::Operator)) {
+        let source = scenario
+            .nodes
+            .iter()
+            .find(|n| n.host.controller)
+            .map(|n| n.name.clone())
+            .unwrap();
+        scenario.events.retain(|e| {
+            let Action::Kubectl(args) = &e.action else {
+                return true;
+            };
+            let Some(patch) = args.iter().find(|a| a.contains("\"migration\"")) else {
+                return true;
+            };
+            let json: serde_json::Value = serde_json::from_str(patch).unwrap();
+            let blob = json["data"]["migration"].as_str().unwrap();
+            let field = |k: &str| {
+                blob.split(';')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .map(str::to_owned)
+            };
+            requested = Some((
+                e.tick,
+                MigrationSpec {
+                    owner: nodewright_api::WorkflowOwner::Operator,
+                    cluster_ref: nodewright_api::common::ClusterRef { name: "site".into() },
+                    source_node: source.clone(),
+                    joining_nodes: field("joining").unwrap().split(',').map(str::to_owned).collect(),
+                    replicas: field("replicas").map(|r| r.parse().unwrap()),
+                    rollback: false,
+                },
+            ));
+            false
+        });
+    }
     let config = RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
         sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
@@ -171,7 +445,7 @@ fn run_parity(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> Pa
         stuck_after: Duration::from_secs(30),
     };
     let cluster = Shared(Rc::new(RefCell::new(MemCluster::new())));
-    let world = SharedWorld(Rc::new(RefCell::new(run::world_for(&scenario).unwrap())));
+    let world = SharedWorld(Arc::new(Mutex::new(run::world_for(&scenario).unwrap())));
     let shadowed: Vec<Workflow> = modes
         .iter()
         .filter(|(_, m)| *m == WorkflowMode::Shadow)
@@ -188,6 +462,12 @@ fn run_parity(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> Pa
     let mut divergences = Vec::new();
     let (c, w) = (cluster.clone(), world.clone());
     let mut index = Index::new(LegacyNames::default());
+    let mut mig: Option<OwnedMigration> = None;
+    // The operator's migration timeout is the site's, as the DaemonSet's environment sets it.
+    let timeout: i64 = scenario
+        .env
+        .get("VXR_MIGRATION_TIMEOUT")
+        .map_or(migration::DEFAULT_TIMEOUT, |t| t.parse().unwrap());
     let mut after_tick = |tick: u32, outputs: &[run::TickOutput]| {
         // The scripts' loops of this tick are over; the clock has moved to the next tick. The
         // index sees the cluster as a relist would, and the loops' logs as the log follower would.
@@ -215,6 +495,22 @@ fn run_parity(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> Pa
         }
         // A divergence that ended may come back later; it is recorded again then.
         seen.retain(|k| current.contains(k));
+        if let Some((at_tick, spec)) = &requested
+            && tick + 1 == *at_tick
+        {
+            lines.push(format!(
+                "a person creates Migration site-migration: {} -> {} (replicas {})",
+                spec.source_node,
+                spec.joining_nodes.join(","),
+                spec.replicas.unwrap_or(2)
+            ));
+            mig = Some(OwnedMigration {
+                spec: spec.clone(),
+                status: MigrationStatus::default(),
+                tasks: BTreeMap::new(),
+                last_wait: None,
+            });
+        }
         let t = observed::takeover(&index).unwrap();
         let acks = observed::acks(&index, now, 300);
         for wf in &operated {
@@ -238,6 +534,11 @@ fn run_parity(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> Pa
                         }
                     }
                 }
+                Ok(()) if *wf == Workflow::Migration => {
+                    if let Some(m) = mig.as_mut() {
+                        drive_migration(m, &mut index, &c, &w, now, timeout, &mut lines);
+                    }
+                }
                 Ok(()) => {}
             }
         }
@@ -259,8 +560,13 @@ fn run_parity(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> Pa
     for (node, t) in &end {
         let _ = writeln!(report, "  {node}: {t}");
     }
+    let names: Vec<String> = scenario.nodes.iter().map(|n| n.name.clone()).collect();
+    let host_state = host_state(&world, &names);
+    let _ = writeln!(report, "hosts:\n{host_state}");
     ParityRun {
         report,
+        host_state,
+        site_state: site_state(&cluster.0.borrow()),
         end_taints: end,
         divergences,
         script_writes: trace.kube_writes(),
@@ -276,6 +582,7 @@ fn snapshot(name: &str, label: &str, run: &ParityRun) {
 }
 
 const SHADOW: WorkflowMode = WorkflowMode::Shadow;
+const OPERATOR: WorkflowMode = WorkflowMode::Operator;
 
 #[test]
 fn taints_in_shadow_agree_with_the_script_through_a_resync_and_a_migration() {
@@ -292,14 +599,46 @@ fn taints_in_shadow_agree_with_the_script_through_a_resync_and_a_migration() {
         );
         // In shadow the scripts still decide: they end where the legacy run ends.
         let legacy = run_parity(name, &[], "legacy");
-        assert_eq!(run.end_taints, legacy.end_taints, "{name}: shadow changed the outcome");
+        assert_eq!(
+            run.end_taints, legacy.end_taints,
+            "{name}: shadow changed the outcome"
+        );
         if name == "taints-during-resync" {
             assert!(
-                run.script_writes.contains("vx-rail.io/storage-not-ready=resync:NoSchedule"),
+                run.script_writes
+                    .contains("vx-rail.io/storage-not-ready=resync:NoSchedule"),
                 "{name}: in shadow the script no longer taints"
             );
         }
         snapshot(name, "taints-shadow", &run);
+    }
+}
+
+#[test]
+fn taints_in_operator_mode_end_where_the_legacy_run_ends_and_no_script_taints() {
+    for name in ["taints-during-resync", "migration-single-to-multi"] {
+        let legacy = run_parity(name, &[], "legacy");
+        let owned = run_parity(name, &[(Workflow::Taints, OPERATOR)], "taints-operator");
+        assert_eq!(
+            owned.end_taints, legacy.end_taints,
+            "{name}: operator mode ends elsewhere"
+        );
+        let script_taint_writes: Vec<&str> = owned
+            .script_writes
+            .lines()
+            .filter(|l| l.contains("storage-not-ready") || l.contains("storage-ready="))
+            .collect();
+        assert!(
+            script_taint_writes.is_empty(),
+            "{name}: a script still manages taints:\n{}",
+            script_taint_writes.join("\n")
+        );
+        assert!(
+            owned.report.contains("operator "),
+            "{name}: the operator never acted:\n{}",
+            owned.report
+        );
+        snapshot(name, "taints-operator", &owned);
     }
 }
 
@@ -343,4 +682,44 @@ fn a_storage_upgrade_that_goes_node_by_node_shows_no_divergence() {
     );
     assert!(run.divergences.is_empty(), "{}", run.report);
     snapshot("storage-upgrade", "storage-upgrade-shadow", &run);
+}
+
+#[test]
+fn a_migration_in_operator_mode_ends_where_the_legacy_migration_ends_and_no_script_runs_it() {
+    let name = "migration-single-to-multi";
+    let legacy = run_parity(name, &[], "legacy");
+    let owned = run_parity(name, &[(Workflow::Migration, OPERATOR)], "migration-operator");
+    assert!(
+        owned.report.contains("migration enters COMPLETED"),
+        "the operator's migration did not complete:\n{}",
+        owned.report
+    );
+    assert_eq!(owned.site_state, legacy.site_state, "the site ends elsewhere");
+    assert_eq!(owned.host_state, legacy.host_state, "the hosts end elsewhere");
+    assert_eq!(owned.end_taints, legacy.end_taints);
+    // The scripts never wrote the migration key nor ran LINSTOR mutations for it.
+    let script_migration_writes: Vec<&str> = owned
+        .script_writes
+        .lines()
+        .filter(|l| l.contains("\"migration\""))
+        .collect();
+    assert!(script_migration_writes.is_empty(), "{script_migration_writes:?}");
+    snapshot(name, "migration-operator", &owned);
+}
+
+#[test]
+fn a_migration_in_operator_mode_that_loses_a_node_rolls_back_to_where_the_legacy_rollback_ends() {
+    let name = "node-lost-during-migration";
+    let legacy = run_parity(name, &[], "legacy");
+    let owned = run_parity(name, &[(Workflow::Migration, OPERATOR)], "migration-operator");
+    assert!(
+        owned
+            .report
+            .contains("migration enters ROLLED_BACK: timed out after 60s in WAITING_FOR_RESYNC"),
+        "the operator's migration did not roll back:\n{}",
+        owned.report
+    );
+    assert_eq!(owned.site_state, legacy.site_state, "the site ends elsewhere");
+    assert_eq!(owned.host_state, legacy.host_state, "the hosts end elsewhere");
+    snapshot(name, "migration-operator", &owned);
 }

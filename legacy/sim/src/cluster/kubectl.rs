@@ -1257,6 +1257,58 @@ mod tests {
     }
 
     #[test]
+    fn the_takeover_template_prints_one_key_per_line_and_missing_keys_empty() {
+        // The one read of the nodewright-takeover ConfigMap the script makes (lib/takeover.sh).
+        let mut c = world();
+        let created = kubectl(
+            &mut c,
+            &[
+                "-n",
+                "kube-system",
+                "create",
+                "configmap",
+                "nodewright-takeover",
+                "--from-literal=generation=3",
+                "--from-literal=taints=operator",
+                "--from-literal=storage-upgrade=shadow",
+            ],
+        );
+        assert_eq!(created.2, 0, "{created:?}");
+        let mut template = String::from(r#"jsonpath=generation={.data.generation}{"\n"}"#);
+        for key in [
+            "bootstrap",
+            "migration",
+            "storage-upgrade",
+            "bond-flip",
+            "taints",
+            "boot-recovery",
+        ] {
+            template.push_str(&format!(r#"{key}={{.data.{key}}}{{"\n"}}"#));
+        }
+        let read = kubectl(
+            &mut c,
+            &[
+                "get",
+                "configmap",
+                "nodewright-takeover",
+                "-n",
+                "kube-system",
+                "-o",
+                &template,
+            ],
+        );
+        assert_eq!(
+            read,
+            (
+                "generation=3\nbootstrap=\nmigration=\nstorage-upgrade=shadow\nbond-flip=\ntaints=operator\nboot-recovery=\n"
+                    .into(),
+                String::new(),
+                0
+            )
+        );
+    }
+
+    #[test]
     fn from_file_reads_through_the_callback_and_keys_by_base_name() {
         let mut c = world();
         let out = kubectl(

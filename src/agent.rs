@@ -1,0 +1,67 @@
+//! `nodewright agent`: the node agent on one node (`--kubeconfig`, or in-cluster configuration)
+//! until interrupted. It claims the `NodeTask`s of its own node in `--namespace`, runs their host
+//! steps with real commands, journals them under `--state-dir` and reports each result in the
+//! task's status. Everything it does lives in `nodewright-agent-shim`; this module only wires the
+//! arguments to it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use nodewright_agent_shim::{AgentOptions, ProcessHost};
+
+/// Arguments of `nodewright agent`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The node this agent runs on; it acts on this node's NodeTasks only (default: $NODE_NAME,
+    /// which the chart sets from the pod's spec.nodeName).
+    #[arg(long)]
+    node: Option<String>,
+    /// Namespace of the NodeTasks.
+    #[arg(long, default_value = "nodewright-system")]
+    namespace: String,
+    /// Name of this agent's pod, recorded as the claimer of a task (default: $POD_NAME, then the
+    /// host name).
+    #[arg(long)]
+    pod_name: Option<String>,
+    /// Directory of the agent's journal; a host directory, so that it survives the pod and a reboot.
+    #[arg(long, default_value = "/var/lib/nodewright-agent")]
+    state_dir: PathBuf,
+    /// Kubeconfig of the cluster (default: in-cluster configuration, then $KUBECONFIG).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Seconds one host command may run before it is killed.
+    #[arg(long, default_value_t = 300)]
+    command_timeout_seconds: u64,
+}
+
+/// Runs `nodewright agent`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    // Checked before anything starts: without its node the agent would not know which tasks are
+    // its own.
+    let node = args
+        .node
+        .clone()
+        .or_else(|| std::env::var("NODE_NAME").ok())
+        .filter(|n| !n.trim().is_empty())
+        .context("no node name: pass --node or set NODE_NAME (the chart sets it from spec.nodeName)")?;
+    crate::cluster::init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run_cluster(args, node))
+}
+
+async fn run_cluster(args: Args, node: String) -> anyhow::Result<()> {
+    let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
+    let pod_name = crate::cluster::identity(args.pod_name.as_deref(), "nodewright-agent");
+    let options = AgentOptions::new(node, args.namespace, pod_name, args.state_dir);
+    let host = ProcessHost::new(Duration::from_secs(args.command_timeout_seconds.max(1)));
+    eprintln!(
+        "nodewright agent: node {}, pod {}, NodeTasks in namespace {}, journal in {}",
+        options.node,
+        options.pod_name,
+        options.namespace,
+        options.state_dir.display()
+    );
+    nodewright_agent_shim::run(client, options, host, crate::cluster::stop_signal()?).await?;
+    Ok(())
+}
