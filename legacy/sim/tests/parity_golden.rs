@@ -21,18 +21,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
-use nodewright_agent_shim::{HostOps, HostOutput};
 use nodewright_api::WorkflowMode;
 use nodewright_api::migration::{MigrationSpec, MigrationStatus};
 use nodewright_api::nodetask::NodeTaskPhase;
 use nodewright_bridge::index::{Index, LegacyNames};
 use nodewright_legacy_sim::cluster::Cluster as MemCluster;
-use nodewright_legacy_sim::host::World;
 use nodewright_legacy_sim::run::{self, Action, Cluster, Event, Host, RunConfig, Scenario};
 use nodewright_legacy_sim::sched::Reply;
 use nodewright_parity::migration::{self, Action as MigAction, Outcome, TaskResult};
 use nodewright_parity::taints::{self, TaintAction};
 use nodewright_parity::{Workflow, observed, shadow, takeover};
+
+mod parity_common;
+
+use parity_common::{AgentHost, SharedWorld, host_state};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -54,52 +56,6 @@ impl Cluster for Shared {
     }
     fn add_node(&mut self, name: &str) -> Result<(), String> {
         Cluster::add_node(&mut *self.0.borrow_mut(), name)
-    }
-}
-
-/// The simulated hosts, shared between the runner (the scripts' host commands) and the node agent
-/// that runs the operator's tasks between ticks.
-#[derive(Clone)]
-struct SharedWorld(Arc<Mutex<World>>);
-
-impl SharedWorld {
-    fn lock(&self) -> std::sync::MutexGuard<'_, World> {
-        self.0.lock().unwrap()
-    }
-}
-
-impl Host for SharedWorld {
-    fn exec(&mut self, node: &str, argv: &[String]) -> Reply {
-        Host::exec(&mut *self.lock(), node, argv)
-    }
-    fn render(&self, roots: &Path) -> std::io::Result<()> {
-        Host::render(&*self.lock(), roots)
-    }
-    fn inject(&mut self, fault: &serde_json::Value) -> Result<(), String> {
-        Host::inject(&mut *self.lock(), fault)
-    }
-    fn advance(&mut self, seconds: u64) {
-        Host::advance(&mut *self.lock(), seconds);
-    }
-    fn now(&self) -> i64 {
-        Host::now(&*self.lock())
-    }
-}
-
-/// One node's host, as its agent's `HostOps` sees it.
-struct AgentHost {
-    world: SharedWorld,
-    node: String,
-}
-
-impl HostOps for AgentHost {
-    fn run(&mut self, argv: &[String]) -> HostOutput {
-        let reply = Host::exec(&mut self.world, &self.node, argv);
-        HostOutput {
-            code: reply.code,
-            stdout: reply.stdout,
-            stderr: reply.stderr,
-        }
     }
 }
 
@@ -210,10 +166,7 @@ fn drive_migration(
         for action in &d.actions {
             match action {
                 MigAction::Task(t) => {
-                    let mut host = AgentHost {
-                        world: w.clone(),
-                        node: t.node.clone(),
-                    };
+                    let mut host = AgentHost::new(w, &t.node);
                     let outcome = match nodewright_agent_shim::plan(&t.step, &t.args) {
                         Ok(plan) => plan.execute(&mut host, None),
                         Err(e) => nodewright_agent_shim::StepOutcome {
@@ -328,25 +281,6 @@ fn drive_migration(
             }
         }
     }
-}
-
-/// LINSTOR's and DRBD's view on every node at the end, as the tools print it.
-fn host_state(world: &SharedWorld, nodes: &[String]) -> String {
-    let mut out = String::new();
-    for node in nodes {
-        for argv in [
-            vec!["linstor", "--no-color", "node", "list"],
-            vec!["linstor", "--no-color", "resource", "list"],
-            vec!["drbdadm", "status"],
-        ] {
-            let argv: Vec<String> = argv.into_iter().map(String::from).collect();
-            let reply = Host::exec(&mut world.clone(), node, &argv);
-            if reply.code == 0 && !reply.stdout.trim().is_empty() {
-                let _ = writeln!(out, "{node} $ {}\n{}", argv.join(" "), reply.stdout.trim_end());
-            }
-        }
-    }
-    out
 }
 
 /// The cluster-state keys a migration changes, and the role labels, at the end.
