@@ -393,6 +393,8 @@ struct Operator {
     recent: VecDeque<ApiDivergence>,
     counts: BTreeMap<Workflow, i64>,
     last_status: Option<serde_json::Value>,
+    /// When the last turn looked for divergences (workflow transitions before it were compared).
+    last_look: i64,
 }
 
 impl Operator {
@@ -462,7 +464,14 @@ impl Operator {
             .into_iter()
             .filter(|w| plan.takeover.mode(*w) == WorkflowMode::Shadow)
             .collect();
-        let found = shadow::divergences(index, &shadowed, now);
+        let facts = observed::migration_facts(
+            index,
+            now,
+            self.options.stale_after,
+            self.options.migration_timeout,
+        );
+        let found = shadow::divergences(index, &shadowed, now, self.last_look, &facts);
+        self.last_look = now;
         let keys: BTreeSet<String> = found.iter().map(Divergence::key).collect();
         let at = time_at(now);
         for d in found.iter().filter(|d| !self.open.contains(&d.key())) {
@@ -810,6 +819,7 @@ pub async fn run(
         recent: VecDeque::new(),
         counts: BTreeMap::new(),
         last_status: None,
+        last_look: unix_now(),
     };
     let mut index = Index::new(options.legacy.clone());
     let mut listed: BTreeSet<&'static str> = BTreeSet::new();

@@ -11,6 +11,9 @@ use std::fmt::Write as _;
 use nodewright_bridge::index::Index;
 use nodewright_parsers::NodeRole;
 
+use nodewright_api::migration::{MigrationPhase as Phase, MigrationSpec, MigrationStatus};
+
+use crate::migration::{self, Outcome};
 use crate::observed::{node_taints, storage_facts, upgrade_state};
 use crate::taints::{self, NodeTaints, StorageFacts};
 use crate::takeover::Workflow;
@@ -200,15 +203,269 @@ pub fn upgrade_order(index: &Index) -> Vec<String> {
     order
 }
 
-/// Every divergence of the workflows `shadowed` names.
-pub fn divergences(index: &Index, shadowed: &[Workflow], now: i64) -> Vec<Divergence> {
+/// The migration phases the script passes only when its checks hold, in the order it runs them.
+const MIGRATION_ORDER: [Phase; 13] = [
+    Phase::Pending,
+    Phase::Preflight,
+    Phase::PreparingNetwork,
+    Phase::JoiningNodes,
+    Phase::RegisteringSatellites,
+    Phase::CreatingStoragePools,
+    Phase::PlacingReplicas,
+    Phase::WaitingForResync,
+    Phase::Finalizing,
+    Phase::Completed,
+    Phase::RollingBack,
+    Phase::RolledBack,
+    Phase::Failed,
+];
+
+fn phase_of(state: &str) -> Option<Phase> {
+    MIGRATION_ORDER
+        .into_iter()
+        .find(|p| migration::legacy_phase(*p) == state)
+}
+
+/// The migration: every gate the script passed since `last_look` (a phase whose checks read only
+/// what the operator observes too: `PREFLIGHT`, `PREPARING_NETWORK`, `WAITING_FOR_RESYNC`),
+/// checked against the operator's decision for that phase from the same facts. The script moving
+/// on where the operator would still wait, or roll back, is a divergence. Phases that read
+/// LINSTOR directly on the primary are not compared: the operator learns those facts only through
+/// node tasks, which it does not run in shadow.
+pub fn migration(index: &Index, facts: &migration::Facts, last_look: i64) -> Vec<Divergence> {
+    let Some(cluster) = &index.cluster else {
+        return Vec::new();
+    };
+    let Some(m) = &cluster.migration.value else {
+        return Vec::new();
+    };
+    if m.unknown.get("owner").map(String::as_str) == Some("operator") {
+        return Vec::new();
+    }
+    let (key, source) = nodewright_bridge::index::migration_key(m, cluster.cluster.value.as_ref());
+    let Some(source) = source else {
+        return Vec::new();
+    };
+    let Some(history) = index.migration_history.get(&key) else {
+        return Vec::new();
+    };
+    // Transitions of one loop share a second: order them as the script runs its phases.
+    let mut seen: Vec<(i64, usize, Phase, Option<String>)> = history
+        .iter()
+        .filter_map(|t| {
+            let p = phase_of(&t.state)?;
+            let pos = MIGRATION_ORDER.iter().position(|x| *x == p)?;
+            Some((t.at, pos, p, t.message.clone()))
+        })
+        .collect();
+    seen.sort_by_key(|(at, pos, _, _)| (*at, *pos));
+    seen.dedup_by_key(|(at, pos, _, _)| (*at, *pos));
+    let spec = MigrationSpec {
+        owner: nodewright_api::WorkflowOwner::Legacy,
+        cluster_ref: nodewright_api::common::ClusterRef { name: String::new() },
+        source_node: source.clone(),
+        joining_nodes: m.joining.clone(),
+        replicas: m.replicas.and_then(|r| i32::try_from(r).ok()),
+        rollback: false,
+    };
+    let mut out = Vec::new();
+    for pair in seen.windows(2) {
+        let (entered_a, _, a, _) = &pair[0];
+        let (at_b, _, b, _) = &pair[1];
+        if *at_b < last_look
+            || !matches!(
+                a,
+                Phase::Preflight | Phase::PreparingNetwork | Phase::WaitingForResync
+            )
+            || matches!(b, Phase::RollingBack)
+        {
+            continue;
+        }
+        let status = MigrationStatus {
+            phase: Some(*a),
+            history: vec![nodewright_api::common::PhaseTransition {
+                phase: *a,
+                at: nodewright_bridge::observe::time(*entered_a),
+                message: None,
+            }],
+            ..MigrationStatus::default()
+        };
+        // Decided as at the moment the script moved on: a timeout counts up to then, not to now.
+        let at_decision = migration::Facts {
+            now: *at_b,
+            ..facts.clone()
+        };
+        let decision = migration::decide(&spec, "shadow", &status, &at_decision, &BTreeMap::new());
+        let operator = match decision.outcome {
+            Outcome::Enter(next, _) if next == *b => continue,
+            Outcome::Enter(next, Some(why)) => {
+                format!("would enter {} instead: {why}", migration::legacy_phase(next))
+            }
+            Outcome::Enter(next, None) => format!("would enter {} instead", migration::legacy_phase(next)),
+            Outcome::Wait(reason) => format!("would stay in {}: {reason}", migration::legacy_phase(*a)),
+        };
+        out.push(Divergence {
+            workflow: Workflow::Migration,
+            node: None,
+            script: format!(
+                "moved the migration from {} to {}",
+                migration::legacy_phase(*a),
+                migration::legacy_phase(*b)
+            ),
+            operator,
+            observed: describe_migration_facts(facts, &spec),
+        });
+    }
+    out
+}
+
+fn describe_migration_facts(facts: &migration::Facts, spec: &MigrationSpec) -> String {
+    let mut out = String::new();
+    for n in std::iter::once(&spec.source_node).chain(&spec.joining_nodes) {
+        let Some(f) = facts.nodes.get(n) else {
+            let _ = write!(out, "{n}: no report; ");
+            continue;
+        };
+        let age = f
+            .reported_at
+            .map_or("never".to_owned(), |at| format!("{}s ago", facts.now - at));
+        let member = facts
+            .members
+            .iter()
+            .find(|m| &m.node == n)
+            .map_or("not a member", |m| m.role.as_str());
+        let _ = write!(
+            out,
+            "{n}: {member}, reported {age}, net={} vlan={} uptodate={} syncing={}; ",
+            if f.net_ok { "ok" } else { "not-ok" },
+            f.storage_vlan.as_deref().unwrap_or("-"),
+            f.local_uptodate,
+            f.syncing
+        );
+    }
+    out.trim_end_matches("; ").to_owned()
+}
+
+/// Every divergence of the workflows `shadowed` names. `last_look` is when the caller last
+/// looked: transitions before it were compared then.
+pub fn divergences(
+    index: &Index,
+    shadowed: &[Workflow],
+    now: i64,
+    last_look: i64,
+    migration_facts: &migration::Facts,
+) -> Vec<Divergence> {
     let mut out = Vec::new();
     for w in shadowed {
         match w {
             Workflow::Taints => out.extend(taints(index)),
             Workflow::StorageUpgrade => out.extend(storage_upgrade(index, now)),
+            Workflow::Migration => out.extend(migration(index, migration_facts, last_look)),
             _ => {}
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use nodewright_bridge::index::LegacyNames;
+
+    const T0: i64 = 1_767_225_690; // 2026-01-01T00:01:30Z
+
+    fn cm(name: &str, data: &[(&str, String)]) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cm.metadata.namespace = Some("kube-system".into());
+        cm.data = Some(data.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect());
+        cm
+    }
+
+    fn status(at: i64) -> String {
+        format!(
+            "at={at};state=joining;role=joining;net=ok;bond=bond0;bond_mode=active-backup;bond_active=eno1;\
+             slaves=eno1:up:0,eno2:up:0;storage_vlan=bond0.100:up;mgmt_vlan=;satellite=active;drbd=ok;\
+             resources=0;uptodate=0;syncing=0;taint=none;boot=;upgrade=;drbd_version=9.2.5"
+        )
+    }
+
+    /// A site where edge-1 runs a migration of edge-2 in, and logged that it left PREFLIGHT at
+    /// `T0 + 60`; edge-2 last reported at `edge2_at`.
+    fn site(edge2_at: i64) -> Index {
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(
+            &cm(
+                "vx-rail-cluster-state",
+                &[
+                    (
+                        "cluster",
+                        "primary=edge-1;topology=single;replicas=1;storage_pool=pool0;created=100;schema=4".into(),
+                    ),
+                    (
+                        "members",
+                        "node,storage_ip,role,joined\nedge-1,10.100.0.11/24,primary,100\nedge-2,10.100.0.12/24,joining,200"
+                            .into(),
+                    ),
+                    (
+                        "migration",
+                        format!("phase=PREPARING_NETWORK;source=edge-1;joining=edge-2;replicas=2;since={}", T0 + 60),
+                    ),
+                ],
+            ),
+            T0 + 90,
+        );
+        index.apply_config_map(
+            &cm(
+                "vx-rail-node-edge-1",
+                &[(
+                    "status",
+                    status(T0 + 60)
+                        .replace("state=joining;role=joining", "state=ready;role=primary")
+                        .replace("resources=0;uptodate=0", "resources=1;uptodate=1"),
+                )],
+            ),
+            T0 + 90,
+        );
+        index.apply_config_map(
+            &cm("vx-rail-node-edge-2", &[("status", status(edge2_at))]),
+            T0 + 90,
+        );
+        let log = "ts=2026-01-01T00:01:30Z level=info node=edge-1 component=migration msg=\"migration phase changed\" from=PENDING to=PREFLIGHT\n\
+                   ts=2026-01-01T00:02:30Z level=info node=edge-1 component=migration msg=\"migration phase changed\" from=PREFLIGHT to=PREPARING_NETWORK\n";
+        index.feed_log("edge-1", log.as_bytes(), T0 + 90);
+        index
+    }
+
+    #[test]
+    fn a_script_passing_preflight_with_a_joining_node_the_operator_thinks_dead_is_a_divergence() {
+        let index = site(T0 - 1000);
+        let facts = crate::observed::migration_facts(&index, T0 + 90, 300, 1800);
+        let found = migration(&index, &facts, T0 + 30);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].script,
+            "moved the migration from PREFLIGHT to PREPARING_NETWORK"
+        );
+        assert_eq!(
+            found[0].operator,
+            "would stay in PREFLIGHT: preflight waiting: edge-2(no-heartbeat)"
+        );
+        assert!(
+            found[0].observed.contains("edge-2: joining, reported 1090s ago"),
+            "{}",
+            found[0].observed
+        );
+        // Compared once: a later look does not report it again.
+        assert!(migration(&index, &facts, T0 + 90).is_empty());
+    }
+
+    #[test]
+    fn a_script_passing_preflight_with_every_node_alive_agrees_with_the_operator() {
+        let index = site(T0 + 50);
+        let facts = crate::observed::migration_facts(&index, T0 + 90, 300, 1800);
+        assert_eq!(migration(&index, &facts, T0 + 30), vec![]);
+    }
 }
