@@ -34,6 +34,10 @@ pub struct Args {
     /// Seconds between turns.
     #[arg(long, default_value_t = 5)]
     interval: u64,
+    /// A migration phase that waits longer than this many seconds fails and rolls back (the
+    /// script's VXR_MIGRATION_TIMEOUT; keep the two equal so that shadow compares like with like).
+    #[arg(long, default_value_t = 1800)]
+    migration_timeout: i64,
     /// Address of the admin server (/metrics, /healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:8081")]
     admin_addr: SocketAddr,
@@ -69,6 +73,7 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
     };
     options.stale_after = args.stale_after;
     options.interval = Duration::from_secs(args.interval.max(1));
+    options.migration_timeout = args.migration_timeout.max(1);
     options.admin_addr = Some(args.admin_addr);
     if !args.no_leader_election {
         options.lease = Some(LeaseConfig {

@@ -411,6 +411,8 @@ async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
         ("get", "apps/daemonsets[vx-rail-node-init]"),
         // create too: the operator creates it by server-side apply, which is authorized by name.
         ("create,patch,update", "/configmaps[nodewright-takeover]"),
+        // The migration controller's mirrored key and, in FINALIZING, the site's topology.
+        ("patch", "/configmaps[vx-rail-cluster-state]"),
     ];
     let own = [
         ("get,list,watch", "nodewright.io/edgeclusters[]"),
@@ -479,7 +481,7 @@ async fn as_service_account(it: &Installed, component: &str) -> kube::Client {
 }
 
 #[tokio::test]
-async fn the_operator_creates_and_applies_the_takeover_configmap_and_writes_no_other() {
+async fn the_operator_applies_the_takeover_configmap_patches_the_cluster_state_and_writes_no_other() {
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::{Api, Patch, PatchParams, PostParams};
 
@@ -522,11 +524,35 @@ async fn the_operator_creates_and_applies_the_takeover_configmap_and_writes_no_o
         Err(kube::Error::Api(status)) if status.code == 403 => {}
         other => panic!("expected 403, got {other:?}"),
     };
-    forbidden(apply("vx-rail-cluster-state", "1").await);
     forbidden(apply("vx-rail-node-edge-9", "1").await);
     let other: ConfigMap =
         serde_json::from_value(serde_json::json!({"metadata": {"name": "anything"}})).unwrap();
     forbidden(operator.create(&PostParams::default(), &other).await);
+    // What the migration controller sends: a merge patch of keys of the cluster state.
+    let mirror = serde_json::json!({"data": {"migration": "phase=PREFLIGHT;owner=operator"}});
+    operator
+        .patch(
+            "vx-rail-cluster-state",
+            &PatchParams::default(),
+            &Patch::Merge(&mirror),
+        )
+        .await
+        .unwrap();
     let state = admin.get("vx-rail-cluster-state").await.unwrap();
-    assert_eq!(state.data.unwrap()["phase"], "multi-node");
+    let data = state.data.unwrap();
+    assert_eq!(data["phase"], "multi-node");
+    assert_eq!(data["migration"], "phase=PREFLIGHT;owner=operator");
+    // ... and nothing else of it: it can neither replace nor delete it.
+    forbidden(
+        operator
+            .replace("vx-rail-cluster-state", &PostParams::default(), &other)
+            .await,
+    );
+    match operator
+        .delete("vx-rail-cluster-state", &Default::default())
+        .await
+    {
+        Err(kube::Error::Api(status)) if status.code == 403 => {}
+        other => panic!("expected 403, got {other:?}"),
+    }
 }

@@ -981,7 +981,10 @@ fn history<P: DeserializeOwned>(
         .collect()
 }
 
-fn workflow_conditions(
+/// The `Complete` and `Failed` conditions of a workflow (`terminal`: its final state as the
+/// legacy script spells it, `None` while it runs). Shared by the bridge's observed workflows and
+/// the operator's own, so that both mean the same.
+pub fn workflow_conditions(
     previous: Option<&[Condition]>,
     terminal: Option<&str>,
     message: Option<&str>,

@@ -23,6 +23,12 @@ migration_run() {
     local phase
     phase=$(blob_get "$S_MIGRATION" phase)
 
+    # A migration Nodewright runs is mirrored here (owner=operator) so that every node holds its
+    # upgrade while it runs; it is never driven from this script, whatever the takeover says.
+    if [[ -n $phase && $(blob_get "$S_MIGRATION" owner) == operator ]]; then
+        log info migration "migration owned by nodewright, not touching it" phase="$phase"
+        return 0
+    fi
     if [[ -z $phase ]]; then
         migration_maybe_start
         return 0

@@ -661,11 +661,11 @@ fn rollback(
         })
         .collect();
     match group_all(tasks, deletes) {
-        (_, Some(why)) => failed.push(why),
-        (Some((create, running)), None) => {
+        (Some((create, running)), _) => {
             actions.extend(create);
             return pending(actions, &running, "rolling back replicas");
         }
+        (None, Some(why)) => failed.push(why),
         (None, None) => {}
     }
     let node_deletes: Vec<TaskRequest> = succeeded(uid, tasks, "linstor-node-create")
@@ -680,11 +680,11 @@ fn rollback(
         })
         .collect();
     match group_all(tasks, node_deletes) {
-        (_, Some(why)) => failed.push(why),
-        (Some((create, running)), None) => {
+        (Some((create, running)), _) => {
             actions.extend(create);
             return pending(actions, &running, "rolling back satellites");
         }
+        (None, Some(why)) => failed.push(why),
         (None, None) => {}
     }
     let reason = status
@@ -746,38 +746,23 @@ pub fn enter(
     now: i64,
     generation: Option<i64>,
 ) {
-    use nodewright_api::common::{ConditionStatus, condition_type as ct, set_condition};
     let at = nodewright_bridge::observe::time(now);
     if status.started_at.is_none() && phase != Phase::Pending {
         status.started_at = Some(at.clone());
     }
     if is_terminal(phase) {
         status.finished_at = Some(at.clone());
-        let (complete, failed, reason) = match phase {
-            Phase::Completed => (ConditionStatus::True, ConditionStatus::False, "Completed"),
-            Phase::RolledBack => (ConditionStatus::True, ConditionStatus::True, "RolledBack"),
-            _ => (ConditionStatus::True, ConditionStatus::True, "Failed"),
-        };
-        let msg = message.clone().unwrap_or_else(|| legacy_phase(phase).to_owned());
-        set_condition(
-            &mut status.conditions,
-            ct::COMPLETE,
-            complete,
-            reason,
-            &msg,
-            generation,
-            &at,
-        );
-        set_condition(
-            &mut status.conditions,
-            ct::FAILED,
-            failed,
-            reason,
-            &msg,
-            generation,
-            &at,
-        );
     }
+    let outcome = nodewright_bridge::observe::workflow_conditions(
+        Some(&status.conditions),
+        is_terminal(phase).then(|| legacy_phase(phase)),
+        message.as_deref(),
+        now,
+    );
+    status
+        .conditions
+        .retain(|c| !outcome.iter().any(|o| o.type_ == c.type_));
+    status.conditions.extend(outcome);
     status.phase = Some(phase);
     status.observed_generation = generation;
     status

@@ -55,11 +55,21 @@ pub fn upgrade_state(index: &Index) -> Option<UpgradeState> {
         .map(|u| u.state.clone())
 }
 
-/// The takeover currently projected (the default when the site has none, or when it cannot be
-/// read — an unreadable takeover is reported by the caller, and nothing is handed over).
+/// The takeover currently projected. A site without a takeover ConfigMap runs everything
+/// `legacy`; its generation is the highest any script acknowledged, so that a ConfigMap deleted by
+/// hand and written again gets a generation no script has acknowledged yet (otherwise an old,
+/// higher acknowledgement would let the operator act before the scripts read the new one).
 pub fn takeover(index: &Index) -> Result<Takeover, crate::takeover::Error> {
     match &index.takeover {
-        None => Ok(Takeover::default()),
+        None => Ok(Takeover {
+            generation: index
+                .nodes
+                .values()
+                .filter_map(|e| e.config_map.as_ref()?.takeover_generation.value)
+                .max()
+                .unwrap_or_default(),
+            ..Takeover::default()
+        }),
         Some(data) => Takeover::from_data(data),
     }
 }
@@ -201,5 +211,42 @@ pub fn migration_facts(index: &Index, now: i64, stale_after: i64, timeout: i64) 
             })
             .unwrap_or_default(),
         nodes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use nodewright_bridge::index::LegacyNames;
+
+    fn node_cm(node: &str, ack: &str) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(format!("vx-rail-node-{node}"));
+        cm.metadata.namespace = Some("kube-system".into());
+        cm.data = Some([("takeover-generation".to_owned(), ack.to_owned())].into());
+        cm
+    }
+
+    #[test]
+    fn a_lost_takeover_configmap_restarts_above_every_acknowledged_generation() {
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(&node_cm("a", "7"), 100);
+        index.apply_config_map(&node_cm("b", "5"), 100);
+        let t = takeover(&index).unwrap();
+        assert_eq!(t.generation, 7);
+        assert!(
+            Workflow::ALL
+                .iter()
+                .all(|w| t.mode(*w) == nodewright_api::WorkflowMode::Legacy)
+        );
+        // The plan that writes it again bumps past 7: no script has acknowledged 8.
+        let requested = nodewright_api::edgecluster::WorkflowModes {
+            taints: nodewright_api::WorkflowMode::Shadow,
+            ..Default::default()
+        };
+        let p = crate::takeover::plan(&requested, &t, &[], &Default::default());
+        assert_eq!(p.takeover.generation, 8);
     }
 }

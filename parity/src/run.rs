@@ -409,6 +409,9 @@ impl Operator {
             tracing::debug!(cluster = %self.options.cluster, "no EdgeCluster yet; nothing to project");
             return Ok(());
         };
+        if self.last_status.is_none() {
+            self.restore(&cluster);
+        }
         let current = match observed::takeover(index) {
             Ok(t) => t,
             Err(e) => {
@@ -510,6 +513,35 @@ impl Operator {
             self.last_status = Some(status);
         }
         Ok(())
+    }
+
+    /// A new leader (or a restarted operator) carries on from the status the last one wrote: the
+    /// recent divergences, their counts, and which of them are still open, so that a divergence
+    /// that lasts is not recorded again.
+    fn restore(&mut self, cluster: &EdgeCluster) {
+        let Some(status) = &cluster.status else { return };
+        self.recent = status.divergences.iter().cloned().collect();
+        for w in status.takeover.iter().flat_map(|t| &t.workflows) {
+            if let Some(workflow) = Workflow::from_key(&w.workflow) {
+                self.counts.insert(workflow, w.divergences);
+            }
+        }
+        self.open = status
+            .divergences
+            .iter()
+            .filter_map(|d| {
+                Some(
+                    Divergence {
+                        workflow: Workflow::from_key(&d.workflow)?,
+                        node: d.node.clone(),
+                        script: d.script.clone(),
+                        operator: d.operator.clone(),
+                        observed: d.observed.clone(),
+                    }
+                    .key(),
+                )
+            })
+            .collect();
     }
 
     async fn write_takeover(&self, t: &Takeover) -> Result<(), TurnError> {
@@ -669,7 +701,10 @@ impl Operator {
             match d.outcome {
                 Outcome::Wait(reason) => {
                     set_waiting(&mut status, &reason, now, m.metadata.generation);
-                    self.write_migration_status(&migrations, &name, &status).await?;
+                    // A migration waiting for the same thing is not written again every turn.
+                    if m.status.as_ref() != Some(&status) {
+                        self.write_migration_status(&migrations, &name, &status).await?;
+                    }
                     return Ok(());
                 }
                 Outcome::Enter(phase, message) => {

@@ -283,6 +283,13 @@ pub fn plan(
                     "{w}: this version of Nodewright has no operator controller for it; it stays {}",
                     now.as_str()
                 ));
+            } else if now == WorkflowMode::Legacy && want == WorkflowMode::Operator {
+                // The CRD refuses this change on update; an EdgeCluster created in operator mode,
+                // or one whose shadow step was refused, gets here.
+                message = Some(format!(
+                    "{w}: refusing to move from legacy to operator directly: run it in shadow first, \
+                     so that its divergences can be read before it is handed over"
+                ));
             } else if want == WorkflowMode::Shadow && !w.has_shadow() {
                 message = Some(format!(
                     "{w}: this version of Nodewright has no shadow decisions for it; it stays {}",
@@ -501,6 +508,25 @@ mod tests {
             &BTreeSet::new(),
         );
         assert_eq!(p.takeover.mode(Workflow::StorageUpgrade), WorkflowMode::Shadow);
+    }
+
+    #[test]
+    fn going_from_legacy_straight_to_operator_is_refused_until_shadow_ran() {
+        let p = plan(
+            &modes(|m| m.taints = WorkflowMode::Operator),
+            &Takeover::default(),
+            &[],
+            &BTreeSet::new(),
+        );
+        assert!(!p.changed);
+        assert_eq!(p.takeover.mode(Workflow::Taints), WorkflowMode::Legacy);
+        assert!(
+            p.workflows[4]
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("run it in shadow first")
+        );
     }
 
     #[test]

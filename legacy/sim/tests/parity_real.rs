@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use nodewright_agent_shim::AgentOptions;
 use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec, SiteProfile, Topology, WorkflowModes};
 use nodewright_api::migration::{Migration, MigrationPhase, MigrationSpec};
@@ -172,12 +172,11 @@ fn a_migration_owned_by_the_operator_completes_once_through_a_kill_of_the_operat
         workflows: WorkflowModes::default(),
         legacy: Default::default(),
     };
-    spec.workflows.migration = WorkflowMode::Operator;
-    rt.block_on(
-        Api::<EdgeCluster>::namespaced(client.clone(), NS)
-            .create(&PostParams::default(), &EdgeCluster::new("site", spec)),
-    )
-    .unwrap();
+    // Shadow first: the operator refuses legacy -> operator in one step.
+    spec.workflows.migration = WorkflowMode::Shadow;
+    let clusters: Api<EdgeCluster> = Api::namespaced(client.clone(), NS);
+    rt.block_on(clusters.create(&PostParams::default(), &EdgeCluster::new("site", spec)))
+        .unwrap();
 
     // The legacy run of the same scenario, for the end state.
     let legacy_scenario = scenario(name);
@@ -252,6 +251,12 @@ fn a_migration_owned_by_the_operator_completes_once_through_a_kill_of_the_operat
     };
     let run_config = config("operator");
     let mut after_tick = |tick: u32, _: &[run::TickOutput]| {
+        if tick == 0 {
+            // The scripts have read the shadow takeover once: hand the migration over.
+            let patch = serde_json::json!({"spec": {"workflows": {"migration": "operator"}}});
+            rt.block_on(clusters.patch("site", &PatchParams::default(), &Patch::Merge(&patch)))
+                .unwrap();
+        }
         if tick + 1 == request_tick {
             let m = Migration::new(
                 "grow-site",

@@ -198,6 +198,46 @@ fn a_migration_owned_by_nodewright_is_neither_started_nor_driven_by_the_primary(
 }
 
 #[test]
+fn a_migration_nodewright_mirrors_into_the_legacy_key_is_never_driven_by_the_script() {
+    // No takeover at all (everything legacy, as after a forced hand-back): the key says the
+    // migration is Nodewright's, so the primary leaves it alone.
+    let mirrored = "phase=PLACING_REPLICAS;source=edge-1;joining=edge-2,edge-3;replicas=3;since=1767225780;owner=operator";
+    let patch = format!("{{\"data\":{{\"migration\":\"{mirrored}\"}}}}");
+    let mut scenario = load("migration-single-to-multi");
+    for e in &mut scenario.events {
+        if let Action::Kubectl(args) = &mut e.action
+            && let Some(p) = args.iter_mut().find(|a| a.contains("\"migration\""))
+        {
+            *p = patch.clone();
+        }
+    }
+    let config = config("mirrored-migration");
+    let mut cluster = Cluster::new();
+    let trace = run(
+        &scenario,
+        &mut world_for(&scenario).unwrap(),
+        &mut cluster,
+        &config,
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&config.work_dir);
+    let writes: Vec<String> = by_nodes(&trace)
+        .filter(|e| kubectl_args(e).is_some_and(|a| a.iter().any(|w| w.contains("\"migration\":"))))
+        .map(line)
+        .collect();
+    assert!(writes.is_empty(), "{writes:#?}");
+    let log = &trace.logs["edge-1"];
+    assert!(
+        log.contains("component=migration msg=\"migration owned by nodewright, not touching it\" phase=PLACING_REPLICAS"),
+        "{log}"
+    );
+    let state = cluster
+        .config_map("kube-system", "vx-rail-cluster-state")
+        .unwrap();
+    assert_eq!(state.data["migration"], mirrored);
+}
+
+#[test]
 fn taints_in_shadow_mode_make_exactly_the_legacy_writes_besides_the_acknowledgement() {
     let (trace, _) = run_with(
         "taints-during-resync",
