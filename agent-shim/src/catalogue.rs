@@ -112,7 +112,7 @@ pub enum Step {
         /// The slave to make active.
         slave: String,
     },
-    /// `drbdadm status`.
+    /// `drbdadm status all`, as the script reads it.
     DrbdStatus,
     /// `linstor node list`.
     LinstorNodeList,
@@ -337,7 +337,7 @@ impl Step {
                     slave,
                 ])],
             ),
-            Step::DrbdStatus => (None, vec![words(&["drbdadm", "status"])]),
+            Step::DrbdStatus => (None, vec![words(&["drbdadm", "status", "all"])]),
             Step::LinstorNodeList => (None, vec![linstor(&["node", "list"])]),
             Step::LinstorStoragePoolList => (None, vec![linstor(&["storage-pool", "list"])]),
             Step::LinstorResourceList => (None, vec![linstor(&["resource", "list"])]),
@@ -359,12 +359,15 @@ impl Step {
                 Ok(match nodes.iter().find(|n| n.name == *node) {
                     Some(n) => {
                         let addr = n.addresses.as_deref().unwrap_or("");
-                        let note = if addr.split(':').next() == Some(ip.as_str()) {
-                            String::new()
+                        // Registered with another address is not the effect asked for: refused,
+                        // as the script's step mode refuses it, rather than reported done.
+                        if addr.split(':').next() == Some(ip.as_str()) {
+                            Verdict::AlreadyDone(format!("LINSTOR node {node} exists already"))
                         } else {
-                            format!(" (its address is {addr:?}, not {ip})")
-                        };
-                        Verdict::AlreadyDone(format!("LINSTOR node {node} exists already{note}"))
+                            Verdict::Refused(format!(
+                                "LINSTOR node {node} exists already with address {addr:?}, not {ip}"
+                            ))
+                        }
                     }
                     None => Verdict::ToDo,
                 })
@@ -679,7 +682,7 @@ mod tests {
     #[test]
     fn read_only_steps_run_one_command_and_no_check() {
         for (step, command) in [
-            ("drbd-status", &["drbdadm", "status"][..]),
+            ("drbd-status", &["drbdadm", "status", "all"][..]),
             ("linstor-node-list", &["linstor", "--no-color", "node", "list"]),
             (
                 "linstor-storage-pool-list",
@@ -719,15 +722,15 @@ mod tests {
     }
 
     #[test]
-    fn node_create_is_already_done_when_the_node_is_listed_in_either_table_style() {
+    fn node_create_is_done_when_the_node_is_listed_with_its_address_and_refused_with_another() {
         let step = parse_step("linstor-node-create", &args(&["edge-2", "10.10.100.12"])).unwrap();
         assert!(matches!(step.judge(NODES), Ok(Verdict::AlreadyDone(_))));
         let step = parse_step("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
         assert_eq!(step.judge(NODES), Ok(Verdict::ToDo));
         assert_eq!(step.judge(NODES_ASCII), Ok(Verdict::ToDo));
         let step = parse_step("linstor-node-create", &args(&["edge-1", "10.9.9.9"])).unwrap();
-        let Ok(Verdict::AlreadyDone(msg)) = step.judge(NODES_ASCII) else {
-            panic!("edge-1 is listed");
+        let Ok(Verdict::Refused(msg)) = step.judge(NODES_ASCII) else {
+            panic!("edge-1 is listed with another address");
         };
         assert!(msg.contains("not 10.9.9.9"), "{msg}");
     }

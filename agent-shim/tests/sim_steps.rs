@@ -153,12 +153,12 @@ fn read_only_steps_return_the_tools_output() {
         assert_eq!(out.code, 0, "{step}: {out:?}");
         assert!(out.output.contains(needle), "{step}: {}", out.output);
     }
-    // Without the DRBD module, `drbdadm status` fails as the real one does, and the task says so.
+    // Without the DRBD module, `drbdadm status all` fails as the real one does, and the task says so.
     let drbd = plan("drbd-status", &[]).unwrap();
     let out = drbd.execute(&mut host, None);
     assert_eq!(out.code, 20, "{out:?}");
     assert!(out.output.contains("generic netlink"), "{}", out.output);
-    assert_eq!(out.message, "`drbdadm status` failed with exit code 20");
+    assert_eq!(out.message, "`drbdadm status all` failed with exit code 20");
     world
         .lock()
         .unwrap()
