@@ -317,7 +317,29 @@ fn end_taints(cluster: &MemCluster) -> BTreeMap<String, String> {
 
 /// Runs `name` with `modes` projected from tick 0 (none: the legacy run).
 fn run_parity(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> ParityRun {
+    run_parity_from(name, modes, label, 0)
+}
+
+/// Like [`run_parity`], with the takeover projected before tick `from` instead of tick 0.
+fn run_parity_from(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str, from: u32) -> ParityRun {
     let mut scenario = scenario(name);
+    if from > 0 {
+        // Something for the new owner of taints to do: a person removes every node's label.
+        for n in scenario.nodes.iter().rev() {
+            scenario.events.insert(
+                0,
+                Event {
+                    tick: from,
+                    action: Action::Kubectl(
+                        ["label", "node", &n.name, &format!("{}-", taints::READY_LABEL)]
+                            .map(String::from)
+                            .into(),
+                    ),
+                },
+            );
+        }
+        scenario.events.sort_by_key(|e| e.tick);
+    }
     if !modes.is_empty() {
         let mut args: Vec<String> = ["-n", "kube-system", "create", "configmap", takeover::CONFIGMAP]
             .map(String::from)
@@ -326,10 +348,15 @@ fn run_parity(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> Pa
         for (w, m) in modes {
             args.push(format!("--from-literal={}={}", w.key(), m.as_str()));
         }
+        let at = scenario
+            .events
+            .iter()
+            .position(|e| e.tick >= from)
+            .unwrap_or(scenario.events.len());
         scenario.events.insert(
-            0,
+            at,
             Event {
-                tick: 0,
+                tick: from,
                 action: Action::Kubectl(args),
             },
         );
@@ -453,6 +480,8 @@ fn run_parity(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> Pa
         let acks = observed::acks(&index, now, 300);
         for wf in &operated {
             match takeover::may_act(&t, *wf, &acks) {
+                // Not in operator mode (yet): nothing to wait for.
+                Err(waiting) if waiting.is_empty() => {}
                 Err(waiting) => lines.push(format!(
                     "{wf}: waiting for acknowledgement from {}",
                     waiting.join(",")
@@ -677,4 +706,74 @@ fn a_migration_in_shadow_agrees_with_the_script_at_every_gate_it_passes() {
         assert_eq!(run.host_state, legacy.host_state, "{name}");
         snapshot(name, "migration-shadow", &run);
     }
+}
+
+/// The kubectl writes of the scripts that change a node's storage taint or label: (tick, node).
+fn script_taint_writes(writes: &str) -> Vec<(u32, String)> {
+    writes
+        .lines()
+        .filter(|l| l.contains("storage-not-ready") || l.contains("storage-ready="))
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let tick = words.next()?.parse().ok()?;
+            let _script_node = words.next()?;
+            // `kubectl taint node <node> ...` / `kubectl label node <node> ...`
+            let target = l.split(" node ").nth(1)?.split_whitespace().next()?.to_owned();
+            Some((tick, target))
+        })
+        .collect()
+}
+
+/// The operator's taint actions in a report: (tick, node).
+fn operator_taint_actions(report: &str) -> Vec<(u32, String)> {
+    let mut tick = 0;
+    let mut out = Vec::new();
+    for line in report.lines() {
+        if let Some(t) = line.strip_prefix("tick ").and_then(|t| t.strip_suffix(':')) {
+            tick = t.parse().unwrap();
+        } else if let Some(rest) = line.trim().strip_prefix("operator ")
+            && let Some((node, _)) = rest.split_once(':')
+        {
+            out.push((tick, node.to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn through_the_stale_state_race_taints_have_one_decider_at_every_moment() {
+    // The takeover is projected at tick 3, while edge-1's pod is down (ticks 3-4): edge-1's script
+    // has not read it, and its last report is recent enough to count as live, so the operator
+    // waits for it. At tick 5 edge-1 is back and both nodes race into the upgrade from the same
+    // snapshot; the upgrade takes resources down and the storage taints follow.
+    // A person also removes both nodes' storage-ready labels then: whoever owns taints must put
+    // them back, and only one may.
+    let run = run_parity_from(
+        "stale-state-race",
+        &[(Workflow::Taints, OPERATOR)],
+        "taints-operator",
+        3,
+    );
+    assert!(
+        run.report
+            .contains("taints: waiting for acknowledgement from edge-1"),
+        "the operator did not wait for the node that had not read the takeover:\n{}",
+        run.report
+    );
+    let script = script_taint_writes(&run.script_writes);
+    let operator = operator_taint_actions(&run.report);
+    assert!(!operator.is_empty(), "the operator never acted:\n{}", run.report);
+    let first_operator_tick = operator.iter().map(|(t, _)| *t).min().unwrap();
+    // The scripts' taint writes all come before the takeover reached them; from the operator's
+    // first action on, it is the only one that writes taints.
+    let late: Vec<&(u32, String)> = script.iter().filter(|(t, _)| *t >= 3).collect();
+    assert!(
+        late.is_empty(),
+        "a script wrote taints after the takeover: {late:?}"
+    );
+    assert!(
+        first_operator_tick >= 4,
+        "the operator acted at tick {first_operator_tick}"
+    );
+    snapshot("stale-state-race", "taints-operator-from-tick-3", &run);
 }
