@@ -229,7 +229,7 @@ fn phase_of(state: &str) -> Option<Phase> {
 /// The migration: every gate the script passed since `last_look` (a phase whose checks read only
 /// what the operator observes too: `PREFLIGHT`, `PREPARING_NETWORK`, `WAITING_FOR_RESYNC`),
 /// checked against the operator's decision for that phase from the same facts. The script moving
-/// on where the operator would still wait, or roll back, is a divergence. Phases that read
+/// on (or rolling back) where the operator would still wait, or the reverse, is a divergence. Phases that read
 /// LINSTOR directly on the primary are not compared: the operator learns those facts only through
 /// node tasks, which it does not run in shadow.
 pub fn migration(index: &Index, facts: &migration::Facts, last_look: i64) -> Vec<Divergence> {
@@ -277,7 +277,6 @@ pub fn migration(index: &Index, facts: &migration::Facts, last_look: i64) -> Vec
                 a,
                 Phase::Preflight | Phase::PreparingNetwork | Phase::WaitingForResync
             )
-            || matches!(b, Phase::RollingBack)
         {
             continue;
         }

@@ -315,6 +315,10 @@ fn end_taints(cluster: &MemCluster) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Runs in this process so far: tests run in parallel, and each run needs a scratch directory of
+/// its own.
+static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Runs `name` with `modes` projected from tick 0 (none: the legacy run).
 fn run_parity(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> ParityRun {
     run_parity_from(name, modes, label, 0)
@@ -322,7 +326,17 @@ fn run_parity(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> Pa
 
 /// Like [`run_parity`], with the takeover projected before tick `from` instead of tick 0.
 fn run_parity_from(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str, from: u32) -> ParityRun {
-    let mut scenario = scenario(name);
+    run_parity_of(name, scenario(name), modes, label, from)
+}
+
+/// Like [`run_parity_from`], on a scenario changed by the test.
+fn run_parity_of(
+    name: &str,
+    mut scenario: Scenario,
+    modes: &[(Workflow, WorkflowMode)],
+    label: &str,
+    from: u32,
+) -> ParityRun {
     if from > 0 {
         // Something for the new owner of taints to do: a person removes every node's label.
         for n in scenario.nodes.iter().rev() {
@@ -402,7 +416,11 @@ fn run_parity_from(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str, 
     let config = RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
         sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
-        work_dir: std::env::temp_dir().join(format!("vxr-parity-{}-{name}-{label}", std::process::id())),
+        work_dir: std::env::temp_dir().join(format!(
+            "vxr-parity-{}-{name}-{label}-{}",
+            std::process::id(),
+            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )),
         stuck_after: Duration::from_secs(30),
     };
     let cluster = Shared(Rc::new(RefCell::new(MemCluster::new())));
@@ -776,4 +794,76 @@ fn through_the_stale_state_race_taints_have_one_decider_at_every_moment() {
         "the operator acted at tick {first_operator_tick}"
     );
     snapshot("stale-state-race", "taints-operator-from-tick-3", &run);
+}
+
+#[test]
+fn a_source_node_rebooting_mid_migration_leaves_the_operators_migration_whole() {
+    // edge-1, the source and LINSTOR controller, reboots while the new replicas sync. Its script
+    // recovers it (boot recovery stays legacy) and the resync resumes. The script's own migration
+    // gives up at the first `drbdadm status` that fails during the reboot and rolls back; the
+    // operator's waits the reboot out and completes, ending where an undisturbed migration ends.
+    let name = "migration-single-to-multi";
+    let rebooted = || {
+        let mut s = scenario(name);
+        s.ticks = 14;
+        s.events.push(Event {
+            tick: 6,
+            action: Action::Fault(serde_json::json!({"Reboot": {"node": "edge-1"}})),
+        });
+        s.events.sort_by_key(|e| e.tick);
+        s
+    };
+    let undisturbed = run_parity(name, &[], "legacy");
+    let owned = run_parity_of(
+        name,
+        rebooted(),
+        &[(Workflow::Migration, OPERATOR)],
+        "migration-operator-reboot",
+        0,
+    );
+    assert!(
+        owned.report.contains("migration enters COMPLETED"),
+        "the operator's migration did not complete:\n{}",
+        owned.report
+    );
+    assert_eq!(owned.site_state, undisturbed.site_state);
+    // The reboot demotes pvc-1's Primary (the simulated workload is not started again): DRBD
+    // roles and LINSTOR's usage column are left out of the comparison, placement and disk states
+    // are not.
+    let placement = |hosts: &str| {
+        hosts
+            .replace("role:Primary", "role:Secondary")
+            .replace("InUse ", "Unused")
+    };
+    assert_eq!(placement(&owned.host_state), placement(&undisturbed.host_state));
+    snapshot(name, "migration-operator-source-reboot", &owned);
+
+    // The same reboot under the script, in shadow: the script's rollback is the divergence (the
+    // script gave up on a `drbdadm status` that failed during the reboot).
+    let shadowed = run_parity_of(
+        name,
+        rebooted(),
+        &[(Workflow::Migration, SHADOW)],
+        "migration-shadow-reboot",
+        0,
+    );
+    assert!(
+        shadowed.site_state.contains("topology=single"),
+        "{}",
+        shadowed.site_state
+    );
+    let rollback: Vec<&shadow::Divergence> = shadowed
+        .divergences
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d.script == "moved the migration from WAITING_FOR_RESYNC to ROLLING_BACK")
+        .collect();
+    assert_eq!(rollback.len(), 1, "{}", shadowed.report);
+    // From the facts reported after the reboot the operator would not have rolled back.
+    assert!(
+        !rollback[0].operator.contains("ROLLING_BACK"),
+        "{:?}",
+        rollback[0]
+    );
+    snapshot(name, "migration-shadow-source-reboot", &shadowed);
 }
