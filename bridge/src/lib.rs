@@ -12,6 +12,7 @@ pub mod lease;
 pub mod logs;
 pub mod metrics;
 pub mod observe;
+pub mod process;
 pub mod run;
 pub mod source;
 pub mod writer;

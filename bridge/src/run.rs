@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::ApiResource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -26,7 +25,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::index::{Diagnostic, Dirty, Index, LegacyNames};
-use crate::lease::{LeaderElector, LeaseConfig};
+use crate::lease::LeaseConfig;
 use crate::metrics::{BondMetrics, Health, Metrics, NodeMetrics};
 use crate::observe::{Observation, ObserveConfig, Observed, observe};
 use crate::source::{self, Change};
@@ -429,45 +428,15 @@ pub async fn run(
     };
 
     if let Some(addr) = options.admin_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
+        crate::process::start_admin(addr, metrics.clone(), health.clone(), stopped())
             .await
             .map_err(|source| Error::Admin { addr, source })?;
-        tracing::info!(addr = %listener.local_addr().map_or(addr, |a| a), "admin server listening");
-        let (m, h, s) = (metrics.clone(), health.clone(), stopped());
-        tokio::spawn(async move {
-            if let Err(e) = crate::metrics::serve_admin(listener, m, h, s).await {
-                tracing::error!(error = %e, "admin server stopped");
-            }
-        });
     }
-
-    let (leader, elector) = match options.lease.clone() {
-        Some(config) => {
-            let elector = LeaderElector::new(client.clone(), config);
-            let rx = elector.subscribe();
-            (rx, Some(tokio::spawn(elector.run(stopped()))))
-        }
-        None => (watch::channel(true).1, None),
-    };
-
-    let (tx, mut rx) = mpsc::channel::<Change>(1024);
-    spawn_watch(
-        source::watch_config_maps(client.clone(), &options.legacy.namespace),
-        tx.clone(),
-        metrics.clone(),
-    );
-    spawn_watch(source::watch_nodes(client.clone()), tx.clone(), metrics.clone());
-    if let Some(mut logs) = logs {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(c) = logs.recv().await {
-                if tx.send(c).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(tx);
+    let (leader, elector) = crate::process::start_election(&client, options.lease.clone(), stopped());
+    let watch_metrics = metrics.clone();
+    let mut rx = crate::process::start_sources(&client, &options.legacy.namespace, logs, move |_| {
+        watch_metrics.watch_event("watch", "error", None);
+    });
 
     let recorder = Recorder::new(
         client.clone(),
@@ -668,29 +637,6 @@ pub fn log_changes(mut events: mpsc::Receiver<crate::logs::LogEvent>) -> mpsc::R
         }
     });
     rx
-}
-
-fn spawn_watch(
-    stream: impl futures::Stream<Item = Result<Change, kube::runtime::watcher::Error>> + Send + 'static,
-    tx: mpsc::Sender<Change>,
-    metrics: Arc<Metrics>,
-) {
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(change) => {
-                    if tx.send(change).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    metrics.watch_event("watch", "error", None);
-                    tracing::warn!(error = %e, "watch failed; retrying with backoff");
-                }
-            }
-        }
-    });
 }
 
 #[cfg(test)]

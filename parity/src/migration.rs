@@ -269,6 +269,34 @@ fn group(tasks: &BTreeMap<String, TaskResult>, wanted: Vec<TaskRequest>) -> Grou
     }
 }
 
+/// The output of the read-only `step` on `node` for this phase: asked for once (a task whose key
+/// says phase and node), then read from the task's result. `Err` is the decision meanwhile: the
+/// task to create or to wait for, or the failure.
+fn read(
+    uid: &str,
+    phase: Phase,
+    node: &str,
+    step: &str,
+    tasks: &BTreeMap<String, TaskResult>,
+) -> Result<String, Decision> {
+    let list = TaskRequest {
+        key: task_key(uid, phase, &format!("list-{node}")),
+        node: node.to_owned(),
+        step: step.into(),
+        args: Vec::new(),
+    };
+    match group(tasks, vec![list.clone()]) {
+        Group::Failed(why) => Err(Decision::fail(why)),
+        Group::Pending(actions, running) => {
+            Err(pending(actions, &running, &format!("reading `{step}` on {node}")))
+        }
+        Group::Done => Ok(tasks
+            .get(&list.key)
+            .and_then(|t| t.output.clone())
+            .unwrap_or_default()),
+    }
+}
+
 fn pending(actions: Vec<Action>, running: &[String], what: &str) -> Decision {
     Decision {
         actions,
@@ -450,25 +478,14 @@ pub fn decide(
             let Some(pool) = facts.cluster.as_ref().map(|c| c.storage_pool.clone()) else {
                 return Decision::wait("no cluster blob in the cluster state");
             };
-            let list = TaskRequest {
-                key: task_key(uid, phase, &format!("list-{source}")),
-                node: source.to_owned(),
-                step: "linstor-storage-pool-list".into(),
-                args: Vec::new(),
-            };
-            let output = match group(tasks, vec![list.clone()]) {
-                Group::Failed(why) => return Decision::fail(why),
-                Group::Pending(actions, running) => {
-                    return pending(actions, &running, "reading the storage pools");
-                }
-                Group::Done => tasks
-                    .get(&list.key)
-                    .and_then(|t| t.output.clone())
-                    .unwrap_or_default(),
-            };
-            let pools = match nodewright_parsers::parse_linstor_storage_pool_list(&output) {
-                Ok(p) => p,
-                Err(e) => return Decision::fail(format!("storage-pool list of {source} unreadable: {e}")),
+            let pools = match read(uid, phase, source, "linstor-storage-pool-list", tasks) {
+                Ok(output) => match nodewright_parsers::parse_linstor_storage_pool_list(&output) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return Decision::fail(format!("storage-pool list of {source} unreadable: {e}"));
+                    }
+                },
+                Err(d) => return d,
             };
             let Some(vg) = pools
                 .iter()
@@ -496,25 +513,12 @@ pub fn decide(
             let Some(pool) = facts.cluster.as_ref().map(|c| c.storage_pool.clone()) else {
                 return Decision::wait("no cluster blob in the cluster state");
             };
-            let list = TaskRequest {
-                key: task_key(uid, phase, &format!("list-{source}")),
-                node: source.to_owned(),
-                step: "linstor-resource-list".into(),
-                args: Vec::new(),
-            };
-            let output = match group(tasks, vec![list.clone()]) {
-                Group::Failed(why) => return Decision::fail(why),
-                Group::Pending(actions, running) => {
-                    return pending(actions, &running, "reading the resources");
-                }
-                Group::Done => tasks
-                    .get(&list.key)
-                    .and_then(|t| t.output.clone())
-                    .unwrap_or_default(),
-            };
-            let resources = match nodewright_parsers::parse_linstor_resource_list(&output) {
-                Ok(r) => r,
-                Err(e) => return Decision::fail(format!("resource list of {source} unreadable: {e}")),
+            let resources = match read(uid, phase, source, "linstor-resource-list", tasks) {
+                Ok(output) => match nodewright_parsers::parse_linstor_resource_list(&output) {
+                    Ok(r) => r,
+                    Err(e) => return Decision::fail(format!("resource list of {source} unreadable: {e}")),
+                },
+                Err(d) => return d,
             };
             let mut placed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
             for r in &resources {

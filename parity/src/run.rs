@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -30,8 +29,9 @@ use nodewright_api::migration::{Migration, MigrationStatus};
 use nodewright_api::nodetask::{NodeTask, NodeTaskSpec, WorkflowKind, WorkflowRef};
 use nodewright_api::{WorkflowMode, WorkflowOwner};
 use nodewright_bridge::index::{Index, LegacyNames};
-use nodewright_bridge::lease::{LeaderElector, LeaseConfig};
-use nodewright_bridge::metrics::{Health, serve_admin};
+use nodewright_bridge::lease::LeaseConfig;
+use nodewright_bridge::metrics::Health;
+use nodewright_bridge::process;
 use nodewright_bridge::source::{self, Change};
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use serde_json::json;
@@ -764,25 +764,6 @@ impl Operator {
     }
 }
 
-fn spawn_watch(
-    stream: impl futures::Stream<Item = Result<Change, kube::runtime::watcher::Error>> + Send + 'static,
-    tx: mpsc::Sender<Change>,
-) {
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(change) => {
-                    if tx.send(change).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "watch failed; retrying with backoff"),
-            }
-        }
-    });
-}
-
 /// Runs the operator until `shutdown` completes. `logs`, when given, carries the legacy pods'
 /// log lines (the bridge's log follower): the storage-upgrade shadow reads upgrade starts from
 /// them.
@@ -802,41 +783,13 @@ pub async fn run(
         }
     };
     if let Some(addr) = options.admin_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
+        let registry = Arc::new(metrics.registry().clone());
+        process::start_admin(addr, registry, health.clone(), stopped())
             .await
             .map_err(|source| Error::Admin { addr, source })?;
-        let (registry, h, s) = (Arc::new(metrics.registry().clone()), health.clone(), stopped());
-        tokio::spawn(async move {
-            if let Err(e) = serve_admin(listener, registry, h, s).await {
-                tracing::error!(error = %e, "admin server stopped");
-            }
-        });
     }
-    let (leader, elector) = match options.lease.clone() {
-        Some(config) => {
-            let elector = LeaderElector::new(client.clone(), config);
-            let rx = elector.subscribe();
-            (rx, Some(tokio::spawn(elector.run(stopped()))))
-        }
-        None => (watch::channel(true).1, None),
-    };
-    let (tx, mut rx) = mpsc::channel::<Change>(1024);
-    spawn_watch(
-        source::watch_config_maps(client.clone(), &options.legacy.namespace),
-        tx.clone(),
-    );
-    spawn_watch(source::watch_nodes(client.clone()), tx.clone());
-    if let Some(mut logs) = logs {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(c) = logs.recv().await {
-                if tx.send(c).await.is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(tx);
+    let (leader, elector) = process::start_election(&client, options.lease.clone(), stopped());
+    let mut rx = process::start_sources(&client, &options.legacy.namespace, logs, |_| {});
 
     let recorder = Recorder::new(
         client.clone(),

@@ -142,6 +142,27 @@ fn kubectl(c: &Shared, args: &[String], now: i64) -> i32 {
     Cluster::kubectl(&mut *c.0.borrow_mut(), &argv, "/", now).code
 }
 
+/// The operator's merge patch of the cluster-state ConfigMap's `data`.
+fn patch_cluster_state(c: &Shared, data: serde_json::Value, now: i64) -> i32 {
+    let patch = serde_json::json!({ "data": data }).to_string();
+    kubectl(
+        c,
+        &[
+            "-n",
+            "kube-system",
+            "patch",
+            "configmap",
+            "vx-rail-cluster-state",
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+        ]
+        .map(String::from),
+        now,
+    )
+}
+
 /// One operator turn for the migration: decide, apply, persist, until it waits. The node agent
 /// runs each task at once against the simulated host (the agent's own timing, claims and journal
 /// are covered by its integration tests).
@@ -215,22 +236,9 @@ fn drive_migration(
                     ok &= code == 0;
                 }
                 MigAction::ClusterState { cluster, members } => {
-                    let patch =
-                        serde_json::json!({"data": {"cluster": cluster, "members": members}}).to_string();
-                    let code = kubectl(
+                    let code = patch_cluster_state(
                         c,
-                        &[
-                            "-n",
-                            "kube-system",
-                            "patch",
-                            "configmap",
-                            "vx-rail-cluster-state",
-                            "--type",
-                            "merge",
-                            "-p",
-                            &patch,
-                        ]
-                        .map(String::from),
+                        serde_json::json!({"cluster": cluster, "members": members}),
                         now,
                     );
                     lines.push(format!("operator: cluster-state cluster={cluster} -> {code}"));
@@ -256,23 +264,7 @@ fn drive_migration(
                 migration::enter(&mut m.status, phase, message.clone(), now, None);
                 m.last_wait = None;
                 let blob = migration::legacy_blob(&m.spec, &m.status);
-                let patch = serde_json::json!({"data": {"migration": blob}}).to_string();
-                let code = kubectl(
-                    c,
-                    &[
-                        "-n",
-                        "kube-system",
-                        "patch",
-                        "configmap",
-                        "vx-rail-cluster-state",
-                        "--type",
-                        "merge",
-                        "-p",
-                        &patch,
-                    ]
-                    .map(String::from),
-                    now,
-                );
+                let code = patch_cluster_state(c, serde_json::json!({ "migration": blob }), now);
                 lines.push(format!(
                     "migration enters {}{} (legacy key -> {code})",
                     migration::legacy_phase(phase),
