@@ -1,11 +1,13 @@
 //! `nodewright dev`: the demonstration. A local control plane (real kube-apiserver + etcd from
 //! `testenv/`) with the Nodewright CRDs; a simulated fleet — the legacy script itself on N
 //! simulated edge nodes, writing to the API server with the real `kubectl`, its output served as
-//! the legacy DaemonSet's pod logs by a stand-in kubelet; and the observation bridge watching it
-//! all, with its admin server. Runs until interrupted.
+//! the legacy DaemonSet's pod logs by a stand-in kubelet; the observation bridge watching it all,
+//! with its admin server; and the operator with the site's taints, storage upgrade and migration
+//! in shadow, recording where it would have decided otherwise. Runs until interrupted.
 //!
 //! This module is wiring: the fleet comes from `nodewright-legacy-sim`, the bridge from
-//! `nodewright-bridge`, the control plane and kubelet from `nodewright-testenv`.
+//! `nodewright-bridge`, the operator from `nodewright-parity`, the control plane and kubelet from
+//! `nodewright-testenv`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -18,6 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ObjectMeta, PostParams};
+use nodewright_api::WorkflowMode;
+use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec, SiteProfile, Topology, WorkflowModes};
 use nodewright_bridge::logs::{LogSource, LogSourceConfig};
 use nodewright_bridge::run::{BridgeOptions, log_changes};
 use nodewright_legacy_sim::run::{
@@ -25,6 +29,7 @@ use nodewright_legacy_sim::run::{
     TickOutput, run_observed, world_for_at,
 };
 use nodewright_legacy_sim::sched::Reply;
+use nodewright_parity::run::OperatorOptions;
 use nodewright_testenv::kubelet::StandInKubelet;
 use nodewright_testenv::{ControlPlane, Options};
 
@@ -54,6 +59,9 @@ pub struct Args {
     /// Address of the bridge's admin server (/metrics, /healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:8080")]
     admin_addr: SocketAddr,
+    /// Address of the operator's admin server (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    operator_admin_addr: SocketAddr,
     /// The legacy script.
     #[arg(long, default_value = "legacy/vx-rail-node-init.sh")]
     script: PathBuf,
@@ -311,6 +319,51 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         },
     ));
 
+    // The site's intent: three workflows in shadow, the rest legacy. The operator projects it
+    // for the scripts and records every divergence; the scripts still decide everything.
+    let site = EdgeCluster::new(
+        "site",
+        EdgeClusterSpec {
+            profile: SiteProfile {
+                topology: if args.nodes > 1 {
+                    Topology::MultiNode
+                } else {
+                    Topology::SingleNode
+                },
+                storage_backend: Default::default(),
+                operating_system: None,
+            },
+            expected_nodes: None,
+            workflows: WorkflowModes {
+                taints: WorkflowMode::Shadow,
+                storage_upgrade: WorkflowMode::Shadow,
+                migration: WorkflowMode::Shadow,
+                ..WorkflowModes::default()
+            },
+            legacy: Default::default(),
+        },
+    );
+    Api::<EdgeCluster>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &site)
+        .await
+        .context("creating the EdgeCluster")?;
+    let (operator_log_source, operator_events) = LogSource::start(
+        client.clone(),
+        LogSourceConfig::daemon_set(LEGACY_NAMESPACE, DAEMONSET),
+    )
+    .await?;
+    let mut operator_options = OperatorOptions::new(NAMESPACE, "site", "nodewright-dev");
+    operator_options.admin_addr = Some(args.operator_admin_addr);
+    let (stop_operator, operator_stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = tokio::spawn(nodewright_parity::run::run(
+        client.clone(),
+        operator_options,
+        Some(log_changes(operator_events)),
+        async {
+            let _ = operator_stopped.await;
+        },
+    ));
+
     // The fleet, in a thread of its own: the script runs as real processes, one loop per tick.
     let stop = Arc::new(AtomicBool::new(false));
     let scenario = fleet(args.nodes, args.tick_seconds);
@@ -379,8 +432,11 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         _ = term.recv() => None,
         r = &mut fleet => Some(r),
     };
-    eprintln!("\nStopping the bridge, the fleet and the control plane ...");
-    // The bridge first: on Ctrl-C the control plane gets the signal too and is already going.
+    eprintln!("\nStopping the operator, the bridge, the fleet and the control plane ...");
+    // These first: on Ctrl-C the control plane gets the signal too and is already going.
+    let _ = stop_operator.send(());
+    let _ = operator.await;
+    drop(operator_log_source);
     let _ = stop_bridge.send(());
     let _ = bridge.await;
     drop(log_source);
@@ -405,7 +461,8 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
     println!(
         "\nNodewright demo is running ({:.1}s): {}\n\
          A simulated site of {} edge nodes runs the legacy vx-rail-node-init script every {}s,\n\
-         against this API server with the real kubectl; the read-only bridge observes it.\n\
+         against this API server with the real kubectl; the read-only bridge observes it, and the\n\
+         operator runs taints, the storage upgrade and the migration in shadow.\n\
          {}At tick 14 an operator asks for DRBD 9.2.14 and the script upgrades the nodes one at\n\
          a time.\n\n\
          Use it from another shell:\n\
@@ -418,7 +475,11 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
          \x20 kubectl get events -n {NAMESPACE}\n\
          \x20 kubectl get configmaps,pods -n {LEGACY_NAMESPACE}   # what the legacy script writes\n\
          \x20 kubectl logs -n {LEGACY_NAMESPACE} {DAEMONSET}-edge-1 -f   # its log, through pods/log\n\
-         \x20 curl -s http://{}/metrics | grep nodewright_bridge_node\n\n\
+         \x20 curl -s http://{}/metrics | grep nodewright_bridge_node\n\
+         \x20 kubectl get configmap nodewright-takeover -n {LEGACY_NAMESPACE} -o yaml   # what the scripts are told\n\
+         \x20 kubectl get edgecluster site -n {NAMESPACE} -o jsonpath='{{.status.takeover}}'\n\
+         \x20 kubectl get edgecluster site -n {NAMESPACE} -o jsonpath='{{.status.divergences}}'\n\
+         \x20 curl -s http://{}/metrics | grep nodewright_shadow\n\n\
          Control-plane log: {}; the fleet's hosts: {}\n\
          Press Ctrl-C to stop.",
         started.elapsed().as_secs_f64(),
@@ -431,6 +492,7 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
             ""
         },
         args.admin_addr,
+        args.operator_admin_addr,
         control_plane.log_path().display(),
         state_dir.join("fleet/roots").display(),
     );

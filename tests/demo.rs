@@ -1,6 +1,7 @@
 //! The main job, end to end: `nodewright dev` with a two-node fleet comes up, the bridge turns
 //! the legacy script's writes into Ready EdgeNodes and a Ready EdgeCluster, the script's log is
-//! served through the real pods/log API, the metrics are there, and Ctrl-C stops it all cleanly.
+//! served through the real pods/log API, the metrics are there, the operator runs the site's
+//! shadow and tells the scripts, and Ctrl-C stops it all cleanly.
 
 // Test code: a failed expectation is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -28,10 +29,13 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
         exe.display()
     );
     let state = tempfile::tempdir().unwrap();
-    let admin = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (admin, operator_admin) = (free(), free());
     let mut demo = Command::new(exe)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
@@ -42,6 +46,8 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
             "2",
             "--admin-addr",
             &admin.to_string(),
+            "--operator-admin-addr",
+            &operator_admin.to_string(),
         ])
         .arg("--state-dir")
         .arg(state.path())
@@ -105,6 +111,39 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
         "{metrics}"
     );
 
+    // The operator runs the site's shadow: it told the scripts, and says so in status and metrics.
+    let takeover =
+        nodewright_testenv::eventually("the takeover in status", Duration::from_secs(60), || async {
+            let status = clusters.get("site").await.ok()?.status?;
+            let t = status.takeover?;
+            (t.generation >= 1).then_some(t)
+        })
+        .await;
+    let taints = takeover
+        .workflows
+        .iter()
+        .find(|w| w.workflow == "taints")
+        .unwrap();
+    assert_eq!(taints.effective, nodewright_api::WorkflowMode::Shadow);
+    let cm = Command::new(nodewright_testenv::default_bin_dir().join("kubectl"))
+        .env("KUBECONFIG", state.path().join("kubeconfig"))
+        .args([
+            "get",
+            "configmap",
+            "nodewright-takeover",
+            "-n",
+            "kube-system",
+            "-o",
+            "jsonpath={.data.taints}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&cm.stdout), "shadow");
+    let operator_metrics = http_get_metrics(operator_admin).await;
+    assert!(
+        operator_metrics.contains("nodewright_workflow_mode{mode=\"shadow\",workflow=\"taints\"} 1"),
+        "{operator_metrics}"
+    );
     Command::new("kill")
         .args(["-INT", &demo.id().to_string()])
         .status()
