@@ -22,15 +22,13 @@ const NODE_CREATE: &[&str] = &["node", "create", "edge-3"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_for_its_node_is_claimed_and_succeeds_and_a_task_for_another_node_is_never_touched() {
-    let ctx = context("agent-own-node").await;
+    let site = Edge1::new("agent-own-node").await;
+    let (ctx, world, host) = (&site.ctx, &site.world, &site.host);
     let api = ctx.api::<NodeTask>();
-    let world = world();
-    let host = SimHost::new(&world, "edge-1");
-    let state = tempfile::tempdir().unwrap();
 
     // Created first, so that the agent would meet it first if the watch delivered it.
     let other = create(
-        &ctx,
+        ctx,
         &node_task(
             "other-node",
             "edge-2",
@@ -40,13 +38,9 @@ async fn a_task_for_its_node_is_claimed_and_succeeds_and_a_task_for_another_node
         ),
     )
     .await;
-    let agent = start_agent(
-        ctx.client.clone(),
-        options(&ctx.namespace, "edge-1", "agent-edge-1-a", state.path()),
-        host.clone(),
-    );
+    let agent = site.start("agent-edge-1-a");
     create(
-        &ctx,
+        ctx,
         &node_task(
             "register-edge-3",
             "edge-1",
@@ -78,9 +72,9 @@ async fn a_task_for_its_node_is_claimed_and_succeeds_and_a_task_for_another_node
 
     // The satellite is there, registered by the legacy script's own command, once.
     assert!(
-        linstor_nodes(&world).contains("┊ edge-3 "),
+        linstor_nodes(world).contains("┊ edge-3 "),
         "{}",
-        linstor_nodes(&world)
+        linstor_nodes(world)
     );
     assert_eq!(host.count(NODE_CREATE), 1);
 
@@ -92,51 +86,39 @@ async fn a_task_for_its_node_is_claimed_and_succeeds_and_a_task_for_another_node
         other.metadata.resource_version
     );
     assert_eq!(host.count(&["node", "create", "edge-2"]), 0);
-    assert!(!linstor_nodes(&world).contains("┊ edge-2 "));
+    assert!(!linstor_nodes(world).contains("┊ edge-2 "));
     agent.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_step_reports_the_commands_standard_output() {
-    let ctx = context("agent-read-only").await;
+    let site = Edge1::new("agent-read-only").await;
+    let (ctx, world, host) = (&site.ctx, &site.world, &site.host);
     let api = ctx.api::<NodeTask>();
-    let world = world();
-    let host = SimHost::new(&world, "edge-1");
-    let state = tempfile::tempdir().unwrap();
-    let agent = start_agent(
-        ctx.client.clone(),
-        options(&ctx.namespace, "edge-1", "agent-edge-1-ro", state.path()),
-        host.clone(),
-    );
+    let agent = site.start("agent-edge-1-ro");
     create(
-        &ctx,
+        ctx,
         &node_task("nodes", "edge-1", "linstor-node-list", &[], "list-1"),
     )
     .await;
     let done = finished(&api, "nodes").await;
     let status = done.status.unwrap();
     assert_eq!(status.phase, Some(NodeTaskPhase::Succeeded));
-    assert_eq!(status.output.as_deref(), Some(linstor_nodes(&world).as_str()));
+    assert_eq!(status.output.as_deref(), Some(linstor_nodes(world).as_str()));
     assert_eq!(host.ran(), vec![vec!["linstor", "--no-color", "node", "list"]]);
     agent.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_idempotency_key_in_a_second_task_is_reported_from_the_journal_without_running_again() {
-    let ctx = context("agent-repeat").await;
+    let site = Edge1::new("agent-repeat").await;
+    let (ctx, world, host) = (&site.ctx, &site.world, &site.host);
     let api = ctx.api::<NodeTask>();
-    let world = world();
-    let host = SimHost::new(&world, "edge-1");
-    let state = tempfile::tempdir().unwrap();
-    let agent = start_agent(
-        ctx.client.clone(),
-        options(&ctx.namespace, "edge-1", "agent-edge-1-r", state.path()),
-        host.clone(),
-    );
+    let agent = site.start("agent-edge-1-r");
 
     let args = ["edge-3", "10.10.100.13"];
     create(
-        &ctx,
+        ctx,
         &node_task("first", "edge-1", "linstor-node-create", &args, "mig-1:edge-3"),
     )
     .await;
@@ -147,7 +129,7 @@ async fn the_same_idempotency_key_in_a_second_task_is_reported_from_the_journal_
 
     // A re-created task: same key, new name (and uid).
     create(
-        &ctx,
+        ctx,
         &node_task("second", "edge-1", "linstor-node-create", &args, "mig-1:edge-3"),
     )
     .await;
@@ -175,7 +157,7 @@ async fn the_same_idempotency_key_in_a_second_task_is_reported_from_the_journal_
 
     // The same key for a different step is refused, and nothing runs either.
     create(
-        &ctx,
+        ctx,
         &node_task(
             "third",
             "edge-1",
@@ -479,24 +461,18 @@ async fn a_claim_made_from_a_stale_read_loses_with_a_conflict_and_the_first_clai
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_step_or_a_wrong_argument_count_fails_the_task_with_a_clear_message_and_nothing_runs() {
-    let ctx = context("agent-unknown").await;
+    let site = Edge1::new("agent-unknown").await;
+    let (ctx, host) = (&site.ctx, &site.host);
     let api = ctx.api::<NodeTask>();
-    let world = world();
-    let host = SimHost::new(&world, "edge-1");
-    let state = tempfile::tempdir().unwrap();
-    let agent = start_agent(
-        ctx.client.clone(),
-        options(&ctx.namespace, "edge-1", "agent-edge-1-u", state.path()),
-        host.clone(),
-    );
+    let agent = site.start("agent-edge-1-u");
 
     create(
-        &ctx,
+        ctx,
         &node_task("wipe", "edge-1", "format-disk", &["/dev/sda"], "wipe-1"),
     )
     .await;
     create(
-        &ctx,
+        ctx,
         &node_task("short", "edge-1", "linstor-node-create", &["edge-3"], "short-1"),
     )
     .await;

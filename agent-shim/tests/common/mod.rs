@@ -147,6 +147,38 @@ pub fn options(namespace: &str, node: &str, pod: &str, state_dir: &Path) -> Agen
     options
 }
 
+/// A fresh site in a namespace of its own, seen from edge-1: its simulated hosts, edge-1's host
+/// as its agent sees it, and a state directory for that agent's journal.
+pub struct Edge1 {
+    pub ctx: TestContext,
+    pub world: Arc<Mutex<World>>,
+    pub host: SimHost,
+    pub state: tempfile::TempDir,
+}
+
+impl Edge1 {
+    pub async fn new(prefix: &str) -> Self {
+        let ctx = context(prefix).await;
+        let world = world();
+        let host = SimHost::new(&world, "edge-1");
+        Edge1 {
+            ctx,
+            world,
+            host,
+            state: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Starts edge-1's agent as pod `pod`.
+    pub fn start(&self, pod: &str) -> RunningAgent {
+        start_agent(
+            self.ctx.client.clone(),
+            options(&self.ctx.namespace, "edge-1", pod, self.state.path()),
+            self.host.clone(),
+        )
+    }
+}
+
 /// Starts an agent in the background.
 pub fn start_agent(client: kube::Client, options: AgentOptions, host: SimHost) -> RunningAgent {
     let (tx, rx) = oneshot::channel::<()>();
