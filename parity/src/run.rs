@@ -467,12 +467,17 @@ impl Operator {
             .into_iter()
             .filter(|w| plan.takeover.mode(*w) == WorkflowMode::Shadow)
             .collect();
-        let facts = observed::migration_facts(
-            index,
-            now,
-            self.options.stale_after,
-            self.options.migration_timeout,
-        );
+        // Only the migration's shadow reads these; a turn without it does not build them.
+        let facts = if shadowed.contains(&Workflow::Migration) {
+            observed::migration_facts(
+                index,
+                now,
+                self.options.stale_after,
+                self.options.migration_timeout,
+            )
+        } else {
+            crate::migration::Facts::default()
+        };
         let found = shadow::divergences(index, &shadowed, now, self.last_look, &facts);
         self.last_look = now;
         let keys: BTreeSet<String> = found.iter().map(Divergence::key).collect();
