@@ -12,7 +12,7 @@ use nom::{
     Parser,
     bytes::complete::{tag, take_while1},
     character::complete::char,
-    combinator::{cut, opt, rest},
+    combinator::{cut, opt, recognize, rest},
     error::context,
     multi::many0,
     sequence::{preceded, terminated},
@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::{
     ParseError,
-    text::{Line, PResult, blanks, blanks1, key_value, lines, numeric_field, run, word, yes_no},
+    text::{Line, PResult, blanks, blanks1, key, key_value, lines, numeric_field, run, word, yes_no},
 };
 
 const STATUS: &str = "drbd-status";
@@ -657,7 +657,11 @@ fn minor_detail(m: &mut ProcDrbdMinor, line: &Line<'_>, body: &str, input: &str)
         return Ok(());
     }
     if body.starts_with('[') {
-        m.sync = Some(sync_line(line, body, input)?);
+        let (sync, extra) = sync_line(line, body, input)?;
+        m.sync = Some(sync);
+        if !extra.is_empty() {
+            m.unknown.push(extra.to_owned());
+        }
         return Ok(());
     }
     if body.starts_with("finish:") {
@@ -678,8 +682,14 @@ fn minor_detail(m: &mut ProcDrbdMinor, line: &Line<'_>, body: &str, input: &str)
 /// `(remaining/total)unit` after the percentage.
 type Amounts<'a> = (u64, u64, &'a str);
 
-/// `[==>....] sync'ed: 17.9% (3134016/3815352)M` (or `verified:` during online verify).
-fn parse_sync_progress(i: &str) -> PResult<'_, (&str, Option<Amounts<'_>>)> {
+/// `key: value` pairs after the amounts, such as the `delay_probe: 145637` of DRBD 8.3.8.
+fn trailing_pairs(i: &str) -> PResult<'_, &str> {
+    recognize(many0(terminated((key, char(':'), blanks1, word), blanks))).parse(i)
+}
+
+/// `[==>....] sync'ed: 17.9% (3134016/3815352)M` (or `verified:` during online verify), then
+/// any `key: value` pairs, returned as printed.
+fn parse_sync_progress(i: &str) -> PResult<'_, (&str, Option<Amounts<'_>>, &str)> {
     let (i, _bar) = (char('['), take_while1(|c| c != ']'), char(']')).parse(i)?;
     let (i, _) = (blanks, word, blanks).parse(i)?;
     let (i, pct) = cut(context(
@@ -695,11 +705,13 @@ fn parse_sync_progress(i: &str) -> PResult<'_, (&str, Option<Amounts<'_>>)> {
     ))
     .parse(i)?;
     let (i, _) = blanks(i)?;
-    Ok((i, (pct, amounts)))
+    let (i, extra) = trailing_pairs(i)?;
+    Ok((i, (pct, amounts, extra.trim_end())))
 }
 
-fn sync_line(line: &Line<'_>, body: &str, input: &str) -> Result<SyncProgress, ParseError> {
-    let (pct, amounts) = run(
+/// The progress of a sync line and the pairs after it that [`SyncProgress`] does not type.
+fn sync_line<'a>(line: &Line<'a>, body: &'a str, input: &str) -> Result<(SyncProgress, &'a str), ParseError> {
+    let (pct, amounts, extra) = run(
         PROC,
         input,
         line,
@@ -710,11 +722,12 @@ fn sync_line(line: &Line<'_>, body: &str, input: &str) -> Result<SyncProgress, P
     let percent = pct
         .parse::<f64>()
         .map_err(|_| ParseError::at(PROC, input, line.offset_of(pct), "a percentage"))?;
-    Ok(SyncProgress {
+    let sync = SyncProgress {
         percent,
         remaining: amounts.map(|a| a.0),
         total: amounts.map(|a| a.1),
         unit: amounts.map(|a| a.2.to_owned()),
         ..SyncProgress::default()
-    })
+    };
+    Ok((sync, extra))
 }

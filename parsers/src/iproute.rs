@@ -471,9 +471,47 @@ struct JsonAddr {
     label: Option<String>,
     valid_life_time: Option<u64>,
     preferred_life_time: Option<u64>,
-    dynamic: Option<bool>,
-    noprefixroute: Option<bool>,
-    secondary: Option<bool>,
+    /// Everything else; address flags are among these as `"name": true`.
+    #[serde(flatten)]
+    rest: BTreeMap<String, serde_json::Value>,
+}
+
+/// The address flags `ip -j` prints as `"name": true`, in the order iproute2 prints them (the
+/// order of the text output's words). `dynamic` stands where `permanent` is in the kernel's bit
+/// order: it is printed when that bit is clear; `temporary` is `secondary` on IPv6.
+const JSON_ADDR_FLAGS: [&str; 13] = [
+    "secondary",
+    "temporary",
+    "nodad",
+    "optimistic",
+    "dadfailed",
+    "home",
+    "deprecated",
+    "tentative",
+    "dynamic",
+    "mngtmpaddr",
+    "noprefixroute",
+    "autojoin",
+    "stable-privacy",
+];
+
+/// The flags of one `addr_info` entry: the known ones in iproute2's order, then any other
+/// `true` member (a flag a newer iproute2 added) by name.
+fn json_addr_flags(rest: &BTreeMap<String, serde_json::Value>) -> Vec<String> {
+    let set = |k: &str| matches!(rest.get(k), Some(serde_json::Value::Bool(true)));
+    let mut flags: Vec<String> = JSON_ADDR_FLAGS
+        .iter()
+        .filter(|k| set(k))
+        .map(|k| (*k).to_owned())
+        .collect();
+    flags.extend(
+        rest.iter()
+            .filter(|(k, v)| {
+                matches!(v, serde_json::Value::Bool(true)) && !JSON_ADDR_FLAGS.contains(&k.as_str())
+            })
+            .map(|(k, _)| k.clone()),
+    );
+    flags
 }
 
 fn json_text(v: &serde_json::Value) -> String {
@@ -592,16 +630,7 @@ pub fn parse_ip_json(input: &str) -> Result<IpLinks, ParseError> {
                 .addr_info
                 .into_iter()
                 .map(|a| {
-                    let mut flags = Vec::new();
-                    for (set, name) in [
-                        (a.dynamic, "dynamic"),
-                        (a.noprefixroute, "noprefixroute"),
-                        (a.secondary, "secondary"),
-                    ] {
-                        if set == Some(true) {
-                            flags.push(name.to_owned());
-                        }
-                    }
+                    let flags = json_addr_flags(&a.rest);
                     IpAddress {
                         family: a.family.unwrap_or_default(),
                         local: a.local.unwrap_or_default(),
