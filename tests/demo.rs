@@ -164,12 +164,12 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
     assert!(status.success(), "{status}: {err}");
 }
 
-/// `GET /metrics` over a plain HTTP/1.1 connection.
+/// `GET /metrics` over a plain HTTP/1.0 connection (so that the streamed body is not chunked).
 async fn http_get_metrics(addr: std::net::SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     let mut body = String::new();

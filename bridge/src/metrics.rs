@@ -12,6 +12,8 @@
 //! nothing); either way an alert is a plain `== 1`.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use futures::StreamExt as _;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -22,8 +24,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The prefix of every metric name (without its trailing `_`, which the registry adds).
@@ -82,117 +83,186 @@ pub struct BondMetrics {
     pub slaves: Vec<(String, bool, i64)>,
 }
 
-/// The per-node families, replaced as a whole by [`Metrics::set_nodes`].
-struct NodeFamilies {
-    ready: IntGaugeVec,
-    condition: IntGaugeVec,
-    bond_up: IntGaugeVec,
-    bond_slave_up: IntGaugeVec,
-    bond_slave_link_failures: IntGaugeVec,
-    drbd_resources: IntGaugeVec,
-    drbd_uptodate: IntGaugeVec,
-    drbd_syncing: IntGaugeVec,
-    upgrade_state: IntGaugeVec,
-    heartbeat: IntGaugeVec,
-    /// What each node's series show now, to remove exactly those when the node changes.
-    shown: BTreeMap<String, NodeMetrics>,
+/// A per-node family: rendered by hand from [`NodeMetrics`] at scrape time rather than kept as
+/// series in the registry. A site of thousands of nodes has about 30 series a node; as
+/// `IntGaugeVec` children they took about 15 KiB a node, and encoding them through the registry
+/// another 12 KiB a node during each scrape.
+struct NodeFamily {
+    /// The name without the prefix.
+    name: &'static str,
+    help: &'static str,
+    /// Appends the node's samples of this family.
+    samples: fn(&mut Samples<'_>, &str, &NodeMetrics),
 }
 
-impl NodeFamilies {
-    /// Sets the series of one node.
-    fn add(&self, node: &str, m: &NodeMetrics) {
-        let n = node;
-        self.ready.with_label_values(&[n]).set(i64::from(m.ready));
-        for (condition, status) in &m.conditions {
-            let current = condition_status(status);
-            for status in ["true", "false", "unknown"] {
-                self.condition
-                    .with_label_values(&[n, condition.as_str(), status])
-                    .set(i64::from(status == current));
+/// The per-node families, in the order of their names (as the registry orders its own).
+const NODE_FAMILIES: [NodeFamily; 10] = [
+    NodeFamily {
+        name: "node_bond_slave_link_failures",
+        help: "The bonding driver's link failure count of the slave (resets when the bond is recreated).",
+        samples: |s, n, m| {
+            for bond in &m.bonds {
+                for (slave, _, failures) in &bond.slaves {
+                    s.sample(&[("bond", &bond.name), ("node", n), ("slave", slave)], *failures);
+                }
             }
-        }
-        for bond in &m.bonds {
-            let b = bond.name.as_str();
-            self.bond_up.with_label_values(&[n, b]).set(i64::from(bond.up));
-            for (slave, up, failures) in &bond.slaves {
-                self.bond_slave_up
-                    .with_label_values(&[n, b, slave.as_str()])
-                    .set(i64::from(*up));
-                self.bond_slave_link_failures
-                    .with_label_values(&[n, b, slave.as_str()])
-                    .set(*failures);
+        },
+    },
+    NodeFamily {
+        name: "node_bond_slave_up",
+        help: "Whether the bond's slave link is up (1) or down (0).",
+        samples: |s, n, m| {
+            for bond in &m.bonds {
+                for (slave, up, _) in &bond.slaves {
+                    s.sample(
+                        &[("bond", &bond.name), ("node", n), ("slave", slave)],
+                        i64::from(*up),
+                    );
+                }
             }
+        },
+    },
+    NodeFamily {
+        name: "node_bond_up",
+        help: "Whether the bond is up (1) or down (0), as the legacy script last reported.",
+        samples: |s, n, m| {
+            for bond in &m.bonds {
+                s.sample(&[("bond", &bond.name), ("node", n)], i64::from(bond.up));
+            }
+        },
+    },
+    NodeFamily {
+        name: "node_drbd_resources",
+        help: "DRBD resources on the node.",
+        samples: |s, n, m| s.optional(n, m.drbd_resources),
+    },
+    NodeFamily {
+        name: "node_drbd_resources_uptodate",
+        help: "DRBD resources whose local disk is UpToDate on the node.",
+        samples: |s, n, m| s.optional(n, m.drbd_uptodate),
+    },
+    NodeFamily {
+        name: "node_drbd_syncing",
+        help: "Whether a DRBD resource of the node is resyncing (1) or not (0).",
+        samples: |s, n, m| s.optional(n, m.drbd_syncing.map(i64::from)),
+    },
+    NodeFamily {
+        name: "node_legacy_heartbeat_timestamp_seconds",
+        help: "When the legacy script last wrote its heartbeat on the node, in Unix seconds.",
+        samples: |s, n, m| s.optional(n, m.heartbeat_unix),
+    },
+    NodeFamily {
+        name: "node_ready",
+        help: "Whether the node's EdgeNode Ready condition (the health rollup) is True (1) or not (0).",
+        samples: |s, n, m| s.sample(&[("node", n)], i64::from(m.ready)),
+    },
+    NodeFamily {
+        name: "node_status_condition",
+        help: "The node's EdgeNode conditions: 1 on the series whose status (true, false, unknown) is the current one.",
+        samples: |s, n, m| {
+            for (condition, status) in &m.conditions {
+                let current = condition_status(status);
+                for status in ["false", "true", "unknown"] {
+                    s.sample(
+                        &[("condition", condition), ("node", n), ("status", status)],
+                        i64::from(status == current),
+                    );
+                }
+            }
+        },
+    },
+    NodeFamily {
+        name: "node_upgrade_state",
+        help: "The node's storage upgrade state as the legacy script writes it: 1 on the current state.",
+        samples: |s, n, m| {
+            if let Some(state) = &m.upgrade_state {
+                s.sample(&[("node", n), ("state", state)], 1);
+            }
+        },
+    },
+];
+
+/// Appends samples of one family to a chunk of the text format, writing the family's `# HELP`
+/// and `# TYPE` lines before its first sample (a family with no sample is left out, as the
+/// registry leaves out an empty vector).
+struct Samples<'a> {
+    out: &'a mut String,
+    family: &'static NodeFamily,
+    header: &'a mut bool,
+}
+
+impl Samples<'_> {
+    fn sample(&mut self, labels: &[(&str, &str)], value: i64) {
+        use std::fmt::Write as _;
+        let out = &mut *self.out;
+        if !*self.header {
+            *self.header = true;
+            let _ = write!(out, "# HELP {METRIC_PREFIX}_{} ", self.family.name);
+            escape_into(out, self.family.help, false);
+            let _ = writeln!(out, "\n# TYPE {METRIC_PREFIX}_{} gauge", self.family.name);
         }
-        if let Some(count) = m.drbd_resources {
-            self.drbd_resources.with_label_values(&[n]).set(count);
+        let _ = write!(out, "{METRIC_PREFIX}_{}", self.family.name);
+        for (i, (name, value)) in labels.iter().enumerate() {
+            out.push(if i == 0 { '{' } else { ',' });
+            out.push_str(name);
+            out.push_str("=\"");
+            escape_into(out, value, true);
+            out.push('"');
         }
-        if let Some(count) = m.drbd_uptodate {
-            self.drbd_uptodate.with_label_values(&[n]).set(count);
+        if !labels.is_empty() {
+            out.push('}');
         }
-        if let Some(syncing) = m.drbd_syncing {
-            self.drbd_syncing.with_label_values(&[n]).set(i64::from(syncing));
-        }
-        if let Some(state) = &m.upgrade_state {
-            self.upgrade_state.with_label_values(&[n, state.as_str()]).set(1);
-        }
-        if let Some(at) = m.heartbeat_unix {
-            self.heartbeat.with_label_values(&[n]).set(at);
-        }
+        let _ = writeln!(out, " {value}");
     }
 
-    /// Removes exactly the series [`NodeFamilies::add`] set for `m`. A series already gone is
-    /// not an error.
-    fn remove(&self, node: &str, m: &NodeMetrics) {
-        let n = node;
-        let _ = self.ready.remove_label_values(&[n]);
-        for (condition, _) in &m.conditions {
-            for status in ["true", "false", "unknown"] {
-                let _ = self
-                    .condition
-                    .remove_label_values(&[n, condition.as_str(), status]);
-            }
+    /// One `{node}` sample when the value is known.
+    fn optional(&mut self, node: &str, value: Option<i64>) {
+        if let Some(value) = value {
+            self.sample(&[("node", node)], value);
         }
-        for bond in &m.bonds {
-            let b = bond.name.as_str();
-            let _ = self.bond_up.remove_label_values(&[n, b]);
-            for (slave, _, _) in &bond.slaves {
-                let _ = self.bond_slave_up.remove_label_values(&[n, b, slave.as_str()]);
-                let _ = self
-                    .bond_slave_link_failures
-                    .remove_label_values(&[n, b, slave.as_str()]);
-            }
-        }
-        let _ = self.drbd_resources.remove_label_values(&[n]);
-        let _ = self.drbd_uptodate.remove_label_values(&[n]);
-        let _ = self.drbd_syncing.remove_label_values(&[n]);
-        if let Some(state) = &m.upgrade_state {
-            let _ = self.upgrade_state.remove_label_values(&[n, state.as_str()]);
-        }
-        let _ = self.heartbeat.remove_label_values(&[n]);
-    }
-
-    fn all(&self) -> [&IntGaugeVec; 10] {
-        [
-            &self.ready,
-            &self.condition,
-            &self.bond_up,
-            &self.bond_slave_up,
-            &self.bond_slave_link_failures,
-            &self.drbd_resources,
-            &self.drbd_uptodate,
-            &self.drbd_syncing,
-            &self.upgrade_state,
-            &self.heartbeat,
-        ]
     }
 }
+
+/// Escapes text for the text format: a backslash and a line feed everywhere, a double quote in
+/// label values.
+fn escape_into(out: &mut String, text: &str, label_value: bool) {
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if label_value => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The per-node values as last set, and the generation of the last [`Metrics::set_nodes`] (to drop
+/// the nodes it did not name).
+#[derive(Default)]
+struct NodeValues {
+    nodes: BTreeMap<String, (NodeMetrics, u64)>,
+    generation: u64,
+}
+
+/// Where a streamed scrape of the per-node families has got to.
+#[derive(Default)]
+struct Cursor {
+    /// Index into [`NODE_FAMILIES`].
+    family: usize,
+    /// The last node rendered of that family.
+    after: Option<String>,
+    /// Whether the family's header is out.
+    header: bool,
+}
+
+/// About how large a chunk of a streamed scrape grows before it is sent.
+const CHUNK: usize = 32 * 1024;
 
 /// The bridge's metrics, in a registry of their own.
 pub struct Metrics {
     registry: Registry,
-    /// Held while the per-node families are replaced and while they are gathered, so a scrape
-    /// never sees a half-replaced set of nodes.
-    nodes: Mutex<NodeFamilies>,
+    /// The per-node values, rendered at scrape time (see [`NodeFamily`]).
+    nodes: Mutex<NodeValues>,
     parse_errors: IntCounterVec,
     log_lines: IntCounterVec,
     reconcile_duration: Histogram,
@@ -263,65 +333,6 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some(METRIC_PREFIX.to_owned()), None)?;
         let r = &registry;
-        let node = &["node"];
-        let nodes = NodeFamilies {
-            ready: gauge_vec(
-                r,
-                "node_ready",
-                "Whether the node's EdgeNode Ready condition (the health rollup) is True (1) or not (0).",
-                node,
-            )?,
-            condition: gauge_vec(
-                r,
-                "node_status_condition",
-                "The node's EdgeNode conditions: 1 on the series whose status (true, false, unknown) is the current one.",
-                &["node", "condition", "status"],
-            )?,
-            bond_up: gauge_vec(
-                r,
-                "node_bond_up",
-                "Whether the bond is up (1) or down (0), as the legacy script last reported.",
-                &["node", "bond"],
-            )?,
-            bond_slave_up: gauge_vec(
-                r,
-                "node_bond_slave_up",
-                "Whether the bond's slave link is up (1) or down (0).",
-                &["node", "bond", "slave"],
-            )?,
-            bond_slave_link_failures: gauge_vec(
-                r,
-                "node_bond_slave_link_failures",
-                "The bonding driver's link failure count of the slave (resets when the bond is recreated).",
-                &["node", "bond", "slave"],
-            )?,
-            drbd_resources: gauge_vec(r, "node_drbd_resources", "DRBD resources on the node.", node)?,
-            drbd_uptodate: gauge_vec(
-                r,
-                "node_drbd_resources_uptodate",
-                "DRBD resources whose local disk is UpToDate on the node.",
-                node,
-            )?,
-            drbd_syncing: gauge_vec(
-                r,
-                "node_drbd_syncing",
-                "Whether a DRBD resource of the node is resyncing (1) or not (0).",
-                node,
-            )?,
-            upgrade_state: gauge_vec(
-                r,
-                "node_upgrade_state",
-                "The node's storage upgrade state as the legacy script writes it: 1 on the current state.",
-                &["node", "state"],
-            )?,
-            heartbeat: gauge_vec(
-                r,
-                "node_legacy_heartbeat_timestamp_seconds",
-                "When the legacy script last wrote its heartbeat on the node, in Unix seconds.",
-                node,
-            )?,
-            shown: BTreeMap::new(),
-        };
         let metrics = Metrics {
             parse_errors: counter_vec(
                 r,
@@ -372,7 +383,7 @@ impl Metrics {
                 "leader",
                 "Whether this replica holds the writer lease (1) or not (0).",
             )?,
-            nodes: Mutex::new(nodes),
+            nodes: Mutex::new(NodeValues::default()),
             registry,
         };
         metrics.registry.register(Box::new(metrics.leader.clone()))?;
@@ -389,38 +400,43 @@ impl Metrics {
         Ok(metrics)
     }
 
-    /// The registry, for callers that want to add collectors of their own. Scrapes should go
-    /// through [`Metrics::encode`], which never sees a half-replaced set of nodes.
+    /// The registry, for callers that want to add collectors of their own. It does not hold the
+    /// per-node families, which [`Metrics::encode`] and [`Encode::chunks`] render from the values.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
-    /// Replaces every per-node series with what `nodes` says: a node, bond, slave, condition or
-    /// upgrade state that is no longer there leaves no series behind.
-    pub fn set_nodes(&self, nodes: &BTreeMap<String, NodeMetrics>) {
-        let mut f = lock(&self.nodes);
-        // Resetting and refilling under the lock that `encode` also takes is simpler than diffing
-        // label sets, and a scrape still sees either the old set or the new one, never a mix.
-        for family in f.all() {
-            family.reset();
-        }
+    /// Replaces every node's values with those given: a node not given leaves no series behind,
+    /// and neither does a bond, slave, condition or upgrade state that is no longer there.
+    pub fn set_nodes<K: AsRef<str>>(&self, nodes: impl IntoIterator<Item = (K, NodeMetrics)>) {
+        let mut values = lock(&self.nodes);
+        values.generation += 1;
+        let generation = values.generation;
         for (node, m) in nodes {
-            f.add(node, m);
+            // Updated in place: a full reconcile of a large site should not build a second map.
+            match values.nodes.get_mut(node.as_ref()) {
+                Some(slot) => *slot = (m, generation),
+                None => {
+                    values.nodes.insert(node.as_ref().to_owned(), (m, generation));
+                }
+            }
         }
-        f.shown = nodes.clone();
+        values.nodes.retain(|_, (_, g)| *g == generation);
     }
 
-    /// Replaces the series of the nodes given (`None`: the node is gone) and leaves the others:
+    /// Replaces the values of the nodes given (`None`: the node is gone) and leaves the others:
     /// what a reconcile that computed only some nodes has to say.
     pub fn update_nodes(&self, changed: impl IntoIterator<Item = (String, Option<NodeMetrics>)>) {
-        let mut f = lock(&self.nodes);
+        let mut values = lock(&self.nodes);
+        let generation = values.generation;
         for (node, metrics) in changed {
-            if let Some(before) = f.shown.remove(&node) {
-                f.remove(&node, &before);
-            }
-            if let Some(m) = metrics {
-                f.add(&node, &m);
-                f.shown.insert(node, m);
+            match metrics {
+                Some(m) => {
+                    values.nodes.insert(node, (m, generation));
+                }
+                None => {
+                    values.nodes.remove(&node);
+                }
             }
         }
     }
@@ -469,15 +485,65 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
-    /// Every family in the text exposition format 0.0.4 (see [`CONTENT_TYPE`]).
+    /// Every family in the text exposition format 0.0.4 (see [`CONTENT_TYPE`]), at once: the
+    /// concatenation of what [`Encode::chunks`] streams.
     pub fn encode(&self) -> Result<String, prometheus::Error> {
-        let families = {
-            let _nodes = lock(&self.nodes);
-            self.registry.gather()
-        };
-        let mut out = Vec::new();
-        TextEncoder::new().encode(&families, &mut out)?;
-        String::from_utf8(out).map_err(|e| prometheus::Error::Msg(format!("metrics are not UTF-8: {e}")))
+        let mut text = self.encode_registry()?;
+        let mut cursor = Cursor::default();
+        while let Some(chunk) = self.node_chunk(&mut cursor) {
+            text.push_str(&chunk);
+        }
+        Ok(text)
+    }
+
+    /// The families of the registry (everything but the per-node ones).
+    fn encode_registry(&self) -> Result<String, prometheus::Error> {
+        TextEncoder::new().encode_to_string(&self.registry.gather())
+    }
+
+    /// The next chunk of the per-node families from `cursor` on, about [`CHUNK`] bytes, or `None`
+    /// when every family is out. The values are read under the lock for one chunk at a time, so
+    /// a scrape holds neither the lock nor the whole text for long: each sample is as it was
+    /// when its chunk was rendered, as if the scrape had read the nodes one after another.
+    fn node_chunk(&self, cursor: &mut Cursor) -> Option<String> {
+        use std::ops::Bound;
+        if cursor.family >= NODE_FAMILIES.len() {
+            return None;
+        }
+        let mut out = String::with_capacity(CHUNK + 1024);
+        let values = lock(&self.nodes);
+        while cursor.family < NODE_FAMILIES.len() && out.len() < CHUNK {
+            let family = &NODE_FAMILIES[cursor.family];
+            let from = match &cursor.after {
+                Some(after) => Bound::Excluded(after.as_str()),
+                None => Bound::Unbounded,
+            };
+            let mut last = None;
+            let mut full = false;
+            for (node, (m, _)) in values.nodes.range::<str, _>((from, Bound::Unbounded)) {
+                if out.len() >= CHUNK {
+                    full = true;
+                    break;
+                }
+                let mut samples = Samples {
+                    out: &mut out,
+                    family,
+                    header: &mut cursor.header,
+                };
+                (family.samples)(&mut samples, node, m);
+                last = Some(node);
+            }
+            if full {
+                if let Some(node) = last {
+                    cursor.after = Some(node.clone());
+                }
+            } else {
+                cursor.family += 1;
+                cursor.after = None;
+                cursor.header = false;
+            }
+        }
+        Some(out)
     }
 }
 
@@ -564,15 +630,38 @@ impl Health {
     }
 }
 
+/// The body of `/metrics`, chunk by chunk.
+pub type Chunks = futures::stream::BoxStream<'static, Result<String, std::convert::Infallible>>;
+
 /// Something whose metrics the admin server serves in the text format.
-pub trait Encode: Send + Sync {
+pub trait Encode: Send + Sync + 'static {
     /// The metrics, in the Prometheus text format.
     fn encode(&self) -> Result<String, prometheus::Error>;
+
+    /// The same text as a stream of chunks, so that a large scrape need not be held whole. An
+    /// error is returned before the first chunk, so that the response can still say so. By
+    /// default, the whole of [`Encode::encode`] in one chunk.
+    fn chunks(self: Arc<Self>) -> Result<Chunks, prometheus::Error> {
+        let text = self.encode()?;
+        Ok(Box::pin(futures::stream::once(async move { Ok(text) })))
+    }
 }
 
 impl Encode for Metrics {
     fn encode(&self) -> Result<String, prometheus::Error> {
         Metrics::encode(self)
+    }
+
+    /// The registry's families first, then the per-node families about [`CHUNK`] bytes at a time.
+    fn chunks(self: Arc<Self>) -> Result<Chunks, prometheus::Error> {
+        let first = self.encode_registry()?;
+        let rest = futures::stream::unfold((self, Cursor::default()), |(metrics, mut cursor)| async move {
+            let chunk = metrics.node_chunk(&mut cursor)?;
+            Some((Ok(chunk), (metrics, cursor)))
+        });
+        Ok(Box::pin(
+            futures::stream::once(async move { Ok(first) }).chain(rest),
+        ))
     }
 }
 
@@ -596,8 +685,12 @@ fn probe(result: Result<(), String>) -> Response {
 }
 
 async fn get_metrics(State(state): State<AdminState>) -> Response {
-    match state.metrics.encode() {
-        Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+    match state.metrics.chunks() {
+        Ok(chunks) => (
+            [(header::CONTENT_TYPE, CONTENT_TYPE)],
+            axum::body::Body::from_stream(chunks),
+        )
+            .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "encoding metrics failed");
             (
@@ -692,7 +785,7 @@ mod tests {
             upgrade_state: Some(state.into()),
             ..NodeMetrics::default()
         };
-        m.set_nodes(&BTreeMap::from([
+        m.set_nodes(BTreeMap::from([
             ("a".to_owned(), node(true, "PREFLIGHT")),
             ("b".to_owned(), node(true, "PREFLIGHT")),
         ]));
@@ -719,10 +812,10 @@ mod tests {
     #[test]
     fn a_node_that_disappears_leaves_no_series_behind() {
         let m = metrics();
-        m.set_nodes(&nodes(&[("edge-1", full_node()), ("edge-2", full_node())]));
+        m.set_nodes(nodes(&[("edge-1", full_node()), ("edge-2", full_node())]));
         assert!(m.encode().unwrap().contains("node=\"edge-2\""));
 
-        m.set_nodes(&nodes(&[("edge-1", full_node())]));
+        m.set_nodes(nodes(&[("edge-1", full_node())]));
 
         let text = m.encode().unwrap();
         assert!(text.contains("node=\"edge-1\""));
@@ -733,9 +826,9 @@ mod tests {
     fn the_upgrade_state_series_moves_with_the_state() {
         let m = metrics();
         let mut node = full_node();
-        m.set_nodes(&nodes(&[("edge-1", node.clone())]));
+        m.set_nodes(nodes(&[("edge-1", node.clone())]));
         node.upgrade_state = Some("VERIFY_VERSION".into());
-        m.set_nodes(&nodes(&[("edge-1", node.clone())]));
+        m.set_nodes(nodes(&[("edge-1", node.clone())]));
 
         assert_eq!(
             samples(&m, "nodewright_bridge_node_upgrade_state"),
@@ -743,7 +836,7 @@ mod tests {
         );
 
         node.upgrade_state = None;
-        m.set_nodes(&nodes(&[("edge-1", node)]));
+        m.set_nodes(nodes(&[("edge-1", node)]));
         assert!(samples(&m, "nodewright_bridge_node_upgrade_state").is_empty());
     }
 
@@ -751,9 +844,9 @@ mod tests {
     fn a_bond_slave_that_goes_away_leaves_no_series_behind() {
         let m = metrics();
         let mut node = full_node();
-        m.set_nodes(&nodes(&[("edge-1", node.clone())]));
+        m.set_nodes(nodes(&[("edge-1", node.clone())]));
         node.bonds[0].slaves.pop();
-        m.set_nodes(&nodes(&[("edge-1", node)]));
+        m.set_nodes(nodes(&[("edge-1", node)]));
 
         assert_eq!(
             samples(&m, "nodewright_bridge_node_bond_slave_link_failures"),
@@ -768,9 +861,9 @@ mod tests {
     fn a_bond_that_goes_away_takes_its_slaves_with_it() {
         let m = metrics();
         let mut node = full_node();
-        m.set_nodes(&nodes(&[("edge-1", node.clone())]));
+        m.set_nodes(nodes(&[("edge-1", node.clone())]));
         node.bonds.clear();
-        m.set_nodes(&nodes(&[("edge-1", node)]));
+        m.set_nodes(nodes(&[("edge-1", node)]));
 
         assert!(samples(&m, "nodewright_bridge_node_bond_up").is_empty());
         assert!(samples(&m, "nodewright_bridge_node_bond_slave_up").is_empty());
@@ -782,7 +875,7 @@ mod tests {
         let m = metrics();
         let mut node = full_node();
         node.conditions = vec![("Ready".into(), "False".into())];
-        m.set_nodes(&nodes(&[("edge-1", node)]));
+        m.set_nodes(nodes(&[("edge-1", node)]));
 
         let mut lines = samples(&m, "nodewright_bridge_node_status_condition");
         lines.sort();
@@ -812,7 +905,7 @@ mod tests {
             drbd_resources: Some(0),
             ..NodeMetrics::default()
         };
-        m.set_nodes(&nodes(&[("edge-1", node)]));
+        m.set_nodes(nodes(&[("edge-1", node)]));
 
         assert_eq!(
             samples(&m, "nodewright_bridge_node_drbd_resources"),
@@ -830,7 +923,7 @@ mod tests {
     #[test]
     fn every_node_family_is_filled_from_a_full_node() {
         let m = metrics();
-        m.set_nodes(&nodes(&[("edge-1", full_node())]));
+        m.set_nodes(nodes(&[("edge-1", full_node())]));
         let text = m.encode().unwrap();
         for line in [
             "nodewright_bridge_node_ready{node=\"edge-1\"} 1",
@@ -912,23 +1005,96 @@ mod tests {
     #[test]
     fn every_family_has_the_prefix_and_help_text() {
         let m = metrics();
-        m.set_nodes(&nodes(&[("edge-1", full_node())]));
+        m.set_nodes(nodes(&[("edge-1", full_node())]));
         m.parse_error("bonding");
         m.log_lines("edge-1", "block", 1);
         m.observe_reconcile(Duration::from_millis(1));
         m.observe_write("Node", "applied", Some(Duration::from_millis(1)));
         m.watch_event("configmaps", "apply", Some(Duration::from_secs(1)));
 
-        let families = m.registry().gather();
-        assert_eq!(families.len(), 19);
-        for family in families {
-            assert!(
-                family.name().starts_with("nodewright_bridge_"),
-                "{}",
-                family.name()
-            );
-            assert!(!family.help().is_empty(), "{} has no help", family.name());
+        let text = m.encode().unwrap();
+        let help: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# HELP ")).collect();
+        let types: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).collect();
+        assert_eq!(help.len(), 19, "{text}");
+        assert_eq!(types.len(), 19, "{text}");
+        for (help, ty) in help.iter().zip(&types) {
+            let (name, help) = help.split_once(' ').unwrap();
+            assert!(name.starts_with("nodewright_bridge_"), "{name}");
+            assert!(!help.is_empty(), "{name} has no help");
+            assert_eq!(ty.split_once(' ').unwrap().0, name, "TYPE follows HELP");
         }
+    }
+
+    #[test]
+    fn a_scrape_of_many_nodes_streams_in_chunks_with_each_family_in_one_piece() {
+        let m = Arc::new(metrics());
+        let many: BTreeMap<String, NodeMetrics> =
+            (0..600).map(|i| (format!("edge-{i:04}"), full_node())).collect();
+        m.set_nodes(many);
+
+        let chunks: Vec<String> = futures::executor::block_on(
+            m.clone()
+                .chunks()
+                .expect("the registry encodes")
+                .collect::<Vec<_>>(),
+        )
+        .into_iter()
+        .map(|c| c.unwrap_or_else(|never| match never {}))
+        .collect();
+        assert!(
+            chunks.len() > 10,
+            "600 nodes take more than ten chunks: {}",
+            chunks.len()
+        );
+        assert!(
+            chunks.iter().all(|c| c.len() < CHUNK + 4096),
+            "no chunk grows far past the size"
+        );
+        let text = chunks.concat();
+        assert_eq!(text, m.encode().unwrap(), "the stream and the whole text agree");
+
+        // Each family's samples follow its one HELP/TYPE pair, never split by another family.
+        let mut seen = BTreeSet::new();
+        let mut current = String::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                current = rest.split(' ').next().unwrap().to_owned();
+                assert!(seen.insert(current.clone()), "{current} appears twice");
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s).filter(|f| *f == current))
+                    .unwrap_or(name);
+                assert_eq!(family, current, "{line}");
+            }
+        }
+        assert_eq!(samples(&m, "nodewright_bridge_node_ready").len(), 600);
+        assert_eq!(
+            samples(&m, "nodewright_bridge_node_status_condition").len(),
+            600 * 2 * 3
+        );
+    }
+
+    #[test]
+    fn label_values_and_help_are_escaped_for_the_text_format() {
+        let mut out = String::new();
+        escape_into(&mut out, "a\\b\"c\nd", true);
+        assert_eq!(out, r#"a\\b\"c\nd"#);
+        out.clear();
+        escape_into(&mut out, "a\\b\"c\nd", false);
+        assert_eq!(out, r#"a\\b"c\nd"#);
+
+        let m = metrics();
+        let node = NodeMetrics {
+            upgrade_state: Some("odd \"state\"\n".into()),
+            ..NodeMetrics::default()
+        };
+        m.set_nodes([("edge-1", node)]);
+        assert_eq!(
+            samples(&m, "nodewright_bridge_node_upgrade_state"),
+            [r#"nodewright_bridge_node_upgrade_state{node="edge-1",state="odd \"state\"\n"} 1"#]
+        );
     }
 
     #[test]

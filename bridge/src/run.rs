@@ -546,7 +546,9 @@ pub async fn run(
                 }
                 unrepresentable = observation.unrepresentable.iter().cloned().collect();
                 if changed.all {
-                    metrics.set_nodes(&node_metrics(observation, &bridge.index));
+                    metrics.set_nodes(observation.nodes.keys().filter_map(|n| {
+                        Some((n.as_str(), one_node_metrics(observation, &bridge.index, n)?))
+                    }));
                 } else {
                     metrics.update_nodes(
                         changed

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The admin server end to end: a real listener, plain HTTP/1.1 requests over a TCP stream, and the
+//! The admin server end to end: a real listener, plain HTTP/1.0 requests over a TCP stream (so that a
+//! streamed body is not chunked), and the
 //! `/metrics` body checked by Prometheus' own `promtool check metrics` (installed by
 //! `scripts/install-tools`).
 
@@ -31,11 +32,11 @@ impl Reply {
     }
 }
 
-/// Sends `GET path` with `Connection: close` and reads the whole response. Uses tokio's readiness
+/// Sends `GET path` over HTTP/1.0 and reads the whole response. Uses tokio's readiness
 /// API rather than `AsyncReadExt`, which would need tokio's `io-util` feature for one test.
 async fn get(addr: SocketAddr, path: &str) -> Reply {
     let stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
     let mut sent = 0;
     while sent < request.len() {
         stream.writable().await.unwrap();
@@ -159,7 +160,7 @@ fn realistic_metrics() -> Metrics {
             ..node(false, None, &[])
         },
     );
-    m.set_nodes(&nodes);
+    m.set_nodes(nodes);
     for format in ["drbd-status", "bonding"] {
         m.parse_error(format);
     }

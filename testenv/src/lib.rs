@@ -717,13 +717,14 @@ where
     }
 }
 
-/// `GET <path>` on 127.0.0.1:`port` over plain HTTP/1.1, the whole response (head and body), or
-/// the error when nothing answers (yet). For tests of admin servers.
+/// `GET <path>` on 127.0.0.1:`port` over plain HTTP/1.0, the whole response (head and body), or
+/// the error when nothing answers (yet). For tests of admin servers. HTTP/1.0, so that a streamed
+/// body comes as it is rather than in chunked transfer encoding.
 pub async fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .await?;
     let mut body = String::new();
     stream.read_to_string(&mut body).await?;
