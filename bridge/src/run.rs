@@ -5,7 +5,7 @@
 //!
 //! This module owns the wiring and the clock; the decisions are in [`crate::observe`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use crate::lease::LeaseConfig;
 use crate::metrics::{BondMetrics, Health, Metrics, NodeMetrics};
 use crate::observe::{Observation, ObserveConfig, Observed, observe};
 use crate::source::{self, Change};
-use crate::writer::{Desired, StatusWriter, WriterConfig};
+use crate::writer::{Desired, Fingerprints, StatusWriter, WriterConfig};
 
 /// How long the loop may go without a turn before `/healthz` fails.
 const LIVENESS_LIMIT: Duration = Duration::from_secs(300);
@@ -217,96 +217,114 @@ fn labels(cluster: &str) -> BTreeMap<String, String> {
     ])
 }
 
-fn desired_one<K, S: Serialize, T: Serialize>(
-    namespace: &str,
-    cluster: &str,
-    o: &Observed<S, T>,
-) -> Option<Desired>
-where
-    K: Resource<DynamicType = ()>,
-{
-    Some(Desired {
-        resource: ApiResource::erase::<K>(&()),
-        namespace: namespace.to_owned(),
-        name: o.name.clone(),
-        labels: labels(cluster),
-        spec: Some(serde_json::to_value(&o.spec).ok()?),
-        status: serde_json::to_value(&o.status).ok()?,
-    })
+/// Asked before an object's JSON is built: whether the writer last wrote exactly this object
+/// (kind, name, whether it has labels or a spec, fingerprints).
+pub type Written<'a> = dyn FnMut(&ApiResource, &str, bool, Fingerprints) -> bool + 'a;
+
+/// The objects to hand the writer, and how many were left out because the writer had already
+/// written them as they are.
+#[derive(Debug, Default)]
+pub struct Planned {
+    /// Objects to write (the writer still skips those it finds unchanged).
+    pub objects: Vec<Desired>,
+    /// Objects left out before their JSON was built.
+    pub unchanged: usize,
 }
 
-/// The objects the writer should maintain for an observation.
-pub fn desired(observation: &Observation, namespace: &str, cluster: &str) -> Vec<Desired> {
-    let mut out = Vec::new();
-    // Of the EdgeCluster's spec the bridge applies only the profile it observes: the workflow
-    // modes and the legacy source settings are a person's intent, and server-side apply leaves
-    // fields out of the bridge's body to whoever set them.
-    out.extend(
-        observation
-            .cluster
-            .iter()
-            .filter_map(|c| desired_one::<EdgeCluster, _, _>(namespace, cluster, c))
-            .map(|mut d| {
-                if let Some(serde_json::Value::Object(spec)) = &mut d.spec {
-                    spec.retain(|k, _| k == "profile");
-                }
-                d
-            }),
-    );
-    out.extend(
-        observation
-            .nodes
-            .values()
-            .filter_map(|n| desired_one::<EdgeNode, _, _>(namespace, cluster, n)),
-    );
-    out.extend(
-        observation
-            .upgrades
-            .iter()
-            .filter_map(|u| desired_one::<StorageUpgrade, _, _>(namespace, cluster, u)),
-    );
-    out.extend(
-        observation
-            .migrations
-            .iter()
-            .filter_map(|m| desired_one::<Migration, _, _>(namespace, cluster, m)),
-    );
-    out.extend(
-        observation
-            .bond_flips
-            .iter()
-            .filter_map(|b| desired_one::<BondFlip, _, _>(namespace, cluster, b)),
-    );
-    out
+/// Builds [`Desired`] objects, asking `written` first so that an unchanged object costs a hash
+/// of its typed values and no JSON.
+struct Planner<'a, 'w> {
+    namespace: &'a str,
+    cluster: &'a str,
+    written: &'a mut Written<'w>,
+    planned: Planned,
 }
 
-/// The objects to hand the writer after a reconcile that computed `changed`: every object after a
-/// full one; otherwise the site, the workflow objects and the nodes that changed (the writer skips
-/// what is unchanged, but comparing thousands of unchanged nodes on every change is the cost
-/// avoided here).
-pub fn desired_changed(
-    observation: &Observation,
-    changed: &Dirty,
-    namespace: &str,
-    cluster: &str,
-) -> Vec<Desired> {
-    if changed.all {
-        return desired(observation, namespace, cluster);
+impl Planner<'_, '_> {
+    fn add<K, S: Serialize, T: Serialize>(&mut self, name: &str, spec: &S, status: &T)
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let resource = ApiResource::erase::<K>(&());
+        let labels = labels(self.cluster);
+        let fingerprints = Fingerprints::of_typed(&labels, Some(spec), status);
+        if (self.written)(&resource, name, true, fingerprints) {
+            self.planned.unchanged += 1;
+            return;
+        }
+        let (Ok(spec), Ok(status)) = (serde_json::to_value(spec), serde_json::to_value(status)) else {
+            // The API types serialise to JSON by construction; an object that did not would be
+            // left alone rather than written half.
+            return;
+        };
+        self.planned.objects.push(Desired {
+            resource,
+            namespace: self.namespace.to_owned(),
+            name: name.to_owned(),
+            labels,
+            spec: Some(spec),
+            status,
+            fingerprints: Some(fingerprints),
+        });
     }
-    let only_changed = Observation {
-        cluster: observation.cluster.clone(),
-        nodes: changed
-            .nodes
-            .iter()
-            .filter_map(|n| observation.nodes.get_key_value(n))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        upgrades: observation.upgrades.clone(),
-        migrations: observation.migrations.clone(),
-        bond_flips: observation.bond_flips.clone(),
-        unrepresentable: Vec::new(),
+
+    fn add_all<K, S: Serialize, T: Serialize>(&mut self, objects: &[Observed<S, T>])
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        for o in objects {
+            self.add::<K, _, _>(&o.name, &o.spec, &o.status);
+        }
+    }
+}
+
+/// The objects the writer should maintain for an observation: the site, the EdgeNodes of `nodes`
+/// (every node when `None`) and the workflow objects. `written` is asked before each object's
+/// JSON is built; what it says was written already is only counted.
+pub fn plan(
+    observation: &Observation,
+    nodes: Option<&BTreeSet<String>>,
+    namespace: &str,
+    cluster: &str,
+    written: &mut Written<'_>,
+) -> Planned {
+    let mut planner = Planner {
+        namespace,
+        cluster,
+        written,
+        planned: Planned::default(),
     };
-    desired(&only_changed, namespace, cluster)
+    if let Some(c) = &observation.cluster {
+        // Of the EdgeCluster's spec the bridge applies only the profile it observes: the workflow
+        // modes and the legacy source settings are a person's intent, and server-side apply
+        // leaves fields out of the bridge's body to whoever set them.
+        let mut spec = serde_json::to_value(&c.spec).unwrap_or_default();
+        if let serde_json::Value::Object(fields) = &mut spec {
+            fields.retain(|k, _| k == "profile");
+        }
+        planner.add::<EdgeCluster, _, _>(&c.name, &spec, &c.status);
+    }
+    match nodes {
+        None => {
+            for n in observation.nodes.values() {
+                planner.add::<EdgeNode, _, _>(&n.name, &n.spec, &n.status);
+            }
+        }
+        Some(names) => {
+            for n in names.iter().filter_map(|name| observation.nodes.get(name)) {
+                planner.add::<EdgeNode, _, _>(&n.name, &n.spec, &n.status);
+            }
+        }
+    }
+    planner.add_all::<StorageUpgrade, _, _>(&observation.upgrades);
+    planner.add_all::<Migration, _, _>(&observation.migrations);
+    planner.add_all::<BondFlip, _, _>(&observation.bond_flips);
+    planner.planned
+}
+
+/// Every object the writer should maintain for an observation, built in full.
+pub fn desired(observation: &Observation, namespace: &str, cluster: &str) -> Vec<Desired> {
+    plan(observation, None, namespace, cluster, &mut |_, _, _, _| false).objects
 }
 
 /// The per-node metric values of an observation.
@@ -557,9 +575,18 @@ pub async fn run(
                             .map(|n| (n.clone(), one_node_metrics(observation, &bridge.index, n))),
                     );
                 }
-                let want = desired_changed(observation, &changed, &options.namespace, &cluster);
+                // After a full reconcile every object is compared, and those the writer wrote as
+                // they are now are left out before their JSON is built; otherwise only the site,
+                // the workflow objects and the nodes that changed are handed over.
+                let nodes = (!changed.all).then_some(&changed.nodes);
+                let planned = plan(observation, nodes, &options.namespace, &cluster, &mut |resource, name, writes_main, fingerprints| {
+                    writer.unchanged(resource, &options.namespace, name, writes_main, fingerprints)
+                });
                 metrics.observe_reconcile(started.elapsed());
-                match writer.write(&want).await {
+                for _ in 0..planned.unchanged {
+                    metrics.observe_write("any", "unchanged", None);
+                }
+                match writer.write(&planned.objects).await {
                     Ok(report) => {
                         for (kind, d) in &report.durations {
                             metrics.observe_write(kind, "applied", Some(*d));
@@ -681,6 +708,69 @@ mod tests {
         let node = want.iter().find(|d| d.resource.kind == "EdgeNode").unwrap();
         assert_eq!(node.spec.as_ref().unwrap()["nodeName"], "edge-1");
         assert_eq!(node.labels[MANAGED_BY.0], MANAGED_BY.1);
+    }
+
+    #[test]
+    fn an_object_the_writer_wrote_as_it_is_is_counted_and_not_built() {
+        let (_, observation) = observed_site();
+        let mut asked = Vec::new();
+        let planned = plan(
+            &observation,
+            None,
+            "nw",
+            "site",
+            &mut |resource, name, writes_main, _| {
+                asked.push((resource.kind.clone(), name.to_owned(), writes_main));
+                resource.kind == "EdgeNode"
+            },
+        );
+        assert_eq!(planned.unchanged, 1);
+        let kinds: Vec<&str> = planned.objects.iter().map(|d| d.resource.kind.as_str()).collect();
+        assert_eq!(kinds, ["EdgeCluster"], "the unchanged EdgeNode is left out");
+        assert!(asked.contains(&("EdgeNode".to_owned(), "edge-1".to_owned(), true)));
+    }
+
+    #[test]
+    fn a_built_object_carries_the_fingerprints_it_was_asked_about() {
+        let (_, observation) = observed_site();
+        let mut asked = BTreeMap::new();
+        let planned = plan(
+            &observation,
+            None,
+            "nw",
+            "site",
+            &mut |resource, name, _, fingerprints| {
+                asked.insert((resource.kind.clone(), name.to_owned()), fingerprints);
+                false
+            },
+        );
+        assert_eq!(planned.objects.len(), asked.len());
+        for d in &planned.objects {
+            assert_eq!(
+                d.fingerprints,
+                asked.get(&(d.resource.kind.clone(), d.name.clone())).copied()
+            );
+        }
+        let again = plan(&observation, None, "nw", "site", &mut |_, _, _, _| false);
+        let fingerprints = |p: &Planned| p.objects.iter().map(|d| d.fingerprints).collect::<Vec<_>>();
+        assert_eq!(
+            fingerprints(&planned),
+            fingerprints(&again),
+            "the same observation, the same fingerprints"
+        );
+    }
+
+    #[test]
+    fn a_plan_for_some_nodes_holds_the_site_and_only_those_nodes() {
+        let (_, observation) = observed_site();
+        let none = BTreeSet::new();
+        let planned = plan(&observation, Some(&none), "nw", "site", &mut |_, _, _, _| false);
+        let kinds: Vec<&str> = planned.objects.iter().map(|d| d.resource.kind.as_str()).collect();
+        assert_eq!(kinds, ["EdgeCluster"]);
+        let edge_1 = BTreeSet::from(["edge-1".to_owned(), "gone".to_owned()]);
+        let planned = plan(&observation, Some(&edge_1), "nw", "site", &mut |_, _, _, _| false);
+        let names: Vec<&str> = planned.objects.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["site", "edge-1"]);
     }
 
     #[test]

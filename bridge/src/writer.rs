@@ -34,6 +34,36 @@ pub struct Desired {
     pub spec: Option<Value>,
     /// The whole status this writer owns, applied on the `status` subresource.
     pub status: Value,
+    /// Fingerprints of what is applied, when the caller computed them from the typed values the
+    /// JSON was made of (see [`Fingerprints::of_typed`]); with `None` the writer computes them from
+    /// the JSON. Either way, the same object must always come the same way, since only equal
+    /// fingerprints count as unchanged.
+    pub fingerprints: Option<Fingerprints>,
+}
+
+/// What the writer remembers of a write, and compares to decide whether the next one is needed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprints {
+    /// Of the labels and spec applied on the main resource.
+    pub main: u64,
+    /// Of the status applied on the status subresource.
+    pub status: u64,
+}
+
+impl Fingerprints {
+    /// The fingerprints of labels, spec and status before they are turned into JSON values:
+    /// serialising a typed status into a hash allocates nothing, so a caller can ask
+    /// [`StatusWriter::unchanged`] before building the JSON at all.
+    pub fn of_typed<S: serde::Serialize, T: serde::Serialize>(
+        labels: &BTreeMap<String, String>,
+        spec: Option<&S>,
+        status: &T,
+    ) -> Self {
+        Fingerprints {
+            main: fingerprint(&(labels, spec)),
+            status: fingerprint(status),
+        }
+    }
 }
 
 impl Desired {
@@ -44,6 +74,13 @@ impl Desired {
 
     fn writes_main(&self) -> bool {
         self.spec.is_some() || !self.labels.is_empty()
+    }
+
+    fn fingerprints(&self) -> Fingerprints {
+        self.fingerprints.unwrap_or_else(|| Fingerprints {
+            main: fingerprint(&(&self.labels, &self.spec)),
+            status: fingerprint(&self.status),
+        })
     }
 }
 
@@ -179,13 +216,17 @@ struct ObjectKey {
 }
 
 impl ObjectKey {
-    fn of(desired: &Desired) -> Self {
+    fn new(resource: &ApiResource, namespace: &str, name: &str) -> Self {
         ObjectKey {
-            api_version: desired.resource.api_version.clone(),
-            kind: desired.resource.kind.clone(),
-            namespace: desired.namespace.clone(),
-            name: desired.name.clone(),
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
         }
+    }
+
+    fn of(desired: &Desired) -> Self {
+        ObjectKey::new(&desired.resource, &desired.namespace, &desired.name)
     }
 }
 
@@ -206,15 +247,11 @@ fn fingerprint(value: &impl serde::Serialize) -> u64 {
     crate::fingerprint::of_json(value)
 }
 
-fn main_fingerprint(desired: &Desired) -> u64 {
-    fingerprint(&(&desired.labels, &desired.spec))
-}
-
 /// Which writes an object needs, given what was last written of it: the main resource when its
 /// labels or spec differ (and it has any), the status subresource when the status differs.
-fn changes(previous: &Written, desired: &Desired) -> (bool, bool) {
-    let main_changed = desired.writes_main() && previous.main != Some(main_fingerprint(desired));
-    let status_changed = previous.status != Some(fingerprint(&desired.status));
+fn changes(previous: &Written, writes_main: bool, now: Fingerprints) -> (bool, bool) {
+    let main_changed = writes_main && previous.main != Some(now.main);
+    let status_changed = previous.status != Some(now.status);
     (main_changed, status_changed)
 }
 
@@ -269,10 +306,13 @@ impl StatusWriter {
                 report.skipped_not_leader += 1;
                 continue;
             }
-            let (main_changed, status_changed) = match self.written.get(&ObjectKey::of(object)) {
-                Some(previous) => changes(previous, object),
-                None => changes(&Written::default(), object),
-            };
+            let previous = self
+                .written
+                .get(&ObjectKey::of(object))
+                .copied()
+                .unwrap_or_default();
+            let (main_changed, status_changed) =
+                changes(&previous, object.writes_main(), object.fingerprints());
             if !main_changed && !status_changed {
                 report.unchanged += 1;
                 continue;
@@ -343,6 +383,26 @@ impl StatusWriter {
         }
     }
 
+    /// Whether an object with these fingerprints would need no write: this replica leads and last
+    /// wrote exactly that. A caller that knows the fingerprints before building the object (see
+    /// [`Fingerprints::of_typed`]) can leave such objects out of [`write`](Self::write) and count
+    /// them as unchanged. `writes_main` says whether the object has labels or a spec.
+    pub fn unchanged(
+        &mut self,
+        resource: &ApiResource,
+        namespace: &str,
+        name: &str,
+        writes_main: bool,
+        fingerprints: Fingerprints,
+    ) -> bool {
+        if !self.leading() {
+            return false;
+        }
+        self.written
+            .get(&ObjectKey::new(resource, namespace, name))
+            .is_some_and(|previous| changes(previous, writes_main, fingerprints) == (false, false))
+    }
+
     /// Forgets what was written (after a leadership change or an API reconnect), so that the next
     /// [`write`](Self::write) applies everything again.
     pub fn forget(&mut self) {
@@ -351,12 +411,7 @@ impl StatusWriter {
 
     /// Forgets what was written of one object, for example after it was deleted by someone else.
     pub fn forget_object(&mut self, resource: &ApiResource, namespace: &str, name: &str) {
-        self.written.remove(&ObjectKey {
-            api_version: resource.api_version.clone(),
-            kind: resource.kind.clone(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        });
+        self.written.remove(&ObjectKey::new(resource, namespace, name));
     }
 
     /// Whether this replica leads now; forgets everything on gaining leadership, including a loss
@@ -443,7 +498,7 @@ async fn write_one(
                 // Only successful writes are timed: the histogram is of writes that happened.
                 done.durations
                     .push((object.resource.kind.clone(), started.elapsed()));
-                done.main_written = Some(main_fingerprint(object));
+                done.main_written = Some(object.fingerprints().main);
             }
             Err(source) => {
                 done.result = Err(Error::ApplyObject { key, source });
@@ -466,7 +521,7 @@ async fn write_one(
             Ok(_) => {
                 done.durations
                     .push((object.resource.kind.clone(), started.elapsed()));
-                done.status_written = Some(fingerprint(&object.status));
+                done.status_written = Some(object.fingerprints().status);
             }
             Err(source) => done.result = Err(Error::ApplyStatus { key, source }),
         }
@@ -540,6 +595,7 @@ mod tests {
             labels: BTreeMap::new(),
             spec: None,
             status: json!({}),
+            fingerprints: None,
         };
         assert_eq!(desired.key(), "EdgeNode/site-a/node-1");
         assert!(!desired.writes_main());
@@ -553,25 +609,67 @@ mod tests {
             labels: BTreeMap::from([("site".to_owned(), "a".to_owned())]),
             spec: Some(json!({"nodeName": "node-1"})),
             status: json!({"observedGeneration": 1}),
+            fingerprints: None,
         }
     }
 
     fn written(desired: &Desired) -> Written {
         Written {
-            main: Some(main_fingerprint(desired)),
-            status: Some(fingerprint(&desired.status)),
+            main: Some(desired.fingerprints().main),
+            status: Some(desired.fingerprints().status),
         }
+    }
+
+    /// The writes `desired` needs after `previous`.
+    fn needs(previous: &Written, desired: &Desired) -> (bool, bool) {
+        changes(previous, desired.writes_main(), desired.fingerprints())
+    }
+
+    #[test]
+    fn fingerprints_of_typed_values_are_those_given_and_used_as_given() {
+        #[derive(serde::Serialize)]
+        struct Status {
+            zeta: u32,
+            alpha: u32,
+        }
+        let labels = BTreeMap::from([("site".to_owned(), "a".to_owned())]);
+        let typed = Fingerprints::of_typed(
+            &labels,
+            Some(&json!({"nodeName": "node-1"})),
+            &Status { zeta: 1, alpha: 2 },
+        );
+        assert_eq!(
+            typed,
+            Fingerprints::of_typed(
+                &labels,
+                Some(&json!({"nodeName": "node-1"})),
+                &Status { zeta: 1, alpha: 2 }
+            ),
+            "the same values give the same fingerprints"
+        );
+        assert_ne!(
+            typed.status,
+            Fingerprints::of_typed(&labels, Some(&json!({})), &Status { zeta: 1, alpha: 3 }).status
+        );
+        let mut d = desired();
+        d.fingerprints = Some(typed);
+        assert_eq!(
+            d.fingerprints(),
+            typed,
+            "given fingerprints are not recomputed from the JSON"
+        );
+        assert_eq!(needs(&written(&d), &d), (false, false));
     }
 
     #[test]
     fn an_object_never_written_needs_both_writes() {
-        assert_eq!(changes(&Written::default(), &desired()), (true, true));
+        assert_eq!(needs(&Written::default(), &desired()), (true, true));
     }
 
     #[test]
     fn an_object_written_as_desired_needs_no_write() {
         let desired = desired();
-        assert_eq!(changes(&written(&desired), &desired), (false, false));
+        assert_eq!(needs(&written(&desired), &desired), (false, false));
     }
 
     #[test]
@@ -579,7 +677,7 @@ mod tests {
         let mut desired = desired();
         let before = written(&desired);
         desired.status = json!({"observedGeneration": 2});
-        assert_eq!(changes(&before, &desired), (false, true));
+        assert_eq!(needs(&before, &desired), (false, true));
     }
 
     #[test]
@@ -587,10 +685,10 @@ mod tests {
         let mut desired = desired();
         let before = written(&desired);
         desired.labels.insert("zone".into(), "b".into());
-        assert_eq!(changes(&before, &desired), (true, false));
+        assert_eq!(needs(&before, &desired), (true, false));
         let mut desired = self::desired();
         desired.spec = Some(json!({"nodeName": "node-2"}));
-        assert_eq!(changes(&before, &desired), (true, false));
+        assert_eq!(needs(&before, &desired), (true, false));
     }
 
     #[test]
@@ -598,7 +696,7 @@ mod tests {
         let mut desired = desired();
         desired.labels.clear();
         desired.spec = None;
-        assert_eq!(changes(&Written::default(), &desired), (false, true));
+        assert_eq!(needs(&Written::default(), &desired), (false, true));
     }
 
     #[test]
@@ -608,7 +706,7 @@ mod tests {
             status: None,
             ..written(&desired)
         };
-        assert_eq!(changes(&main_only, &desired), (false, true));
+        assert_eq!(needs(&main_only, &desired), (false, true));
     }
 
     #[test]

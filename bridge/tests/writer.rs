@@ -51,6 +51,7 @@ fn edge_node(ctx: &TestContext, name: &str, status: Value) -> Desired {
         labels: BTreeMap::from([("nodewright.io/site".to_owned(), "site-a".to_owned())]),
         spec: Some(json!({"nodeName": name})),
         status,
+        fingerprints: None,
     }
 }
 
