@@ -5,7 +5,7 @@
 //!
 //! This module owns the wiring and the clock; the decisions are in [`crate::observe`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use crate::lease::LeaseConfig;
 use crate::metrics::{BondMetrics, Health, Metrics, NodeMetrics};
 use crate::observe::{Observation, ObserveConfig, Observed, observe};
 use crate::source::{self, Change};
-use crate::writer::{Desired, Fingerprints, StatusWriter, WriterConfig};
+use crate::writer::{Desired, Fingerprints, StatusWriter, WriteReport, WriterConfig};
 
 /// How long the loop may go without a turn before `/healthz` fails.
 const LIVENESS_LIMIT: Duration = Duration::from_secs(300);
@@ -278,12 +278,25 @@ impl Planner<'_, '_> {
     }
 }
 
-/// The objects the writer should maintain for an observation: the site, the EdgeNodes of `nodes`
-/// (every node when `None`) and the workflow objects. `written` is asked before each object's
-/// JSON is built; what it says was written already is only counted.
+/// Which objects of an observation to plan.
+#[derive(Clone, Copy, Debug)]
+pub enum Part<'a> {
+    /// The site (EdgeCluster) and the workflow objects.
+    Site,
+    /// The EdgeNodes of these nodes; a name the observation does not have is passed over.
+    Nodes(&'a [&'a String]),
+}
+
+/// How many EdgeNodes are planned and written at a time: a full reconcile after a relist or a
+/// new leadership term builds every object, and in batches the JSON of only this many is held
+/// at once (about 12 KiB each as `serde_json::Value`).
+pub const WRITE_BATCH: usize = 128;
+
+/// The objects of `part` of an observation for the writer. `written` is asked before each
+/// object's JSON is built; what it says was written already is only counted.
 pub fn plan(
     observation: &Observation,
-    nodes: Option<&BTreeSet<String>>,
+    part: Part<'_>,
     namespace: &str,
     cluster: &str,
     written: &mut Written<'_>,
@@ -294,37 +307,60 @@ pub fn plan(
         written,
         planned: Planned::default(),
     };
-    if let Some(c) = &observation.cluster {
-        // Of the EdgeCluster's spec the bridge applies only the profile it observes: the workflow
-        // modes and the legacy source settings are a person's intent, and server-side apply
-        // leaves fields out of the bridge's body to whoever set them.
-        let mut spec = serde_json::to_value(&c.spec).unwrap_or_default();
-        if let serde_json::Value::Object(fields) = &mut spec {
-            fields.retain(|k, _| k == "profile");
+    match part {
+        Part::Site => {
+            if let Some(c) = &observation.cluster {
+                // Of the EdgeCluster's spec the bridge applies only the profile it observes: the
+                // workflow modes and the legacy source settings are a person's intent, and
+                // server-side apply leaves fields out of the bridge's body to whoever set them.
+                let mut spec = serde_json::to_value(&c.spec).unwrap_or_default();
+                if let serde_json::Value::Object(fields) = &mut spec {
+                    fields.retain(|k, _| k == "profile");
+                }
+                planner.add::<EdgeCluster, _, _>(&c.name, &spec, &c.status);
+            }
+            planner.add_all::<StorageUpgrade, _, _>(&observation.upgrades);
+            planner.add_all::<Migration, _, _>(&observation.migrations);
+            planner.add_all::<BondFlip, _, _>(&observation.bond_flips);
         }
-        planner.add::<EdgeCluster, _, _>(&c.name, &spec, &c.status);
-    }
-    match nodes {
-        None => {
-            for n in observation.nodes.values() {
+        Part::Nodes(names) => {
+            for n in names.iter().filter_map(|name| observation.nodes.get(*name)) {
                 planner.add::<EdgeNode, _, _>(&n.name, &n.spec, &n.status);
             }
         }
-        Some(names) => {
-            for n in names.iter().filter_map(|name| observation.nodes.get(name)) {
-                planner.add::<EdgeNode, _, _>(&n.name, &n.spec, &n.status);
-            }
-        }
     }
-    planner.add_all::<StorageUpgrade, _, _>(&observation.upgrades);
-    planner.add_all::<Migration, _, _>(&observation.migrations);
-    planner.add_all::<BondFlip, _, _>(&observation.bond_flips);
     planner.planned
 }
 
-/// Every object the writer should maintain for an observation, built in full.
+/// Every object the writer should maintain for an observation, built in full: the site, every
+/// EdgeNode, the workflow objects.
 pub fn desired(observation: &Observation, namespace: &str, cluster: &str) -> Vec<Desired> {
-    plan(observation, None, namespace, cluster, &mut |_, _, _, _| false).objects
+    let names: Vec<&String> = observation.nodes.keys().collect();
+    let mut objects = Vec::new();
+    for part in [Part::Site, Part::Nodes(&names)] {
+        objects.extend(plan(observation, part, namespace, cluster, &mut |_, _, _, _| false).objects);
+    }
+    objects
+}
+
+/// Counts a writer's report in the metrics and logs its failures.
+fn record_report(metrics: &Metrics, result: Result<WriteReport, crate::writer::Error>) {
+    match result {
+        Ok(report) => {
+            for (kind, d) in &report.durations {
+                metrics.observe_write(kind, "applied", Some(*d));
+            }
+            for _ in 0..report.unchanged {
+                metrics.observe_write("any", "unchanged", None);
+            }
+            for (key, error) in &report.failed {
+                let kind = key.split('/').next().unwrap_or("unknown");
+                metrics.observe_write(kind, "failed", None);
+                tracing::warn!(object = %key, %error, "status write failed; retried on the next reconcile");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "status write failed; retried on the next reconcile"),
+    }
 }
 
 /// The per-node metric values of an observation.
@@ -575,32 +611,27 @@ pub async fn run(
                             .map(|n| (n.clone(), one_node_metrics(observation, &bridge.index, n))),
                     );
                 }
+                metrics.observe_reconcile(started.elapsed());
                 // After a full reconcile every object is compared, and those the writer wrote as
                 // they are now are left out before their JSON is built; otherwise only the site,
-                // the workflow objects and the nodes that changed are handed over.
-                let nodes = (!changed.all).then_some(&changed.nodes);
-                let planned = plan(observation, nodes, &options.namespace, &cluster, &mut |resource, name, writes_main, fingerprints| {
-                    writer.unchanged(resource, &options.namespace, name, writes_main, fingerprints)
-                });
-                metrics.observe_reconcile(started.elapsed());
-                for _ in 0..planned.unchanged {
-                    metrics.observe_write("any", "unchanged", None);
-                }
-                match writer.write(&planned.objects).await {
-                    Ok(report) => {
-                        for (kind, d) in &report.durations {
-                            metrics.observe_write(kind, "applied", Some(*d));
-                        }
-                        for _ in 0..report.unchanged {
-                            metrics.observe_write("any", "unchanged", None);
-                        }
-                        for (key, error) in &report.failed {
-                            let kind = key.split('/').next().unwrap_or("unknown");
-                            metrics.observe_write(kind, "failed", None);
-                            tracing::warn!(object = %key, %error, "status write failed; retried on the next reconcile");
-                        }
+                // the workflow objects and the nodes that changed are handed over. Nodes go in
+                // batches, so that a rewrite of every object holds the JSON of one batch at a time.
+                let names: Vec<&String> = if changed.all {
+                    observation.nodes.keys().collect()
+                } else {
+                    changed.nodes.iter().collect()
+                };
+                let parts = std::iter::once(Part::Site).chain(names.chunks(WRITE_BATCH).map(Part::Nodes));
+                for part in parts {
+                    let planned = plan(observation, part, &options.namespace, &cluster, &mut |resource, name, writes_main, fingerprints| {
+                        writer.unchanged(resource, &options.namespace, name, writes_main, fingerprints)
+                    });
+                    for _ in 0..planned.unchanged {
+                        metrics.observe_write("any", "unchanged", None);
                     }
-                    Err(e) => tracing::warn!(error = %e, "status write failed; retried on the next reconcile"),
+                    if !planned.objects.is_empty() {
+                        record_report(&metrics, writer.write(&planned.objects).await);
+                    }
                 }
                 let now_maintained: std::collections::BTreeSet<String> = observation.nodes.keys().cloned().collect();
                 if is_leader {
@@ -714,16 +745,10 @@ mod tests {
     fn an_object_the_writer_wrote_as_it_is_is_counted_and_not_built() {
         let (_, observation) = observed_site();
         let mut asked = Vec::new();
-        let planned = plan(
-            &observation,
-            None,
-            "nw",
-            "site",
-            &mut |resource, name, writes_main, _| {
-                asked.push((resource.kind.clone(), name.to_owned(), writes_main));
-                resource.kind == "EdgeNode"
-            },
-        );
+        let planned = plan_all(&observation, &mut |resource, name, writes_main, _| {
+            asked.push((resource.kind.clone(), name.to_owned(), writes_main));
+            resource.kind == "EdgeNode"
+        });
         assert_eq!(planned.unchanged, 1);
         let kinds: Vec<&str> = planned.objects.iter().map(|d| d.resource.kind.as_str()).collect();
         assert_eq!(kinds, ["EdgeCluster"], "the unchanged EdgeNode is left out");
@@ -734,16 +759,10 @@ mod tests {
     fn a_built_object_carries_the_fingerprints_it_was_asked_about() {
         let (_, observation) = observed_site();
         let mut asked = BTreeMap::new();
-        let planned = plan(
-            &observation,
-            None,
-            "nw",
-            "site",
-            &mut |resource, name, _, fingerprints| {
-                asked.insert((resource.kind.clone(), name.to_owned()), fingerprints);
-                false
-            },
-        );
+        let planned = plan_all(&observation, &mut |resource, name, _, fingerprints| {
+            asked.insert((resource.kind.clone(), name.to_owned()), fingerprints);
+            false
+        });
         assert_eq!(planned.objects.len(), asked.len());
         for d in &planned.objects {
             assert_eq!(
@@ -751,7 +770,7 @@ mod tests {
                 asked.get(&(d.resource.kind.clone(), d.name.clone())).copied()
             );
         }
-        let again = plan(&observation, None, "nw", "site", &mut |_, _, _, _| false);
+        let again = plan_all(&observation, &mut |_, _, _, _| false);
         let fingerprints = |p: &Planned| p.objects.iter().map(|d| d.fingerprints).collect::<Vec<_>>();
         assert_eq!(
             fingerprints(&planned),
@@ -760,17 +779,32 @@ mod tests {
         );
     }
 
+    /// The site and every node, as one plan.
+    fn plan_all(observation: &Observation, written: &mut Written<'_>) -> Planned {
+        let names: Vec<&String> = observation.nodes.keys().collect();
+        let mut all = Planned::default();
+        for part in [Part::Site, Part::Nodes(&names)] {
+            let planned = plan(observation, part, "nw", "site", written);
+            all.objects.extend(planned.objects);
+            all.unchanged += planned.unchanged;
+        }
+        all
+    }
+
     #[test]
-    fn a_plan_for_some_nodes_holds_the_site_and_only_those_nodes() {
+    fn the_site_part_holds_the_site_and_a_nodes_part_only_its_nodes() {
         let (_, observation) = observed_site();
-        let none = BTreeSet::new();
-        let planned = plan(&observation, Some(&none), "nw", "site", &mut |_, _, _, _| false);
-        let kinds: Vec<&str> = planned.objects.iter().map(|d| d.resource.kind.as_str()).collect();
-        assert_eq!(kinds, ["EdgeCluster"]);
-        let edge_1 = BTreeSet::from(["edge-1".to_owned(), "gone".to_owned()]);
-        let planned = plan(&observation, Some(&edge_1), "nw", "site", &mut |_, _, _, _| false);
-        let names: Vec<&str> = planned.objects.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, ["site", "edge-1"]);
+        let kinds = |part| {
+            plan(&observation, part, "nw", "site", &mut |_, _, _, _| false)
+                .objects
+                .into_iter()
+                .map(|d| format!("{}/{}", d.resource.kind, d.name))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(Part::Site), ["EdgeCluster/site"]);
+        assert!(kinds(Part::Nodes(&[])).is_empty());
+        let (edge_1, gone) = ("edge-1".to_owned(), "gone".to_owned());
+        assert_eq!(kinds(Part::Nodes(&[&edge_1, &gone])), ["EdgeNode/edge-1"]);
     }
 
     #[test]
