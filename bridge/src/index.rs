@@ -72,7 +72,9 @@ impl Diagnostic {
 /// does not parse (then `value` is the last good one, and stale).
 #[derive(Clone, Debug)]
 pub struct Field<T> {
-    raw: Option<String>,
+    /// A fingerprint of the raw text last taken in, to tell unchanged text without keeping a
+    /// copy of it (two different texts collide with a chance of about 2⁻⁶⁴).
+    raw: Option<u64>,
     /// The last value that parsed.
     pub value: Option<T>,
     /// Why the current raw text does not parse, when it does not.
@@ -104,10 +106,11 @@ impl<T> Field<T> {
         parse: impl FnOnce(&str) -> Result<T, p::ParseError>,
         now: i64,
     ) -> Option<Diagnostic> {
-        if self.raw.as_deref() == raw {
+        let fingerprint = raw.map(|r| crate::fingerprint::of_bytes(r.as_bytes()));
+        if self.raw == fingerprint {
             return None;
         }
-        self.raw = raw.map(str::to_owned);
+        self.raw = fingerprint;
         let Some(raw) = raw else {
             self.value = None;
             self.error = None;
@@ -247,12 +250,13 @@ pub struct Transition {
 /// Everything known about one node.
 #[derive(Debug, Default)]
 pub struct NodeEntry {
-    /// The Node object, when it exists.
-    pub object: Option<NodeObject>,
+    /// The Node object, when it exists. Each part is boxed, so that the index's map holds small
+    /// entries and a part that is absent takes no room.
+    pub object: Option<Box<NodeObject>>,
     /// The node ConfigMap, when it exists.
-    pub config_map: Option<NodeConfigMap>,
+    pub config_map: Option<Box<NodeConfigMap>>,
     /// Its legacy log, when a log source feeds one.
-    pub log: Option<NodeLog>,
+    pub log: Option<Box<NodeLog>>,
 }
 
 impl NodeEntry {
@@ -468,7 +472,7 @@ impl Index {
         } else if let Some(node) = name.strip_prefix(self.names.node_prefix.as_str()) {
             let node = node.to_owned();
             let entry = self.node(&node);
-            let cm_state = entry.config_map.get_or_insert_with(NodeConfigMap::default);
+            let cm_state = entry.config_map.get_or_insert_with(Box::default);
             cm_state.script_version = keys.raw("script-version").map(str::to_owned);
             keys.parse(&mut cm_state.heartbeat, "heartbeat", rfc3339_unix);
             keys.parse(&mut cm_state.status, "status", p::parse_node_status);
@@ -570,7 +574,7 @@ impl Index {
         let source = |kind: &str, key: &str| format!("node/{name}:{kind}/{key}");
         let mut errors = Vec::new();
         let entry = self.node(&name);
-        let object = entry.object.get_or_insert_with(NodeObject::default);
+        let object = entry.object.get_or_insert_with(Box::default);
         let ann = |k: &str| annotations.get(k).map(String::as_str);
         object.state = ann("vx-rail.io/state").map(p::AnnotatedState::from_text);
         errors.extend(object.last_run.update(
@@ -652,7 +656,7 @@ impl Index {
     pub fn feed_log(&mut self, node: &str, chunk: &[u8], now: i64) -> (u64, u64, u64) {
         let mut transitions = Vec::new();
         let entry = self.node(node);
-        let log = entry.log.get_or_insert_with(NodeLog::default);
+        let log = entry.log.get_or_insert_with(Box::default);
         let mut counts = (0, 0, 0);
         let mut unknown = None;
         let mut last_iteration = None;
