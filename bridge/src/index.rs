@@ -77,8 +77,9 @@ pub struct Field<T> {
     raw: Option<u64>,
     /// The last value that parsed.
     pub value: Option<T>,
-    /// Why the current raw text does not parse, when it does not.
-    pub error: Option<Diagnostic>,
+    /// Why the current raw text does not parse, when it does not (boxed: a site has few errors and
+    /// many fields).
+    pub error: Option<Box<Diagnostic>>,
 }
 
 impl<T> Default for Field<T> {
@@ -124,7 +125,7 @@ impl<T> Field<T> {
             }
             Err(e) => {
                 let diagnostic = Diagnostic::from_parse(source(), &e, now);
-                self.error = Some(diagnostic.clone());
+                self.error = Some(Box::new(diagnostic.clone()));
                 Some(diagnostic)
             }
         }

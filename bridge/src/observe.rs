@@ -211,15 +211,15 @@ pub fn observe_changed(
 fn diagnostics(entry: &NodeEntry, now: i64, stale_after: i64) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     if let Some(cm) = &entry.config_map {
-        out.extend(cm.heartbeat.error.clone());
-        out.extend(cm.status.error.clone());
-        out.extend(cm.drbd_status.error.clone());
-        out.extend(cm.boot_recovery.error.clone());
+        out.extend(cm.heartbeat.error.as_deref().cloned());
+        out.extend(cm.status.error.as_deref().cloned());
+        out.extend(cm.drbd_status.error.as_deref().cloned());
+        out.extend(cm.boot_recovery.error.as_deref().cloned());
     }
     if let Some(o) = &entry.object {
-        out.extend(o.last_run.error.clone());
-        out.extend(o.upgrade_state.error.clone());
-        out.extend(o.storage_ready.error.clone());
+        out.extend(o.last_run.error.as_deref().cloned());
+        out.extend(o.upgrade_state.error.as_deref().cloned());
+        out.extend(o.storage_ready.error.as_deref().cloned());
     }
     if let Some(d) = entry.log.as_ref().and_then(|l| l.last_unknown.as_ref())
         && now - d.first_seen < stale_after
@@ -785,17 +785,17 @@ fn cluster(
     let cluster_diags: Vec<&Diagnostic> = state
         .map(|c| {
             let mut v: Vec<&Diagnostic> = [
-                c.cluster.error.as_ref(),
-                c.members.error.as_ref(),
-                c.network_plan.error.as_ref(),
-                c.linstor_nodes.error.as_ref(),
-                c.migration.error.as_ref(),
-                c.upgrade.error.as_ref(),
+                c.cluster.error.as_deref(),
+                c.members.error.as_deref(),
+                c.network_plan.error.as_deref(),
+                c.linstor_nodes.error.as_deref(),
+                c.migration.error.as_deref(),
+                c.upgrade.error.as_deref(),
             ]
             .into_iter()
             .flatten()
             .collect();
-            v.extend(c.bond_flips.values().filter_map(|f| f.error.as_ref()));
+            v.extend(c.bond_flips.values().filter_map(|f| f.error.as_deref()));
             v
         })
         .unwrap_or_default();
