@@ -639,9 +639,12 @@ pub async fn run(
                         record_report(&metrics, writer.write(&planned.objects).await);
                     }
                 }
-                let now_maintained: std::collections::BTreeSet<String> = observation.nodes.keys().cloned().collect();
-                if is_leader {
-                    for gone in maintained.difference(&now_maintained) {
+                // The nodes that left since the last reconcile; the set is updated in place, so
+                // that a reconcile does not copy every node's name.
+                let gone: Vec<String> = maintained.iter().filter(|n| !observation.nodes.contains_key(*n)).cloned().collect();
+                for gone in &gone {
+                    maintained.remove(gone);
+                    if is_leader {
                         match edge_nodes.delete(gone, &kube::api::DeleteParams::default()).await {
                             Ok(_) => tracing::info!(node = %gone, "node left the site; its EdgeNode is deleted"),
                             Err(kube::Error::Api(e)) if e.code == 404 => {}
@@ -650,7 +653,11 @@ pub async fn run(
                         writer.forget_object(&ApiResource::erase::<EdgeNode>(&()), &options.namespace, gone);
                     }
                 }
-                maintained = now_maintained;
+                for name in observation.nodes.keys() {
+                    if !maintained.contains(name) {
+                        maintained.insert(name.clone());
+                    }
+                }
                 if is_leader {
                     for d in &new_errors {
                         let reference = regarding(d, &options.legacy, &options.namespace, &cluster);
