@@ -308,8 +308,20 @@ pub struct Index {
     new_errors: Vec<Diagnostic>,
     /// What changed since the last [`Index::take_dirty`].
     dirty: Dirty,
+    /// What a ConfigMap relist in progress has listed so far.
+    relisting_config_maps: Option<ListedConfigMaps>,
+    /// The Nodes a Node relist in progress has listed so far.
+    relisting_nodes: Option<BTreeSet<String>>,
     /// What has been taken in.
     pub stats: IndexStats,
+}
+
+/// The ConfigMaps a relist has listed so far, by what they are to the index.
+#[derive(Debug, Default)]
+struct ListedConfigMaps {
+    cluster: bool,
+    takeover: bool,
+    nodes: BTreeSet<String>,
 }
 
 /// Nodewright's takeover ConfigMap, in the legacy namespace (see the legacy contract's shim mode).
@@ -528,32 +540,53 @@ impl Index {
 
     /// A full list of ConfigMaps (after a relist): what is not in it is gone.
     pub fn reset_config_maps<'a>(&mut self, cms: impl IntoIterator<Item = &'a ConfigMap>, now: i64) {
-        let mut seen_cluster = false;
-        let mut seen_takeover = false;
-        let mut seen_nodes = BTreeSet::new();
+        self.relist_config_maps_start();
         for cm in cms {
-            if self.apply_config_map(cm, now) {
-                let name = cm.metadata.name.as_deref().unwrap_or_default();
-                if name == TAKEOVER_CONFIGMAP {
-                    seen_takeover = true;
-                } else if name == self.names.cluster_state {
-                    seen_cluster = true;
-                } else if let Some(node) = name.strip_prefix(self.names.node_prefix.as_str()) {
-                    seen_nodes.insert(node.to_owned());
-                }
-            }
+            self.relist_config_map(cm, now);
         }
+        self.relist_config_maps_done();
+    }
+
+    /// A ConfigMap relist begins: the ConfigMaps that follow through
+    /// [`relist_config_map`](Self::relist_config_map) are the whole list, taken in one at a time
+    /// so that the list is never held whole. A relist that starts again before it is done starts
+    /// over.
+    pub fn relist_config_maps_start(&mut self) {
+        self.relisting_config_maps = Some(ListedConfigMaps::default());
+    }
+
+    /// One ConfigMap of the relist in progress (or, without one, a plain apply).
+    pub fn relist_config_map(&mut self, cm: &ConfigMap, now: i64) {
+        if !self.apply_config_map(cm, now) {
+            return;
+        }
+        let name = cm.metadata.name.as_deref().unwrap_or_default();
+        let Some(listed) = &mut self.relisting_config_maps else {
+            return;
+        };
+        if name == TAKEOVER_CONFIGMAP {
+            listed.takeover = true;
+        } else if name == self.names.cluster_state {
+            listed.cluster = true;
+        } else if let Some(node) = name.strip_prefix(self.names.node_prefix.as_str()) {
+            listed.nodes.insert(node.to_owned());
+        }
+    }
+
+    /// The ConfigMap relist is complete: what it did not list is gone.
+    pub fn relist_config_maps_done(&mut self) {
+        let listed = self.relisting_config_maps.take().unwrap_or_default();
         self.dirty.all = true;
-        if !seen_takeover {
+        if !listed.takeover {
             self.takeover = None;
         }
-        if !seen_cluster {
+        if !listed.cluster {
             self.cluster = None;
         }
         let gone: Vec<String> = self
             .nodes
             .iter()
-            .filter(|(n, e)| e.config_map.is_some() && !seen_nodes.contains(*n))
+            .filter(|(n, e)| e.config_map.is_some() && !listed.nodes.contains(*n))
             .map(|(n, _)| n.clone())
             .collect();
         for node in gone {
@@ -632,17 +665,33 @@ impl Index {
 
     /// A full list of Nodes (after a relist): what is not in it is gone.
     pub fn reset_nodes<'a>(&mut self, nodes: impl IntoIterator<Item = &'a Node>, now: i64) {
-        let mut seen = BTreeSet::new();
+        self.relist_nodes_start();
         for node in nodes {
-            if let Some(name) = &node.metadata.name {
-                seen.insert(name.clone());
-            }
-            self.apply_node(node, now);
+            self.relist_node(node, now);
         }
+        self.relist_nodes_done();
+    }
+
+    /// A Node relist begins; see [`relist_config_maps_start`](Self::relist_config_maps_start).
+    pub fn relist_nodes_start(&mut self) {
+        self.relisting_nodes = Some(BTreeSet::new());
+    }
+
+    /// One Node of the relist in progress (or, without one, a plain apply).
+    pub fn relist_node(&mut self, node: &Node, now: i64) {
+        if let (Some(listed), Some(name)) = (&mut self.relisting_nodes, &node.metadata.name) {
+            listed.insert(name.clone());
+        }
+        self.apply_node(node, now);
+    }
+
+    /// The Node relist is complete: the Nodes it did not list are gone.
+    pub fn relist_nodes_done(&mut self) {
+        let listed = self.relisting_nodes.take().unwrap_or_default();
         let gone: Vec<String> = self
             .nodes
             .iter()
-            .filter(|(n, e)| e.object.is_some() && !seen.contains(*n))
+            .filter(|(n, e)| e.object.is_some() && !listed.contains(*n))
             .map(|(n, _)| n.clone())
             .collect();
         for node in gone {

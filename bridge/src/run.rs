@@ -534,7 +534,7 @@ pub async fn run(
                     .written_at()
                     .map(|t| Duration::from_secs(u64::try_from(now - t).unwrap_or(0)));
                 metrics.watch_event(change.source(), change.event(), lag);
-                if matches!(change, Change::ConfigMapsReset(_) | Change::NodesReset(_)) {
+                if change.completes_list() {
                     health.synced(change.source());
                     listed.insert(change.source());
                 }

@@ -32,6 +32,10 @@ pub enum Change {
     NodeDeleted(Box<Node>),
     /// Every Node, after a (re)list.
     NodesReset(Vec<Node>),
+    /// One step of a streamed (re)list of the legacy ConfigMaps, as a watch delivers it.
+    ConfigMapsRelist(Relist<ConfigMap>),
+    /// One step of a streamed (re)list of Nodes.
+    NodesRelist(Relist<Box<Node>>),
     /// Bytes of a node's legacy log.
     Log {
         /// The node.
@@ -46,12 +50,61 @@ pub enum Change {
     },
 }
 
+/// A watch's (re)list, streamed: [`Relist::Start`], each object, then [`Relist::Done`], after
+/// which what was not listed is gone. Taken in one object at a time, a list of thousands of
+/// objects is never held whole.
+#[derive(Clone, Debug)]
+pub enum Relist<K> {
+    /// The list begins.
+    Start,
+    /// One object of it.
+    Object(K),
+    /// The list is complete.
+    Done,
+}
+
+impl<K> Relist<K> {
+    /// The same step with the object mapped.
+    pub fn map<T>(self, f: impl FnOnce(K) -> T) -> Relist<T> {
+        match self {
+            Relist::Start => Relist::Start,
+            Relist::Object(k) => Relist::Object(f(k)),
+            Relist::Done => Relist::Done,
+        }
+    }
+
+    fn event(&self) -> &'static str {
+        match self {
+            Relist::Start => "relist_start",
+            Relist::Object(_) => "relist",
+            Relist::Done => "reset",
+        }
+    }
+}
+
 impl Change {
+    /// Whether this change completes a full list of its source (a reset, or the end of a
+    /// streamed relist): the first one makes the source ready.
+    pub fn completes_list(&self) -> bool {
+        matches!(
+            self,
+            Change::ConfigMapsReset(_)
+                | Change::NodesReset(_)
+                | Change::ConfigMapsRelist(Relist::Done)
+                | Change::NodesRelist(Relist::Done)
+        )
+    }
+
     /// The source this change came from, as a metric label.
     pub fn source(&self) -> &'static str {
         match self {
-            Change::ConfigMap(_) | Change::ConfigMapDeleted(_) | Change::ConfigMapsReset(_) => "configmaps",
-            Change::Node(_) | Change::NodeDeleted(_) | Change::NodesReset(_) => "nodes",
+            Change::ConfigMap(_)
+            | Change::ConfigMapDeleted(_)
+            | Change::ConfigMapsReset(_)
+            | Change::ConfigMapsRelist(_) => "configmaps",
+            Change::Node(_) | Change::NodeDeleted(_) | Change::NodesReset(_) | Change::NodesRelist(_) => {
+                "nodes"
+            }
             Change::Log { .. } | Change::LogRestarted { .. } => "logs",
         }
     }
@@ -62,6 +115,8 @@ impl Change {
             Change::ConfigMap(_) | Change::Node(_) => "apply",
             Change::ConfigMapDeleted(_) | Change::NodeDeleted(_) => "delete",
             Change::ConfigMapsReset(_) | Change::NodesReset(_) => "reset",
+            Change::ConfigMapsRelist(r) => r.event(),
+            Change::NodesRelist(r) => r.event(),
             Change::Log { .. } => "log",
             Change::LogRestarted { .. } => "log_restart",
         }
@@ -105,6 +160,12 @@ pub fn apply(index: &mut Index, change: Change, now: i64) {
             }
         }
         Change::NodesReset(nodes) => index.reset_nodes(&nodes, now),
+        Change::ConfigMapsRelist(Relist::Start) => index.relist_config_maps_start(),
+        Change::ConfigMapsRelist(Relist::Object(cm)) => index.relist_config_map(&cm, now),
+        Change::ConfigMapsRelist(Relist::Done) => index.relist_config_maps_done(),
+        Change::NodesRelist(Relist::Start) => index.relist_nodes_start(),
+        Change::NodesRelist(Relist::Object(node)) => index.relist_node(&node, now),
+        Change::NodesRelist(Relist::Done) => index.relist_nodes_done(),
         Change::Log { node, bytes } => {
             index.feed_log(&node, &bytes, now);
         }
@@ -112,40 +173,26 @@ pub fn apply(index: &mut Index, change: Change, now: i64) {
     }
 }
 
-/// Turns a kube-runtime watcher stream into changes: `Init`…`InitDone` become one reset. Each
-/// object of a relist is `trim`med of what the index never reads before it is held until the
-/// relist is complete.
+/// Turns a kube-runtime watcher stream into changes: `Init`, `InitApply` and `InitDone` become
+/// the steps of a streamed relist.
 fn changes<K, S>(
     stream: S,
     apply: fn(K) -> Change,
     delete: fn(K) -> Change,
-    reset: fn(Vec<K>) -> Change,
-    trim: fn(&mut K),
+    relist: fn(Relist<K>) -> Change,
 ) -> impl Stream<Item = Result<Change, watcher::Error>>
 where
-    K: Clone,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
 {
-    stream
-        .scan(None::<Vec<K>>, move |buffer, event| {
-            let out = match event {
-                Err(e) => Some(Err(e)),
-                Ok(watcher::Event::Init) => {
-                    *buffer = Some(Vec::new());
-                    None
-                }
-                Ok(watcher::Event::InitApply(mut obj)) => {
-                    trim(&mut obj);
-                    buffer.get_or_insert_with(Vec::new).push(obj);
-                    None
-                }
-                Ok(watcher::Event::InitDone) => Some(Ok(reset(buffer.take().unwrap_or_default()))),
-                Ok(watcher::Event::Apply(obj)) => Some(Ok(apply(obj))),
-                Ok(watcher::Event::Delete(obj)) => Some(Ok(delete(obj))),
-            };
-            futures::future::ready(Some(out))
+    stream.map(move |event| {
+        Ok(match event? {
+            watcher::Event::Init => relist(Relist::Start),
+            watcher::Event::InitApply(obj) => relist(Relist::Object(obj)),
+            watcher::Event::InitDone => relist(Relist::Done),
+            watcher::Event::Apply(obj) => apply(obj),
+            watcher::Event::Delete(obj) => delete(obj),
         })
-        .filter_map(futures::future::ready)
+    })
 }
 
 /// Watches the ConfigMaps of the legacy namespace. Errors are yielded (for logging and metrics)
@@ -159,8 +206,7 @@ pub fn watch_config_maps(
         watcher(api, list_config()).default_backoff(),
         Change::ConfigMap,
         Change::ConfigMapDeleted,
-        Change::ConfigMapsReset,
-        |cm| cm.metadata.managed_fields = None,
+        Change::ConfigMapsRelist,
     )
 }
 
@@ -177,15 +223,7 @@ pub fn watch_nodes(client: Client) -> impl Stream<Item = Result<Change, watcher:
         watcher(api, list_config()).default_backoff(),
         |n| Change::Node(Box::new(n)),
         |n| Change::NodeDeleted(Box::new(n)),
-        Change::NodesReset,
-        |n| {
-            // Managed fields only date a change (a relist is not one), and the images a kubelet
-            // reports can be kilobytes a node; the index reads neither.
-            n.metadata.managed_fields = None;
-            if let Some(status) = &mut n.status {
-                status.images = None;
-            }
-        },
+        |r| Change::NodesRelist(r.map(Box::new)),
     )
 }
 
@@ -417,7 +455,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_relist_arrives_as_one_reset_and_forgets_what_was_deleted_unseen() {
+    async fn a_relist_streams_object_by_object_and_forgets_what_was_deleted_unseen() {
         // What kube-runtime's watcher yields when a watch resumes from a too-old resourceVersion
         // (410 Gone) or after the API server restarts: the list again, framed by Init/InitDone.
         let events = vec![
@@ -434,14 +472,27 @@ mod tests {
             futures::stream::iter(events),
             Change::ConfigMap,
             Change::ConfigMapDeleted,
-            Change::ConfigMapsReset,
-            |_| {},
+            Change::ConfigMapsRelist,
         )
         .map(|c| c.unwrap())
         .collect()
         .await;
         let kinds: Vec<&str> = out.iter().map(Change::event).collect();
-        assert_eq!(kinds, ["reset", "apply", "reset"]);
+        assert_eq!(
+            kinds,
+            [
+                "relist_start",
+                "relist",
+                "relist",
+                "reset",
+                "apply",
+                "relist_start",
+                "relist",
+                "reset"
+            ]
+        );
+        let complete: Vec<bool> = out.iter().map(Change::completes_list).collect();
+        assert_eq!(complete, [false, false, false, true, false, false, false, true]);
         let mut index = Index::new(LegacyNames::default());
         for c in out {
             apply(&mut index, c, 0);
@@ -453,37 +504,52 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn objects_of_a_relist_are_trimmed_before_they_are_held_and_single_changes_are_not() {
-        let labelled = |name: &str| {
-            let mut c = cm(name);
-            c.metadata.labels = Some(std::collections::BTreeMap::from([(
-                "k".to_owned(),
-                "v".to_owned(),
-            )]));
-            c
+    #[test]
+    fn a_relist_that_starts_over_before_it_is_done_keeps_only_what_the_last_one_listed() {
+        // A watch that fails in the middle of its list lists again from the start.
+        let mut index = Index::new(LegacyNames::default());
+        for change in [
+            Change::ConfigMapsRelist(Relist::Start),
+            Change::ConfigMapsRelist(Relist::Object(cm("vx-rail-node-a"))),
+            Change::ConfigMapsRelist(Relist::Start),
+            Change::ConfigMapsRelist(Relist::Object(cm("vx-rail-node-b"))),
+            Change::ConfigMapsRelist(Relist::Done),
+        ] {
+            apply(&mut index, change, 0);
+        }
+        assert_eq!(index.nodes.keys().collect::<Vec<_>>(), ["b"]);
+    }
+
+    #[test]
+    fn a_streamed_relist_and_a_reset_of_the_same_list_leave_the_same_index() {
+        let node = |name: &str| crate::index::tests::node(name, &[("vx-rail.io/state", "ready")], &[]);
+        let start = |index: &mut Index| {
+            apply(index, Change::Node(Box::new(node("gone"))), 0);
+            apply(index, Change::ConfigMap(cm("vx-rail-node-gone")), 0);
         };
-        let events = vec![
-            Ok(watcher::Event::Init),
-            Ok(watcher::Event::InitApply(labelled("vx-rail-node-a"))),
-            Ok(watcher::Event::InitDone),
-            Ok(watcher::Event::Apply(labelled("vx-rail-node-b"))),
-        ];
-        let out: Vec<Change> = changes(
-            futures::stream::iter(events),
-            Change::ConfigMap,
-            Change::ConfigMapDeleted,
-            Change::ConfigMapsReset,
-            |c| c.metadata.labels = None,
-        )
-        .map(|c| c.unwrap())
-        .collect()
-        .await;
-        let [Change::ConfigMapsReset(listed), Change::ConfigMap(applied)] = &out[..] else {
-            panic!("a reset and an apply: {out:?}");
-        };
-        assert_eq!(listed[0].metadata.labels, None);
-        assert!(applied.metadata.labels.is_some());
+        let mut streamed = Index::new(LegacyNames::default());
+        start(&mut streamed);
+        let mut reset = Index::new(LegacyNames::default());
+        start(&mut reset);
+        for change in [
+            Change::NodesRelist(Relist::Start),
+            Change::NodesRelist(Relist::Object(Box::new(node("edge-1")))),
+            Change::NodesRelist(Relist::Done),
+            Change::ConfigMapsRelist(Relist::Start),
+            Change::ConfigMapsRelist(Relist::Object(cm("vx-rail-node-edge-1"))),
+            Change::ConfigMapsRelist(Relist::Done),
+        ] {
+            apply(&mut streamed, change, 0);
+        }
+        apply(&mut reset, Change::NodesReset(vec![node("edge-1")]), 0);
+        apply(
+            &mut reset,
+            Change::ConfigMapsReset(vec![cm("vx-rail-node-edge-1")]),
+            0,
+        );
+        assert_eq!(streamed.nodes.keys().collect::<Vec<_>>(), ["edge-1"]);
+        assert_eq!(format!("{:?}", streamed.nodes), format!("{:?}", reset.nodes));
+        assert_eq!(streamed.stats.resets, reset.stats.resets);
     }
 
     #[tokio::test]
@@ -496,8 +562,7 @@ mod tests {
             futures::stream::iter(events),
             Change::ConfigMap,
             Change::ConfigMapDeleted,
-            Change::ConfigMapsReset,
-            |_| {},
+            Change::ConfigMapsRelist,
         )
         .collect()
         .await;

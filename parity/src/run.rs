@@ -824,10 +824,9 @@ pub async fn run(
             () = &mut shutdown => break,
             change = rx.recv() => {
                 let Some(change) = change else { break };
-                match &change {
-                    Change::ConfigMapsReset(_) => { listed.insert("configmaps"); health.synced("configmaps"); }
-                    Change::NodesReset(_) => { listed.insert("nodes"); health.synced("nodes"); }
-                    _ => {}
+                if change.completes_list() {
+                    listed.insert(change.source());
+                    health.synced(change.source());
                 }
                 source::apply(&mut index, change, unix_now());
             }
