@@ -100,27 +100,12 @@ const NODE_FAMILIES: [NodeFamily; 10] = [
     NodeFamily {
         name: "node_bond_slave_link_failures",
         help: "The bonding driver's link failure count of the slave (resets when the bond is recreated).",
-        samples: |s, n, m| {
-            for bond in &m.bonds {
-                for (slave, _, failures) in &bond.slaves {
-                    s.sample(&[("bond", &bond.name), ("node", n), ("slave", slave)], *failures);
-                }
-            }
-        },
+        samples: |s, n, m| s.slaves(n, m, |_, failures| failures),
     },
     NodeFamily {
         name: "node_bond_slave_up",
         help: "Whether the bond's slave link is up (1) or down (0).",
-        samples: |s, n, m| {
-            for bond in &m.bonds {
-                for (slave, up, _) in &bond.slaves {
-                    s.sample(
-                        &[("bond", &bond.name), ("node", n), ("slave", slave)],
-                        i64::from(*up),
-                    );
-                }
-            }
-        },
+        samples: |s, n, m| s.slaves(n, m, |up, _| i64::from(up)),
     },
     NodeFamily {
         name: "node_bond_up",
@@ -213,6 +198,19 @@ impl Samples<'_> {
             out.push('}');
         }
         let _ = writeln!(out, " {value}");
+    }
+
+    /// One `{bond, node, slave}` sample for each slave of each bond, of the value `value` gives
+    /// for the slave's `(up, link failures)`.
+    fn slaves(&mut self, node: &str, m: &NodeMetrics, value: fn(bool, i64) -> i64) {
+        for bond in &m.bonds {
+            for (slave, up, failures) in &bond.slaves {
+                self.sample(
+                    &[("bond", &bond.name), ("node", node), ("slave", slave)],
+                    value(*up, *failures),
+                );
+            }
+        }
     }
 
     /// One `{node}` sample when the value is known.
