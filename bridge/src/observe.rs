@@ -156,34 +156,34 @@ pub fn observe_changed(
     last: &mut Observation,
     dirty: &Dirty,
 ) {
-    let mut before = std::mem::take(&mut last.nodes);
-    for (name, entry) in &index.nodes {
-        if entry.object.is_none() && entry.config_map.is_none() {
-            // Only a log: a pod whose node the watches have not delivered yet.
-            continue;
+    if dirty.all {
+        // Every node computed again, each from its previous status; a node the index no longer
+        // shows goes with what is left of `before`.
+        let mut before = std::mem::take(&mut last.nodes);
+        for (name, entry) in index.nodes.iter().filter(|(_, e)| observable(e)) {
+            let prev = before.remove(name);
+            let status = node_status(index, name, entry, config, now, prev.as_ref().map(|o| &o.status));
+            last.nodes
+                .insert(name.clone(), observed_node(name, config, status));
         }
-        let prev = match before.remove(name) {
-            // Unchanged: moved back as it was, not computed and not copied.
-            Some(prev) if !dirty.touches(name) => {
-                last.nodes.insert(name.clone(), prev);
-                continue;
+    } else {
+        // Only the nodes named: the others stay where they are, untouched, so that a change to one
+        // node of thousands costs that node (and the site's roll-up below). A node named that the
+        // index no longer shows has left.
+        for name in &dirty.nodes {
+            match index.nodes.get(name).filter(|e| observable(e)) {
+                Some(entry) => {
+                    let prev = last.nodes.remove(name);
+                    let status =
+                        node_status(index, name, entry, config, now, prev.as_ref().map(|o| &o.status));
+                    last.nodes
+                        .insert(name.clone(), observed_node(name, config, status));
+                }
+                None => {
+                    last.nodes.remove(name);
+                }
             }
-            prev => prev,
-        };
-        let status = node_status(index, name, entry, config, now, prev.as_ref().map(|o| &o.status));
-        last.nodes.insert(
-            name.clone(),
-            Observed {
-                name: name.clone(),
-                spec: EdgeNodeSpec {
-                    node_name: name.clone(),
-                    cluster_ref: Some(ClusterRef {
-                        name: config.cluster_name.clone(),
-                    }),
-                },
-                status,
-            },
-        );
+        }
     }
     let previous = Observation {
         cluster: last.cluster.take(),
@@ -205,6 +205,30 @@ pub fn observe_changed(
     if index.cluster.is_some() || !last.nodes.is_empty() {
         let prev = previous.and_then(|p| p.cluster.as_ref()).map(|c| &c.status);
         last.cluster = Some(cluster(index, config, last, now, prev));
+    }
+}
+
+/// Whether a node has anything to observe: a Node or a node ConfigMap. A node with only a log is a
+/// pod whose node the watches have not delivered yet.
+fn observable(entry: &NodeEntry) -> bool {
+    entry.object.is_some() || entry.config_map.is_some()
+}
+
+/// A node's EdgeNode, as observed.
+fn observed_node(
+    name: &str,
+    config: &ObserveConfig,
+    status: EdgeNodeStatus,
+) -> Observed<EdgeNodeSpec, EdgeNodeStatus> {
+    Observed {
+        name: name.to_owned(),
+        spec: EdgeNodeSpec {
+            node_name: name.to_owned(),
+            cluster_ref: Some(ClusterRef {
+                name: config.cluster_name.clone(),
+            }),
+        },
+        status,
     }
 }
 
@@ -1490,6 +1514,23 @@ mod tests {
             cond(&c.status.conditions, ct::NETWORK_DEGRADED),
             ("True", "NetworkDegraded")
         );
+    }
+
+    #[test]
+    fn a_node_that_leaves_is_dropped_by_an_update_of_only_what_changed() {
+        let mut index = site();
+        index.apply_node(&node("edge-2", &[("vx-rail.io/state", "ready")], &[]), NOW);
+        index.apply_config_map(&config_map("vx-rail-node-edge-2", &[("status", STATUS)]), NOW);
+        let mut last = observe(&index, &ObserveConfig::default(), NOW, None);
+        index.take_dirty();
+        index.delete_node("edge-2");
+        index.delete_config_map("kube-system", "vx-rail-node-edge-2");
+        let full = observe(&index, &ObserveConfig::default(), NOW + 5, Some(&last));
+        let dirty = index.take_dirty();
+        assert!(!dirty.all);
+        observe_changed(&index, &ObserveConfig::default(), NOW + 5, &mut last, &dirty);
+        assert_eq!(last.nodes.keys().collect::<Vec<_>>(), ["edge-1"]);
+        assert_eq!(last, full);
     }
 
     #[test]
