@@ -799,7 +799,13 @@ fn cluster(
         },
     };
     let total = out.nodes.len();
-    let ready = names_with(out, ct::READY);
+    // Counted rather than listed: a site has thousands of ready nodes and only the ones that are
+    // not are named.
+    let ready = out
+        .nodes
+        .values()
+        .filter(|n| condition_is(&n.status.conditions, ct::READY, "True"))
+        .count();
     let net = names_with(out, ct::NETWORK_DEGRADED);
     let storage = names_with(out, ct::STORAGE_DEGRADED);
     let stale = names_with(out, ct::LEGACY_STALE);
@@ -824,7 +830,12 @@ fn cluster(
         })
         .unwrap_or_default();
 
-    let not_ready: Vec<String> = out.nodes.keys().filter(|k| !ready.contains(k)).cloned().collect();
+    let not_ready: Vec<String> = out
+        .nodes
+        .iter()
+        .filter(|(_, n)| !condition_is(&n.status.conditions, ct::READY, "True"))
+        .map(|(name, _)| name.clone())
+        .collect();
     let ready_c = if state.is_none() {
         (
             ConditionStatus::False,
@@ -845,17 +856,13 @@ fn cluster(
         (
             ConditionStatus::True,
             "AllNodesReady".to_owned(),
-            format!("{} of {total} nodes ready", ready.len()),
+            format!("{ready} of {total} nodes ready"),
         )
     } else {
         (
             ConditionStatus::False,
             "NodesNotReady".to_owned(),
-            format!(
-                "{} of {total} nodes ready; not ready: {}",
-                ready.len(),
-                list(&not_ready)
-            ),
+            format!("{ready} of {total} nodes ready; not ready: {}", list(&not_ready)),
         )
     };
     let degraded = |names: &[String], what: &str, reason: &str| {
@@ -959,7 +966,7 @@ fn cluster(
         ),
         nodes: Some(NodeSummary {
             total: n(total),
-            ready: n(ready.len()),
+            ready: n(ready),
             network_degraded: n(net.len()),
             storage_degraded: n(storage.len()),
         }),
