@@ -363,6 +363,14 @@ pub struct Dirty {
 }
 
 impl Dirty {
+    /// Every node may have changed: what a full reconcile computes.
+    pub fn everything() -> Self {
+        Dirty {
+            all: true,
+            nodes: BTreeSet::new(),
+        }
+    }
+
     /// Whether the status of `node` may have changed.
     pub fn touches(&self, node: &str) -> bool {
         self.all || self.nodes.contains(node)

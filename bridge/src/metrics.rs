@@ -467,6 +467,13 @@ impl Metrics {
         }
     }
 
+    /// Counts `n` objects that needed no write (`result="unchanged"`, `kind="any"`).
+    pub fn unchanged(&self, n: usize) {
+        self.writes
+            .with_label_values(&["any", "unchanged"])
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
     /// Counts one watch `event` from `source` and, when the object says when it changed, records
     /// how long the change took to reach the bridge.
     pub fn watch_event(&self, source: &str, event: &str, lag: Option<Duration>) {

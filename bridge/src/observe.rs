@@ -136,11 +136,7 @@ pub fn observe(
     previous: Option<&Observation>,
 ) -> Observation {
     let mut out = previous.cloned().unwrap_or_default();
-    let everything = Dirty {
-        all: true,
-        nodes: BTreeSet::new(),
-    };
-    observe_changed(index, config, now, &mut out, &everything);
+    observe_changed(index, config, now, &mut out, &Dirty::everything());
     out
 }
 

@@ -154,12 +154,8 @@ impl Bridge {
     /// In place, node by node: a site of thousands of nodes never holds two observations.
     pub fn observe(&mut self, now: i64) -> &Observation {
         self.index.take_dirty();
-        let everything = Dirty {
-            all: true,
-            nodes: std::collections::BTreeSet::new(),
-        };
         let last = self.last.get_or_insert_with(Observation::default);
-        crate::observe::observe_changed(&self.index, &self.config, now, last, &everything);
+        crate::observe::observe_changed(&self.index, &self.config, now, last, &Dirty::everything());
         last
     }
 
@@ -356,9 +352,7 @@ fn record_report(metrics: &Metrics, result: Result<WriteReport, crate::writer::E
             for (kind, d) in &report.durations {
                 metrics.observe_write(kind, "applied", Some(*d));
             }
-            for _ in 0..report.unchanged {
-                metrics.observe_write("any", "unchanged", None);
-            }
+            metrics.unchanged(report.unchanged);
             for (key, error) in &report.failed {
                 let kind = key.split('/').next().unwrap_or("unknown");
                 metrics.observe_write(kind, "failed", None);
@@ -369,13 +363,15 @@ fn record_report(metrics: &Metrics, result: Result<WriteReport, crate::writer::E
     }
 }
 
-/// The per-node metric values of an observation.
-pub fn node_metrics(observation: &Observation, index: &Index) -> BTreeMap<String, NodeMetrics> {
+/// The per-node metric values of an observation, node by node.
+pub fn node_metrics<'a>(
+    observation: &'a Observation,
+    index: &'a Index,
+) -> impl Iterator<Item = (&'a str, NodeMetrics)> + 'a {
     observation
         .nodes
         .keys()
-        .filter_map(|name| Some((name.clone(), one_node_metrics(observation, index, name)?)))
-        .collect()
+        .filter_map(|name| Some((name.as_str(), one_node_metrics(observation, index, name)?)))
 }
 
 /// The metric values of one node, if the observation has it.
@@ -594,7 +590,7 @@ pub async fn run(
                 }
                 let changed = if full {
                     bridge.observe(now);
-                    Dirty { all: true, nodes: std::collections::BTreeSet::new() }
+                    Dirty::everything()
                 } else {
                     bridge.observe_changed(now)
                 };
@@ -606,9 +602,7 @@ pub async fn run(
                 }
                 unrepresentable = observation.unrepresentable.iter().cloned().collect();
                 if changed.all {
-                    metrics.set_nodes(observation.nodes.keys().filter_map(|n| {
-                        Some((n.as_str(), one_node_metrics(observation, &bridge.index, n)?))
-                    }));
+                    metrics.set_nodes(node_metrics(observation, &bridge.index));
                 } else {
                     metrics.update_nodes(
                         changed
@@ -632,9 +626,7 @@ pub async fn run(
                     let planned = plan(observation, part, &options.namespace, &cluster, &mut |resource, name, writes_main, fingerprints| {
                         writer.unchanged(resource, &options.namespace, name, writes_main, fingerprints)
                     });
-                    for _ in 0..planned.unchanged {
-                        metrics.observe_write("any", "unchanged", None);
-                    }
+                    metrics.unchanged(planned.unchanged);
                     if !planned.objects.is_empty() {
                         record_report(&metrics, writer.write(&planned.objects).await);
                     }
@@ -854,7 +846,7 @@ mod tests {
     #[test]
     fn node_metrics_carry_readiness_bonds_and_drbd_counts() {
         let (index, observation) = observed_site();
-        let metrics = node_metrics(&observation, &index);
+        let metrics: BTreeMap<&str, NodeMetrics> = node_metrics(&observation, &index).collect();
         let m = &metrics["edge-1"];
         assert!(m.ready);
         assert_eq!(m.bonds[0].slaves.len(), 2);
