@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memchr_iter, memchr2, memrchr};
+use memchr::{memchr, memchr_iter, memrchr};
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use super::{
@@ -98,14 +98,11 @@ fn unescape(raw: &str) -> String {
     out
 }
 
-/// How many fields a line keeps inline: the contract's longest messages have eight. Kept small
-/// because the event is built on the stack once per line.
-const INLINE_FIELDS: usize = 8;
-
-/// Where one field lies in its line, as byte offsets: the event stays small (it is built once
-/// per line) while the fields remain borrowed slices of the line.
+/// Where one field lies in its line, as byte offsets. The reader keeps one buffer of these and
+/// reuses it for every line, so a line's fields cost no allocation whatever their number, and the
+/// event handed to the callback stays small.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-struct Span {
+pub struct Span {
     key: u32,
     value: u32,
     value_len: u32,
@@ -113,59 +110,32 @@ struct Span {
     escaped: bool,
 }
 
-/// The fields of a line, in order. The first [`INLINE_FIELDS`] are stored inline as offsets into
-/// the line (no allocation); any further ones stay in `rest` and are split when iterated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The fields of a line, in order: offsets into the line, in the reader's buffer (or, from
+/// [`parse_log_line`], in a vector of the record's own).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fields<'a> {
     line: &'a str,
-    spans: [Span; INLINE_FIELDS],
-    len: usize,
-    rest: &'a str,
-    format: LogFormat,
+    spans: Cow<'a, [Span]>,
 }
 
 impl<'a> Fields<'a> {
-    fn new(line: &'a str, format: LogFormat) -> Self {
-        Self {
-            line,
-            spans: [Span::default(); INLINE_FIELDS],
-            len: 0,
-            rest: "",
-            format,
-        }
-    }
-
+    #[inline]
     fn field(&self, span: &Span) -> Field<'a> {
-        let slice = |at: u32, len: u32| {
-            let at = at as usize;
-            self.line.get(at..at + len as usize).unwrap_or("")
-        };
+        let at = span.key as usize;
+        let key = self.line.get(at..at + usize::from(span.key_len)).unwrap_or("");
+        let at = span.value as usize;
+        let raw = self.line.get(at..at + span.value_len as usize).unwrap_or("");
         Field {
-            key: slice(span.key, u32::from(span.key_len)),
-            raw: slice(span.value, span.value_len),
+            key,
+            raw,
             escaped: span.escaped,
         }
     }
 
     /// The fields, in the order written.
-    pub fn iter(&self) -> impl Iterator<Item = Field<'a>> + '_ {
-        let mut rest = self.rest;
-        let format = self.format;
-        self.spans
-            .iter()
-            .take(self.len)
-            .map(|s| self.field(s))
-            .chain(std::iter::from_fn(move || {
-                if rest.is_empty() {
-                    return None;
-                }
-                let (field, next) = match format {
-                    LogFormat::Kv => kv_field(rest, 0).ok()?,
-                    LogFormat::Legacy => legacy_field(rest),
-                };
-                rest = next;
-                Some(field)
-            }))
+    #[inline]
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Field<'a>> + '_ {
+        self.spans.iter().map(|s| self.field(s))
     }
 
     /// The first field named `key`.
@@ -175,12 +145,25 @@ impl<'a> Fields<'a> {
 
     /// How many fields the line has.
     pub fn len(&self) -> usize {
-        self.iter().count()
+        self.spans.len()
     }
 
     /// Whether the line has no fields.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.spans.is_empty()
+    }
+}
+
+/// Collects a line's field offsets while it is parsed, into a buffer the caller owns.
+struct SpanSink<'a, 's> {
+    line: &'a str,
+    spans: &'s mut Vec<Span>,
+}
+
+impl<'a, 's> SpanSink<'a, 's> {
+    fn new(line: &'a str, spans: &'s mut Vec<Span>) -> Self {
+        spans.clear();
+        Self { line, spans }
     }
 
     fn offset(&self, part: &str) -> u32 {
@@ -188,13 +171,9 @@ impl<'a> Fields<'a> {
             .unwrap_or(u32::MAX)
     }
 
-    /// Stores a field; once the inline slots are full, keeps the rest of the line instead and
-    /// returns false.
-    fn push(&mut self, field: Field<'a>, rest_from_here: &'a str) -> bool {
-        if self.len >= INLINE_FIELDS || field.key.len() > usize::from(u16::MAX) {
-            self.rest = rest_from_here;
-            return false;
-        }
+    /// Stores a field (a slice of the line). A key longer than 64 KiB, which no script writes, is
+    /// kept as its first 64 KiB.
+    fn push(&mut self, field: Field<'_>) {
         let span = Span {
             key: self.offset(field.key),
             key_len: u16::try_from(field.key.len()).unwrap_or(u16::MAX),
@@ -202,11 +181,16 @@ impl<'a> Fields<'a> {
             value_len: u32::try_from(field.raw.len()).unwrap_or(0),
             escaped: field.escaped,
         };
-        if let Some(slot) = self.spans.get_mut(self.len) {
-            *slot = span;
+        self.spans.push(span);
+    }
+
+    /// The line's fields, still without their offsets: the record outlives this borrow of
+    /// the buffer, so the caller attaches the buffer's contents ([`with_spans`]).
+    fn finish(self) -> Fields<'a> {
+        Fields {
+            line: self.line,
+            spans: Cow::Borrowed(&[]),
         }
-        self.len += 1;
-        true
     }
 }
 
@@ -303,9 +287,6 @@ pub struct UnknownLine<'a> {
 }
 
 /// One event of the log stream.
-// Records are nearly every event and boxing them would allocate once per line, which the hot
-// path must not do; the size difference is the price of borrowing the fields inline.
-#[allow(clippy::large_enum_variant)]
 #[derive(Serialize, Clone, Debug, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LogEvent<'a> {
@@ -397,6 +378,40 @@ fn key_len(s: &[u8]) -> usize {
         .unwrap_or(s.len())
 }
 
+/// Eight bytes at `at` as one little-endian word, when there are eight.
+fn word8(b: &[u8], at: usize) -> Option<u64> {
+    let w: [u8; 8] = b.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(w))
+}
+
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` that equals `c`, exact up to the first such byte (the usual
+/// "has zero byte" test: a borrow can only mark bytes above a real match).
+fn bytes_equal(w: u64, c: u8) -> u64 {
+    let x = w ^ (LOW_BITS * u64::from(c));
+    x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS
+}
+
+/// The first `"` or `\` in `b` from `from`, eight bytes at a time. Quoted values and messages
+/// are tens of bytes: too short for a vectorised search's set-up to pay off, long enough that a
+/// byte loop is slower than this.
+fn find_quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(w) = word8(b, i) {
+        let hits = bytes_equal(w, b'"') | bytes_equal(w, b'\\');
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b.get(i..)?
+        .iter()
+        .position(|c| *c == b'"' || *c == b'\\')
+        .map(|j| i + j)
+}
+
 /// `"…"` at the start of `s` (which begins with the quote): the inside, whether it has escapes,
 /// and the rest after the closing quote.
 fn quoted(s: &str, base: usize) -> Result<(&str, bool, &str), Stop> {
@@ -404,10 +419,9 @@ fn quoted(s: &str, base: usize) -> Result<(&str, bool, &str), Stop> {
     let mut i = 1;
     let mut escaped = false;
     loop {
-        let Some(j) = b.get(i..).and_then(|t| memchr2(b'"', b'\\', t)) else {
+        let Some(at) = find_quote_or_backslash(b, i) else {
             return Err((base + b.len(), "a closing `\"`"));
         };
-        let at = i + j;
         if b.get(at) == Some(&b'"') {
             let inside = s.get(1..at).ok_or((base, "a quoted value"))?;
             return Ok((inside, escaped, s.get(at + 1..).unwrap_or("")));
@@ -435,21 +449,18 @@ fn kv_field(s: &str, base: usize) -> Result<(Field<'_>, &str), Stop> {
     let (raw, escaped, rest) = if v.starts_with('"') {
         quoted(v, base + k + 1)?
     } else {
-        // One scalar pass finds the end and checks the bytes: bare values are a few bytes long,
-        // too short for a vectorised search to pay off.
+        // One scalar pass over the byte-class table finds the end: bare values are a few bytes
+        // long, too short for a vectorised search to pay off.
         let vb = v.as_bytes();
-        let mut end = 0;
-        while let Some(&c) = vb.get(end) {
-            match c {
-                b' ' => break,
-                b'"' | b'\\' | b'=' | b'\t' => {
-                    return Err((
-                        base + k + 1 + end,
-                        "a bare value (no quote, backslash, `=` or tab)",
-                    ));
-                }
-                _ => end += 1,
-            }
+        let end = vb
+            .iter()
+            .position(|c| class(*c) & BARE_STOP != 0)
+            .unwrap_or(vb.len());
+        if vb.get(end).is_some_and(|c| *c != b' ') {
+            return Err((
+                base + k + 1 + end,
+                "a bare value (no quote, backslash, `=` or tab)",
+            ));
         }
         (v.get(..end).unwrap_or(""), false, v.get(end..).unwrap_or(""))
     };
@@ -481,7 +492,12 @@ fn header_word<'a>(
     Ok((tail.get(..end).unwrap_or(""), from + end))
 }
 
-fn parse_kv<'a>(line: &'a str, line_no: u64, source: Option<&'a str>) -> Result<LogRecord<'a>, Stop> {
+fn parse_kv<'a>(
+    line: &'a str,
+    line_no: u64,
+    source: Option<&'a str>,
+    spans: &mut Vec<Span>,
+) -> Result<LogRecord<'a>, Stop> {
     let ts = line.get(3..23).ok_or((3, "an RFC 3339 UTC time"))?;
     let time = parse_rfc3339(ts).ok_or((3, "an RFC 3339 UTC time"))?;
     let (level, at) = header_word(line, 23, " level=", "` level=`")?;
@@ -493,19 +509,16 @@ fn parse_kv<'a>(line: &'a str, line_no: u64, source: Option<&'a str>) -> Result<
     }
     let at = at + 5;
     let (msg, msg_escaped, mut rest) = quoted(line.get(at..).unwrap_or(""), at)?;
-    let mut fields = Fields::new(line, LogFormat::Kv);
+    let mut fields = SpanSink::new(line, spans);
     if !rest.is_empty() {
         if !rest.starts_with(' ') {
             return Err((line.len() - rest.len(), "a space before the first field"));
         }
         rest = rest.get(1..).unwrap_or("");
-        let mut stored = true;
         while !rest.is_empty() {
             let base = line.len() - rest.len();
             let (field, next) = kv_field(rest, base)?;
-            if stored {
-                stored = fields.push(field, rest);
-            }
+            fields.push(field);
             rest = next;
         }
     }
@@ -519,7 +532,7 @@ fn parse_kv<'a>(line: &'a str, line_no: u64, source: Option<&'a str>) -> Result<
         node: Some(node).filter(|n| !n.is_empty()),
         component: Component::from_text(component),
         msg_raw: (msg, msg_escaped),
-        fields,
+        fields: fields.finish(),
     })
 }
 
@@ -578,7 +591,12 @@ fn legacy_fields_start(text: &str) -> Option<usize> {
     None
 }
 
-fn parse_legacy<'a>(line: &'a str, line_no: u64, source: Option<&'a str>) -> Result<LogRecord<'a>, Stop> {
+fn parse_legacy<'a>(
+    line: &'a str,
+    line_no: u64,
+    source: Option<&'a str>,
+    spans: &mut Vec<Span>,
+) -> Result<LogRecord<'a>, Stop> {
     let (time, zone, at) =
         parse_c_date(line).map_err(|at| (at, "a `date` time (`Thu Jan  1 00:00:00 UTC 2026`)"))?;
     let rest = line.get(at..).unwrap_or("");
@@ -600,17 +618,14 @@ fn parse_legacy<'a>(line: &'a str, line_no: u64, source: Option<&'a str>) -> Res
         .get(comp_len..)
         .and_then(|t| t.strip_prefix(": "))
         .ok_or((at + 1 + comp_len, "`: ` after the component"))?;
-    let mut fields = Fields::new(line, LogFormat::Legacy);
+    let mut fields = SpanSink::new(line, spans);
     let msg = match legacy_fields_start(text) {
         None => text,
         Some(start) => {
             let mut list = text.get(start + 2..text.len() - 1).unwrap_or("");
-            let mut stored = true;
             while !list.is_empty() {
                 let (field, next) = legacy_field(list);
-                if stored {
-                    stored = fields.push(field, list);
-                }
+                fields.push(field);
                 list = next;
             }
             text.get(..start).unwrap_or("")
@@ -626,7 +641,7 @@ fn parse_legacy<'a>(line: &'a str, line_no: u64, source: Option<&'a str>) -> Res
         node: None,
         component: Component::from_text(component),
         msg_raw: (msg, false),
-        fields,
+        fields: fields.finish(),
     })
 }
 
@@ -650,12 +665,23 @@ fn split_source(line: &str) -> (Option<&str>, &str) {
     }
 }
 
-fn classify<'a>(line: &'a str, line_no: u64, source: Option<&'a str>) -> Result<LogRecord<'a>, Stop> {
+fn classify<'a>(
+    line: &'a str,
+    line_no: u64,
+    source: Option<&'a str>,
+    spans: &mut Vec<Span>,
+) -> Result<LogRecord<'a>, Stop> {
     if line.starts_with("ts=") {
-        parse_kv(line, line_no, source)
+        parse_kv(line, line_no, source, spans)
     } else {
-        parse_legacy(line, line_no, source)
+        parse_legacy(line, line_no, source, spans)
     }
+}
+
+/// Gives a parsed record the field offsets its parse collected.
+fn with_spans<'a>(mut record: LogRecord<'a>, spans: Cow<'a, [Span]>) -> LogRecord<'a> {
+    record.fields.spans = spans;
+    record
 }
 
 /// Parses one log line of either generation (a `kubectl --prefix` prefix is allowed).
@@ -671,7 +697,9 @@ pub fn parse_log_line(input: &str) -> Result<LogRecord<'_>, ParseError> {
     }
     let (source, body) = split_source(line);
     let base = line.len() - body.len();
-    classify(body, 1, source)
+    let mut spans = Vec::new();
+    classify(body, 1, source, &mut spans)
+        .map(|record| with_spans(record, Cow::Owned(spans)))
         .map_err(|(at, expected)| ParseError::at("legacy-log-line", input, base + at, expected))
 }
 
@@ -702,6 +730,8 @@ struct Stream {
 /// of them can be handled while the state is mutated.
 struct Core {
     streams: Vec<Stream>,
+    /// The field offsets of the line being handled, reused from line to line.
+    spans: Vec<Span>,
     open_blocks: usize,
     stats: LogStats,
     max_block: usize,
@@ -777,7 +807,7 @@ impl Core {
                 }
             }
         }
-        match classify(line, line_no, source) {
+        match classify(line, line_no, source, &mut self.spans) {
             Ok(record) => {
                 match record.format {
                     LogFormat::Kv => {
@@ -794,7 +824,7 @@ impl Core {
                     }
                     LogFormat::Legacy => self.stats.legacy_records += 1,
                 }
-                emit(&LogEvent::Record(record));
+                emit(&LogEvent::Record(with_spans(record, Cow::Borrowed(&self.spans))));
             }
             Err(_) if line.starts_with("error: ") || line.starts_with("Error from server") => {
                 self.stats.tool_errors += 1;
@@ -877,6 +907,7 @@ impl LogReader {
                     last_node: String::new(),
                     block: None,
                 }],
+                spans: Vec::new(),
                 open_blocks: 0,
                 stats: LogStats::default(),
                 max_block,
@@ -918,20 +949,14 @@ impl LogReader {
         // UTF-8 and escape checks once per chunk rather than once per line: on a clean chunk
         // every line goes straight to the parser as a slice of the chunk.
         let clean = memchr(0x1b, body).is_none();
-        match std::str::from_utf8(body) {
+        match simdutf8::basic::from_utf8(body) {
             Ok(text) if clean => {
                 let mut start = 0;
                 for nl in memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len())) {
                     let line = text.get(start..nl).unwrap_or("");
                     start = nl + 1;
                     if line.len() > self.max_line {
-                        Self::handle(
-                            &mut self.core,
-                            &mut self.scratch,
-                            line.as_bytes().get(..self.max_line).unwrap_or(&[]),
-                            true,
-                            &mut emit,
-                        );
+                        self.handle_cut(line.as_bytes(), &mut emit);
                         continue;
                     }
                     self.core.stats.lines += 1;
