@@ -185,7 +185,7 @@ impl<'a, 's> SpanSink<'a, 's> {
     }
 
     /// The line's fields, still without their offsets: the record outlives this borrow of
-    /// the buffer, so the caller attaches the buffer's contents ([`with_spans`]).
+    /// the buffer, so the caller attaches the buffer's contents.
     fn finish(self) -> Fields<'a> {
         Fields {
             line: self.line,
@@ -339,53 +339,34 @@ pub struct LogStats {
 /// Where line recognition stopped: byte in the line and what was expected.
 type Stop = (usize, &'static str);
 
-/// Byte classes for the per-byte loops of the hot path: a table lookup is one load where the
-/// equivalent comparisons are several branches per byte.
-const KEY_BYTE: u8 = 1;
-const BARE_STOP: u8 = 2;
-const CLASSES: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut c = b'a';
-    while c <= b'z' {
-        t[c as usize] |= KEY_BYTE;
-        c += 1;
-    }
-    let mut d = b'0';
-    while d <= b'9' {
-        t[d as usize] |= KEY_BYTE;
-        d += 1;
-    }
-    t[b'_' as usize] |= KEY_BYTE;
-    t[b' ' as usize] |= BARE_STOP;
-    t[b'"' as usize] |= BARE_STOP;
-    t[b'\\' as usize] |= BARE_STOP;
-    t[b'=' as usize] |= BARE_STOP;
-    t[b'\t' as usize] |= BARE_STOP;
-    t
-};
-
-fn class(c: u8) -> u8 {
-    CLASSES.get(usize::from(c)).copied().unwrap_or(0)
-}
-
 /// Length of an `fkey` at the start of `s` (0 if none).
 fn key_len(s: &[u8]) -> usize {
     if !s.first().is_some_and(u8::is_ascii_lowercase) {
         return 0;
     }
-    s.iter()
-        .position(|c| class(*c) & KEY_BYTE == 0)
-        .unwrap_or(s.len())
+    scan(s, 1, not_key_byte)
 }
 
-/// Eight bytes at `at` as one little-endian word, when there are eight.
-fn word8(b: &[u8], at: usize) -> Option<u64> {
-    let w: [u8; 8] = b.get(at..at + 8)?.try_into().ok()?;
-    Some(u64::from_le_bytes(w))
-}
+// Word-at-a-time scanning. Tokens of a log line (keys, bare values, header words, messages) are
+// a few to a few tens of bytes: too short for a vectorised search's set-up to pay off, and a byte
+// loop mispredicts its exit once per token, which is most of what a byte loop costs. Eight bytes
+// at a time, a token of up to eight bytes is one iteration whatever its length.
 
 const LOW_BITS: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// Up to eight bytes at `at` as a little-endian word (zeros past the end) and how many there were.
+fn word8(b: &[u8], at: usize) -> (u64, usize) {
+    if let Some(w) = b.get(at..at + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        return (u64::from_le_bytes(w), 8);
+    }
+    let tail = b.get(at..).unwrap_or(&[]);
+    let mut w = [0u8; 8];
+    for (d, s) in w.iter_mut().zip(tail) {
+        *d = *s;
+    }
+    (u64::from_le_bytes(w), tail.len())
+}
 
 /// The high bit of each byte of `w` that equals `c`, exact up to the first such byte (the usual
 /// "has zero byte" test: a borrow can only mark bytes above a real match).
@@ -394,22 +375,52 @@ fn bytes_equal(w: u64, c: u8) -> u64 {
     x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS
 }
 
-/// The first `"` or `\` in `b` from `from`, eight bytes at a time. Quoted values and messages
-/// are tens of bytes: too short for a vectorised search's set-up to pay off, long enough that a
-/// byte loop is slower than this.
-fn find_quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
+/// The high bit of each byte of `w` in `lo..=hi` (both below 0x80). Exact for every byte: with
+/// the high bit forced on (or the bound's), the per-byte subtractions cannot borrow across bytes.
+fn bytes_between(w: u64, lo: u8, hi: u8) -> u64 {
+    let x = w & !HIGH_BITS;
+    let at_least_lo = (x | HIGH_BITS).wrapping_sub(LOW_BITS * u64::from(lo));
+    let at_most_hi = ((LOW_BITS * u64::from(hi)) | HIGH_BITS).wrapping_sub(x);
+    at_least_lo & at_most_hi & !w & HIGH_BITS
+}
+
+/// Where the first byte at or after `from` that `stops` marks is, or `b.len()`.
+#[inline]
+fn scan(b: &[u8], from: usize, stops: impl Fn(u64) -> u64) -> usize {
     let mut i = from;
-    while let Some(w) = word8(b, i) {
-        let hits = bytes_equal(w, b'"') | bytes_equal(w, b'\\');
+    loop {
+        let (w, n) = word8(b, i);
+        let valid = if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+        let hits = stops(w) & valid;
         if hits != 0 {
-            return Some(i + (hits.trailing_zeros() / 8) as usize);
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        if n < 8 {
+            return b.len();
         }
         i += 8;
     }
-    b.get(i..)?
-        .iter()
-        .position(|c| *c == b'"' || *c == b'\\')
-        .map(|j| i + j)
+}
+
+/// Bytes that are not a key byte (`a`–`z`, `0`–`9`, `_`).
+fn not_key_byte(w: u64) -> u64 {
+    let key = bytes_between(w, b'a', b'z') | bytes_between(w, b'0', b'9') | bytes_equal(w, b'_');
+    !key & HIGH_BITS
+}
+
+/// Bytes that end a 4.x bare value: a space, or one a bare value may not hold.
+fn bare_value_stop(w: u64) -> u64 {
+    bytes_equal(w, b' ')
+        | bytes_equal(w, b'"')
+        | bytes_equal(w, b'\\')
+        | bytes_equal(w, b'=')
+        | bytes_equal(w, b'\t')
+}
+
+/// The first `"` or `\\` in `b` from `from`.
+fn find_quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
+    let at = scan(b, from, |w| bytes_equal(w, b'"') | bytes_equal(w, b'\\'));
+    (at < b.len()).then_some(at)
 }
 
 /// `"…"` at the start of `s` (which begins with the quote): the inside, whether it has escapes,
@@ -449,13 +460,8 @@ fn kv_field(s: &str, base: usize) -> Result<(Field<'_>, &str), Stop> {
     let (raw, escaped, rest) = if v.starts_with('"') {
         quoted(v, base + k + 1)?
     } else {
-        // One scalar pass over the byte-class table finds the end: bare values are a few bytes
-        // long, too short for a vectorised search to pay off.
         let vb = v.as_bytes();
-        let end = vb
-            .iter()
-            .position(|c| class(*c) & BARE_STOP != 0)
-            .unwrap_or(vb.len());
+        let end = scan(vb, 0, bare_value_stop);
         if vb.get(end).is_some_and(|c| *c != b' ') {
             return Err((
                 base + k + 1 + end,
@@ -485,10 +491,10 @@ fn header_word<'a>(
     }
     let from = at + prefix.len();
     let tail = line.get(from..).unwrap_or("");
-    let end = tail
-        .bytes()
-        .position(|c| c == b' ')
-        .ok_or((line.len(), "more of the line header"))?;
+    let end = scan(tail.as_bytes(), 0, |w| bytes_equal(w, b' '));
+    if end == tail.len() {
+        return Err((line.len(), "more of the line header"));
+    }
     Ok((tail.get(..end).unwrap_or(""), from + end))
 }
 
@@ -497,7 +503,7 @@ fn parse_kv<'a>(
     line_no: u64,
     source: Option<&'a str>,
     spans: &mut Vec<Span>,
-) -> Result<LogRecord<'a>, Stop> {
+) -> Result<LogEvent<'a>, Stop> {
     let ts = line.get(3..23).ok_or((3, "an RFC 3339 UTC time"))?;
     let time = parse_rfc3339(ts).ok_or((3, "an RFC 3339 UTC time"))?;
     let (level, at) = header_word(line, 23, " level=", "` level=`")?;
@@ -522,7 +528,7 @@ fn parse_kv<'a>(
             rest = next;
         }
     }
-    Ok(LogRecord {
+    Ok(LogEvent::Record(LogRecord {
         line: line_no,
         source,
         format: LogFormat::Kv,
@@ -533,7 +539,7 @@ fn parse_kv<'a>(
         component: Component::from_text(component),
         msg_raw: (msg, msg_escaped),
         fields: fields.finish(),
-    })
+    }))
 }
 
 /// Finds the next `, <fkey>=` in a 3.x field list; returns where the `, ` is.
@@ -596,7 +602,7 @@ fn parse_legacy<'a>(
     line_no: u64,
     source: Option<&'a str>,
     spans: &mut Vec<Span>,
-) -> Result<LogRecord<'a>, Stop> {
+) -> Result<LogEvent<'a>, Stop> {
     let (time, zone, at) =
         parse_c_date(line).map_err(|at| (at, "a `date` time (`Thu Jan  1 00:00:00 UTC 2026`)"))?;
     let rest = line.get(at..).unwrap_or("");
@@ -631,7 +637,7 @@ fn parse_legacy<'a>(
             text.get(..start).unwrap_or("")
         }
     };
-    Ok(LogRecord {
+    Ok(LogEvent::Record(LogRecord {
         line: line_no,
         source,
         format: LogFormat::Legacy,
@@ -642,7 +648,7 @@ fn parse_legacy<'a>(
         component: Component::from_text(component),
         msg_raw: (msg, false),
         fields: fields.finish(),
-    })
+    }))
 }
 
 /// Splits a `[pod/<pod>/<container>] ` prefix off a line.
@@ -670,18 +676,12 @@ fn classify<'a>(
     line_no: u64,
     source: Option<&'a str>,
     spans: &mut Vec<Span>,
-) -> Result<LogRecord<'a>, Stop> {
+) -> Result<LogEvent<'a>, Stop> {
     if line.starts_with("ts=") {
         parse_kv(line, line_no, source, spans)
     } else {
         parse_legacy(line, line_no, source, spans)
     }
-}
-
-/// Gives a parsed record the field offsets its parse collected.
-fn with_spans<'a>(mut record: LogRecord<'a>, spans: Cow<'a, [Span]>) -> LogRecord<'a> {
-    record.fields.spans = spans;
-    record
 }
 
 /// Parses one log line of either generation (a `kubectl --prefix` prefix is allowed).
@@ -698,9 +698,15 @@ pub fn parse_log_line(input: &str) -> Result<LogRecord<'_>, ParseError> {
     let (source, body) = split_source(line);
     let base = line.len() - body.len();
     let mut spans = Vec::new();
-    classify(body, 1, source, &mut spans)
-        .map(|record| with_spans(record, Cow::Owned(spans)))
-        .map_err(|(at, expected)| ParseError::at("legacy-log-line", input, base + at, expected))
+    match classify(body, 1, source, &mut spans) {
+        Ok(LogEvent::Record(mut record)) => {
+            record.fields.spans = Cow::Owned(spans);
+            Ok(record)
+        }
+        // The line parsers make records only; anything else would be a line that is not one.
+        Ok(_) => Err(ParseError::at("legacy-log-line", input, base, "a log line")),
+        Err((at, expected)) => Err(ParseError::at("legacy-log-line", input, base + at, expected)),
+    }
 }
 
 const BEGIN: &str = "----- BEGIN ";
@@ -755,6 +761,25 @@ impl Core {
         self.streams.len() - 1
     }
 
+    /// Counts a record and remembers the node of a 4.x line for the blocks of its source.
+    fn count_record(&mut self, format: LogFormat, node: Option<&str>, source: Option<&str>) {
+        match format {
+            LogFormat::Kv => {
+                self.stats.kv_records += 1;
+                if let Some(node) = node {
+                    let si = if source.is_none() { 0 } else { self.stream(source) };
+                    if let Some(s) = self.streams.get_mut(si)
+                        && s.last_node != node
+                    {
+                        s.last_node.clear();
+                        s.last_node.push_str(node);
+                    }
+                }
+            }
+            LogFormat::Legacy => self.stats.legacy_records += 1,
+        }
+    }
+
     fn line(&mut self, full: &str, emit: &mut impl FnMut(&LogEvent<'_>)) {
         let line_no = self.stats.lines;
         let (source, line) = split_source(full);
@@ -807,24 +832,16 @@ impl Core {
                 }
             }
         }
-        match classify(line, line_no, source, &mut self.spans) {
-            Ok(record) => {
-                match record.format {
-                    LogFormat::Kv => {
-                        self.stats.kv_records += 1;
-                        if let Some(node) = record.node {
-                            let si = if source.is_none() { 0 } else { self.stream(source) };
-                            if let Some(s) = self.streams.get_mut(si)
-                                && s.last_node != node
-                            {
-                                s.last_node.clear();
-                                s.last_node.push_str(node);
-                            }
-                        }
-                    }
-                    LogFormat::Legacy => self.stats.legacy_records += 1,
+        // The record is built in place and handed over by reference: at a few hundred bytes,
+        // moving it would cost a copy per line.
+        let mut parsed = classify(line, line_no, source, &mut self.spans);
+        match &mut parsed {
+            Ok(event) => {
+                if let LogEvent::Record(record) = event {
+                    self.count_record(record.format, record.node, source);
+                    record.fields.spans = Cow::Borrowed(&self.spans);
                 }
-                emit(&LogEvent::Record(with_spans(record, Cow::Borrowed(&self.spans))));
+                emit(event);
             }
             Err(_) if line.starts_with("error: ") || line.starts_with("Error from server") => {
                 self.stats.tool_errors += 1;
@@ -834,7 +851,7 @@ impl Core {
                     text: line,
                 });
             }
-            Err((column, expected)) => {
+            &mut Err((column, expected)) => {
                 self.stats.unknown_lines += 1;
                 emit(&LogEvent::Unknown(UnknownLine {
                     line: line_no,
