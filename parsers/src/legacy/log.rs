@@ -19,7 +19,7 @@ use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use super::{
     Timestamp, known_enum,
-    time::{parse_c_date, parse_rfc3339},
+    time::{MinuteCache, parse_c_date},
 };
 use crate::ParseError;
 
@@ -152,6 +152,14 @@ impl<'a> Fields<'a> {
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
+}
+
+/// What the line parsers keep from one line to the next: the buffer of field offsets and the
+/// last minute read.
+#[derive(Default)]
+struct Scratch {
+    spans: Vec<Span>,
+    minute: MinuteCache,
 }
 
 /// Collects a line's field offsets while it is parsed, into a buffer the caller owns.
@@ -492,10 +500,10 @@ fn parse_kv<'a>(
     line: &'a str,
     line_no: u64,
     source: Option<&'a str>,
-    spans: &mut Vec<Span>,
+    scratch: &mut Scratch,
 ) -> Result<LogEvent<'a>, Stop> {
     let ts = line.get(3..23).ok_or((3, "an RFC 3339 UTC time"))?;
-    let time = parse_rfc3339(ts).ok_or((3, "an RFC 3339 UTC time"))?;
+    let time = scratch.minute.parse(ts).ok_or((3, "an RFC 3339 UTC time"))?;
     let (level, at) = header_word(line, 23, " level=", "` level=`")?;
     let (node, at) = header_word(line, at, " node=", "` node=`")?;
     let (component, at) = header_word(line, at, " component=", "` component=`")?;
@@ -505,7 +513,7 @@ fn parse_kv<'a>(
     }
     let at = at + 5;
     let (msg, msg_escaped, mut rest) = quoted(line.get(at..).unwrap_or(""), at)?;
-    let mut fields = SpanSink::new(line, spans);
+    let mut fields = SpanSink::new(line, &mut scratch.spans);
     if !rest.is_empty() {
         if !rest.starts_with(' ') {
             return Err((line.len() - rest.len(), "a space before the first field"));
@@ -591,7 +599,7 @@ fn parse_legacy<'a>(
     line: &'a str,
     line_no: u64,
     source: Option<&'a str>,
-    spans: &mut Vec<Span>,
+    scratch: &mut Scratch,
 ) -> Result<LogEvent<'a>, Stop> {
     let (time, zone, at) =
         parse_c_date(line).map_err(|at| (at, "a `date` time (`Thu Jan  1 00:00:00 UTC 2026`)"))?;
@@ -614,7 +622,7 @@ fn parse_legacy<'a>(
         .get(comp_len..)
         .and_then(|t| t.strip_prefix(": "))
         .ok_or((at + 1 + comp_len, "`: ` after the component"))?;
-    let mut fields = SpanSink::new(line, spans);
+    let mut fields = SpanSink::new(line, &mut scratch.spans);
     let msg = match legacy_fields_start(text) {
         None => text,
         Some(start) => {
@@ -665,12 +673,12 @@ fn classify<'a>(
     line: &'a str,
     line_no: u64,
     source: Option<&'a str>,
-    spans: &mut Vec<Span>,
+    scratch: &mut Scratch,
 ) -> Result<LogEvent<'a>, Stop> {
     if line.starts_with("ts=") {
-        parse_kv(line, line_no, source, spans)
+        parse_kv(line, line_no, source, scratch)
     } else {
-        parse_legacy(line, line_no, source, spans)
+        parse_legacy(line, line_no, source, scratch)
     }
 }
 
@@ -687,10 +695,10 @@ pub fn parse_log_line(input: &str) -> Result<LogRecord<'_>, ParseError> {
     }
     let (source, body) = split_source(line);
     let base = line.len() - body.len();
-    let mut spans = Vec::new();
-    match classify(body, 1, source, &mut spans) {
+    let mut scratch = Scratch::default();
+    match classify(body, 1, source, &mut scratch) {
         Ok(LogEvent::Record(mut record)) => {
-            record.fields.spans = Cow::Owned(spans);
+            record.fields.spans = Cow::Owned(scratch.spans);
             Ok(record)
         }
         // The line parsers make records only; anything else would be a line that is not one.
@@ -726,8 +734,8 @@ struct Stream {
 /// of them can be handled while the state is mutated.
 struct Core {
     streams: Vec<Stream>,
-    /// The field offsets of the line being handled, reused from line to line.
-    spans: Vec<Span>,
+    /// What the line parsers keep from line to line.
+    scratch: Scratch,
     open_blocks: usize,
     stats: LogStats,
     max_block: usize,
@@ -824,12 +832,12 @@ impl Core {
         }
         // The record is built in place and handed over by reference: at a few hundred bytes,
         // moving it would cost a copy per line.
-        let mut parsed = classify(line, line_no, source, &mut self.spans);
+        let mut parsed = classify(line, line_no, source, &mut self.scratch);
         match &mut parsed {
             Ok(event) => {
                 if let LogEvent::Record(record) = event {
                     self.count_record(record.format, record.node, source);
-                    record.fields.spans = Cow::Borrowed(&self.spans);
+                    record.fields.spans = Cow::Borrowed(&self.scratch.spans);
                 }
                 emit(event);
             }
@@ -914,7 +922,7 @@ impl LogReader {
                     last_node: String::new(),
                     block: None,
                 }],
-                spans: Vec::new(),
+                scratch: Scratch::default(),
                 open_blocks: 0,
                 stats: LogStats::default(),
                 max_block,

@@ -180,6 +180,31 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     .valid()
 }
 
+/// The minute of the last RFC 3339 time read, so that a log's lines, which mostly share their
+/// minute with the line before, read only their seconds.
+#[derive(Default)]
+pub(crate) struct MinuteCache {
+    last: Option<([u8; 16], Timestamp)>,
+}
+
+impl MinuteCache {
+    /// [`parse_rfc3339`], remembering the minute.
+    pub(crate) fn parse(&mut self, s: &str) -> Option<Timestamp> {
+        let b: &[u8; 20] = s.as_bytes().try_into().ok()?;
+        let (minute, tail) = b.split_at(16);
+        if let Some((last, t)) = &self.last
+            && minute == last.as_slice()
+            && let [b':', hi @ b'0'..=b'9', lo @ b'0'..=b'9', b'Z'] = *tail
+        {
+            let second = (hi - b'0') * 10 + (lo - b'0');
+            return (second <= 60).then_some(Timestamp { second, ..*t });
+        }
+        let t = parse_rfc3339(s)?;
+        self.last = minute.try_into().ok().map(|m| (m, t));
+        Some(t)
+    }
+}
+
 /// A three-letter name as one number, so that finding it in a table is integer compares.
 const fn name3(n: &[u8; 3]) -> u32 {
     (n[0] as u32) | (n[1] as u32) << 8 | (n[2] as u32) << 16
@@ -329,6 +354,28 @@ mod tests {
                     assert_eq!(parse_rfc3339(text), rfc3339_by_bytes(&b), "{text:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_time_read_through_the_minute_cache_is_the_time_read_without_it() {
+        let mut cache = MinuteCache::default();
+        let times = [
+            "2026-02-03T04:05:06Z",
+            "2026-02-03T04:05:07Z",
+            "2026-02-03T04:05:60Z",
+            "2026-02-03T04:05:61Z",
+            "2026-02-03T04:05:6xZ",
+            "2026-02-03T04:05:08+",
+            "2026-02-03T04:05;08Z",
+            "2026-02-03T04:06:00Z",
+            "2026-02-03T04:05:09Z",
+            "2026-02-03T24:05:09Z",
+            "2026-02-03T04:05:10Z",
+            "2026-02-03T04:05",
+        ];
+        for t in times {
+            assert_eq!(cache.parse(t), parse_rfc3339(t), "{t}");
         }
     }
 
