@@ -191,16 +191,16 @@ impl MinuteCache {
     /// [`parse_rfc3339`], remembering the minute.
     pub(crate) fn parse(&mut self, s: &str) -> Option<Timestamp> {
         let b: &[u8; 20] = s.as_bytes().try_into().ok()?;
-        let (minute, tail) = b.split_at(16);
+        let minute: &[u8; 16] = b.first_chunk()?;
         if let Some((last, t)) = &self.last
-            && minute == last.as_slice()
-            && let [b':', hi @ b'0'..=b'9', lo @ b'0'..=b'9', b'Z'] = *tail
+            && minute == last
+            && let Some([b':', hi @ b'0'..=b'9', lo @ b'0'..=b'9', b'Z']) = b.last_chunk::<4>()
         {
-            let second = (hi - b'0') * 10 + (lo - b'0');
+            let second = (*hi - b'0') * 10 + (*lo - b'0');
             return (second <= 60).then_some(Timestamp { second, ..*t });
         }
         let t = parse_rfc3339(s)?;
-        self.last = minute.try_into().ok().map(|m| (m, t));
+        self.last = Some((*minute, t));
         Some(t)
     }
 }
