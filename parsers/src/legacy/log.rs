@@ -192,6 +192,17 @@ impl<'a, 's> SpanSink<'a, 's> {
         self.spans.push(span);
     }
 
+    /// Stores a field given as offsets into the line.
+    fn push_at(&mut self, key: usize, key_len: usize, value: usize, value_len: usize, escaped: bool) {
+        self.spans.push(Span {
+            key: u32::try_from(key).unwrap_or(u32::MAX),
+            key_len: u16::try_from(key_len).unwrap_or(u16::MAX),
+            value: u32::try_from(value).unwrap_or(u32::MAX),
+            value_len: u32::try_from(value_len).unwrap_or(0),
+            escaped,
+        });
+    }
+
     /// The line's fields, still without their offsets: the record outlives this borrow of
     /// the buffer, so the caller attaches the buffer's contents.
     fn finish(self) -> Fields<'a> {
@@ -442,37 +453,65 @@ fn quoted(s: &str, base: usize) -> Result<(&str, bool, &str), Stop> {
     }
 }
 
-/// One ` key=value` of a 4.x line at the start of `s` (after the separating space).
-fn kv_field(s: &str, base: usize) -> Result<(Field<'_>, &str), Stop> {
-    let b = s.as_bytes();
-    let k = key_len(b);
-    if k == 0 {
-        return Err((base, "a field key"));
-    }
-    if b.get(k) != Some(&b'=') {
-        return Err((base + k, "`=` after the field key"));
-    }
-    let key = s.get(..k).unwrap_or("");
-    let v = s.get(k + 1..).unwrap_or("");
-    let (raw, escaped, rest) = if v.starts_with('"') {
-        quoted(v, base + k + 1)?
-    } else {
-        let vb = v.as_bytes();
-        let end = scan(vb, 0, bare_value_stop);
-        if vb.get(end).is_some_and(|c| *c != b' ') {
-            return Err((
-                base + k + 1 + end,
-                "a bare value (no quote, backslash, `=` or tab)",
-            ));
+fn is_key_byte(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'
+}
+
+/// The ` key=value` fields of a 4.x line from byte `at` (after the space that follows the
+/// message) to the end, as offsets: the line is walked by index, and only the consumer makes
+/// strings of what it reads.
+fn kv_fields(b: &[u8], mut at: usize, sink: &mut SpanSink<'_, '_>) -> Result<(), Stop> {
+    while at < b.len() {
+        let key = at;
+        if !b.get(at).is_some_and(u8::is_ascii_lowercase) {
+            return Err((at, "a field key"));
         }
-        (v.get(..end).unwrap_or(""), false, v.get(end..).unwrap_or(""))
-    };
-    let rest = match rest.as_bytes().first() {
-        None => rest,
-        Some(b' ') => rest.get(1..).unwrap_or(""),
-        Some(_) => return Err((base + s.len() - rest.len(), "a space before the next field")),
-    };
-    Ok((Field { key, raw, escaped }, rest))
+        at += 1;
+        while b.get(at).is_some_and(|c| is_key_byte(*c)) {
+            at += 1;
+        }
+        if b.get(at) != Some(&b'=') {
+            return Err((at, "`=` after the field key"));
+        }
+        let key_len = at - key;
+        at += 1;
+        let (value, value_len, escaped);
+        if b.get(at) == Some(&b'"') {
+            value = at + 1;
+            let mut i = value;
+            let mut has_escape = false;
+            let end = loop {
+                let Some(j) = find_quote_or_backslash(b, i) else {
+                    return Err((b.len(), "a closing `\"`"));
+                };
+                if b.get(j) == Some(&b'"') {
+                    break j;
+                }
+                has_escape = true;
+                i = j + 2;
+                if i > b.len() {
+                    return Err((b.len(), "a character after `\\`"));
+                }
+            };
+            (value_len, escaped) = (end - value, has_escape);
+            at = end + 1;
+        } else {
+            value = at;
+            let end = scan(b, at, bare_value_stop);
+            if b.get(end).is_some_and(|c| *c != b' ') {
+                return Err((end, "a bare value (no quote, backslash, `=` or tab)"));
+            }
+            (value_len, escaped) = (end - value, false);
+            at = end;
+        }
+        sink.push_at(key, key_len, value, value_len, escaped);
+        match b.get(at) {
+            None => {}
+            Some(b' ') => at += 1,
+            Some(_) => return Err((at, "a space before the next field")),
+        }
+    }
+    Ok(())
 }
 
 /// `prefix` then a bare word up to the next space, at `at` in `line`.
@@ -512,19 +551,13 @@ fn parse_kv<'a>(
         return Err((at, "` msg=\"`"));
     }
     let at = at + 5;
-    let (msg, msg_escaped, mut rest) = quoted(line.get(at..).unwrap_or(""), at)?;
+    let (msg, msg_escaped, rest) = quoted(line.get(at..).unwrap_or(""), at)?;
     let mut fields = SpanSink::new(line, &mut scratch.spans);
     if !rest.is_empty() {
         if !rest.starts_with(' ') {
             return Err((line.len() - rest.len(), "a space before the first field"));
         }
-        rest = rest.get(1..).unwrap_or("");
-        while !rest.is_empty() {
-            let base = line.len() - rest.len();
-            let (field, next) = kv_field(rest, base)?;
-            fields.push(field);
-            rest = next;
-        }
+        kv_fields(line.as_bytes(), line.len() - rest.len() + 1, &mut fields)?;
     }
     Ok(LogEvent::Record(LogRecord {
         line: line_no,
