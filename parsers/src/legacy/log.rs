@@ -174,24 +174,6 @@ impl<'a, 's> SpanSink<'a, 's> {
         Self { line, spans }
     }
 
-    fn offset(&self, part: &str) -> u32 {
-        u32::try_from((part.as_ptr() as usize).saturating_sub(self.line.as_ptr() as usize))
-            .unwrap_or(u32::MAX)
-    }
-
-    /// Stores a field (a slice of the line). A key longer than 64 KiB, which no script writes, is
-    /// kept as its first 64 KiB.
-    fn push(&mut self, field: Field<'_>) {
-        let span = Span {
-            key: self.offset(field.key),
-            key_len: u16::try_from(field.key.len()).unwrap_or(u16::MAX),
-            value: self.offset(field.raw),
-            value_len: u32::try_from(field.raw.len()).unwrap_or(0),
-            escaped: field.escaped,
-        };
-        self.spans.push(span);
-    }
-
     /// Stores a field given as offsets into the line.
     fn push_at(&mut self, key: usize, key_len: usize, value: usize, value_len: usize, escaped: bool) {
         self.spans.push(Span {
@@ -573,17 +555,17 @@ fn parse_kv<'a>(
     }))
 }
 
-/// Finds the next `, <fkey>=` in a 3.x field list; returns where the `, ` is.
-fn next_legacy_separator(s: &str) -> Option<usize> {
-    let b = s.as_bytes();
-    let mut from = 0;
-    while let Some(i) = b.get(from..).and_then(|t| memchr(b',', t)) {
+/// Finds the next `, <fkey>=` in `b[from..end]` (a 3.x field list); returns where the `, ` is.
+fn next_legacy_separator(b: &[u8], from: usize, end: usize) -> Option<usize> {
+    let list = b.get(..end)?;
+    let mut from = from;
+    while let Some(i) = list.get(from..).and_then(|t| memchr(b',', t)) {
         let at = from + i;
-        if b.get(at + 1) != Some(&b' ') {
+        if list.get(at + 1) != Some(&b' ') {
             from = at + 1;
             continue;
         }
-        let after = b.get(at + 2..).unwrap_or(&[]);
+        let after = list.get(at + 2..).unwrap_or(&[]);
         let k = key_len(after);
         if k > 0 && after.get(k) == Some(&b'=') {
             return Some(at);
@@ -593,16 +575,17 @@ fn next_legacy_separator(s: &str) -> Option<usize> {
     None
 }
 
-/// One 3.x field at the start of `s` (already known to start with `fkey=`) and the rest.
-fn legacy_field(s: &str) -> (Field<'_>, &str) {
-    let k = key_len(s.as_bytes());
-    let end = next_legacy_separator(s).unwrap_or(s.len());
-    let field = Field {
-        key: s.get(..k).unwrap_or(""),
-        raw: s.get(k + 1..end).unwrap_or(""),
-        escaped: false,
-    };
-    (field, s.get(end + 2..).unwrap_or(""))
+/// The 3.x fields in `b[at..end]` (the inside of the parentheses, already known to start with
+/// `fkey=`), as offsets: a value runs to the next `, <fkey>=`, so it may hold commas.
+fn legacy_fields(b: &[u8], mut at: usize, end: usize, sink: &mut SpanSink<'_, '_>) {
+    while at < end {
+        let k = key_len(b.get(at..end).unwrap_or(&[]));
+        let value = at + k + 1;
+        let separator = next_legacy_separator(b, value, end);
+        let value_end = separator.unwrap_or(end);
+        sink.push_at(at, k, value, value_end.saturating_sub(value), false);
+        at = separator.map_or(end, |s| s + 2);
+    }
 }
 
 /// Where the 3.x field list ` (k=v, …)` starts in `text`, if it has one.
@@ -659,12 +642,8 @@ fn parse_legacy<'a>(
     let msg = match legacy_fields_start(text) {
         None => text,
         Some(start) => {
-            let mut list = text.get(start + 2..text.len() - 1).unwrap_or("");
-            while !list.is_empty() {
-                let (field, next) = legacy_field(list);
-                fields.push(field);
-                list = next;
-            }
+            let text_at = line.len() - text.len();
+            legacy_fields(line.as_bytes(), text_at + start + 2, line.len() - 1, &mut fields);
             text.get(..start).unwrap_or("")
         }
     };
