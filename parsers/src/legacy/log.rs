@@ -19,7 +19,7 @@ use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use super::{
     Timestamp, known_enum,
-    time::{MinuteCache, parse_c_date},
+    time::{DateCache, MinuteCache},
 };
 use crate::ParseError;
 
@@ -155,11 +155,12 @@ impl<'a> Fields<'a> {
 }
 
 /// What the line parsers keep from one line to the next: the buffer of field offsets and the
-/// last minute read.
+/// last minute read, of either time shape.
 #[derive(Default)]
 struct Scratch {
     spans: Vec<Span>,
     minute: MinuteCache,
+    date: DateCache,
 }
 
 /// Collects a line's field offsets while it is parsed, into a buffer the caller owns.
@@ -617,8 +618,10 @@ fn parse_legacy<'a>(
     source: Option<&'a str>,
     scratch: &mut Scratch,
 ) -> Result<LogEvent<'a>, Stop> {
-    let (time, zone, at) =
-        parse_c_date(line).map_err(|at| (at, "a `date` time (`Thu Jan  1 00:00:00 UTC 2026`)"))?;
+    let (time, zone, at) = scratch
+        .date
+        .parse(line)
+        .map_err(|at| (at, "a `date` time (`Thu Jan  1 00:00:00 UTC 2026`)"))?;
     let rest = line.get(at..).unwrap_or("");
     let rest = rest.strip_prefix(" [").ok_or((at, "` [LEVEL]`"))?;
     let close = memchr(b']', rest.as_bytes()).ok_or((at + 2, "`]` after the level"))?;

@@ -205,6 +205,59 @@ impl MinuteCache {
     }
 }
 
+/// The minute of the last 3.x `date` time read, for the same purpose as [`MinuteCache`]: the
+/// bytes before the seconds (`Thu Jan  1 00:00`) and after them (` UTC 2026`) are compared, and
+/// only the seconds are read.
+#[derive(Default)]
+pub(crate) struct DateCache {
+    last: Option<DateMinute>,
+}
+
+struct DateMinute {
+    head: [u8; 16],
+    tail: [u8; 16],
+    tail_len: usize,
+    time: Timestamp,
+}
+
+impl DateCache {
+    /// [`parse_c_date`], remembering the minute.
+    pub(crate) fn parse<'a>(&mut self, s: &'a str) -> Result<(Timestamp, &'a str, usize), usize> {
+        let b = s.as_bytes();
+        if let Some(last) = &self.last
+            && b.first_chunk::<16>() == Some(&last.head)
+            && let Some([b':', hi @ b'0'..=b'9', lo @ b'0'..=b'9']) =
+                b.get(16..19).and_then(|t| t.first_chunk::<3>())
+            && b.get(19..19 + last.tail_len) == last.tail.get(..last.tail_len)
+        {
+            let second = (*hi - b'0') * 10 + (*lo - b'0');
+            // The tail is ` <zone> <year>`: the zone is what lies between its two spaces.
+            let zone = s.get(20..19 + last.tail_len - 5).ok_or(20usize)?;
+            if second <= 60 {
+                return Ok((Timestamp { second, ..last.time }, zone, 19 + last.tail_len));
+            }
+        }
+        let (time, zone, used) = parse_c_date(s)?;
+        let mut tail = [0u8; 16];
+        let tail_len = used - 19;
+        self.last = match (b.first_chunk::<16>(), b.get(19..used)) {
+            (Some(head), Some(t)) if t.len() <= tail.len() => {
+                for (d, c) in tail.iter_mut().zip(t) {
+                    *d = *c;
+                }
+                Some(DateMinute {
+                    head: *head,
+                    tail,
+                    tail_len,
+                    time,
+                })
+            }
+            _ => None,
+        };
+        Ok((time, zone, used))
+    }
+}
+
 /// A three-letter name as one number, so that finding it in a table is integer compares.
 const fn name3(n: &[u8; 3]) -> u32 {
     (n[0] as u32) | (n[1] as u32) << 8 | (n[2] as u32) << 16
@@ -376,6 +429,29 @@ mod tests {
         ];
         for t in times {
             assert_eq!(cache.parse(t), parse_rfc3339(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn a_date_read_through_the_minute_cache_is_the_date_read_without_it() {
+        let mut cache = DateCache::default();
+        let dates = [
+            "Thu Jan  1 00:00:30 UTC 2026 [INFO]",
+            "Thu Jan  1 00:00:31 UTC 2026 [INFO]",
+            "Thu Jan  1 00:00:61 UTC 2026 [INFO]",
+            "Thu Jan  1 00:00:3x UTC 2026 [INFO]",
+            "Thu Jan  1 00:00:32 CET 2026 [INFO]",
+            "Thu Jan  1 00:00:33 UTC 2027 [INFO]",
+            "Thu Jan  1 00:00:34 UTC 2026",
+            "Thu Jan  1 00:00:35 UTC 202",
+            "Thu Jan  1 00:00:36 EEST 2026 [WARN]",
+            "Thu Jan  1 00:00:37 EEST 2026 [WARN]",
+            "Thu Jan  1 00:00:38 EES 2026 [WARN]",
+            "Thu Jan  1 00:01:00 UTC 2026 [INFO]",
+            "Thu Jan  1 00:00",
+        ];
+        for d in dates {
+            assert_eq!(cache.parse(d), parse_c_date(d), "{d}");
         }
     }
 
