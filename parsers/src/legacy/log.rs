@@ -102,7 +102,7 @@ fn unescape(raw: &str) -> String {
 /// reuses it for every line, so a line's fields cost no allocation whatever their number, and the
 /// event handed to the callback stays small.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Span {
+struct Span {
     key: u32,
     value: u32,
     value_len: u32,
@@ -347,9 +347,7 @@ fn key_len(s: &[u8]) -> usize {
     if !s.first().is_some_and(u8::is_ascii_lowercase) {
         return 0;
     }
-    s.iter()
-        .position(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_'))
-        .unwrap_or(s.len())
+    s.iter().position(|c| !is_key_byte(*c)).unwrap_or(s.len())
 }
 
 // Word-at-a-time scanning, for bare values: their length varies from line to line, so a byte
@@ -414,24 +412,22 @@ fn find_quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
     memchr::memchr2(b'"', b'\\', b.get(from..)?).map(|i| from + i)
 }
 
-/// `"…"` at the start of `s` (which begins with the quote): the inside, whether it has escapes,
-/// and the rest after the closing quote.
-fn quoted(s: &str, base: usize) -> Result<(&str, bool, &str), Stop> {
-    let b = s.as_bytes();
-    let mut i = 1;
+/// The closing quote of a 4.x quoted value whose inside starts at `from` in the line `b`, and
+/// whether the value has `\\` escapes.
+fn closing_quote(b: &[u8], from: usize) -> Result<(usize, bool), Stop> {
+    let mut i = from;
     let mut escaped = false;
     loop {
         let Some(at) = find_quote_or_backslash(b, i) else {
-            return Err((base + b.len(), "a closing `\"`"));
+            return Err((b.len(), "a closing `\"`"));
         };
         if b.get(at) == Some(&b'"') {
-            let inside = s.get(1..at).ok_or((base, "a quoted value"))?;
-            return Ok((inside, escaped, s.get(at + 1..).unwrap_or("")));
+            return Ok((at, escaped));
         }
         escaped = true;
         i = at + 2;
         if i > b.len() {
-            return Err((base + b.len(), "a character after `\\`"));
+            return Err((b.len(), "a character after `\\`"));
         }
     }
 }
@@ -461,21 +457,7 @@ fn kv_fields(b: &[u8], mut at: usize, sink: &mut SpanSink<'_, '_>) -> Result<(),
         let (value, value_len, escaped);
         if b.get(at) == Some(&b'"') {
             value = at + 1;
-            let mut i = value;
-            let mut has_escape = false;
-            let end = loop {
-                let Some(j) = find_quote_or_backslash(b, i) else {
-                    return Err((b.len(), "a closing `\"`"));
-                };
-                if b.get(j) == Some(&b'"') {
-                    break j;
-                }
-                has_escape = true;
-                i = j + 2;
-                if i > b.len() {
-                    return Err((b.len(), "a character after `\\`"));
-                }
-            };
+            let (end, has_escape) = closing_quote(b, value)?;
             (value_len, escaped) = (end - value, has_escape);
             at = end + 1;
         } else {
@@ -533,14 +515,13 @@ fn parse_kv<'a>(
     if !rest.starts_with(" msg=\"") {
         return Err((at, "` msg=\"`"));
     }
-    let at = at + 5;
-    let (msg, msg_escaped, rest) = quoted(line.get(at..).unwrap_or(""), at)?;
+    let (end, msg_escaped) = closing_quote(line.as_bytes(), at + 6)?;
+    let msg = line.get(at + 6..end).unwrap_or("");
     let mut fields = SpanSink::new(line, &mut scratch.spans);
-    if !rest.is_empty() {
-        if !rest.starts_with(' ') {
-            return Err((line.len() - rest.len(), "a space before the first field"));
-        }
-        kv_fields(line.as_bytes(), line.len() - rest.len() + 1, &mut fields)?;
+    match line.as_bytes().get(end + 1) {
+        None => {}
+        Some(b' ') => kv_fields(line.as_bytes(), end + 2, &mut fields)?,
+        Some(_) => return Err((end + 1, "a space before the first field")),
     }
     Ok(LogEvent::Record(LogRecord {
         line: line_no,
