@@ -5,7 +5,8 @@
 //! Both give [`IpLinks`]: one entry per interface with flags, operational state, master/slave
 //! and VLAN parent relations, and addresses. Detail lines this parser does not type are kept in
 //! `unknown` as printed; from JSON, the members it does not type are kept there too, written as
-//! the text output's detail lines would be (see [`parse_ip_json`]), so nothing is dropped.
+//! the text output's detail lines would be (see [`parse_ip_json`]). Address details it does not
+//! type are kept in the address's `extra` the same way, so nothing is dropped.
 
 use std::collections::BTreeMap;
 
@@ -98,6 +99,15 @@ pub struct IpAddress {
     pub valid_lft: Option<String>,
     /// `preferred_lft` as printed.
     pub preferred_lft: Option<String>,
+    /// Address details this parser does not type, as `key value` in the order printed (text:
+    /// as printed, `metric 100`, `proto kernel_ll`, `peer 10.0.0.2/32`; JSON: `metric 100`,
+    /// `protocol kernel_ll`, values written as in [`IpLink::unknown`]). Words of the text output
+    /// that are not one of these keys are flags, and so is every JSON member that is `true`,
+    /// known flag or not (a flag a newer iproute2 added): both go to `flags`, as before, so the
+    /// two formats agree. A JSON member with another value, a known flag name included
+    /// (`"dynamic": false`), comes here.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
 }
 
 /// `bond …` details.
@@ -335,9 +345,11 @@ fn detail(link: &mut IpLink, line: &Line<'_>, body: &str, input: &str) -> Result
                         addr.scope = it.next().map(str::to_owned);
                         pending_label = first == "inet";
                     }
-                    "peer" | "metric" | "proto" => {
-                        it.next();
-                    }
+                    // Keyed details this parser does not type; their value is not a flag.
+                    "peer" | "metric" | "proto" => addr.extra.push(match it.next() {
+                        Some(v) => format!("{w} {v}"),
+                        None => w.to_owned(),
+                    }),
                     "valid_lft" => addr.valid_lft = it.next().map(str::to_owned),
                     "preferred_lft" => addr.preferred_lft = it.next().map(str::to_owned),
                     w if pending_label && (w == link.name || w.starts_with(&format!("{}:", link.name))) => {
@@ -349,15 +361,22 @@ fn detail(link: &mut IpLink, line: &Line<'_>, body: &str, input: &str) -> Result
             link.addresses.push(addr);
         }
         "valid_lft" => {
+            let Some(addr) = link.addresses.last_mut() else {
+                // A lifetime line with no address to belong to stays on the link, as printed.
+                link.unknown.push(body.to_owned());
+                return Ok(());
+            };
             let mut it = body.split_whitespace();
-            if let Some(addr) = link.addresses.last_mut() {
-                while let Some(w) = it.next() {
-                    match w {
-                        "valid_lft" => addr.valid_lft = it.next().map(str::to_owned),
-                        "preferred_lft" => addr.preferred_lft = it.next().map(str::to_owned),
-                        _ => {}
-                    }
+            let mut other = Vec::new();
+            while let Some(w) = it.next() {
+                match w {
+                    "valid_lft" => addr.valid_lft = it.next().map(str::to_owned),
+                    "preferred_lft" => addr.preferred_lft = it.next().map(str::to_owned),
+                    w => other.push(w),
                 }
+            }
+            if !other.is_empty() {
+                addr.extra.push(other.join(" "));
             }
         }
         "altname" => link
@@ -512,9 +531,9 @@ struct JsonAddr {
     label: Option<String>,
     valid_life_time: Option<u64>,
     preferred_life_time: Option<u64>,
-    /// Everything else; address flags are among these as `"name": true`.
+    /// Everything else, in print order; address flags are among these as `"name": true`.
     #[serde(flatten)]
-    rest: BTreeMap<String, serde_json::Value>,
+    rest: Members,
 }
 
 /// The address flags `ip -j` prints as `"name": true`, in the order iproute2 prints them (the
@@ -536,23 +555,25 @@ const JSON_ADDR_FLAGS: [&str; 13] = [
     "stable-privacy",
 ];
 
-/// The flags of one `addr_info` entry: the known ones in iproute2's order, then any other
-/// `true` member (a flag a newer iproute2 added) by name.
-fn json_addr_flags(rest: &BTreeMap<String, serde_json::Value>) -> Vec<String> {
-    let set = |k: &str| matches!(rest.get(k), Some(serde_json::Value::Bool(true)));
+/// Splits the untyped members of one `addr_info` entry into flags and the rest. Flags: the
+/// known ones in iproute2's order, then any other `true` member (a flag a newer iproute2 added)
+/// in print order, each once. Every other member, in print order, as `key value`.
+fn json_addr_rest(rest: &Members) -> (Vec<String>, Vec<String>) {
+    let is_flag = |v: &serde_json::Value| matches!(v, serde_json::Value::Bool(true));
     let mut flags: Vec<String> = JSON_ADDR_FLAGS
         .iter()
-        .filter(|k| set(k))
-        .map(|k| (*k).to_owned())
+        .filter(|f| rest.0.iter().any(|(k, v)| k == *f && is_flag(v)))
+        .map(|f| (*f).to_owned())
         .collect();
-    flags.extend(
-        rest.iter()
-            .filter(|(k, v)| {
-                matches!(v, serde_json::Value::Bool(true)) && !JSON_ADDR_FLAGS.contains(&k.as_str())
-            })
-            .map(|(k, _)| k.clone()),
-    );
-    flags
+    let mut extra = Vec::new();
+    for (k, v) in &rest.0 {
+        if !is_flag(v) {
+            extra.push(format!("{k} {}", json_word(v)));
+        } else if !flags.contains(k) {
+            flags.push(k.clone());
+        }
+    }
+    (flags, extra)
 }
 
 fn json_text(v: &serde_json::Value) -> String {
@@ -703,8 +724,8 @@ fn json_linkinfo(link: &mut IpLink, info: JsonLinkInfo) {
 /// other than mode and `miimon` stay in the bond's `options`. Other members of the link
 /// (`txqlen`, `promiscuity`, `stats64`, …) follow as `key value`. A value is written as printed
 /// when it is a one-word string, else as compact JSON (numbers, `true`, `null`, quoted strings
-/// with blanks, arrays, objects). Members of `addr_info` entries other than the typed fields and
-/// flags (`metric`, `protocol`) are not kept.
+/// with blanks, arrays, objects). Members of an `addr_info` entry other than the typed fields
+/// and flags (`metric`, `protocol`, …) go to that address's `extra`, in the same form.
 pub fn parse_ip_json(input: &str) -> Result<IpLinks, ParseError> {
     let parsed: Vec<JsonLink> = serde_json::from_str(input).map_err(|e| {
         let offset = if e.is_eof() {
@@ -748,7 +769,7 @@ pub fn parse_ip_json(input: &str) -> Result<IpLinks, ParseError> {
                 .addr_info
                 .into_iter()
                 .map(|a| {
-                    let flags = json_addr_flags(&a.rest);
+                    let (flags, extra) = json_addr_rest(&a.rest);
                     IpAddress {
                         family: a.family.unwrap_or_default(),
                         local: a.local.unwrap_or_default(),
@@ -759,6 +780,7 @@ pub fn parse_ip_json(input: &str) -> Result<IpLinks, ParseError> {
                         flags,
                         valid_lft: lifetime(a.valid_life_time),
                         preferred_lft: lifetime(a.preferred_life_time),
+                        extra,
                     }
                 })
                 .collect();
@@ -909,6 +931,110 @@ mod tests {
         assert_eq!(links[2].unknown, [r#"vlan protocol 802.1Q id x flags ["GVRP"]"#]);
         assert_eq!(links[3].vlan.as_ref().map(|v| v.id), Some(6));
         assert_eq!(links[3].unknown, ["vlan flags REORDER_HDR"]);
+    }
+
+    #[test]
+    fn json_address_metric_and_protocol_are_kept_in_extra() {
+        let link = one_link(
+            r#","addr_info":[{"family":"inet","local":"10.0.0.5","prefixlen":24,"metric":100,"broadcast":"10.0.0.255","scope":"global","dynamic":true,"label":"x0","valid_life_time":86313,"preferred_life_time":86313},{"family":"inet6","local":"fe80::1","prefixlen":64,"scope":"link","protocol":"kernel_ll","valid_life_time":4294967295,"preferred_life_time":4294967295}]"#,
+        );
+        assert_eq!(link.addresses.len(), 2);
+        let (v4, v6) = (&link.addresses[0], &link.addresses[1]);
+        assert_eq!(v4.extra, ["metric 100"]);
+        assert_eq!(v4.flags, ["dynamic"]);
+        assert_eq!(
+            (v4.prefixlen, v4.broadcast.as_deref(), v4.label.as_deref()),
+            (Some(24), Some("10.0.0.255"), Some("x0"))
+        );
+        assert_eq!(v4.valid_lft.as_deref(), Some("86313sec"));
+        assert_eq!(v6.extra, ["protocol kernel_ll"]);
+        assert!(v6.flags.is_empty());
+        assert_eq!(v6.valid_lft.as_deref(), Some("forever"));
+        assert!(link.unknown.is_empty());
+    }
+
+    #[test]
+    fn json_address_true_members_are_flags_and_other_untyped_members_are_kept_in_extra_in_print_order() {
+        let link = one_link(
+            r#","addr_info":[{"family":"inet6","local":"2001:db8::1","zeta":true,"noprefixroute":true,"note":"two words","dynamic":false,"alpha":true,"cacheinfo":{"b":1,"a":null},"metric":0,"dynamic":true,"zeta":true}]"#,
+        );
+        let addr = &link.addresses[0];
+        assert_eq!(addr.flags, ["dynamic", "noprefixroute", "zeta", "alpha"]);
+        assert_eq!(
+            addr.extra,
+            [
+                r#"note "two words""#,
+                "dynamic false",
+                r#"cacheinfo {"a":null,"b":1}"#,
+                "metric 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn address_without_untyped_details_serialises_without_extra() {
+        let links = parse_ip_text("1: lo: <UP> mtu 65536\n    inet 127.0.0.1/8 scope host lo\n").unwrap();
+        let value = serde_json::to_value(&links.links[0].addresses[0]).unwrap();
+        assert!(value.get("extra").is_none(), "{value}");
+        let links =
+            parse_ip_text("1: lo: <UP> mtu 65536\n    inet 127.0.0.1/8 metric 5 scope host lo\n").unwrap();
+        let value = serde_json::to_value(&links.links[0].addresses[0]).unwrap();
+        assert_eq!(value["extra"], serde_json::json!(["metric 5"]));
+    }
+
+    #[test]
+    fn text_address_metric_proto_and_peer_are_kept_in_extra_as_printed() {
+        let input = "\
+2: eth0: <BROADCAST,UP,LOWER_UP> mtu 1500 state UP
+    inet 10.0.0.5/24 metric 100 brd 10.0.0.255 scope global dynamic eth0
+       valid_lft 86313sec preferred_lft 86313sec
+    inet 192.0.2.1 peer 192.0.2.2/32 scope global eth0
+    inet6 fe80::1/64 scope link proto kernel_ll
+       valid_lft forever preferred_lft forever
+";
+        let links = parse_ip_text(input).unwrap().links;
+        assert_eq!(links[0].addresses.len(), 3);
+        let (v4, ptp, v6) = (
+            &links[0].addresses[0],
+            &links[0].addresses[1],
+            &links[0].addresses[2],
+        );
+        assert_eq!(v4.extra, ["metric 100"]);
+        assert_eq!(v4.flags, ["dynamic"]);
+        assert_eq!(
+            (v4.broadcast.as_deref(), v4.scope.as_deref(), v4.label.as_deref()),
+            (Some("10.0.0.255"), Some("global"), Some("eth0"))
+        );
+        assert_eq!(v4.valid_lft.as_deref(), Some("86313sec"));
+        assert_eq!(ptp.extra, ["peer 192.0.2.2/32"]);
+        assert_eq!(ptp.label.as_deref(), Some("eth0"));
+        assert_eq!(v6.extra, ["proto kernel_ll"]);
+        assert!(v6.flags.is_empty());
+        assert_eq!(v6.preferred_lft.as_deref(), Some("forever"));
+        assert!(links[0].unknown.is_empty());
+    }
+
+    #[test]
+    fn text_lifetime_line_words_it_does_not_type_are_kept_in_extra() {
+        let input = "2: eth0: <UP> mtu 1500\n    inet 10.0.0.5/24 scope global eth0 metric\n       valid_lft forever preferred_lft forever tstamp 5\n";
+        let addr = &parse_ip_text(input).unwrap().links[0].addresses[0];
+        assert_eq!(addr.extra, ["metric", "tstamp 5"]);
+        assert_eq!(addr.valid_lft.as_deref(), Some("forever"));
+    }
+
+    #[test]
+    fn text_lifetime_line_before_any_address_is_kept_in_unknown() {
+        let input = "2: eth0: <UP> mtu 1500\n       valid_lft forever preferred_lft forever\n";
+        let link = &parse_ip_text(input).unwrap().links[0];
+        assert!(link.addresses.is_empty());
+        assert_eq!(link.unknown, ["valid_lft forever preferred_lft forever"]);
+    }
+
+    #[test]
+    fn json_address_member_of_a_typed_name_with_another_type_is_rejected_with_its_position() {
+        let input = "[{\"ifindex\":1,\n\"addr_info\":[{\"local\":\"10.0.0.1\",\"prefixlen\":\"x\"}]}]";
+        let e = parse_ip_json(input).unwrap_err();
+        assert_eq!((e.line, e.format), (2, JSON));
     }
 
     #[test]
