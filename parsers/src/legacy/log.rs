@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memchr_iter, memrchr};
+use memchr::{memchr, memchr_iter, memchr2, memrchr};
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use super::{
@@ -379,14 +379,19 @@ fn bytes_equal(w: u64, c: u8) -> u64 {
     x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS
 }
 
-/// Where the first byte at or after `from` that `stops` marks is, or `b.len()`.
-#[inline]
-fn scan(b: &[u8], from: usize, stops: impl Fn(u64) -> u64) -> usize {
+/// Where the 4.x bare value starting at `from` ends: the first space, or byte a bare value may
+/// not hold (`"`, `\\`, `=`, tab), or `b.len()`.
+fn bare_value_end(b: &[u8], from: usize) -> usize {
     let mut i = from;
     loop {
         let (w, n) = word8(b, i);
         let valid = if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
-        let hits = stops(w) & valid;
+        let stops = bytes_equal(w, b' ')
+            | bytes_equal(w, b'"')
+            | bytes_equal(w, b'\\')
+            | bytes_equal(w, b'=')
+            | bytes_equal(w, b'\t');
+        let hits = stops & valid;
         if hits != 0 {
             return i + (hits.trailing_zeros() / 8) as usize;
         }
@@ -397,19 +402,10 @@ fn scan(b: &[u8], from: usize, stops: impl Fn(u64) -> u64) -> usize {
     }
 }
 
-/// Bytes that end a 4.x bare value: a space, or one a bare value may not hold.
-fn bare_value_stop(w: u64) -> u64 {
-    bytes_equal(w, b' ')
-        | bytes_equal(w, b'"')
-        | bytes_equal(w, b'\\')
-        | bytes_equal(w, b'=')
-        | bytes_equal(w, b'\t')
-}
-
 /// The first `"` or `\\` in `b` from `from`. (Measured: `memchr2` beats the word-at-a-time
 /// scan here, where the message makes the token tens of bytes long.)
 fn find_quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
-    memchr::memchr2(b'"', b'\\', b.get(from..)?).map(|i| from + i)
+    memchr2(b'"', b'\\', b.get(from..)?).map(|i| from + i)
 }
 
 /// The closing quote of a 4.x quoted value whose inside starts at `from` in the line `b`, and
@@ -442,33 +438,29 @@ fn is_key_byte(c: u8) -> bool {
 fn kv_fields(b: &[u8], mut at: usize, sink: &mut SpanSink<'_, '_>) -> Result<(), Stop> {
     while at < b.len() {
         let key = at;
-        if !b.get(at).is_some_and(u8::is_ascii_lowercase) {
+        let key_len = key_len(b.get(at..).unwrap_or(&[]));
+        if key_len == 0 {
             return Err((at, "a field key"));
         }
-        at += 1;
-        while b.get(at).is_some_and(|c| is_key_byte(*c)) {
-            at += 1;
-        }
+        at += key_len;
         if b.get(at) != Some(&b'=') {
             return Err((at, "`=` after the field key"));
         }
-        let key_len = at - key;
         at += 1;
-        let (value, value_len, escaped);
-        if b.get(at) == Some(&b'"') {
-            value = at + 1;
-            let (end, has_escape) = closing_quote(b, value)?;
-            (value_len, escaped) = (end - value, has_escape);
+        let (value, value_len, escaped) = if b.get(at) == Some(&b'"') {
+            let (end, escaped) = closing_quote(b, at + 1)?;
+            let value = at + 1;
             at = end + 1;
+            (value, end - value, escaped)
         } else {
-            value = at;
-            let end = scan(b, at, bare_value_stop);
+            let end = bare_value_end(b, at);
             if b.get(end).is_some_and(|c| *c != b' ') {
                 return Err((end, "a bare value (no quote, backslash, `=` or tab)"));
             }
-            (value_len, escaped) = (end - value, false);
+            let value = at;
             at = end;
-        }
+            (value, end - value, false)
+        };
         sink.push_at(key, key_len, value, value_len, escaped);
         match b.get(at) {
             None => {}
@@ -1234,7 +1226,7 @@ mod tests {
                     }
                     for from in 0..=len {
                         let by_bytes = b[from..].iter().position(|c| stop(*c)).map_or(len, |i| from + i);
-                        assert_eq!(scan(&b, from, bare_value_stop), by_bytes, "{b:?} from {from}");
+                        assert_eq!(bare_value_end(&b, from), by_bytes, "{b:?} from {from}");
                     }
                 }
             }

@@ -109,72 +109,28 @@ pub fn parse_heartbeat(input: &str) -> Result<Timestamp, crate::ParseError> {
     })
 }
 
-/// Eight bytes of a fixed-shape time, checked eight at a time: `template` has `0` where a digit
-/// goes and the separator itself elsewhere.
-struct Shape {
-    template: u64,
-    digits: u64,
-}
-
-impl Shape {
-    const fn new(template: &[u8; 8]) -> Self {
-        let mut digits = 0u64;
-        let mut i = 0;
-        while i < 8 {
-            if template[i] == b'0' {
-                digits |= 0xff << (8 * i);
-            }
-            i += 1;
-        }
-        Self {
-            template: u64::from_le_bytes(*template),
-            digits,
-        }
-    }
-
-    /// The digit values in their bytes (separators as 0) when `w` has this shape. XOR with the
-    /// template leaves separators 0 and digits 0–9; a digit byte fails when its high half is set
-    /// or when adding 6 carries into it (10–15).
-    fn read(&self, w: u64) -> Option<u64> {
-        const HIGH_HALVES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
-        const SIXES: u64 = 0x0606_0606_0606_0606;
-        let x = w ^ self.template;
-        let wrong =
-            (x & (!self.digits | HIGH_HALVES)) | ((x + (SIXES & self.digits)) & HIGH_HALVES & self.digits);
-        (wrong == 0).then_some(x)
-    }
-}
-
-const DATE: Shape = Shape::new(b"0000-00-");
-const CLOCK: Shape = Shape::new(b"00T00:00");
-const SECONDS: Shape = Shape::new(b"0:00:00Z");
-
-/// The two-digit number in bytes `i` and `i + 1` of a word [`Shape::read`] returned.
-fn two_digits(x: u64, i: u32) -> u8 {
-    let hi = (x >> (8 * i)) as u8;
-    let lo = (x >> (8 * (i + 1))) as u8;
-    hi * 10 + lo
-}
-
-/// Parses exactly `yyyy-mm-ddThh:mm:ssZ` (20 bytes). Every 4.x line starts with one, so it
-/// reads it as three overlapping eight-byte words (bytes 0–7, 8–15 and 12–19) and checks every
-/// digit and separator of a word at once.
+/// Parses exactly `yyyy-mm-ddThh:mm:ssZ` (20 bytes). Every 4.x line starts with one; [`MinuteCache`]
+/// calls it once per minute of a log. It works on a fixed-size array: constant indices need no
+/// bounds checks.
 pub(crate) fn parse_rfc3339(s: &str) -> Option<Timestamp> {
     let b: &[u8; 20] = s.as_bytes().try_into().ok()?;
-    let word = |at: usize| -> Option<u64> {
-        let w: [u8; 8] = b.get(at..at + 8)?.try_into().ok()?;
-        Some(u64::from_le_bytes(w))
+    let d = |i: usize| -> Option<u8> {
+        let v = b.get(i)?.wrapping_sub(b'0');
+        (v < 10).then_some(v)
     };
-    let date = DATE.read(word(0)?)?;
-    let clock = CLOCK.read(word(8)?)?;
-    let seconds = SECONDS.read(word(12)?)?;
+    let two = |i: usize| -> Option<u8> { Some(d(i)? * 10 + d(i + 1)?) };
+    let punct_ok =
+        b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b':' && b[16] == b':' && b[19] == b'Z';
+    if !punct_ok {
+        return None;
+    }
     Timestamp {
-        year: u16::from(two_digits(date, 0)) * 100 + u16::from(two_digits(date, 2)),
-        month: two_digits(date, 5),
-        day: two_digits(clock, 0),
-        hour: two_digits(clock, 3),
-        minute: two_digits(clock, 6),
-        second: two_digits(seconds, 5),
+        year: u16::from(two(0)?) * 100 + u16::from(two(2)?),
+        month: two(5)?,
+        day: two(8)?,
+        hour: two(11)?,
+        minute: two(14)?,
+        second: two(17)?,
         utc: true,
     }
     .valid()
@@ -258,52 +214,22 @@ impl DateCache {
     }
 }
 
-/// A three-letter name as one number, so that finding it in a table is integer compares.
-const fn name3(n: &[u8; 3]) -> u32 {
-    (n[0] as u32) | (n[1] as u32) << 8 | (n[2] as u32) << 16
-}
-
-const MONTHS: [u32; 12] = [
-    name3(b"Jan"),
-    name3(b"Feb"),
-    name3(b"Mar"),
-    name3(b"Apr"),
-    name3(b"May"),
-    name3(b"Jun"),
-    name3(b"Jul"),
-    name3(b"Aug"),
-    name3(b"Sep"),
-    name3(b"Oct"),
-    name3(b"Nov"),
-    name3(b"Dec"),
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
-const DAYS: [u32; 7] = [
-    name3(b"Mon"),
-    name3(b"Tue"),
-    name3(b"Wed"),
-    name3(b"Thu"),
-    name3(b"Fri"),
-    name3(b"Sat"),
-    name3(b"Sun"),
-];
-
-/// The three bytes at `at` as a [`name3`] number.
-fn word3(b: &[u8], at: usize) -> Option<u32> {
-    let w: &[u8; 3] = b.get(at..at + 3)?.try_into().ok()?;
-    Some(name3(w))
-}
+const DAYS: [&[u8; 3]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
 
 /// Parses the start of a 3.x line, `Thu Jan  1 00:00:00 UTC 2026`: returns the time, the zone
 /// as printed and how many bytes it took; `Err` carries the byte where it stopped.
 pub(crate) fn parse_c_date(s: &str) -> Result<(Timestamp, &str, usize), usize> {
     let b = s.as_bytes();
-    let dow = word3(b, 0).ok_or(0usize)?;
-    if !DAYS.contains(&dow) {
+    let dow = b.get(0..3).ok_or(0usize)?;
+    if !DAYS.iter().any(|d| d.as_slice() == dow) {
         return Err(0);
     }
     expect(b, 3, b' ').ok_or(3usize)?;
-    let mon = word3(b, 4).ok_or(4usize)?;
-    let month = MONTHS.iter().position(|m| *m == mon).ok_or(4usize)?;
+    let mon = b.get(4..7).ok_or(4usize)?;
+    let month = MONTHS.iter().position(|m| m.as_slice() == mon).ok_or(4usize)?;
     expect(b, 7, b' ').ok_or(7usize)?;
     let day = match (b.get(8), b.get(9)) {
         (Some(b' '), Some(d)) if d.is_ascii_digit() => d - b'0',
