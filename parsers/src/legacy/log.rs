@@ -160,6 +160,8 @@ impl<'a> Fields<'a> {
 #[derive(Default)]
 struct Scratch {
     spans: Vec<Span>,
+    /// Where the node of the last 4.x line lies in it.
+    node_at: usize,
     minute: MinuteCache,
     date: DateCache,
 }
@@ -503,6 +505,7 @@ fn parse_kv<'a>(
     let time = scratch.minute.parse(ts).ok_or((3, "an RFC 3339 UTC time"))?;
     let (level, at) = header_word(line, 23, " level=", "` level=`")?;
     let (node, at) = header_word(line, at, " node=", "` node=`")?;
+    scratch.node_at = at - node.len();
     let (component, at) = header_word(line, at, " component=", "` component=`")?;
     let rest = line.get(at..).unwrap_or("");
     if !rest.starts_with(" msg=\"") {
@@ -726,6 +729,9 @@ struct Core {
     /// What the line parsers keep from line to line.
     scratch: Scratch,
     open_blocks: usize,
+    /// Where the node of the last 4.x line without a source lies in the buffer being walked,
+    /// until it is copied into the unprefixed stream.
+    pending_node: Option<(usize, usize)>,
     stats: LogStats,
     max_block: usize,
     max_streams: usize,
@@ -748,32 +754,59 @@ impl Core {
         self.streams.len() - 1
     }
 
-    /// Counts a record and remembers the node of a 4.x line for the blocks of its source.
-    fn count_record(&mut self, format: LogFormat, node: Option<&str>, source: Option<&str>) {
+    /// Counts a record and remembers the node of a 4.x line for the blocks of its source. For
+    /// lines without a source, the common case, only where the node lies in `text` is kept
+    /// (`node_at`): it is copied when a block begins or the reader leaves `text`, not once per
+    /// line.
+    fn count_record(&mut self, format: LogFormat, node: Option<&str>, source: Option<&str>, node_at: usize) {
         match format {
             LogFormat::Kv => {
                 self.stats.kv_records += 1;
-                if let Some(node) = node {
-                    let si = if source.is_none() { 0 } else { self.stream(source) };
-                    if let Some(s) = self.streams.get_mut(si)
-                        && s.last_node != node
-                    {
-                        s.last_node.clear();
-                        s.last_node.push_str(node);
-                    }
+                let Some(node) = node else { return };
+                if source.is_none() {
+                    self.pending_node = Some((node_at, node.len()));
+                    return;
+                }
+                // Past the cap on sources a prefixed line shares the unprefixed stream; `line`
+                // has flushed that stream's remembered node before the line got here.
+                let si = self.stream(source);
+                if let Some(s) = self.streams.get_mut(si)
+                    && s.last_node != node
+                {
+                    s.last_node.clear();
+                    s.last_node.push_str(node);
                 }
             }
             LogFormat::Legacy => self.stats.legacy_records += 1,
         }
     }
 
-    fn line(&mut self, full: &str, emit: &mut impl FnMut(&LogEvent<'_>)) {
+    /// Copies the node remembered by offset into the unprefixed stream; `text` must be the buffer
+    /// the lines since the last flush came from.
+    fn flush_node(&mut self, text: &str) {
+        let Some((at, len)) = self.pending_node.take() else {
+            return;
+        };
+        if let (Some(node), Some(s)) = (text.get(at..at + len), self.streams.first_mut())
+            && s.last_node != node
+        {
+            s.last_node.clear();
+            s.last_node.push_str(node);
+        }
+    }
+
+    /// Handles the line `full`, which starts at byte `at` of `text`, the buffer the reader is
+    /// walking. The caller flushes the remembered node ([`Core::flush_node`]) before `text` goes.
+    fn line(&mut self, text: &str, at: usize, full: &str, emit: &mut impl FnMut(&LogEvent<'_>)) {
         let line_no = self.stats.lines;
         let (source, line) = split_source(full);
         // Block tracking needs the stream; plain lines without prefix and with no block open
         // skip the lookup.
         if self.open_blocks > 0 || source.is_some() || line.starts_with(BEGIN) {
             let si = self.stream(source);
+            if si == 0 {
+                self.flush_node(text);
+            }
             if let Some(stream) = self.streams.get_mut(si) {
                 if let Some(block) = stream.block.as_mut() {
                     if marker(line, END) == Some(block.command.as_str()) {
@@ -825,7 +858,8 @@ impl Core {
         match &mut parsed {
             Ok(event) => {
                 if let LogEvent::Record(record) = event {
-                    self.count_record(record.format, record.node, source);
+                    let node_at = at + (full.len() - line.len()) + self.scratch.node_at;
+                    self.count_record(record.format, record.node, source, node_at);
                     record.fields.spans = Cow::Borrowed(&self.scratch.spans);
                 }
                 emit(event);
@@ -974,6 +1008,7 @@ impl LogReader {
                 }],
                 scratch: Scratch::default(),
                 open_blocks: 0,
+                pending_node: None,
                 stats: LogStats::default(),
                 max_block,
                 max_streams: MAX_STREAMS,
@@ -1018,15 +1053,18 @@ impl LogReader {
             Ok(text) if clean => {
                 let mut start = 0;
                 for nl in NewlineIter::new(text.as_bytes()).chain(std::iter::once(text.len())) {
-                    let line = text.get(start..nl).unwrap_or("");
+                    let at = start;
+                    let line = text.get(at..nl).unwrap_or("");
                     start = nl + 1;
                     if line.len() > self.max_line {
                         self.handle_cut(line.as_bytes(), &mut emit);
                         continue;
                     }
                     self.core.stats.lines += 1;
-                    self.core.line(line.strip_suffix('\r').unwrap_or(line), &mut emit);
+                    self.core
+                        .line(text, at, line.strip_suffix('\r').unwrap_or(line), &mut emit);
                 }
+                self.core.flush_node(text);
             }
             _ => {
                 let mut start = 0;
@@ -1082,7 +1120,10 @@ impl LogReader {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let has_escape = memchr(0x1b, raw).is_some();
         match std::str::from_utf8(raw) {
-            Ok(text) if !has_escape => core.line(text, emit),
+            Ok(text) if !has_escape => {
+                core.line(text, 0, text, emit);
+                core.flush_node(text);
+            }
             decoded => {
                 let lossy;
                 let text = match decoded {
@@ -1100,7 +1141,8 @@ impl LogReader {
                 } else {
                     scratch.push_str(text);
                 }
-                core.line(scratch, emit);
+                core.line(scratch, 0, scratch, emit);
+                core.flush_node(scratch);
             }
         }
     }
@@ -1328,6 +1370,108 @@ mod tests {
             let found: Vec<usize> = NewlineIter::new(text).collect();
             let expected: Vec<usize> = memchr::memchr_iter(b'\n', text).collect();
             assert_eq!(found, expected, "{text:?}");
+        }
+    }
+
+    /// Every block of `log`, as (command, node), fed in chunks of `chunk` bytes.
+    fn block_nodes(log: &str, chunk: usize, max_streams: usize) -> Vec<(String, Option<String>)> {
+        let mut reader = LogReader::new();
+        reader.core.max_streams = max_streams;
+        let mut blocks = Vec::new();
+        let mut take = |e: &LogEvent<'_>| {
+            if let LogEvent::Block(b) = e {
+                blocks.push((b.command.to_owned(), b.node.map(str::to_owned)));
+            }
+        };
+        for part in log.as_bytes().chunks(chunk) {
+            reader.feed(part, &mut take);
+        }
+        reader.finish(&mut take);
+        blocks
+    }
+
+    #[test]
+    fn a_block_is_credited_to_the_node_of_the_last_4x_line_of_its_source_however_the_log_is_cut() {
+        let kv = |node: &str| {
+            format!("ts=2026-02-01T00:00:07Z level=info node={node} component=main msg=\"run\"\n")
+        };
+        let block = |cmd: &str| format!("----- BEGIN {cmd} -----\nout\n----- END {cmd} -----\n");
+        let log = [
+            kv("edge-1"),
+            block("a"),
+            kv("edge-2"),
+            // A line with an escape code goes through the reader's slow path.
+            "\u{1b}[0mts=2026-02-01T00:00:08Z level=info node=edge-3 component=main msg=\"x\"\n".to_owned(),
+            block("b"),
+            format!("[pod/p/c] {}", kv("edge-9")),
+            kv("edge-4"),
+            format!(
+                "[pod/p/c] {}",
+                block("c")
+                    .replace('\n', "\n[pod/p/c] ")
+                    .trim_end_matches("[pod/p/c] ")
+            ),
+            block("d"),
+            "Thu Feb  1 00:00:09 UTC 2026 [INFO] main: 3.x lines name no node\n".to_owned(),
+            block("e"),
+        ]
+        .concat();
+        let expected: Vec<(String, Option<String>)> = [
+            ("a", "edge-1"),
+            ("b", "edge-3"),
+            ("c", "edge-9"),
+            ("d", "edge-4"),
+            ("e", "edge-4"),
+        ]
+        .iter()
+        .map(|(c, n)| ((*c).to_owned(), Some((*n).to_owned())))
+        .collect();
+        for chunk in [1, 2, 7, 64, 100, log.len()] {
+            assert_eq!(
+                block_nodes(&log, chunk, MAX_STREAMS),
+                expected,
+                "chunks of {chunk}"
+            );
+        }
+        // With room for one stream only, the prefixed source shares the unprefixed stream: its
+        // 4.x line is then the last one of that stream, and its block is that stream's too.
+        let shared: Vec<(String, Option<String>)> = [
+            ("a", "edge-1"),
+            ("b", "edge-3"),
+            ("c", "edge-4"),
+            ("d", "edge-4"),
+            ("e", "edge-4"),
+        ]
+        .iter()
+        .map(|(c, n)| ((*c).to_owned(), Some((*n).to_owned())))
+        .collect();
+        let one_stream = [
+            kv("edge-1"),
+            block("a"),
+            kv("edge-2"),
+            "\u{1b}[0mts=2026-02-01T00:00:08Z level=info node=edge-3 component=main msg=\"x\"\n".to_owned(),
+            block("b"),
+            format!("[pod/p/c] {}", kv("edge-9")),
+            kv("edge-4"),
+            block("c"),
+            block("d"),
+            block("e"),
+        ]
+        .concat();
+        for chunk in [1, 7, 64, one_stream.len()] {
+            assert_eq!(
+                block_nodes(&one_stream, chunk, 1),
+                shared,
+                "chunks of {chunk}, one stream"
+            );
+        }
+        let prefixed_last = [kv("edge-1"), format!("[pod/p/c] {}", kv("edge-9")), block("z")].concat();
+        for chunk in [1, 7, prefixed_last.len()] {
+            assert_eq!(
+                block_nodes(&prefixed_last, chunk, 1),
+                vec![("z".to_owned(), Some("edge-9".to_owned()))],
+                "a prefixed line sharing the stream is the last node, chunks of {chunk}"
+            );
         }
     }
 }
