@@ -533,12 +533,30 @@ fn parse_kv<'a>(
     }))
 }
 
-/// Finds the next `, <fkey>=` in `b[from..end]` (a 3.x field list); returns where the `, ` is.
-fn next_legacy_separator(b: &[u8], from: usize, end: usize) -> Option<usize> {
+/// The first `,` in `list` at or after `from`, eight bytes at a time: the values between commas
+/// are a few bytes long, shorter than `memchr` takes to set up.
+fn next_comma(list: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    loop {
+        let (w, n) = word8(list, i);
+        let valid = if n >= 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+        let hits = bytes_equal(w, b',') & valid;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        if n < 8 {
+            return None;
+        }
+        i += 8;
+    }
+}
+
+/// Finds the next `, <fkey>=` in `b[from..end]` (a 3.x field list); returns where the `, ` is
+/// and the length of the key after it.
+fn next_legacy_separator(b: &[u8], from: usize, end: usize) -> Option<(usize, usize)> {
     let list = b.get(..end)?;
     let mut from = from;
-    while let Some(i) = list.get(from..).and_then(|t| memchr(b',', t)) {
-        let at = from + i;
+    while let Some(at) = next_comma(list, from) {
         if list.get(at + 1) != Some(&b' ') {
             from = at + 1;
             continue;
@@ -546,7 +564,7 @@ fn next_legacy_separator(b: &[u8], from: usize, end: usize) -> Option<usize> {
         let after = list.get(at + 2..).unwrap_or(&[]);
         let k = key_len(after);
         if k > 0 && after.get(k) == Some(&b'=') {
-            return Some(at);
+            return Some((at, k));
         }
         from = at + 2;
     }
@@ -555,14 +573,22 @@ fn next_legacy_separator(b: &[u8], from: usize, end: usize) -> Option<usize> {
 
 /// The 3.x fields in `b[at..end]` (the inside of the parentheses, already known to start with
 /// `fkey=`), as offsets: a value runs to the next `, <fkey>=`, so it may hold commas.
-fn legacy_fields(b: &[u8], mut at: usize, end: usize, sink: &mut SpanSink<'_, '_>) {
-    while at < end {
-        let k = key_len(b.get(at..end).unwrap_or(&[]));
-        let value = at + k + 1;
-        let separator = next_legacy_separator(b, value, end);
-        let value_end = separator.unwrap_or(end);
-        sink.push_at(at, k, value, value_end.saturating_sub(value), false);
-        at = separator.map_or(end, |s| s + 2);
+fn legacy_fields(b: &[u8], at: usize, end: usize, sink: &mut SpanSink<'_, '_>) {
+    let mut key = at;
+    let mut k = key_len(b.get(at..end).unwrap_or(&[]));
+    while key < end {
+        let value = key + k + 1;
+        match next_legacy_separator(b, value, end) {
+            Some((separator, next_k)) => {
+                sink.push_at(key, k, value, separator.saturating_sub(value), false);
+                key = separator + 2;
+                k = next_k;
+            }
+            None => {
+                sink.push_at(key, k, value, end.saturating_sub(value), false);
+                break;
+            }
+        }
     }
 }
 
@@ -1473,5 +1499,60 @@ mod tests {
                 "a prefixed line sharing the stream is the last node, chunks of {chunk}"
             );
         }
+    }
+
+    #[test]
+    fn the_comma_scan_finds_the_comma_memchr_finds_from_every_start() {
+        for len in 0..24 {
+            for at in 0..len {
+                for second in [None, Some(at + 1), Some(at + 8)] {
+                    let mut b = vec![b'v'; len];
+                    b[at] = b',';
+                    if let Some(c) = second.and_then(|s| b.get_mut(s)) {
+                        *c = b',';
+                    }
+                    for from in 0..=len {
+                        let expected = memchr(b',', &b[from..]).map(|i| from + i);
+                        assert_eq!(next_comma(&b, from), expected, "{b:?} from {from}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_3x_value_runs_to_the_next_comma_space_key_equals() {
+        let fields = |line: &str| -> Vec<(String, String)> {
+            let record = parse_log_line(line).expect("a 3.x line");
+            record
+                .fields
+                .iter()
+                .map(|f| (f.key.to_owned(), f.raw.to_owned()))
+                .collect()
+        };
+        let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let head = "Thu Feb  5 10:00:00 UTC 2026 [INFO] storage: resync";
+        assert_eq!(
+            fields(&format!(
+                "{head} (nodes=edge-1,edge-2, note=a, b, c=, d=1,e=2, Last=x, rc=0)"
+            )),
+            owned(&[
+                ("nodes", "edge-1,edge-2"),
+                ("note", "a, b"),
+                ("c", ""),
+                ("d", "1,e=2, Last=x"),
+                ("rc", "0")
+            ])
+        );
+        assert_eq!(fields(&format!("{head} (only=one)")), owned(&[("only", "one")]));
+        assert_eq!(
+            fields(&format!("{head} (a=,, b=,,, c=x,)")),
+            owned(&[("a", ","), ("b", ",,"), ("c", "x,")])
+        );
     }
 }
