@@ -431,8 +431,21 @@ fn closing_quote(b: &[u8], from: usize) -> Result<(usize, bool), Stop> {
     }
 }
 
+/// Which bytes may be in an `fkey`: `a`–`z`, `0`–`9`, `_`.
+const KEY_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_';
+        c += 1;
+    }
+    table
+};
+
+#[inline]
 fn is_key_byte(c: u8) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'
+    KEY_BYTES[usize::from(c)]
 }
 
 /// The ` key=value` fields of a 4.x line from byte `at` (after the space that follows the
