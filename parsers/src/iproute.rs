@@ -284,16 +284,65 @@ fn num_at(line: &Line<'_>, input: &str, v: Option<&str>) -> Result<Option<u64>, 
     }
 }
 
+/// A `key value` pair as printed, or the key alone.
+fn pair_text(k: &str, v: Option<&str>) -> String {
+    v.map_or_else(|| k.to_owned(), |v| format!("{k} {v}"))
+}
+
+/// Keeps text this parser does not type on the link, as printed, once.
+fn keep(link: &mut IpLink, text: String) {
+    if !text.is_empty() && !link.unknown.contains(&text) {
+        link.unknown.push(text);
+    }
+}
+
+/// The link attributes `ip -d` prints after the last kind-specific detail line, on that same
+/// line (`addrgenmode eui64 numtxqueues 1 gso_max_size 65536 …`), as iproute2 6.x names them.
+const GENERIC_DETAILS: &[&str] = &[
+    "addrgenmode",
+    "numtxqueues",
+    "numrxqueues",
+    "gso_max_size",
+    "gso_max_segs",
+    "tso_max_size",
+    "tso_max_segs",
+    "gro_max_size",
+    "gso_ipv4_max_size",
+    "gro_ipv4_max_size",
+    "parentbus",
+    "parentdev",
+];
+
+/// Splits a kind's detail text (`mode 802.3ad miimon 100 … addrgenmode eui64 …`) into its own
+/// part and the generic link attributes that follow it, if any.
+fn split_generic(text: &str) -> (&str, &str) {
+    let mut at = 0;
+    for word in text.split_whitespace() {
+        let start = text.get(at..).and_then(|t| t.find(word)).map_or(at, |i| at + i);
+        if GENERIC_DETAILS.contains(&word) {
+            return (
+                text.get(..start).unwrap_or("").trim_end(),
+                text.get(start..).unwrap_or(""),
+            );
+        }
+        at = start + word.len();
+    }
+    (text, "")
+}
+
 fn head_tail(link: &mut IpLink, line: &Line<'_>, tail: &str, input: &str) -> Result<(), ParseError> {
+    let mut other = Vec::new();
     for (k, v) in pairs(tail) {
         match k {
             "mtu" => link.mtu = num_at(line, input, v)?,
             "qdisc" => link.qdisc = v.map(str::to_owned),
             "master" => link.master = v.map(str::to_owned),
             "state" => link.operstate = v.map(str::to_owned),
-            _ => {}
+            // `mode DEFAULT group default qlen 1000`, `link-netnsid 0`, …
+            _ => other.push(pair_text(k, v)),
         }
     }
+    keep(link, other.join(" "));
     Ok(())
 }
 
@@ -309,11 +358,17 @@ fn detail(link: &mut IpLink, line: &Line<'_>, body: &str, input: &str) -> Result
         if let Some(addr) = it.next_if(|w| w.contains(':')) {
             link.address = Some(addr.to_owned());
         }
+        // `brd …`, and with `-d` `promiscuity 0 allmulti 0 minmtu 68 maxmtu 65535` (and the
+        // generic attributes when the link has no kind line).
+        let mut other = Vec::new();
         while let Some(w) = it.next() {
             if w == "permaddr" {
                 link.permanent_address = it.next().map(str::to_owned);
+            } else {
+                other.push(w);
             }
         }
+        keep(link, other.join(" "));
         return Ok(());
     }
     match first {
@@ -383,8 +438,9 @@ fn detail(link: &mut IpLink, line: &Line<'_>, body: &str, input: &str) -> Result
             .altnames
             .extend(rest_text.split_whitespace().map(str::to_owned)),
         "bond" if rest_text.starts_with("mode") => {
+            let (own, generic) = split_generic(rest_text);
             let mut info = IpBondInfo::default();
-            for (k, v) in pairs(rest_text) {
+            for (k, v) in pairs(own) {
                 match k {
                     "mode" => {
                         info.mode = v.and_then(BondMode::from_description);
@@ -398,10 +454,12 @@ fn detail(link: &mut IpLink, line: &Line<'_>, body: &str, input: &str) -> Result
             }
             link.kind = Some("bond".to_owned());
             link.bond = Some(info);
+            keep(link, generic.to_owned());
         }
         "bond_slave" => {
+            let (own, generic) = split_generic(rest_text);
             let mut info = IpBondSlaveInfo::default();
-            for (k, v) in pairs(rest_text) {
+            for (k, v) in pairs(own) {
                 match k {
                     "state" => info.state = v.map(str::to_owned),
                     "mii_status" => info.mii_status = v.map(str::to_owned),
@@ -414,11 +472,14 @@ fn detail(link: &mut IpLink, line: &Line<'_>, body: &str, input: &str) -> Result
                 }
             }
             link.bond_slave = Some(info);
+            keep(link, generic.to_owned());
         }
         "vlan" if rest_text.starts_with("protocol") || rest_text.starts_with("id") => {
+            let (own, generic) = split_generic(rest_text);
             let mut info = IpVlanInfo::default();
-            let mut it = rest_text.split_whitespace();
+            let mut it = own.split_whitespace();
             let mut id = None;
+            let mut untyped = false;
             while let Some(w) = it.next() {
                 match w {
                     "protocol" => info.protocol = it.next().map(str::to_owned),
@@ -429,7 +490,8 @@ fn detail(link: &mut IpLink, line: &Line<'_>, body: &str, input: &str) -> Result
                             .filter(|f| !f.is_empty())
                             .map(str::to_owned),
                     ),
-                    _ => {}
+                    // `ingress-qos-map { 0:1 }`, `bridge_binding on`, …
+                    _ => untyped = true,
                 }
             }
             info.id = id.ok_or_else(|| {
@@ -442,6 +504,11 @@ fn detail(link: &mut IpLink, line: &Line<'_>, body: &str, input: &str) -> Result
             })?;
             link.kind = Some("vlan".to_owned());
             link.vlan = Some(info);
+            if untyped {
+                // What the vlan line says beyond protocol, id and flags, kept whole.
+                keep(link, format!("vlan {own}"));
+            }
+            keep(link, generic.to_owned());
         }
         "bridge" | "veth" | "vxlan" | "macvlan" | "dummy" | "bridge_slave" | "tun" | "wireguard" => {
             if first != "bridge_slave" {
@@ -1051,5 +1118,51 @@ mod tests {
         let e = parse_ip_json("[1]").unwrap_err();
         assert_eq!((e.line, e.format), (1, JSON));
         assert!(e.expected.starts_with("an array of interfaces"), "{}", e.expected);
+    }
+
+    #[test]
+    fn text_generic_link_attributes_after_a_kind_line_are_kept_on_the_link_not_as_its_options() {
+        let input = "\
+4: bond0: <BROADCAST,MULTICAST,MASTER,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000
+    link/ether 72:70:5e:5a:8a:d5 brd ff:ff:ff:ff:ff:ff promiscuity 0  allmulti 0 minmtu 68 maxmtu 65535
+    bond mode 802.3ad miimon 100 lacp_rate fast addrgenmode eui64 numtxqueues 16 gso_max_size 65536
+5: eth1: <BROADCAST,NOARP,SLAVE,UP,LOWER_UP> mtu 1500 qdisc noqueue master bond0 state UNKNOWN mode DEFAULT group default qlen 1000
+    link/ether 72:70:5e:5a:8a:d5 brd ff:ff:ff:ff:ff:ff
+    dummy
+    bond_slave state ACTIVE mii_status UP queue_id 0 prio 0 addrgenmode eui64 numtxqueues 1
+9: bond0.100@bond0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000
+    link/ether 72:70:5e:5a:8a:d5 brd ff:ff:ff:ff:ff:ff
+    vlan protocol 802.1Q id 100 <REORDER_HDR> ingress-qos-map { 0:1 } addrgenmode eui64 gro_max_size 65536
+";
+        let links = parse_ip_text(input).unwrap().links;
+        let bond = links[0].bond.as_ref().unwrap();
+        assert_eq!(bond.options.keys().collect::<Vec<_>>(), ["lacp_rate"]);
+        assert_eq!(
+            links[0].unknown,
+            [
+                "mode DEFAULT group default qlen 1000",
+                "brd ff:ff:ff:ff:ff:ff promiscuity 0 allmulti 0 minmtu 68 maxmtu 65535",
+                "addrgenmode eui64 numtxqueues 16 gso_max_size 65536",
+            ]
+        );
+        let slave = links[1].bond_slave.as_ref().unwrap();
+        assert_eq!(slave.options.keys().collect::<Vec<_>>(), ["prio", "queue_id"]);
+        assert!(
+            links[1]
+                .unknown
+                .contains(&"addrgenmode eui64 numtxqueues 1".to_owned())
+        );
+        let vlan = links[2].vlan.as_ref().unwrap();
+        assert_eq!(
+            (vlan.id, vlan.flags.clone()),
+            (100, vec!["REORDER_HDR".to_owned()])
+        );
+        assert_eq!(
+            links[2].unknown[2..],
+            [
+                "vlan protocol 802.1Q id 100 <REORDER_HDR> ingress-qos-map { 0:1 }",
+                "addrgenmode eui64 gro_max_size 65536",
+            ]
+        );
     }
 }
