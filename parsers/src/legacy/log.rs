@@ -1435,7 +1435,13 @@ mod tests {
             format!("ts=2026-02-01T00:00:07Z level=info node={node} component=main msg=\"run\"\n")
         };
         let block = |cmd: &str| format!("----- BEGIN {cmd} -----\nout\n----- END {cmd} -----\n");
-        let log = [
+        let credited = |pairs: &[(&str, &str)]| -> Vec<(String, Option<String>)> {
+            pairs
+                .iter()
+                .map(|(c, n)| ((*c).to_owned(), Some((*n).to_owned())))
+                .collect()
+        };
+        let head = [
             kv("edge-1"),
             block("a"),
             kv("edge-2"),
@@ -1444,27 +1450,29 @@ mod tests {
             block("b"),
             format!("[pod/p/c] {}", kv("edge-9")),
             kv("edge-4"),
-            format!(
-                "[pod/p/c] {}",
-                block("c")
-                    .replace('\n', "\n[pod/p/c] ")
-                    .trim_end_matches("[pod/p/c] ")
-            ),
+        ]
+        .concat();
+        let prefixed_c = format!(
+            "[pod/p/c] {}",
+            block("c")
+                .replace('\n', "\n[pod/p/c] ")
+                .trim_end_matches("[pod/p/c] ")
+        );
+        let log = [
+            head.clone(),
+            prefixed_c,
             block("d"),
             "Thu Feb  1 00:00:09 UTC 2026 [INFO] main: 3.x lines name no node\n".to_owned(),
             block("e"),
         ]
         .concat();
-        let expected: Vec<(String, Option<String>)> = [
+        let expected = credited(&[
             ("a", "edge-1"),
             ("b", "edge-3"),
             ("c", "edge-9"),
             ("d", "edge-4"),
             ("e", "edge-4"),
-        ]
-        .iter()
-        .map(|(c, n)| ((*c).to_owned(), Some((*n).to_owned())))
-        .collect();
+        ]);
         for chunk in [1, 2, 7, 64, 100, log.len()] {
             assert_eq!(
                 block_nodes(&log, chunk, MAX_STREAMS),
@@ -1474,29 +1482,14 @@ mod tests {
         }
         // With room for one stream only, the prefixed source shares the unprefixed stream: its
         // 4.x line is then the last one of that stream, and its block is that stream's too.
-        let shared: Vec<(String, Option<String>)> = [
+        let shared = credited(&[
             ("a", "edge-1"),
             ("b", "edge-3"),
             ("c", "edge-4"),
             ("d", "edge-4"),
             ("e", "edge-4"),
-        ]
-        .iter()
-        .map(|(c, n)| ((*c).to_owned(), Some((*n).to_owned())))
-        .collect();
-        let one_stream = [
-            kv("edge-1"),
-            block("a"),
-            kv("edge-2"),
-            "\u{1b}[0mts=2026-02-01T00:00:08Z level=info node=edge-3 component=main msg=\"x\"\n".to_owned(),
-            block("b"),
-            format!("[pod/p/c] {}", kv("edge-9")),
-            kv("edge-4"),
-            block("c"),
-            block("d"),
-            block("e"),
-        ]
-        .concat();
+        ]);
+        let one_stream = [head, block("c"), block("d"), block("e")].concat();
         for chunk in [1, 7, 64, one_stream.len()] {
             assert_eq!(
                 block_nodes(&one_stream, chunk, 1),
