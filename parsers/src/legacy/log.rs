@@ -1096,6 +1096,9 @@ impl LogReader {
                     let line = text.get(at..nl).unwrap_or("");
                     start = nl + 1;
                     if line.len() > self.max_line {
+                        // The cut line is handled from a buffer of its own: the node remembered
+                        // by offset into this chunk is copied first.
+                        self.core.flush_node(text);
                         self.handle_cut(line.as_bytes(), &mut emit);
                         continue;
                     }
@@ -1414,7 +1417,15 @@ mod tests {
 
     /// Every block of `log`, as (command, node), fed in chunks of `chunk` bytes.
     fn block_nodes(log: &str, chunk: usize, max_streams: usize) -> Vec<(String, Option<String>)> {
-        let mut reader = LogReader::new();
+        block_nodes_with(LogReader::new(), log, chunk, max_streams)
+    }
+
+    fn block_nodes_with(
+        mut reader: LogReader,
+        log: &str,
+        chunk: usize,
+        max_streams: usize,
+    ) -> Vec<(String, Option<String>)> {
         reader.core.max_streams = max_streams;
         let mut blocks = Vec::new();
         let mut take = |e: &LogEvent<'_>| {
@@ -1435,6 +1446,28 @@ mod tests {
             format!("ts=2026-02-01T00:00:07Z level=info node={node} component=main msg=\"run\"\n")
         };
         let block = |cmd: &str| format!("----- BEGIN {cmd} -----\nout\n----- END {cmd} -----\n");
+        // A line over the reader's cap is handled from a buffer of its own, between lines read
+        // straight from the chunk.
+        let overlong = format!("{}\n", "x".repeat(300));
+        let cut = [
+            kv("edge-7"),
+            overlong.clone(),
+            block("x"),
+            kv("edge-8"),
+            overlong,
+            block("y"),
+        ]
+        .concat();
+        for chunk in [1, 64, cut.len()] {
+            assert_eq!(
+                block_nodes_with(LogReader::with_limits(200, MAX_BLOCK), &cut, chunk, MAX_STREAMS),
+                vec![
+                    ("x".to_owned(), Some("edge-7".to_owned())),
+                    ("y".to_owned(), Some("edge-8".to_owned()))
+                ],
+                "an overlong line between, chunks of {chunk}"
+            );
+        }
         let credited = |pairs: &[(&str, &str)]| -> Vec<(String, Option<String>)> {
             pairs
                 .iter()
