@@ -508,6 +508,29 @@ fn header_word<'a>(
     Ok((tail.get(..end).unwrap_or(""), from + end))
 }
 
+/// A header word the contract lists, read without searching for its end: `prefix` at `at`, then
+/// one of `known` followed by a space. Returns the value and where the space is. Measured: typing
+/// the 4.x level and component this way, against a search for the word's end and a string match,
+/// makes the whole benchmark 2–3 % faster (the loop over the known words unrolls into compares
+/// with constants). The 3.x component read the same way was no faster.
+#[inline(always)]
+fn known_word<T>(
+    line: &str,
+    at: usize,
+    prefix: &str,
+    known: &[&str],
+    make: impl Fn(&str) -> T,
+) -> Option<(T, usize)> {
+    let rest = line.as_bytes().get(at..)?.strip_prefix(prefix.as_bytes())?;
+    let from = at + prefix.len();
+    for word in known {
+        if rest.get(word.len()) == Some(&b' ') && rest.starts_with(word.as_bytes()) {
+            return Some((make(word), from + word.len()));
+        }
+    }
+    None
+}
+
 fn parse_kv<'a>(
     line: &'a str,
     line_no: u64,
@@ -516,10 +539,17 @@ fn parse_kv<'a>(
 ) -> Result<LogEvent<'a>, Stop> {
     let ts = line.get(3..23).ok_or((3, "an RFC 3339 UTC time"))?;
     let time = scratch.minute.parse(ts).ok_or((3, "an RFC 3339 UTC time"))?;
-    let (level, at) = header_word(line, 23, " level=", "` level=`")?;
+    let (level, at) = match known_word(line, 23, " level=", Level::KNOWN, Level::from_text) {
+        Some(known) => known,
+        None => header_word(line, 23, " level=", "` level=`").map(|(w, at)| (Level::from_text(w), at))?,
+    };
     let (node, at) = header_word(line, at, " node=", "` node=`")?;
     scratch.node_at = at - node.len();
-    let (component, at) = header_word(line, at, " component=", "` component=`")?;
+    let (component, at) = match known_word(line, at, " component=", Component::KNOWN, Component::from_text) {
+        Some(known) => known,
+        None => header_word(line, at, " component=", "` component=`")
+            .map(|(w, at)| (Component::from_text(w), at))?,
+    };
     let rest = line.get(at..).unwrap_or("");
     if !rest.starts_with(" msg=\"") {
         return Err((at, "` msg=\"`"));
@@ -538,9 +568,9 @@ fn parse_kv<'a>(
         format: LogFormat::Kv,
         time,
         zone: "Z",
-        level: Level::from_text(level),
+        level,
         node: Some(node).filter(|n| !n.is_empty()),
-        component: Component::from_text(component),
+        component,
         msg_raw: (msg, msg_escaped),
         fields: fields.finish(),
     }))
@@ -1592,6 +1622,41 @@ mod tests {
         assert_eq!(
             fields(&format!("{head} (a=,, b=,,, c=x,)")),
             owned(&[("a", ","), ("b", ",,"), ("c", "x,")])
+        );
+    }
+
+    #[test]
+    fn a_4x_level_and_component_read_as_known_words_type_the_same_as_the_string_match() {
+        let line = |level: &str, component: &str| {
+            format!("ts=2026-02-01T00:00:07Z level={level} node=edge-1 component={component} msg=\"m\" k=v")
+        };
+        let words = Level::KNOWN
+            .iter()
+            .chain(["debug", "infox", "inf", "INFO", ""].iter());
+        for level in words {
+            let text = line(level, "main");
+            let record = parse_log_line(&text).expect("a 4.x line");
+            assert_eq!(record.level, Level::from_text(level), "level {level:?}");
+            assert_eq!(record.message(), "m");
+        }
+        let words = Component::KNOWN
+            .iter()
+            .chain(["mainline", "boo", "net-work", ""].iter());
+        for component in words {
+            let text = line("warn", component);
+            let record = parse_log_line(&text).expect("a 4.x line");
+            assert_eq!(
+                record.component,
+                Component::from_text(component),
+                "component {component:?}"
+            );
+            assert_eq!(record.fields.get("k").map(|f| f.raw), Some("v"));
+        }
+        let cut = "ts=2026-02-01T00:00:07Z level=info";
+        let err = parse_log_line(cut).unwrap_err().to_string();
+        assert!(
+            err.contains("column 35 (byte 34): expected more of the line header"),
+            "{err}"
         );
     }
 }
