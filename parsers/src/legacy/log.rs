@@ -111,6 +111,10 @@ struct Span {
     escaped: bool,
 }
 
+/// The longest line whose fields are read: offsets are kept as `u32`. The reader's line cap is far
+/// below it; a longer line given to [`parse_log_line`] is rejected.
+const MAX_FIELDS_LINE: usize = u32::MAX as usize;
+
 /// The fields of a line, in order: offsets into the line, in the reader's buffer (or, from
 /// [`parse_log_line`], in a vector of the record's own).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -178,13 +182,16 @@ impl<'a, 's> SpanSink<'a, 's> {
         Self { line, spans }
     }
 
-    /// Stores a field given as offsets into the line.
+    /// Stores a field given as offsets into the line, which `classify` has checked is at most
+    /// [`MAX_FIELDS_LINE`] bytes long: the offsets fit a `u32` and the casts lose nothing. A key
+    /// longer than `u16::MAX` bytes is cut to that.
+    #[inline]
     fn push_at(&mut self, key: usize, key_len: usize, value: usize, value_len: usize, escaped: bool) {
         self.spans.push(Span {
-            key: u32::try_from(key).unwrap_or(u32::MAX),
-            key_len: u16::try_from(key_len).unwrap_or(u16::MAX),
-            value: u32::try_from(value).unwrap_or(u32::MAX),
-            value_len: u32::try_from(value_len).unwrap_or(0),
+            key: key as u32,
+            key_len: key_len.min(usize::from(u16::MAX)) as u16,
+            value: value as u32,
+            value_len: value_len as u32,
             escaped,
         });
     }
@@ -736,6 +743,9 @@ fn classify<'a>(
     source: Option<&'a str>,
     scratch: &mut Scratch,
 ) -> Result<LogEvent<'a>, Stop> {
+    if line.len() > MAX_FIELDS_LINE {
+        return Err((MAX_FIELDS_LINE, "a line of at most 4 GiB"));
+    }
     if line.starts_with("ts=") {
         parse_kv(line, line_no, source, scratch)
     } else {
