@@ -289,9 +289,9 @@ fn pair_text(k: &str, v: Option<&str>) -> String {
     v.map_or_else(|| k.to_owned(), |v| format!("{k} {v}"))
 }
 
-/// Keeps text this parser does not type on the link, as printed, once.
+/// Keeps text this parser does not type on the link, as printed.
 fn keep(link: &mut IpLink, text: String) {
-    if !text.is_empty() && !link.unknown.contains(&text) {
+    if !text.is_empty() {
         link.unknown.push(text);
     }
 }
