@@ -316,16 +316,15 @@ const GENERIC_DETAILS: &[&str] = &[
 /// Splits a kind's detail text (`mode 802.3ad miimon 100 … addrgenmode eui64 …`) into its own
 /// part and the generic link attributes that follow it, if any.
 fn split_generic(text: &str) -> (&str, &str) {
-    let mut at = 0;
-    for word in text.split_whitespace() {
-        let start = text.get(at..).and_then(|t| t.find(word)).map_or(at, |i| at + i);
+    let mut start = 0;
+    for word in text.split(' ') {
         if GENERIC_DETAILS.contains(&word) {
             return (
                 text.get(..start).unwrap_or("").trim_end(),
                 text.get(start..).unwrap_or(""),
             );
         }
-        at = start + word.len();
+        start += word.len() + 1;
     }
     (text, "")
 }
