@@ -45,14 +45,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .or_else(|| std::env::var("NODE_NAME").ok())
         .filter(|n| !n.trim().is_empty())
         .context("no node name: pass --node or set NODE_NAME (the chart sets it from spec.nodeName)")?;
-    crate::cluster::init_tracing();
+    nodewright_kit::process::init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run_cluster(args, node))
 }
 
 async fn run_cluster(args: Args, node: String) -> anyhow::Result<()> {
-    let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-    let pod_name = crate::cluster::identity(args.pod_name.as_deref(), "nodewright-agent");
+    let client = nodewright_kit::process::client(args.kubeconfig.as_deref()).await?;
+    let pod_name = nodewright_kit::process::identity(args.pod_name.as_deref(), "nodewright-agent");
     let options = AgentOptions::new(node, args.namespace, pod_name, args.state_dir);
     let host = ProcessHost::new(Duration::from_secs(args.command_timeout_seconds.max(1)));
     eprintln!(
@@ -62,6 +62,6 @@ async fn run_cluster(args: Args, node: String) -> anyhow::Result<()> {
         options.namespace,
         options.state_dir.display()
     );
-    nodewright_agent_shim::run(client, options, host, crate::cluster::stop_signal()?).await?;
+    nodewright_agent_shim::run(client, options, host, nodewright_kit::process::stop_signal()?).await?;
     Ok(())
 }

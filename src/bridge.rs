@@ -7,20 +7,23 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use nodewright_bridge::index::LegacyNames;
 use nodewright_bridge::observe::ObserveConfig;
 use nodewright_bridge::run::BridgeOptions;
 use nodewright_bridge::source;
+use nodewright_kit::process::{ProcessArgs, stop_signal};
+
+use crate::cluster::LegacyArgs;
 
 /// Arguments of `nodewright bridge`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Kubeconfig of the cluster to observe (default: in-cluster configuration, then $KUBECONFIG).
-    #[arg(long, conflicts_with = "bundle")]
-    kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    process: ProcessArgs,
+    #[command(flatten)]
+    legacy: LegacyArgs,
     /// Read an offline bundle (a directory of `kubectl get … -o yaml` files and `<node>.log` files)
     /// instead of a cluster, print the observation and exit.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kubeconfig")]
     bundle: Option<PathBuf>,
     /// With --bundle: the time to observe at (RFC 3339). Default: the newest legacy timestamp in the bundle.
     #[arg(long, requires = "bundle")]
@@ -28,52 +31,21 @@ pub struct Args {
     /// With --bundle: print JSON instead of YAML.
     #[arg(long, requires = "bundle")]
     json: bool,
-    /// Namespace of Nodewright's objects (status, Events, the leader Lease).
-    #[arg(long, default_value = "nodewright-system")]
-    namespace: String,
-    /// Namespace of the legacy ConfigMaps and DaemonSet.
-    #[arg(long, default_value = "kube-system")]
-    legacy_namespace: String,
-    /// Name of the legacy DaemonSet.
-    #[arg(long, default_value = "vx-rail-node-init")]
-    legacy_daemonset: String,
-    /// Name of the EdgeCluster for this site.
-    #[arg(long, default_value = "site")]
-    cluster_name: String,
-    /// A node without a legacy heartbeat for this many seconds is LegacyStale.
-    #[arg(long, default_value_t = 300)]
-    stale_after: i64,
-    /// Address of the admin server (/metrics, /healthz, /readyz).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    admin_addr: SocketAddr,
-    /// Write without leader election (only safe with a single replica).
-    #[arg(long)]
-    no_leader_election: bool,
-    /// Do not follow the legacy pods' logs.
-    #[arg(long)]
-    no_logs: bool,
     /// Most status writes per second (a token bucket; bursts up to twice this).
     #[arg(long, default_value_t = 300.0)]
     max_writes_per_second: f64,
-    /// Name of this replica (default: $POD_NAME, then the host name).
-    #[arg(long)]
-    identity: Option<String>,
 }
+
+/// Where the bridge's admin server listens unless `--admin-addr` says otherwise.
+const ADMIN_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 
 impl Args {
     fn observe_config(&self) -> ObserveConfig {
         ObserveConfig {
-            cluster_name: self.cluster_name.clone(),
-            legacy_namespace: self.legacy_namespace.clone(),
-            legacy_daemon_set: self.legacy_daemonset.clone(),
-            stale_after_seconds: self.stale_after,
-        }
-    }
-
-    fn legacy(&self) -> LegacyNames {
-        LegacyNames {
-            namespace: self.legacy_namespace.clone(),
-            ..LegacyNames::default()
+            cluster_name: self.legacy.cluster_name.clone(),
+            legacy_namespace: self.legacy.legacy_namespace.clone(),
+            legacy_daemon_set: self.legacy.legacy_daemonset.clone(),
+            stale_after_seconds: self.legacy.stale_after,
         }
     }
 }
@@ -82,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.bundle {
         return bundle(&args, dir);
     }
-    crate::cluster::init_tracing();
+    nodewright_kit::process::init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run_cluster(args))
 }
@@ -98,7 +70,7 @@ fn bundle(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
         None => None,
     };
     let (observation, now) =
-        nodewright_bridge::run::observe_offline(changes, &args.legacy(), &args.observe_config(), now);
+        nodewright_bridge::run::observe_offline(changes, &args.legacy.names(), &args.observe_config(), now);
     eprintln!(
         "bundle {}: {} ConfigMaps, {} Nodes, {} logs, {} other objects skipped; observing at {}",
         dir.display(),
@@ -106,7 +78,7 @@ fn bundle(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
         summary.nodes,
         summary.logs.len(),
         summary.skipped,
-        nodewright_bridge::observe::time(now).0
+        nodewright_kit::clock::time(now).0
     );
     for sentence in &observation.unrepresentable {
         eprintln!("not represented: {sentence}");
@@ -122,31 +94,28 @@ fn bundle(args: &Args, dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn run_cluster(args: Args) -> anyhow::Result<()> {
-    let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-    let identity = crate::cluster::identity(args.identity.as_deref(), "nodewright-bridge");
-    let mut options = BridgeOptions::new(args.namespace.clone(), identity);
-    options.legacy = args.legacy();
+    let client = args.process.client().await?;
+    let admin_addr = args.process.admin_addr_or(ADMIN_ADDR);
+    let mut options = BridgeOptions::new(
+        args.process.namespace.clone(),
+        args.process.identity("nodewright-bridge"),
+    );
+    options.legacy = args.legacy.names();
     options.observe = args.observe_config();
-    options.admin_addr = Some(args.admin_addr);
+    options.admin_addr = Some(admin_addr);
     options.writer.max_writes_per_second = args.max_writes_per_second;
     options.writer.burst = (args.max_writes_per_second * 2.0).clamp(1.0, 100_000.0) as u32;
-    if args.no_leader_election {
-        options.lease = None;
-    }
+    options.lease = args.process.lease("nodewright-bridge");
     // The log source must outlive the loop: dropping it stops following.
-    let (_log_source, logs) = if args.no_logs {
-        (None, None)
-    } else {
-        crate::cluster::legacy_logs("bridge", &client, &args.legacy_namespace, &args.legacy_daemonset).await
-    };
+    let (_log_source, logs) = args.legacy.logs("bridge", &client).await;
     eprintln!(
         "nodewright bridge: observing {}/{} (ConfigMaps, Nodes{}), writing status into namespace {}; admin on http://{}",
-        args.legacy_namespace,
-        args.legacy_daemonset,
-        if args.no_logs { "" } else { ", pod logs" },
-        args.namespace,
-        args.admin_addr
+        args.legacy.legacy_namespace,
+        args.legacy.legacy_daemonset,
+        if args.legacy.no_logs { "" } else { ", pod logs" },
+        args.process.namespace,
+        admin_addr
     );
-    nodewright_bridge::run::run(client, options, logs, crate::cluster::stop_signal()?).await?;
+    nodewright_bridge::run::run(client, options, logs, stop_signal()?).await?;
     Ok(())
 }

@@ -1,79 +1,67 @@
-//! What the commands that run against a cluster share: the client, the replica's identity, the
-//! legacy pods' log source and the stop signals.
+//! What the commands that observe a legacy site share: the options naming the legacy objects
+//! ([`LegacyArgs`], flattened into `nodewright bridge` and `nodewright operator`) and the legacy
+//! pods' log source. The process options, the client, the identity and the stop signal are the
+//! kit's (`nodewright_kit::process`).
 
-use std::path::Path;
-
-use anyhow::Context;
 use kube::Client;
+use nodewright_bridge::index::LegacyNames;
 use nodewright_bridge::logs::LogSource;
 use nodewright_bridge::source::Change;
 use tokio::sync::mpsc;
 
-/// A client from `kubeconfig`, or from the in-cluster configuration, then `$KUBECONFIG`.
-pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("using {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no cluster configuration found")?,
-    };
-    Ok(Client::try_from(config)?)
+/// Where the legacy script keeps its state, and how the site is named: the options of every
+/// command that reads it, declared once.
+#[derive(clap::Args, Clone, Debug)]
+pub struct LegacyArgs {
+    /// Namespace of the legacy ConfigMaps and DaemonSet (the takeover ConfigMap goes there).
+    #[arg(long, default_value = "kube-system")]
+    pub legacy_namespace: String,
+    /// Name of the legacy DaemonSet.
+    #[arg(long, default_value = "vx-rail-node-init")]
+    pub legacy_daemonset: String,
+    /// Name of the EdgeCluster for this site.
+    #[arg(long, default_value = "site")]
+    pub cluster_name: String,
+    /// A node whose script has not reported for this many seconds is LegacyStale, and does not
+    /// hold a takeover back.
+    #[arg(long, default_value_t = 300)]
+    pub stale_after: i64,
+    /// Do not follow the legacy pods' logs (the storage-upgrade shadow reads them).
+    #[arg(long)]
+    pub no_logs: bool,
 }
 
-/// This replica's name: the argument, else `$POD_NAME`, else the host name, else `<fallback>-<pid>`.
-pub fn identity(arg: Option<&str>, fallback: &str) -> String {
-    arg.map(str::to_owned)
-        .or_else(|| std::env::var("POD_NAME").ok())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .unwrap_or_else(|| format!("{fallback}-{}", std::process::id()))
-}
-
-/// Follows the legacy DaemonSet's pods' logs. The returned source must outlive the loop: dropping
-/// it stops following. A failure to start is reported and yields no logs: ConfigMaps and Nodes
-/// carry most of the legacy state, so the command carries on without them.
-pub async fn legacy_logs(
-    command: &str,
-    client: &Client,
-    namespace: &str,
-    daemon_set: &str,
-) -> (Option<LogSource>, Option<mpsc::Receiver<Change>>) {
-    let config = nodewright_bridge::logs::LogSourceConfig::daemon_set(namespace, daemon_set);
-    match LogSource::start(client.clone(), config).await {
-        Ok((source, events)) => (Some(source), Some(nodewright_bridge::run::log_changes(events))),
-        Err(e) => {
-            eprintln!("nodewright {command}: not following the legacy pods' logs: {e}");
-            (None, None)
+impl LegacyArgs {
+    /// The names of the legacy objects.
+    pub fn names(&self) -> LegacyNames {
+        LegacyNames {
+            namespace: self.legacy_namespace.clone(),
+            ..LegacyNames::default()
         }
     }
-}
 
-/// Completes on SIGTERM (how Kubernetes stops a pod) or Ctrl-C (how a person stops a terminal run).
-pub fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    /// Follows the legacy DaemonSet's pods' logs, unless `--no-logs`. The returned source must
+    /// outlive the loop: dropping it stops following. A failure to start is reported and yields no
+    /// logs: ConfigMaps and Nodes carry most of the legacy state, so the command carries on
+    /// without them.
+    pub async fn logs(
+        &self,
+        command: &str,
+        client: &Client,
+    ) -> (Option<LogSource>, Option<mpsc::Receiver<Change>>) {
+        if self.no_logs {
+            return (None, None);
         }
-    })
-}
-
-/// Logs to standard error, filtered by `$RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        let config = nodewright_bridge::logs::LogSourceConfig::daemon_set(
+            &self.legacy_namespace,
+            &self.legacy_daemonset,
+        );
+        match LogSource::start(client.clone(), config).await {
+            Ok((source, events)) => (Some(source), Some(nodewright_bridge::run::log_changes(events))),
+            Err(e) => {
+                eprintln!("nodewright {command}: not following the legacy pods' logs: {e}");
+                (None, None)
+            }
+        }
+    }
 }

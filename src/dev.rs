@@ -229,7 +229,7 @@ impl Host for WallClockHosts {
     }
 
     fn advance(&mut self, seconds: u64) {
-        let behind = nodewright_bridge::run::unix_now() - Host::now(&self.0);
+        let behind = nodewright_kit::clock::unix_now() - Host::now(&self.0);
         let seconds = seconds.max(u64::try_from(behind).unwrap_or(0));
         Host::advance(&mut self.0, seconds);
     }
@@ -367,7 +367,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     // The fleet, in a thread of its own: the script runs as real processes, one loop per tick.
     let stop = Arc::new(AtomicBool::new(false));
     let scenario = fleet(args.nodes, args.tick_seconds);
-    let epoch = u64::try_from(nodewright_bridge::run::unix_now()).unwrap_or(0);
+    let epoch = u64::try_from(nodewright_kit::clock::unix_now()).unwrap_or(0);
     let mut world = WallClockHosts(world_for_at(&scenario, epoch)?);
     let work_dir = state_dir.join("fleet");
     let mut cluster = FleetCluster {

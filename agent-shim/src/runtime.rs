@@ -6,6 +6,7 @@
 //! One task runs at a time: a node's host steps never overlap. Errors of one task are logged and
 //! never stop the loop; only an unusable state directory does.
 
+use nodewright_kit::backoff::Backoff;
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
@@ -50,7 +51,7 @@ pub struct AgentOptions {
     pub takeover_grace: Duration,
     /// First delay between retries of an API call that failed for a transient reason.
     pub retry_initial: Duration,
-    /// Longest delay between those retries.
+    /// Longest delay between those retries (before jitter, which adds up to as much again).
     pub retry_max: Duration,
 }
 
@@ -293,11 +294,16 @@ impl<H: HostOps> Agent<H> {
         *self.stop.borrow()
     }
 
-    /// Sleeps for a retry delay; false when the agent is stopping.
-    async fn backoff(&self, delay: &mut Duration) -> bool {
+    /// Retry delays for one call: exponential from `retry_initial` to `retry_max`, with jitter, so
+    /// that the agents of many nodes that lost the API server together do not retry together.
+    fn retries(&self) -> Backoff {
+        Backoff::new(self.options.retry_initial, self.options.retry_max)
+    }
+
+    /// Sleeps for the next retry delay; false when the agent is stopping.
+    async fn backoff(&self, delays: &mut Backoff) -> bool {
         let mut stop = self.stop.clone();
-        let wait = *delay;
-        *delay = (*delay * 2).min(self.options.retry_max);
+        let wait = delays.next_delay();
         if *stop.borrow() {
             return false;
         }
@@ -309,13 +315,13 @@ impl<H: HostOps> Agent<H> {
 
     /// The task as the API server has it now; `None` when it is gone or the agent is stopping.
     async fn fetch(&self, name: &str) -> Option<NodeTask> {
-        let mut delay = self.options.retry_initial;
+        let mut delays = self.retries();
         loop {
             match self.api.get_opt(name).await {
                 Ok(task) => return task,
                 Err(e) if transient(&e) => {
                     warn!(task = name, error = %e, "reading the task failed; retrying");
-                    if !self.backoff(&mut delay).await {
+                    if !self.backoff(&mut delays).await {
                         return None;
                     }
                 }
@@ -333,7 +339,7 @@ impl<H: HostOps> Agent<H> {
         let name = task.name_any();
         let mut object = task.clone();
         object.status = Some(status);
-        let mut delay = self.options.retry_initial;
+        let mut delays = self.retries();
         loop {
             match self
                 .api
@@ -345,7 +351,7 @@ impl<H: HostOps> Agent<H> {
                 Err(e) if api_code(&e) == Some(404) => return Err(WriteError::Gone),
                 Err(e) if transient(&e) => {
                     warn!(task = %name, error = %e, "writing the task status failed; retrying");
-                    if !self.backoff(&mut delay).await {
+                    if !self.backoff(&mut delays).await {
                         return Err(WriteError::Stopping);
                     }
                 }
@@ -483,7 +489,7 @@ impl<H: HostOps> Agent<H> {
             }
         };
         let message = format!("{prefix}running {}", task.spec.step);
-        let mut delay = self.options.retry_initial;
+        let mut delays = self.retries();
         let claimed = loop {
             match claim(&self.api, task, &self.me.pod, &message, &now()).await {
                 Ok(Claim::Claimed(claimed)) => break *claimed,
@@ -494,7 +500,7 @@ impl<H: HostOps> Agent<H> {
                 Err(e) if api_code(&e) == Some(404) => return Err(WriteError::Gone),
                 Err(e) if transient(&e) => {
                     warn!(task = %name, error = %e, "claiming the task failed; retrying");
-                    if !self.backoff(&mut delay).await {
+                    if !self.backoff(&mut delays).await {
                         return Err(WriteError::Stopping);
                     }
                 }

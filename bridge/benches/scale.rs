@@ -232,7 +232,7 @@ async fn run_one(args: &Args, n: usize, log_dir: &Path) -> anyhow::Result<RunRes
 
     // The legacy site, as the script leaves it after a good iteration on every node.
     let names: Vec<String> = (0..n).map(|i| format!("edge-{i:05}")).collect();
-    let at = nodewright_bridge::run::unix_now();
+    let at = nodewright_kit::clock::unix_now();
     let started = Instant::now();
     legacy_site(&client, &names, at, args.concurrency).await?;
     r.create_s = started.elapsed().as_secs_f64();

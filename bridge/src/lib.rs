@@ -8,11 +8,9 @@
 
 pub mod fingerprint;
 pub mod index;
-pub mod lease;
 pub mod logs;
 pub mod metrics;
 pub mod observe;
-pub mod process;
 pub mod run;
 pub mod source;
 pub mod writer;

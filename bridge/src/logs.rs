@@ -19,10 +19,11 @@
 //!
 //! A pod is followed from the first watch event that shows it bound to a node (`spec.nodeName`, its
 //! node in every event) until its deletion; a stream that ends while the pod exists (a kubelet
-//! restart, a container restart, an error) is reconnected with doubling backoff.
+//! restart, a container restart, an error) is reconnected with doubling, jittered backoff.
 //!
 //! This module reads Pods, one DaemonSet and `pods/log`; it writes nothing.
 
+use nodewright_kit::backoff::Backoff;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -74,7 +75,8 @@ pub struct LogSourceConfig {
     pub pods: PodSelector,
     /// The container whose log to follow; `None` lets the API server pick the pod's only container.
     pub container: Option<String>,
-    /// The first wait before reconnecting a cut stream; it doubles on each failure in a row.
+    /// The first wait before reconnecting a cut stream; it doubles on each failure in a row, with
+    /// jitter (see [`Backoff`]).
     pub initial_backoff: Duration,
     /// The longest wait before reconnecting.
     pub max_backoff: Duration,
@@ -462,7 +464,7 @@ async fn follow(
         return;
     }
     let mut state = PodLogState::default();
-    let mut delay = config.initial_backoff;
+    let mut backoff = Backoff::new(config.initial_backoff, config.max_backoff);
     loop {
         let params = LogParams {
             container: config.container.clone(),
@@ -478,14 +480,13 @@ async fn follow(
         };
         match end {
             StreamEnd::ReceiverGone => return,
-            StreamEnd::Cut { delivered: true } => delay = config.initial_backoff,
+            StreamEnd::Cut { delivered: true } => backoff.reset(),
             StreamEnd::Cut { delivered: false } => {}
         }
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
+            () = tokio::time::sleep(backoff.next_delay()) => {}
             _ = stop.wait_for(|s| *s) => break,
         }
-        delay = (delay * 2).min(config.max_backoff);
     }
     let _ = tx
         .send(LogEvent::Ended {

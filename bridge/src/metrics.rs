@@ -1,9 +1,8 @@
-//! Prometheus metrics and the admin HTTP server (`/metrics`, `/healthz`, `/readyz`).
+//! The bridge's Prometheus metrics; the kit's admin server serves them (`/metrics`).
 //!
 //! Boundaries: this module owns its own [`Registry`] (never the process-global one) and takes plain
 //! data ([`NodeMetrics`], strings, durations), so it depends on no other bridge module and the
-//! callers decide what the values mean. The only I/O it does is answering HTTP on the listener it is
-//! given; it never talks to the Kubernetes API.
+//! callers decide what the values mean. It does no I/O.
 //!
 //! Naming follows the Prometheus conventions (prefix `nodewright_bridge_`, base units, `_total`
 //! counters, `_seconds` histograms) and, for enum-like values, kube-state-metrics: each Node
@@ -11,18 +10,13 @@
 //! the upgrade state one series for the current state only (zeros for the 20 other states would add
 //! nothing); either way an alert is a plain `== 1`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use futures::StreamExt as _;
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use nodewright_kit::admin::Chunks;
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -30,9 +24,8 @@ use prometheus::{
 /// The prefix of every metric name (without its trailing `_`, which the registry adds).
 pub const METRIC_PREFIX: &str = "nodewright_bridge";
 
-/// The content type of `/metrics`: the text exposition format 0.0.4, with the charset that
-/// client_golang sends (`prometheus::TEXT_FORMAT` leaves it out).
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of `/metrics` (the kit's admin server sends it).
+pub use nodewright_kit::admin::CONTENT_TYPE;
 
 /// Buckets of `reconcile_duration_seconds`: computing status is pure and usually sub-millisecond,
 /// so the buckets start lower than the client's defaults.
@@ -552,107 +545,7 @@ impl Metrics {
     }
 }
 
-/// Liveness and readiness of the bridge, shared by the process loop (which reports) and the admin
-/// server (which answers the probes). Clones share the same state.
-///
-/// - Live (`/healthz`): the process loop called [`Health::beat`] within the last `stall_after`.
-///   The loop must therefore beat on a timer shorter than that, not only on events, so that a
-///   quiet cluster is not mistaken for a stuck loop; a loop that is stuck (deadlock, blocked
-///   call) stops beating and the kubelet restarts the pod.
-/// - Ready (`/readyz`): every source named at creation has reported its first full list through
-///   [`Health::synced`]. Readiness never goes back: after a relist the index is still usable.
-#[derive(Clone, Debug)]
-pub struct Health {
-    inner: Arc<Mutex<HealthState>>,
-    stall_after: Duration,
-}
-
-#[derive(Debug)]
-struct HealthState {
-    last_beat: Instant,
-    pending: BTreeSet<String>,
-}
-
-impl Health {
-    /// A bridge that is live (as if it had just beaten) and waits for the first full list of each
-    /// of `sources`. With no sources it is ready at once.
-    pub fn new<I, S>(sources: I, stall_after: Duration) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let state = HealthState {
-            last_beat: Instant::now(),
-            pending: sources.into_iter().map(Into::into).collect(),
-        };
-        Health {
-            inner: Arc::new(Mutex::new(state)),
-            stall_after,
-        }
-    }
-
-    /// The process loop is alive: call it on every turn of the loop, including timer ticks.
-    pub fn beat(&self) {
-        lock(&self.inner).last_beat = Instant::now();
-    }
-
-    /// `source` has delivered its first full list. A source that was not named at creation, or
-    /// that already synced, changes nothing.
-    pub fn synced(&self, source: &str) {
-        lock(&self.inner).pending.remove(source);
-    }
-
-    /// `Ok` while live, or a one-line reason.
-    pub fn liveness(&self) -> Result<(), String> {
-        self.liveness_at(Instant::now())
-    }
-
-    fn liveness_at(&self, now: Instant) -> Result<(), String> {
-        let since = now.saturating_duration_since(lock(&self.inner).last_beat);
-        if since <= self.stall_after {
-            Ok(())
-        } else {
-            Err(format!(
-                "process loop stalled: last beat {:.1}s ago (limit {:.1}s)",
-                since.as_secs_f64(),
-                self.stall_after.as_secs_f64()
-            ))
-        }
-    }
-
-    /// `Ok` once every source has synced, or a one-line reason naming those that have not.
-    pub fn readiness(&self) -> Result<(), String> {
-        let state = lock(&self.inner);
-        if state.pending.is_empty() {
-            Ok(())
-        } else {
-            let pending: Vec<&str> = state.pending.iter().map(String::as_str).collect();
-            Err(format!(
-                "waiting for the first full list of: {}",
-                pending.join(", ")
-            ))
-        }
-    }
-}
-
-/// The body of `/metrics`, chunk by chunk.
-pub type Chunks = futures::stream::BoxStream<'static, Result<String, std::convert::Infallible>>;
-
-/// Something whose metrics the admin server serves in the text format.
-pub trait Encode: Send + Sync + 'static {
-    /// The metrics, in the Prometheus text format.
-    fn encode(&self) -> Result<String, prometheus::Error>;
-
-    /// The same text as a stream of chunks, so that a large scrape need not be held whole. An
-    /// error is returned before the first chunk, so that the response can still say so. By
-    /// default, the whole of [`Encode::encode`] in one chunk.
-    fn chunks(self: Arc<Self>) -> Result<Chunks, prometheus::Error> {
-        let text = self.encode()?;
-        Ok(Box::pin(futures::stream::once(async move { Ok(text) })))
-    }
-}
-
-impl Encode for Metrics {
+impl nodewright_kit::admin::Encode for Metrics {
     fn encode(&self) -> Result<String, prometheus::Error> {
         Metrics::encode(self)
     }
@@ -670,70 +563,11 @@ impl Encode for Metrics {
     }
 }
 
-impl Encode for Registry {
-    fn encode(&self) -> Result<String, prometheus::Error> {
-        TextEncoder::new().encode_to_string(&self.gather())
-    }
-}
-
-#[derive(Clone)]
-struct AdminState {
-    metrics: Arc<dyn Encode>,
-    health: Health,
-}
-
-fn probe(result: Result<(), String>) -> Response {
-    match result {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
-    }
-}
-
-async fn get_metrics(State(state): State<AdminState>) -> Response {
-    match state.metrics.chunks() {
-        Ok(chunks) => (
-            [(header::CONTENT_TYPE, CONTENT_TYPE)],
-            axum::body::Body::from_stream(chunks),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "encoding metrics failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("encoding metrics failed: {e}\n"),
-            )
-                .into_response()
-        }
-    }
-}
-
-async fn get_healthz(State(state): State<AdminState>) -> Response {
-    probe(state.health.liveness())
-}
-
-async fn get_readyz(State(state): State<AdminState>) -> Response {
-    probe(state.health.readiness())
-}
-
-/// Serves `GET /metrics`, `GET /healthz` and `GET /readyz` on `listener` until `shutdown`
-/// completes, then lets requests in flight finish and returns.
-pub async fn serve_admin(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<dyn Encode>,
-    health: Health,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = Router::new()
-        .route("/metrics", get(get_metrics))
-        .route("/healthz", get(get_healthz))
-        .route("/readyz", get(get_readyz))
-        .with_state(AdminState { metrics, health });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nodewright_kit::admin::Encode as _;
+    use std::collections::BTreeSet;
 
     fn metrics() -> Metrics {
         Metrics::new().expect("the families register")
@@ -1100,52 +934,5 @@ mod tests {
             samples(&m, "nodewright_bridge_node_upgrade_state"),
             [r#"nodewright_bridge_node_upgrade_state{node="edge-1",state="odd \"state\"\n"} 1"#]
         );
-    }
-
-    #[test]
-    fn readiness_waits_for_every_source_and_names_those_missing() {
-        let health = Health::new(["nodes", "configmaps", "pods"], Duration::from_secs(30));
-        assert_eq!(
-            health.readiness(),
-            Err("waiting for the first full list of: configmaps, nodes, pods".to_owned())
-        );
-        health.synced("nodes");
-        health.synced("pods");
-        health.synced("not-a-source");
-        assert_eq!(
-            health.readiness(),
-            Err("waiting for the first full list of: configmaps".to_owned())
-        );
-        health.synced("configmaps");
-        assert_eq!(health.readiness(), Ok(()));
-    }
-
-    #[test]
-    fn a_bridge_without_sources_is_ready_at_once() {
-        assert_eq!(
-            Health::new(Vec::<String>::new(), Duration::from_secs(1)).readiness(),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn liveness_fails_once_the_loop_stops_beating() {
-        let health = Health::new(["nodes"], Duration::from_secs(10));
-        health.beat();
-        let now = Instant::now();
-        assert_eq!(health.liveness_at(now), Ok(()));
-        assert_eq!(health.liveness_at(now + Duration::from_secs(5)), Ok(()));
-        let err = health.liveness_at(now + Duration::from_secs(11)).unwrap_err();
-        assert!(err.starts_with("process loop stalled: last beat 1"), "{err}");
-        assert!(err.ends_with("(limit 10.0s)"), "{err}");
-        assert!(!err.contains('\n'));
-    }
-
-    #[test]
-    fn clones_of_health_share_their_state() {
-        let health = Health::new(["nodes"], Duration::from_secs(10));
-        let probe_side = health.clone();
-        health.synced("nodes");
-        assert_eq!(probe_side.readiness(), Ok(()));
     }
 }

@@ -9,8 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use nodewright_api::bondflip::{BondFlipPhase, BondFlipSpec, BondFlipStatus, BondState, BondTarget};
 use nodewright_api::common::{
     ClusterRef, ConditionStatus, PhaseTransition, WorkflowOwner, condition_type as ct, set_condition,
@@ -87,10 +86,7 @@ pub struct Observation {
     pub unrepresentable: Vec<String>,
 }
 
-/// Converts Unix seconds to a Kubernetes time; out-of-range values clamp to the epoch.
-pub fn time(unix: i64) -> Time {
-    Time(Timestamp::from_second(unix).unwrap_or(Timestamp::UNIX_EPOCH))
-}
+use nodewright_kit::clock::time;
 
 fn rfc3339(unix: i64) -> String {
     time(unix).0.to_string()

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::ApiResource;
@@ -25,11 +25,13 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::index::{Diagnostic, Dirty, Index, LegacyNames};
-use crate::lease::LeaseConfig;
-use crate::metrics::{BondMetrics, Health, Metrics, NodeMetrics};
+use crate::metrics::{BondMetrics, Metrics, NodeMetrics};
 use crate::observe::{Observation, ObserveConfig, Observed, observe};
 use crate::source::{self, Change};
 use crate::writer::{Desired, Fingerprints, StatusWriter, WriteReport, WriterConfig};
+use nodewright_kit::admin::Health;
+use nodewright_kit::clock::unix_now;
+use nodewright_kit::lease::LeaseConfig;
 
 /// How long the loop may go without a turn before `/healthz` fails.
 const LIVENESS_LIMIT: Duration = Duration::from_secs(300);
@@ -69,14 +71,11 @@ impl BridgeOptions {
             legacy: LegacyNames::default(),
             observe: ObserveConfig::default(),
             admin_addr: None,
-            lease: Some(LeaseConfig {
-                namespace: namespace.clone(),
-                name: "nodewright-bridge".to_owned(),
-                identity: identity.clone(),
-                lease_duration: Duration::from_secs(15),
-                renew_interval: Duration::from_secs(5),
-                retry_interval: Duration::from_secs(2),
-            }),
+            lease: Some(LeaseConfig::standard(
+                namespace.clone(),
+                "nodewright-bridge",
+                identity.clone(),
+            )),
             // A site's legacy loops change each node's status about every 30 s: 5,000 nodes
             // are about 170 changes a second. The limit sits above that and protects the API
             // server from a burst (a relist after an outage rewrites every object once).
@@ -117,13 +116,6 @@ impl Error {
             Error::Admin { .. } => "admin",
         }
     }
-}
-
-/// The current time in Unix seconds.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The index and the last observation: the state of one bridge, without any I/O.
@@ -484,13 +476,13 @@ pub async fn run(
     };
 
     if let Some(addr) = options.admin_addr {
-        crate::process::start_admin(addr, metrics.clone(), health.clone(), stopped())
+        nodewright_kit::admin::start_admin(addr, metrics.clone(), health.clone(), stopped())
             .await
             .map_err(|source| Error::Admin { addr, source })?;
     }
-    let (leader, elector) = crate::process::start_election(&client, options.lease.clone(), stopped());
+    let (leader, elector) = nodewright_kit::lease::start_election(&client, options.lease.clone(), stopped());
     let watch_metrics = metrics.clone();
-    let mut rx = crate::process::start_sources(&client, &options.legacy.namespace, logs, move |_| {
+    let mut rx = source::start_sources(&client, &options.legacy.namespace, logs, move |_| {
         watch_metrics.watch_event("watch", "error", None);
     });
 

@@ -6,6 +6,9 @@
 //! resourceVersion): kube-runtime's watcher starts over with a list, which arrives here as one
 //! [`Change::Reset`] holding every object, so objects deleted while the bridge was not watching
 //! disappear from the index too.
+//!
+//! [`start_sources`] merges the watches and the legacy pods' log lines into the one stream of
+//! changes that the bridge's and the operator's loops read.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,6 +17,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
+use tokio::sync::mpsc;
 
 use crate::index::Index;
 
@@ -411,6 +415,57 @@ pub fn newest_legacy_time(index: &Index) -> Option<i64> {
         .values()
         .filter_map(crate::index::NodeEntry::heartbeat)
         .max()
+}
+
+/// Watches the legacy ConfigMaps of `legacy_namespace` and every Node, and forwards `logs`, into
+/// one channel. A watch error is passed to `on_error` (for logs and metrics); the watch carries
+/// on with backoff.
+pub fn start_sources(
+    client: &Client,
+    legacy_namespace: &str,
+    logs: Option<mpsc::Receiver<Change>>,
+    on_error: impl Fn(&kube::runtime::watcher::Error) + Clone + Send + Sync + 'static,
+) -> mpsc::Receiver<Change> {
+    let (tx, rx) = mpsc::channel::<Change>(1024);
+    forward(
+        watch_config_maps(client.clone(), legacy_namespace),
+        tx.clone(),
+        on_error.clone(),
+    );
+    forward(watch_nodes(client.clone()), tx.clone(), on_error);
+    if let Some(mut logs) = logs {
+        tokio::spawn(async move {
+            while let Some(c) = logs.recv().await {
+                if tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+fn forward(
+    stream: impl futures::Stream<Item = Result<Change, kube::runtime::watcher::Error>> + Send + 'static,
+    tx: mpsc::Sender<Change>,
+    on_error: impl Fn(&kube::runtime::watcher::Error) + Send + Sync + 'static,
+) {
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(change) => {
+                    if tx.send(change).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    on_error(&e);
+                    tracing::warn!(error = %e, "watch failed; retrying with backoff");
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]

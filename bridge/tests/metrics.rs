@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nodewright_bridge::metrics::{BondMetrics, CONTENT_TYPE, Health, Metrics, NodeMetrics, serve_admin};
+use nodewright_bridge::metrics::{BondMetrics, Metrics, NodeMetrics};
+use nodewright_kit::admin::{CONTENT_TYPE, Health, serve_admin};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

@@ -750,7 +750,7 @@ pub fn enter(
     now: i64,
     generation: Option<i64>,
 ) {
-    let at = nodewright_bridge::observe::time(now);
+    let at = nodewright_kit::clock::time(now);
     if status.started_at.is_none() && phase != Phase::Pending {
         status.started_at = Some(at.clone());
     }
@@ -833,7 +833,7 @@ mod tests {
     }
 
     fn at(unix: i64) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
-        nodewright_bridge::observe::time(unix)
+        nodewright_kit::clock::time(unix)
     }
 
     fn in_phase(history: &[(Phase, i64)]) -> MigrationStatus {

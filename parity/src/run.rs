@@ -29,10 +29,10 @@ use nodewright_api::migration::{Migration, MigrationStatus};
 use nodewright_api::nodetask::{NodeTask, NodeTaskSpec, WorkflowKind, WorkflowRef};
 use nodewright_api::{WorkflowMode, WorkflowOwner};
 use nodewright_bridge::index::{Index, LegacyNames};
-use nodewright_bridge::lease::LeaseConfig;
-use nodewright_bridge::metrics::Health;
-use nodewright_bridge::process;
 use nodewright_bridge::source::{self, Change};
+use nodewright_kit::admin::{self, Health};
+use nodewright_kit::clock::unix_now;
+use nodewright_kit::lease::{self, LeaseConfig};
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -303,7 +303,7 @@ pub fn task_results(tasks: &[NodeTask]) -> BTreeMap<String, TaskResult> {
 /// The `Progressing` condition: what the migration waits for (`reason` empty when it moved on).
 fn set_waiting(status: &mut MigrationStatus, reason: &str, now: i64, generation: Option<i64>) {
     use nodewright_api::common::{ConditionStatus, set_condition};
-    let at = nodewright_bridge::observe::time(now);
+    let at = nodewright_kit::clock::time(now);
     let (s, r, msg) = if mig::is_over(status) {
         (ConditionStatus::False, "Finished", "the migration is over")
     } else if reason.is_empty() {
@@ -371,14 +371,8 @@ fn api_divergence(d: &Divergence, at: &Time) -> ApiDivergence {
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 fn time_at(unix: i64) -> Time {
-    nodewright_bridge::observe::time(unix)
+    nodewright_kit::clock::time(unix)
 }
 
 /// State the loop carries from turn to turn.
@@ -789,12 +783,12 @@ pub async fn run(
     };
     if let Some(addr) = options.admin_addr {
         let registry = Arc::new(metrics.registry().clone());
-        process::start_admin(addr, registry, health.clone(), stopped())
+        admin::start_admin(addr, registry, health.clone(), stopped())
             .await
             .map_err(|source| Error::Admin { addr, source })?;
     }
-    let (leader, elector) = process::start_election(&client, options.lease.clone(), stopped());
-    let mut rx = process::start_sources(&client, &options.legacy.namespace, logs, |_| {});
+    let (leader, elector) = lease::start_election(&client, options.lease.clone(), stopped());
+    let mut rx = source::start_sources(&client, &options.legacy.namespace, logs, |_| {});
 
     let recorder = Recorder::new(
         client.clone(),

@@ -284,7 +284,7 @@ pub fn migration(index: &Index, facts: &migration::Facts, last_look: i64) -> Vec
             phase: Some(*a),
             history: vec![nodewright_api::common::PhaseTransition {
                 phase: *a,
-                at: nodewright_bridge::observe::time(*entered_a),
+                at: nodewright_kit::clock::time(*entered_a),
                 message: None,
             }],
             ..MigrationStatus::default()

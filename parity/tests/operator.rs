@@ -22,7 +22,7 @@ use tokio::sync::oneshot;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn now() -> i64 {
-    nodewright_bridge::run::unix_now()
+    nodewright_kit::clock::unix_now()
 }
 
 fn rfc3339(unix: i64) -> String {

@@ -23,7 +23,7 @@ pub fn rfc3339(unix: i64) -> String {
 }
 
 pub fn now() -> i64 {
-    nodewright_bridge::run::unix_now()
+    nodewright_kit::clock::unix_now()
 }
 
 /// A legacy site of `nodes` nodes in `legacy_ns`, as the script leaves it after a good iteration.

@@ -216,7 +216,7 @@ fn a_migration_owned_by_the_operator_completes_once_through_a_kill_of_the_operat
         |e| !matches!(&e.action, Action::Kubectl(a) if a.iter().any(|x| x.contains("\"migration\""))),
     );
     scenario.ticks = 30;
-    let epoch = u64::try_from(nodewright_bridge::run::unix_now()).unwrap();
+    let epoch = u64::try_from(nodewright_kit::clock::unix_now()).unwrap();
     let world = SharedWorld(Arc::new(Mutex::new(run::world_for_at(&scenario, epoch).unwrap())));
     let state = tempfile::tempdir().unwrap();
     let hosts_of: BTreeMap<String, AgentHost> = names

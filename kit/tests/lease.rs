@@ -14,7 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
-use nodewright_bridge::lease::{LeaderElector, LeaseConfig};
+use nodewright_kit::lease::{LeaderElector, LeaseConfig};
 use nodewright_testenv::TestContext;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};

@@ -1,0 +1,19 @@
+//! The process kit: what every long-running Nodewright process needs around its own loop, and
+//! nothing about what that loop decides.
+//!
+//! - [`lease`]: leader election on a Lease, so that two replicas never both write;
+//! - [`admin`]: the admin server (`/metrics`, `/healthz`, `/readyz`) and the [`admin::Health`] a
+//!   loop reports to it;
+//! - [`clock`]: wall-clock time, read once per turn at the edge;
+//! - [`backoff`]: exponential backoff with jitter for retries and reconnects;
+//! - [`process`]: the shared command-line options, the client, the replica's identity, logging and
+//!   the stop signal.
+//!
+//! Boundaries: the kit talks to the Kubernetes API only about its Lease; it knows nothing of the
+//! legacy script, of Nodewright's resources or of any workflow.
+
+pub mod admin;
+pub mod backoff;
+pub mod clock;
+pub mod lease;
+pub mod process;
