@@ -7,16 +7,23 @@
 //! - [`migration`]: the single-to-multi-node migration's phase machine as a pure decision.
 //! - [`shadow`]: what the operator would have done, compared with what the script did.
 //! - [`observed`]: the facts those functions take, read from the bridge's index.
+//! - [`controllers`]: the shape every owned workflow has (gather → pure plan → guarded writes)
+//!   and one module per workflow that implements it; [`gather`] keeps what the plans' guards need.
+//! - [`writer`]: the one writer, which checks leadership before each write and guards each one.
 //!
-//! Everything but [`run`] is pure and tested without an API server; [`run`] is the operator's
-//! process loop, the one module that reads and writes the API.
+//! Everything but [`run`] and [`writer`] is pure and tested without an API server; [`run`] is the
+//! operator's process loop, which reads the API through watches, and [`writer`] the one place
+//! that writes it.
 
+pub mod controllers;
+pub mod gather;
 pub mod migration;
 pub mod observed;
 pub mod run;
 pub mod shadow;
 pub mod taints;
 pub mod takeover;
+pub mod writer;
 
 pub use shadow::Divergence;
 pub use takeover::{Takeover, Workflow};

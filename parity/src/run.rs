@@ -1,15 +1,21 @@
-//! The operator's process loop: the only module of this crate that talks to the API server.
+//! The operator's process loop: gather → plan → write, one turn at a time.
 //!
-//! Each turn it reads the site's `EdgeCluster`, plans the takeover ([`crate::takeover::plan`]),
-//! projects it into the takeover ConfigMap, acts on the workflows it owns once every live script
-//! has acknowledged them (taints, through Node patches guarded by the Node's resourceVersion),
-//! records shadow divergences (status, a counter, an Event each) and writes its part of the
-//! EdgeCluster status. Its index is fed by the same watches as the bridge's.
+//! *Gather*: the same watches as the bridge's (legacy ConfigMaps, Nodes, the legacy pods' logs)
+//! feed the bridge's index and [`Gathered`]; reflectors keep the site's `EdgeCluster`, its
+//! `Migration`s and `NodeTask`s. Any change schedules a turn after a short debounce; a turn also
+//! runs every `interval` without one, since time passing is a fact too.
 //!
-//! What it may touch: the takeover ConfigMap, Nodes' `vx-rail.io/storage-not-ready` and
-//! `vx-rail.io/upgrade-in-progress` taints and `vx-rail.io/storage-ready` label (taints in
-//! `operator` mode only), the EdgeCluster's `status.takeover` and `status.divergences`, Events,
-//! and its Lease.
+//! *Plan* ([`plan_turn`], pure): the takeover ([`crate::takeover::plan`]) and its projection, the
+//! plans of the [`crate::controllers`] whose workflow is in `operator` mode once every live script
+//! acknowledged it, the shadow divergences, and the operator's part of the EdgeCluster status.
+//!
+//! *Write*: everything through the one [`Writer`], which checks leadership before each write and
+//! guards each one.
+//!
+//! What it may touch: the takeover ConfigMap; in `operator` mode the Nodes' taints and labels the
+//! owned workflows manage, the legacy cluster-state keys the migration writes, NodeTasks and
+//! Migration statuses; the EdgeCluster's `status.takeover` and `status.divergences`; Events; and
+//! its Lease.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
@@ -17,17 +23,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Taint};
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource, ResourceExt};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use nodewright_api::WorkflowMode;
 use nodewright_api::edgecluster::{
     Divergence as ApiDivergence, EdgeCluster, TakeoverStatus, WorkflowTakeover,
 };
-use nodewright_api::migration::{Migration, MigrationStatus};
-use nodewright_api::nodetask::{NodeTask, NodeTaskSpec, WorkflowKind, WorkflowRef};
-use nodewright_api::{WorkflowMode, WorkflowOwner};
+use nodewright_api::migration::Migration;
+use nodewright_api::nodetask::NodeTask;
 use nodewright_bridge::index::{Index, LegacyNames};
 use nodewright_bridge::source::{self, Change};
 use nodewright_kit::admin::{self, Health};
@@ -35,16 +41,19 @@ use nodewright_kit::clock::unix_now;
 use nodewright_kit::lease::{self, LeaseConfig};
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::Instant;
 
-use crate::migration::{self as mig, Action as MigAction, Outcome, TaskRequest, TaskResult};
+use crate::controllers::{self, Sequence, Settings, Snapshot, WorkflowController};
+use crate::gather::Gathered;
+use crate::migration as mig;
 use crate::observed;
 use crate::shadow::{self, Divergence};
-use crate::taints::{self, TaintAction};
 use crate::takeover::{self, Plan, Takeover, Workflow};
+use crate::writer::Writer;
 
-/// The field manager of every write the operator makes.
-pub const FIELD_MANAGER: &str = "nodewright-operator";
+pub use crate::writer::FIELD_MANAGER;
+
 /// Divergences kept in status.
 pub const KEEP_DIVERGENCES: usize = 20;
 
@@ -59,8 +68,12 @@ pub struct OperatorOptions {
     pub legacy: LegacyNames,
     /// A script that has not reported for this long does not hold a takeover back (seconds).
     pub stale_after: i64,
-    /// Time between turns.
+    /// A turn runs at least this often without any change (time passing is a fact too: a script
+    /// goes stale, a migration phase times out).
     pub interval: Duration,
+    /// How long a turn waits after the first change that calls for it, so that a burst of
+    /// changes (a relist, the script's writes of one loop) is decided once.
+    pub debounce: Duration,
     /// A migration phase that waits longer than this fails and rolls back (seconds).
     pub migration_timeout: i64,
     /// Leader election; `None` acts without electing (a single replica).
@@ -84,6 +97,7 @@ impl OperatorOptions {
             legacy: LegacyNames::default(),
             stale_after: 300,
             interval: Duration::from_secs(5),
+            debounce: Duration::from_millis(100),
             migration_timeout: mig::DEFAULT_TIMEOUT,
             lease: None,
             admin_addr: None,
@@ -106,17 +120,6 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
-}
-
-/// Errors of one turn; the next turn tries again.
-#[derive(Debug, thiserror::Error)]
-enum TurnError {
-    #[error("reading EdgeCluster {0}: {1}")]
-    ReadCluster(String, kube::Error),
-    #[error("writing the takeover ConfigMap: {0}")]
-    WriteTakeover(kube::Error),
-    #[error("writing EdgeCluster status: {0}")]
-    WriteStatus(kube::Error),
 }
 
 /// The operator's metrics.
@@ -144,9 +147,9 @@ impl OperatorMetrics {
         let actions = IntCounterVec::new(
             Opts::new(
                 "nodewright_operator_actions_total",
-                "Changes the operator made for the workflows it owns, by workflow, action and result",
+                "Writes the operator's controllers asked for, by workflow, kind of write (task, node, cluster-state, status) and result (ok, conflict, not-leader, error)",
             ),
-            &["workflow", "action", "result"],
+            &["workflow", "kind", "result"],
         )?;
         let mode = IntGaugeVec::new(
             Opts::new(
@@ -191,127 +194,6 @@ impl OperatorMetrics {
             }
         }
     }
-}
-
-/// The taints a Node should carry after `action`, from the taints it carries now; `None` when the
-/// action does not touch taints or changes nothing.
-pub fn taints_after(current: &[Taint], action: &TaintAction) -> Option<Vec<Taint>> {
-    let without = |key: &str| -> Vec<Taint> {
-        current
-            .iter()
-            .filter(|t| !(t.key == key && t.effect == "NoSchedule"))
-            .cloned()
-            .collect()
-    };
-    let next = match action {
-        TaintAction::Taint { reason } => {
-            let mut next = without(taints::STORAGE_TAINT);
-            next.push(Taint {
-                key: taints::STORAGE_TAINT.to_owned(),
-                value: Some(reason.clone()),
-                effect: "NoSchedule".to_owned(),
-                time_added: None,
-            });
-            next
-        }
-        TaintAction::Untaint => without(taints::STORAGE_TAINT),
-        TaintAction::RemoveUpgradeTaint => without(taints::UPGRADE_TAINT),
-        TaintAction::Label { .. } => return None,
-    };
-    (next != current).then_some(next)
-}
-
-/// The merge patch for one action on a Node as it is now. It carries the Node's resourceVersion,
-/// which makes it conditional: a Node changed since it was read is not overwritten (the API server
-/// answers 409 Conflict and the next turn decides again). `None` when nothing would change.
-pub fn node_patch(node: &Node, action: &TaintAction) -> Option<serde_json::Value> {
-    let rv = node.metadata.resource_version.clone().unwrap_or_default();
-    match action {
-        TaintAction::Label { ready } => Some(json!({
-            "metadata": {
-                "resourceVersion": rv,
-                "labels": {taints::READY_LABEL: ready.to_string()},
-            }
-        })),
-        _ => {
-            let current = node
-                .spec
-                .as_ref()
-                .and_then(|s| s.taints.clone())
-                .unwrap_or_default();
-            let next = taints_after(&current, action)?;
-            // A merge patch replaces a list whole: every other taint is written back as it was.
-            Some(json!({
-                "metadata": {"resourceVersion": rv},
-                "spec": {"taints": next},
-            }))
-        }
-    }
-}
-
-/// The label that ties a NodeTask to the Migration that created it.
-pub const MIGRATION_LABEL: &str = "nodewright.io/migration";
-/// The legacy role label the migration sets on joining nodes.
-pub const ROLE_LABEL: &str = "vx-rail.io/role";
-
-/// The NodeTask that carries out one task request of a migration: named by its idempotency key,
-/// labelled with the migration, and owned by it (deleting the Migration deletes its tasks).
-pub fn node_task_for(t: &TaskRequest, m: &Migration) -> NodeTask {
-    let mut task = NodeTask::new(
-        &t.key,
-        NodeTaskSpec {
-            node_name: t.node.clone(),
-            step: t.step.clone(),
-            args: t.args.clone(),
-            idempotency_key: t.key.clone(),
-            workflow_ref: Some(WorkflowRef {
-                kind: WorkflowKind::Migration,
-                name: m.name_any(),
-            }),
-            timeout_seconds: 600,
-        },
-    );
-    task.metadata.labels = Some(BTreeMap::from([(MIGRATION_LABEL.to_owned(), m.name_any())]));
-    task.metadata.owner_references = m.controller_owner_ref(&()).map(|o| vec![o]);
-    task
-}
-
-/// The tasks a migration created, by idempotency key, as the decision reads them.
-pub fn task_results(tasks: &[NodeTask]) -> BTreeMap<String, TaskResult> {
-    tasks
-        .iter()
-        .map(|t| {
-            let status = t.status.clone().unwrap_or_default();
-            (
-                t.spec.idempotency_key.clone(),
-                TaskResult {
-                    request: TaskRequest {
-                        key: t.spec.idempotency_key.clone(),
-                        node: t.spec.node_name.clone(),
-                        step: t.spec.step.clone(),
-                        args: t.spec.args.clone(),
-                    },
-                    phase: status.phase,
-                    output: status.output,
-                    message: status.message,
-                },
-            )
-        })
-        .collect()
-}
-
-/// The `Progressing` condition: what the migration waits for (`reason` empty when it moved on).
-fn set_waiting(status: &mut MigrationStatus, reason: &str, now: i64, generation: Option<i64>) {
-    use nodewright_api::common::{ConditionStatus, set_condition};
-    let at = nodewright_kit::clock::time(now);
-    let (s, r, msg) = if mig::is_over(status) {
-        (ConditionStatus::False, "Finished", "the migration is over")
-    } else if reason.is_empty() {
-        (ConditionStatus::True, "PhaseEntered", "entered its current phase")
-    } else {
-        (ConditionStatus::True, "Waiting", reason)
-    };
-    set_condition(&mut status.conditions, "Progressing", s, r, msg, generation, &at);
 }
 
 /// The takeover part of the EdgeCluster status, from a plan and who acknowledged it.
@@ -371,16 +253,10 @@ fn api_divergence(d: &Divergence, at: &Time) -> ApiDivergence {
     }
 }
 
-fn time_at(unix: i64) -> Time {
-    nodewright_kit::clock::time(unix)
-}
-
-/// State the loop carries from turn to turn.
-struct Operator {
-    client: Client,
-    options: OperatorOptions,
-    metrics: OperatorMetrics,
-    recorder: Recorder,
+/// What the operator carries from turn to turn that the API server does not hold for it: the
+/// divergences it has recorded and the status it last wrote.
+#[derive(Debug, Default)]
+pub struct Memory {
     /// Divergences seen at the last turn (by key): one is recorded when it appears, not while it
     /// lasts.
     open: BTreeSet<String>,
@@ -389,135 +265,23 @@ struct Operator {
     last_status: Option<serde_json::Value>,
     /// When the last turn looked for divergences (workflow transitions before it were compared).
     last_look: i64,
+    restored: bool,
 }
 
-impl Operator {
-    async fn turn(&mut self, index: &Index) -> Result<(), TurnError> {
-        let now = unix_now();
-        let clusters: Api<EdgeCluster> = Api::namespaced(self.client.clone(), &self.options.namespace);
-        let Some(cluster) = clusters
-            .get_opt(&self.options.cluster)
-            .await
-            .map_err(|e| TurnError::ReadCluster(self.options.cluster.clone(), e))?
-        else {
-            tracing::debug!(cluster = %self.options.cluster, "no EdgeCluster yet; nothing to project");
-            return Ok(());
-        };
-        if self.last_status.is_none() {
-            self.restore(&cluster);
+impl Memory {
+    /// A memory whose first look for divergences covers what happened since `now`.
+    pub fn new(now: i64) -> Self {
+        Memory {
+            last_look: now,
+            ..Memory::default()
         }
-        let current = match observed::takeover(index) {
-            Ok(t) => t,
-            Err(e) => {
-                // Someone edited the ConfigMap by hand: the plan rewrites it from the spec.
-                tracing::warn!(error = %e, "the takeover ConfigMap cannot be read; rewriting it");
-                Takeover {
-                    generation: index
-                        .takeover
-                        .as_ref()
-                        .and_then(|d| d.get(takeover::GENERATION_KEY))
-                        .and_then(|g| g.parse().ok())
-                        .unwrap_or_default(),
-                    ..Takeover::default()
-                }
-            }
-        };
-        let annotation = cluster
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(takeover::FORCE_ANNOTATION))
-            .map(String::as_str);
-        let (forced, unknown) = takeover::forced(annotation);
-        if !unknown.is_empty() {
-            tracing::warn!(names = ?unknown, "the force annotation names workflows that do not exist");
-        }
-        let plan = takeover::plan(
-            &cluster.spec.workflows,
-            &current,
-            &observed::in_flight(index),
-            &forced,
-        );
-        let needs_write = plan.changed
-            || (index.takeover.is_none()
-                && Workflow::ALL
-                    .iter()
-                    .any(|w| plan.takeover.mode(*w) != WorkflowMode::Legacy));
-        if needs_write {
-            self.write_takeover(&plan.takeover).await?;
-            tracing::info!(generation = plan.takeover.generation, "projected the takeover");
-        }
-        self.metrics.set_takeover(&plan.takeover);
-
-        let acks = observed::acks(index, now, self.options.stale_after);
-        if takeover::may_act(&plan.takeover, Workflow::Taints, &acks).is_ok() {
-            self.act_on_taints(index).await;
-        }
-        if takeover::may_act(&plan.takeover, Workflow::Migration, &acks).is_ok() {
-            self.act_on_migrations(index, now).await;
-        }
-
-        let shadowed: Vec<Workflow> = Workflow::ALL
-            .into_iter()
-            .filter(|w| plan.takeover.mode(*w) == WorkflowMode::Shadow)
-            .collect();
-        // Only the migration's shadow reads these; a turn without it does not build them.
-        let facts = if shadowed.contains(&Workflow::Migration) {
-            observed::migration_facts(
-                index,
-                now,
-                self.options.stale_after,
-                self.options.migration_timeout,
-            )
-        } else {
-            crate::migration::Facts::default()
-        };
-        let found = shadow::divergences(index, &shadowed, now, self.last_look, &facts);
-        self.last_look = now;
-        let keys: BTreeSet<String> = found.iter().map(Divergence::key).collect();
-        let at = time_at(now);
-        for d in found.iter().filter(|d| !self.open.contains(&d.key())) {
-            tracing::warn!(workflow = %d.workflow, node = ?d.node, script = %d.script, operator = %d.operator, "shadow divergence");
-            self.metrics
-                .divergences
-                .with_label_values(&[d.workflow.key()])
-                .inc();
-            *self.counts.entry(d.workflow).or_default() += 1;
-            self.recent.push_back(api_divergence(d, &at));
-            while self.recent.len() > KEEP_DIVERGENCES {
-                self.recent.pop_front();
-            }
-            self.publish(&cluster, d).await;
-        }
-        self.open = keys;
-
-        let status = json!({
-            "apiVersion": "nodewright.io/v1alpha1",
-            "kind": "EdgeCluster",
-            "metadata": {"name": self.options.cluster},
-            "status": {
-                "takeover": takeover_status(&plan, &acks, &self.counts),
-                "divergences": self.recent,
-            }
-        });
-        if self.last_status.as_ref() != Some(&status) {
-            clusters
-                .patch_status(
-                    &self.options.cluster,
-                    &PatchParams::apply(FIELD_MANAGER).force(),
-                    &Patch::Apply(&status),
-                )
-                .await
-                .map_err(TurnError::WriteStatus)?;
-            self.last_status = Some(status);
-        }
-        Ok(())
     }
 
     /// A new leader (or a restarted operator) carries on from the status the last one wrote: the
     /// recent divergences, their counts, and which of them are still open, so that a divergence
     /// that lasts is not recorded again.
     fn restore(&mut self, cluster: &EdgeCluster) {
+        self.restored = true;
         let Some(status) = &cluster.status else { return };
         self.recent = status.divergences.iter().cloned().collect();
         for w in status.takeover.iter().flat_map(|t| &t.workflows) {
@@ -542,225 +306,140 @@ impl Operator {
             })
             .collect();
     }
+}
 
-    async fn write_takeover(&self, t: &Takeover) -> Result<(), TurnError> {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.options.legacy.namespace);
-        let cm = json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {
-                "name": takeover::CONFIGMAP,
-                "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER},
-            },
-            "data": t.to_data(),
-        });
-        api.patch(
-            takeover::CONFIGMAP,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&cm),
-        )
-        .await
-        .map_err(TurnError::WriteTakeover)?;
-        Ok(())
+/// What one turn writes, decided.
+#[derive(Debug, Default)]
+pub struct TurnPlan {
+    /// The takeover as projected this turn.
+    pub takeover: Takeover,
+    /// The takeover ConfigMap's data, when it must be (re)written.
+    pub write_takeover: Option<BTreeMap<String, String>>,
+    /// The owned workflows' writes.
+    pub owned: Vec<(Workflow, Vec<Sequence>)>,
+    /// Divergences that appeared this turn.
+    pub new_divergences: Vec<Divergence>,
+    /// The operator's part of the EdgeCluster status, when it changed.
+    pub status: Option<serde_json::Value>,
+}
+
+/// Plans one turn from the snapshot: pure. Updates `memory`'s divergence bookkeeping; the status
+/// it returns becomes `memory`'s last status only once written.
+pub fn plan_turn(
+    memory: &mut Memory,
+    snapshot: &Snapshot<'_>,
+    controllers: &[Box<dyn WorkflowController>],
+) -> TurnPlan {
+    let (index, cluster, now) = (snapshot.index, snapshot.cluster, snapshot.now);
+    if !memory.restored {
+        memory.restore(cluster);
     }
-
-    /// Taints in `operator` mode: every node's decision, each action a guarded Node patch. A Node
-    /// that changed since it was read fails its patch and is decided again next turn.
-    async fn act_on_taints(&self, index: &Index) {
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let upgrade = observed::upgrade_state(index);
-        for (name, entry) in &index.nodes {
-            let (Some(facts), Some(have)) = (observed::storage_facts(entry), observed::node_taints(entry))
-            else {
-                continue;
-            };
-            for action in taints::decide(&facts, &have, upgrade.clone()) {
-                let label = match action {
-                    TaintAction::Taint { .. } => "taint",
-                    TaintAction::Untaint => "untaint",
-                    TaintAction::Label { .. } => "label",
-                    TaintAction::RemoveUpgradeTaint => "remove-upgrade-taint",
-                };
-                let result = async {
-                    let node = nodes.get(name).await?;
-                    match node_patch(&node, &action) {
-                        Some(patch) => nodes
-                            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                            .await
-                            .map(|_| ()),
-                        None => Ok(()),
-                    }
-                }
-                .await;
-                match result {
-                    Ok(()) => {
-                        tracing::info!(node = %name, %action, "taints: applied");
-                        self.metrics
-                            .actions
-                            .with_label_values(&["taints", label, "ok"])
-                            .inc();
-                    }
-                    Err(e) => {
-                        tracing::warn!(node = %name, %action, error = %e, "taints: not applied; deciding again next turn");
-                        self.metrics
-                            .actions
-                            .with_label_values(&["taints", label, "error"])
-                            .inc();
-                    }
-                }
+    let current = match observed::takeover(index) {
+        Ok(t) => t,
+        Err(e) => {
+            // Someone edited the ConfigMap by hand: the plan rewrites it from the spec.
+            tracing::warn!(error = %e, "the takeover ConfigMap cannot be read; rewriting it");
+            Takeover {
+                generation: index
+                    .takeover
+                    .as_ref()
+                    .and_then(|d| d.get(takeover::GENERATION_KEY))
+                    .and_then(|g| g.parse().ok())
+                    .unwrap_or_default(),
+                ..Takeover::default()
             }
         }
+    };
+    let annotation = cluster
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(takeover::FORCE_ANNOTATION))
+        .map(String::as_str);
+    let (forced, unknown) = takeover::forced(annotation);
+    if !unknown.is_empty() {
+        tracing::warn!(names = ?unknown, "the force annotation names workflows that do not exist");
     }
+    let plan = takeover::plan(
+        &cluster.spec.workflows,
+        &current,
+        &observed::in_flight(index),
+        &forced,
+    );
+    let needs_write = plan.changed
+        || (index.takeover.is_none()
+            && Workflow::ALL
+                .iter()
+                .any(|w| plan.takeover.mode(*w) != WorkflowMode::Legacy));
 
-    /// Migrations in `operator` mode: each operator-owned Migration of the site's namespace, one
-    /// decision after the other until it waits. Every decision's actions are applied before its
-    /// outcome is written to the Migration's status; a failed action leaves the status as it was
-    /// and the next turn decides again (node tasks exist already and are not created twice).
-    async fn act_on_migrations(&self, index: &Index, now: i64) {
-        let migrations: Api<Migration> = Api::namespaced(self.client.clone(), &self.options.namespace);
-        let list = match migrations.list(&ListParams::default()).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "listing Migrations failed; trying again next turn");
-                return;
-            }
-        };
-        for m in list.items {
-            if m.spec.owner != WorkflowOwner::Operator
-                || m.spec.cluster_ref.name != self.options.cluster
-                || m.status.as_ref().is_some_and(mig::is_over)
-            {
-                continue;
-            }
-            if let Err(e) = self.drive_migration(index, now, &m).await {
-                tracing::warn!(migration = %m.name_any(), error = %e, "migration turn failed; trying again next turn");
-            }
-        }
-    }
+    let acks = observed::acks(index, now, snapshot.settings.stale_after);
+    let owned = controllers
+        .iter()
+        .filter(|c| takeover::may_act(&plan.takeover, c.workflow(), &acks).is_ok())
+        .map(|c| (c.workflow(), c.plan(snapshot)))
+        .filter(|(_, sequences)| !sequences.is_empty())
+        .collect();
 
-    async fn drive_migration(&self, index: &Index, now: i64, m: &Migration) -> Result<(), kube::Error> {
-        let name = m.name_any();
-        let uid = m.metadata.uid.clone().unwrap_or_default();
-        let tasks_api: Api<NodeTask> = Api::namespaced(self.client.clone(), &self.options.namespace);
-        let migrations: Api<Migration> = Api::namespaced(self.client.clone(), &self.options.namespace);
-        let mut status = m.status.clone().unwrap_or_default();
-        let facts = observed::migration_facts(
+    let shadowed: Vec<Workflow> = Workflow::ALL
+        .into_iter()
+        .filter(|w| plan.takeover.mode(*w) == WorkflowMode::Shadow)
+        .collect();
+    // Only the migration's shadow reads these; a turn without it does not build them.
+    let facts = if shadowed.contains(&Workflow::Migration) {
+        observed::migration_facts(
             index,
             now,
-            self.options.stale_after,
-            self.options.migration_timeout,
-        );
-        for _ in 0..16 {
-            let listed = tasks_api
-                .list(&ListParams::default().labels(&format!("{MIGRATION_LABEL}={name}")))
-                .await?;
-            let tasks = task_results(&listed.items);
-            let d = mig::decide(&m.spec, &uid, &status, &facts, &tasks);
-            let mut wrote_site = false;
-            let mut created = false;
-            for action in &d.actions {
-                match action {
-                    MigAction::Task(t) => {
-                        match tasks_api
-                            .create(&PostParams::default(), &node_task_for(t, m))
-                            .await
-                        {
-                            Ok(_) => {}
-                            // Created by an earlier turn that did not get to write its status.
-                            Err(kube::Error::Api(e)) if e.code == 409 => {}
-                            Err(e) => return Err(e),
-                        }
-                        self.metrics
-                            .actions
-                            .with_label_values(&["migration", "task", "ok"])
-                            .inc();
-                        created = true;
-                    }
-                    MigAction::RoleLabel { node, role } => {
-                        let patch = json!({"metadata": {"labels": {ROLE_LABEL: role}}});
-                        Api::<Node>::all(self.client.clone())
-                            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-                            .await?;
-                        self.metrics
-                            .actions
-                            .with_label_values(&["migration", "label", "ok"])
-                            .inc();
-                    }
-                    MigAction::ClusterState { cluster, members } => {
-                        self.patch_cluster_state(json!({"cluster": cluster, "members": members}))
-                            .await?;
-                        self.metrics
-                            .actions
-                            .with_label_values(&["migration", "cluster-state", "ok"])
-                            .inc();
-                        wrote_site = true;
-                    }
-                }
-            }
-            match d.outcome {
-                Outcome::Wait(reason) => {
-                    set_waiting(&mut status, &reason, now, m.metadata.generation);
-                    // A migration waiting for the same thing is not written again every turn.
-                    if m.status.as_ref() != Some(&status) {
-                        self.write_migration_status(&migrations, &name, &status).await?;
-                    }
-                    return Ok(());
-                }
-                Outcome::Enter(phase, message) => {
-                    tracing::info!(migration = %name, phase = mig::legacy_phase(phase), message = ?message, "migration phase");
-                    mig::enter(&mut status, phase, message, now, m.metadata.generation);
-                    set_waiting(&mut status, "", now, m.metadata.generation);
-                    self.write_migration_status(&migrations, &name, &status).await?;
-                    // The scripts read the legacy key: they hold storage upgrades while it runs.
-                    self.patch_cluster_state(json!({"migration": mig::legacy_blob(&m.spec, &status)}))
-                        .await?;
-                    // What this turn wrote is not in the index yet: the next decision waits for it.
-                    if wrote_site || created || mig::is_over(&status) {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn write_migration_status(
-        &self,
-        api: &Api<Migration>,
-        name: &str,
-        status: &MigrationStatus,
-    ) -> Result<(), kube::Error> {
-        let body = json!({"status": status});
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
-            .await?;
-        Ok(())
-    }
-
-    async fn patch_cluster_state(&self, data: serde_json::Value) -> Result<(), kube::Error> {
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.options.legacy.namespace);
-        api.patch(
-            &self.options.legacy.cluster_state,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"data": data})),
+            snapshot.settings.stale_after,
+            snapshot.settings.migration_timeout,
         )
-        .await?;
-        Ok(())
-    }
-
-    async fn publish(&self, cluster: &EdgeCluster, d: &Divergence) {
-        let reference: ObjectReference = cluster.object_ref(&());
-        let note = format!("script: {}; operator: {}", d.script, d.operator);
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "ShadowDivergence".into(),
-            note: Some(note.chars().take(1024).collect()),
-            action: format!("Shadow{}", d.workflow.key().replace('-', "")),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
-            tracing::warn!(error = %e, "publishing a divergence Event failed");
+    } else {
+        mig::Facts::default()
+    };
+    let found = shadow::divergences(index, &shadowed, now, memory.last_look, &facts);
+    memory.last_look = now;
+    let at = nodewright_kit::clock::time(now);
+    let mut new_divergences = Vec::new();
+    for d in found.iter().filter(|d| !memory.open.contains(&d.key())) {
+        *memory.counts.entry(d.workflow).or_default() += 1;
+        memory.recent.push_back(api_divergence(d, &at));
+        while memory.recent.len() > KEEP_DIVERGENCES {
+            memory.recent.pop_front();
         }
+        new_divergences.push(d.clone());
     }
+    memory.open = found.iter().map(Divergence::key).collect();
+
+    let status = json!({
+        "takeover": takeover_status(&plan, &acks, &memory.counts),
+        "divergences": memory.recent,
+    });
+    TurnPlan {
+        write_takeover: needs_write.then(|| plan.takeover.to_data()),
+        takeover: plan.takeover,
+        owned,
+        new_divergences,
+        status: (memory.last_status.as_ref() != Some(&status)).then_some(status),
+    }
+}
+
+/// Keeps a store of `K` from a watch, and wakes `changed` on every change it delivers.
+fn reflect<K>(api: Api<K>, config: watcher::Config, changed: Arc<Notify>) -> Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(_) => changed.notify_one(),
+                Err(e) => tracing::warn!(error = %e, "watch failed; retrying with backoff"),
+            }
+        }
+    });
+    reader
 }
 
 /// Runs the operator until `shutdown` completes. `logs`, when given, carries the legacy pods'
@@ -787,33 +466,56 @@ pub async fn run(
             .await
             .map_err(|source| Error::Admin { addr, source })?;
     }
-    let (leader, elector) = lease::start_election(&client, options.lease.clone(), stopped());
+    let (mut leader, elector) = lease::start_election(&client, options.lease.clone(), stopped());
     let mut rx = source::start_sources(&client, &options.legacy.namespace, logs, |_| {});
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: FIELD_MANAGER.to_owned(),
-            instance: Some(options.identity.clone()),
-        },
+    // Nodewright's own objects: a change to any of them (a person's, or this operator's own
+    // write coming back) calls for a turn.
+    let own_changed = Arc::new(Notify::new());
+    let clusters = reflect(
+        Api::<EdgeCluster>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default().fields(&format!("metadata.name={}", options.cluster)),
+        own_changed.clone(),
     );
-    let mut operator = Operator {
-        client,
-        options: options.clone(),
-        metrics,
-        recorder,
-        open: BTreeSet::new(),
-        recent: VecDeque::new(),
-        counts: BTreeMap::new(),
-        last_status: None,
-        last_look: unix_now(),
+    let migrations = reflect(
+        Api::<Migration>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default(),
+        own_changed.clone(),
+    );
+    let tasks = reflect(
+        Api::<NodeTask>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default(),
+        own_changed.clone(),
+    );
+
+    let writer = Writer::new(
+        client.clone(),
+        options.namespace.clone(),
+        options.legacy.clone(),
+        leader.clone(),
+        metrics.actions.clone(),
+        options.identity.clone(),
+    );
+    let controllers = controllers::all();
+    let settings = Settings {
+        stale_after: options.stale_after,
+        migration_timeout: options.migration_timeout,
     };
+    let mut memory = Memory::new(unix_now());
     let mut index = Index::new(options.legacy.clone());
+    let mut gathered = Gathered::default();
     let mut listed: BTreeSet<&'static str> = BTreeSet::new();
     let mut tick = tokio::time::interval(options.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the next turn is due: set by the first change after a turn, so that a steady stream
+    // of changes delays a turn by at most one debounce.
+    let mut due: Option<Instant> = None;
+    let mut elector_gone = false;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let schedule = |due: &mut Option<Instant>| {
+            due.get_or_insert_with(|| Instant::now() + options.debounce);
+        };
         tokio::select! {
             () = &mut shutdown => break,
             change = rx.recv() => {
@@ -822,18 +524,46 @@ pub async fn run(
                     listed.insert(change.source());
                     health.synced(change.source());
                 }
+                gathered.observe(&change, &options.legacy);
                 source::apply(&mut index, change, unix_now());
+                schedule(&mut due);
+            }
+            () = own_changed.notified() => schedule(&mut due),
+            changed = leader.changed(), if elector.is_some() && !elector_gone => {
+                // Without a Lease the channel's sender is gone from the start: this replica
+                // simply leads.
+                elector_gone = changed.is_err();
+                metrics.leader.set(i64::from(*leader.borrow()));
+                schedule(&mut due);
             }
             _ = tick.tick() => {
                 health.beat();
-                let leading = *leader.borrow();
-                operator.metrics.leader.set(i64::from(leading));
-                if !leading || listed.len() < 2 {
+                metrics.leader.set(i64::from(*leader.borrow()));
+                schedule(&mut due);
+            }
+            () = sleep_until(due) => {
+                due = None;
+                if !*leader.borrow() || listed.len() < 2 {
                     continue;
                 }
-                if let Err(e) = operator.turn(&index).await {
-                    tracing::warn!(error = %e, "operator turn failed; trying again next turn");
-                }
+                let Some(cluster) = clusters.get(&reflector::ObjectRef::new(&options.cluster).within(&options.namespace)) else {
+                    tracing::debug!(cluster = %options.cluster, "no EdgeCluster yet; nothing to project");
+                    continue;
+                };
+                let migrations: Vec<Migration> = migrations.state().iter().map(|m| (**m).clone()).collect();
+                let tasks: Vec<NodeTask> = tasks.state().iter().map(|t| (**t).clone()).collect();
+                let snapshot = Snapshot {
+                    now: unix_now(),
+                    cluster: &cluster,
+                    index: &index,
+                    nodes: &gathered.nodes,
+                    cluster_state_version: gathered.cluster_state_version.as_deref(),
+                    migrations: &migrations,
+                    tasks: &tasks,
+                    settings: &settings,
+                };
+                let plan = plan_turn(&mut memory, &snapshot, &controllers);
+                write_turn(&writer, &metrics, &cluster, &mut memory, plan).await;
             }
         }
     }
@@ -844,77 +574,72 @@ pub async fn run(
     Ok(())
 }
 
+/// Sleeps until `due`, or for ever when no turn is due.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Makes one turn's writes through the writer, in order: the takeover, the owned workflows'
+/// sequences, the divergences' Events, the status. A failed write is logged and counted; the next
+/// turn decides again.
+async fn write_turn(
+    writer: &Writer,
+    metrics: &OperatorMetrics,
+    cluster: &EdgeCluster,
+    memory: &mut Memory,
+    plan: TurnPlan,
+) {
+    if let Some(data) = &plan.write_takeover {
+        if let Err(e) = writer.apply_takeover(takeover::CONFIGMAP, data).await {
+            tracing::warn!(error = %e, "projecting the takeover failed; trying again next turn");
+            return;
+        }
+        tracing::info!(generation = plan.takeover.generation, "projected the takeover");
+    }
+    metrics.set_takeover(&plan.takeover);
+    for (workflow, sequences) in &plan.owned {
+        for sequence in sequences {
+            let (done, error) = writer.sequence(workflow.key(), sequence).await;
+            if let Some(e) = error {
+                tracing::warn!(workflow = %workflow, written = done, of = sequence.len(), error = %e, "not every write of the plan was made; deciding again next turn");
+            } else {
+                tracing::info!(workflow = %workflow, writes = done, "applied");
+            }
+        }
+    }
+    let reference = cluster.object_ref(&());
+    for d in &plan.new_divergences {
+        tracing::warn!(workflow = %d.workflow, node = ?d.node, script = %d.script, operator = %d.operator, "shadow divergence");
+        metrics.divergences.with_label_values(&[d.workflow.key()]).inc();
+        writer
+            .warning(
+                &reference,
+                "ShadowDivergence",
+                &format!("Shadow{}", d.workflow.key().replace('-', "")),
+                format!("script: {}; operator: {}", d.script, d.operator),
+            )
+            .await;
+    }
+    if let Some(status) = plan.status {
+        match writer
+            .apply_cluster_status(&cluster.metadata.name.clone().unwrap_or_default(), &status)
+            .await
+        {
+            Ok(()) => memory.last_status = Some(status),
+            Err(e) => {
+                tracing::warn!(error = %e, "writing the EdgeCluster status failed; trying again next turn")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use k8s_openapi::api::core::v1::NodeSpec;
-
-    fn taint(key: &str, value: &str) -> Taint {
-        Taint {
-            key: key.into(),
-            value: Some(value.into()),
-            effect: "NoSchedule".into(),
-            time_added: None,
-        }
-    }
-
-    #[test]
-    fn tainting_replaces_the_storage_taint_and_keeps_every_other_taint() {
-        let other = taint("node.kubernetes.io/not-ready", "");
-        let current = vec![other.clone(), taint(taints::STORAGE_TAINT, "resync")];
-        let next = taints_after(
-            &current,
-            &TaintAction::Taint {
-                reason: "not-uptodate".into(),
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            next,
-            vec![other.clone(), taint(taints::STORAGE_TAINT, "not-uptodate")]
-        );
-        assert_eq!(
-            taints_after(&current, &TaintAction::Untaint).unwrap(),
-            vec![other]
-        );
-        assert_eq!(
-            taints_after(&[], &TaintAction::Untaint),
-            None,
-            "nothing to remove"
-        );
-    }
-
-    #[test]
-    fn a_node_patch_is_guarded_by_the_resource_version_it_was_decided_on() {
-        let mut node = Node::default();
-        node.metadata.resource_version = Some("42".into());
-        node.spec = Some(NodeSpec {
-            taints: Some(vec![taint("node.kubernetes.io/not-ready", "")]),
-            ..NodeSpec::default()
-        });
-        let patch = node_patch(
-            &node,
-            &TaintAction::Taint {
-                reason: "resync".into(),
-            },
-        )
-        .unwrap();
-        assert_eq!(patch["metadata"]["resourceVersion"], "42");
-        let written = patch["spec"]["taints"].as_array().unwrap();
-        assert_eq!(written.len(), 2, "the other taint is written back: {patch}");
-        assert_eq!(written[1]["key"], taints::STORAGE_TAINT);
-        let label = node_patch(&node, &TaintAction::Label { ready: true }).unwrap();
-        assert_eq!(
-            label,
-            json!({"metadata": {"resourceVersion": "42", "labels": {"vx-rail.io/storage-ready": "true"}}})
-        );
-        assert_eq!(
-            node_patch(&node, &TaintAction::Untaint),
-            None,
-            "no storage taint to remove"
-        );
-    }
 
     #[test]
     fn the_status_says_what_a_takeover_waits_for() {

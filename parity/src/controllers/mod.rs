@@ -1,0 +1,150 @@
+//! The shape every workflow controller has: **gather → plan → write**.
+//!
+//! - *Gather* is the operator loop's job: watches keep the bridge's index of the legacy state and
+//!   stores of Nodewright's own objects, and at the start of a turn it lends them to the
+//!   controllers as one read-only [`Snapshot`].
+//! - *Plan* is the controller's: [`WorkflowController::plan`] is a pure function from the snapshot
+//!   to the [`Write`]s it wants, in order. It reads no clock, calls no API and keeps no state
+//!   between turns: everything it needs is in the snapshot, so every decision is tested with plain
+//!   `#[test]`s and no API server.
+//! - *Write* is the one writer's ([`crate::writer::Writer`]): it checks leadership before each
+//!   write and sends each one guarded — a `resourceVersion` precondition, a create that a repeat
+//!   cannot duplicate, or a server-side apply of the operator's own fields — so that a deposed
+//!   leader or a decision made on stale state never lands.
+//!
+//! A controller plans one step at a time. What it wrote comes back through the watches and
+//! triggers the next turn, which plans the next step from what the API server now holds; there is
+//! no inner decide → act loop. A write that fails (a conflict, a lost leadership) leaves the rest
+//! of its [`Sequence`] unsent, and the next turn decides again.
+//!
+//! Adding a workflow means adding one module here that implements [`WorkflowController`], with
+//! unit tests of its `plan`, and naming it in [`all`].
+
+pub mod migration;
+pub mod taints;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Taint;
+use nodewright_api::edgecluster::EdgeCluster;
+use nodewright_api::migration::{Migration, MigrationStatus};
+use nodewright_api::nodetask::NodeTask;
+use nodewright_bridge::index::Index;
+
+use crate::takeover::Workflow;
+
+/// What a Node looked like when last seen, as much as a guarded patch of it needs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NodeMeta {
+    /// `metadata.resourceVersion`: the precondition of every patch decided from this state.
+    pub resource_version: String,
+    /// `spec.taints`, whole (a merge patch replaces the list, so the others are written back).
+    pub taints: Vec<Taint>,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Everything a controller may read in one turn, as the watches last delivered it.
+#[derive(Clone, Copy, Debug)]
+pub struct Snapshot<'a> {
+    /// Now, in Unix seconds: read once per turn by the loop.
+    pub now: i64,
+    /// The site's `EdgeCluster`.
+    pub cluster: &'a EdgeCluster,
+    /// The legacy state (ConfigMaps, Nodes, logs), indexed by the bridge's index.
+    pub index: &'a Index,
+    /// Every Node by name.
+    pub nodes: &'a BTreeMap<String, NodeMeta>,
+    /// The `resourceVersion` of the legacy cluster-state ConfigMap, when it exists.
+    pub cluster_state_version: Option<&'a str>,
+    /// The Migrations of the site's namespace.
+    pub migrations: &'a [Migration],
+    /// The NodeTasks of the site's namespace.
+    pub tasks: &'a [NodeTask],
+    /// Settings that the decisions read.
+    pub settings: &'a Settings,
+}
+
+/// The operator's settings that decisions read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// A node whose script has not reported for this long is not live (seconds).
+    pub stale_after: i64,
+    /// A migration phase that waits longer than this fails and rolls back (seconds).
+    pub migration_timeout: i64,
+}
+
+/// A write that gives up unless the object is still at the `resourceVersion` the decision was
+/// made from.
+pub type ResourceVersion = String;
+
+/// One write a plan asks for. Every variant says how it is guarded.
+#[derive(Clone, Debug)]
+pub enum Write {
+    /// Create a NodeTask named by its idempotency key. Guard: the name — a repeat is refused as
+    /// already existing, and counts as done.
+    CreateTask(Box<NodeTask>),
+    /// Merge-patch a Node's labels and taints. Guard: `resourceVersion`.
+    PatchNode {
+        /// The Node.
+        name: String,
+        /// The precondition.
+        resource_version: ResourceVersion,
+        /// Labels to set.
+        labels: BTreeMap<String, String>,
+        /// The whole new taint list, when the taints change.
+        taints: Option<Vec<Taint>>,
+        /// What the patch does, for logs, metrics and Events (`taint`, `untaint`, `label`, …).
+        what: Vec<&'static str>,
+    },
+    /// Merge-patch keys of the legacy cluster-state ConfigMap. Guard: `resourceVersion` (the
+    /// scripts rewrite its keys from their own snapshots; a patch decided on an older copy must
+    /// not overwrite theirs).
+    PatchClusterState {
+        /// The precondition; `None` only when the ConfigMap was never seen (the patch then fails,
+        /// as the ConfigMap does not exist).
+        resource_version: Option<ResourceVersion>,
+        /// Keys and values.
+        data: BTreeMap<String, String>,
+    },
+    /// Replace a Migration's status. Guard: `resourceVersion`.
+    MigrationStatus {
+        /// The Migration.
+        name: String,
+        /// The precondition.
+        resource_version: ResourceVersion,
+        /// The new status.
+        status: Box<MigrationStatus>,
+    },
+}
+
+impl Write {
+    /// The kind of write, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Write::CreateTask(_) => "task",
+            Write::PatchNode { .. } => "node",
+            Write::PatchClusterState { .. } => "cluster-state",
+            Write::MigrationStatus { .. } => "status",
+        }
+    }
+}
+
+/// Writes that must be made in order: one that fails leaves the rest unsent (a Migration's
+/// status is written only after its actions were). Sequences of one plan are independent of each
+/// other (one node's conflict does not hold another node back).
+pub type Sequence = Vec<Write>;
+
+/// A workflow the operator can own: a pure plan from the snapshot.
+pub trait WorkflowController: Send + Sync {
+    /// The workflow, whose takeover mode decides whether the plan runs.
+    fn workflow(&self) -> Workflow;
+
+    /// What to write this turn.
+    fn plan(&self, snapshot: &Snapshot<'_>) -> Vec<Sequence>;
+}
+
+/// Every workflow controller the operator runs, in the order their plans are written.
+pub fn all() -> Vec<Box<dyn WorkflowController>> {
+    vec![Box::new(taints::Taints), Box::new(migration::Migrations)]
+}
