@@ -604,7 +604,7 @@ async fn write_turn(
         for sequence in sequences {
             let (done, error) = writer.sequence(workflow.key(), sequence).await;
             if let Some(e) = error {
-                tracing::warn!(workflow = %workflow, written = done, of = sequence.len(), error = %e, "not every write of the plan was made; deciding again next turn");
+                tracing::warn!(workflow = %workflow, written = done, of = sequence.writes.len(), error = %e, "not every write of the plan was made; deciding again next turn");
             } else {
                 tracing::info!(workflow = %workflow, writes = done, "applied");
             }

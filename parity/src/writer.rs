@@ -14,9 +14,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference};
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource};
 use nodewright_api::edgecluster::EdgeCluster;
 use nodewright_api::migration::Migration;
 use nodewright_api::nodetask::NodeTask;
@@ -25,7 +25,7 @@ use prometheus::IntCounterVec;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::controllers::Write;
+use crate::controllers::{Sequence, Write};
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "nodewright-operator";
@@ -114,11 +114,16 @@ impl Writer {
         }
     }
 
-    /// Makes the writes of one sequence in order, stopping at the first that fails. Returns how
-    /// many were made, and the error that stopped the rest.
-    pub async fn sequence(&self, workflow: &str, writes: &[Write]) -> (usize, Option<WriteError>) {
+    /// Makes the writes of one sequence in order, stopping at the first that fails, and reports
+    /// each one made in an Event about the sequence's workflow object. Returns how many were made,
+    /// and the error that stopped the rest.
+    pub async fn sequence(&self, workflow: &str, sequence: &Sequence) -> (usize, Option<WriteError>) {
+        let writes = &sequence.writes;
         for (done, w) in writes.iter().enumerate() {
             let result = self.write(w).await;
+            if let (Ok(()), Some((reason, action, note))) = (&result, report(w)) {
+                self.event(&sequence.regarding, reason, action, note).await;
+            }
             let label = match &result {
                 Ok(()) => "ok",
                 Err(e) => e.metric_label(),
@@ -139,16 +144,7 @@ impl Writer {
                 let api: Api<NodeTask> = Api::namespaced(self.client.clone(), &self.namespace);
                 let name = task.metadata.name.clone().unwrap_or_default();
                 match api.create(&PostParams::default(), task).await {
-                    Ok(created) => {
-                        self.event(
-                            &created.object_ref(&()),
-                            "NodeTaskCreated",
-                            "CreateNodeTask",
-                            format!("step {} for node {}", task.spec.step, task.spec.node_name),
-                        )
-                        .await;
-                        Ok(())
-                    }
+                    Ok(_) => Ok(()),
                     // Created by an earlier turn that did not get to write what followed.
                     Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
                     Err(source) => Err(WriteError::Api {
@@ -162,7 +158,7 @@ impl Writer {
                 resource_version,
                 labels,
                 taints,
-                what,
+                what: _,
             } => {
                 let mut metadata = json!({});
                 if !resource_version.is_empty() {
@@ -176,13 +172,11 @@ impl Writer {
                     patch["spec"] = json!({ "taints": taints });
                 }
                 let api: Api<Node> = Api::all(self.client.clone());
-                let node = guarded(
+                guarded(
                     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                         .await,
                     || format!("Node {name}"),
                 )?;
-                self.event(&node.object_ref(&()), "NodeUpdated", "PatchNode", what.join(", "))
-                    .await;
                 Ok(())
             }
             Write::PatchClusterState {
@@ -195,19 +189,11 @@ impl Writer {
                     "data": data,
                 });
                 let name = &self.legacy.cluster_state;
-                let cm = guarded(
+                guarded(
                     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                         .await,
                     || format!("ConfigMap {name}"),
                 )?;
-                let keys: Vec<&str> = data.keys().map(String::as_str).collect();
-                self.event(
-                    &cm.object_ref(&()),
-                    "LegacyStateWritten",
-                    "PatchClusterState",
-                    format!("keys {}", keys.join(", ")),
-                )
-                .await;
                 Ok(())
             }
             Write::MigrationStatus {
@@ -322,6 +308,38 @@ impl Writer {
         if let Err(e) = self.recorder.publish(&event, regarding).await {
             tracing::warn!(error = %e, reason, "publishing an Event failed");
         }
+    }
+}
+
+/// The Event that reports a write made: its reason, action and note; `None` for a status write
+/// (bookkeeping of what the other writes did, reported by them).
+pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
+    match w {
+        Write::CreateTask(task) => Some((
+            "NodeTaskCreated",
+            "CreateNodeTask",
+            format!(
+                "NodeTask {} asks node {} to run {} {}",
+                task.metadata.name.as_deref().unwrap_or_default(),
+                task.spec.node_name,
+                task.spec.step,
+                task.spec.args.join(" ")
+            ),
+        )),
+        Write::PatchNode { name, what, .. } => Some((
+            "NodeUpdated",
+            "PatchNode",
+            format!("Node {name}: {}", what.join(", ")),
+        )),
+        Write::PatchClusterState { data, .. } => Some((
+            "LegacyStateWritten",
+            "PatchClusterState",
+            format!(
+                "cluster-state keys {}",
+                data.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+        Write::MigrationStatus { .. } => None,
     }
 }
 

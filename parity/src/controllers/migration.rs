@@ -52,14 +52,17 @@ impl WorkflowController for Migrations {
         );
         owned
             .into_iter()
-            .map(|m| plan_one(snapshot, &facts, m))
-            .filter(|writes| !writes.is_empty())
+            .map(|m| Sequence {
+                regarding: m.object_ref(&()),
+                writes: plan_one(snapshot, &facts, m),
+            })
+            .filter(|sequence| !sequence.writes.is_empty())
             .collect()
     }
 }
 
 /// One decision for one Migration, as writes.
-fn plan_one(snapshot: &Snapshot<'_>, facts: &mig::Facts, m: &Migration) -> Sequence {
+fn plan_one(snapshot: &Snapshot<'_>, facts: &mig::Facts, m: &Migration) -> Vec<Write> {
     let name = m.name_any();
     let uid = m.metadata.uid.clone().unwrap_or_default();
     let mine: Vec<NodeTask> = snapshot
@@ -244,7 +247,7 @@ mod tests {
     fn an_owned_migration_gets_one_decision_whose_status_is_written_last_and_guarded() {
         let planned = plan(&[migration("operator")]);
         assert_eq!(planned.len(), 1, "{planned:#?}");
-        let writes = &planned[0];
+        let writes = &planned[0].writes;
         let Some(Write::MigrationStatus {
             name,
             resource_version,

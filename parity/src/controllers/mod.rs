@@ -25,7 +25,7 @@ pub mod taints;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Taint;
+use k8s_openapi::api::core::v1::{ObjectReference, Taint};
 use nodewright_api::edgecluster::EdgeCluster;
 use nodewright_api::migration::{Migration, MigrationStatus};
 use nodewright_api::nodetask::NodeTask;
@@ -133,7 +133,14 @@ impl Write {
 /// Writes that must be made in order: one that fails leaves the rest unsent (a Migration's
 /// status is written only after its actions were). Sequences of one plan are independent of each
 /// other (one node's conflict does not hold another node back).
-pub type Sequence = Vec<Write>;
+#[derive(Clone, Debug)]
+pub struct Sequence {
+    /// The workflow object the writes act for: the Events that report them are about it (a
+    /// Migration; the EdgeCluster for taints), in the namespace the operator owns.
+    pub regarding: ObjectReference,
+    /// The writes, in order.
+    pub writes: Vec<Write>,
+}
 
 /// A workflow the operator can own: a pure plan from the snapshot.
 pub trait WorkflowController: Send + Sync {

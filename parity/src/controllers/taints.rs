@@ -3,6 +3,7 @@
 //! patch per Node guarded by the `resourceVersion` the decision was made from.
 
 use k8s_openapi::api::core::v1::Taint;
+use kube::Resource;
 
 use super::{NodeMeta, Sequence, Snapshot, WorkflowController, Write};
 use crate::observed;
@@ -20,6 +21,7 @@ impl WorkflowController for Taints {
 
     fn plan(&self, snapshot: &Snapshot<'_>) -> Vec<Sequence> {
         let upgrade = observed::upgrade_state(snapshot.index);
+        let regarding = snapshot.cluster.object_ref(&());
         let mut plan = Vec::new();
         for (name, entry) in &snapshot.index.nodes {
             let (Some(facts), Some(have), Some(node)) = (
@@ -31,7 +33,10 @@ impl WorkflowController for Taints {
             };
             let actions = taints::decide(&facts, &have, upgrade.clone());
             if let Some(write) = node_write(name, node, &actions) {
-                plan.push(vec![write]);
+                plan.push(Sequence {
+                    regarding: regarding.clone(),
+                    writes: vec![write],
+                });
             }
         }
         plan
