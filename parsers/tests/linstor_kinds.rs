@@ -126,3 +126,12 @@ fn the_refusal_names_every_missing_defining_column() {
     );
     assert_eq!((e.line, e.column), (2, 1));
 }
+
+#[test]
+fn auto_detection_names_every_real_table_as_its_own_kind() {
+    for (path, kind) in tables() {
+        let input = std::fs::read_to_string(&path).unwrap();
+        let detected = p::detect(&input).unwrap_or_else(|| panic!("{}: no format", path.display()));
+        assert_eq!(detected.format, format!("linstor-{kind}"), "{}", path.display());
+    }
+}
