@@ -4,7 +4,6 @@
 mod agent;
 mod bridge;
 mod cluster;
-mod dev;
 mod operator;
 mod parse;
 
@@ -39,8 +38,6 @@ enum Command {
     Crds,
     /// Run the parity controllers: project the takeover, own the workflows in operator mode, record shadow divergences.
     Operator(Box<operator::Args>),
-    /// Run a local control plane with the Nodewright CRDs and example objects installed, until interrupted.
-    Dev(dev::Args),
     /// Parse a host-tool output or legacy artefact and print it as typed JSON.
     Parse(parse::Args),
 }
@@ -59,7 +56,6 @@ fn main() -> std::process::ExitCode {
             .map_err(anyhow::Error::from),
         Command::Agent(args) => agent::run(*args),
         Command::Bridge(args) => bridge::run(*args),
-        Command::Dev(args) => dev::run(args),
         Command::Operator(args) => operator::run(*args),
         Command::Parse(args) => parse::run(args),
     };

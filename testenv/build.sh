@@ -20,7 +20,11 @@ fi
 
 cd "$here"
 start=$SECONDS
-echo "testenv: building kube-apiserver + etcd (nodewright-testenv), kubectl and helm from Go modules..." >&2
+# A cold build is minutes of silence from go; say which of the three programs is being built and
+# how long it has taken so far.
+say() { echo "testenv: $*" >&2; }
+say "building kube-apiserver + etcd (nodewright-testenv), kubectl and helm from Go modules" \
+  "(the first build downloads the modules and compiles Kubernetes: about 5 minutes on 2 cores)"
 # -trimpath keeps machine paths out of the binaries; CGO is not needed by any of the programs.
 export CGO_ENABLED=0
 # Stamp the Kubernetes version into both binaries, as the release build does, so that
@@ -30,7 +34,9 @@ minor=$(echo "$k8s" | cut -d. -f2)
 pkg=k8s.io/component-base/version
 ldflags="-X $pkg.gitVersion=$k8s -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 ldflags="$ldflags -X $pkg.buildDate=1970-01-01T00:00:00Z"
+say "[1/3] nodewright-testenv (kube-apiserver + etcd), the longest step"
 go build -buildvcs=false -trimpath -ldflags="$ldflags" -o "$bin/nodewright-testenv.new" .
+say "[2/3] kubectl ($((SECONDS - start))s so far; it shares most packages with the first)"
 go build -buildvcs=false -trimpath -ldflags="$ldflags" -o "$bin/kubectl.new" k8s.io/kubernetes/cmd/kubectl
 
 # helm is its own module (helm/go.mod) so that its client-go need not match the control plane's.
@@ -45,10 +51,11 @@ hldflags="-X $hpkg/internal/version.version=$helm -X $hpkg/internal/version.gitT
 for p in pkg/chartutil pkg/lint/rules; do
   hldflags="$hldflags -X $hpkg/$p.k8sVersionMajor=1 -X $hpkg/$p.k8sVersionMinor=$client_minor"
 done
+say "[3/3] helm ($((SECONDS - start))s so far)"
 go -C helm build -buildvcs=false -trimpath -ldflags="$hldflags" -o "$bin/helm.new" helm.sh/helm/v3/cmd/helm
 
 mv "$bin/nodewright-testenv.new" "$bin/nodewright-testenv"
 mv "$bin/kubectl.new" "$bin/kubectl"
 mv "$bin/helm.new" "$bin/helm"
 echo "$stamp" >"$bin/.stamp"
-echo "testenv: built in $((SECONDS - start))s" >&2
+say "built in $((SECONDS - start))s"

@@ -234,3 +234,57 @@ fn auto_tells_blobs_that_share_keys_apart_by_how_well_they_fit() {
         assert_eq!(value["format"], format, "{input}");
     }
 }
+
+#[test]
+fn auto_names_each_real_linstor_table_by_its_kind_with_its_typed_fields() {
+    for (path, format, field) in [
+        (
+            "linstor/node-list-client-47-utf8.txt",
+            "linstor-node-list",
+            "node_type",
+        ),
+        (
+            "linstor/storage-pool-list-server-240-diskless.txt",
+            "linstor-storage-pool-list",
+            "driver",
+        ),
+        (
+            "linstor/resource-list-server-203-created-on-sync.txt",
+            "linstor-resource-list",
+            "port",
+        ),
+        (
+            "linstor/volume-list-server-342.txt",
+            "linstor-volume-list",
+            "minor",
+        ),
+    ] {
+        let out = nodewright(&["parse", "auto", &fixture(path)], b"");
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(value["format"], format, "{path}");
+        let first = &value["value"][0];
+        assert!(!first[field].is_null(), "{path}: {field} in {first}");
+        assert_eq!(first["extra"], serde_json::json!({}), "{path}: {first}");
+    }
+}
+
+#[test]
+fn a_typed_linstor_view_refuses_another_kinds_table_naming_the_missing_columns() {
+    let out = nodewright(
+        &[
+            "parse",
+            "linstor-node-list",
+            &fixture("linstor/volume-list-server-342.txt"),
+        ],
+        b"",
+    );
+    assert_one_line_error(
+        &out,
+        "volume-list-server-342.txt:2:1: expected the `NodeType` column of a `linstor node list` table",
+    );
+}

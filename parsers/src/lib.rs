@@ -8,10 +8,14 @@
 //! is `parse_<format>(input) -> Result<T, ParseError>`, rejects input it does not recognise
 //! (including trailing garbage) with a positioned [`ParseError`], and never panics. Lines the
 //! real tools are known to add across versions are kept raw in `unknown` fields instead.
+//!
+//! The registry of every format by name, and the detection of an input's format, are in
+//! [`formats`] / [`detect`].
 
 mod bonding;
 mod drbd;
 mod error;
+mod formats;
 mod iproute;
 mod legacy;
 mod linstor;
@@ -27,6 +31,7 @@ pub use drbd::{
     parse_proc_drbd,
 };
 pub use error::ParseError;
+pub use formats::{Detected, Format, detect, find_format, formats};
 pub use iproute::{
     IpAddress, IpBondInfo, IpBondSlaveInfo, IpLink, IpLinks, IpVlanInfo, parse_ip_json, parse_ip_text,
 };

@@ -193,10 +193,35 @@ pub fn parse_linstor_table(input: &str) -> Result<LinstorTable, ParseError> {
     Ok(table)
 }
 
-fn require(table: &LinstorTable, input: &str, names: &[&str]) -> Result<(), ParseError> {
-    if table.has_column(names) {
-        return Ok(());
-    }
+/// Refuses a table that lacks one of the columns defining a kind of `linstor … list` (`command`),
+/// naming every missing column, at the header line. Each kind has a column no other kind's table
+/// has (in the Python client's headers since 2018: `NodeType`, `Driver`, `ResourceName` beside
+/// `Node`, `VolNr`/`VolumeNr`), so a table of one kind is never read as another.
+fn require_columns(
+    table: &LinstorTable,
+    input: &str,
+    command: &str,
+    defining: &[&[&str]],
+) -> Result<(), ParseError> {
+    let missing: Vec<String> = defining
+        .iter()
+        .filter(|names| !table.has_column(names))
+        .map(|names| {
+            let mut spellings = names.iter().map(|n| format!("`{n}`"));
+            let first = spellings.next().unwrap_or_default();
+            let others: Vec<String> = spellings.collect();
+            if others.is_empty() {
+                first
+            } else {
+                format!("{first} (or {})", others.join(", "))
+            }
+        })
+        .collect();
+    let columns = match missing.as_slice() {
+        [] => return Ok(()),
+        [one] => format!("the {one} column"),
+        [init @ .., last] => format!("the {} and {last} columns", init.join(", ")),
+    };
     let header_offset = lines(input)
         .into_iter()
         .find(|l| {
@@ -209,7 +234,7 @@ fn require(table: &LinstorTable, input: &str, names: &[&str]) -> Result<(), Pars
         FORMAT,
         input,
         header_offset,
-        format!("a `{}` column", names.first().copied().unwrap_or("")),
+        format!("{columns} of a `{command}` table"),
     ))
 }
 
@@ -339,10 +364,10 @@ fn numeric_cell(
 
 const NODE: &[&str] = &["Node", "NodeName"];
 
-/// Parses `linstor node list`.
+/// Parses `linstor node list`; a table without `Node` and `NodeType` columns is refused.
 pub fn parse_linstor_node_list(input: &str) -> Result<Vec<LinstorNode>, ParseError> {
     let t = parse_linstor_table(input)?;
-    require(&t, input, NODE)?;
+    require_columns(&t, input, "linstor node list", &[NODE, &["NodeType"]])?;
     let known: &[&[&str]] = &[NODE, &["NodeType"], &["Addresses"], &["State"]];
     Ok(t.rows
         .iter()
@@ -358,10 +383,11 @@ pub fn parse_linstor_node_list(input: &str) -> Result<Vec<LinstorNode>, ParseErr
 
 const POOL: &[&str] = &["StoragePool"];
 
-/// Parses `linstor storage-pool list`.
+/// Parses `linstor storage-pool list`; a table without `StoragePool`, `Node` and `Driver` columns
+/// is refused (a `volume list` has the first two).
 pub fn parse_linstor_storage_pool_list(input: &str) -> Result<Vec<LinstorStoragePool>, ParseError> {
     let t = parse_linstor_table(input)?;
-    require(&t, input, POOL)?;
+    require_columns(&t, input, "linstor storage-pool list", &[POOL, NODE, &["Driver"]])?;
     let known: &[&[&str]] = &[
         POOL,
         NODE,
@@ -399,10 +425,12 @@ fn sync_percent(state: &str) -> Option<f64> {
     inner.parse().ok()
 }
 
-/// Parses `linstor resource list`.
+/// Parses `linstor resource list`; a table without `ResourceName` and `Node` columns is refused.
+/// `ResourceName` alone is not enough: `resource-definition list` has it too, without `Node`; and
+/// `volume list` names its column `Resource`.
 pub fn parse_linstor_resource_list(input: &str) -> Result<Vec<LinstorResource>, ParseError> {
     let t = parse_linstor_table(input)?;
-    require(&t, input, RESOURCE)?;
+    require_columns(&t, input, "linstor resource list", &[&["ResourceName"], NODE])?;
     let known: &[&[&str]] = &[
         RESOURCE,
         NODE,
@@ -432,12 +460,17 @@ pub fn parse_linstor_resource_list(input: &str) -> Result<Vec<LinstorResource>, 
         .collect()
 }
 
-/// Parses `linstor volume list`.
+/// Parses `linstor volume list`; a table without `Node`, `Resource` and `VolNr` (`VolumeNr` in clients
+/// before 2020) columns is refused.
 pub fn parse_linstor_volume_list(input: &str) -> Result<Vec<LinstorVolume>, ParseError> {
     let t = parse_linstor_table(input)?;
-    require(&t, input, NODE)?;
-    require(&t, input, &["Resource", "ResourceName"])?;
     let vol_nr: &[&str] = &["VolNr", "VolumeNr"];
+    require_columns(
+        &t,
+        input,
+        "linstor volume list",
+        &[NODE, &["Resource", "ResourceName"], vol_nr],
+    )?;
     let known: &[&[&str]] = &[
         NODE,
         RESOURCE,

@@ -119,7 +119,10 @@ fn a_linstor_table_without_the_key_column_points_at_the_header() {
     let input = "+------+\n| Name |\n|======|\n| n1   |\n+------+\n";
     let e = p::parse_linstor_node_list(input).unwrap_err();
     assert_eq!((e.line, e.column), (2, 1));
-    assert_eq!(e.expected, "a `Node` column");
+    assert_eq!(
+        e.expected,
+        "the `Node` (or `NodeName`) and `NodeType` columns of a `linstor node list` table"
+    );
 }
 
 #[test]

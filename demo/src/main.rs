@@ -1,13 +1,15 @@
-//! `nodewright dev`: the demonstration. A local control plane (real kube-apiserver + etcd from
-//! `testenv/`) with the Nodewright CRDs; a simulated fleet — the legacy script itself on N
-//! simulated edge nodes, writing to the API server with the real `kubectl`, its output served as
-//! the legacy DaemonSet's pod logs by a stand-in kubelet; the observation bridge watching it all,
-//! with its admin server; and the operator with the site's taints, storage upgrade and migration
-//! in shadow, recording where it would have decided otherwise. Runs until interrupted.
+//! `nodewright-dev`: the demonstration (`scripts/demo` builds and runs it). A local control plane
+//! (real kube-apiserver + etcd from `testenv/`) with the Nodewright CRDs; a simulated fleet — the
+//! legacy script itself on N simulated edge nodes, writing to the API server with the real
+//! `kubectl`, its output served as the legacy DaemonSet's pod logs by a stand-in kubelet; the
+//! observation bridge watching it all, with its admin server; and the operator with the site's
+//! taints, storage upgrade and migration in shadow, recording where it would have decided
+//! otherwise. Runs until interrupted.
 //!
-//! This module is wiring: the fleet comes from `nodewright-legacy-sim`, the bridge from
+//! This program is wiring: the fleet comes from `nodewright-legacy-sim`, the bridge from
 //! `nodewright-bridge`, the operator from `nodewright-parity`, the control plane and kubelet from
-//! `nodewright-testenv`.
+//! `nodewright-testenv`. It is a package of its own so that the product binary, `nodewright`, links
+//! neither the test control plane nor the simulator.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -40,9 +42,14 @@ const LEGACY_NAMESPACE: &str = "kube-system";
 const DAEMONSET: &str = "vx-rail-node-init";
 const CONTAINER: &str = "node-init";
 
-/// Arguments of `nodewright dev`.
-#[derive(clap::Args)]
-pub struct Args {
+/// Arguments of `nodewright-dev`.
+#[derive(clap::Parser)]
+#[command(
+    name = "nodewright-dev",
+    version,
+    about = "Run a local control plane with the Nodewright CRDs, a simulated fleet running the legacy script, the bridge and the operator in shadow, until interrupted"
+)]
+struct Args {
     /// State directory of the control plane (certificates, etcd data, kubeconfig). Emptied at start.
     #[arg(long, default_value = "target/nodewright-dev")]
     state_dir: PathBuf,
@@ -76,7 +83,18 @@ pub struct Args {
     apply: Vec<PathBuf>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let args = <Args as clap::Parser>::parse();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nodewright-dev: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off"));
     let _ = tracing_subscriber::fmt()
@@ -161,7 +179,7 @@ fn fleet(nodes: u32, tick_seconds: u64) -> Scenario {
         ),
     });
     Scenario {
-        description: "The nodewright dev fleet".to_owned(),
+        description: "The nodewright-dev fleet".to_owned(),
         seed: 1,
         ticks: u32::MAX,
         interval: tick_seconds,

@@ -1,4 +1,4 @@
-//! The main job, end to end: `nodewright dev` with a two-node fleet comes up, the bridge turns
+//! The main job, end to end: `nodewright-dev` with a two-node fleet comes up, the bridge turns
 //! the legacy script's writes into Ready EdgeNodes and a Ready EdgeCluster, the script's log is
 //! served through the real pods/log API, the metrics are there, the operator runs the site's
 //! shadow and tells the scripts, and Ctrl-C stops it all cleanly.
@@ -22,7 +22,9 @@ fn ready(conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctrl_c() {
-    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_nodewright"));
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_nodewright-dev"));
+    // The demo's defaults (the legacy script, its DaemonSet) are paths from the repository root.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     assert!(
         exe.with_file_name("vxr-sim").is_file(),
         "vxr-sim is missing next to {}: cargo build -p nodewright-legacy-sim",
@@ -37,9 +39,8 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
     };
     let (admin, operator_admin) = (free(), free());
     let mut demo = Command::new(exe)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(root)
         .args([
-            "dev",
             "--nodes",
             "2",
             "--tick-seconds",
