@@ -5,7 +5,7 @@
 //!
 //! This module owns the wiring and the clock; the decisions are in [`crate::observe`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::ApiResource;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::{Client, Resource};
 use nodewright_api::bondflip::BondFlip;
 use nodewright_api::common::condition_type as ct;
@@ -125,6 +125,26 @@ pub struct Bridge {
     pub index: Index,
     config: ObserveConfig,
     last: Option<Observation>,
+    /// The EdgeNodes this bridge maintains: those of the last reconcile, and on a new term those
+    /// that exist. A node that leaves the site (its Node and its node ConfigMap both gone) loses
+    /// its EdgeNode.
+    maintained: BTreeSet<String>,
+    /// What the last reconcile could not represent, so that each is reported once when it appears.
+    unrepresentable: BTreeSet<String>,
+}
+
+/// What one reconcile decided, for the loop to carry out; computing it did no I/O.
+#[derive(Debug, Default)]
+pub struct Reconcile {
+    /// Parse errors that appeared since the last reconcile: logged, counted, and reported as
+    /// Events.
+    pub new_errors: Vec<Diagnostic>,
+    /// What the observation changed: the objects to hand to the writer and the metrics to update.
+    pub changed: Dirty,
+    /// Legacy state that no Nodewright object can show, that appeared since the last reconcile.
+    pub newly_unrepresentable: Vec<String>,
+    /// Nodes that left the site since the last reconcile: their EdgeNodes are deleted.
+    pub gone: Vec<String>,
 }
 
 impl Bridge {
@@ -134,6 +154,55 @@ impl Bridge {
             index: Index::new(legacy),
             config,
             last: None,
+            maintained: BTreeSet::new(),
+            unrepresentable: BTreeSet::new(),
+        }
+    }
+
+    /// A new term begins: the EdgeNodes that exist are maintained too, so that those of nodes that
+    /// left while no replica led are deleted by the next reconcile.
+    pub fn adopt(&mut self, existing: impl IntoIterator<Item = String>) {
+        self.maintained.extend(existing);
+    }
+
+    /// One reconcile at `now`: everything when `full`, else what the index says changed. Brings
+    /// the observation up to date and says what follows from it.
+    pub fn reconcile(&mut self, full: bool, now: i64) -> Reconcile {
+        let new_errors = self.index.take_new_errors();
+        let changed = if full {
+            self.observe(now);
+            Dirty::everything()
+        } else {
+            self.observe_changed(now)
+        };
+        let observation = self.last.as_ref().unwrap_or(&EMPTY);
+        let newly_unrepresentable = observation
+            .unrepresentable
+            .iter()
+            .filter(|s| !self.unrepresentable.contains(*s))
+            .cloned()
+            .collect();
+        self.unrepresentable = observation.unrepresentable.iter().cloned().collect();
+        // Updated in place, so that a reconcile does not copy every node's name.
+        let gone: Vec<String> = self
+            .maintained
+            .iter()
+            .filter(|n| !observation.nodes.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in &gone {
+            self.maintained.remove(name);
+        }
+        for name in observation.nodes.keys() {
+            if !self.maintained.contains(name) {
+                self.maintained.insert(name.clone());
+            }
+        }
+        Reconcile {
+            new_errors,
+            changed,
+            newly_unrepresentable,
+            gone,
         }
     }
 
@@ -486,23 +555,17 @@ pub async fn run(
         watch_metrics.watch_event("watch", "error", None);
     });
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "nodewright-bridge".to_owned(),
-            instance: Some(options.identity.clone()),
-        },
-    );
     let edge_nodes: kube::Api<EdgeNode> = kube::Api::namespaced(client.clone(), &options.namespace);
-    let mut writer = StatusWriter::new(client, options.writer.clone(), leader.clone());
-    // The EdgeNodes of the last reconcile: a node that leaves the site (its Node and its node
-    // ConfigMap both gone) loses its EdgeNode.
-    let mut maintained: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let edge_node_resource = ApiResource::erase::<EdgeNode>(&());
+    let mut writer = StatusWriter::with_identity(
+        client,
+        options.writer.clone(),
+        leader.clone(),
+        Some(options.identity.clone()),
+    );
     // Nothing is written before both watches have delivered a full list: a half-read site would
     // show nodes without their Node objects, or without their legacy state.
     let mut listed: std::collections::BTreeSet<&'static str> = std::collections::BTreeSet::new();
-    // What the last reconcile could not represent, so that each is logged once when it appears.
-    let mut unrepresentable: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     let mut bridge = Bridge::new(options.legacy.clone(), options.observe.clone());
     let mut was_leader = false;
     let mut term_started = false;
@@ -550,13 +613,12 @@ pub async fn run(
                         term_started = true;
                         // A new term: what an earlier leader wrote may differ from what this
                         // replica last wrote, so everything is applied again once; and the
-                        // EdgeNodes that exist are what this term maintains, so that those of
-                        // nodes that left while no replica led are deleted too.
+                        // EdgeNodes that exist are what this term maintains.
                         writer.forget();
                         dirty = true;
                         let selector = format!("{}={},nodewright.io/cluster={cluster}", MANAGED_BY.0, MANAGED_BY.1);
                         match edge_nodes.list(&kube::api::ListParams::default().labels(&selector)).await {
-                            Ok(list) => maintained.extend(list.items.into_iter().filter_map(|n| n.metadata.name)),
+                            Ok(list) => bridge.adopt(list.items.into_iter().filter_map(|n| n.metadata.name)),
                             Err(e) => tracing::warn!(error = %e, "could not list the EdgeNodes this site has"),
                         }
                     }
@@ -574,90 +636,8 @@ pub async fn run(
                 }
                 term_started = false;
                 let started = Instant::now();
-                let now = unix_now();
-                let new_errors = bridge.index.take_new_errors();
-                for d in &new_errors {
-                    metrics.parse_error(d.format);
-                    tracing::warn!(source = %d.source, line = d.line, column = d.column, message = %d.message, "legacy state does not parse");
-                }
-                let changed = if full {
-                    bridge.observe(now);
-                    Dirty::everything()
-                } else {
-                    bridge.observe_changed(now)
-                };
-                let observation = bridge.last().unwrap_or(&EMPTY);
-                for sentence in &observation.unrepresentable {
-                    if !unrepresentable.contains(sentence) {
-                        tracing::warn!(%sentence, "legacy state that no Nodewright object can show");
-                    }
-                }
-                unrepresentable = observation.unrepresentable.iter().cloned().collect();
-                if changed.all {
-                    metrics.set_nodes(node_metrics(observation, &bridge.index));
-                } else {
-                    metrics.update_nodes(
-                        changed
-                            .nodes
-                            .iter()
-                            .map(|n| (n.clone(), one_node_metrics(observation, &bridge.index, n))),
-                    );
-                }
-                metrics.observe_reconcile(started.elapsed());
-                // After a full reconcile every object is compared, and those the writer wrote as
-                // they are now are left out before their JSON is built; otherwise only the site,
-                // the workflow objects and the nodes that changed are handed over. Nodes go in
-                // batches, so that a rewrite of every object holds the JSON of one batch at a time.
-                let names: Vec<&String> = if changed.all {
-                    observation.nodes.keys().collect()
-                } else {
-                    changed.nodes.iter().collect()
-                };
-                let parts = std::iter::once(Part::Site).chain(names.chunks(WRITE_BATCH).map(Part::Nodes));
-                for part in parts {
-                    let planned = plan(observation, part, &options.namespace, &cluster, &mut |resource, name, writes_main, fingerprints| {
-                        writer.unchanged(resource, &options.namespace, name, writes_main, fingerprints)
-                    });
-                    metrics.unchanged(planned.unchanged);
-                    if !planned.objects.is_empty() {
-                        record_report(&metrics, writer.write(&planned.objects).await);
-                    }
-                }
-                // The nodes that left since the last reconcile; the set is updated in place, so
-                // that a reconcile does not copy every node's name.
-                let gone: Vec<String> = maintained.iter().filter(|n| !observation.nodes.contains_key(*n)).cloned().collect();
-                for gone in &gone {
-                    maintained.remove(gone);
-                    if is_leader {
-                        match edge_nodes.delete(gone, &kube::api::DeleteParams::default()).await {
-                            Ok(_) => tracing::info!(node = %gone, "node left the site; its EdgeNode is deleted"),
-                            Err(kube::Error::Api(e)) if e.code == 404 => {}
-                            Err(e) => tracing::warn!(node = %gone, error = %e, "could not delete the EdgeNode of a node that left"),
-                        }
-                        writer.forget_object(&ApiResource::erase::<EdgeNode>(&()), &options.namespace, gone);
-                    }
-                }
-                for name in observation.nodes.keys() {
-                    if !maintained.contains(name) {
-                        maintained.insert(name.clone());
-                    }
-                }
-                if is_leader {
-                    for d in &new_errors {
-                        let reference = regarding(d, &options.legacy, &options.namespace, &cluster);
-                        let note = format!("{} at {}:{}: {}", d.source, d.line, d.column, d.message);
-                        let event = Event {
-                            type_: EventType::Warning,
-                            reason: "MalformedLegacyState".to_owned(),
-                            note: Some(note.chars().take(1000).collect()),
-                            action: "Observe".to_owned(),
-                            secondary: None,
-                        };
-                        if let Err(e) = recorder.publish(&event, &reference).await {
-                            tracing::warn!(error = %e, "could not record an Event");
-                        }
-                    }
-                }
+                let reconcile = bridge.reconcile(full, unix_now());
+                carry_out(&reconcile, &bridge, &mut writer, &metrics, &options, &edge_node_resource, started).await;
                 dirty = false;
                 if full {
                     last_reconcile = Instant::now();
@@ -672,6 +652,88 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), elector).await;
     }
     Ok(())
+}
+
+/// Carries out one reconcile: parse errors logged and counted, the metrics of what changed, the
+/// changed objects through the writer in batches, the EdgeNodes of nodes that left deleted and
+/// the parse errors reported as Events, both through the writer (which does nothing unless this
+/// replica leads).
+async fn carry_out(
+    reconcile: &Reconcile,
+    bridge: &Bridge,
+    writer: &mut StatusWriter,
+    metrics: &Metrics,
+    options: &BridgeOptions,
+    edge_node_resource: &ApiResource,
+    started: Instant,
+) {
+    let cluster = &options.observe.cluster_name;
+    for d in &reconcile.new_errors {
+        metrics.parse_error(d.format);
+        tracing::warn!(source = %d.source, line = d.line, column = d.column, message = %d.message, "legacy state does not parse");
+    }
+    for sentence in &reconcile.newly_unrepresentable {
+        tracing::warn!(%sentence, "legacy state that no Nodewright object can show");
+    }
+    let observation = bridge.last().unwrap_or(&EMPTY);
+    let changed = &reconcile.changed;
+    if changed.all {
+        metrics.set_nodes(node_metrics(observation, &bridge.index));
+    } else {
+        metrics.update_nodes(
+            changed
+                .nodes
+                .iter()
+                .map(|n| (n.clone(), one_node_metrics(observation, &bridge.index, n))),
+        );
+    }
+    metrics.observe_reconcile(started.elapsed());
+    // After a full reconcile every object is compared, and those the writer wrote as they are now
+    // are left out before their JSON is built; otherwise only the site, the workflow objects and
+    // the nodes that changed are handed over. Nodes go in batches, so that a rewrite of every
+    // object holds the JSON of one batch at a time.
+    let names: Vec<&String> = if changed.all {
+        observation.nodes.keys().collect()
+    } else {
+        changed.nodes.iter().collect()
+    };
+    let parts = std::iter::once(Part::Site).chain(names.chunks(WRITE_BATCH).map(Part::Nodes));
+    for part in parts {
+        let planned = plan(
+            observation,
+            part,
+            &options.namespace,
+            cluster,
+            &mut |resource, name, writes_main, fingerprints| {
+                writer.unchanged(resource, &options.namespace, name, writes_main, fingerprints)
+            },
+        );
+        metrics.unchanged(planned.unchanged);
+        if !planned.objects.is_empty() {
+            record_report(metrics, writer.write(&planned.objects).await);
+        }
+    }
+    for gone in &reconcile.gone {
+        match writer.delete(edge_node_resource, &options.namespace, gone).await {
+            Ok(true) => tracing::info!(node = %gone, "node left the site; its EdgeNode is deleted"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(node = %gone, error = %e, "could not delete the EdgeNode of a node that left")
+            }
+        }
+    }
+    for d in &reconcile.new_errors {
+        let reference = regarding(d, &options.legacy, &options.namespace, cluster);
+        let note = format!("{} at {}:{}: {}", d.source, d.line, d.column, d.message);
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "MalformedLegacyState".to_owned(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Observe".to_owned(),
+            secondary: None,
+        };
+        writer.event(&reference, &event).await;
+    }
 }
 
 /// Turns the log source's events into changes for the index: a newly followed pod starts its
@@ -723,6 +785,30 @@ mod tests {
         index.apply_node(&node("edge-1", &[("vx-rail.io/state", "ready")], &[]), 0);
         let observation = observe(&index, &ObserveConfig::default(), 1_714_557_900, None);
         (index, observation)
+    }
+
+    #[test]
+    fn a_node_that_leaves_is_deleted_once_and_an_adopted_edge_node_without_a_node_too() {
+        let mut bridge = Bridge::new(LegacyNames::default(), ObserveConfig::default());
+        let status = config_map(
+            "vx-rail-node-edge-1",
+            &[("status", STATUS), ("heartbeat", "2024-05-01T10:04:52Z")],
+        );
+        bridge.apply(Change::ConfigMap(status.clone()), 0);
+        bridge.apply(Change::Node(Box::new(node("edge-1", &[], &[]))), 0);
+        // A new term finds an EdgeNode whose node left while no replica led.
+        bridge.adopt(["edge-9".to_owned()]);
+        let first = bridge.reconcile(true, 1_714_557_900);
+        assert_eq!(first.gone, ["edge-9"]);
+        assert!(first.changed.all);
+
+        bridge.apply(Change::ConfigMapDeleted(status), 0);
+        bridge.apply(Change::NodeDeleted(Box::new(node("edge-1", &[], &[]))), 0);
+        assert_eq!(bridge.reconcile(false, 1_714_557_910).gone, ["edge-1"]);
+        assert!(
+            bridge.reconcile(true, 1_714_557_920).gone.is_empty(),
+            "deleted once, not every reconcile"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! The bridge computes [`Desired`] objects purely; [`StatusWriter::write`] server-side applies what
 //! changed since its last successful write of each object, only while this replica leads, no faster
 //! than a client-side [`TokenBucket`] allows. It writes only the objects it is given (Nodewright's
-//! own resources), and of those only labels, spec and status.
+//! own resources), and of those only labels, spec and status. It also deletes the EdgeNodes of
+//! nodes that left the site and publishes the bridge's Events, under the same leadership check.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,8 +12,10 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::events::{Event, Recorder, Reporter};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -265,12 +268,32 @@ pub struct StatusWriter {
     written: HashMap<ObjectKey, Written>,
     /// Whether this replica led when the writer last looked, to forget on gaining leadership.
     was_leader: bool,
+    /// Publishes the Events that report what the bridge found or did.
+    recorder: Recorder,
 }
 
 impl StatusWriter {
-    /// A writer that writes with `client` while `leader` is `true`.
+    /// A writer that writes with `client` while `leader` is `true`, and publishes Events as the
+    /// controller named by the field manager.
     pub fn new(client: Client, config: WriterConfig, leader: watch::Receiver<bool>) -> Self {
+        StatusWriter::with_identity(client, config, leader, None)
+    }
+
+    /// The same, with this replica's name on its Events.
+    pub fn with_identity(
+        client: Client,
+        config: WriterConfig,
+        leader: watch::Receiver<bool>,
+        identity: Option<String>,
+    ) -> Self {
         let bucket = TokenBucket::new(config.max_writes_per_second, config.burst, Instant::now());
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: config.field_manager.clone(),
+                instance: identity,
+            },
+        );
         StatusWriter {
             client,
             config,
@@ -278,6 +301,40 @@ impl StatusWriter {
             bucket,
             written: HashMap::new(),
             was_leader: false,
+            recorder,
+        }
+    }
+
+    /// Deletes the object `name` of `resource` in `namespace` (an EdgeNode whose node left the
+    /// site), if this replica leads, and forgets what was written of it. `Ok(false)` when nothing
+    /// was deleted: not leading, or already gone.
+    pub async fn delete(
+        &mut self,
+        resource: &ApiResource,
+        namespace: &str,
+        name: &str,
+    ) -> Result<bool, kube::Error> {
+        if !self.leading() {
+            return Ok(false);
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, resource);
+        let deleted = match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => true,
+            Err(kube::Error::Api(e)) if e.code == 404 => false,
+            Err(e) => return Err(e),
+        };
+        self.forget_object(resource, namespace, name);
+        Ok(deleted)
+    }
+
+    /// Publishes `event` about `regarding`, if this replica leads. A failure is logged: an Event
+    /// that cannot be written must not stop the writes it reports on.
+    pub async fn event(&mut self, regarding: &ObjectReference, event: &Event) {
+        if !self.leading() {
+            return;
+        }
+        if let Err(e) = self.recorder.publish(event, regarding).await {
+            warn!(error = %e, reason = %event.reason, "could not record an Event");
         }
     }
 
