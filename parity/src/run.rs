@@ -261,7 +261,7 @@ pub fn node_task_for(t: &TaskRequest, m: &Migration) -> NodeTask {
         &t.key,
         NodeTaskSpec {
             node_name: t.node.clone(),
-            step: t.step.clone(),
+            step: t.step.as_str().to_owned(),
             args: t.args.clone(),
             idempotency_key: t.key.clone(),
             workflow_ref: Some(WorkflowRef {
@@ -276,26 +276,30 @@ pub fn node_task_for(t: &TaskRequest, m: &Migration) -> NodeTask {
     task
 }
 
-/// The tasks a migration created, by idempotency key, as the decision reads them.
+/// The tasks a migration created, by idempotency key, as the decision reads them. A task whose
+/// step this version's catalogue does not have (created by an older operator before a step was
+/// dropped or renamed) is left out: no decision of this version can ask for it or undo it. Should
+/// a decision want its key for another step, the create answers 409 Conflict, the phase waits and
+/// times out, and the migration rolls back.
 pub fn task_results(tasks: &[NodeTask]) -> BTreeMap<String, TaskResult> {
     tasks
         .iter()
-        .map(|t| {
+        .filter_map(|t| {
             let status = t.status.clone().unwrap_or_default();
-            (
+            Some((
                 t.spec.idempotency_key.clone(),
                 TaskResult {
                     request: TaskRequest {
                         key: t.spec.idempotency_key.clone(),
                         node: t.spec.node_name.clone(),
-                        step: t.spec.step.clone(),
+                        step: t.spec.step_name().ok()?,
                         args: t.spec.args.clone(),
                     },
                     phase: status.phase,
                     output: status.output,
                     message: status.message,
                 },
-            )
+            ))
         })
         .collect()
 }
