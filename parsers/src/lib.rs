@@ -30,6 +30,7 @@ pub use error::ParseError;
 pub use iproute::{
     IpAddress, IpBondInfo, IpBondSlaveInfo, IpLink, IpLinks, IpVlanInfo, parse_ip_json, parse_ip_text,
 };
+pub use legacy::contract;
 pub use legacy::{
     AnnotatedState, Blob, BlobPair, BlockEvent, BondFlip, BondFlipAction, BondFlipState, BootRecovery,
     BootRecoveryPhase, ClusterBlob, Component, DrbdHealth, Field, Fields, LastRun, LegacyLog, Level,
