@@ -29,6 +29,7 @@ use nodewright_api::storageupgrade::{
     NodeUpgradeStatus, StorageUpgradeSpec, StorageUpgradeStatus, UpgradeState,
 };
 use nodewright_parsers as p;
+use nodewright_parsers::contract;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -52,8 +53,8 @@ impl Default for ObserveConfig {
     fn default() -> Self {
         ObserveConfig {
             cluster_name: "site".to_owned(),
-            legacy_namespace: "kube-system".to_owned(),
-            legacy_daemon_set: "vx-rail-node-init".to_owned(),
+            legacy_namespace: contract::NAMESPACE.to_owned(),
+            legacy_daemon_set: contract::DAEMON_SET.to_owned(),
             stale_after_seconds: 300,
         }
     }
@@ -432,7 +433,7 @@ fn storage_condition(
 ) -> (ConditionStatus, String, String) {
     let taint = taints
         .iter()
-        .find(|t| t.key == "vx-rail.io/storage-not-ready")
+        .find(|t| t.key == contract::taint::STORAGE_NOT_READY)
         .map(|t| t.value.clone().unwrap_or_default());
     let reason_of = |r: &str| match r {
         "boot-recovery" => "BootRecovery",
@@ -554,7 +555,7 @@ fn node_status(
     let taints = object.map(|o| o.taints.as_slice()).unwrap_or_default();
     out.managed_taints = taints
         .iter()
-        .filter(|t| t.key.starts_with("vx-rail.io/"))
+        .filter(|t| t.key.starts_with(contract::PREFIX))
         .filter_map(|t| {
             Some(ManagedTaint {
                 key: t.key.clone(),

@@ -199,7 +199,7 @@ pub fn taints_after(current: &[Taint], action: &TaintAction) -> Option<Vec<Taint
     let without = |key: &str| -> Vec<Taint> {
         current
             .iter()
-            .filter(|t| !(t.key == key && t.effect == "NoSchedule"))
+            .filter(|t| !(t.key == key && t.effect == nodewright_parsers::contract::taint::EFFECT))
             .cloned()
             .collect()
     };
@@ -209,7 +209,7 @@ pub fn taints_after(current: &[Taint], action: &TaintAction) -> Option<Vec<Taint
             next.push(Taint {
                 key: taints::STORAGE_TAINT.to_owned(),
                 value: Some(reason.clone()),
-                effect: "NoSchedule".to_owned(),
+                effect: nodewright_parsers::contract::taint::EFFECT.to_owned(),
                 time_added: None,
             });
             next
@@ -252,7 +252,7 @@ pub fn node_patch(node: &Node, action: &TaintAction) -> Option<serde_json::Value
 /// The label that ties a NodeTask to the Migration that created it.
 pub const MIGRATION_LABEL: &str = "nodewright.io/migration";
 /// The legacy role label the migration sets on joining nodes.
-pub const ROLE_LABEL: &str = "vx-rail.io/role";
+pub const ROLE_LABEL: &str = nodewright_parsers::contract::label::ROLE;
 
 /// The NodeTask that carries out one task request of a migration: named by its idempotency key,
 /// labelled with the migration, and owned by it (deleting the Migration deletes its tasks).
