@@ -239,12 +239,12 @@ async fn a_valid_object_of_every_kind_is_accepted() {
     ctx.api::<BondFlip>().create(&pp, &flip).await.unwrap();
 
     let task = NodeTask::new(
-        "edge-1-drbd-up",
+        "edge-1-resource-create",
         NodeTaskSpec {
             node_name: "edge-1".into(),
-            step: "drbd-up".into(),
-            args: vec!["pvc-4b1c".into()],
-            idempotency_key: "to-three-nodes:edge-1:drbd-up".into(),
+            step: StepName::ResourceCreate.as_str().into(),
+            args: vec!["edge-1".into(), "pvc-4b1c".into(), "pool0".into()],
+            idempotency_key: "to-three-nodes:edge-1:resource-create".into(),
             workflow_ref: Some(WorkflowRef {
                 kind: WorkflowKind::Migration,
                 name: "to-three-nodes".into(),
@@ -261,7 +261,7 @@ async fn a_valid_object_of_every_kind_is_accepted() {
         "migration.nodewright.io/to-three-nodes",
         "storageupgrade.nodewright.io/drbd-9-2-12",
         "bondflip.nodewright.io/bond0-to-eno2",
-        "nodetask.nodewright.io/edge-1-drbd-up",
+        "nodetask.nodewright.io/edge-1-resource-create",
     ] {
         assert!(
             listed.contains(expected),
@@ -383,9 +383,13 @@ async fn invalid_objects_are_refused_with_the_cel_message() {
         "spec.nodeOrder[2]: Duplicate value: \"edge-1\"",
     );
 
-    // NodeTask: step names are kebab-case words.
+    // NodeTask: a step is one of the catalogue's names, not merely a name of the right shape.
     assert_refused(
         create_json::<NodeTask>(&ctx, node_task("t1", "edge-1", "Drbd Up")).await,
+        "spec.step",
+    );
+    assert_refused(
+        create_json::<NodeTask>(&ctx, node_task("t1", "edge-1", "drbd-up")).await,
         "spec.step",
     );
 }
@@ -395,7 +399,7 @@ async fn changes_that_the_rules_forbid_on_update_are_refused() {
     let ctx = context("updates").await;
 
     // NodeTask spec is immutable.
-    create_json::<NodeTask>(&ctx, node_task("t1", "edge-1", "drbd-up"))
+    create_json::<NodeTask>(&ctx, node_task("t1", "edge-1", "drbd-status"))
         .await
         .unwrap();
     assert_refused(
@@ -552,7 +556,7 @@ async fn status_is_written_only_through_the_status_subresource() {
 async fn node_tasks_can_be_listed_for_one_node_by_field_selector() {
     let ctx = context("selector").await;
     for (name, node) in [("a", "edge-1"), ("b", "edge-2"), ("c", "edge-1")] {
-        create_json::<NodeTask>(&ctx, node_task(name, node, "drbd-up"))
+        create_json::<NodeTask>(&ctx, node_task(name, node, "drbd-status"))
             .await
             .unwrap();
     }

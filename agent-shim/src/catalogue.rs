@@ -15,6 +15,8 @@ use nodewright_parsers::{
     parse_linstor_storage_pool_list,
 };
 
+use nodewright_api::StepName;
+
 use crate::host::{EXIT_TIMED_OUT, HostOps, HostOutput};
 
 /// Why a step name and arguments have no plan. No host command runs for such a task.
@@ -65,7 +67,7 @@ impl StepError {
     }
 }
 
-/// Every step of the catalogue, in the order of [`CATALOGUE`].
+/// Every step of the catalogue with its arguments, in the order of [`StepName::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Register a LINSTOR satellite.
@@ -122,24 +124,27 @@ pub enum Step {
     LinstorResourceList,
 }
 
-/// Name and usage of every step, for messages and docs.
-pub const CATALOGUE: &[(&str, &str)] = &[
-    ("linstor-node-create", "<node> <ip>"),
-    ("linstor-node-delete", "<node>"),
-    ("storage-pool-create", "<node> <pool> <vg/thinpool>"),
-    ("resource-create", "<node> <resource> <pool>"),
-    ("resource-delete", "<node> <resource>"),
-    ("bond-set-active", "<bond> <slave>"),
-    ("drbd-status", ""),
-    ("linstor-node-list", ""),
-    ("linstor-storage-pool-list", ""),
-    ("linstor-resource-list", ""),
-];
+/// The usage line of a step: its arguments, for messages and docs. The step names themselves are
+/// the API's [`StepName`], the one list the CRD, the operator and the agent share.
+pub const fn usage(step: StepName) -> &'static str {
+    match step {
+        StepName::LinstorNodeCreate => "<node> <ip>",
+        StepName::LinstorNodeDelete => "<node>",
+        StepName::StoragePoolCreate => "<node> <pool> <vg/thinpool>",
+        StepName::ResourceCreate => "<node> <resource> <pool>",
+        StepName::ResourceDelete => "<node> <resource>",
+        StepName::BondSetActive => "<bond> <slave>",
+        StepName::DrbdStatus
+        | StepName::LinstorNodeList
+        | StepName::LinstorStoragePoolList
+        | StepName::LinstorResourceList => "",
+    }
+}
 
 fn known_steps() -> String {
-    CATALOGUE
+    StepName::ALL
         .iter()
-        .map(|(name, _)| *name)
+        .map(|step| step.as_str())
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -238,11 +243,12 @@ fn ip_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepE
 
 /// The step a task names, with its arguments checked.
 pub fn parse_step(step: &str, args: &[String]) -> Result<Step, StepError> {
-    let Some(&(name, usage)) = CATALOGUE.iter().find(|(n, _)| *n == step) else {
+    let Ok(step) = step.parse::<StepName>() else {
         return Err(StepError::UnknownStep {
             step: step.to_owned(),
         });
     };
+    let (name, usage) = (step.as_str(), usage(step));
     let expected = usage.split_whitespace().count();
     if args.len() != expected {
         return Err(StepError::WrongArgCount {
@@ -253,36 +259,36 @@ pub fn parse_step(step: &str, args: &[String]) -> Result<Step, StepError> {
         });
     }
     let arg = |i: usize, what: &'static str| name_arg(name, i + 1, what, &args[i]);
-    Ok(match name {
-        "linstor-node-create" => Step::LinstorNodeCreate {
+    Ok(match step {
+        StepName::LinstorNodeCreate => Step::LinstorNodeCreate {
             node: arg(0, "node")?,
             ip: ip_arg(name, 2, &args[1])?,
         },
-        "linstor-node-delete" => Step::LinstorNodeDelete {
+        StepName::LinstorNodeDelete => Step::LinstorNodeDelete {
             node: arg(0, "node")?,
         },
-        "storage-pool-create" => Step::StoragePoolCreate {
+        StepName::StoragePoolCreate => Step::StoragePoolCreate {
             node: arg(0, "node")?,
             pool: arg(1, "pool")?,
             vg: arg(2, "vg/thinpool")?,
         },
-        "resource-create" => Step::ResourceCreate {
+        StepName::ResourceCreate => Step::ResourceCreate {
             node: arg(0, "node")?,
             resource: arg(1, "resource")?,
             pool: arg(2, "pool")?,
         },
-        "resource-delete" => Step::ResourceDelete {
+        StepName::ResourceDelete => Step::ResourceDelete {
             node: arg(0, "node")?,
             resource: arg(1, "resource")?,
         },
-        "bond-set-active" => Step::BondSetActive {
+        StepName::BondSetActive => Step::BondSetActive {
             bond: arg(0, "bond")?,
             slave: arg(1, "slave")?,
         },
-        "drbd-status" => Step::DrbdStatus,
-        "linstor-node-list" => Step::LinstorNodeList,
-        "linstor-storage-pool-list" => Step::LinstorStoragePoolList,
-        _ => Step::LinstorResourceList,
+        StepName::DrbdStatus => Step::DrbdStatus,
+        StepName::LinstorNodeList => Step::LinstorNodeList,
+        StepName::LinstorStoragePoolList => Step::LinstorStoragePoolList,
+        StepName::LinstorResourceList => Step::LinstorResourceList,
     })
 }
 
@@ -292,6 +298,22 @@ pub fn plan(step: &str, args: &[String]) -> Result<Plan, StepError> {
 }
 
 impl Step {
+    /// The step's name in the catalogue.
+    pub const fn name(&self) -> StepName {
+        match self {
+            Step::LinstorNodeCreate { .. } => StepName::LinstorNodeCreate,
+            Step::LinstorNodeDelete { .. } => StepName::LinstorNodeDelete,
+            Step::StoragePoolCreate { .. } => StepName::StoragePoolCreate,
+            Step::ResourceCreate { .. } => StepName::ResourceCreate,
+            Step::ResourceDelete { .. } => StepName::ResourceDelete,
+            Step::BondSetActive { .. } => StepName::BondSetActive,
+            Step::DrbdStatus => StepName::DrbdStatus,
+            Step::LinstorNodeList => StepName::LinstorNodeList,
+            Step::LinstorStoragePoolList => StepName::LinstorStoragePoolList,
+            Step::LinstorResourceList => StepName::LinstorResourceList,
+        }
+    }
+
     /// The step's commands: the same argv the legacy script runs.
     pub fn plan(self) -> Plan {
         let (check, commands) = match &self {
@@ -588,6 +610,27 @@ mod tests {
 | edge-1 | COMBINED  | 10.10.100.11:3366 (PLAIN) | Online |
 +----------------------------------------------------------+
 ";
+
+    #[test]
+    fn every_catalogue_step_has_an_api_name_and_every_api_name_a_plan() {
+        for name in StepName::ALL {
+            let a: Vec<String> = usage(name)
+                .split_whitespace()
+                .enumerate()
+                .map(|(i, _)| {
+                    if name == StepName::LinstorNodeCreate && i == 1 {
+                        "10.0.0.3"
+                    } else {
+                        "edge-3"
+                    }
+                    .to_owned()
+                })
+                .collect();
+            let step = parse_step(name.as_str(), &a).unwrap();
+            assert_eq!(step.name(), name);
+            assert_eq!(plan(name.as_str(), &a).unwrap().step.name(), name);
+        }
+    }
 
     #[test]
     fn linstor_node_create_runs_the_legacy_command_after_a_node_list_check() {

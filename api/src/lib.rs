@@ -21,7 +21,7 @@ pub use common::{WorkflowMode, WorkflowOwner};
 pub use edgecluster::{EdgeCluster, EdgeClusterSpec, EdgeClusterStatus};
 pub use edgenode::{EdgeNode, EdgeNodeSpec, EdgeNodeStatus};
 pub use migration::{Migration, MigrationSpec, MigrationStatus};
-pub use nodetask::{NodeTask, NodeTaskSpec, NodeTaskStatus};
+pub use nodetask::{NodeTask, NodeTaskSpec, NodeTaskStatus, StepName};
 pub use storageupgrade::{StorageUpgrade, StorageUpgradeSpec, StorageUpgradeStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{

@@ -1,5 +1,10 @@
 //! `NodeTask`: one host mutation for one node — the node agent's only input. Its spec is immutable
 //! and carries an idempotency key, so a retried or replayed task is recognised, never run twice.
+//! [`StepName`] is the step catalogue: the one list of step names the CRD accepts, the operator
+//! asks for and the agent runs.
+
+use std::fmt;
+use std::str::FromStr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -49,8 +54,13 @@ pub struct NodeTaskSpec {
     /// The node whose agent runs the step.
     #[schemars(length(min = 1, max = 253))]
     pub node_name: String,
-    /// The host step, for example `bond-set-active` or `drbd-up`.
-    #[schemars(regex(pattern = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"), length(min = 1, max = 63))]
+    /// The host step, one of the agent's step catalogue, for example `bond-set-active`.
+    // The CRD accepts only the names of [`StepName`], so no task with another name can be created.
+    // The field stays a string in Rust all the same: an object created before an upgrade that
+    // dropped or renamed a step still holds the old name, and a typed field would make the whole
+    // list or watch that carries it fail to decode, starving every other task of the node. As a
+    // string it decodes, and the agent fails that one task with "unknown step" instead.
+    #[schemars(with = "StepName")]
     pub step: String,
     /// Arguments to the step, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -72,6 +82,95 @@ pub struct NodeTaskSpec {
 
 fn default_timeout() -> i32 {
     600
+}
+
+impl NodeTaskSpec {
+    /// The step, if the catalogue of this version has it (see the comment on `step`).
+    pub fn step_name(&self) -> Result<StepName, UnknownStep> {
+        self.step.parse()
+    }
+}
+
+/// The step catalogue: every host step a node agent runs, by the name a `NodeTask` gives it.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepName {
+    /// Register a LINSTOR satellite: `<node> <ip>`.
+    LinstorNodeCreate,
+    /// Remove a LINSTOR node: `<node>`.
+    LinstorNodeDelete,
+    /// Register an LVM-thin storage pool on a node: `<node> <pool> <vg/thinpool>`.
+    StoragePoolCreate,
+    /// Place a replica of a resource on a node: `<node> <resource> <pool>`.
+    ResourceCreate,
+    /// Remove a node's replica of a resource: `<node> <resource>`.
+    ResourceDelete,
+    /// Make a slave the active slave of its bond: `<bond> <slave>`.
+    BondSetActive,
+    /// Read `drbdadm status all`.
+    DrbdStatus,
+    /// Read `linstor node list`.
+    LinstorNodeList,
+    /// Read `linstor storage-pool list`.
+    LinstorStoragePoolList,
+    /// Read `linstor resource list`.
+    LinstorResourceList,
+}
+
+impl StepName {
+    /// Every step, in catalogue order.
+    pub const ALL: [StepName; 10] = [
+        StepName::LinstorNodeCreate,
+        StepName::LinstorNodeDelete,
+        StepName::StoragePoolCreate,
+        StepName::ResourceCreate,
+        StepName::ResourceDelete,
+        StepName::BondSetActive,
+        StepName::DrbdStatus,
+        StepName::LinstorNodeList,
+        StepName::LinstorStoragePoolList,
+        StepName::LinstorResourceList,
+    ];
+
+    /// The name as a `NodeTask` spells it (the same as its serde name).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StepName::LinstorNodeCreate => "linstor-node-create",
+            StepName::LinstorNodeDelete => "linstor-node-delete",
+            StepName::StoragePoolCreate => "storage-pool-create",
+            StepName::ResourceCreate => "resource-create",
+            StepName::ResourceDelete => "resource-delete",
+            StepName::BondSetActive => "bond-set-active",
+            StepName::DrbdStatus => "drbd-status",
+            StepName::LinstorNodeList => "linstor-node-list",
+            StepName::LinstorStoragePoolList => "linstor-storage-pool-list",
+            StepName::LinstorResourceList => "linstor-resource-list",
+        }
+    }
+}
+
+impl fmt::Display for StepName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A step name the catalogue does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown step {0:?}")]
+pub struct UnknownStep(pub String);
+
+impl FromStr for StepName {
+    type Err = UnknownStep;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StepName::ALL
+            .into_iter()
+            .find(|step| step.as_str() == s)
+            .ok_or_else(|| UnknownStep(s.to_owned()))
+    }
 }
 
 /// The kinds of workflow that create node tasks.
@@ -149,4 +248,68 @@ pub struct NodeTaskStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_name_is_spelled_the_same_by_as_str_serde_and_from_str() {
+        for step in StepName::ALL {
+            assert_eq!(
+                serde_json::to_value(step).ok(),
+                Some(serde_json::Value::String(step.as_str().to_owned()))
+            );
+            assert_eq!(step.as_str().parse::<StepName>(), Ok(step));
+            assert_eq!(step.to_string(), step.as_str());
+        }
+    }
+
+    #[test]
+    fn all_lists_every_step_once() {
+        let mut sorted = StepName::ALL.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), StepName::ALL.len());
+        // The match is exhaustive: a new step fails to compile here until it gets the next
+        // index, and `ALL`'s length is part of its type, so it has to be listed there as well.
+        let index = |s: StepName| match s {
+            StepName::LinstorNodeCreate => 0,
+            StepName::LinstorNodeDelete => 1,
+            StepName::StoragePoolCreate => 2,
+            StepName::ResourceCreate => 3,
+            StepName::ResourceDelete => 4,
+            StepName::BondSetActive => 5,
+            StepName::DrbdStatus => 6,
+            StepName::LinstorNodeList => 7,
+            StepName::LinstorStoragePoolList => 8,
+            StepName::LinstorResourceList => 9,
+        };
+        for (i, step) in StepName::ALL.into_iter().enumerate() {
+            assert_eq!(index(step), i, "{step}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_step_name_is_an_error_that_names_it() {
+        let e = "format-disk".parse::<StepName>().unwrap_err();
+        assert_eq!(e.to_string(), "unknown step \"format-disk\"");
+    }
+
+    #[test]
+    fn the_crd_accepts_exactly_the_catalogue_step_names() {
+        let crd = serde_json::to_value(<NodeTask as kube::CustomResourceExt>::crd()).unwrap();
+        let step = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["step"];
+        let names: Vec<&str> = step["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let expected: Vec<&str> = StepName::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, expected);
+        assert_eq!(step["type"], "string");
+    }
 }

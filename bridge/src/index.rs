@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Taint};
 use nodewright_parsers as p;
+use nodewright_parsers::contract::{self, Message, annotation, cluster_key, label, node_key};
 
 /// Names of the legacy objects, as the script's contract fixes them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,9 +29,9 @@ pub struct LegacyNames {
 impl Default for LegacyNames {
     fn default() -> Self {
         LegacyNames {
-            namespace: "kube-system".to_owned(),
-            cluster_state: "vx-rail-cluster-state".to_owned(),
-            node_prefix: "vx-rail-node-".to_owned(),
+            namespace: contract::NAMESPACE.to_owned(),
+            cluster_state: contract::CLUSTER_STATE.to_owned(),
+            node_prefix: contract::NODE_CONFIG_MAP_PREFIX.to_owned(),
         }
     }
 }
@@ -325,7 +326,7 @@ struct ListedConfigMaps {
 }
 
 /// Nodewright's takeover ConfigMap, in the legacy namespace (see the legacy contract's shim mode).
-pub const TAKEOVER_CONFIGMAP: &str = "nodewright-takeover";
+pub const TAKEOVER_CONFIGMAP: &str = contract::TAKEOVER;
 
 /// The keys of one ConfigMap, parsed into fields, collecting the errors that appear.
 struct Keys<'a> {
@@ -476,36 +477,57 @@ impl Index {
         if name == self.names.cluster_state {
             self.dirty.all = true;
             let state = self.cluster.get_or_insert_with(ClusterState::default);
-            keys.parse(&mut state.cluster, "cluster", p::parse_cluster_blob);
-            keys.parse(&mut state.members, "members", p::parse_members);
-            keys.parse(&mut state.network_plan, "network-plan", p::parse_network_plan);
-            keys.parse(&mut state.linstor_nodes, "linstor-nodes", p::parse_linstor_nodes);
-            keys.parse(&mut state.migration, "migration", p::parse_migration);
-            keys.parse(&mut state.upgrade, "upgrade", p::parse_upgrade);
-            state.desired_storage_version = keys.raw("desired-storage-version").map(|v| v.trim().to_owned());
-            let flips: BTreeSet<&str> = data.keys().filter_map(|k| k.strip_prefix("bond-flip.")).collect();
+            keys.parse(&mut state.cluster, cluster_key::CLUSTER, p::parse_cluster_blob);
+            keys.parse(&mut state.members, cluster_key::MEMBERS, p::parse_members);
+            keys.parse(
+                &mut state.network_plan,
+                cluster_key::NETWORK_PLAN,
+                p::parse_network_plan,
+            );
+            keys.parse(
+                &mut state.linstor_nodes,
+                cluster_key::LINSTOR_NODES,
+                p::parse_linstor_nodes,
+            );
+            keys.parse(&mut state.migration, cluster_key::MIGRATION, p::parse_migration);
+            keys.parse(&mut state.upgrade, cluster_key::UPGRADE, p::parse_upgrade);
+            state.desired_storage_version = keys
+                .raw(cluster_key::DESIRED_STORAGE_VERSION)
+                .map(|v| v.trim().to_owned());
+            let flips: BTreeSet<&str> = data
+                .keys()
+                .filter_map(|k| k.strip_prefix(cluster_key::BOND_FLIP_PREFIX))
+                .collect();
             state.bond_flips.retain(|node, _| flips.contains(node.as_str()));
             for node in flips {
                 let field = state.bond_flips.entry(node.to_owned()).or_default();
-                keys.parse(field, &format!("bond-flip.{node}"), p::parse_bond_flip);
+                keys.parse(
+                    field,
+                    &format!("{}{node}", cluster_key::BOND_FLIP_PREFIX),
+                    p::parse_bond_flip,
+                );
             }
             self.record_workflow_transitions();
         } else if let Some(node) = name.strip_prefix(self.names.node_prefix.as_str()) {
             let node = node.to_owned();
             let entry = self.node(&node);
             let cm_state = entry.config_map.get_or_insert_with(Box::default);
-            cm_state.script_version = keys.raw("script-version").map(str::to_owned);
-            keys.parse(&mut cm_state.heartbeat, "heartbeat", rfc3339_unix);
-            keys.parse(&mut cm_state.status, "status", p::parse_node_status);
-            keys.parse(&mut cm_state.drbd_status, "drbd-status", p::parse_drbd_status);
+            cm_state.script_version = keys.raw(node_key::SCRIPT_VERSION).map(str::to_owned);
+            keys.parse(&mut cm_state.heartbeat, node_key::HEARTBEAT, rfc3339_unix);
+            keys.parse(&mut cm_state.status, node_key::STATUS, p::parse_node_status);
+            keys.parse(
+                &mut cm_state.drbd_status,
+                node_key::DRBD_STATUS,
+                p::parse_drbd_status,
+            );
             keys.parse(
                 &mut cm_state.boot_recovery,
-                "boot-recovery",
+                node_key::BOOT_RECOVERY,
                 p::parse_boot_recovery,
             );
             keys.parse(
                 &mut cm_state.takeover_generation,
-                "takeover-generation",
+                node_key::TAKEOVER_GENERATION,
                 generation,
             );
         } else if name == TAKEOVER_CONFIGMAP {
@@ -618,29 +640,29 @@ impl Index {
         let entry = self.node(&name);
         let object = entry.object.get_or_insert_with(Box::default);
         let ann = |k: &str| annotations.get(k).map(String::as_str);
-        object.state = ann("vx-rail.io/state").map(p::AnnotatedState::from_text);
+        object.state = ann(annotation::STATE).map(p::AnnotatedState::from_text);
         errors.extend(object.last_run.update(
-            ann("vx-rail.io/last-run"),
-            || source("annotations", "vx-rail.io/last-run"),
+            ann(annotation::LAST_RUN),
+            || source("annotations", annotation::LAST_RUN),
             p::parse_last_run,
             now,
         ));
         errors.extend(object.upgrade_state.update(
-            ann("vx-rail.io/upgrade-state"),
-            || source("annotations", "vx-rail.io/upgrade-state"),
+            ann(annotation::UPGRADE_STATE),
+            || source("annotations", annotation::UPGRADE_STATE),
             p::parse_upgrade_state_annotation,
             now,
         ));
-        object.bond_active = ann("vx-rail.io/bond-active").map(|v| {
+        object.bond_active = ann(annotation::BOND_ACTIVE).map(|v| {
             Some(v)
                 .filter(|v| !v.is_empty() && *v != "none")
                 .map(str::to_owned)
         });
-        object.boot_id = ann("vx-rail.io/boot-id").map(str::to_owned);
-        object.role = labels.get("vx-rail.io/role").map(|v| p::NodeRole::from_text(v));
+        object.boot_id = ann(annotation::BOOT_ID).map(str::to_owned);
+        object.role = labels.get(label::ROLE).map(|v| p::NodeRole::from_text(v));
         errors.extend(object.storage_ready.update(
-            labels.get("vx-rail.io/storage-ready").map(String::as_str),
-            || source("labels", "vx-rail.io/storage-ready"),
+            labels.get(label::STORAGE_READY).map(String::as_str),
+            || source("labels", label::STORAGE_READY),
             bool_label,
             now,
         ));
@@ -727,28 +749,28 @@ impl Index {
                 let at = r.time.unix_seconds().unwrap_or(now);
                 let msg = r.message();
                 let field = |k: &str| r.fields.get(k).map(|f| f.value().into_owned());
-                match (r.component.as_str(), msg.as_ref()) {
-                    ("main", "iteration finished") => {
+                match Message::of(&r.component, &msg) {
+                    Some(Message::IterationFinished) => {
                         last_iteration = Some((
                             at,
                             field("outcome").unwrap_or_default(),
                             field("step").unwrap_or_default(),
                         ));
                     }
-                    ("main", "vx-rail-node-init starting") => version = field("version"),
-                    ("network", "changing bond mode, traffic on the bond stops briefly") => {
+                    Some(Message::Starting) => version = field("version"),
+                    Some(Message::ChangingBondMode) => {
                         if let (Some(bond), Some(from), Some(to)) =
                             (field("bond"), field("from"), field("to"))
                         {
                             mode_change = Some((bond, from, to));
                         }
                     }
-                    ("upgrade", "storage upgrade started") => {
+                    Some(Message::StorageUpgradeStarted) => {
                         if let Some(to) = field("to") {
                             starts.push((at, to));
                         }
                     }
-                    ("upgrade", "upgrade state changed") => {
+                    Some(Message::UpgradeStateChanged) => {
                         if let Some(to) = field("to") {
                             transitions.push((
                                 Workflow::Upgrade,
@@ -761,7 +783,7 @@ impl Index {
                             ));
                         }
                     }
-                    ("migration", "migration phase changed") => {
+                    Some(Message::MigrationPhaseChanged) => {
                         if let Some(to) = field("to") {
                             transitions.push((
                                 Workflow::Migration,

@@ -6,6 +6,7 @@
 //!
 //! Shape: sources (I/O) → index (sync, no I/O) → observation (pure) → writer (I/O, leader only).
 
+pub mod convert;
 pub mod fingerprint;
 pub mod index;
 pub mod logs;

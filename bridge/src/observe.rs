@@ -19,18 +19,20 @@ use nodewright_api::edgecluster::{
     WorkflowModes,
 };
 use nodewright_api::edgenode::{
-    BondMode, BondSlaveStatus, BondStatus, BootRecoveryPhase, BootRecoveryStatus, DrbdPeerStatus,
-    DrbdResourceStatus, EdgeNodeSpec, EdgeNodeStatus, LegacyRun, LinkState, ManagedTaint, ParseDiagnostic,
-    SatelliteState, SatelliteStatus, TaintEffect, VlanPurpose, VlanStatus,
+    BondSlaveStatus, BondStatus, BootRecoveryStatus, DrbdPeerStatus, DrbdResourceStatus, EdgeNodeSpec,
+    EdgeNodeStatus, LegacyRun, LinkState, ManagedTaint, ParseDiagnostic, SatelliteState, SatelliteStatus,
+    VlanPurpose, VlanStatus,
 };
-use nodewright_api::migration::{MigrationPhase, MigrationSpec, MigrationStatus};
+use nodewright_api::migration::{MigrationSpec, MigrationStatus};
 use nodewright_api::storageupgrade::{
     NodeUpgradeStatus, StorageUpgradeSpec, StorageUpgradeStatus, UpgradeState,
 };
 use nodewright_parsers as p;
+use nodewright_parsers::contract;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::convert::{bond_mode_named, boot_recovery_phase, migration_phase, taint_effect, upgrade_state};
 use crate::index::{Diagnostic, Dirty, Index, NodeEntry, Transition};
 
 /// What the status computation needs to know besides the index.
@@ -50,8 +52,8 @@ impl Default for ObserveConfig {
     fn default() -> Self {
         ObserveConfig {
             cluster_name: "site".to_owned(),
-            legacy_namespace: "kube-system".to_owned(),
-            legacy_daemon_set: "vx-rail-node-init".to_owned(),
+            legacy_namespace: contract::NAMESPACE.to_owned(),
+            legacy_daemon_set: contract::DAEMON_SET.to_owned(),
             stale_after_seconds: 300,
         }
     }
@@ -104,19 +106,6 @@ fn pascal(screaming: &str) -> String {
                 .unwrap_or_default()
         })
         .collect()
-}
-
-/// The API enum value spelled `text` (serde name), if there is one.
-fn api_enum<T: DeserializeOwned>(text: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
-}
-
-fn upgrade_state(s: &p::UpgradeState) -> Option<UpgradeState> {
-    api_enum(&pascal(s.as_str()))
-}
-
-fn migration_phase(s: &p::MigrationPhase) -> Option<MigrationPhase> {
-    api_enum(&pascal(s.as_str()))
 }
 
 fn i64_of(v: u64) -> i64 {
@@ -370,13 +359,9 @@ fn drbd_resources(status: &p::DrbdStatus) -> Vec<DrbdResourceStatus> {
         .collect()
 }
 
-fn taint_effect(text: &str) -> Option<TaintEffect> {
-    api_enum(text)
-}
-
 fn boot_recovery(b: &p::BootRecovery) -> Option<BootRecoveryStatus> {
     Some(BootRecoveryStatus {
-        phase: api_enum::<BootRecoveryPhase>(&pascal(b.phase.as_str()))?,
+        phase: boot_recovery_phase(&b.phase)?,
         boot_time: b.boot_time.map(|t| time(i64_of(t))),
         phase_since: b.since.map(|t| time(i64_of(t))),
         message: b.msg.clone(),
@@ -444,7 +429,7 @@ fn storage_condition(
 ) -> (ConditionStatus, String, String) {
     let taint = taints
         .iter()
-        .find(|t| t.key == "vx-rail.io/storage-not-ready")
+        .find(|t| t.key == contract::taint::STORAGE_NOT_READY)
         .map(|t| t.value.clone().unwrap_or_default());
     let reason_of = |r: &str| match r {
         "boot-recovery" => "BootRecovery",
@@ -532,7 +517,7 @@ fn node_status(
                 speed_mbps: None,
             })
             .collect();
-        if let Some(mode) = api_enum::<BondMode>(&s.bond_mode) {
+        if let Some(mode) = bond_mode_named(&s.bond_mode) {
             let link = if slaves.iter().any(|sl| sl.link_state == LinkState::Up) {
                 LinkState::Up
             } else if slaves.is_empty() {
@@ -566,12 +551,12 @@ fn node_status(
     let taints = object.map(|o| o.taints.as_slice()).unwrap_or_default();
     out.managed_taints = taints
         .iter()
-        .filter(|t| t.key.starts_with("vx-rail.io/"))
+        .filter(|t| t.key.starts_with(contract::PREFIX))
         .filter_map(|t| {
             Some(ManagedTaint {
                 key: t.key.clone(),
                 value: t.value.clone(),
-                effect: taint_effect(&t.effect)?,
+                effect: taint_effect(&p::TaintEffect::from_text(&t.effect))?,
                 since: t.time_added.clone(),
             })
         })
@@ -1301,7 +1286,7 @@ fn bond_flips(
             .and_then(|c| c.status.value.as_ref());
         let Some(status) = status else { continue };
         let current = BondState {
-            mode: match api_enum::<BondMode>(&status.bond_mode) {
+            mode: match bond_mode_named(&status.bond_mode) {
                 Some(m) => m,
                 None => continue,
             },
@@ -1320,7 +1305,7 @@ fn bond_flips(
             .filter(|(bond, _, to)| {
                 *bond == status.bond && flip.action == p::BondFlipAction::Mode && *to == flip.value
             })
-            .and_then(|(_, from, _)| api_enum::<BondMode>(from))
+            .and_then(|(_, from, _)| bond_mode_named(from))
             .map(|mode| BondState {
                 mode,
                 active_slave: None,
@@ -1338,7 +1323,7 @@ fn bond_flips(
             }
         };
         let to = match flip.action {
-            p::BondFlipAction::Mode => match api_enum::<BondMode>(&flip.value) {
+            p::BondFlipAction::Mode => match bond_mode_named(&flip.value) {
                 Some(m) => BondTarget {
                     mode: Some(m),
                     active_slave: None,
@@ -1422,6 +1407,8 @@ mod tests {
     use crate::index::LegacyNames;
     use crate::index::tests::{STATUS, config_map, node};
     use nodewright_api::common::find_condition;
+    use nodewright_api::edgenode::{BondMode, TaintEffect};
+    use nodewright_api::migration::MigrationPhase;
 
     const NOW: i64 = 1_714_557_900;
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use nodewright_api::migration::{MigrationPhase as Phase, MigrationSpec, MigrationStatus};
-use nodewright_api::nodetask::NodeTaskPhase;
+use nodewright_api::nodetask::{NodeTaskPhase, StepName};
 use nodewright_parsers::{ClusterBlob, Member, NetworkPlan};
 
 /// A migration phase that waits longer than this fails and rolls back (the script's
@@ -83,8 +83,8 @@ pub struct TaskRequest {
     pub key: String,
     /// The node whose agent runs it.
     pub node: String,
-    /// The step (the agent's catalogue).
-    pub step: String,
+    /// The step.
+    pub step: StepName,
     /// Its arguments.
     pub args: Vec<String>,
 }
@@ -276,13 +276,13 @@ fn read(
     uid: &str,
     phase: Phase,
     node: &str,
-    step: &str,
+    step: StepName,
     tasks: &BTreeMap<String, TaskResult>,
 ) -> Result<String, Decision> {
     let list = TaskRequest {
         key: task_key(uid, phase, &format!("list-{node}")),
         node: node.to_owned(),
-        step: step.into(),
+        step,
         args: Vec::new(),
     };
     match group(tasks, vec![list.clone()]) {
@@ -445,7 +445,7 @@ pub fn decide(
                 wanted.push(TaskRequest {
                     key: task_key(uid, phase, n),
                     node: source.to_owned(),
-                    step: "linstor-node-create".into(),
+                    step: StepName::LinstorNodeCreate,
                     args: vec![n.clone(), ip],
                 });
             }
@@ -478,7 +478,7 @@ pub fn decide(
             let Some(pool) = facts.cluster.as_ref().map(|c| c.storage_pool.clone()) else {
                 return Decision::wait("no cluster blob in the cluster state");
             };
-            let pools = match read(uid, phase, source, "linstor-storage-pool-list", tasks) {
+            let pools = match read(uid, phase, source, StepName::LinstorStoragePoolList, tasks) {
                 Ok(output) => match nodewright_parsers::parse_linstor_storage_pool_list(&output) {
                     Ok(p) => p,
                     Err(e) => {
@@ -499,7 +499,7 @@ pub fn decide(
                 .map(|n| TaskRequest {
                     key: task_key(uid, phase, n),
                     node: source.to_owned(),
-                    step: "storage-pool-create".into(),
+                    step: StepName::StoragePoolCreate,
                     args: vec![n.clone(), pool.clone(), vg.clone()],
                 })
                 .collect();
@@ -513,7 +513,7 @@ pub fn decide(
             let Some(pool) = facts.cluster.as_ref().map(|c| c.storage_pool.clone()) else {
                 return Decision::wait("no cluster blob in the cluster state");
             };
-            let resources = match read(uid, phase, source, "linstor-resource-list", tasks) {
+            let resources = match read(uid, phase, source, StepName::LinstorResourceList, tasks) {
                 Ok(output) => match nodewright_parsers::parse_linstor_resource_list(&output) {
                     Ok(r) => r,
                     Err(e) => return Decision::fail(format!("resource list of {source} unreadable: {e}")),
@@ -541,7 +541,7 @@ pub fn decide(
                     wanted.push(TaskRequest {
                         key: task_key(uid, phase, &format!("{n}-{res}")),
                         node: source.to_owned(),
-                        step: "resource-create".into(),
+                        step: StepName::ResourceCreate,
                         args: vec![n.clone(), (*res).to_owned(), pool.clone()],
                     });
                     have += 1;
@@ -608,7 +608,7 @@ pub fn decide(
 }
 
 /// Succeeded tasks of this migration with `step`, oldest key first.
-fn succeeded<'a>(uid: &str, tasks: &'a BTreeMap<String, TaskResult>, step: &str) -> Vec<&'a TaskRequest> {
+fn succeeded<'a>(uid: &str, tasks: &'a BTreeMap<String, TaskResult>, step: StepName) -> Vec<&'a TaskRequest> {
     let prefix = key_prefix(uid);
     tasks
         .iter()
@@ -621,7 +621,7 @@ fn succeeded<'a>(uid: &str, tasks: &'a BTreeMap<String, TaskResult>, step: &str)
 
 /// The replicas this migration placed: (node, resource) of every resource-create that succeeded.
 fn placed_replicas(uid: &str, tasks: &BTreeMap<String, TaskResult>) -> Vec<(String, String)> {
-    succeeded(uid, tasks, "resource-create")
+    succeeded(uid, tasks, StepName::ResourceCreate)
         .into_iter()
         .filter_map(|r| Some((r.args.first()?.clone(), r.args.get(1)?.clone())))
         .collect()
@@ -660,7 +660,7 @@ fn rollback(
         .map(|(node, res)| TaskRequest {
             key: task_key(uid, Phase::RollingBack, &format!("delete-{node}-{res}")),
             node: source.to_owned(),
-            step: "resource-delete".into(),
+            step: StepName::ResourceDelete,
             args: vec![node, res],
         })
         .collect();
@@ -672,14 +672,14 @@ fn rollback(
         (None, Some(why)) => failed.push(why),
         (None, None) => {}
     }
-    let node_deletes: Vec<TaskRequest> = succeeded(uid, tasks, "linstor-node-create")
+    let node_deletes: Vec<TaskRequest> = succeeded(uid, tasks, StepName::LinstorNodeCreate)
         .into_iter()
         .rev()
         .filter_map(|r| r.args.first().cloned())
         .map(|node| TaskRequest {
             key: task_key(uid, Phase::RollingBack, &format!("node-delete-{node}")),
             node: source.to_owned(),
-            step: "linstor-node-delete".into(),
+            step: StepName::LinstorNodeDelete,
             args: vec![node],
         })
         .collect();
@@ -941,7 +941,7 @@ mod tests {
         let asked = tasks_of(&d);
         assert_eq!(asked.len(), 2);
         assert_eq!(asked[0].node, "edge-1");
-        assert_eq!(asked[0].step, "linstor-node-create");
+        assert_eq!(asked[0].step, StepName::LinstorNodeCreate);
         assert_eq!(asked[0].args, vec!["edge-2".to_owned(), "10.100.0.12".to_owned()]);
         assert_eq!(asked[0].key, "mig-0a1b2c3d-register-edge-2");
         // Deciding again while the tasks exist creates nothing new.
@@ -987,7 +987,7 @@ mod tests {
         let d = decide(&spec(), UID, &status, &f, &BTreeMap::new());
         let list = tasks_of(&d);
         assert_eq!(list.len(), 1);
-        assert_eq!(list[0].step, "linstor-resource-list");
+        assert_eq!(list[0].step, StepName::LinstorResourceList);
         let table = "\
 +-------------------------------------------------------------------+
 | ResourceName | Node   | Port | Usage  | Conns | State    | CreatedOn |
@@ -1020,7 +1020,7 @@ mod tests {
         let create = TaskRequest {
             key: task_key(UID, Phase::PlacingReplicas, "edge-2-pvc-1"),
             node: "edge-1".into(),
-            step: "resource-create".into(),
+            step: StepName::ResourceCreate,
             args: vec!["edge-2".into(), "pvc-1".into(), "pool0".into()],
         };
         let tasks = BTreeMap::from([(create.key.clone(), done(&create, ""))]);
@@ -1078,13 +1078,13 @@ mod tests {
         let reg = TaskRequest {
             key: task_key(UID, Phase::RegisteringSatellites, "edge-2"),
             node: "edge-1".into(),
-            step: "linstor-node-create".into(),
+            step: StepName::LinstorNodeCreate,
             args: vec!["edge-2".into(), "10.100.0.12".into()],
         };
         let place = TaskRequest {
             key: task_key(UID, Phase::PlacingReplicas, "edge-2-pvc-1"),
             node: "edge-1".into(),
-            step: "resource-create".into(),
+            step: StepName::ResourceCreate,
             args: vec!["edge-2".into(), "pvc-1".into(), "pool0".into()],
         };
         let mut failed = done(&place, "");
@@ -1093,7 +1093,7 @@ mod tests {
         let list = TaskRequest {
             key: task_key(UID, Phase::PlacingReplicas, "list-edge-1"),
             node: "edge-1".into(),
-            step: "linstor-resource-list".into(),
+            step: StepName::LinstorResourceList,
             args: vec![],
         };
         let table = "| ResourceName | Node   | Port | Usage | Conns | State    |\n|==========|\n| pvc-1 | edge-1 | 7000 | InUse | Ok | UpToDate |\n";
@@ -1121,7 +1121,7 @@ mod tests {
         let d = decide(&spec(), UID, &status, &f, &tasks);
         let undo = tasks_of(&d);
         assert_eq!(undo.len(), 1);
-        assert_eq!(undo[0].step, "linstor-node-delete");
+        assert_eq!(undo[0].step, StepName::LinstorNodeDelete);
         assert_eq!(undo[0].args, vec!["edge-2".to_owned()]);
         let mut tasks = tasks;
         tasks.insert(undo[0].key.clone(), done(&undo[0], ""));
@@ -1135,7 +1135,7 @@ mod tests {
         let place = TaskRequest {
             key: task_key(UID, Phase::PlacingReplicas, "edge-2-pvc-1"),
             node: "edge-1".into(),
-            step: "resource-create".into(),
+            step: StepName::ResourceCreate,
             args: vec!["edge-2".into(), "pvc-1".into(), "pool0".into()],
         };
         let tasks = BTreeMap::from([(place.key.clone(), done(&place, ""))]);
@@ -1147,7 +1147,7 @@ mod tests {
         assert!(cluster.contains("topology=single;replicas=1"));
         assert!(members.contains("edge-2,10.100.0.12/24,joining"));
         let undo = tasks_of(&d);
-        assert_eq!(undo[0].step, "resource-delete");
+        assert_eq!(undo[0].step, StepName::ResourceDelete);
         assert_eq!(undo[0].args, vec!["edge-2".to_owned(), "pvc-1".to_owned()]);
     }
 

@@ -37,7 +37,7 @@ pub fn node_taints(entry: &NodeEntry) -> Option<NodeTaints> {
         object
             .taints
             .iter()
-            .find(|t| t.key == key && t.effect == "NoSchedule")
+            .find(|t| t.key == key && t.effect == nodewright_parsers::contract::taint::EFFECT)
     };
     Some(NodeTaints {
         storage: no_schedule(STORAGE_TAINT).map(|t| t.value.clone().unwrap_or_default()),

@@ -161,7 +161,8 @@ pub fn storage_upgrade(index: &Index, now: i64) -> Vec<Divergence> {
             }
             let _ = write!(
                 observed,
-                "desired-storage-version={}",
+                "{}={}",
+                nodewright_parsers::contract::cluster_key::DESIRED_STORAGE_VERSION,
                 cluster.desired_storage_version.as_deref().unwrap_or("-")
             );
             if let Some(primary) = cluster.cluster.value.as_ref().map(|c| c.primary.as_str()) {

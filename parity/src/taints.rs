@@ -5,14 +5,15 @@
 
 use std::fmt;
 
+use nodewright_parsers::contract::{label, taint};
 use nodewright_parsers::{StorageTaintReason, UpgradeState};
 
 /// The storage-not-ready taint.
-pub const STORAGE_TAINT: &str = "vx-rail.io/storage-not-ready";
+pub const STORAGE_TAINT: &str = taint::STORAGE_NOT_READY;
 /// The storage upgrade's taint.
-pub const UPGRADE_TAINT: &str = "vx-rail.io/upgrade-in-progress";
+pub const UPGRADE_TAINT: &str = taint::UPGRADE_IN_PROGRESS;
 /// The storage-ready label.
-pub const READY_LABEL: &str = "vx-rail.io/storage-ready";
+pub const READY_LABEL: &str = label::STORAGE_READY;
 
 /// What the node's last report says about its storage (the script's `status` blob).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +65,7 @@ pub enum TaintAction {
 impl fmt::Display for TaintAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TaintAction::Taint { reason } => write!(f, "taint {STORAGE_TAINT}={reason}:NoSchedule"),
+            TaintAction::Taint { reason } => write!(f, "taint {STORAGE_TAINT}={reason}:{}", taint::EFFECT),
             TaintAction::Untaint => write!(f, "untaint {STORAGE_TAINT}"),
             TaintAction::Label { ready } => write!(f, "label {READY_LABEL}={ready}"),
             TaintAction::RemoveUpgradeTaint => write!(f, "untaint {UPGRADE_TAINT}"),

@@ -15,13 +15,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use nodewright_api::WorkflowMode;
+use nodewright_parsers::contract::{self, node_key, takeover_key};
 
 /// Name of the takeover ConfigMap, in the legacy namespace.
-pub const CONFIGMAP: &str = "nodewright-takeover";
+pub const CONFIGMAP: &str = contract::TAKEOVER;
 /// Key of the generation in the takeover ConfigMap.
-pub const GENERATION_KEY: &str = "generation";
+pub const GENERATION_KEY: &str = takeover_key::GENERATION;
 /// Key of the node ConfigMap where a script acknowledges the generation it read.
-pub const ACK_KEY: &str = "takeover-generation";
+pub const ACK_KEY: &str = node_key::TAKEOVER_GENERATION;
 /// Annotation on the EdgeCluster that forces mode changes of the listed workflows (comma list of
 /// takeover keys) even while an instance is in flight.
 pub const FORCE_ANNOTATION: &str = "nodewright.io/force-takeover";
@@ -57,12 +58,12 @@ impl Workflow {
     /// The key in the takeover ConfigMap (and in status).
     pub fn key(self) -> &'static str {
         match self {
-            Workflow::Bootstrap => "bootstrap",
-            Workflow::Migration => "migration",
-            Workflow::StorageUpgrade => "storage-upgrade",
-            Workflow::BondFlip => "bond-flip",
-            Workflow::Taints => "taints",
-            Workflow::BootRecovery => "boot-recovery",
+            Workflow::Bootstrap => takeover_key::BOOTSTRAP,
+            Workflow::Migration => takeover_key::MIGRATION,
+            Workflow::StorageUpgrade => takeover_key::STORAGE_UPGRADE,
+            Workflow::BondFlip => takeover_key::BOND_FLIP,
+            Workflow::Taints => takeover_key::TAINTS,
+            Workflow::BootRecovery => takeover_key::BOOT_RECOVERY,
         }
     }
 

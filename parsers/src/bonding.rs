@@ -52,6 +52,37 @@ pub enum BondMode {
 }
 
 impl BondMode {
+    /// Every mode, in the kernel's order (mode 0 to 6).
+    pub const ALL: [BondMode; 7] = [
+        BondMode::BalanceRr,
+        BondMode::ActiveBackup,
+        BondMode::BalanceXor,
+        BondMode::Broadcast,
+        BondMode::Lacp,
+        BondMode::BalanceTlb,
+        BondMode::BalanceAlb,
+    ];
+
+    /// The mode's name, as `ip -d link` prints it and the kernel's `mode=` option takes it (the
+    /// same as its serde name).
+    pub const fn name(self) -> &'static str {
+        match self {
+            BondMode::BalanceRr => "balance-rr",
+            BondMode::ActiveBackup => "active-backup",
+            BondMode::BalanceXor => "balance-xor",
+            BondMode::Broadcast => "broadcast",
+            BondMode::Lacp => "802.3ad",
+            BondMode::BalanceTlb => "balance-tlb",
+            BondMode::BalanceAlb => "balance-alb",
+        }
+    }
+
+    /// The mode whose [`name`](BondMode::name) is exactly `text`; unlike
+    /// [`from_description`](BondMode::from_description), nothing else matches.
+    pub fn from_name(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == text)
+    }
+
     /// Maps the driver's description (`fault-tolerance (active-backup)`) or a mode name
     /// (`active-backup`, as `ip -d link` prints it) to a mode.
     pub fn from_description(text: &str) -> Option<Self> {
@@ -477,5 +508,23 @@ fn apply_field(
             }
             Ok(Section::Slave)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bond_mode_name_is_its_serde_name_and_reads_back_exactly() {
+        for mode in BondMode::ALL {
+            assert_eq!(
+                serde_json::to_value(mode).ok(),
+                Some(serde_json::Value::String(mode.name().to_owned()))
+            );
+            assert_eq!(BondMode::from_name(mode.name()), Some(mode));
+        }
+        assert_eq!(BondMode::from_name("fault-tolerance (active-backup)"), None);
+        assert_eq!(BondMode::from_name("Active-Backup"), None);
     }
 }

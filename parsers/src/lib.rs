@@ -35,6 +35,7 @@ pub use formats::{Detected, Format, detect, find_format, formats};
 pub use iproute::{
     IpAddress, IpBondInfo, IpBondSlaveInfo, IpLink, IpLinks, IpVlanInfo, parse_ip_json, parse_ip_text,
 };
+pub use legacy::contract;
 pub use legacy::{
     AnnotatedState, Blob, BlobPair, BlockEvent, BondFlip, BondFlipAction, BondFlipState, BootRecovery,
     BootRecoveryPhase, ClusterBlob, Component, DrbdHealth, Field, Fields, LastRun, LegacyLog, Level,

@@ -188,7 +188,7 @@ fn drive_migration(
             match action {
                 MigAction::Task(t) => {
                     let mut host = AgentHost::new(w, &t.node);
-                    let outcome = match nodewright_agent_shim::plan(&t.step, &t.args) {
+                    let outcome = match nodewright_agent_shim::plan(t.step.as_str(), &t.args) {
                         Ok(plan) => plan.execute(&mut host, None),
                         Err(e) => nodewright_agent_shim::StepOutcome {
                             code: 2,

@@ -11,6 +11,7 @@ use kube::{Resource, ResourceExt};
 use nodewright_api::WorkflowOwner;
 use nodewright_api::migration::{Migration, MigrationStatus};
 use nodewright_api::nodetask::{NodeTask, NodeTaskSpec, WorkflowKind, WorkflowRef};
+use nodewright_parsers::contract::cluster_key;
 
 use super::{Sequence, Snapshot, WorkflowController, Write};
 use crate::migration::{self as mig, Action, Outcome, TaskRequest, TaskResult};
@@ -20,7 +21,7 @@ use crate::takeover::Workflow;
 /// The label that ties a NodeTask to the Migration that created it.
 pub const MIGRATION_LABEL: &str = "nodewright.io/migration";
 /// The legacy role label the migration sets on joining nodes.
-pub const ROLE_LABEL: &str = "vx-rail.io/role";
+pub const ROLE_LABEL: &str = nodewright_parsers::contract::label::ROLE;
 
 /// The migration controller.
 #[derive(Clone, Copy, Debug, Default)]
@@ -91,8 +92,8 @@ fn plan_one(snapshot: &Snapshot<'_>, facts: &mig::Facts, m: &Migration) -> Vec<W
                 what: vec!["label"],
             }),
             Action::ClusterState { cluster, members } => {
-                site.insert("cluster".to_owned(), cluster.clone());
-                site.insert("members".to_owned(), members.clone());
+                site.insert(cluster_key::CLUSTER.to_owned(), cluster.clone());
+                site.insert(cluster_key::MEMBERS.to_owned(), members.clone());
             }
         }
     }
@@ -104,7 +105,10 @@ fn plan_one(snapshot: &Snapshot<'_>, facts: &mig::Facts, m: &Migration) -> Vec<W
             mig::enter(&mut status, phase, message, snapshot.now, generation);
             set_waiting(&mut status, "", snapshot.now, generation);
             // The scripts read the legacy key: they hold storage upgrades while it runs.
-            site.insert("migration".to_owned(), mig::legacy_blob(&m.spec, &status));
+            site.insert(
+                cluster_key::MIGRATION.to_owned(),
+                mig::legacy_blob(&m.spec, &status),
+            );
         }
     }
     if !site.is_empty() {
@@ -131,7 +135,7 @@ pub fn node_task_for(t: &TaskRequest, m: &Migration) -> NodeTask {
         &t.key,
         NodeTaskSpec {
             node_name: t.node.clone(),
-            step: t.step.clone(),
+            step: t.step.as_str().to_owned(),
             args: t.args.clone(),
             idempotency_key: t.key.clone(),
             workflow_ref: Some(WorkflowRef {
@@ -147,26 +151,30 @@ pub fn node_task_for(t: &TaskRequest, m: &Migration) -> NodeTask {
     task
 }
 
-/// The tasks a migration created, by idempotency key, as the decision reads them.
+/// The tasks a migration created, by idempotency key, as the decision reads them. A task whose
+/// step this version's catalogue does not have (created by an older operator before a step was
+/// dropped or renamed) is left out: no decision of this version can ask for it or undo it. Should
+/// a decision want its key for another step, the create answers 409 Conflict, the phase waits and
+/// times out, and the migration rolls back.
 pub fn task_results(tasks: &[NodeTask]) -> BTreeMap<String, TaskResult> {
     tasks
         .iter()
-        .map(|t| {
+        .filter_map(|t| {
             let status = t.status.clone().unwrap_or_default();
-            (
+            Some((
                 t.spec.idempotency_key.clone(),
                 TaskResult {
                     request: TaskRequest {
                         key: t.spec.idempotency_key.clone(),
                         node: t.spec.node_name.clone(),
-                        step: t.spec.step.clone(),
+                        step: t.spec.step_name().ok()?,
                         args: t.spec.args.clone(),
                     },
                     phase: status.phase,
                     output: status.output,
                     message: status.message,
                 },
-            )
+            ))
         })
         .collect()
 }
@@ -279,7 +287,7 @@ mod tests {
             &TaskRequest {
                 key: "mig-0f3c-preflight-x".into(),
                 node: "edge-2".into(),
-                step: "linstor-node-list".into(),
+                step: nodewright_api::nodetask::StepName::LinstorNodeList,
                 args: vec![],
             },
             &m,

@@ -49,7 +49,7 @@ pub fn taints_after(current: &[Taint], action: &TaintAction) -> Option<Vec<Taint
     let without = |key: &str| -> Vec<Taint> {
         current
             .iter()
-            .filter(|t| !(t.key == key && t.effect == "NoSchedule"))
+            .filter(|t| !(t.key == key && t.effect == nodewright_parsers::contract::taint::EFFECT))
             .cloned()
             .collect()
     };
@@ -59,7 +59,7 @@ pub fn taints_after(current: &[Taint], action: &TaintAction) -> Option<Vec<Taint
             next.push(Taint {
                 key: taints::STORAGE_TAINT.to_owned(),
                 value: Some(reason.clone()),
-                effect: "NoSchedule".to_owned(),
+                effect: nodewright_parsers::contract::taint::EFFECT.to_owned(),
                 time_added: None,
             });
             next

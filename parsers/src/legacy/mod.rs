@@ -1,6 +1,7 @@
 //! The artefacts the legacy `vx-rail-node-init` script writes, as `docs/legacy-contract.md`
 //! specifies them: ConfigMap blobs, the member list, the network plan, the captured LINSTOR
-//! table, Node annotations, labels and taints, and its logs in both generations.
+//! table, Node annotations, labels and taints, and its logs in both generations; [`contract`]
+//! names the objects, keys and messages themselves.
 //!
 //! Like the rest of the crate this is pure: text in, typed values out. Values the contract does
 //! not list (a state a newer script adds, a key a person wrote by hand) are never dropped: enums
@@ -8,6 +9,7 @@
 //! bridge can report them instead of guessing.
 
 mod blob;
+pub mod contract;
 mod log;
 mod members;
 mod node;

@@ -11,6 +11,7 @@ use super::blob::{
     LastRun, NodeRole, StorageTaintReason, UpgradeStateAnnotation, parse_last_run,
     parse_upgrade_state_annotation,
 };
+use super::contract::{PREFIX, annotation, label, taint};
 use super::known_enum;
 use crate::{ParseError, text::lines};
 
@@ -109,28 +110,28 @@ pub fn parse_node_annotations(input: &str) -> Result<NodeAnnotations, ParseError
     for line in lines(input).iter().filter(|l| !l.is_blank()) {
         let (key, value, at) = key_value(FORMAT, input, line, true)?;
         match key {
-            "vx-rail.io/state" => out.state = Some(AnnotatedState::from_text(value)),
-            "vx-rail.io/last-run" => {
+            annotation::STATE => out.state = Some(AnnotatedState::from_text(value)),
+            annotation::LAST_RUN => {
                 out.last_run = Some(parse_last_run(value).map_err(|e| reposition(e, input, at))?);
             }
-            "vx-rail.io/upgrade-state" => {
+            annotation::UPGRADE_STATE => {
                 out.upgrade_state =
                     Some(parse_upgrade_state_annotation(value).map_err(|e| reposition(e, input, at))?);
             }
-            "vx-rail.io/bond-active" => {
+            annotation::BOND_ACTIVE => {
                 out.bond_active = Some(
                     Some(value)
                         .filter(|v| *v != "none" && !v.is_empty())
                         .map(str::to_owned),
                 );
             }
-            "vx-rail.io/boot-id" => {
+            annotation::BOOT_ID => {
                 if !is_uuid(value) {
                     return Err(ParseError::at(FORMAT, input, at, "a boot id (UUID)"));
                 }
                 out.boot_id = Some(value.to_owned());
             }
-            k if k.starts_with("vx-rail.io/") => {
+            k if k.starts_with(PREFIX) => {
                 out.unknown.insert(k.to_owned(), value.to_owned());
             }
             k => {
@@ -161,15 +162,15 @@ pub fn parse_node_labels(input: &str) -> Result<NodeLabels, ParseError> {
     for line in lines(input).iter().filter(|l| !l.is_blank()) {
         let (key, value, at) = key_value(FORMAT, input, line, false)?;
         match key {
-            "vx-rail.io/role" => out.role = Some(NodeRole::from_text(value)),
-            "vx-rail.io/storage-ready" => {
+            label::ROLE => out.role = Some(NodeRole::from_text(value)),
+            label::STORAGE_READY => {
                 out.storage_ready = Some(match value {
                     "true" => true,
                     "false" => false,
                     _ => return Err(ParseError::at(FORMAT, input, at, "`true` or `false`")),
                 });
             }
-            k if k.starts_with("vx-rail.io/") => {
+            k if k.starts_with(PREFIX) => {
                 out.unknown.insert(k.to_owned(), value.to_owned());
             }
             k => {
@@ -228,10 +229,10 @@ pub fn parse_node_taints(input: &str) -> Result<Vec<NodeTaint>, ParseError> {
             key: key.to_owned(),
             value: value.map(str::to_owned),
             effect: TaintEffect::from_text(effect),
-            storage_not_ready: (key == "vx-rail.io/storage-not-ready")
+            storage_not_ready: (key == taint::STORAGE_NOT_READY)
                 .then(|| value.map(StorageTaintReason::from_text))
                 .flatten(),
-            upgrade_to: (key == "vx-rail.io/upgrade-in-progress")
+            upgrade_to: (key == taint::UPGRADE_IN_PROGRESS)
                 .then(|| value.map(str::to_owned))
                 .flatten(),
         });
