@@ -7,6 +7,7 @@ use kube::Client;
 use nodewright_bridge::index::LegacyNames;
 use nodewright_bridge::logs::LogSource;
 use nodewright_bridge::source::Change;
+use nodewright_parsers::contract;
 use tokio::sync::mpsc;
 
 /// Where the legacy script keeps its state, and how the site is named: the options of every
@@ -14,10 +15,10 @@ use tokio::sync::mpsc;
 #[derive(clap::Args, Clone, Debug)]
 pub struct LegacyArgs {
     /// Namespace of the legacy ConfigMaps and DaemonSet (the takeover ConfigMap goes there).
-    #[arg(long, default_value = "kube-system")]
+    #[arg(long, default_value = contract::NAMESPACE)]
     pub legacy_namespace: String,
     /// Name of the legacy DaemonSet.
-    #[arg(long, default_value = "vx-rail-node-init")]
+    #[arg(long, default_value = contract::DAEMON_SET)]
     pub legacy_daemonset: String,
     /// Name of the EdgeCluster for this site.
     #[arg(long, default_value = "site")]

@@ -526,6 +526,11 @@ pub async fn run(
                 }
                 gathered.observe(&change, &options.legacy);
                 source::apply(&mut index, change, unix_now());
+                // The bridge reports parse errors and follows what changed; the operator plans
+                // from the whole index every turn, so it drops both as they come, or they would
+                // grow for as long as it runs.
+                index.take_new_errors();
+                index.take_dirty();
                 schedule(&mut due);
             }
             () = own_changed.notified() => schedule(&mut due),

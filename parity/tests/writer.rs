@@ -169,7 +169,7 @@ async fn a_node_patch_guarded_by_the_current_version_lands_and_is_reported_in_an
             resource_version: node.metadata.resource_version.clone().unwrap(),
             labels: BTreeMap::from([("vx-rail.io/storage-ready".to_owned(), "true".to_owned())]),
             taints: None,
-            what: vec!["label"],
+            what: vec!["label vx-rail.io/storage-ready=true".into()],
         }],
     };
     let (done, error) = f.writer.sequence("taints", &sequence).await;

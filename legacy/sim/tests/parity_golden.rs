@@ -22,15 +22,18 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use nodewright_api::WorkflowMode;
-use nodewright_api::migration::{MigrationSpec, MigrationStatus};
-use nodewright_api::nodetask::NodeTaskPhase;
+use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec};
+use nodewright_api::migration::{Migration, MigrationSpec, MigrationStatus};
+use nodewright_api::nodetask::{NodeTask, NodeTaskPhase, NodeTaskStatus};
 use nodewright_bridge::index::{Index, LegacyNames};
 use nodewright_legacy_sim::cluster::Cluster as MemCluster;
 use nodewright_legacy_sim::run::{self, Action, Cluster, Event, Host, RunConfig, Scenario};
 use nodewright_legacy_sim::sched::Reply;
-use nodewright_parity::migration::{self, Action as MigAction, Outcome, TaskResult};
-use nodewright_parity::taints::{self, TaintAction};
+use nodewright_parity::controllers::{self, NodeMeta, Settings, Snapshot, WorkflowController, Write};
+use nodewright_parity::migration::{self, TaskRequest, TaskResult};
+use nodewright_parity::taints;
 use nodewright_parity::{Workflow, observed, shadow, takeover};
+use nodewright_parsers::contract::cluster_key;
 
 mod parity_common;
 
@@ -73,40 +76,6 @@ fn refresh(index: &mut Index, cluster: &MemCluster, now: i64) {
     index.reset_config_maps(&cms, now);
 }
 
-/// The kubectl command line that carries out one taint action, as the operator's writes reach the
-/// in-memory cluster.
-fn kubectl_for(node: &str, action: &TaintAction) -> Vec<String> {
-    let args: Vec<String> = match action {
-        TaintAction::Taint { reason } => vec![
-            "taint".into(),
-            "node".into(),
-            node.into(),
-            "--overwrite".into(),
-            format!("{}={reason}:NoSchedule", taints::STORAGE_TAINT),
-        ],
-        TaintAction::Untaint => vec![
-            "taint".into(),
-            "node".into(),
-            node.into(),
-            format!("{}:NoSchedule-", taints::STORAGE_TAINT),
-        ],
-        TaintAction::Label { ready } => vec![
-            "label".into(),
-            "node".into(),
-            node.into(),
-            "--overwrite".into(),
-            format!("{}={ready}", taints::READY_LABEL),
-        ],
-        TaintAction::RemoveUpgradeTaint => vec![
-            "taint".into(),
-            "node".into(),
-            node.into(),
-            format!("{}:NoSchedule-", taints::UPGRADE_TAINT),
-        ],
-    };
-    std::iter::once("kubectl".to_owned()).chain(args).collect()
-}
-
 /// What a parity run did.
 struct ParityRun {
     /// The report pinned in the snapshot.
@@ -131,6 +100,9 @@ struct OwnedMigration {
     tasks: BTreeMap<String, TaskResult>,
     last_wait: Option<String>,
 }
+
+/// The namespace of the operator's objects in these runs.
+const NAMESPACE: &str = "nodewright-system";
 
 /// The Migration's uid in these runs (fixed, so task names are stable in the snapshots).
 const MIGRATION_UID: &str = "6f1d7c2a-golden";
@@ -163,9 +135,118 @@ fn patch_cluster_state(c: &Shared, data: serde_json::Value, now: i64) -> i32 {
     )
 }
 
-/// One operator turn for the migration: decide, apply, persist, until it waits. The node agent
-/// runs each task at once against the simulated host (the agent's own timing, claims and journal
-/// are covered by its integration tests).
+/// The site's `EdgeCluster`, as the operator reads it in these runs.
+fn edge_cluster() -> EdgeCluster {
+    let spec: EdgeClusterSpec =
+        serde_json::from_value(serde_json::json!({"profile": {"topology": "MultiNode"}})).unwrap();
+    let mut cluster = EdgeCluster::new("site", spec);
+    cluster.metadata.namespace = Some(NAMESPACE.into());
+    cluster
+}
+
+/// Every Node of the in-memory cluster as the operator's watch delivers it.
+fn node_metas(cluster: &MemCluster) -> BTreeMap<String, NodeMeta> {
+    cluster
+        .nodes()
+        .map(|n| {
+            let node: Node = serde_json::from_value(n.to_json()).unwrap();
+            (
+                n.name.clone(),
+                NodeMeta {
+                    resource_version: node.metadata.resource_version.unwrap_or_default(),
+                    taints: node.spec.and_then(|s| s.taints).unwrap_or_default(),
+                    labels: node.metadata.labels.unwrap_or_default(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// One write of a plan, carried to the in-memory cluster as the writer's patch would change it:
+/// a Node patch as the `kubectl label` and `kubectl taint` commands that make the same change (the
+/// in-memory cluster patches ConfigMaps only), a cluster-state patch as the merge patch itself.
+/// Returns the worst exit code.
+fn write_to_cluster(c: &Shared, node_before: Option<&NodeMeta>, write: &Write, now: i64) -> i32 {
+    match write {
+        Write::PatchNode {
+            name, labels, taints, ..
+        } => {
+            let mut code = 0;
+            for (k, v) in labels {
+                code = code.max(kubectl(
+                    c,
+                    &["label", "node", name, "--overwrite", &format!("{k}={v}")].map(String::from),
+                    now,
+                ));
+            }
+            if let Some(want) = taints {
+                let had = node_before.map(|n| n.taints.clone()).unwrap_or_default();
+                for t in had
+                    .iter()
+                    .filter(|t| !want.iter().any(|w| w.key == t.key && w.effect == t.effect))
+                {
+                    code = code.max(kubectl(
+                        c,
+                        &["taint", "node", name, &format!("{}:{}-", t.key, t.effect)].map(String::from),
+                        now,
+                    ));
+                }
+                for t in want.iter().filter(|w| !had.contains(w)) {
+                    let value = t.value.as_deref().unwrap_or_default();
+                    code = code.max(kubectl(
+                        c,
+                        &[
+                            "taint",
+                            "node",
+                            name,
+                            "--overwrite",
+                            &format!("{}={value}:{}", t.key, t.effect),
+                        ]
+                        .map(String::from),
+                        now,
+                    ));
+                }
+            }
+            code
+        }
+        Write::PatchClusterState { data, .. } => patch_cluster_state(c, serde_json::json!(data), now),
+        Write::CreateTask(_) | Write::MigrationStatus { .. } => {
+            unreachable!("the harness makes these writes itself")
+        }
+    }
+}
+
+/// The harness's Migration object for `m`: what the migration controller reads.
+fn migration_object(m: &OwnedMigration) -> Migration {
+    let mut object = Migration::new("site-migration", m.spec.clone());
+    object.metadata.namespace = Some(NAMESPACE.into());
+    object.metadata.uid = Some(MIGRATION_UID.into());
+    object.metadata.resource_version = Some("1".into());
+    object.status = Some(m.status.clone());
+    object
+}
+
+/// The NodeTasks the migration created, with the results the agents reported.
+fn node_tasks(m: &OwnedMigration, object: &Migration) -> Vec<NodeTask> {
+    m.tasks
+        .values()
+        .map(|t| {
+            let mut task = controllers::migration::node_task_for(&t.request, object);
+            task.status = Some(NodeTaskStatus {
+                phase: t.phase,
+                output: t.output.clone(),
+                message: t.message.clone(),
+                ..NodeTaskStatus::default()
+            });
+            task
+        })
+        .collect()
+}
+
+/// One operator turn for the migration, through the migration controller's plan: plan, write,
+/// and plan again from what the writes changed, until the migration waits. The node agent runs
+/// each task at once against the simulated host (the agent's own timing, claims and journal are
+/// covered by its integration tests).
 fn drive_migration(
     m: &mut OwnedMigration,
     index: &mut Index,
@@ -175,20 +256,45 @@ fn drive_migration(
     timeout: i64,
     lines: &mut Vec<String>,
 ) {
+    let settings = Settings {
+        stale_after: 300,
+        migration_timeout: timeout,
+    };
+    let cluster = edge_cluster();
     for _ in 0..32 {
         if migration::is_over(&m.status) {
             return;
         }
         refresh(index, &c.0.borrow(), now);
-        let facts = observed::migration_facts(index, now, 300, timeout);
-        let d = migration::decide(&m.spec, MIGRATION_UID, &m.status, &facts, &m.tasks);
+        let object = migration_object(m);
+        let tasks = node_tasks(m, &object);
+        let nodes = node_metas(&c.0.borrow());
+        let snapshot = Snapshot {
+            now,
+            cluster: &cluster,
+            index,
+            nodes: &nodes,
+            cluster_state_version: None,
+            migrations: std::slice::from_ref(&object),
+            tasks: &tasks,
+            settings: &settings,
+        };
+        let writes = controllers::migration::Migrations
+            .plan(&snapshot)
+            .into_iter()
+            .flat_map(|sequence| sequence.writes)
+            .collect::<Vec<_>>();
+        let entered_before = m.status.history.len();
         let mut ok = true;
-        let ran_tasks = d.actions.iter().any(|a| matches!(a, MigAction::Task(_)));
-        for action in &d.actions {
-            match action {
-                MigAction::Task(t) => {
-                    let mut host = AgentHost::new(w, &t.node);
-                    let outcome = match nodewright_agent_shim::plan(t.step.as_str(), &t.args) {
+        let mut ran_tasks = false;
+        let mut legacy_key = 0;
+        for write in &writes {
+            match write {
+                Write::CreateTask(task) => {
+                    ran_tasks = true;
+                    let spec = &task.spec;
+                    let mut host = AgentHost::new(w, &spec.node_name);
+                    let outcome = match nodewright_agent_shim::plan(&spec.step, &spec.args) {
                         Ok(plan) => plan.execute(&mut host, None),
                         Err(e) => nodewright_agent_shim::StepOutcome {
                             code: 2,
@@ -198,17 +304,22 @@ fn drive_migration(
                     };
                     lines.push(format!(
                         "agent {}: task {} `{} {}` -> {} ({})",
-                        t.node,
-                        t.key,
-                        t.step,
-                        t.args.join(" "),
+                        spec.node_name,
+                        spec.idempotency_key,
+                        spec.step,
+                        spec.args.join(" "),
                         outcome.code,
                         outcome.message
                     ));
                     m.tasks.insert(
-                        t.key.clone(),
+                        spec.idempotency_key.clone(),
                         TaskResult {
-                            request: t.clone(),
+                            request: TaskRequest {
+                                key: spec.idempotency_key.clone(),
+                                node: spec.node_name.clone(),
+                                step: spec.step_name().unwrap(),
+                                args: spec.args.clone(),
+                            },
                             phase: Some(if outcome.succeeded() {
                                 NodeTaskPhase::Succeeded
                             } else {
@@ -219,59 +330,61 @@ fn drive_migration(
                         },
                     );
                 }
-                MigAction::RoleLabel { node, role } => {
-                    let code = kubectl(
-                        c,
-                        &[
-                            "label",
-                            "node",
-                            node,
-                            "--overwrite",
-                            &format!("vx-rail.io/role={role}"),
-                        ]
-                        .map(String::from),
-                        now,
-                    );
-                    lines.push(format!("operator: label {node} vx-rail.io/role={role} -> {code}"));
+                Write::PatchNode { name, labels, .. } => {
+                    let code = write_to_cluster(c, nodes.get(name), write, now);
+                    for (k, v) in labels {
+                        lines.push(format!("operator: label {name} {k}={v} -> {code}"));
+                    }
                     ok &= code == 0;
                 }
-                MigAction::ClusterState { cluster, members } => {
-                    let code = patch_cluster_state(
-                        c,
-                        serde_json::json!({"cluster": cluster, "members": members}),
-                        now,
-                    );
-                    lines.push(format!("operator: cluster-state cluster={cluster} -> {code}"));
+                Write::PatchClusterState { data, .. } => {
+                    let code = write_to_cluster(c, None, write, now);
+                    if let Some(cluster) = data.get(cluster_key::CLUSTER) {
+                        lines.push(format!("operator: cluster-state cluster={cluster} -> {code}"));
+                    }
+                    legacy_key = code;
                     ok &= code == 0;
                 }
+                Write::MigrationStatus { status, .. } => m.status = (**status).clone(),
+            }
+            if !ok {
+                break;
             }
         }
         if !ok {
             lines.push("migration: an action failed; deciding again next turn".into());
             return;
         }
-        match d.outcome {
-            // The agent has just run the tasks the decision waited for: decide again at once.
-            Outcome::Wait(_) if ran_tasks => {}
-            Outcome::Wait(reason) => {
-                if m.last_wait.as_deref() != Some(reason.as_str()) {
-                    lines.push(format!("migration waits: {reason}"));
-                    m.last_wait = Some(reason);
-                }
-                return;
-            }
-            Outcome::Enter(phase, message) => {
-                migration::enter(&mut m.status, phase, message.clone(), now, None);
-                m.last_wait = None;
-                let blob = migration::legacy_blob(&m.spec, &m.status);
-                let code = patch_cluster_state(c, serde_json::json!({ "migration": blob }), now);
-                lines.push(format!(
-                    "migration enters {}{} (legacy key -> {code})",
-                    migration::legacy_phase(phase),
-                    message.map(|m| format!(": {m}")).unwrap_or_default()
-                ));
-            }
+        if m.status.history.len() > entered_before {
+            let entered = m.status.history.last().unwrap();
+            m.last_wait = None;
+            lines.push(format!(
+                "migration enters {}{} (legacy key -> {legacy_key})",
+                migration::legacy_phase(entered.phase),
+                entered
+                    .message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ));
+            continue;
         }
+        // The agent has just run the tasks the decision waited for: decide again at once.
+        if ran_tasks {
+            continue;
+        }
+        let reason = m
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Progressing" && c.reason == "Waiting")
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        if m.last_wait.as_deref() != Some(reason.as_str()) {
+            lines.push(format!("migration waits: {reason}"));
+            m.last_wait = Some(reason);
+        }
+        return;
     }
 }
 
@@ -497,17 +610,33 @@ fn run_parity_of(
                     waiting.join(",")
                 )),
                 Ok(()) if *wf == Workflow::Taints => {
-                    let upgrade = observed::upgrade_state(&index);
-                    for (node, entry) in &index.nodes {
-                        let (Some(facts), Some(have)) =
-                            (observed::storage_facts(entry), observed::node_taints(entry))
-                        else {
-                            continue;
-                        };
-                        for action in taints::decide(&facts, &have, upgrade.clone()) {
-                            let argv = kubectl_for(node, &action);
-                            let reply = Cluster::kubectl(&mut *c.0.borrow_mut(), &argv, "/", now);
-                            lines.push(format!("operator {node}: {action} -> {}", reply.code));
+                    // The taints controller's plan, each Node patch carried to the in-memory
+                    // cluster; one line per action it makes.
+                    let nodes = node_metas(&c.0.borrow());
+                    let cluster = edge_cluster();
+                    let settings = Settings {
+                        stale_after: 300,
+                        migration_timeout: timeout,
+                    };
+                    let snapshot = Snapshot {
+                        now,
+                        cluster: &cluster,
+                        index: &index,
+                        nodes: &nodes,
+                        cluster_state_version: None,
+                        migrations: &[],
+                        tasks: &[],
+                        settings: &settings,
+                    };
+                    for sequence in controllers::taints::Taints.plan(&snapshot) {
+                        for write in &sequence.writes {
+                            let Write::PatchNode { name, what, .. } = write else {
+                                unreachable!("the taints controller patches Nodes only")
+                            };
+                            let code = write_to_cluster(&c, nodes.get(name), write, now);
+                            for action in what {
+                                lines.push(format!("operator {name}: {action} -> {code}"));
+                            }
                         }
                     }
                 }

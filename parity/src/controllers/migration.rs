@@ -89,7 +89,7 @@ fn plan_one(snapshot: &Snapshot<'_>, facts: &mig::Facts, m: &Migration) -> Vec<W
                     .unwrap_or_default(),
                 labels: [(ROLE_LABEL.to_owned(), role.clone())].into(),
                 taints: None,
-                what: vec!["label"],
+                what: vec![format!("label {ROLE_LABEL}={role}")],
             }),
             Action::ClusterState { cluster, members } => {
                 site.insert(cluster_key::CLUSTER.to_owned(), cluster.clone());

@@ -94,8 +94,10 @@ pub enum Write {
         labels: BTreeMap<String, String>,
         /// The whole new taint list, when the taints change.
         taints: Option<Vec<Taint>>,
-        /// What the patch does, for logs, metrics and Events (`taint`, `untaint`, `label`, …).
-        what: Vec<&'static str>,
+        /// What the patch does, one entry per action as `kubectl` would say it (`taint
+        /// vx-rail.io/storage-not-ready=resync:NoSchedule`, `label vx-rail.io/role=member`), for
+        /// logs and Events.
+        what: Vec<String>,
     },
     /// Merge-patch keys of the legacy cluster-state ConfigMap. Guard: `resourceVersion` (the
     /// scripts rewrite its keys from their own snapshots; a patch decided on an older copy must

@@ -84,17 +84,13 @@ pub fn node_write(name: &str, node: &NodeMeta, actions: &[TaintAction]) -> Optio
                 let value = ready.to_string();
                 if node.labels.get(taints::READY_LABEL) != Some(&value) {
                     labels.insert(taints::READY_LABEL.to_owned(), value);
-                    what.push("label");
+                    what.push(action.to_string());
                 }
             }
             _ => {
                 if let Some(next) = taints_after(&taints, action) {
                     taints = next;
-                    what.push(match action {
-                        TaintAction::Taint { .. } => "taint",
-                        TaintAction::Untaint => "untaint",
-                        _ => "remove-upgrade-taint",
-                    });
+                    what.push(action.to_string());
                 }
             }
         }
@@ -220,7 +216,14 @@ mod tests {
             [(taints::READY_LABEL.to_owned(), "true".to_owned())].into()
         );
         assert_eq!(taints, Some(vec![]));
-        assert_eq!(what, ["untaint", "remove-upgrade-taint", "label"]);
+        assert_eq!(
+            what,
+            [
+                "untaint vx-rail.io/storage-not-ready",
+                "untaint vx-rail.io/upgrade-in-progress",
+                "label vx-rail.io/storage-ready=true"
+            ]
+        );
     }
 
     #[test]
