@@ -519,11 +519,15 @@ async fn script_loops(
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
-    let mut loops = 0;
+    let (mut loops, mut errors) = (0, 0);
     for name in names.iter().cycle() {
         tokio::select! {
             _ = &mut stop => break,
             _ = tick.tick() => {}
+        }
+        // Reaped as they finish: a finished task is kept, with its future, until joined.
+        while let Some(result) = tasks.try_join_next() {
+            errors += result.unwrap_or(2);
         }
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
@@ -545,7 +549,6 @@ async fn script_loops(
         });
         loops += 1;
     }
-    let mut errors = 0;
     while let Some(result) = tasks.join_next().await {
         errors += result.unwrap_or(2);
     }
