@@ -76,7 +76,10 @@ fn plan_one(snapshot: &Snapshot<'_>, facts: &mig::Facts, m: &Migration) -> Vec<W
     let d = mig::decide(&m.spec, &uid, &before, facts, &task_results(&mine));
 
     let mut writes = Vec::new();
-    let mut site = BTreeMap::new();
+    // Every cluster-state key of the decision goes into one patch, so that one decision never
+    // conflicts with its own earlier write; it stands where the decision's first cluster-state
+    // action stands, else after the other actions.
+    let mut site: Option<(usize, BTreeMap<String, String>)> = None;
     for action in &d.actions {
         match action {
             Action::Task(t) => writes.push(Write::CreateTask(Box::new(node_task_for(t, m)))),
@@ -92,8 +95,9 @@ fn plan_one(snapshot: &Snapshot<'_>, facts: &mig::Facts, m: &Migration) -> Vec<W
                 what: vec![format!("label {ROLE_LABEL}={role}")],
             }),
             Action::ClusterState { cluster, members } => {
-                site.insert(cluster_key::CLUSTER.to_owned(), cluster.clone());
-                site.insert(cluster_key::MEMBERS.to_owned(), members.clone());
+                let (_, data) = site.get_or_insert_with(|| (writes.len(), BTreeMap::new()));
+                data.insert(cluster_key::CLUSTER.to_owned(), cluster.clone());
+                data.insert(cluster_key::MEMBERS.to_owned(), members.clone());
             }
         }
     }
@@ -105,17 +109,21 @@ fn plan_one(snapshot: &Snapshot<'_>, facts: &mig::Facts, m: &Migration) -> Vec<W
             mig::enter(&mut status, phase, message, snapshot.now, generation);
             set_waiting(&mut status, "", snapshot.now, generation);
             // The scripts read the legacy key: they hold storage upgrades while it runs.
-            site.insert(
+            let (_, data) = site.get_or_insert_with(|| (writes.len(), BTreeMap::new()));
+            data.insert(
                 cluster_key::MIGRATION.to_owned(),
                 mig::legacy_blob(&m.spec, &status),
             );
         }
     }
-    if !site.is_empty() {
-        writes.push(Write::PatchClusterState {
-            resource_version: snapshot.cluster_state_version.map(str::to_owned),
-            data: site,
-        });
+    if let Some((at, data)) = site {
+        writes.insert(
+            at,
+            Write::PatchClusterState {
+                resource_version: snapshot.cluster_state_version.map(str::to_owned),
+                data,
+            },
+        );
     }
     // A migration waiting for the same thing is not written again every turn.
     if m.status.as_ref() != Some(&status) {
