@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use crate::topology::{SiteTopology, SmallSite};
 use nodewright_api::migration::{MigrationPhase as Phase, MigrationSpec, MigrationStatus};
 use nodewright_api::nodetask::{NodeTaskPhase, StepName};
 use nodewright_parsers::{ClusterBlob, Member, NetworkPlan};
@@ -222,11 +223,7 @@ fn is_terminal(p: Phase) -> bool {
 }
 
 fn replicas(spec: &MigrationSpec) -> u32 {
-    spec.replicas.and_then(|r| u32::try_from(r).ok()).unwrap_or(2)
-}
-
-fn member<'a>(facts: &'a Facts, node: &str) -> Option<&'a Member> {
-    facts.members.iter().find(|m| m.node == node)
+    SmallSite.replicas(spec.replicas)
 }
 
 /// The state of a group of tasks: each either not created, running, succeeded or failed.
@@ -334,6 +331,18 @@ pub fn decide(
     facts: &Facts,
     tasks: &BTreeMap<String, TaskResult>,
 ) -> Decision {
+    decide_in(&SmallSite, spec, uid, status, facts, tasks)
+}
+
+/// [`decide`] for a site of the given shape (the `EdgeCluster` profile's topology).
+pub fn decide_in(
+    topology: &dyn SiteTopology,
+    spec: &MigrationSpec,
+    uid: &str,
+    status: &MigrationStatus,
+    facts: &Facts,
+    tasks: &BTreeMap<String, TaskResult>,
+) -> Decision {
     let (phase, since) = current(status);
     if is_terminal(phase) {
         return Decision::wait("finished");
@@ -364,7 +373,7 @@ pub fn decide(
                     .get(n)
                     .and_then(|f| f.reported_at)
                     .is_some_and(|at| facts.now - at <= facts.stale_after);
-                if member(facts, n).is_none() {
+                if topology.member(&facts.members, n).is_none() {
                     waiting.push(format!("{n}(not-a-member)"));
                 } else if !alive {
                     waiting.push(format!("{n}(no-heartbeat)"));
@@ -438,10 +447,10 @@ pub fn decide(
         Phase::RegisteringSatellites => {
             let mut wanted = Vec::new();
             for n in joining {
-                let Some(m) = member(facts, n) else {
+                let Some(m) = topology.member(&facts.members, n) else {
                     return Decision::fail(format!("{n} is no longer a member of the site"));
                 };
-                let ip = m.storage_ip.split('/').next().unwrap_or_default().to_owned();
+                let ip = topology.storage_address(m);
                 wanted.push(TaskRequest {
                     key: task_key(uid, phase, n),
                     node: source.to_owned(),
@@ -527,7 +536,7 @@ pub fn decide(
                     .or_default()
                     .extend(r.node.as_deref());
             }
-            let want = replicas(spec) as usize;
+            let want = topology.replicas(spec.replicas) as usize;
             let mut wanted = Vec::new();
             for (res, nodes) in &placed {
                 let mut have = nodes.len();
@@ -590,7 +599,7 @@ pub fn decide(
                 return Decision::wait("no cluster blob in the cluster state");
             };
             let mut actions = vec![Action::ClusterState {
-                cluster: cluster_blob(c, "multi", replicas(spec)),
+                cluster: cluster_blob(c, "multi", topology.replicas(spec.replicas)),
                 members: members_csv(&facts.members, joining, "member"),
             }];
             actions.extend(joining.iter().map(|n| Action::RoleLabel {
