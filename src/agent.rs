@@ -33,6 +33,25 @@ pub struct Args {
     /// Seconds one host command may run before it is killed.
     #[arg(long, default_value_t = 300)]
     command_timeout_seconds: u64,
+    /// The host's OS family, which decides how packages are queried and installed: `debian`
+    /// (dpkg/apt), `rpm` (rpm/dnf), or `auto` to read ID and ID_LIKE from os-release under
+    /// --host-root.
+    #[arg(long, default_value = "auto")]
+    host_os: String,
+    /// Where the host's root file system is seen from the agent, for --host-os auto.
+    #[arg(long, default_value = "/")]
+    host_root: PathBuf,
+}
+
+/// The host's OS family from `--host-os` (and, for `auto`, the host's os-release).
+fn host_os(args: &Args) -> anyhow::Result<nodewright_api::OsFamily> {
+    match args.host_os.as_str() {
+        "auto" => nodewright_agent_shim::os::detect(&args.host_root)
+            .context("--host-os auto: cannot tell the host's OS family; pass --host-os debian or rpm"),
+        "debian" => Ok(nodewright_api::OsFamily::Debian),
+        "rpm" => Ok(nodewright_api::OsFamily::Rpm),
+        other => anyhow::bail!("--host-os {other:?}: expected auto, debian or rpm"),
+    }
 }
 
 /// Runs `nodewright agent`.
@@ -45,19 +64,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .or_else(|| std::env::var("NODE_NAME").ok())
         .filter(|n| !n.trim().is_empty())
         .context("no node name: pass --node or set NODE_NAME (the chart sets it from spec.nodeName)")?;
+    let host_os = host_os(&args)?;
     nodewright_kit::process::init_tracing();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run_cluster(args, node))
+    runtime.block_on(run_cluster(args, node, host_os))
 }
 
-async fn run_cluster(args: Args, node: String) -> anyhow::Result<()> {
+async fn run_cluster(args: Args, node: String, host_os: nodewright_api::OsFamily) -> anyhow::Result<()> {
     let client = nodewright_kit::process::client(args.kubeconfig.as_deref()).await?;
     let pod_name = nodewright_kit::process::identity(args.pod_name.as_deref(), "nodewright-agent");
-    let options = AgentOptions::new(node, args.namespace, pod_name, args.state_dir);
+    let mut options = AgentOptions::new(node, args.namespace, pod_name, args.state_dir);
+    options.host_os = host_os;
     let host = ProcessHost::new(Duration::from_secs(args.command_timeout_seconds.max(1)));
     eprintln!(
-        "nodewright agent: node {}, pod {}, NodeTasks in namespace {}, journal in {}",
+        "nodewright agent: node {}, {} host, pod {}, NodeTasks in namespace {}, journal in {}",
         options.node,
+        options.host_os,
         options.pod_name,
         options.namespace,
         options.state_dir.display()

@@ -3,6 +3,10 @@
 //! `host.sh` and `network.sh`), and, for a mutating step, a read-only check run first whose
 //! output decides whether the step is already done, so a repeat never mutates twice.
 //!
+//! The package, service and module steps are the host OS's, not the script's: their argv and the
+//! reading of their checks come from the [`crate::os`] seam for the host's family (`apt`/`dpkg` or
+//! `dnf`/`rpm`; systemd and kmod on both), which the plan carries.
+//!
 //! Planning and judging are pure. [`Plan::execute`] is the one place that runs a plan, and it
 //! touches the host only through [`HostOps`].
 
@@ -15,9 +19,10 @@ use nodewright_parsers::{
     parse_linstor_storage_pool_list,
 };
 
-use nodewright_api::StepName;
+use nodewright_api::{OsFamily, StepName};
 
-use crate::host::{EXIT_TIMED_OUT, HostOps, HostOutput};
+use crate::host::{EXIT_NOT_RUN, EXIT_TIMED_OUT, HostOps, HostOutput};
+use crate::os::{self, PackageState};
 
 /// Why a step name and arguments have no plan. No host command runs for such a task.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,6 +127,33 @@ pub enum Step {
     LinstorStoragePoolList,
     /// `linstor resource list`.
     LinstorResourceList,
+    /// Install a package at exactly one version.
+    PackageInstall {
+        /// Package name.
+        package: String,
+        /// Version as the package manager spells it (`9.2.14-1`).
+        version: String,
+    },
+    /// Start a systemd unit.
+    ServiceStart {
+        /// Unit name.
+        unit: String,
+    },
+    /// Stop a systemd unit.
+    ServiceStop {
+        /// Unit name.
+        unit: String,
+    },
+    /// Load a kernel module.
+    ModuleLoad {
+        /// Module name.
+        module: String,
+    },
+    /// Unload a kernel module.
+    ModuleUnload {
+        /// Module name.
+        module: String,
+    },
 }
 
 /// The usage line of a step: its arguments, for messages and docs. The step names themselves are
@@ -134,6 +166,9 @@ pub const fn usage(step: StepName) -> &'static str {
         StepName::ResourceCreate => "<node> <resource> <pool>",
         StepName::ResourceDelete => "<node> <resource>",
         StepName::BondSetActive => "<bond> <slave>",
+        StepName::PackageInstall => "<package> <version>",
+        StepName::ServiceStart | StepName::ServiceStop => "<unit>",
+        StepName::ModuleLoad | StepName::ModuleUnload => "<module>",
         StepName::DrbdStatus
         | StepName::LinstorNodeList
         | StepName::LinstorStoragePoolList
@@ -170,6 +205,8 @@ pub struct Plan {
     pub check: Option<Vec<String>>,
     /// The commands to run, in order; the first that fails ends the step.
     pub commands: Vec<Vec<String>>,
+    /// The host's OS family: it judges the checks of the package, service and module steps.
+    pub os: OsFamily,
 }
 
 /// How a step ended.
@@ -225,6 +262,121 @@ fn name_arg(step: &'static str, index: usize, name: &'static str, value: &str) -
         return Err(bad("only letters, digits and . _ - : / are allowed"));
     }
     Ok(value.to_owned())
+}
+
+/// A package, unit or module name: `^[A-Za-z0-9][A-Za-z0-9._+@:-]*$` narrowed per kind by
+/// `extra` (the punctuation allowed besides letters and digits), so it can never be read as an
+/// option and names only what the tools take as one name.
+fn os_name_arg(
+    step: &'static str,
+    index: usize,
+    name: &'static str,
+    value: &str,
+    extra: &'static [char],
+    reason: &'static str,
+) -> Result<String, StepError> {
+    let bad = |reason| StepError::BadArgument {
+        step,
+        index,
+        name,
+        value: value.to_owned(),
+        reason,
+    };
+    let mut chars = value.chars();
+    match chars.next() {
+        None => return Err(bad("it is empty")),
+        Some(c) if !c.is_ascii_alphanumeric() => return Err(bad("it must start with a letter or digit")),
+        Some(_) => {}
+    }
+    if value.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || extra.contains(&c)) {
+        return Err(bad(reason));
+    }
+    Ok(value.to_owned())
+}
+
+/// A package name (Debian policy's and rpm's common ground): lower case, digits, `. + - _`.
+fn package_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
+    os_name_arg(
+        step,
+        index,
+        "package",
+        value,
+        &['.', '+', '-', '_'],
+        "only a-z 0-9 . + - _ are allowed",
+    )
+    .and_then(|v| {
+        if v.chars().any(|c| c.is_ascii_uppercase()) {
+            Err(StepError::BadArgument {
+                step,
+                index,
+                name: "package",
+                value: value.to_owned(),
+                reason: "only a-z 0-9 . + - _ are allowed",
+            })
+        } else {
+            Ok(v)
+        }
+    })
+}
+
+/// A version as dpkg or rpm spells it: starts with a digit (or an epoch `N:`), then letters,
+/// digits and `. + ~ : - _`.
+fn version_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
+    let v = os_name_arg(
+        step,
+        index,
+        "version",
+        value,
+        &['.', '+', '~', ':', '-', '_'],
+        "only letters, digits and . + ~ : - _ are allowed",
+    )?;
+    if !v.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(StepError::BadArgument {
+            step,
+            index,
+            name: "version",
+            value: value.to_owned(),
+            reason: "a version starts with a digit",
+        });
+    }
+    Ok(v)
+}
+
+/// A systemd unit name: letters, digits and `: _ . @ -`.
+fn unit_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
+    os_name_arg(
+        step,
+        index,
+        "unit",
+        value,
+        &[':', '_', '.', '@', '-'],
+        "only letters, digits and : _ . @ - are allowed",
+    )
+}
+
+/// A kernel module name: lower case, digits, `_` and `-`.
+fn module_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
+    os_name_arg(
+        step,
+        index,
+        "module",
+        value,
+        &['_', '-'],
+        "only letters, digits, _ and - are allowed",
+    )
+    .and_then(|v| {
+        if v.chars().any(|c| c.is_ascii_uppercase()) {
+            Err(StepError::BadArgument {
+                step,
+                index,
+                name: "module",
+                value: value.to_owned(),
+                reason: "module names are lower case",
+            })
+        } else {
+            Ok(v)
+        }
+    })
 }
 
 /// An IP address, with an optional `/prefix` dropped as the legacy script does (`${ip%/*}`).
@@ -289,12 +441,34 @@ pub fn parse_step(step: &str, args: &[String]) -> Result<Step, StepError> {
         StepName::LinstorNodeList => Step::LinstorNodeList,
         StepName::LinstorStoragePoolList => Step::LinstorStoragePoolList,
         StepName::LinstorResourceList => Step::LinstorResourceList,
+        StepName::PackageInstall => Step::PackageInstall {
+            package: package_arg(name, 1, &args[0])?,
+            version: version_arg(name, 2, &args[1])?,
+        },
+        StepName::ServiceStart => Step::ServiceStart {
+            unit: unit_arg(name, 1, &args[0])?,
+        },
+        StepName::ServiceStop => Step::ServiceStop {
+            unit: unit_arg(name, 1, &args[0])?,
+        },
+        StepName::ModuleLoad => Step::ModuleLoad {
+            module: module_arg(name, 1, &args[0])?,
+        },
+        StepName::ModuleUnload => Step::ModuleUnload {
+            module: module_arg(name, 1, &args[0])?,
+        },
     })
 }
 
-/// The plan for a task's step and arguments.
+/// The plan for a task's step and arguments on a Debian host (today's shape); [`plan_on`] for
+/// another family.
 pub fn plan(step: &str, args: &[String]) -> Result<Plan, StepError> {
-    parse_step(step, args).map(Step::plan)
+    plan_on(OsFamily::Debian, step, args)
+}
+
+/// The plan for a task's step and arguments on a host of the `os` family.
+pub fn plan_on(os: OsFamily, step: &str, args: &[String]) -> Result<Plan, StepError> {
+    parse_step(step, args).map(|s| s.plan(os))
 }
 
 impl Step {
@@ -311,11 +485,18 @@ impl Step {
             Step::LinstorNodeList => StepName::LinstorNodeList,
             Step::LinstorStoragePoolList => StepName::LinstorStoragePoolList,
             Step::LinstorResourceList => StepName::LinstorResourceList,
+            Step::PackageInstall { .. } => StepName::PackageInstall,
+            Step::ServiceStart { .. } => StepName::ServiceStart,
+            Step::ServiceStop { .. } => StepName::ServiceStop,
+            Step::ModuleLoad { .. } => StepName::ModuleLoad,
+            Step::ModuleUnload { .. } => StepName::ModuleUnload,
         }
     }
 
-    /// The step's commands: the same argv the legacy script runs.
-    pub fn plan(self) -> Plan {
+    /// The step's commands on a host of the `os` family: the same argv the legacy script runs,
+    /// and for the package, service and module steps the OS seam's.
+    pub fn plan(self, os: OsFamily) -> Plan {
+        let host = os::for_family(os);
         let (check, commands) = match &self {
             Step::LinstorNodeCreate { node, ip } => (
                 Some(linstor(&["node", "list"])),
@@ -363,11 +544,65 @@ impl Step {
             Step::LinstorNodeList => (None, vec![linstor(&["node", "list"])]),
             Step::LinstorStoragePoolList => (None, vec![linstor(&["storage-pool", "list"])]),
             Step::LinstorResourceList => (None, vec![linstor(&["resource", "list"])]),
+            Step::PackageInstall { package, version } => (
+                Some(host.package_query(package)),
+                vec![host.package_install(package, version)],
+            ),
+            Step::ServiceStart { unit } => (Some(host.service_query(unit)), vec![host.service_start(unit)]),
+            Step::ServiceStop { unit } => (Some(host.service_query(unit)), vec![host.service_stop(unit)]),
+            Step::ModuleLoad { module } => (Some(host.module_query()), vec![host.module_load(module)]),
+            Step::ModuleUnload { module } => (Some(host.module_query()), vec![host.module_unload(module)]),
         };
         Plan {
             step: self,
             check,
             commands,
+            os,
+        }
+    }
+
+    /// Whether the check's exit code is part of its answer (`rpm -q` of a missing package and
+    /// `systemctl is-active` of a stopped unit exit non-zero), so the OS seam judges it rather
+    /// than a non-zero exit ending the step.
+    fn check_answers_by_exit_code(&self) -> bool {
+        matches!(
+            self,
+            Step::PackageInstall { .. } | Step::ServiceStart { .. } | Step::ServiceStop { .. }
+        )
+    }
+
+    /// Reads the check's whole output on a host of the `os` family. The package, service and
+    /// module steps are judged by the OS seam; the others by [`Step::judge`] on standard output.
+    pub fn judge_on(&self, os: OsFamily, check: &HostOutput) -> Result<Verdict, String> {
+        let host = os::for_family(os);
+        match self {
+            Step::PackageInstall { package, version } => Ok(match host.package_state(package, check)? {
+                PackageState::Installed(v) if v == *version => {
+                    Verdict::AlreadyDone(format!("{package} {version} is installed already"))
+                }
+                _ => Verdict::ToDo,
+            }),
+            Step::ServiceStart { unit } => Ok(if host.service_active(check)? {
+                Verdict::AlreadyDone(format!("{unit} is active already"))
+            } else {
+                Verdict::ToDo
+            }),
+            Step::ServiceStop { unit } => Ok(if host.service_active(check)? {
+                Verdict::ToDo
+            } else {
+                Verdict::AlreadyDone(format!("{unit} is not active"))
+            }),
+            Step::ModuleLoad { module } => Ok(if host.module_loaded(module, check)? {
+                Verdict::AlreadyDone(format!("module {module} is loaded already"))
+            } else {
+                Verdict::ToDo
+            }),
+            Step::ModuleUnload { module } => Ok(if host.module_loaded(module, check)? {
+                Verdict::ToDo
+            } else {
+                Verdict::AlreadyDone(format!("module {module} is not loaded"))
+            }),
+            _ => self.judge(&check.stdout),
         }
     }
 
@@ -435,6 +670,15 @@ impl Step {
             | Step::LinstorNodeList
             | Step::LinstorStoragePoolList
             | Step::LinstorResourceList => Ok(Verdict::ToDo),
+            // Their checks are read whole, exit code included, by the host's OS: `judge_on`.
+            Step::PackageInstall { .. }
+            | Step::ServiceStart { .. }
+            | Step::ServiceStop { .. }
+            | Step::ModuleLoad { .. }
+            | Step::ModuleUnload { .. } => Err(format!(
+                "{} is judged by the host's OS seam, with the check's exit code",
+                self.name()
+            )),
         }
     }
 }
@@ -499,7 +743,9 @@ impl Plan {
         };
         if let Some(check) = &self.check {
             let result = host.run(check);
-            if !result.success() {
+            // A check that could not run or ran out of time answers nothing, whatever the step.
+            let no_answer = matches!(result.code, EXIT_NOT_RUN | EXIT_TIMED_OUT);
+            if !result.success() && (no_answer || !self.step.check_answers_by_exit_code()) {
                 let mut output = String::new();
                 transcript(&mut output, check, &result);
                 return StepOutcome {
@@ -512,7 +758,7 @@ impl Plan {
                     ),
                 };
             }
-            match self.step.judge(&result.stdout) {
+            match self.step.judge_on(self.os, &result) {
                 Ok(Verdict::AlreadyDone(what)) => {
                     return StepOutcome {
                         code: 0,
@@ -618,10 +864,10 @@ mod tests {
                 .split_whitespace()
                 .enumerate()
                 .map(|(i, _)| {
-                    if name == StepName::LinstorNodeCreate && i == 1 {
-                        "10.0.0.3"
-                    } else {
-                        "edge-3"
+                    match (name, i) {
+                        (StepName::LinstorNodeCreate, 1) => "10.0.0.3",
+                        (StepName::PackageInstall, 1) => "9.2.14-1",
+                        _ => "edge-3",
                     }
                     .to_owned()
                 })
@@ -846,6 +1092,169 @@ mod tests {
         let lacp = LINKS.replace("active-backup", "802.3ad");
         let step = parse_step("bond-set-active", &args(&["bond0", "eno2"])).unwrap();
         assert!(matches!(step.judge(&lacp), Ok(Verdict::Refused(m)) if m.contains("no active slave")));
+    }
+
+    #[test]
+    fn os_steps_check_and_change_through_the_seam_of_the_hosts_family() {
+        type Case<'a> = (&'a str, &'a [&'a str], OsFamily, &'a [&'a str], &'a [&'a str]);
+        let cases: &[Case] = &[
+            (
+                "package-install",
+                &["drbd-dkms", "9.2.14-1"],
+                OsFamily::Debian,
+                &["dpkg-query", "-W", "-f", "${Status} ${Version}\\n", "drbd-dkms"],
+                &[
+                    "apt-get",
+                    "install",
+                    "-y",
+                    "-qq",
+                    "--allow-downgrades",
+                    "drbd-dkms=9.2.14-1",
+                ],
+            ),
+            (
+                "package-install",
+                &["drbd-utils", "9.31.0-1"],
+                OsFamily::Rpm,
+                &["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}\\n", "drbd-utils"],
+                &["dnf", "install", "-y", "drbd-utils-9.31.0-1"],
+            ),
+            (
+                "service-start",
+                &["linstor-satellite"],
+                OsFamily::Rpm,
+                &["systemctl", "is-active", "linstor-satellite"],
+                &["systemctl", "start", "linstor-satellite"],
+            ),
+            (
+                "service-stop",
+                &["linstor-satellite"],
+                OsFamily::Debian,
+                &["systemctl", "is-active", "linstor-satellite"],
+                &["systemctl", "stop", "linstor-satellite"],
+            ),
+            (
+                "module-load",
+                &["drbd"],
+                OsFamily::Rpm,
+                &["lsmod"],
+                &["modprobe", "drbd"],
+            ),
+            (
+                "module-unload",
+                &["drbd_transport_tcp"],
+                OsFamily::Debian,
+                &["lsmod"],
+                &["modprobe", "-r", "drbd_transport_tcp"],
+            ),
+        ];
+        for (step, a, os, check, command) in cases {
+            let p = plan_on(*os, step, &args(a)).unwrap();
+            assert_eq!(p.os, *os);
+            assert_eq!(p.check, Some(args(check)), "{step} on {os}");
+            assert_eq!(p.commands, vec![args(command)], "{step} on {os}");
+        }
+        assert_eq!(
+            plan("package-install", &args(&["drbd-dkms", "9.2.14-1"]))
+                .unwrap()
+                .os,
+            OsFamily::Debian
+        );
+    }
+
+    #[test]
+    fn os_step_arguments_are_names_not_options_and_versions_start_with_a_digit() {
+        for (step, a, reason) in [
+            (
+                "package-install",
+                &["-y", "1"][..],
+                "start with a letter or digit",
+            ),
+            ("package-install", &["Drbd", "1"], "only a-z"),
+            ("package-install", &["drbd-dkms", "latest"], "starts with a digit"),
+            ("package-install", &["drbd-dkms", "1.0 2"], "only letters"),
+            ("package-install", &["drbd-dkms", "1;reboot"], "only letters"),
+            ("service-start", &["--all"], "start with a letter or digit"),
+            ("service-stop", &["a/b"], "only letters"),
+            ("module-load", &["DRBD"], "lower case"),
+            ("module-unload", &["drbd.ko"], "only letters"),
+        ] {
+            let e = plan(step, &args(a)).unwrap_err();
+            assert_eq!(e.metric_label(), "bad_argument", "{step} {a:?}");
+            assert!(e.to_string().contains(reason), "{step} {a:?}: {e}");
+        }
+        assert!(plan("package-install", &args(&["drbd-dkms", "1:9.2.14-1+deb12u1~bpo"])).is_ok());
+        assert!(plan("service-start", &args(&["getty@tty1.service"])).is_ok());
+    }
+
+    #[test]
+    fn os_steps_are_judged_with_the_checks_exit_code() {
+        let out = |code: i32, stdout: &str| HostOutput {
+            code,
+            stdout: stdout.into(),
+            stderr: String::new(),
+        };
+        let install = parse_step("package-install", &args(&["drbd-utils", "9.31.0-1"])).unwrap();
+        assert!(matches!(
+            install.judge_on(OsFamily::Rpm, &out(0, "9.31.0-1\n")),
+            Ok(Verdict::AlreadyDone(_))
+        ));
+        assert_eq!(
+            install.judge_on(OsFamily::Rpm, &out(0, "9.29.0-1\n")),
+            Ok(Verdict::ToDo)
+        );
+        assert_eq!(
+            install.judge_on(OsFamily::Rpm, &out(1, "package drbd-utils is not installed\n")),
+            Ok(Verdict::ToDo)
+        );
+        assert_eq!(
+            install.judge_on(OsFamily::Debian, &out(0, "install ok half-configured 9.31.0-1")),
+            Ok(Verdict::ToDo),
+            "a half-configured package at the version is installed again, not reported done"
+        );
+        assert!(install.judge("9.31.0-1").is_err());
+        let start = parse_step("service-start", &args(&["linstor-satellite"])).unwrap();
+        assert!(matches!(
+            start.judge_on(OsFamily::Debian, &out(0, "active\n")),
+            Ok(Verdict::AlreadyDone(_))
+        ));
+        assert_eq!(
+            start.judge_on(OsFamily::Debian, &out(3, "inactive\n")),
+            Ok(Verdict::ToDo)
+        );
+        let stop = parse_step("service-stop", &args(&["linstor-satellite"])).unwrap();
+        assert!(matches!(
+            stop.judge_on(OsFamily::Rpm, &out(3, "inactive\n")),
+            Ok(Verdict::AlreadyDone(_))
+        ));
+        let lsmod = "Module                  Size  Used by\ndrbd                  995328  0\n";
+        let load = parse_step("module-load", &args(&["drbd"])).unwrap();
+        assert!(matches!(
+            load.judge_on(OsFamily::Rpm, &out(0, lsmod)),
+            Ok(Verdict::AlreadyDone(_))
+        ));
+        let unload = parse_step("module-unload", &args(&["drbd_transport_tcp"])).unwrap();
+        assert!(matches!(
+            unload.judge_on(OsFamily::Rpm, &out(0, lsmod)),
+            Ok(Verdict::AlreadyDone(_))
+        ));
+    }
+
+    #[test]
+    fn a_package_check_that_cannot_run_changes_nothing() {
+        let p = plan_on(
+            OsFamily::Rpm,
+            "package-install",
+            &args(&["drbd-utils", "9.31.0-1"]),
+        )
+        .unwrap();
+        let mut host = Scripted {
+            replies: vec![HostOutput::failed(EXIT_NOT_RUN, "bash: rpm: command not found\n")],
+            ran: vec![],
+        };
+        let out = p.execute(&mut host, None);
+        assert_eq!(host.ran.len(), 1);
+        assert_eq!(out.code, EXIT_NOT_RUN);
     }
 
     /// A host that answers from a script of outputs and records what it ran.

@@ -10,6 +10,8 @@
 //! - [`decide`] (pure): what to do with a task — ignore, leave alone, claim and run, resume,
 //!   report from the journal;
 //! - [`status`] (pure): the claim and the final status;
+//! - [`os`] (pure): the host OS seam — how packages, services and modules are queried and changed
+//!   on a Debian or an RPM-based host, and the family read from `/etc/os-release`;
 //! - [`host`]: the [`HostOps`] trait and [`ProcessHost`], which runs real commands;
 //! - [`runtime`]: the loop — watch, claim (optimistic concurrency on `resourceVersion`), run,
 //!   report — the only module that talks to the API server.
@@ -31,12 +33,13 @@ pub mod catalogue;
 pub mod decide;
 pub mod host;
 pub mod journal;
+pub mod os;
 pub mod runtime;
 pub mod status;
 
 use std::path::PathBuf;
 
-pub use catalogue::{Plan, Step, StepError, StepOutcome, plan};
+pub use catalogue::{Plan, Step, StepError, StepOutcome, plan, plan_on};
 pub use host::{HostOps, HostOutput, ProcessHost};
 pub use journal::{Journal, JournalLimits};
 pub use runtime::{AgentOptions, Claim, claim, run};

@@ -53,6 +53,8 @@ pub struct AgentOptions {
     pub retry_initial: Duration,
     /// Longest delay between those retries (before jitter, which adds up to as much again).
     pub retry_max: Duration,
+    /// The host's OS family: how its packages are queried and installed (`--host-os`).
+    pub host_os: nodewright_api::OsFamily,
 }
 
 impl AgentOptions {
@@ -73,6 +75,7 @@ impl AgentOptions {
             takeover_grace: Duration::from_secs(60),
             retry_initial: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
+            host_os: nodewright_api::OsFamily::Debian,
         }
     }
 }
@@ -219,7 +222,7 @@ async fn run_until<H: HostOps>(
         host: Arc::new(Mutex::new(host)),
         stop: stop.clone(),
     };
-    info!(node = %agent.me.node, pod = %agent.me.pod, namespace = %agent.options.namespace, "node agent started");
+    info!(node = %agent.me.node, pod = %agent.me.pod, namespace = %agent.options.namespace, host_os = %agent.options.host_os, "node agent started");
 
     let mut events = watcher(api, watcher::Config::default().fields(&selector))
         .default_backoff()
@@ -467,7 +470,7 @@ impl<H: HostOps> Agent<H> {
 
     async fn claim_and_run(&mut self, task: &NodeTask, why: RunReason) -> Result<(), WriteError> {
         let name = task.name_any();
-        let plan = match catalogue::plan(&task.spec.step, &task.spec.args) {
+        let plan = match catalogue::plan_on(self.options.host_os, &task.spec.step, &task.spec.args) {
             Ok(plan) => plan,
             Err(e) => {
                 warn!(task = %name, error = %e, "invalid step; task failed without running");

@@ -166,3 +166,74 @@ fn read_only_steps_return_the_tools_output() {
     let out = drbd.execute(&mut host, None);
     assert_eq!(out.code, 0, "{out:?}");
 }
+
+/// Like [`twice`], on a host of the given family.
+fn twice_on(host: &mut SimHost, os: nodewright_api::OsFamily, step: &str, a: &[&str]) -> String {
+    let p = nodewright_agent_shim::plan_on(os, step, &args(a)).unwrap();
+    let first = p.execute(host, None);
+    assert_eq!(first.code, 0, "{step} {a:?} on {os}: {first:?}");
+    assert_eq!(first.message, "done", "{step} {a:?} on {os}");
+    let before = host.ran().len();
+    let second = p.execute(host, None);
+    assert_eq!(second.code, 0, "{step} {a:?} again on {os}: {second:?}");
+    assert_eq!(host.ran().len(), before + 1, "{step} again runs only its check");
+    assert!(second.message.starts_with("already done"), "{}", second.message);
+    first.output
+}
+
+#[test]
+fn os_steps_mutate_once_on_a_debian_and_on_an_rpm_host() {
+    use nodewright_api::OsFamily;
+    use nodewright_legacy_sim::host::OsFlavour;
+    for (os, flavour) in [
+        (OsFamily::Debian, OsFlavour::Debian),
+        (OsFamily::Rpm, OsFlavour::Rpm),
+    ] {
+        let specs = [NodeSpec::edge("edge-1", "10.10.100.11").with_os(flavour)];
+        let world = Arc::new(Mutex::new(World::from_specs(1, DEFAULT_EPOCH, &specs).unwrap()));
+        let mut host = SimHost::new(&world, "edge-1");
+
+        let output = twice_on(&mut host, os, "package-install", &["drbd-utils", "9.31.0-1"]);
+        match os {
+            OsFamily::Debian => {
+                assert!(output.contains("$ apt-get install -y -qq --allow-downgrades drbd-utils=9.31.0-1"))
+            }
+            OsFamily::Rpm => {
+                assert!(
+                    output.contains("$ dnf install -y drbd-utils-9.31.0-1"),
+                    "{output}"
+                );
+                assert!(
+                    output.contains("Upgraded:\n  drbd-utils-9.31.0-1.x86_64"),
+                    "{output}"
+                );
+            }
+        }
+        // Not installed before: the check's non-zero exit is an answer, not a failure.
+        twice_on(&mut host, os, "package-install", &["drbd-reactor", "1.6.0-1"]);
+        twice_on(&mut host, os, "service-stop", &["linstor-satellite"]);
+        twice_on(&mut host, os, "service-start", &["linstor-satellite"]);
+        twice_on(&mut host, os, "module-load", &["drbd"]);
+        twice_on(&mut host, os, "module-load", &["drbd_transport_tcp"]);
+        twice_on(&mut host, os, "module-unload", &["drbd_transport_tcp"]);
+
+        let w = world.lock().unwrap();
+        let node = &w.nodes["edge-1"];
+        assert_eq!(node.packages["drbd-utils"].version, "9.31.0-1");
+        assert!(node.unit_active("linstor-satellite"));
+        assert!(node.has_module("drbd") && !node.has_module("drbd_transport_tcp"));
+        drop(w);
+        // The other family's tools are not there: its plan fails at the check and changes nothing.
+        let other = if os == OsFamily::Debian {
+            OsFamily::Rpm
+        } else {
+            OsFamily::Debian
+        };
+        let p = nodewright_agent_shim::plan_on(other, "package-install", &args(&["drbd-utils", "9.29.0-1"]))
+            .unwrap();
+        let before = host.ran().len();
+        let out = p.execute(&mut host, None);
+        assert_eq!(out.code, 127, "{out:?}");
+        assert_eq!(host.ran().len(), before + 1);
+    }
+}

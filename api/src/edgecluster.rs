@@ -75,10 +75,20 @@ pub struct SiteProfile {
     /// The replicated storage stack the site runs.
     #[serde(default)]
     pub storage_backend: StorageBackend,
-    /// The nodes' operating system, as reported by the legacy script (for example `debian`).
+    /// The nodes' operating system (`/etc/os-release` `ID`, for example `debian` or `rocky`, or a
+    /// family, `rpm`); it selects how the node agent installs packages. Absent: Debian.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub operating_system: Option<String>,
+}
+
+impl SiteProfile {
+    /// The host OS family the profile names; a profile that names none is today's shape, Debian.
+    pub fn os_family(&self) -> Result<crate::OsFamily, crate::UnknownOs> {
+        self.operating_system
+            .as_deref()
+            .map_or(Ok(crate::OsFamily::Debian), crate::OsFamily::from_id)
+    }
 }
 
 /// Site topology.

@@ -117,11 +117,22 @@ pub enum StepName {
     LinstorStoragePoolList,
     /// Read `linstor resource list`.
     LinstorResourceList,
+    /// Install a package at one version through the host's package manager (apt or dnf):
+    /// `<package> <version>`.
+    PackageInstall,
+    /// Start a systemd unit: `<unit>`.
+    ServiceStart,
+    /// Stop a systemd unit: `<unit>`.
+    ServiceStop,
+    /// Load a kernel module: `<module>`.
+    ModuleLoad,
+    /// Unload a kernel module: `<module>`.
+    ModuleUnload,
 }
 
 impl StepName {
     /// Every step, in catalogue order.
-    pub const ALL: [StepName; 10] = [
+    pub const ALL: [StepName; 15] = [
         StepName::LinstorNodeCreate,
         StepName::LinstorNodeDelete,
         StepName::StoragePoolCreate,
@@ -132,6 +143,11 @@ impl StepName {
         StepName::LinstorNodeList,
         StepName::LinstorStoragePoolList,
         StepName::LinstorResourceList,
+        StepName::PackageInstall,
+        StepName::ServiceStart,
+        StepName::ServiceStop,
+        StepName::ModuleLoad,
+        StepName::ModuleUnload,
     ];
 
     /// The name as a `NodeTask` spells it (the same as its serde name).
@@ -147,6 +163,11 @@ impl StepName {
             StepName::LinstorNodeList => "linstor-node-list",
             StepName::LinstorStoragePoolList => "linstor-storage-pool-list",
             StepName::LinstorResourceList => "linstor-resource-list",
+            StepName::PackageInstall => "package-install",
+            StepName::ServiceStart => "service-start",
+            StepName::ServiceStop => "service-stop",
+            StepName::ModuleLoad => "module-load",
+            StepName::ModuleUnload => "module-unload",
         }
     }
 }
@@ -285,6 +306,11 @@ mod tests {
             StepName::LinstorNodeList => 7,
             StepName::LinstorStoragePoolList => 8,
             StepName::LinstorResourceList => 9,
+            StepName::PackageInstall => 10,
+            StepName::ServiceStart => 11,
+            StepName::ServiceStop => 12,
+            StepName::ModuleLoad => 13,
+            StepName::ModuleUnload => 14,
         };
         for (i, step) in StepName::ALL.into_iter().enumerate() {
             assert_eq!(index(step), i, "{step}");

@@ -5,6 +5,7 @@
 //!   changing them, and the acknowledgement handshake.
 //! - [`taints`]: taint management as a pure decision.
 //! - [`migration`]: the single-to-multi-node migration's phase machine as a pure decision.
+//! - [`topology`]: the site-topology seam — what the decisions read about the site's shape.
 //! - [`shadow`]: what the operator would have done, compared with what the script did.
 //! - [`observed`]: the facts those functions take, read from the bridge's index.
 //! - [`controllers`]: the shape every owned workflow has (gather → pure plan → guarded writes)
@@ -23,6 +24,7 @@ pub mod run;
 pub mod shadow;
 pub mod taints;
 pub mod takeover;
+pub mod topology;
 pub mod writer;
 
 pub use shadow::Divergence;

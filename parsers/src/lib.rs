@@ -1,6 +1,7 @@
 //! Parsers for the host-tool outputs the legacy edge script copies into its logs and ConfigMaps:
 //! `/proc/net/bonding/*`, DRBD (`drbdadm status`, `drbdsetup events2`, `/proc/drbd`), `linstor`
-//! list tables and iproute2 (`ip link`/`ip addr`, text and JSON); and the artefacts the script
+//! list tables and iproute2 (`ip link`/`ip addr`, text and JSON); what the package and module
+//! tools say about one package or module (`dpkg-query`, `rpm -q`, `lsmod`); and the artefacts the script
 //! writes itself (ConfigMap blobs, member list, network plan, Node annotations, labels and taints,
 //! and its logs of both generations, read by a streaming [`LogReader`]).
 //!
@@ -19,6 +20,7 @@ mod formats;
 mod iproute;
 mod legacy;
 mod linstor;
+mod packages;
 mod text;
 
 pub use bonding::{
@@ -52,4 +54,7 @@ pub use linstor::{
     LinstorNode, LinstorResource, LinstorStoragePool, LinstorTable, LinstorVolume, parse_linstor_node_list,
     parse_linstor_resource_list, parse_linstor_storage_pool_list, parse_linstor_table,
     parse_linstor_volume_list,
+};
+pub use packages::{
+    DpkgPackage, LsmodModule, RpmQuery, parse_dpkg_query_status, parse_lsmod, parse_rpm_query,
 };

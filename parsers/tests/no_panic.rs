@@ -41,6 +41,9 @@ fn entries() -> Vec<Entry> {
         ("legacy_taints", |s| p::parse_node_taints(s).err()),
         ("legacy_log_line", |s| p::parse_log_line(s).err()),
         ("legacy_log", |s| p::parse_legacy_log(s).err()),
+        ("dpkg_query_status", |s| p::parse_dpkg_query_status(s).err()),
+        ("rpm_query", |s| p::parse_rpm_query(s).err()),
+        ("lsmod", |s| p::parse_lsmod(s).err()),
     ]
 }
 

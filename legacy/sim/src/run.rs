@@ -81,7 +81,7 @@ pub fn world_for_at(scenario: &Scenario, epoch: u64) -> Result<crate::host::Worl
         .iter()
         .map(|n| {
             let h = &n.host;
-            let mut spec = crate::host::NodeSpec::edge(&n.name, &h.address);
+            let mut spec = crate::host::NodeSpec::edge(&n.name, &h.address).with_os(h.os);
             if h.controller {
                 spec = spec.with_controller();
             }
@@ -258,6 +258,9 @@ pub struct HostSpec {
     /// Installed package versions that differ from the defaults.
     #[serde(default)]
     pub packages: BTreeMap<String, String>,
+    /// The host's package tools: `debian` (dpkg/apt, the default) or `rpm` (rpm/dnf).
+    #[serde(default)]
+    pub os: crate::host::OsFlavour,
 }
 
 /// A DRBD resource that exists before the first tick, up and UpToDate on its nodes.

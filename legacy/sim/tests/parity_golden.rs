@@ -135,6 +135,14 @@ fn patch_cluster_state(c: &Shared, data: serde_json::Value, now: i64) -> i32 {
     )
 }
 
+/// The OS family a node's agent runs with: `--host-os auto`, read from the simulated host's
+/// os-release.
+fn agent_os(w: &SharedWorld, node: &str) -> nodewright_api::OsFamily {
+    let release = w.lock().nodes[node].os.os_release();
+    let (id, like) = nodewright_api::hostos::os_release_ids(release);
+    nodewright_api::OsFamily::from_os_release(&id.unwrap_or_default(), &like.unwrap_or_default()).unwrap()
+}
+
 /// The site's `EdgeCluster`, as the operator reads it in these runs.
 fn edge_cluster() -> EdgeCluster {
     let spec: EdgeClusterSpec =
@@ -294,7 +302,8 @@ fn drive_migration(
                     ran_tasks = true;
                     let spec = &task.spec;
                     let mut host = AgentHost::new(w, &spec.node_name);
-                    let outcome = match nodewright_agent_shim::plan(&spec.step, &spec.args) {
+                    let os = agent_os(w, &spec.node_name);
+                    let outcome = match nodewright_agent_shim::plan_on(os, &spec.step, &spec.args) {
                         Ok(plan) => plan.execute(&mut host, None),
                         Err(e) => nodewright_agent_shim::StepOutcome {
                             code: 2,
@@ -552,6 +561,16 @@ fn run_parity_of(
         .env
         .get("VXR_MIGRATION_TIMEOUT")
         .map_or(migration::DEFAULT_TIMEOUT, |t| t.parse().unwrap());
+    // Hosts that are not today's Debian shape say so, with the family their agents detect.
+    let rpm_hosts: Vec<String> = scenario
+        .nodes
+        .iter()
+        .filter(|n| n.host.os != nodewright_legacy_sim::host::OsFlavour::Debian)
+        .map(|n| format!("{} {}", n.name, agent_os(&w, &n.name)))
+        .collect();
+    if !rpm_hosts.is_empty() {
+        let _ = writeln!(report, "agents (--host-os auto): {}", rpm_hosts.join(", "));
+    }
     let mut last_look = w.now();
     let mut after_tick = |tick: u32, outputs: &[run::TickOutput]| {
         // The scripts' loops of this tick are over; the clock has moved to the next tick. The
@@ -811,6 +830,44 @@ fn a_migration_in_operator_mode_ends_where_the_legacy_migration_ends_and_no_scri
         .collect();
     assert!(script_migration_writes.is_empty(), "{script_migration_writes:?}");
     snapshot(name, "migration-operator", &owned);
+}
+
+#[test]
+fn a_migration_in_operator_mode_on_rpm_hosts_ends_where_the_debian_migration_ends() {
+    let name = "migration-single-to-multi";
+    let mut on_rpm = scenario(name);
+    for n in &mut on_rpm.nodes {
+        n.host.os = nodewright_legacy_sim::host::OsFlavour::Rpm;
+    }
+    let debian = run_parity(name, &[(Workflow::Migration, OPERATOR)], "migration-operator");
+    let rpm = run_parity_of(
+        name,
+        on_rpm,
+        &[(Workflow::Migration, OPERATOR)],
+        "migration-operator-rpm",
+        0,
+    );
+    assert!(
+        rpm.report.contains("migration enters COMPLETED"),
+        "the operator's migration did not complete on RPM hosts:\n{}",
+        rpm.report
+    );
+    assert!(
+        rpm.report
+            .contains("agents (--host-os auto): edge-1 rpm, edge-2 rpm, edge-3 rpm")
+    );
+    assert_eq!(rpm.site_state, debian.site_state, "the site ends elsewhere");
+    assert_eq!(rpm.host_state, debian.host_state, "the hosts end elsewhere");
+    assert_eq!(rpm.end_taints, debian.end_taints);
+    // The same decisions and the same tasks: only the hosts' package tools differ.
+    let body = |r: &str| {
+        r.lines()
+            .filter(|l| !l.starts_with("agents "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(body(&rpm.report), body(&debian.report));
+    snapshot(name, "migration-operator-rpm", &rpm);
 }
 
 #[test]

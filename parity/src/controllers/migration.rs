@@ -73,7 +73,8 @@ fn plan_one(snapshot: &Snapshot<'_>, facts: &mig::Facts, m: &Migration) -> Vec<W
         .cloned()
         .collect();
     let before = m.status.clone().unwrap_or_default();
-    let d = mig::decide(&m.spec, &uid, &before, facts, &task_results(&mine));
+    let topology = crate::topology::for_profile(snapshot.cluster.spec.profile.topology);
+    let d = mig::decide_in(topology, &m.spec, &uid, &before, facts, &task_results(&mine));
 
     let mut writes = Vec::new();
     // Every cluster-state key of the decision goes into one patch, so that one decision never

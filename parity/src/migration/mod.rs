@@ -21,6 +21,8 @@ use nodewright_api::migration::{MigrationPhase as Phase, MigrationSpec, Migratio
 use nodewright_api::nodetask::{NodeTaskPhase, StepName};
 use nodewright_parsers::{ClusterBlob, Member, NetworkPlan};
 
+use crate::topology::{SiteTopology, SmallSite};
+
 mod legacy;
 mod phases;
 mod rollback;
@@ -169,15 +171,24 @@ impl Decision {
 }
 
 fn replicas(spec: &MigrationSpec) -> u32 {
-    spec.replicas.and_then(|r| u32::try_from(r).ok()).unwrap_or(2)
+    SmallSite.replicas(spec.replicas)
 }
 
-fn member<'a>(facts: &'a Facts, node: &str) -> Option<&'a Member> {
-    facts.members.iter().find(|m| m.node == node)
-}
-
-/// What to do next for the migration `spec` (object uid `uid`) in `status`.
+/// What to do next for the migration `spec` (object uid `uid`) in `status`, on a site of
+/// today's shape.
 pub fn decide(
+    spec: &MigrationSpec,
+    uid: &str,
+    status: &MigrationStatus,
+    facts: &Facts,
+    tasks: &BTreeMap<String, TaskResult>,
+) -> Decision {
+    decide_in(&SmallSite, spec, uid, status, facts, tasks)
+}
+
+/// [`decide`] for a site of the given shape (the `EdgeCluster` profile's topology).
+pub fn decide_in(
+    topology: &dyn SiteTopology,
     spec: &MigrationSpec,
     uid: &str,
     status: &MigrationStatus,
@@ -204,14 +215,14 @@ pub fn decide(
     }
     match phase {
         Phase::Pending => Decision::enter(Phase::Preflight),
-        Phase::Preflight => phases::preflight(spec, facts),
+        Phase::Preflight => phases::preflight(topology, spec, facts),
         Phase::PreparingNetwork => phases::prepare_network(spec, facts),
         Phase::JoiningNodes => phases::join(spec, facts),
-        Phase::RegisteringSatellites => phases::register_satellites(spec, uid, facts, tasks),
+        Phase::RegisteringSatellites => phases::register_satellites(topology, spec, uid, facts, tasks),
         Phase::CreatingStoragePools => phases::create_storage_pools(spec, uid, facts, tasks),
-        Phase::PlacingReplicas => phases::place_replicas(spec, uid, facts, tasks),
+        Phase::PlacingReplicas => phases::place_replicas(topology, spec, uid, facts, tasks),
         Phase::WaitingForResync => phases::wait_for_resync(spec, uid, since, facts, tasks),
-        Phase::Finalizing => phases::finalize(spec, facts),
+        Phase::Finalizing => phases::finalize(topology, spec, facts),
         Phase::RollingBack => rollback(spec, uid, status, facts, tasks),
         Phase::Completed | Phase::RolledBack | Phase::Failed => Decision::wait("finished"),
     }

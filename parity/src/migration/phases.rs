@@ -10,10 +10,11 @@ use nodewright_api::nodetask::StepName;
 
 use super::legacy::{cluster_blob, members_csv};
 use super::tasks::{Group, group, pending, placed_replicas, read, task_key};
-use super::{Action, Decision, Facts, Outcome, TaskRequest, TaskResult, member, replicas};
+use super::{Action, Decision, Facts, Outcome, TaskRequest, TaskResult};
+use crate::topology::SiteTopology;
 
 /// Every joining node is a member with a fresh report, and the source's storage is UpToDate.
-pub(super) fn preflight(spec: &MigrationSpec, facts: &Facts) -> Decision {
+pub(super) fn preflight(topology: &dyn SiteTopology, spec: &MigrationSpec, facts: &Facts) -> Decision {
     let source = spec.source_node.as_str();
     let joining = &spec.joining_nodes;
     let mut waiting = Vec::new();
@@ -23,7 +24,7 @@ pub(super) fn preflight(spec: &MigrationSpec, facts: &Facts) -> Decision {
             .get(n)
             .and_then(|f| f.reported_at)
             .is_some_and(|at| facts.now - at <= facts.stale_after);
-        if member(facts, n).is_none() {
+        if topology.member(&facts.members, n).is_none() {
             waiting.push(format!("{n}(not-a-member)"));
         } else if !alive {
             waiting.push(format!("{n}(no-heartbeat)"));
@@ -102,6 +103,7 @@ pub(super) fn join(spec: &MigrationSpec, facts: &Facts) -> Decision {
 
 /// The source's agent registers each joining node's satellite, then every satellite is online.
 pub(super) fn register_satellites(
+    topology: &dyn SiteTopology,
     spec: &MigrationSpec,
     uid: &str,
     facts: &Facts,
@@ -112,10 +114,10 @@ pub(super) fn register_satellites(
     let joining = &spec.joining_nodes;
     let mut wanted = Vec::new();
     for n in joining {
-        let Some(m) = member(facts, n) else {
+        let Some(m) = topology.member(&facts.members, n) else {
             return Decision::fail(format!("{n} is no longer a member of the site"));
         };
-        let ip = m.storage_ip.split('/').next().unwrap_or_default().to_owned();
+        let ip = topology.storage_address(m);
         wanted.push(TaskRequest {
             key: task_key(uid, phase, n),
             node: source.to_owned(),
@@ -196,6 +198,7 @@ pub(super) fn create_storage_pools(
 
 /// Each resource gets replicas on joining nodes up to the wanted count.
 pub(super) fn place_replicas(
+    topology: &dyn SiteTopology,
     spec: &MigrationSpec,
     uid: &str,
     facts: &Facts,
@@ -221,7 +224,7 @@ pub(super) fn place_replicas(
             .or_default()
             .extend(r.node.as_deref());
     }
-    let want = replicas(spec) as usize;
+    let want = topology.replicas(spec.replicas) as usize;
     let mut wanted = Vec::new();
     for (res, nodes) in &placed {
         let mut have = nodes.len();
@@ -290,13 +293,13 @@ pub(super) fn wait_for_resync(
 }
 
 /// The site becomes multi-node and the joined nodes members.
-pub(super) fn finalize(spec: &MigrationSpec, facts: &Facts) -> Decision {
+pub(super) fn finalize(topology: &dyn SiteTopology, spec: &MigrationSpec, facts: &Facts) -> Decision {
     let joining = &spec.joining_nodes;
     let Some(c) = &facts.cluster else {
         return Decision::wait("no cluster blob in the cluster state");
     };
     let mut actions = vec![Action::ClusterState {
-        cluster: cluster_blob(c, "multi", replicas(spec)),
+        cluster: cluster_blob(c, "multi", topology.replicas(spec.replicas)),
         members: members_csv(&facts.members, joining, "member"),
     }];
     actions.extend(joining.iter().map(|n| Action::RoleLabel {

@@ -1,5 +1,6 @@
 //! The host side of the simulated edge world: N edge nodes whose host tools (`ip`, `modprobe`,
-//! `drbdadm`, `drbdsetup`, `linstor`, `systemctl`, `dpkg-query`, `apt-get`, `date`, `sleep`,
+//! `drbdadm`, `drbdsetup`, `linstor`, `systemctl`, `dpkg-query` and `apt-get` (or `rpm` and `dnf`
+//! on an RPM-based node), `date`, `sleep`,
 //! `hostname`) answer in the real tools' formats, the `/proc` and `/sys` files they expose, and
 //! the faults a scenario injects.
 //!
@@ -12,6 +13,7 @@ mod linstor;
 mod model;
 mod net;
 mod render;
+mod rpm;
 mod spec;
 mod sys;
 mod util;
@@ -221,6 +223,15 @@ impl World {
         };
         let name = cmd.rsplit('/').next().unwrap_or(cmd);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // Each flavour has its own package tools and not the other's.
+        let os = self.nodes.get(node).map(|n| n.os).unwrap_or_default();
+        let foreign = match os {
+            OsFlavour::Debian => matches!(name, "rpm" | "dnf"),
+            OsFlavour::Rpm => matches!(name, "dpkg-query" | "apt-get"),
+        };
+        if foreign {
+            return Output::err(127, format!("bash: {name}: command not found\n"));
+        }
         match name {
             "ip" => net::ip(self, node, &args),
             "modprobe" => sys::modprobe(self, node, &args),
@@ -231,6 +242,8 @@ impl World {
             "systemctl" => sys::systemctl(self, node, &args),
             "dpkg-query" => sys::dpkg_query(self, node, &args),
             "apt-get" => sys::apt_get(self, node, &args),
+            "rpm" => rpm::rpm(self, node, &args),
+            "dnf" => rpm::dnf(self, node, &args),
             "date" => sys::date(self, &args),
             "sleep" => sys::sleep(self, &args),
             "hostname" => sys::hostname(self, node, &args),

@@ -361,11 +361,44 @@ pub struct Package {
     pub configured: bool,
 }
 
+/// How a node's packages are managed: which package tools it has.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OsFlavour {
+    /// Debian: `dpkg-query` and `apt-get` (the legacy script's only kind of host).
+    #[default]
+    Debian,
+    /// RPM-based (Rocky/RHEL 9): `rpm` and `dnf`; `dpkg-query` and `apt-get` are not found.
+    Rpm,
+}
+
+impl OsFlavour {
+    /// Whether the flavour is the default one (nothing to write in a saved world).
+    pub fn is_debian(&self) -> bool {
+        *self == OsFlavour::Debian
+    }
+
+    /// What the flavour's `/etc/os-release` says (Debian 12, Rocky Linux 9.4).
+    pub fn os_release(self) -> &'static str {
+        match self {
+            OsFlavour::Debian => {
+                "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n"
+            }
+            OsFlavour::Rpm => {
+                "NAME=\"Rocky Linux\"\nVERSION=\"9.4 (Blue Onyx)\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.4\"\nPLATFORM_ID=\"platform:el9\"\nPRETTY_NAME=\"Rocky Linux 9.4 (Blue Onyx)\"\n"
+            }
+        }
+    }
+}
+
 /// One simulated edge node.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Node {
     /// Hostname and Kubernetes node name.
     pub name: String,
+    /// Which package tools the node has.
+    #[serde(default, skip_serializing_if = "OsFlavour::is_debian")]
+    pub os: OsFlavour,
     /// `uname -r`, also the bonding driver's version string.
     pub kernel: String,
     /// Management IPv4 address LINSTOR uses for this node.

@@ -92,6 +92,9 @@ pub struct NodeSpec {
     pub units: Vec<UnitSpec>,
     /// Modules loaded at boot (before the script runs).
     pub boot_modules: Vec<String>,
+    /// Which package tools the node has.
+    #[serde(default)]
+    pub os: OsFlavour,
 }
 
 impl NodeSpec {
@@ -136,7 +139,18 @@ impl NodeSpec {
                 },
             ],
             boot_modules: Vec::new(),
+            os: OsFlavour::Debian,
         }
+    }
+
+    /// The same node on an RPM-based host: `rpm` and `dnf` instead of `dpkg-query` and
+    /// `apt-get`, and an EL9 kernel.
+    pub fn with_os(mut self, os: OsFlavour) -> Self {
+        self.os = os;
+        if os == OsFlavour::Rpm {
+            self.kernel = "5.14.0-427.13.1.el9_4.x86_64".to_string();
+        }
+        self
     }
 
     /// The same node with an active-backup bond over its NICs already up.
@@ -183,6 +197,7 @@ impl World {
         let boot_id = self.rng().uuid();
         let mut node = Node {
             name: spec.name.clone(),
+            os: spec.os,
             kernel: spec.kernel.clone(),
             address: spec.address.clone(),
             links: Vec::new(),

@@ -584,3 +584,138 @@ fn sh_resources_lists_the_configured_resources_and_nothing_without_any() {
     assert_eq!((out.code, out.stdout_str().as_str()), (0, ""));
     assert_eq!(sh(&mut empty, "n3", "drbdadm adjust all").code, 1);
 }
+
+fn rpm_world() -> World {
+    let specs = [
+        NodeSpec::edge("n1", "10.0.0.1").with_os(OsFlavour::Rpm),
+        NodeSpec::edge("n2", "10.0.0.2"),
+    ];
+    World::from_specs(7, DEFAULT_EPOCH, &specs).expect("world")
+}
+
+fn run(w: &mut World, node: &str, words: &[&str]) -> Output {
+    let argv: Vec<String> = words.iter().map(|s| (*s).to_string()).collect();
+    w.exec(node, &argv, b"")
+}
+
+#[test]
+fn an_rpm_node_answers_rpm_queries_in_rpms_formats() {
+    let mut w = rpm_world();
+    let out = run(
+        &mut w,
+        "n1",
+        &["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}\\n", "drbd-utils"],
+    );
+    assert_eq!((out.code, out.stdout_str()), (0, "9.29.0-1\n".to_string()));
+    let out = run(&mut w, "n1", &["rpm", "-q", "drbd-utils"]);
+    assert_eq!(out.stdout_str(), "drbd-utils-9.29.0-1.x86_64\n");
+    let out = run(
+        &mut w,
+        "n1",
+        &["rpm", "-q", "--qf", "%{VERSION}\\n", "kmod-drbd", "drbd-utils"],
+    );
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout_str(), "package kmod-drbd is not installed\n9.29.0\n");
+    let out = run(
+        &mut w,
+        "n1",
+        &["rpm", "-qa", "--qf", "%{NAME} %{VERSION}-%{RELEASE}\\n"],
+    );
+    assert_eq!(
+        out.stdout_str(),
+        "drbd-dkms 9.2.12-1\ndrbd-utils 9.29.0-1\nlinstor-satellite 1.29.2-1\n"
+    );
+}
+
+#[test]
+fn each_flavour_has_only_its_own_package_tools() {
+    let mut w = rpm_world();
+    for tool in ["dpkg-query", "apt-get"] {
+        let out = run(&mut w, "n1", &[tool, "-W", "drbd-dkms"]);
+        assert_eq!(out.code, 127, "{tool}");
+        assert_eq!(out.stderr_str(), format!("bash: {tool}: command not found\n"));
+    }
+    for tool in ["rpm", "dnf"] {
+        assert_eq!(run(&mut w, "n2", &[tool, "-q", "drbd-dkms"]).code, 127, "{tool}");
+    }
+    assert_eq!(
+        run(
+            &mut w,
+            "n2",
+            &["dpkg-query", "-W", "-f", "${Version}", "drbd-dkms"]
+        )
+        .stdout_str(),
+        "9.2.12-1"
+    );
+    // Services and modules are the same on both.
+    assert_eq!(
+        run(&mut w, "n1", &["systemctl", "is-active", "linstor-satellite"]).stdout_str(),
+        "active\n"
+    );
+    assert_eq!(run(&mut w, "n1", &["modprobe", "drbd"]).code, 0);
+    assert!(w.nodes["n1"].kernel.ends_with(".el9_4.x86_64"));
+    assert!(
+        OsFlavour::Rpm
+            .os_release()
+            .contains("ID_LIKE=\"rhel centos fedora\"")
+    );
+}
+
+#[test]
+fn dnf_installs_upgrades_downgrades_and_reports_nothing_to_do() {
+    let mut w = rpm_world();
+    let out = run(&mut w, "n1", &["dnf", "install", "-y", "drbd-utils-9.31.0-1"]);
+    assert_eq!(out.code, 0, "{}", out.stderr_str());
+    let text = out.stdout_str();
+    assert!(
+        text.starts_with("Last metadata expiration check: 0:12:04 ago on Wed 31 Dec 2025 11:47:56 PM UTC.\n"),
+        "{text}"
+    );
+    assert!(text.contains("Upgrading:\n drbd-utils "), "{text}");
+    assert!(text.contains("Upgrade  1 Package\n"), "{text}");
+    assert!(
+        text.ends_with("Upgraded:\n  drbd-utils-9.31.0-1.x86_64\n\nComplete!\n"),
+        "{text}"
+    );
+    assert_eq!(w.nodes["n1"].packages["drbd-utils"].version, "9.31.0-1");
+
+    let out = run(&mut w, "n1", &["dnf", "install", "-y", "drbd-utils-9.31.0-1"]);
+    assert!(out.stdout_str().contains("Package drbd-utils-9.31.0-1.x86_64 is already installed.\nDependencies resolved.\nNothing to do.\nComplete!\n"));
+
+    let out = run(&mut w, "n1", &["dnf", "install", "-y", "drbd-utils-9.27.0-1"]);
+    assert!(
+        out.stdout_str()
+            .contains("Downgraded:\n  drbd-utils-9.27.0-1.x86_64\n")
+    );
+    let out = run(&mut w, "n1", &["dnf", "install", "-y", "drbd-reactor"]);
+    assert!(
+        out.stdout_str()
+            .contains("Installed:\n  drbd-reactor-1.6.0-1.x86_64\n")
+    );
+
+    let out = run(&mut w, "n1", &["dnf", "install", "-y", "drbd-utils-9.99.0-1"]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr_str(),
+        "No match for argument: drbd-utils-9.99.0-1\nError: Unable to find a match: drbd-utils-9.99.0-1\n"
+    );
+}
+
+#[test]
+fn a_failed_dnf_scriptlet_leaves_the_package_recorded_but_unusable() {
+    let mut w = rpm_world();
+    w.nodes.get_mut("n1").unwrap().failing_install = Some("drbd-dkms".into());
+    let out = run(&mut w, "n1", &["dnf", "install", "-y", "drbd-dkms-9.2.14-1"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr_str()
+            .contains("Error in POSTIN scriptlet in rpm package drbd-dkms\n")
+    );
+    let q = run(
+        &mut w,
+        "n1",
+        &["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}\\n", "drbd-dkms"],
+    );
+    assert_eq!(q.stdout_str(), "9.2.14-1\n");
+    assert_eq!(run(&mut w, "n1", &["modprobe", "drbd"]).code, 1);
+}
