@@ -20,6 +20,7 @@ use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use nodewright_api::common::condition_type as ct;
 use nodewright_api::edgenode::EdgeNode;
+use nodewright_testenv::measure::{Table, clock_ticks_per_second, cpu_ticks, machine};
 use nodewright_testenv::{ControlPlane, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -277,14 +278,14 @@ async fn run_one(args: &Args, n: usize, log_dir: &Path) -> anyhow::Result<RunRes
     let api_before = apiserver_metrics(&client).await?;
     let cpu_before = bridge.cpu_ticks()?;
     let cp_pid = cp.pid().context("the control plane is not running")?;
-    let cp_cpu_before = cpu_ticks(cp_pid)?;
+    let cp_cpu_before = cpu_ticks(&cp_pid.to_string())?;
     let load = run_load(&client, &names, &tracker, args.rate, args.seconds, at).await?;
     r.load_s = load.elapsed.as_secs_f64();
     r.offered = load.offered;
     r.sent = load.sent;
     r.patch_errors = load.errors;
     r.load_cpu_s = (bridge.cpu_ticks()? - cpu_before) as f64 / ticks;
-    r.cp_load_cpu_s = (cpu_ticks(cp_pid)? - cp_cpu_before) as f64 / ticks;
+    r.cp_load_cpu_s = (cpu_ticks(&cp_pid.to_string())? - cp_cpu_before) as f64 / ticks;
     let bridge_after = bridge.metrics().await?;
     let api_after = apiserver_metrics(&client).await?;
     r.rss_load_kib = bridge.memory()?.0;
@@ -730,7 +731,7 @@ impl BridgeProcess {
     }
 
     fn cpu_ticks(&self) -> anyhow::Result<u64> {
-        cpu_ticks(self.child.id())
+        Ok(cpu_ticks(&self.child.id().to_string())?)
     }
 
     /// The bridge's /metrics, over HTTP/1.0 so that the body is not chunked.
@@ -772,27 +773,6 @@ impl Drop for BridgeProcess {
             let _ = self.child.wait();
         }
     }
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name may contain spaces; the fields after it may not.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("stime")?.parse()?;
-    Ok(utime + stime)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// The sum of a metric's samples whose labels include every one of `filter` (`+ 0.0`: an empty
@@ -864,31 +844,6 @@ fn request_deltas(before: &str, after: &str) -> Vec<(String, f64)> {
 // ---------------------------------------------------------------------------------------------
 // The report.
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("MemTotal:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        .map_or_else(
-            || "unknown".into(),
-            |kb| format!("{:.1} GiB", kb / 1024.0 / 1024.0),
-        );
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("nproc {nproc}, CPU `{cpu}`, memory {mem}, load average {load}")
-}
-
 /// Server-side applies: only the bridge applies (the driver's legacy updates are merge patches).
 fn applies(deltas: &[(String, f64)]) -> f64 {
     deltas
@@ -919,59 +874,34 @@ fn report(args: &Args, before: &str, after: &str, results: &[RunResult], log_dir
             .map_or("its default".to_owned(), |r| format!("{r}/s")),
         log_dir.display()
     );
-    let mut header = "| |".to_owned();
-    let mut rule = "|---|".to_owned();
-    for r in results {
-        let _ = write!(header, " N = {} |", r.nodes);
-        rule.push_str("---|");
-    }
-    let _ = writeln!(out, "{header}\n{rule}");
-    let row = |out: &mut String, label: &str, f: &dyn Fn(&RunResult) -> String| {
-        let _ = write!(out, "| {label} |");
-        for r in results {
-            let cell = if r.failed.is_some() {
-                "—".to_owned()
-            } else {
-                f(r)
-            };
-            let _ = write!(out, " {cell} |");
-        }
-        out.push('\n');
-    };
+    let mut table = Table::new(results, |r| format!("N = {}", r.nodes), |r| r.failed.is_some());
     let lat = |r: &RunResult, f: fn(&Latency) -> Duration| {
         r.latency
             .as_ref()
             .map_or("—".into(), |l| format!("{:.0}", f(l).as_secs_f64() * 1e3))
     };
-    row(&mut out, "legacy objects created (2N+1), s", &|r| {
+    table.row("legacy objects created (2N+1), s", |r| {
         format!("{:.1}", r.create_s)
     });
-    row(
-        &mut out,
+    table.row(
         "initial sync (bridge start → N EdgeNodes with status), s",
-        &|r| format!("{:.1}", r.sync_s),
+        |r| format!("{:.1}", r.sync_s),
     );
-    row(&mut out, "API writes in the initial sync", &|r| {
+    table.row("API writes in the initial sync", |r| {
         format!("{:.0}", r.sync_writes)
     });
-    row(&mut out, "bridge CPU in the initial sync, s", &|r| {
+    table.row("bridge CPU in the initial sync, s", |r| {
         format!("{:.1}", r.sync_cpu_s)
     });
-    row(&mut out, "RSS base (no legacy state), MiB", &|r| {
+    table.row("RSS base (no legacy state), MiB", |r| {
         format!("{:.1}", mib(r.rss_base_kib))
     });
-    row(&mut out, "RSS after sync, MiB", &|r| {
-        format!("{:.1}", mib(r.rss_sync_kib))
-    });
-    row(&mut out, "RSS after load, MiB", &|r| {
-        format!("{:.1}", mib(r.rss_load_kib))
-    });
-    row(&mut out, "RSS after quiet window, MiB", &|r| {
+    table.row("RSS after sync, MiB", |r| format!("{:.1}", mib(r.rss_sync_kib)));
+    table.row("RSS after load, MiB", |r| format!("{:.1}", mib(r.rss_load_kib)));
+    table.row("RSS after quiet window, MiB", |r| {
         format!("{:.1}", mib(r.rss_idle_kib))
     });
-    row(&mut out, "peak RSS (VmHWM), MiB", &|r| {
-        format!("{:.1}", mib(r.hwm_kib))
-    });
+    table.row("peak RSS (VmHWM), MiB", |r| format!("{:.1}", mib(r.hwm_kib)));
     let per_k = |kib: u64, base: u64, n: usize| {
         if n == 0 {
             "—".to_owned()
@@ -979,66 +909,48 @@ fn report(args: &Args, before: &str, after: &str, results: &[RunResult], log_dir
             format!("{:.1}", (mib(kib) - mib(base)) * 1000.0 / n as f64)
         }
     };
-    row(
-        &mut out,
-        "RSS above base per 1,000 nodes, after sync, MiB",
-        &|r| per_k(r.rss_sync_kib, r.rss_base_kib, r.nodes),
-    );
-    row(
-        &mut out,
-        "RSS above base per 1,000 nodes, after load, MiB",
-        &|r| per_k(r.rss_load_kib, r.rss_base_kib, r.nodes),
-    );
-    row(&mut out, "peak RSS above base per 1,000 nodes, MiB", &|r| {
+    table.row("RSS above base per 1,000 nodes, after sync, MiB", |r| {
+        per_k(r.rss_sync_kib, r.rss_base_kib, r.nodes)
+    });
+    table.row("RSS above base per 1,000 nodes, after load, MiB", |r| {
+        per_k(r.rss_load_kib, r.rss_base_kib, r.nodes)
+    });
+    table.row("peak RSS above base per 1,000 nodes, MiB", |r| {
         per_k(r.hwm_kib, r.rss_base_kib, r.nodes)
     });
-    row(&mut out, "updates sent / offered (patch errors)", &|r| {
+    table.row("updates sent / offered (patch errors)", |r| {
         format!("{} / {} ({})", r.sent, r.offered, r.patch_errors)
     });
-    row(&mut out, "achieved update rate, /s", &|r| {
+    table.row("achieved update rate, /s", |r| {
         format!("{:.1}", r.sent as f64 / r.load_s)
     });
-    row(&mut out, "bridge CPU during load, s (% of one core)", &|r| {
+    table.row("bridge CPU during load, s (% of one core)", |r| {
         format!("{:.1} ({:.0} %)", r.load_cpu_s, 100.0 * r.load_cpu_s / r.load_s)
     });
-    row(
-        &mut out,
-        "control plane CPU during load, s (% of one core)",
-        &|r| {
-            format!(
-                "{:.1} ({:.0} %)",
-                r.cp_load_cpu_s,
-                100.0 * r.cp_load_cpu_s / r.load_s
-            )
-        },
-    );
-    row(&mut out, "event → status latency p50, ms", &|r| {
-        lat(r, |l| l.p50)
+    table.row("control plane CPU during load, s (% of one core)", |r| {
+        format!(
+            "{:.1} ({:.0} %)",
+            r.cp_load_cpu_s,
+            100.0 * r.cp_load_cpu_s / r.load_s
+        )
     });
-    row(&mut out, "event → status latency p99, ms", &|r| {
-        lat(r, |l| l.p99)
-    });
-    row(&mut out, "event → status latency max, ms", &|r| {
-        lat(r, |l| l.max)
-    });
-    row(
-        &mut out,
+    table.row("event → status latency p50, ms", |r| lat(r, |l| l.p50));
+    table.row("event → status latency p99, ms", |r| lat(r, |l| l.p99));
+    table.row("event → status latency max, ms", |r| lat(r, |l| l.max));
+    table.row(
         "updates reflected: own marker / by a later one (coalesced)",
-        &|r| format!("{} / {}", r.exact, r.superseded),
+        |r| format!("{} / {}", r.exact, r.superseded),
     );
-    row(&mut out, "updates never reflected", &|r| {
-        format!("{}", r.never_seen)
-    });
-    row(&mut out, "drain after load, s", &|r| {
+    table.row("updates never reflected", |r| format!("{}", r.never_seen));
+    table.row("drain after load, s", |r| {
         format!("{:.1}{}", r.drain_s, if r.drained { "" } else { " (gave up)" })
     });
     let per_s = |v: f64, r: &RunResult| format!("{:.1}", v / r.load_s);
     // The API server counts each write when it is made; the bridge counts a reconcile's writes
     // when the whole reconcile is done, which can straddle the window's end.
-    row(
-        &mut out,
+    table.row(
         "bridge API writes/s during load: API server's APPLY count (bridge's counter)",
-        &|r| {
+        |r| {
             format!(
                 "{} ({})",
                 per_s(applies(&r.apiserver_load), r),
@@ -1046,39 +958,33 @@ fn report(args: &Args, before: &str, after: &str, results: &[RunResult], log_dir
             )
         },
     );
-    row(
-        &mut out,
+    table.row(
         "mean time of one bridge API write during load, ms (writes × mean, s)",
-        &|r| {
+        |r| {
             let mean = r.load_write_s / r.load_write_count.max(1.0);
             format!("{:.1} ({:.1} s)", mean * 1e3, r.load_write_s)
         },
     );
-    row(&mut out, "reconciles during load (mean compute time, ms)", &|r| {
+    table.row("reconciles during load (mean compute time, ms)", |r| {
         let mean = r.load_reconcile_s / r.load_reconciles.max(1.0);
         format!("{:.0} ({:.1})", r.load_reconciles, mean * 1e3)
     });
-    row(
-        &mut out,
-        "bridge objects unchanged/s, failed writes during load",
-        &|r| {
-            format!(
-                "{} / {:.0}",
-                per_s(r.load_writes.get("unchanged").copied().unwrap_or(0.0), r),
-                r.load_writes.get("failed").copied().unwrap_or(0.0)
-            )
-        },
-    );
-    row(&mut out, "bridge watch events/s during load (resets)", &|r| {
+    table.row("bridge objects unchanged/s, failed writes during load", |r| {
+        format!(
+            "{} / {:.0}",
+            per_s(r.load_writes.get("unchanged").copied().unwrap_or(0.0), r),
+            r.load_writes.get("failed").copied().unwrap_or(0.0)
+        )
+    });
+    table.row("bridge watch events/s during load (resets)", |r| {
         format!("{} ({:.0})", per_s(r.load_watch_events, r), r.load_resets)
     });
-    row(&mut out, "API server requests/s during load, all clients", &|r| {
+    table.row("API server requests/s during load, all clients", |r| {
         per_s(r.apiserver_load_total, r)
     });
-    row(
-        &mut out,
+    table.row(
         "quiet window: bridge API writes, its counter / API server's APPLY count",
-        &|r| {
+        |r| {
             format!(
                 "{:.0} / {:.0} in {:.0} s",
                 r.idle_writes_applied,
@@ -1087,19 +993,17 @@ fn report(args: &Args, before: &str, after: &str, results: &[RunResult], log_dir
             )
         },
     );
-    row(
-        &mut out,
-        "quiet window: objects the bridge found unchanged",
-        &|r| format!("{:.0}", r.idle_writes_unchanged),
-    );
-    row(
-        &mut out,
+    table.row("quiet window: objects the bridge found unchanged", |r| {
+        format!("{:.0}", r.idle_writes_unchanged)
+    });
+    table.row(
         "quiet window: EdgeNode resourceVersions moved / watch events",
-        &|r| format!("{} / {}", r.idle_rv_changes, r.idle_edge_node_events),
+        |r| format!("{} / {}", r.idle_rv_changes, r.idle_edge_node_events),
     );
-    row(&mut out, "WARN lines in the bridge's log", &|r| {
+    table.row("WARN lines in the bridge's log", |r| {
         format!("{}", r.bridge_warnings)
     });
+    out.push_str(&table.finish());
     for r in results {
         let _ = writeln!(out, "\n### N = {}\n", r.nodes);
         if let Some(e) = &r.failed {

@@ -28,6 +28,7 @@ use nodewright_parity::gather::Gathered;
 use nodewright_parity::run::{self, Memory, OperatorOptions};
 use nodewright_parity::taints::{READY_LABEL, STORAGE_TAINT};
 use nodewright_parity::takeover::{self, Takeover, Workflow};
+use nodewright_testenv::measure::{Table, clock_ticks_per_second, cpu_ticks, machine};
 use nodewright_testenv::{ControlPlane, Options};
 use tokio::sync::{mpsc, oneshot};
 
@@ -693,27 +694,6 @@ impl XorShift {
     }
 }
 
-/// utime + stime of a process (`self` or a pid), in clock ticks.
-fn cpu_ticks(pid: &str) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name may contain spaces; the fields after it may not.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).context("utime")?.parse()?;
-    let stime: u64 = fields.get(12).context("stime")?.parse()?;
-    Ok(utime + stime)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// VmRSS and VmHWM of this process, in KiB.
 fn memory() -> anyhow::Result<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -725,20 +705,6 @@ fn memory() -> anyhow::Result<(u64, u64)> {
         Ok(line[name.len()..].trim().trim_end_matches("kB").trim().parse()?)
     };
     Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown", |(_, m)| m.trim());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("nproc {nproc}, CPU `{cpu}`, load average {load}")
 }
 
 /// Nearest-rank percentile of sorted samples.
@@ -780,35 +746,14 @@ fn report(args: &Args, before: &str, after: &str, results: &[RunResult]) -> Stri
         args.interval.as_millis(),
         OperatorOptions::new("", "", "").debounce.as_millis()
     );
-    let mut header = "| |".to_owned();
-    let mut rule = "|---|".to_owned();
-    for r in results {
-        let _ = write!(header, " N = {} |", r.nodes);
-        rule.push_str("---|");
-    }
-    let _ = writeln!(out, "{header}\n{rule}");
-    let row = |out: &mut String, label: &str, f: &dyn Fn(&RunResult) -> String| {
-        let _ = write!(out, "| {label} |");
-        for r in results {
-            let cell = if r.failed.is_some() {
-                "—".to_owned()
-            } else {
-                f(r)
-            };
-            let _ = write!(out, " {cell} |");
-        }
-        out.push('\n');
-    };
-    row(&mut out, "legacy objects created (2N + 3), s", &|r| {
+    let mut table = Table::new(results, |r| format!("N = {}", r.nodes), |r| r.failed.is_some());
+    table.row("legacy objects created (2N + 3), s", |r| {
         format!("{:.1}", r.create_s)
     });
-    row(&mut out, "operator start → acting, s", &|r| {
-        format!("{:.1}", r.steady_s)
-    });
-    row(
-        &mut out,
+    table.row("operator start → acting, s", |r| format!("{:.1}", r.steady_s));
+    table.row(
         "background script loops during the changes, /s (failed writes)",
-        &|r| {
+        |r| {
             format!(
                 "{:.1} ({})",
                 r.background_loops as f64 / r.changes_s.max(1e-9),
@@ -816,64 +761,45 @@ fn report(args: &Args, before: &str, after: &str, results: &[RunResult]) -> Stri
             )
         },
     );
-    row(&mut out, "Node changes in the settle window", &|r| {
+    table.row("Node changes in the settle window", |r| {
         format!("{} in {:.0} s", r.settle_node_events, r.settle_s)
     });
-    row(
-        &mut out,
-        "change → write, all: count: p50 / p90 / p99 / max, ms",
-        &|r| summary(&[r.taint.as_slice(), r.untaint.as_slice()].concat()),
-    );
-    row(
-        &mut out,
-        "… taint (node degraded): count: p50 / p90 / p99 / max, ms",
-        &|r| summary(&r.taint),
-    );
-    row(
-        &mut out,
-        "… untaint (node healthy again): count: p50 / p90 / p99 / max, ms",
-        &|r| summary(&r.untaint),
-    );
-    row(&mut out, "changes missed (no write within 30 s)", &|r| {
-        r.missed.to_string()
+    table.row("change → write, all: count: p50 / p90 / p99 / max, ms", |r| {
+        summary(&[r.taint.as_slice(), r.untaint.as_slice()].concat())
     });
-    row(
-        &mut out,
-        "this process's CPU during the changes, s (% of one core)",
-        &|r| {
-            format!(
-                "{:.1} ({:.0} %)",
-                r.cpu_s,
-                100.0 * r.cpu_s / r.changes_s.max(1e-9)
-            )
-        },
+    table.row(
+        "… taint (node degraded): count: p50 / p90 / p99 / max, ms",
+        |r| summary(&r.taint),
     );
-    row(
-        &mut out,
-        "control plane CPU during the changes, s (% of one core)",
-        &|r| {
-            format!(
-                "{:.1} ({:.0} %)",
-                r.cp_cpu_s,
-                100.0 * r.cp_cpu_s / r.changes_s.max(1e-9)
-            )
-        },
+    table.row(
+        "… untaint (node healthy again): count: p50 / p90 / p99 / max, ms",
+        |r| summary(&r.untaint),
     );
-    row(
-        &mut out,
-        "this process's RSS after the changes / peak, MiB",
-        &|r| {
-            format!(
-                "{:.1} / {:.1}",
-                r.rss_kib as f64 / 1024.0,
-                r.hwm_kib as f64 / 1024.0
-            )
-        },
-    );
-    row(
-        &mut out,
+    table.row("changes missed (no write within 30 s)", |r| r.missed.to_string());
+    table.row("this process's CPU during the changes, s (% of one core)", |r| {
+        format!(
+            "{:.1} ({:.0} %)",
+            r.cpu_s,
+            100.0 * r.cpu_s / r.changes_s.max(1e-9)
+        )
+    });
+    table.row("control plane CPU during the changes, s (% of one core)", |r| {
+        format!(
+            "{:.1} ({:.0} %)",
+            r.cp_cpu_s,
+            100.0 * r.cp_cpu_s / r.changes_s.max(1e-9)
+        )
+    });
+    table.row("this process's RSS after the changes / peak, MiB", |r| {
+        format!(
+            "{:.1} / {:.1}",
+            r.rss_kib as f64 / 1024.0,
+            r.hwm_kib as f64 / 1024.0
+        )
+    });
+    table.row(
         "`plan_turn` of the site: first / median / max of the rest, ms",
-        &|r| {
+        |r| {
             let mut rest = r.plan.get(1..).unwrap_or_default().to_vec();
             rest.sort_unstable();
             let f = |d: Option<Duration>| d.map_or("—".into(), |d| format!("{:.2}", d.as_secs_f64() * 1e3));
@@ -886,6 +812,7 @@ fn report(args: &Args, before: &str, after: &str, results: &[RunResult]) -> Stri
             )
         },
     );
+    out.push_str(&table.finish());
     for r in results {
         if let Some(e) = &r.failed {
             let _ = writeln!(out, "\nN = {}: failed: {e}", r.nodes);

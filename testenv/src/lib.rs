@@ -11,6 +11,7 @@
 //! SIGINT/SIGTERM — so a panicking test, a killed test binary or an interrupted run all take it down.
 
 pub mod kubelet;
+pub mod measure;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
