@@ -11,19 +11,21 @@
 //! plan carries too.
 //!
 //! Planning and judging are pure. [`Plan::execute`] is the one place that runs a plan, and it
-//! touches the host only through [`HostOps`].
+//! touches the host only through [`crate::HostOps`]. The argument checks are in `args`, the
+//! running in `execute`.
 
-use std::fmt::Write as _;
-use std::net::IpAddr;
-use std::time::Instant;
+mod args;
+mod execute;
 
 use nodewright_parsers::{BondMode, parse_ip_json};
 
 use nodewright_api::{OsFamily, StepName};
 
-use crate::host::{EXIT_NOT_RUN, EXIT_TIMED_OUT, HostOps, HostOutput};
+use crate::host::HostOutput;
 use crate::os::{self, PackageState};
 use crate::storage::{self, BackendKind, StorageBackend};
+use args::{ip_arg, module_arg, name_arg, package_arg, unit_arg, version_arg};
+pub use execute::StepOutcome;
 
 /// Why a step name and arguments have no plan. No host command runs for such a task.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -212,182 +214,8 @@ pub struct Plan {
     pub storage: BackendKind,
 }
 
-/// How a step ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepOutcome {
-    /// `0` on success, otherwise the failing command's exit code (124 when out of time).
-    pub code: i32,
-    /// What the step printed: a read-only step's standard output; for a mutating step, the
-    /// mutation's output, or the check's output when it was already done.
-    pub output: String,
-    /// One line on what happened.
-    pub message: String,
-}
-
-impl StepOutcome {
-    /// Whether the step succeeded.
-    pub fn succeeded(&self) -> bool {
-        self.code == 0
-    }
-}
-
 fn words(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
-}
-
-/// Checks a name-like argument: not empty, not an option, only characters host tools take in
-/// names. Arguments are passed as argv words (no shell), so this guards the tools' own option
-/// parsing, not a shell.
-fn name_arg(step: &'static str, index: usize, name: &'static str, value: &str) -> Result<String, StepError> {
-    let bad = |reason| StepError::BadArgument {
-        step,
-        index,
-        name,
-        value: value.to_owned(),
-        reason,
-    };
-    if value.is_empty() {
-        return Err(bad("it is empty"));
-    }
-    if value.starts_with('-') {
-        return Err(bad("it starts with '-'"));
-    }
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'))
-    {
-        return Err(bad("only letters, digits and . _ - : / are allowed"));
-    }
-    Ok(value.to_owned())
-}
-
-/// A package, unit or module name: `^[A-Za-z0-9][A-Za-z0-9._+@:-]*$` narrowed per kind by
-/// `extra` (the punctuation allowed besides letters and digits), so it can never be read as an
-/// option and names only what the tools take as one name.
-fn os_name_arg(
-    step: &'static str,
-    index: usize,
-    name: &'static str,
-    value: &str,
-    extra: &'static [char],
-    reason: &'static str,
-) -> Result<String, StepError> {
-    let bad = |reason| StepError::BadArgument {
-        step,
-        index,
-        name,
-        value: value.to_owned(),
-        reason,
-    };
-    let mut chars = value.chars();
-    match chars.next() {
-        None => return Err(bad("it is empty")),
-        Some(c) if !c.is_ascii_alphanumeric() => return Err(bad("it must start with a letter or digit")),
-        Some(_) => {}
-    }
-    if value.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || extra.contains(&c)) {
-        return Err(bad(reason));
-    }
-    Ok(value.to_owned())
-}
-
-/// A package name (Debian policy's and rpm's common ground): lower case, digits, `. + - _`.
-fn package_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
-    os_name_arg(
-        step,
-        index,
-        "package",
-        value,
-        &['.', '+', '-', '_'],
-        "only a-z 0-9 . + - _ are allowed",
-    )
-    .and_then(|v| {
-        if v.chars().any(|c| c.is_ascii_uppercase()) {
-            Err(StepError::BadArgument {
-                step,
-                index,
-                name: "package",
-                value: value.to_owned(),
-                reason: "only a-z 0-9 . + - _ are allowed",
-            })
-        } else {
-            Ok(v)
-        }
-    })
-}
-
-/// A version as dpkg or rpm spells it: starts with a digit (or an epoch `N:`), then letters,
-/// digits and `. + ~ : - _`.
-fn version_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
-    let v = os_name_arg(
-        step,
-        index,
-        "version",
-        value,
-        &['.', '+', '~', ':', '-', '_'],
-        "only letters, digits and . + ~ : - _ are allowed",
-    )?;
-    if !v.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(StepError::BadArgument {
-            step,
-            index,
-            name: "version",
-            value: value.to_owned(),
-            reason: "a version starts with a digit",
-        });
-    }
-    Ok(v)
-}
-
-/// A systemd unit name: letters, digits and `: _ . @ -`.
-fn unit_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
-    os_name_arg(
-        step,
-        index,
-        "unit",
-        value,
-        &[':', '_', '.', '@', '-'],
-        "only letters, digits and : _ . @ - are allowed",
-    )
-}
-
-/// A kernel module name: lower case, digits, `_` and `-`.
-fn module_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
-    os_name_arg(
-        step,
-        index,
-        "module",
-        value,
-        &['_', '-'],
-        "only letters, digits, _ and - are allowed",
-    )
-    .and_then(|v| {
-        if v.chars().any(|c| c.is_ascii_uppercase()) {
-            Err(StepError::BadArgument {
-                step,
-                index,
-                name: "module",
-                value: value.to_owned(),
-                reason: "module names are lower case",
-            })
-        } else {
-            Ok(v)
-        }
-    })
-}
-
-/// An IP address, with an optional `/prefix` dropped as the legacy script does (`${ip%/*}`).
-fn ip_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
-    let addr = value.split_once('/').map_or(value, |(a, _)| a);
-    addr.parse::<IpAddr>()
-        .map(|ip| ip.to_string())
-        .map_err(|_| StepError::BadArgument {
-            step,
-            index,
-            name: "ip",
-            value: value.to_owned(),
-            reason: "not an IP address",
-        })
 }
 
 /// The step a task names, with its arguments checked.
@@ -696,126 +524,15 @@ fn judge_bond(check_stdout: &str, bond: &str, slave: &str) -> Result<Verdict, St
     Ok(Verdict::ToDo)
 }
 
-/// `$ argv` and what the command printed, for a step's output.
-fn transcript(out: &mut String, argv: &[String], result: &HostOutput) {
-    let _ = writeln!(out, "$ {}", argv.join(" "));
-    out.push_str(&result.stdout);
-    out.push_str(&result.stderr);
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
-}
-
-impl Plan {
-    /// Runs the plan: the check first (a mutating step), then the commands in order, stopping at
-    /// the first failure or when `deadline` has passed between two commands.
-    pub fn execute<H: HostOps + ?Sized>(&self, host: &mut H, deadline: Option<Instant>) -> StepOutcome {
-        let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
-        let timed_out = |output: String| StepOutcome {
-            code: EXIT_TIMED_OUT,
-            output,
-            message: "timed out before the step finished".to_owned(),
-        };
-        if let Some(check) = &self.check {
-            let result = host.run(check);
-            // A check that could not run or ran out of time answers nothing, whatever the step.
-            let no_answer = matches!(result.code, EXIT_NOT_RUN | EXIT_TIMED_OUT);
-            if !result.success() && (no_answer || !self.step.check_answers_by_exit_code()) {
-                let mut output = String::new();
-                transcript(&mut output, check, &result);
-                return StepOutcome {
-                    code: result.code,
-                    output,
-                    message: format!(
-                        "the check `{}` failed with exit code {}; nothing was changed",
-                        check.join(" "),
-                        result.code
-                    ),
-                };
-            }
-            match self.step.judge_with(self.os, self.storage, &result) {
-                Ok(Verdict::AlreadyDone(what)) => {
-                    return StepOutcome {
-                        code: 0,
-                        output: result.stdout,
-                        message: format!("already done: {what}; nothing was changed"),
-                    };
-                }
-                Ok(Verdict::Refused(why)) => {
-                    return StepOutcome {
-                        code: 1,
-                        output: result.stdout,
-                        message: format!("refused: {why}; nothing was changed"),
-                    };
-                }
-                Err(e) => {
-                    return StepOutcome {
-                        code: 1,
-                        output: result.stdout,
-                        message: format!(
-                            "could not read the output of `{}`: {e}; nothing was changed",
-                            check.join(" ")
-                        ),
-                    };
-                }
-                Ok(Verdict::ToDo) => {}
-            }
-            if out_of_time() {
-                return timed_out(String::new());
-            }
-            let mut output = String::new();
-            for argv in &self.commands {
-                let result = host.run(argv);
-                transcript(&mut output, argv, &result);
-                if !result.success() {
-                    return StepOutcome {
-                        code: result.code,
-                        output,
-                        message: format!("`{}` failed with exit code {}", argv.join(" "), result.code),
-                    };
-                }
-                if out_of_time() {
-                    return timed_out(output);
-                }
-            }
-            StepOutcome {
-                code: 0,
-                output,
-                message: "done".to_owned(),
-            }
-        } else {
-            // A read-only step: its standard output is the task's output.
-            let mut output = String::new();
-            for argv in &self.commands {
-                let result = host.run(argv);
-                if !result.success() {
-                    transcript(&mut output, argv, &result);
-                    return StepOutcome {
-                        code: result.code,
-                        output,
-                        message: format!("`{}` failed with exit code {}", argv.join(" "), result.code),
-                    };
-                }
-                output.push_str(&result.stdout);
-            }
-            StepOutcome {
-                code: 0,
-                output,
-                message: "done".to_owned(),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Vec<String> {
+    pub(super) fn args(a: &[&str]) -> Vec<String> {
         words(a)
     }
 
-    const NODES: &str = "\
+    pub(super) const NODES: &str = "\
 ╭──────────────────────────────────────────────────────────╮
 ┊ Node   ┊ NodeType  ┊ Addresses                 ┊ State  ┊
 ╞══════════════════════════════════════════════════════════╡
@@ -923,7 +640,15 @@ mod tests {
         assert!(matches!(create.judge(NODES), Ok(Verdict::Refused(_))));
         let delete = parse_step("resource-delete", &args(&["edge-2", "pvc-1"])).unwrap();
         assert_eq!(
-            delete.judge_with(OsFamily::Debian, BackendKind::LinstorDrbd, &ok("not a table")),
+            delete.judge_with(
+                OsFamily::Debian,
+                BackendKind::LinstorDrbd,
+                &HostOutput {
+                    code: 0,
+                    stdout: "not a table".into(),
+                    stderr: String::new(),
+                }
+            ),
             b.judge_replica_delete("edge-2", "pvc-1", "not a table")
         );
     }
@@ -1128,111 +853,5 @@ mod tests {
             unload.judge_on(OsFamily::Rpm, &out(0, lsmod)),
             Ok(Verdict::AlreadyDone(_))
         ));
-    }
-
-    #[test]
-    fn a_package_check_that_cannot_run_changes_nothing() {
-        let p = plan_on(
-            OsFamily::Rpm,
-            "package-install",
-            &args(&["drbd-utils", "9.31.0-1"]),
-        )
-        .unwrap();
-        let mut host = Scripted {
-            replies: vec![HostOutput::failed(EXIT_NOT_RUN, "bash: rpm: command not found\n")],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, None);
-        assert_eq!(host.ran.len(), 1);
-        assert_eq!(out.code, EXIT_NOT_RUN);
-    }
-
-    /// A host that answers from a script of outputs and records what it ran.
-    struct Scripted {
-        replies: Vec<HostOutput>,
-        ran: Vec<Vec<String>>,
-    }
-
-    impl HostOps for Scripted {
-        fn run(&mut self, argv: &[String]) -> HostOutput {
-            self.ran.push(argv.to_vec());
-            if self.replies.is_empty() {
-                HostOutput::default()
-            } else {
-                self.replies.remove(0)
-            }
-        }
-    }
-
-    fn ok(stdout: &str) -> HostOutput {
-        HostOutput {
-            code: 0,
-            stdout: stdout.into(),
-            stderr: String::new(),
-        }
-    }
-
-    #[test]
-    fn a_step_already_done_runs_only_its_check() {
-        let p = plan("linstor-node-create", &args(&["edge-2", "10.10.100.12"])).unwrap();
-        let mut host = Scripted {
-            replies: vec![ok(NODES)],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, None);
-        assert_eq!(host.ran.len(), 1);
-        assert_eq!(out.code, 0);
-        assert!(out.message.starts_with("already done"), "{}", out.message);
-    }
-
-    #[test]
-    fn a_failing_check_mutates_nothing() {
-        let p = plan("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
-        let mut host = Scripted {
-            replies: vec![HostOutput::failed(20, "Connection refused\n")],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, None);
-        assert_eq!(host.ran.len(), 1);
-        assert_eq!(out.code, 20);
-        assert!(out.output.contains("Connection refused"));
-    }
-
-    #[test]
-    fn a_step_to_do_runs_the_mutation_and_reports_its_output() {
-        let p = plan("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
-        let mut host = Scripted {
-            replies: vec![ok(NODES), ok("SUCCESS:\n")],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, None);
-        assert_eq!(host.ran.len(), 2);
-        assert_eq!(out.code, 0);
-        assert!(out.output.contains("$ linstor --no-color node create edge-3"));
-        assert!(out.output.contains("SUCCESS:"));
-    }
-
-    #[test]
-    fn a_read_only_step_outputs_the_commands_stdout() {
-        let p = plan("linstor-node-list", &[]).unwrap();
-        let mut host = Scripted {
-            replies: vec![ok(NODES)],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, None);
-        assert_eq!(out.output, NODES);
-        assert_eq!(out.code, 0);
-    }
-
-    #[test]
-    fn a_deadline_already_past_stops_before_the_mutation() {
-        let p = plan("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
-        let mut host = Scripted {
-            replies: vec![ok(NODES)],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, Some(Instant::now()));
-        assert_eq!(host.ran.len(), 1);
-        assert_eq!(out.code, EXIT_TIMED_OUT);
     }
 }
