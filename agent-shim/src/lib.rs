@@ -12,6 +12,8 @@
 //! - [`status`] (pure): the claim and the final status;
 //! - [`os`] (pure): the host OS seam — how packages, services and modules are queried and changed
 //!   on a Debian or an RPM-based host, and the family read from `/etc/os-release`;
+//! - [`storage`] (pure): the storage-backend seam — how nodes, pools and replicas are listed,
+//!   created and removed, and the lists read; LINSTOR/DRBD today, chosen by the profile;
 //! - [`host`]: the [`HostOps`] trait and [`ProcessHost`], which runs real commands;
 //! - [`runtime`]: the loop — watch, claim (optimistic concurrency on `resourceVersion`), run,
 //!   report — the only module that talks to the API server.
@@ -36,10 +38,11 @@ pub mod journal;
 pub mod os;
 pub mod runtime;
 pub mod status;
+pub mod storage;
 
 use std::path::PathBuf;
 
-pub use catalogue::{Plan, Step, StepError, StepOutcome, plan, plan_on};
+pub use catalogue::{Plan, Step, StepError, StepOutcome, plan, plan_on, plan_with};
 pub use host::{HostOps, HostOutput, ProcessHost};
 pub use journal::{Journal, JournalLimits};
 pub use runtime::{AgentOptions, Claim, claim, run};

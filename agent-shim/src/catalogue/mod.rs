@@ -5,24 +5,27 @@
 //!
 //! The package, service and module steps are the host OS's, not the script's: their argv and the
 //! reading of their checks come from the [`crate::os`] seam for the host's family (`apt`/`dpkg` or
-//! `dnf`/`rpm`; systemd and kmod on both), which the plan carries.
+//! `dnf`/`rpm`; systemd and kmod on both), which the plan carries. The `linstor-*`,
+//! `storage-pool-*` and `resource-*` steps are the site's storage backend's: their argv and the
+//! reading of their checks come from the [`crate::storage`] seam (LINSTOR/DRBD today), which the
+//! plan carries too.
 //!
 //! Planning and judging are pure. [`Plan::execute`] is the one place that runs a plan, and it
-//! touches the host only through [`HostOps`].
+//! touches the host only through [`crate::HostOps`]. The argument checks are in `args`, the
+//! running in `execute`.
 
-use std::fmt::Write as _;
-use std::net::IpAddr;
-use std::time::Instant;
+mod args;
+mod execute;
 
-use nodewright_parsers::{
-    BondMode, parse_ip_json, parse_linstor_node_list, parse_linstor_resource_list,
-    parse_linstor_storage_pool_list,
-};
+use nodewright_parsers::{BondMode, parse_ip_json};
 
 use nodewright_api::{OsFamily, StepName};
 
-use crate::host::{EXIT_NOT_RUN, EXIT_TIMED_OUT, HostOps, HostOutput};
+use crate::host::HostOutput;
 use crate::os::{self, PackageState};
+use crate::storage::{self, BackendKind, StorageBackend};
+use args::{ip_arg, module_arg, name_arg, package_arg, unit_arg, version_arg};
+pub use execute::StepOutcome;
 
 /// Why a step name and arguments have no plan. No host command runs for such a task.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -207,190 +210,12 @@ pub struct Plan {
     pub commands: Vec<Vec<String>>,
     /// The host's OS family: it judges the checks of the package, service and module steps.
     pub os: OsFamily,
-}
-
-/// How a step ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepOutcome {
-    /// `0` on success, otherwise the failing command's exit code (124 when out of time).
-    pub code: i32,
-    /// What the step printed: a read-only step's standard output; for a mutating step, the
-    /// mutation's output, or the check's output when it was already done.
-    pub output: String,
-    /// One line on what happened.
-    pub message: String,
-}
-
-impl StepOutcome {
-    /// Whether the step succeeded.
-    pub fn succeeded(&self) -> bool {
-        self.code == 0
-    }
+    /// The site's storage backend: it judges the checks of the node, pool and replica steps.
+    pub storage: BackendKind,
 }
 
 fn words(words: &[&str]) -> Vec<String> {
     words.iter().map(|w| (*w).to_owned()).collect()
-}
-
-fn linstor(rest: &[&str]) -> Vec<String> {
-    let mut argv = words(&["linstor", "--no-color"]);
-    argv.extend(rest.iter().map(|w| (*w).to_owned()));
-    argv
-}
-
-/// Checks a name-like argument: not empty, not an option, only characters host tools take in
-/// names. Arguments are passed as argv words (no shell), so this guards the tools' own option
-/// parsing, not a shell.
-fn name_arg(step: &'static str, index: usize, name: &'static str, value: &str) -> Result<String, StepError> {
-    let bad = |reason| StepError::BadArgument {
-        step,
-        index,
-        name,
-        value: value.to_owned(),
-        reason,
-    };
-    if value.is_empty() {
-        return Err(bad("it is empty"));
-    }
-    if value.starts_with('-') {
-        return Err(bad("it starts with '-'"));
-    }
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/'))
-    {
-        return Err(bad("only letters, digits and . _ - : / are allowed"));
-    }
-    Ok(value.to_owned())
-}
-
-/// A package, unit or module name: `^[A-Za-z0-9][A-Za-z0-9._+@:-]*$` narrowed per kind by
-/// `extra` (the punctuation allowed besides letters and digits), so it can never be read as an
-/// option and names only what the tools take as one name.
-fn os_name_arg(
-    step: &'static str,
-    index: usize,
-    name: &'static str,
-    value: &str,
-    extra: &'static [char],
-    reason: &'static str,
-) -> Result<String, StepError> {
-    let bad = |reason| StepError::BadArgument {
-        step,
-        index,
-        name,
-        value: value.to_owned(),
-        reason,
-    };
-    let mut chars = value.chars();
-    match chars.next() {
-        None => return Err(bad("it is empty")),
-        Some(c) if !c.is_ascii_alphanumeric() => return Err(bad("it must start with a letter or digit")),
-        Some(_) => {}
-    }
-    if value.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || extra.contains(&c)) {
-        return Err(bad(reason));
-    }
-    Ok(value.to_owned())
-}
-
-/// A package name (Debian policy's and rpm's common ground): lower case, digits, `. + - _`.
-fn package_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
-    os_name_arg(
-        step,
-        index,
-        "package",
-        value,
-        &['.', '+', '-', '_'],
-        "only a-z 0-9 . + - _ are allowed",
-    )
-    .and_then(|v| {
-        if v.chars().any(|c| c.is_ascii_uppercase()) {
-            Err(StepError::BadArgument {
-                step,
-                index,
-                name: "package",
-                value: value.to_owned(),
-                reason: "only a-z 0-9 . + - _ are allowed",
-            })
-        } else {
-            Ok(v)
-        }
-    })
-}
-
-/// A version as dpkg or rpm spells it: starts with a digit (or an epoch `N:`), then letters,
-/// digits and `. + ~ : - _`.
-fn version_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
-    let v = os_name_arg(
-        step,
-        index,
-        "version",
-        value,
-        &['.', '+', '~', ':', '-', '_'],
-        "only letters, digits and . + ~ : - _ are allowed",
-    )?;
-    if !v.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(StepError::BadArgument {
-            step,
-            index,
-            name: "version",
-            value: value.to_owned(),
-            reason: "a version starts with a digit",
-        });
-    }
-    Ok(v)
-}
-
-/// A systemd unit name: letters, digits and `: _ . @ -`.
-fn unit_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
-    os_name_arg(
-        step,
-        index,
-        "unit",
-        value,
-        &[':', '_', '.', '@', '-'],
-        "only letters, digits and : _ . @ - are allowed",
-    )
-}
-
-/// A kernel module name: lower case, digits, `_` and `-`.
-fn module_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
-    os_name_arg(
-        step,
-        index,
-        "module",
-        value,
-        &['_', '-'],
-        "only letters, digits, _ and - are allowed",
-    )
-    .and_then(|v| {
-        if v.chars().any(|c| c.is_ascii_uppercase()) {
-            Err(StepError::BadArgument {
-                step,
-                index,
-                name: "module",
-                value: value.to_owned(),
-                reason: "module names are lower case",
-            })
-        } else {
-            Ok(v)
-        }
-    })
-}
-
-/// An IP address, with an optional `/prefix` dropped as the legacy script does (`${ip%/*}`).
-fn ip_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
-    let addr = value.split_once('/').map_or(value, |(a, _)| a);
-    addr.parse::<IpAddr>()
-        .map(|ip| ip.to_string())
-        .map_err(|_| StepError::BadArgument {
-            step,
-            index,
-            name: "ip",
-            value: value.to_owned(),
-            reason: "not an IP address",
-        })
 }
 
 /// The step a task names, with its arguments checked.
@@ -466,9 +291,16 @@ pub fn plan(step: &str, args: &[String]) -> Result<Plan, StepError> {
     plan_on(OsFamily::Debian, step, args)
 }
 
-/// The plan for a task's step and arguments on a host of the `os` family.
+/// The plan for a task's step and arguments on a host of the `os` family, at a site with the
+/// API's default storage backend (LINSTOR/DRBD); [`plan_with`] for another.
 pub fn plan_on(os: OsFamily, step: &str, args: &[String]) -> Result<Plan, StepError> {
-    parse_step(step, args).map(|s| s.plan(os))
+    plan_with(os, BackendKind::default(), step, args)
+}
+
+/// The plan for a task's step and arguments on a host of the `os` family, at a site whose
+/// storage backend is `storage`.
+pub fn plan_with(os: OsFamily, storage: BackendKind, step: &str, args: &[String]) -> Result<Plan, StepError> {
+    parse_step(step, args).map(|s| s.plan_with(os, storage))
 }
 
 impl Step {
@@ -493,37 +325,35 @@ impl Step {
         }
     }
 
-    /// The step's commands on a host of the `os` family: the same argv the legacy script runs,
-    /// and for the package, service and module steps the OS seam's.
+    /// The step's commands on a host of the `os` family, at a site with the API's default
+    /// storage backend (LINSTOR/DRBD): the same argv the legacy script runs, and for the
+    /// package, service and module steps the OS seam's.
     pub fn plan(self, os: OsFamily) -> Plan {
+        self.plan_with(os, BackendKind::default())
+    }
+
+    /// The step's commands on a host of the `os` family, at a site whose storage backend is
+    /// `storage`: the node, pool and replica steps are the storage seam's, the package, service
+    /// and module steps the OS seam's, the others the legacy script's own argv.
+    pub fn plan_with(self, os: OsFamily, storage: BackendKind) -> Plan {
         let host = os::for_family(os);
+        let backend = storage::for_backend(storage);
         let (check, commands) = match &self {
-            Step::LinstorNodeCreate { node, ip } => (
-                Some(linstor(&["node", "list"])),
-                vec![linstor(&["node", "create", node, ip, "--node-type", "satellite"])],
-            ),
-            Step::LinstorNodeDelete { node } => (
-                Some(linstor(&["node", "list"])),
-                vec![linstor(&["node", "delete", node])],
-            ),
+            Step::LinstorNodeCreate { node, ip } => {
+                (Some(backend.node_list()), vec![backend.node_create(node, ip)])
+            }
+            Step::LinstorNodeDelete { node } => (Some(backend.node_list()), vec![backend.node_delete(node)]),
             Step::StoragePoolCreate { node, pool, vg } => (
-                Some(linstor(&["storage-pool", "list"])),
-                vec![linstor(&["storage-pool", "create", "lvmthin", node, pool, vg])],
+                Some(backend.pool_list()),
+                vec![backend.pool_create(node, pool, vg)],
             ),
             Step::ResourceCreate { node, resource, pool } => (
-                Some(linstor(&["resource", "list"])),
-                vec![linstor(&[
-                    "resource",
-                    "create",
-                    node,
-                    resource,
-                    "--storage-pool",
-                    pool,
-                ])],
+                Some(backend.replica_list()),
+                vec![backend.replica_create(node, resource, pool)],
             ),
             Step::ResourceDelete { node, resource } => (
-                Some(linstor(&["resource", "list"])),
-                vec![linstor(&["resource", "delete", node, resource])],
+                Some(backend.replica_list()),
+                vec![backend.replica_delete(node, resource)],
             ),
             Step::BondSetActive { bond, slave } => (
                 // Every link, so the slave's `master` can be checked against the bond.
@@ -541,9 +371,9 @@ impl Step {
                 ])],
             ),
             Step::DrbdStatus => (None, vec![words(&["drbdadm", "status", "all"])]),
-            Step::LinstorNodeList => (None, vec![linstor(&["node", "list"])]),
-            Step::LinstorStoragePoolList => (None, vec![linstor(&["storage-pool", "list"])]),
-            Step::LinstorResourceList => (None, vec![linstor(&["resource", "list"])]),
+            Step::LinstorNodeList => (None, vec![backend.node_list()]),
+            Step::LinstorStoragePoolList => (None, vec![backend.pool_list()]),
+            Step::LinstorResourceList => (None, vec![backend.replica_list()]),
             Step::PackageInstall { package, version } => (
                 Some(host.package_query(package)),
                 vec![host.package_install(package, version)],
@@ -558,6 +388,7 @@ impl Step {
             check,
             commands,
             os,
+            storage,
         }
     }
 
@@ -571,9 +402,21 @@ impl Step {
         )
     }
 
-    /// Reads the check's whole output on a host of the `os` family. The package, service and
-    /// module steps are judged by the OS seam; the others by [`Step::judge`] on standard output.
+    /// Reads the check's whole output on a host of the `os` family, at a site with the API's
+    /// default storage backend (LINSTOR/DRBD); [`Step::judge_with`] for another.
     pub fn judge_on(&self, os: OsFamily, check: &HostOutput) -> Result<Verdict, String> {
+        self.judge_with(os, BackendKind::default(), check)
+    }
+
+    /// Reads the check's whole output on a host of the `os` family, at a site whose storage
+    /// backend is `storage`. The package, service and module steps are judged by the OS seam;
+    /// the others on standard output, as [`Step::judge`] does.
+    pub fn judge_with(
+        &self,
+        os: OsFamily,
+        storage: BackendKind,
+        check: &HostOutput,
+    ) -> Result<Verdict, String> {
         let host = os::for_family(os);
         match self {
             Step::PackageInstall { package, version } => Ok(match host.package_state(package, check)? {
@@ -602,68 +445,28 @@ impl Step {
             } else {
                 Verdict::AlreadyDone(format!("module {module} is not loaded"))
             }),
-            _ => self.judge(&check.stdout),
+            _ => self.judge_stdout(storage::for_backend(storage), &check.stdout),
         }
     }
 
-    /// Reads the check's standard output: is the step's effect already there? `Err` when the
-    /// output cannot be read — then nothing is mutated.
+    /// Reads the check's standard output, at a site with the API's default storage backend
+    /// (LINSTOR/DRBD): is the step's effect already there? `Err` when the output cannot be read
+    /// — then nothing is mutated.
     pub fn judge(&self, check_stdout: &str) -> Result<Verdict, String> {
-        let err = |e: nodewright_parsers::ParseError| e.to_string();
+        self.judge_stdout(storage::for_backend(BackendKind::default()), check_stdout)
+    }
+
+    /// [`Step::judge`] with the node, pool and replica steps judged by `backend`.
+    fn judge_stdout(&self, backend: &dyn StorageBackend, check_stdout: &str) -> Result<Verdict, String> {
         match self {
-            Step::LinstorNodeCreate { node, ip } => {
-                let nodes = parse_linstor_node_list(check_stdout).map_err(err)?;
-                Ok(match nodes.iter().find(|n| n.name == *node) {
-                    Some(n) => {
-                        let addr = n.addresses.as_deref().unwrap_or("");
-                        // Registered with another address is not the effect asked for: refused,
-                        // as the script's step mode refuses it, rather than reported done.
-                        if addr.split(':').next() == Some(ip.as_str()) {
-                            Verdict::AlreadyDone(format!("LINSTOR node {node} exists already"))
-                        } else {
-                            Verdict::Refused(format!(
-                                "LINSTOR node {node} exists already with address {addr:?}, not {ip}"
-                            ))
-                        }
-                    }
-                    None => Verdict::ToDo,
-                })
+            Step::LinstorNodeCreate { node, ip } => backend.judge_node_create(node, ip, check_stdout),
+            Step::LinstorNodeDelete { node } => backend.judge_node_delete(node, check_stdout),
+            Step::StoragePoolCreate { node, pool, .. } => backend.judge_pool_create(node, pool, check_stdout),
+            Step::ResourceCreate { node, resource, .. } => {
+                backend.judge_replica_create(node, resource, check_stdout)
             }
-            Step::LinstorNodeDelete { node } => {
-                let nodes = parse_linstor_node_list(check_stdout).map_err(err)?;
-                Ok(if nodes.iter().any(|n| n.name == *node) {
-                    Verdict::ToDo
-                } else {
-                    Verdict::AlreadyDone(format!("LINSTOR node {node} does not exist"))
-                })
-            }
-            Step::StoragePoolCreate { node, pool, .. } => {
-                let pools = parse_linstor_storage_pool_list(check_stdout).map_err(err)?;
-                Ok(
-                    if pools
-                        .iter()
-                        .any(|p| p.name == *pool && p.node.as_deref() == Some(node.as_str()))
-                    {
-                        Verdict::AlreadyDone(format!("storage pool {pool} exists on {node} already"))
-                    } else {
-                        Verdict::ToDo
-                    },
-                )
-            }
-            Step::ResourceCreate { node, resource, .. } | Step::ResourceDelete { node, resource } => {
-                let rows = parse_linstor_resource_list(check_stdout).map_err(err)?;
-                let placed = rows
-                    .iter()
-                    .any(|r| r.name == *resource && r.node.as_deref() == Some(node.as_str()));
-                Ok(match (self, placed) {
-                    (Step::ResourceCreate { .. }, true) => {
-                        Verdict::AlreadyDone(format!("resource {resource} is placed on {node} already"))
-                    }
-                    (Step::ResourceDelete { .. }, false) => {
-                        Verdict::AlreadyDone(format!("resource {resource} is not placed on {node}"))
-                    }
-                    _ => Verdict::ToDo,
-                })
+            Step::ResourceDelete { node, resource } => {
+                backend.judge_replica_delete(node, resource, check_stdout)
             }
             Step::BondSetActive { bond, slave } => judge_bond(check_stdout, bond, slave),
             Step::DrbdStatus
@@ -721,140 +524,21 @@ fn judge_bond(check_stdout: &str, bond: &str, slave: &str) -> Result<Verdict, St
     Ok(Verdict::ToDo)
 }
 
-/// `$ argv` and what the command printed, for a step's output.
-fn transcript(out: &mut String, argv: &[String], result: &HostOutput) {
-    let _ = writeln!(out, "$ {}", argv.join(" "));
-    out.push_str(&result.stdout);
-    out.push_str(&result.stderr);
-    if !out.ends_with('\n') {
-        out.push('\n');
-    }
-}
-
-impl Plan {
-    /// Runs the plan: the check first (a mutating step), then the commands in order, stopping at
-    /// the first failure or when `deadline` has passed between two commands.
-    pub fn execute<H: HostOps + ?Sized>(&self, host: &mut H, deadline: Option<Instant>) -> StepOutcome {
-        let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
-        let timed_out = |output: String| StepOutcome {
-            code: EXIT_TIMED_OUT,
-            output,
-            message: "timed out before the step finished".to_owned(),
-        };
-        if let Some(check) = &self.check {
-            let result = host.run(check);
-            // A check that could not run or ran out of time answers nothing, whatever the step.
-            let no_answer = matches!(result.code, EXIT_NOT_RUN | EXIT_TIMED_OUT);
-            if !result.success() && (no_answer || !self.step.check_answers_by_exit_code()) {
-                let mut output = String::new();
-                transcript(&mut output, check, &result);
-                return StepOutcome {
-                    code: result.code,
-                    output,
-                    message: format!(
-                        "the check `{}` failed with exit code {}; nothing was changed",
-                        check.join(" "),
-                        result.code
-                    ),
-                };
-            }
-            match self.step.judge_on(self.os, &result) {
-                Ok(Verdict::AlreadyDone(what)) => {
-                    return StepOutcome {
-                        code: 0,
-                        output: result.stdout,
-                        message: format!("already done: {what}; nothing was changed"),
-                    };
-                }
-                Ok(Verdict::Refused(why)) => {
-                    return StepOutcome {
-                        code: 1,
-                        output: result.stdout,
-                        message: format!("refused: {why}; nothing was changed"),
-                    };
-                }
-                Err(e) => {
-                    return StepOutcome {
-                        code: 1,
-                        output: result.stdout,
-                        message: format!(
-                            "could not read the output of `{}`: {e}; nothing was changed",
-                            check.join(" ")
-                        ),
-                    };
-                }
-                Ok(Verdict::ToDo) => {}
-            }
-            if out_of_time() {
-                return timed_out(String::new());
-            }
-            let mut output = String::new();
-            for argv in &self.commands {
-                let result = host.run(argv);
-                transcript(&mut output, argv, &result);
-                if !result.success() {
-                    return StepOutcome {
-                        code: result.code,
-                        output,
-                        message: format!("`{}` failed with exit code {}", argv.join(" "), result.code),
-                    };
-                }
-                if out_of_time() {
-                    return timed_out(output);
-                }
-            }
-            StepOutcome {
-                code: 0,
-                output,
-                message: "done".to_owned(),
-            }
-        } else {
-            // A read-only step: its standard output is the task's output.
-            let mut output = String::new();
-            for argv in &self.commands {
-                let result = host.run(argv);
-                if !result.success() {
-                    transcript(&mut output, argv, &result);
-                    return StepOutcome {
-                        code: result.code,
-                        output,
-                        message: format!("`{}` failed with exit code {}", argv.join(" "), result.code),
-                    };
-                }
-                output.push_str(&result.stdout);
-            }
-            StepOutcome {
-                code: 0,
-                output,
-                message: "done".to_owned(),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Vec<String> {
+    pub(super) fn args(a: &[&str]) -> Vec<String> {
         words(a)
     }
 
-    const NODES: &str = "\
+    pub(super) const NODES: &str = "\
 ╭──────────────────────────────────────────────────────────╮
 ┊ Node   ┊ NodeType  ┊ Addresses                 ┊ State  ┊
 ╞══════════════════════════════════════════════════════════╡
 ┊ edge-1 ┊ COMBINED  ┊ 10.10.100.11:3366 (PLAIN) ┊ Online ┊
 ┊ edge-2 ┊ SATELLITE ┊ 10.10.100.12:3366 (PLAIN) ┊ Online ┊
 ╰──────────────────────────────────────────────────────────╯
-";
-
-    const NODES_ASCII: &str = "\
-+----------------------------------------------------------+
-| Node   | NodeType  | Addresses                 | State  |
-|==========================================================|
-| edge-1 | COMBINED  | 10.10.100.11:3366 (PLAIN) | Online |
-+----------------------------------------------------------+
 ";
 
     #[test]
@@ -879,113 +563,101 @@ mod tests {
     }
 
     #[test]
-    fn linstor_node_create_runs_the_legacy_command_after_a_node_list_check() {
-        let p = plan("linstor-node-create", &args(&["edge-3", "10.10.100.13/24"])).unwrap();
-        assert_eq!(p.check, Some(args(&["linstor", "--no-color", "node", "list"])));
+    fn bond_set_active_runs_the_legacy_flip_after_a_link_check() {
+        let p = plan("bond-set-active", &args(&["bond0", "eno2"])).unwrap();
+        assert_eq!(p.check, Some(args(&["ip", "-j", "-d", "link", "show"])));
         assert_eq!(
             p.commands,
             vec![args(&[
-                "linstor",
-                "--no-color",
-                "node",
-                "create",
-                "edge-3",
-                "10.10.100.13",
-                "--node-type",
-                "satellite"
+                "ip",
+                "link",
+                "set",
+                "dev",
+                "bond0",
+                "type",
+                "bond",
+                "active_slave",
+                "eno2"
             ])]
         );
     }
 
     #[test]
-    fn every_mutating_step_has_the_legacy_argv() {
-        // step, args, check argv, mutation argv
-        type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+    fn storage_steps_plan_and_judge_through_the_sites_backend() {
+        let b = storage::for_backend(BackendKind::LinstorDrbd);
+        // step, args, check argv, command
+        type Case<'a> = (&'a str, &'a [&'a str], Option<Vec<String>>, Vec<String>);
         let cases: &[Case] = &[
+            (
+                "linstor-node-create",
+                &["edge-3", "10.10.100.13/24"],
+                Some(b.node_list()),
+                b.node_create("edge-3", "10.10.100.13"),
+            ),
             (
                 "linstor-node-delete",
                 &["edge-3"],
-                &["linstor", "--no-color", "node", "list"],
-                &["linstor", "--no-color", "node", "delete", "edge-3"],
+                Some(b.node_list()),
+                b.node_delete("edge-3"),
             ),
             (
                 "storage-pool-create",
                 &["edge-3", "pool0", "vg0/thinpool"],
-                &["linstor", "--no-color", "storage-pool", "list"],
-                &[
-                    "linstor",
-                    "--no-color",
-                    "storage-pool",
-                    "create",
-                    "lvmthin",
-                    "edge-3",
-                    "pool0",
-                    "vg0/thinpool",
-                ],
+                Some(b.pool_list()),
+                b.pool_create("edge-3", "pool0", "vg0/thinpool"),
             ),
             (
                 "resource-create",
                 &["edge-3", "pvc-1", "pool0"],
-                &["linstor", "--no-color", "resource", "list"],
-                &[
-                    "linstor",
-                    "--no-color",
-                    "resource",
-                    "create",
-                    "edge-3",
-                    "pvc-1",
-                    "--storage-pool",
-                    "pool0",
-                ],
+                Some(b.replica_list()),
+                b.replica_create("edge-3", "pvc-1", "pool0"),
             ),
             (
                 "resource-delete",
                 &["edge-3", "pvc-1"],
-                &["linstor", "--no-color", "resource", "list"],
-                &["linstor", "--no-color", "resource", "delete", "edge-3", "pvc-1"],
+                Some(b.replica_list()),
+                b.replica_delete("edge-3", "pvc-1"),
             ),
-            (
-                "bond-set-active",
-                &["bond0", "eno2"],
-                &["ip", "-j", "-d", "link", "show"],
-                &[
-                    "ip",
-                    "link",
-                    "set",
-                    "dev",
-                    "bond0",
-                    "type",
-                    "bond",
-                    "active_slave",
-                    "eno2",
-                ],
-            ),
+            ("linstor-node-list", &[], None, b.node_list()),
+            ("linstor-storage-pool-list", &[], None, b.pool_list()),
+            ("linstor-resource-list", &[], None, b.replica_list()),
         ];
         for (step, a, check, command) in cases {
-            let p = plan(step, &args(a)).unwrap();
-            assert_eq!(p.check, Some(args(check)), "{step}");
-            assert_eq!(p.commands, vec![args(command)], "{step}");
+            let p = plan_with(OsFamily::Rpm, BackendKind::LinstorDrbd, step, &args(a)).unwrap();
+            assert_eq!(p.storage, BackendKind::LinstorDrbd);
+            assert_eq!(&p.check, check, "{step}");
+            assert_eq!(p.commands, vec![command.clone()], "{step}");
+            assert_eq!(
+                plan(step, &args(a)).unwrap(),
+                p.step.clone().plan(OsFamily::Debian)
+            );
         }
+        let create = parse_step("linstor-node-create", &args(&["edge-1", "10.9.9.9"])).unwrap();
+        assert_eq!(
+            create.judge(NODES),
+            b.judge_node_create("edge-1", "10.9.9.9", NODES)
+        );
+        assert!(matches!(create.judge(NODES), Ok(Verdict::Refused(_))));
+        let delete = parse_step("resource-delete", &args(&["edge-2", "pvc-1"])).unwrap();
+        assert_eq!(
+            delete.judge_with(
+                OsFamily::Debian,
+                BackendKind::LinstorDrbd,
+                &HostOutput {
+                    code: 0,
+                    stdout: "not a table".into(),
+                    stderr: String::new(),
+                }
+            ),
+            b.judge_replica_delete("edge-2", "pvc-1", "not a table")
+        );
     }
 
     #[test]
-    fn read_only_steps_run_one_command_and_no_check() {
-        for (step, command) in [
-            ("drbd-status", &["drbdadm", "status", "all"][..]),
-            ("linstor-node-list", &["linstor", "--no-color", "node", "list"]),
-            (
-                "linstor-storage-pool-list",
-                &["linstor", "--no-color", "storage-pool", "list"],
-            ),
-            (
-                "linstor-resource-list",
-                &["linstor", "--no-color", "resource", "list"],
-            ),
-        ] {
-            let p = plan(step, &[]).unwrap();
-            assert_eq!(p.check, None);
-            assert_eq!(p.commands, vec![args(command)]);
-        }
+    fn drbd_status_runs_one_command_and_no_check() {
+        let p = plan("drbd-status", &[]).unwrap();
+        assert_eq!(p.check, None);
+        assert_eq!(p.commands, vec![args(&["drbdadm", "status", "all"])]);
     }
 
     #[test]
@@ -1008,63 +680,6 @@ mod tests {
         let e = plan("linstor-node-create", &args(&["edge-3", "not-an-ip"])).unwrap_err();
         assert!(e.to_string().contains("not an IP address"), "{e}");
         assert!(plan("resource-delete", &args(&["edge 3", "r"])).is_err());
-    }
-
-    #[test]
-    fn node_create_is_done_when_the_node_is_listed_with_its_address_and_refused_with_another() {
-        let step = parse_step("linstor-node-create", &args(&["edge-2", "10.10.100.12"])).unwrap();
-        assert!(matches!(step.judge(NODES), Ok(Verdict::AlreadyDone(_))));
-        let step = parse_step("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
-        assert_eq!(step.judge(NODES), Ok(Verdict::ToDo));
-        assert_eq!(step.judge(NODES_ASCII), Ok(Verdict::ToDo));
-        let step = parse_step("linstor-node-create", &args(&["edge-1", "10.9.9.9"])).unwrap();
-        let Ok(Verdict::Refused(msg)) = step.judge(NODES_ASCII) else {
-            panic!("edge-1 is listed with another address");
-        };
-        assert!(msg.contains("not 10.9.9.9"), "{msg}");
-    }
-
-    #[test]
-    fn node_delete_is_already_done_when_the_node_is_not_listed() {
-        let step = parse_step("linstor-node-delete", &args(&["edge-3"])).unwrap();
-        assert!(matches!(step.judge(NODES), Ok(Verdict::AlreadyDone(_))));
-        let step = parse_step("linstor-node-delete", &args(&["edge-2"])).unwrap();
-        assert_eq!(step.judge(NODES), Ok(Verdict::ToDo));
-    }
-
-    #[test]
-    fn a_check_output_that_is_not_a_table_is_an_error_not_a_guess() {
-        let step = parse_step("linstor-node-create", &args(&["edge-3", "10.0.0.3"])).unwrap();
-        assert!(step.judge("ERROR:\nDescription:\n    something\n").is_err());
-    }
-
-    #[test]
-    fn storage_pool_and_resource_checks_match_on_name_and_node() {
-        let pools = "\
-╭──────────────────────────────────────────────────────────────────────────────────────────────────╮
-┊ StoragePool          ┊ Node   ┊ Driver   ┊ PoolName     ┊ FreeCapacity ┊ TotalCapacity ┊ CanSnapshots ┊ State ┊ SharedName ┊
-╞══════════════════════════════════════════════════════════════════════════════════════════════════╡
-┊ DfltDisklessStorPool ┊ edge-1 ┊ DISKLESS ┊              ┊              ┊               ┊ False        ┊ Ok    ┊            ┊
-┊ pool0                ┊ edge-1 ┊ LVM_THIN ┊ vg0/thinpool ┊    100.00 GiB ┊    100.00 GiB ┊ True         ┊ Ok    ┊            ┊
-╰──────────────────────────────────────────────────────────────────────────────────────────────────╯
-";
-        let on = |n: &str| parse_step("storage-pool-create", &args(&[n, "pool0", "vg0/thinpool"])).unwrap();
-        assert!(matches!(on("edge-1").judge(pools), Ok(Verdict::AlreadyDone(_))));
-        assert_eq!(on("edge-2").judge(pools), Ok(Verdict::ToDo));
-
-        let res = "\
-╭───────────────────────────────────────────────────────────────────────────────────╮
-┊ ResourceName ┊ Node   ┊ Port ┊ Usage  ┊ Conns ┊    State ┊ CreatedOn           ┊
-╞═══════════════════════════════════════════════════════════════════════════════════╡
-┊ pvc-1        ┊ edge-1 ┊ 7000 ┊ InUse  ┊ Ok    ┊ UpToDate ┊ 2026-01-01 00:00:00 ┊
-╰───────────────────────────────────────────────────────────────────────────────────╯
-";
-        let create = |n: &str| parse_step("resource-create", &args(&[n, "pvc-1", "pool0"])).unwrap();
-        assert!(matches!(create("edge-1").judge(res), Ok(Verdict::AlreadyDone(_))));
-        assert_eq!(create("edge-2").judge(res), Ok(Verdict::ToDo));
-        let delete = |n: &str| parse_step("resource-delete", &args(&[n, "pvc-1"])).unwrap();
-        assert_eq!(delete("edge-1").judge(res), Ok(Verdict::ToDo));
-        assert!(matches!(delete("edge-2").judge(res), Ok(Verdict::AlreadyDone(_))));
     }
 
     const LINKS: &str = r#"[
@@ -1238,111 +853,5 @@ mod tests {
             unload.judge_on(OsFamily::Rpm, &out(0, lsmod)),
             Ok(Verdict::AlreadyDone(_))
         ));
-    }
-
-    #[test]
-    fn a_package_check_that_cannot_run_changes_nothing() {
-        let p = plan_on(
-            OsFamily::Rpm,
-            "package-install",
-            &args(&["drbd-utils", "9.31.0-1"]),
-        )
-        .unwrap();
-        let mut host = Scripted {
-            replies: vec![HostOutput::failed(EXIT_NOT_RUN, "bash: rpm: command not found\n")],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, None);
-        assert_eq!(host.ran.len(), 1);
-        assert_eq!(out.code, EXIT_NOT_RUN);
-    }
-
-    /// A host that answers from a script of outputs and records what it ran.
-    struct Scripted {
-        replies: Vec<HostOutput>,
-        ran: Vec<Vec<String>>,
-    }
-
-    impl HostOps for Scripted {
-        fn run(&mut self, argv: &[String]) -> HostOutput {
-            self.ran.push(argv.to_vec());
-            if self.replies.is_empty() {
-                HostOutput::default()
-            } else {
-                self.replies.remove(0)
-            }
-        }
-    }
-
-    fn ok(stdout: &str) -> HostOutput {
-        HostOutput {
-            code: 0,
-            stdout: stdout.into(),
-            stderr: String::new(),
-        }
-    }
-
-    #[test]
-    fn a_step_already_done_runs_only_its_check() {
-        let p = plan("linstor-node-create", &args(&["edge-2", "10.10.100.12"])).unwrap();
-        let mut host = Scripted {
-            replies: vec![ok(NODES)],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, None);
-        assert_eq!(host.ran.len(), 1);
-        assert_eq!(out.code, 0);
-        assert!(out.message.starts_with("already done"), "{}", out.message);
-    }
-
-    #[test]
-    fn a_failing_check_mutates_nothing() {
-        let p = plan("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
-        let mut host = Scripted {
-            replies: vec![HostOutput::failed(20, "Connection refused\n")],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, None);
-        assert_eq!(host.ran.len(), 1);
-        assert_eq!(out.code, 20);
-        assert!(out.output.contains("Connection refused"));
-    }
-
-    #[test]
-    fn a_step_to_do_runs_the_mutation_and_reports_its_output() {
-        let p = plan("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
-        let mut host = Scripted {
-            replies: vec![ok(NODES), ok("SUCCESS:\n")],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, None);
-        assert_eq!(host.ran.len(), 2);
-        assert_eq!(out.code, 0);
-        assert!(out.output.contains("$ linstor --no-color node create edge-3"));
-        assert!(out.output.contains("SUCCESS:"));
-    }
-
-    #[test]
-    fn a_read_only_step_outputs_the_commands_stdout() {
-        let p = plan("linstor-node-list", &[]).unwrap();
-        let mut host = Scripted {
-            replies: vec![ok(NODES)],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, None);
-        assert_eq!(out.output, NODES);
-        assert_eq!(out.code, 0);
-    }
-
-    #[test]
-    fn a_deadline_already_past_stops_before_the_mutation() {
-        let p = plan("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
-        let mut host = Scripted {
-            replies: vec![ok(NODES)],
-            ran: vec![],
-        };
-        let out = p.execute(&mut host, Some(Instant::now()));
-        assert_eq!(host.ran.len(), 1);
-        assert_eq!(out.code, EXIT_TIMED_OUT);
     }
 }
