@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node};
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use nodewright_api::WorkflowMode;
@@ -184,16 +184,8 @@ async fn run_one(args: &Args, n: usize) -> anyhow::Result<RunResult> {
     let cp = tokio::task::spawn_blocking(|| ControlPlane::start(Options::default())).await??;
     let client = cp.client().await?;
     nodewright_testenv::install_crds(&client, &nodewright_api::crds()).await?;
-    let namespaces: Api<Namespace> = Api::all(client.clone());
     for ns in [NAMESPACE, LEGACY_NAMESPACE] {
-        let object = Namespace {
-            metadata: ObjectMeta {
-                name: Some(ns.to_owned()),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        namespaces.create(&PostParams::default(), &object).await?;
+        nodewright_testenv::create_namespace(&client, ns, &[]).await?;
     }
 
     let names: Vec<String> = (0..n).map(|i| format!("edge-{i:05}")).collect();

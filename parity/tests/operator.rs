@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use nodewright_api::WorkflowMode;
 use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec, SiteProfile, Topology};
 use nodewright_bridge::index::LegacyNames;
 use nodewright_parity::run::{OperatorOptions, run};
-use nodewright_testenv::{TestContext, eventually, http_get, install_crds, unique_name};
+use nodewright_testenv::{TestContext, create_namespace, eventually, http_get, install_crds, unique_name};
 use tokio::sync::oneshot;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -55,19 +55,7 @@ impl Site {
         let ctx = TestContext::new(prefix).await.unwrap();
         install_crds(&ctx.client, &nodewright_api::crds()).await.unwrap();
         let legacy_ns = unique_name(&format!("{prefix}-legacy"));
-        Api::<Namespace>::all(ctx.client.clone())
-            .create(
-                &PostParams::default(),
-                &Namespace {
-                    metadata: ObjectMeta {
-                        name: Some(legacy_ns.clone()),
-                        ..ObjectMeta::default()
-                    },
-                    ..Namespace::default()
-                },
-            )
-            .await
-            .unwrap();
+        create_namespace(&ctx.client, &legacy_ns, &[]).await.unwrap();
         let nodes = vec![unique_name("edge-a"), unique_name("edge-b")];
         let members = format!(
             "node,storage_ip,role,joined\n{},10.10.100.11/24,primary,1714557600\n{},10.10.100.12/24,member,1714557600",

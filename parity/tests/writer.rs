@@ -6,14 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, ObjectReference};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use nodewright_api::nodetask::{NodeTask, NodeTaskSpec};
 use nodewright_bridge::index::LegacyNames;
 use nodewright_parity::controllers::{Sequence, Write};
 use nodewright_parity::writer::{WriteError, Writer};
-use nodewright_testenv::{TestContext, install_crds, unique_name};
+use nodewright_testenv::{TestContext, create_namespace, install_crds, unique_name};
 use prometheus::{IntCounterVec, Opts};
 use tokio::sync::watch;
 
@@ -29,19 +29,7 @@ async fn fixture(prefix: &str) -> Fixture {
     let ctx = TestContext::new(prefix).await.unwrap();
     install_crds(&ctx.client, &nodewright_api::crds()).await.unwrap();
     let legacy_ns = unique_name(&format!("{prefix}-legacy"));
-    Api::<Namespace>::all(ctx.client.clone())
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(legacy_ns.clone()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await
-        .unwrap();
+    create_namespace(&ctx.client, &legacy_ns, &[]).await.unwrap();
     let legacy = LegacyNames {
         namespace: legacy_ns,
         ..LegacyNames::default()

@@ -616,27 +616,38 @@ pub struct TestContext {
     pub control_plane: &'static ControlPlane,
 }
 
+/// Creates the namespace `name` with `labels`.
+pub async fn create_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) -> Result<(), Error> {
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: (!labels.is_empty()).then(|| {
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .map_err(|source| Error::Api {
+            what: format!("creating namespace {name}"),
+            source,
+        })?;
+    Ok(())
+}
+
 impl TestContext {
     /// Starts (or reuses) the shared control plane and creates a fresh namespace named after `prefix`.
     pub async fn new(prefix: &str) -> Result<TestContext, Error> {
         let control_plane = shared()?;
         let client = control_plane.client().await?;
         let namespace = unique_name(prefix);
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(namespace.clone()),
-                labels: Some([("nodewright.io/test".to_owned(), "true".to_owned())].into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .map_err(|source| Error::Api {
-                what: format!("creating namespace {namespace}"),
-                source,
-            })?;
+        create_namespace(&client, &namespace, &[("nodewright.io/test", "true")]).await?;
         Ok(TestContext {
             client,
             namespace,
