@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use nodewright_api::common::{InvalidNodeName, validate_node_name};
 use nodewright_api::migration::{MigrationPhase as Phase, MigrationSpec, MigrationStatus};
 use nodewright_parsers::{ClusterBlob, Member};
 
@@ -51,10 +52,42 @@ pub fn members_csv(members: &[Member], nodes: &[String], role: &str) -> String {
     out
 }
 
+/// A value that is not written into the legacy `migration` key: the privileged script reads that
+/// key's fields back (`source`, `joining`) and does arithmetic on others (`since`), so a value that
+/// does not validate never reaches it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the legacy `migration` key is not written: spec.{field}: {source}")]
+pub struct UnsafeLegacyValue {
+    /// The spec field, as the CRD spells it (`sourceNode`, `joiningNodes[1]`).
+    pub field: String,
+    /// Why its value is refused.
+    #[source]
+    pub source: InvalidNodeName,
+}
+
+/// Checks every spec value the legacy `migration` key carries: the source and joining nodes must
+/// be Node names. The CRD states the same pattern, but a Migration stored before it did, or a CRD
+/// not upgraded, gets here unchecked.
+pub fn validate_spec(spec: &MigrationSpec) -> Result<(), UnsafeLegacyValue> {
+    validate_node_name(&spec.source_node).map_err(|source| UnsafeLegacyValue {
+        field: "sourceNode".to_owned(),
+        source,
+    })?;
+    for (i, node) in spec.joining_nodes.iter().enumerate() {
+        validate_node_name(node).map_err(|source| UnsafeLegacyValue {
+            field: format!("joiningNodes[{i}]"),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 /// The legacy `migration` key the operator keeps for the scripts (which hold storage upgrades
 /// while a migration runs) and for every other reader of the contract; `owner=operator` marks
-/// it as the operator's.
-pub fn legacy_blob(spec: &MigrationSpec, status: &MigrationStatus) -> String {
+/// it as the operator's. Refused, and so never written, when a spec value does not validate
+/// ([`validate_spec`]); the message is reduced to characters that cannot end a field or a line.
+pub fn legacy_blob(spec: &MigrationSpec, status: &MigrationStatus) -> Result<String, UnsafeLegacyValue> {
+    validate_spec(spec)?;
     let (phase, since) = current(status);
     let mut blob = format!(
         "phase={};source={};joining={};replicas={}",
@@ -73,8 +106,12 @@ pub fn legacy_blob(spec: &MigrationSpec, status: &MigrationStatus) -> String {
         let _ = write!(blob, ";finished={}", finished.0.as_second());
     }
     if let Some(msg) = status.history.last().and_then(|t| t.message.as_deref()) {
-        let _ = write!(blob, ";msg={}", msg.replace([';', '\n'], ","));
+        let msg: String = msg
+            .chars()
+            .map(|c| if c == ';' || c.is_control() { ',' } else { c })
+            .collect();
+        let _ = write!(blob, ";msg={msg}");
     }
     blob.push_str(";owner=operator");
-    blob
+    Ok(blob)
 }

@@ -368,7 +368,51 @@ fn the_legacy_key_mirrors_the_phase_and_says_the_operator_owns_it() {
     let mut status = in_phase(&[(Phase::Pending, 100), (Phase::Preflight, 110)]);
     status.started_at = Some(at(100));
     assert_eq!(
-        legacy_blob(&spec(), &status),
+        legacy_blob(&spec(), &status).unwrap(),
         "phase=PREFLIGHT;source=edge-1;joining=edge-2,edge-3;replicas=3;since=110;started=100;owner=operator"
     );
+}
+
+#[test]
+fn a_node_name_that_does_not_validate_is_never_written_into_the_legacy_key() {
+    let status = in_phase(&[(Phase::Pending, 100), (Phase::Preflight, 110)]);
+    let mut bad = spec();
+    bad.joining_nodes[1] = "edge-3;since=a[$(reboot)]".into();
+    let e = legacy_blob(&bad, &status).unwrap_err();
+    assert_eq!(e.field, "joiningNodes[1]");
+    assert!(e.to_string().contains("is not a node name"), "{e}");
+    let mut bad = spec();
+    bad.source_node = "Edge_1".into();
+    assert_eq!(legacy_blob(&bad, &status).unwrap_err().field, "sourceNode");
+}
+
+#[test]
+fn a_message_cannot_end_a_field_or_a_line_of_the_legacy_key() {
+    let mut status = in_phase(&[(Phase::Pending, 100), (Phase::RollingBack, 110)]);
+    status.history[1].message = Some("a;since=x\nb\rc\td".into());
+    let blob = legacy_blob(&spec(), &status).unwrap();
+    assert!(blob.ends_with(";msg=a,since=x,b,c,d;owner=operator"), "{blob}");
+}
+
+#[test]
+fn a_migration_with_an_invalid_node_name_fails_at_once_and_does_nothing() {
+    let mut bad = spec();
+    bad.source_node = "edge-1 --all".into();
+    for phase in [Phase::Pending, Phase::PlacingReplicas, Phase::RollingBack] {
+        let d = decide(
+            &bad,
+            UID,
+            &in_phase(&[(phase, 100)]),
+            &facts(110),
+            &BTreeMap::new(),
+        );
+        assert!(d.actions.is_empty(), "{phase:?}: {d:?}");
+        let Outcome::Enter(Phase::Failed, Some(msg)) = &d.outcome else {
+            panic!("{phase:?}: {d:?}")
+        };
+        assert!(
+            msg.contains("spec.sourceNode") && msg.contains("\"edge-1 --all\""),
+            "{msg}"
+        );
+    }
 }
