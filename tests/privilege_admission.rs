@@ -457,21 +457,39 @@ async fn the_operators_node_patches_change_only_its_own_taints_and_labels() {
     )
     .await;
 
-    // Its own taint, on and off, kept beside the taint it does not own; its own labels.
-    let dedicated = json!({"key": "dedicated", "value": "storage", "effect": "NoSchedule"});
+    // The taints the Node has, as the operator reads them before it patches: the one the test
+    // put on, and those the API server adds (node.kubernetes.io/not-ready on a new Node).
+    let before: Vec<serde_json::Value> = admin_nodes
+        .get(&name)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .taints
+        .unwrap()
+        .iter()
+        .map(|t| serde_json::to_value(t).unwrap())
+        .collect();
+    let with = |extra: &[serde_json::Value]| {
+        let mut all = before.clone();
+        all.extend(extra.iter().cloned());
+        serde_json::Value::from(all)
+    };
+
+    // Its own taint, on and off, kept beside those it does not own; its own labels.
     let not_ready = json!({"key": "vx-rail.io/storage-not-ready", "value": "resync", "effect": "NoSchedule"});
-    patch(json!({"spec": {"taints": [dedicated, not_ready]}}))
+    patch(json!({"spec": {"taints": with(&[not_ready])}}))
         .await
         .unwrap();
     patch(json!({"metadata": {"labels": {"vx-rail.io/storage-ready": "false", "vx-rail.io/role": "joining"}}}))
         .await
         .unwrap();
-    patch(json!({"spec": {"taints": [dedicated]}, "metadata": {"labels": {"vx-rail.io/storage-ready": "true"}}}))
+    patch(json!({"spec": {"taints": with(&[])}, "metadata": {"labels": {"vx-rail.io/storage-ready": "true"}}}))
         .await
         .unwrap();
     let now = admin_nodes.get(&name).await.unwrap();
     assert_eq!(now.labels().get("vx-rail.io/role").map(String::as_str), Some("joining"));
-    assert_eq!(now.spec.unwrap().taints.unwrap().len(), 1);
+    assert_eq!(now.spec.unwrap().taints.unwrap().len(), before.len());
 
     // Another label: added, changed, removed.
     for (what, labels) in [
@@ -491,9 +509,14 @@ async fn the_operators_node_patches_change_only_its_own_taints_and_labels() {
         "{text}"
     );
     // Another taint: removed, added.
+    let without_dedicated: Vec<serde_json::Value> = before
+        .iter()
+        .filter(|t| t["key"] != "dedicated")
+        .cloned()
+        .collect();
     let text = refused(
         "remove another taint",
-        patch(json!({"spec": {"taints": []}})).await,
+        patch(json!({"spec": {"taints": without_dedicated}})).await,
     );
     assert!(
         text.contains("the operator may change only the taints vx-rail.io/storage-not-ready, vx-rail.io/upgrade-in-progress")
@@ -501,10 +524,11 @@ async fn the_operators_node_patches_change_only_its_own_taints_and_labels() {
         "{text}"
     );
     let evict = json!({"key": "evict", "effect": "NoExecute"});
-    refused(
+    let text = refused(
         "add another taint",
-        patch(json!({"spec": {"taints": [dedicated, evict]}})).await,
+        patch(json!({"spec": {"taints": with(&[evict])}})).await,
     );
+    assert!(text.contains("this request changes evict:NoExecute"), "{text}");
     // A spec field.
     let text = refused(
         "cordon the node",
