@@ -110,7 +110,11 @@ async fn claim(api: &Api<NodeTask>, admin: &Api<NodeTask>, name: &str) -> Result
 
 /// A status replace sent as a dry run: admitted (or refused) exactly as the agent's own, and
 /// changes nothing.
-async fn replace_status_dry(api: &Api<NodeTask>, admin: &Api<NodeTask>, name: &str) -> Result<NodeTask, kube::Error> {
+async fn replace_status_dry(
+    api: &Api<NodeTask>,
+    admin: &Api<NodeTask>,
+    name: &str,
+) -> Result<NodeTask, kube::Error> {
     let mut current = admin.get(name).await.unwrap();
     current.status.get_or_insert_with(Default::default).message = Some("probed by the test".to_owned());
     let dry = PostParams {
@@ -198,7 +202,10 @@ async fn the_agent_claims_its_own_nodes_task_and_is_refused_another_nodes() {
     // A patch is not granted, even of its own node's task: the agent replaces.
     let refused = patch_status(&agent_a, "task-a").await.unwrap_err();
     assert_eq!(code(&refused), Some(403), "{refused}");
-    assert!(!message(&refused).contains(POLICY_MESSAGE), "RBAC refuses it: {refused}");
+    assert!(
+        !message(&refused).contains(POLICY_MESSAGE),
+        "RBAC refuses it: {refused}"
+    );
 
     let refused = claim(&agent_a, &site.admin, "task-b").await.unwrap_err();
     assert_eq!(code(&refused), Some(403), "{refused}");
@@ -212,7 +219,9 @@ async fn the_agent_claims_its_own_nodes_task_and_is_refused_another_nodes() {
         text.contains(&format!("{}-{RELEASE}-agent-own-node", site.ctx.namespace)),
         "{text}"
     );
-    let refused = replace_status_dry(&agent_a, &site.admin, "task-b").await.unwrap_err();
+    let refused = replace_status_dry(&agent_a, &site.admin, "task-b")
+        .await
+        .unwrap_err();
     assert_eq!(code(&refused), Some(403), "{refused}");
     assert!(message(&refused).contains(POLICY_MESSAGE), "{refused}");
 

@@ -126,9 +126,19 @@ fn the_template_says_why_for_each_capability_and_each_mount() {
         .collect::<Vec<_>>()
         .join("\n");
     for cap in CAPABILITIES {
-        assert!(comments.contains(&format!("- {cap}:")), "no comment justifies {cap}");
+        assert!(
+            comments.contains(&format!("- {cap}:")),
+            "no comment justifies {cap}"
+        );
     }
-    for what in ["modprobe", "systemctl", "linstor client", "drbdadm status", "os-release", "journal"] {
+    for what in [
+        "modprobe",
+        "systemctl",
+        "linstor client",
+        "drbdadm status",
+        "os-release",
+        "journal",
+    ] {
         assert!(comments.contains(what), "no comment mentions {what}");
     }
     assert!(

@@ -206,7 +206,10 @@ async fn only_the_operator_creates_node_tasks_and_only_under_its_own_name() {
         .await
         .unwrap();
     assert_eq!(
-        created.annotations().get(CREATED_BY_ANNOTATION).map(String::as_str),
+        created
+            .annotations()
+            .get(CREATED_BY_ANNOTATION)
+            .map(String::as_str),
         Some(op)
     );
 
@@ -219,7 +222,9 @@ async fn only_the_operator_creates_node_tasks_and_only_under_its_own_name() {
                 .await,
         );
         assert!(
-            text.contains(&format!("only the operator ({op}) may create NodeTasks; jane may not")),
+            text.contains(&format!(
+                "only the operator ({op}) may create NodeTasks; jane may not"
+            )),
             "{text}"
         );
     }
@@ -238,7 +243,10 @@ async fn only_the_operator_creates_node_tasks_and_only_under_its_own_name() {
     let text = refused(
         "the operator creates a NodeTask in another's name",
         site.as_operator
-            .create(&PostParams::default(), &task("t4", "drbd-status", &[], Some("jane")))
+            .create(
+                &PostParams::default(),
+                &task("t4", "drbd-status", &[], Some("jane")),
+            )
             .await,
     );
     assert!(
@@ -440,21 +448,17 @@ async fn the_operators_node_patches_change_only_its_own_taints_and_labels() {
         dry_run: true,
         ..PatchParams::default()
     };
-    nodewright_testenv::eventually(
-        "the Node policy to be enforced",
-        Duration::from_secs(30),
-        || {
-            let (operator, name, dry) = (operator.clone(), name.clone(), dry.clone());
-            async move {
-                let v = json!({"metadata": {"labels": {"probe": "x"}}});
-                match operator.patch(&name, &dry, &Patch::Merge(&v)).await {
-                    Err(e) if code(&e) == Some(403) && message(&e).contains(FOREIGN_LABEL) => Some(()),
-                    Err(e) => panic!("refused, but not by the policy: {e}"),
-                    Ok(_) => None,
-                }
+    nodewright_testenv::eventually("the Node policy to be enforced", Duration::from_secs(30), || {
+        let (operator, name, dry) = (operator.clone(), name.clone(), dry.clone());
+        async move {
+            let v = json!({"metadata": {"labels": {"probe": "x"}}});
+            match operator.patch(&name, &dry, &Patch::Merge(&v)).await {
+                Err(e) if code(&e) == Some(403) && message(&e).contains(FOREIGN_LABEL) => Some(()),
+                Err(e) => panic!("refused, but not by the policy: {e}"),
+                Ok(_) => None,
             }
-        },
-    )
+        }
+    })
     .await;
 
     // The taints the Node has, as the operator reads them before it patches: the one the test
@@ -481,20 +485,30 @@ async fn the_operators_node_patches_change_only_its_own_taints_and_labels() {
     patch(json!({"spec": {"taints": with(&[not_ready])}}))
         .await
         .unwrap();
-    patch(json!({"metadata": {"labels": {"vx-rail.io/storage-ready": "false", "vx-rail.io/role": "joining"}}}))
-        .await
-        .unwrap();
-    patch(json!({"spec": {"taints": with(&[])}, "metadata": {"labels": {"vx-rail.io/storage-ready": "true"}}}))
-        .await
-        .unwrap();
+    patch(
+        json!({"metadata": {"labels": {"vx-rail.io/storage-ready": "false", "vx-rail.io/role": "joining"}}}),
+    )
+    .await
+    .unwrap();
+    patch(
+        json!({"spec": {"taints": with(&[])}, "metadata": {"labels": {"vx-rail.io/storage-ready": "true"}}}),
+    )
+    .await
+    .unwrap();
     let now = admin_nodes.get(&name).await.unwrap();
-    assert_eq!(now.labels().get("vx-rail.io/role").map(String::as_str), Some("joining"));
+    assert_eq!(
+        now.labels().get("vx-rail.io/role").map(String::as_str),
+        Some("joining")
+    );
     assert_eq!(now.spec.unwrap().taints.unwrap().len(), before.len());
 
     // Another label: added, changed, removed.
     for (what, labels) in [
         ("add another label", json!({"team": "x"})),
-        ("change another label", json!({"kubernetes.io/hostname": "elsewhere"})),
+        (
+            "change another label",
+            json!({"kubernetes.io/hostname": "elsewhere"}),
+        ),
         ("remove another label", json!({"kubernetes.io/hostname": null})),
     ] {
         let text = refused(what, patch(json!({"metadata": {"labels": labels}})).await);
@@ -622,7 +636,10 @@ async fn node_names_that_are_not_dns_1123_subdomains_are_refused_by_the_crds() {
                  "fromVersion": "9.2.12", "toVersion": "9.2.14", "nodeOrder": ["edge-1", "EDGE-2"]},
     }))
     .unwrap();
-    let e = upgrades.create(&PostParams::default(), &upgrade).await.unwrap_err();
+    let e = upgrades
+        .create(&PostParams::default(), &upgrade)
+        .await
+        .unwrap_err();
     invalid("storageupgrade", e, "spec.nodeOrder[1]");
     // Good names go through.
     migrations

@@ -145,7 +145,13 @@ async fn a_site_storage_delete_runs_only_while_its_migration_rolls_back() {
     create(
         &site.ctx,
         &by(
-            node_task("register", "edge-1", "linstor-node-create", &["edge-2", "10.10.100.12"], "reg"),
+            node_task(
+                "register",
+                "edge-1",
+                "linstor-node-create",
+                &["edge-2", "10.10.100.12"],
+                "reg",
+            ),
             OPERATOR,
         ),
     )
@@ -165,7 +171,8 @@ async fn a_site_storage_delete_runs_only_while_its_migration_rolls_back() {
     assert_eq!(early.phase, Some(NodeTaskPhase::Failed));
     let message = early.message.unwrap();
     assert!(
-        message.contains("removes storage the whole site shares") && message.contains("in phase PlacingReplicas"),
+        message.contains("removes storage the whole site shares")
+            && message.contains("in phase PlacingReplicas"),
         "{message}"
     );
     refusal_event(&site, "early").await;
@@ -194,7 +201,15 @@ async fn a_site_storage_delete_runs_only_while_its_migration_rolls_back() {
         "{:?}",
         undo.status
     );
-    assert_eq!(site.host.count(&["linstor", "--no-color", "node", "delete", "edge-2"]), 1);
-    assert!(!linstor_nodes(&site.world).contains("edge-2"), "{}", undo.name_any());
+    assert_eq!(
+        site.host
+            .count(&["linstor", "--no-color", "node", "delete", "edge-2"]),
+        1
+    );
+    assert!(
+        !linstor_nodes(&site.world).contains("edge-2"),
+        "{}",
+        undo.name_any()
+    );
     agent.stop().await;
 }
