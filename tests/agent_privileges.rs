@@ -44,7 +44,7 @@ fn daemonset() -> Value {
     let text = String::from_utf8(out.stdout).unwrap();
     text.split("\n---")
         .filter_map(|doc| serde_yaml_ng::from_str::<Value>(doc).ok())
-        .find(|doc| doc["kind"] == Value::from("DaemonSet"))
+        .find(|doc| doc["kind"] == "DaemonSet")
         .expect("the agent's DaemonSet")
 }
 
@@ -86,9 +86,9 @@ fn the_agent_is_not_privileged_and_adds_back_exactly_the_justified_capabilities(
     let added: BTreeSet<String> = strings(&sc["capabilities"]["add"]).into_iter().collect();
     let wanted: BTreeSet<String> = CAPABILITIES.iter().map(|c| (*c).to_owned()).collect();
     assert_eq!(added, wanted);
-    assert_eq!(sc["allowPrivilegeEscalation"], Value::from(false));
-    assert_eq!(sc["readOnlyRootFilesystem"], Value::from(true));
-    assert_eq!(sc["seccompProfile"]["type"], Value::from("RuntimeDefault"));
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
 }
 
 #[test]
@@ -106,7 +106,7 @@ fn every_host_mount_is_justified_and_only_the_journal_is_writable() {
             .find(|m| m["name"].as_str() == Some(name))
             .unwrap_or_else(|| panic!("volume {name} is mounted"));
         let at = mount["mountPath"].as_str().unwrap();
-        let writable = mount["readOnly"] != Value::from(true);
+        let writable = mount["readOnly"] != true;
         assert!(
             MOUNTS.contains(&(host, at, writable)),
             "{host} at {at} (writable: {writable}) is not one of the justified mounts"
