@@ -641,6 +641,21 @@ async fn node_names_that_are_not_dns_1123_subdomains_are_refused_by_the_crds() {
         .await
         .unwrap_err();
     invalid("storageupgrade", e, "spec.nodeOrder[1]");
+    let edgenodes: Api<nodewright_api::EdgeNode> = ctx.api();
+    let e = edgenodes
+        .create(
+            &PostParams::default(),
+            &nodewright_api::EdgeNode::new(
+                "edge-1",
+                nodewright_api::EdgeNodeSpec {
+                    node_name: "edge-1.".to_owned(),
+                    cluster_ref: None,
+                },
+            ),
+        )
+        .await
+        .unwrap_err();
+    invalid("edgenode", e, "spec.nodeName");
     // Good names go through.
     migrations
         .create(

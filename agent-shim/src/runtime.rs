@@ -446,16 +446,25 @@ impl<H: HostOps> Agent<H> {
     }
 
     /// Why the agent may not act on `task` ([`crate::decide::authorize`]), reading the Migration
-    /// behind a site-storage delete first; `Err` when that read failed and the task waits.
+    /// behind a site-storage delete first; `Err` when that read failed for a transient reason and
+    /// the task waits for the next event or resync.
     async fn refusal(&self, task: &NodeTask) -> Result<Option<String>, ()> {
         let steps = task.spec.step_name().ok();
         let migration = match crate::decide::migration_owner(task) {
             Some(owner) if steps.is_some_and(|s| SITE_STORAGE_DELETES.contains(&s)) => {
                 match self.migrations.get_opt(&owner.name).await {
                     Ok(m) => m,
-                    Err(e) => {
+                    Err(e) if transient(&e) => {
                         warn!(task = %task.name_any(), migration = %owner.name, error = %e, "reading the task's Migration failed; the task waits");
                         return Err(());
+                    }
+                    // An answer (403: the chart's RBAC grants `get` on Migrations): without the
+                    // Migration the delete cannot be shown to be asked for, so it is refused.
+                    Err(e) => {
+                        return Ok(Some(format!(
+                            "refused: {} removes storage the whole site shares and runs only for a Migration that is rolling back, and this agent could not read Migration {}: {e}; nothing was run",
+                            task.spec.step, owner.name
+                        )));
                     }
                 }
             }
