@@ -41,6 +41,12 @@ pub struct Args {
     /// Where the host's root file system is seen from the agent, for --host-os auto.
     #[arg(long, default_value = "/")]
     host_root: PathBuf,
+    /// The user name the API server knows the operator by
+    /// (`system:serviceaccount:<namespace>:<operator>`, which the chart sets): a NodeTask whose
+    /// `nodewright.io/created-by` annotation names anyone else is failed without running. Unset,
+    /// no attribution is checked.
+    #[arg(long)]
+    operator_identity: Option<String>,
 }
 
 /// The host's OS family from `--host-os` (and, for `auto`, the host's os-release).
@@ -75,6 +81,7 @@ async fn run_cluster(args: Args, node: String, host_os: nodewright_api::OsFamily
     let pod_name = nodewright_kit::process::identity(args.pod_name.as_deref(), "nodewright-agent");
     let mut options = AgentOptions::new(node, args.namespace, pod_name, args.state_dir);
     options.host_os = host_os;
+    options.operator = args.operator_identity.filter(|o| !o.trim().is_empty());
     let host = ProcessHost::new(Duration::from_secs(args.command_timeout_seconds.max(1)));
     eprintln!(
         "nodewright agent: node {}, {} host, pod {}, NodeTasks in namespace {}, journal in {}",

@@ -108,7 +108,24 @@ async fn claim(api: &Api<NodeTask>, admin: &Api<NodeTask>, name: &str) -> Result
     nodewright_agent_shim::claim(api, &current, "nw-agent-test", "claimed by the test", &now).await
 }
 
-/// A merge patch of the status, the other way an UPDATE of nodetasks/status reaches the server.
+/// A status replace sent as a dry run: admitted (or refused) exactly as the agent's own, and
+/// changes nothing.
+async fn replace_status_dry(
+    api: &Api<NodeTask>,
+    admin: &Api<NodeTask>,
+    name: &str,
+) -> Result<NodeTask, kube::Error> {
+    let mut current = admin.get(name).await.unwrap();
+    current.status.get_or_insert_with(Default::default).message = Some("probed by the test".to_owned());
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    api.replace_status(name, &dry, &current).await
+}
+
+/// A merge patch of the status, the other way an UPDATE of nodetasks/status reaches the server
+/// (RBAC grants the agent no patch; the policy would refuse it for another node's task too).
 async fn patch_status(api: &Api<NodeTask>, name: &str) -> Result<NodeTask, kube::Error> {
     let patch = serde_json::json!({"status": {"message": "patched by the test"}});
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -152,9 +169,9 @@ async fn site(prefix: &str) -> Site {
         "the own-node policy to be enforced",
         Duration::from_secs(30),
         || {
-            let agent_a = agent_a.clone();
+            let (agent_a, admin) = (agent_a.clone(), admin.clone());
             async move {
-                match patch_status(&agent_a, "task-b").await {
+                match replace_status_dry(&agent_a, &admin, "task-b").await {
                     Err(e) if code(&e) == Some(403) && message(&e).contains(POLICY_MESSAGE) => Some(()),
                     Err(e) if code(&e) == Some(403) => panic!("refused, but not by the policy: {e}"),
                     Err(e) => panic!("{e}"),
@@ -182,7 +199,13 @@ async fn the_agent_claims_its_own_nodes_task_and_is_refused_another_nodes() {
         }
         Claim::Lost => panic!("nobody else writes task-a"),
     }
-    patch_status(&agent_a, "task-a").await.unwrap();
+    // A patch is not granted, even of its own node's task: the agent replaces.
+    let refused = patch_status(&agent_a, "task-a").await.unwrap_err();
+    assert_eq!(code(&refused), Some(403), "{refused}");
+    assert!(
+        !message(&refused).contains(POLICY_MESSAGE),
+        "RBAC refuses it: {refused}"
+    );
 
     let refused = claim(&agent_a, &site.admin, "task-b").await.unwrap_err();
     assert_eq!(code(&refused), Some(403), "{refused}");
@@ -196,8 +219,11 @@ async fn the_agent_claims_its_own_nodes_task_and_is_refused_another_nodes() {
         text.contains(&format!("{}-{RELEASE}-agent-own-node", site.ctx.namespace)),
         "{text}"
     );
-    let refused = patch_status(&agent_a, "task-b").await.unwrap_err();
+    let refused = replace_status_dry(&agent_a, &site.admin, "task-b")
+        .await
+        .unwrap_err();
     assert_eq!(code(&refused), Some(403), "{refused}");
+    assert!(message(&refused).contains(POLICY_MESSAGE), "{refused}");
 
     // The agent on node b is the one that may.
     let agent_b: Api<NodeTask> = Api::namespaced(as_agent(&site.ctx, Some("b")).await, &site.ctx.namespace);

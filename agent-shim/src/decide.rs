@@ -12,11 +12,18 @@
 //! 6. a new key: a `Pending` task is claimed; a `Running` task claimed by this pod is re-run (its
 //!    journal record was lost); one claimed by another pod is left to it, unless that claim is
 //!    older than the task's timeout plus a grace period (its agent is gone): then it is taken over.
+//!
+//! Before the runtime runs a task or reports one from the journal, [`authorize`] says whether the
+//! agent may act on it at all: attributed to the operator, and, for a step that removes the site's
+//! storage, asked for by a rolling-back Migration.
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use nodewright_api::nodetask::{NodeTask, NodeTaskPhase};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use nodewright_api::migration::{Migration, MigrationPhase};
+use nodewright_api::nodetask::{
+    CREATED_BY_ANNOTATION, NodeTask, NodeTaskPhase, SITE_STORAGE_DELETES, WorkflowKind,
+};
 
 use crate::journal::{Finished, JournalState, KeyState, Started};
 
@@ -177,6 +184,97 @@ pub fn decide(
             }
         }
     }
+}
+
+/// Whether the agent may act on `task` at all, checked (by the runtime) before any task that
+/// [`decide`] would run or report from the journal; an `Err` is the message of a task failed
+/// without running anything.
+///
+/// - **Attribution.** With `operator` set (the chart always sets it: `--operator-identity`), the
+///   task's `nodewright.io/created-by` must name that user. The chart's admission policy makes the
+///   annotation the API server's word: it must equal the requester's own name on create and can
+///   never change, and only the operator may create NodeTasks at all.
+/// - **Site storage.** A step that removes storage the whole site shares (`linstor-node-delete`,
+///   `resource-delete`: [`SITE_STORAGE_DELETES`]) needs what only the operator can give: the task
+///   is controlled by a `Migration` (owner reference with `controller: true`) that its
+///   `workflowRef` names, `migration` is that object as read now (same uid), its status — which
+///   only the operator writes — says `RollingBack`, and the node whose storage goes is one of its
+///   `joiningNodes`, never its source. That is the only time the operator asks for these steps.
+pub fn authorize(
+    task: &NodeTask,
+    operator: Option<&str>,
+    migration: Option<&Migration>,
+) -> Result<(), String> {
+    let name = task.metadata.name.as_deref().unwrap_or_default();
+    if let Some(operator) = operator {
+        let created_by = task
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CREATED_BY_ANNOTATION));
+        if created_by.map(String::as_str) != Some(operator) {
+            return Err(format!(
+                "refused: task {name} is not attributed to the operator {operator} ({CREATED_BY_ANNOTATION} is {}); nothing was run",
+                created_by.map_or_else(|| "missing".to_owned(), |c| format!("{c:?}")),
+            ));
+        }
+    }
+    let Ok(step) = task.spec.step_name() else {
+        // An unknown step is failed by the catalogue, with its own message.
+        return Ok(());
+    };
+    if !SITE_STORAGE_DELETES.contains(&step) {
+        return Ok(());
+    }
+    let refuse = |why: String| {
+        Err(format!(
+            "refused: {step} removes storage the whole site shares and runs only for a Migration that is rolling back, on one of its joining nodes: {why}; nothing was run"
+        ))
+    };
+    let Some(owner) = migration_owner(task) else {
+        return refuse(format!("task {name} is not controlled by a Migration"));
+    };
+    match &task.spec.workflow_ref {
+        Some(w) if w.kind == WorkflowKind::Migration && w.name == owner.name => {}
+        _ => {
+            return refuse(format!(
+                "task {name}'s workflowRef does not name its owner, Migration {}",
+                owner.name
+            ));
+        }
+    }
+    let Some(m) = migration.filter(|m| m.metadata.uid.as_deref() == Some(owner.uid.as_str())) else {
+        return refuse(format!(
+            "its Migration {} (uid {}) does not exist any more",
+            owner.name, owner.uid
+        ));
+    };
+    let phase = m.status.as_ref().and_then(|s| s.phase);
+    if phase != Some(MigrationPhase::RollingBack) {
+        return refuse(format!(
+            "Migration {} is {}",
+            owner.name,
+            phase.map_or_else(|| "not started".to_owned(), |p| format!("in phase {p:?}"))
+        ));
+    }
+    let target = task.spec.args.first().map(String::as_str).unwrap_or_default();
+    if !m.spec.joining_nodes.iter().any(|n| n == target) {
+        return refuse(format!(
+            "node {target:?} is not one of Migration {}'s joining nodes ({})",
+            owner.name,
+            m.spec.joining_nodes.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The `Migration` that controls `task`, by its controller owner reference, if any.
+pub fn migration_owner(task: &NodeTask) -> Option<&OwnerReference> {
+    task.metadata.owner_references.as_ref()?.iter().find(|o| {
+        o.controller == Some(true)
+            && o.kind == "Migration"
+            && o.api_version.split('/').next() == Some(nodewright_api::GROUP)
+    })
 }
 
 #[cfg(test)]
@@ -361,5 +459,151 @@ mod tests {
             decide(&t, &me(), &empty(), &at(1001), GRACE),
             Decision::Run(RunReason::RerunOwnClaim)
         );
+    }
+
+    const OPERATOR: &str = "system:serviceaccount:nodewright-system:nw-operator";
+
+    fn attributed(mut t: NodeTask, by: &str) -> NodeTask {
+        t.metadata.annotations = Some([(CREATED_BY_ANNOTATION.to_owned(), by.to_owned())].into());
+        t
+    }
+
+    /// A `linstor-node-delete` of `target` by the Migration `grow` (uid `mig-uid`), as its
+    /// rollback creates it.
+    fn rollback_delete(target: &str) -> NodeTask {
+        let mut t = attributed(task("edge-1"), OPERATOR);
+        t.spec.step = "linstor-node-delete".into();
+        t.spec.args = vec![target.into()];
+        t.spec.workflow_ref = Some(nodewright_api::nodetask::WorkflowRef {
+            kind: WorkflowKind::Migration,
+            name: "grow".into(),
+        });
+        t.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "nodewright.io/v1alpha1".into(),
+            kind: "Migration".into(),
+            name: "grow".into(),
+            uid: "mig-uid".into(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }]);
+        t
+    }
+
+    fn migration(phase: Option<MigrationPhase>) -> Migration {
+        let spec: nodewright_api::MigrationSpec = serde_json::from_value(serde_json::json!({
+            "owner": "operator", "clusterRef": {"name": "site"},
+            "sourceNode": "edge-1", "joiningNodes": ["edge-2", "edge-3"],
+        }))
+        .unwrap();
+        let mut m = Migration::new("grow", spec);
+        m.metadata.uid = Some("mig-uid".into());
+        m.status = phase.map(|p| nodewright_api::MigrationStatus {
+            phase: Some(p),
+            ..Default::default()
+        });
+        m
+    }
+
+    #[test]
+    fn a_task_attributed_to_the_operator_is_authorized() {
+        let t = attributed(task("edge-1"), OPERATOR);
+        assert_eq!(authorize(&t, Some(OPERATOR), None), Ok(()));
+    }
+
+    #[test]
+    fn a_task_not_attributed_to_the_operator_is_refused_and_the_message_says_by_whom() {
+        let e = authorize(&task("edge-1"), Some(OPERATOR), None).unwrap_err();
+        assert!(
+            e.contains("not attributed to the operator") && e.contains("is missing"),
+            "{e}"
+        );
+        let t = attributed(task("edge-1"), "kubernetes-admin");
+        let e = authorize(&t, Some(OPERATOR), None).unwrap_err();
+        assert!(e.contains("\"kubernetes-admin\"") && e.contains(OPERATOR), "{e}");
+        assert!(e.contains("nothing was run"), "{e}");
+    }
+
+    #[test]
+    fn without_an_operator_identity_attribution_is_not_checked_but_deletes_still_are() {
+        assert_eq!(authorize(&task("edge-1"), None, None), Ok(()));
+        let mut t = rollback_delete("edge-2");
+        t.metadata.annotations = None;
+        assert!(authorize(&t, None, None).is_err());
+    }
+
+    #[test]
+    fn a_site_storage_delete_runs_only_for_its_rolling_back_migration_on_a_joining_node() {
+        let rolling_back = migration(Some(MigrationPhase::RollingBack));
+        for target in ["edge-2", "edge-3"] {
+            let t = rollback_delete(target);
+            assert_eq!(
+                authorize(&t, Some(OPERATOR), Some(&rolling_back)),
+                Ok(()),
+                "{target}"
+            );
+        }
+        let mut replica = rollback_delete("edge-2");
+        replica.spec.step = "resource-delete".into();
+        replica.spec.args = vec!["edge-2".into(), "pvc-1".into()];
+        assert_eq!(authorize(&replica, Some(OPERATOR), Some(&rolling_back)), Ok(()));
+    }
+
+    #[test]
+    fn a_site_storage_delete_is_refused_outside_a_rollback_or_for_the_source_or_another_migration() {
+        let refused = |t: &NodeTask, m: Option<&Migration>, why: &str| {
+            let e = authorize(t, Some(OPERATOR), m).unwrap_err();
+            assert!(e.contains("removes storage the whole site shares"), "{e}");
+            assert!(e.contains(why), "expected {why:?} in {e}");
+        };
+        let rolling_back = migration(Some(MigrationPhase::RollingBack));
+        refused(
+            &rollback_delete("edge-2"),
+            Some(&migration(Some(MigrationPhase::PlacingReplicas))),
+            "is in phase PlacingReplicas",
+        );
+        refused(
+            &rollback_delete("edge-2"),
+            Some(&migration(None)),
+            "is not started",
+        );
+        refused(
+            &rollback_delete("edge-1"),
+            Some(&rolling_back),
+            "\"edge-1\" is not one of",
+        );
+        refused(&rollback_delete("edge-2"), None, "does not exist any more");
+        let mut recreated = rolling_back.clone();
+        recreated.metadata.uid = Some("another-uid".into());
+        refused(
+            &rollback_delete("edge-2"),
+            Some(&recreated),
+            "does not exist any more",
+        );
+        let mut unowned = rollback_delete("edge-2");
+        unowned.metadata.owner_references = None;
+        refused(&unowned, Some(&rolling_back), "not controlled by a Migration");
+        let mut not_controller = rollback_delete("edge-2");
+        if let Some(o) = not_controller.metadata.owner_references.as_mut() {
+            o[0].controller = Some(false);
+        }
+        refused(
+            &not_controller,
+            Some(&rolling_back),
+            "not controlled by a Migration",
+        );
+        let mut other_ref = rollback_delete("edge-2");
+        other_ref.spec.workflow_ref = None;
+        refused(
+            &other_ref,
+            Some(&rolling_back),
+            "workflowRef does not name its owner",
+        );
+    }
+
+    #[test]
+    fn other_steps_need_no_migration() {
+        let t = attributed(task("edge-1"), OPERATOR);
+        assert_eq!(t.spec.step, "linstor-node-create");
+        assert_eq!(authorize(&t, Some(OPERATOR), None), Ok(()));
     }
 }

@@ -24,12 +24,18 @@
 //! - `nodetasks.nodewright.io`: `get`, `list`, `watch` (the watch uses the field selector
 //!   `spec.nodeName=<node>`, which the CRD declares selectable);
 //! - `nodetasks.nodewright.io/status`: `update` — claims and results are status replaces (PUT)
-//!   guarded by `resourceVersion`. The agent sends no `patch`; granting it is harmless but unused.
+//!   guarded by `resourceVersion`. The agent sends no `patch`, and the chart grants none;
+//! - `migrations.nodewright.io`: `get` — the one `Migration` that controls a site-storage delete,
+//!   read just before [`decide::authorize`] lets it run;
+//! - `events.events.k8s.io`: `create`, `patch` — a Warning Event for each refused task.
 //!
 //! It never creates, deletes or changes the spec of a `NodeTask`, and reads nothing else from the
-//! API server. Its pod needs the host's tools and a hostPath state directory for the journal
-//! (`AgentOptions::state_dir`), so the journal survives the pod and a reboot; node and pod names
-//! come from the downward API (`spec.nodeName`, `metadata.name`).
+//! API server. It refuses a task its `nodewright.io/created-by` does not attribute to the operator
+//! named by `AgentOptions::operator` ([`decide::authorize`]). Its pod needs the host's tools, the
+//! capabilities and read-only host mounts the chart's DaemonSet justifies one by one (it is not
+//! privileged), and a hostPath state directory for the journal (`AgentOptions::state_dir`), so
+//! the journal survives the pod and a reboot; node and pod names come from the downward API
+//! (`spec.nodeName`, `metadata.name`).
 
 pub mod catalogue;
 pub mod decide;

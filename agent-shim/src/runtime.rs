@@ -18,9 +18,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
-use nodewright_api::nodetask::{NodeTask, NodeTaskPhase, NodeTaskStatus};
+use kube::{Client, Resource, ResourceExt};
+use nodewright_api::migration::Migration;
+use nodewright_api::nodetask::{NodeTask, NodeTaskPhase, NodeTaskStatus, SITE_STORAGE_DELETES};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -55,6 +57,10 @@ pub struct AgentOptions {
     pub retry_max: Duration,
     /// The host's OS family: how its packages are queried and installed (`--host-os`).
     pub host_os: nodewright_api::OsFamily,
+    /// The user name the API server knows the operator by (`--operator-identity`): a task whose
+    /// `nodewright.io/created-by` names anyone else is refused ([`crate::decide::authorize`]).
+    /// `None` checks no attribution (the chart always sets it).
+    pub operator: Option<String>,
 }
 
 impl AgentOptions {
@@ -76,6 +82,7 @@ impl AgentOptions {
             retry_initial: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
             host_os: nodewright_api::OsFamily::Debian,
+            operator: None,
         }
     }
 }
@@ -151,6 +158,10 @@ pub async fn claim(
 
 struct Agent<H> {
     api: Api<NodeTask>,
+    /// For the Migration behind a site-storage delete ([`crate::decide::authorize`]).
+    migrations: Api<Migration>,
+    /// Warning Events about refused tasks.
+    recorder: Recorder,
     options: AgentOptions,
     me: Identity,
     journal: Journal,
@@ -209,10 +220,18 @@ async fn run_until<H: HostOps>(
     for s in journal.state().interrupted() {
         info!(key = %s.key, task = %s.task_name, attempt = s.attempt, "journal shows an interrupted step; it resumes when its task is seen");
     }
-    let api: Api<NodeTask> = Api::namespaced(client, &options.namespace);
+    let api: Api<NodeTask> = Api::namespaced(client.clone(), &options.namespace);
     let selector = format!("spec.nodeName={}", options.node);
     let mut agent = Agent {
         api: api.clone(),
+        migrations: Api::namespaced(client.clone(), &options.namespace),
+        recorder: Recorder::new(
+            client,
+            Reporter {
+                controller: "nodewright-agent".to_owned(),
+                instance: Some(options.pod_name.clone()),
+            },
+        ),
         me: Identity {
             node: options.node.clone(),
             pod: options.pod_name.clone(),
@@ -222,7 +241,10 @@ async fn run_until<H: HostOps>(
         host: Arc::new(Mutex::new(host)),
         stop: stop.clone(),
     };
-    info!(node = %agent.me.node, pod = %agent.me.pod, namespace = %agent.options.namespace, host_os = %agent.options.host_os, "node agent started");
+    info!(node = %agent.me.node, pod = %agent.me.pod, namespace = %agent.options.namespace, host_os = %agent.options.host_os, operator = ?agent.options.operator, "node agent started");
+    if agent.options.operator.is_none() {
+        warn!("no operator identity (--operator-identity): tasks are run whoever created them");
+    }
 
     let mut events = watcher(api, watcher::Config::default().fields(&selector))
         .default_backoff()
@@ -381,6 +403,17 @@ impl<H: HostOps> Agent<H> {
                 &now(),
                 self.options.takeover_grace,
             );
+            if matches!(decision, Decision::Run(_) | Decision::Report(_)) {
+                match self.refusal(&task).await {
+                    Ok(None) => {}
+                    Ok(Some(message)) => match self.refuse(&task, message).await {
+                        Err(WriteError::Conflict) => continue,
+                        _ => return,
+                    },
+                    // The Migration could not be read now: the next event or resync decides again.
+                    Err(()) => return,
+                }
+            }
             let result = match decision {
                 Decision::IgnoreOtherNode { node } => {
                     warn!(task = name, node = %node, "task is for another node; ignored");
@@ -410,6 +443,55 @@ impl<H: HostOps> Agent<H> {
                 }
             }
         }
+    }
+
+    /// Why the agent may not act on `task` ([`crate::decide::authorize`]), reading the Migration
+    /// behind a site-storage delete first; `Err` when that read failed for a transient reason and
+    /// the task waits for the next event or resync.
+    async fn refusal(&self, task: &NodeTask) -> Result<Option<String>, ()> {
+        let steps = task.spec.step_name().ok();
+        let migration = match crate::decide::migration_owner(task) {
+            Some(owner) if steps.is_some_and(|s| SITE_STORAGE_DELETES.contains(&s)) => {
+                match self.migrations.get_opt(&owner.name).await {
+                    Ok(m) => m,
+                    Err(e) if transient(&e) => {
+                        warn!(task = %task.name_any(), migration = %owner.name, error = %e, "reading the task's Migration failed; the task waits");
+                        return Err(());
+                    }
+                    // An answer (403: the chart's RBAC grants `get` on Migrations): without the
+                    // Migration the delete cannot be shown to be asked for, so it is refused.
+                    Err(e) => {
+                        return Ok(Some(format!(
+                            "refused: {} removes storage the whole site shares and runs only for a Migration that is rolling back, and this agent could not read Migration {}: {e}; nothing was run",
+                            task.spec.step, owner.name
+                        )));
+                    }
+                }
+            }
+            _ => None,
+        };
+        Ok(crate::decide::authorize(task, self.options.operator.as_deref(), migration.as_ref()).err())
+    }
+
+    /// Fails `task` without running anything, with `message`, and says so in a Warning Event.
+    async fn refuse(&self, task: &NodeTask, message: String) -> Result<(), WriteError> {
+        warn!(task = %task.name_any(), %message, "task refused");
+        let written = self
+            .fail_without_running(task, reason::REFUSED, message.clone())
+            .await;
+        if written.is_ok() {
+            let event = Event {
+                type_: EventType::Warning,
+                reason: reason::REFUSED.to_owned(),
+                note: Some(message.chars().take(1024).collect()),
+                action: "RefuseTask".to_owned(),
+                secondary: None,
+            };
+            if let Err(e) = self.recorder.publish(&event, &task.object_ref(&())).await {
+                warn!(task = %task.name_any(), error = %e, "publishing the refusal Event failed");
+            }
+        }
+        written
     }
 
     async fn fail_without_running(

@@ -26,6 +26,9 @@ pub mod reason {
     pub const KEY_REUSED: &str = "IdempotencyKeyReused";
     /// The agent could not record the step in its journal, so it did not run it.
     pub const JOURNAL_FAILED: &str = "JournalFailed";
+    /// The agent may not run the task: not attributed to the operator, or a site-storage delete
+    /// not asked for by a rolling-back Migration (`decide::authorize`); nothing ran.
+    pub const REFUSED: &str = "Refused";
 }
 
 /// The last `max` characters of `s` (on a character boundary).

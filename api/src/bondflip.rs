@@ -66,8 +66,8 @@ use crate::edgenode::BondMode;
 pub struct BondFlipSpec {
     /// `legacy`: observed from the legacy script; `operator`: carried out by Nodewright.
     pub owner: WorkflowOwner,
-    /// The node the bond is on.
-    #[schemars(length(min = 1, max = 253))]
+    /// The node the bond is on: a Node name (DNS-1123 subdomain).
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::common::NODE_NAME_PATTERN))]
     pub node_name: String,
     /// The bond interface, for example `bond0`.
     #[schemars(length(min = 1, max = 15))]

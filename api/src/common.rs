@@ -7,6 +7,60 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// A Kubernetes Node name: a DNS-1123 subdomain (lower-case alphanumerics, `-` and `.`, each
+/// dot-separated label starting and ending with an alphanumeric), at most 253 characters. Every
+/// node-name field of a spec carries it as its CRD pattern, so the API server refuses a name that no
+/// Node can have before it reaches a decision, a host step or a legacy blob.
+pub const NODE_NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// The longest Node name.
+pub const NODE_NAME_MAX: usize = 253;
+
+/// Why a string is not a Node name.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{value:?} is not a node name (a DNS-1123 subdomain of at most 253 characters: lower-case letters, digits, '-' and '.'): {reason}"
+)]
+pub struct InvalidNodeName {
+    /// The value, as given.
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Checks `name` against [`NODE_NAME_PATTERN`] and [`NODE_NAME_MAX`], the same rule the CRDs
+/// state, for values that did not come through the API server's validation (an object stored
+/// before the pattern existed, a value read from a legacy blob).
+pub fn validate_node_name(name: &str) -> Result<(), InvalidNodeName> {
+    let fail = |reason| {
+        Err(InvalidNodeName {
+            value: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return fail("it is empty");
+    }
+    if name.len() > NODE_NAME_MAX {
+        return fail("it is longer than 253 characters");
+    }
+    for label in name.split('.') {
+        let bytes = label.as_bytes();
+        let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+        match (bytes.first(), bytes.last()) {
+            (None, _) | (_, None) => return fail("it has an empty label (two dots, or a dot at an end)"),
+            (Some(first), Some(last)) if !alnum(first) || !alnum(last) => {
+                return fail("a label starts or ends with something other than a lower-case letter or digit");
+            }
+            _ => {}
+        }
+        if !bytes.iter().all(|b| alnum(b) || *b == b'-') {
+            return fail("it has a character other than a lower-case letter, a digit, '-' or '.'");
+        }
+    }
+    Ok(())
+}
+
 /// Who decides a workflow: the legacy script, the operator in the background (shadow), or the operator.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -268,5 +322,36 @@ mod tests {
         );
         assert_eq!(WorkflowMode::Operator.as_str(), "operator");
         assert!(serde_json::from_str::<WorkflowMode>("\"Operator\"").is_err());
+    }
+
+    #[test]
+    fn node_names_are_dns_1123_subdomains() {
+        for good in [
+            "edge-1",
+            "a",
+            "edge-1.site.example",
+            "0node",
+            "x".repeat(253).as_str(),
+        ] {
+            assert_eq!(validate_node_name(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("Edge-1", "other than"),
+            ("edge_1", "other than"),
+            ("-edge", "starts or ends"),
+            ("edge-", "starts or ends"),
+            ("edge..1", "empty label"),
+            (".edge", "empty label"),
+            ("edge-1;phase=COMPLETED", "other than"),
+            ("$(reboot)", "starts or ends"),
+            ("a b", "other than"),
+            ("edge,2", "other than"),
+        ] {
+            let e = validate_node_name(bad).unwrap_err();
+            assert!(e.reason.contains(why), "{bad:?}: {e}");
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
+        }
+        assert!(validate_node_name(&"x".repeat(254)).is_err());
     }
 }

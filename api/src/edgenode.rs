@@ -59,8 +59,8 @@ use crate::common::ClusterRef;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct EdgeNodeSpec {
-    /// Name of the Kubernetes Node. Cannot be changed.
-    #[schemars(length(min = 1, max = 253))]
+    /// Name of the Kubernetes Node (a DNS-1123 subdomain). Cannot be changed.
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::common::NODE_NAME_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("nodeName is immutable"))]
     pub node_name: String,
     /// The site this node belongs to.

@@ -48,12 +48,12 @@ pub struct MigrationSpec {
     /// The site being migrated. Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("clusterRef is immutable"))]
     pub cluster_ref: ClusterRef,
-    /// The node the site runs on today. Immutable.
-    #[schemars(length(min = 1, max = 253))]
+    /// The node the site runs on today: a Node name (DNS-1123 subdomain). Immutable.
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::common::NODE_NAME_PATTERN))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("sourceNode is immutable"))]
     pub source_node: String,
-    /// The nodes that join. Immutable.
-    #[schemars(length(min = 1, max = 32))]
+    /// The nodes that join: Node names (DNS-1123 subdomains). Immutable.
+    #[schemars(length(min = 1, max = 32), inner(length(min = 1, max = 253), regex(pattern = crate::common::NODE_NAME_PATTERN)))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("joiningNodes is immutable; create a new Migration"))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub joining_nodes: Vec<String>,

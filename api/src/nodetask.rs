@@ -10,6 +10,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+/// The annotation naming who created a `NodeTask`: the creator's user name as the API server
+/// authenticated it (`system:serviceaccount:<namespace>:<name>` for the operator). The chart's
+/// admission policy refuses a create whose annotation is not the requester's own name and any
+/// change to it afterwards, so the value is the API server's word; the agent runs only tasks
+/// whose annotation names the operator it was told of.
+pub const CREATED_BY_ANNOTATION: &str = "nodewright.io/created-by";
+
+/// The steps that remove storage the whole site shares (a node's LINSTOR registration, a replica).
+/// A node agent runs them only for a task owned by a `Migration` that is rolling back and only on
+/// one of that migration's joining nodes: see the agent's `decide::authorize`.
+pub const SITE_STORAGE_DELETES: [StepName; 2] = [StepName::LinstorNodeDelete, StepName::ResourceDelete];
+
 /// One host step for one node.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -51,8 +63,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self == oldSelf").message("NodeTask spec is immutable; create a new NodeTask"))]
 pub struct NodeTaskSpec {
-    /// The node whose agent runs the step.
-    #[schemars(length(min = 1, max = 253))]
+    /// The node whose agent runs the step: a Node name (DNS-1123 subdomain).
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::common::NODE_NAME_PATTERN))]
     pub node_name: String,
     /// The host step, one of the agent's step catalogue, for example `bond-set-active`.
     // The CRD accepts only the names of [`StepName`], so no task with another name can be created.

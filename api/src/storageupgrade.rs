@@ -72,7 +72,7 @@ pub struct StorageUpgradeSpec {
     pub to_version: String,
     /// Nodes in the order they are upgraded; empty means every node of the site in name order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253), regex(pattern = crate::common::NODE_NAME_PATTERN)))]
     // A set: the server refuses a node named twice, and keeps the order given.
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub node_order: Vec<String>,

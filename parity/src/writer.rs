@@ -8,18 +8,24 @@
 //! ConfigMap and the operator's part of the EdgeCluster status are server-side applied under the
 //! operator's field manager, which owns those fields and nothing else.
 //!
+//! Attribution: every NodeTask carries its creator's user name in `nodewright.io/created-by`,
+//! the name the API server authenticates this operator as (asked once, by a SelfSubjectReview):
+//! the chart's admission policy lets only the operator create NodeTasks and only under its own
+//! name, and the agents run only tasks so attributed.
+//!
 //! Boundaries: this module decides nothing. It is the only place in `parity` that writes to the
 //! API server.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use nodewright_api::edgecluster::EdgeCluster;
 use nodewright_api::migration::Migration;
-use nodewright_api::nodetask::NodeTask;
+use nodewright_api::nodetask::{CREATED_BY_ANNOTATION, NodeTask};
 use nodewright_bridge::index::LegacyNames;
 use prometheus::IntCounterVec;
 use serde_json::json;
@@ -40,6 +46,12 @@ pub enum WriteError {
     /// from what it is now.
     #[error("{0} changed since the decision read it; deciding again")]
     Conflict(String),
+    /// The API server's SelfSubjectReview named no user, so a NodeTask could not be attributed
+    /// to this operator; none was created.
+    #[error(
+        "the API server did not say who the operator is (a SelfSubjectReview with no user name); no NodeTask is created unattributed"
+    )]
+    NoIdentity,
     /// The API server refused or failed the write.
     #[error("writing {what}: {source}")]
     Api {
@@ -57,6 +69,7 @@ impl WriteError {
             WriteError::NotLeader => "not-leader",
             WriteError::Conflict(_) => "conflict",
             WriteError::Api { .. } => "error",
+            WriteError::NoIdentity => "no-identity",
         }
     }
 }
@@ -70,6 +83,8 @@ pub struct Writer {
     leader: watch::Receiver<bool>,
     actions: IntCounterVec,
     recorder: Recorder,
+    /// The user name the API server knows this operator by, once asked.
+    creator: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl Writer {
@@ -98,7 +113,33 @@ impl Writer {
             leader,
             actions,
             recorder,
+            creator: std::sync::Arc::default(),
         }
+    }
+
+    /// The user name the API server authenticates this operator's requests as: what a NodeTask's
+    /// `nodewright.io/created-by` must say for the admission policy to let the create through.
+    /// Asked once, by a SelfSubjectReview, which every authenticated user may make.
+    pub async fn creator(&self) -> Result<&str, WriteError> {
+        self.creator
+            .get_or_try_init(|| async {
+                let api: Api<SelfSubjectReview> = Api::all(self.client.clone());
+                let review = api
+                    .create(&PostParams::default(), &SelfSubjectReview::default())
+                    .await
+                    .map_err(|source| WriteError::Api {
+                        what: "SelfSubjectReview (who the operator is)".to_owned(),
+                        source,
+                    })?;
+                review
+                    .status
+                    .and_then(|s| s.user_info)
+                    .and_then(|u| u.username)
+                    .filter(|u| !u.is_empty())
+                    .ok_or(WriteError::NoIdentity)
+            })
+            .await
+            .map(String::as_str)
     }
 
     /// Whether this replica leads now.
@@ -124,6 +165,10 @@ impl Writer {
             if let (Ok(()), Some((reason, action, note))) = (&result, report(w)) {
                 self.event(&sequence.regarding, reason, action, note).await;
             }
+            if let (Ok(()), Some((reason, note))) = (&result, failure(w)) {
+                self.warning(&sequence.regarding, &reason, "FailMigration", note)
+                    .await;
+            }
             let label = match &result {
                 Ok(()) => "ok",
                 Err(e) => e.metric_label(),
@@ -143,7 +188,12 @@ impl Writer {
             Write::CreateTask(task) => {
                 let api: Api<NodeTask> = Api::namespaced(self.client.clone(), &self.namespace);
                 let name = task.metadata.name.clone().unwrap_or_default();
-                match api.create(&PostParams::default(), task).await {
+                let mut task = (**task).clone();
+                task.metadata
+                    .annotations
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(CREATED_BY_ANNOTATION.to_owned(), self.creator().await?.to_owned());
+                match api.create(&PostParams::default(), &task).await {
                     Ok(_) => Ok(()),
                     // Created by an earlier turn that did not get to write what followed.
                     Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
@@ -341,6 +391,24 @@ pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
         )),
         Write::MigrationStatus { .. } => None,
     }
+}
+
+/// The Warning Event that reports a Migration status write whose `Failed` condition is true (it
+/// failed, rolled back, or its spec was refused): the condition's reason (`InvalidSpec`,
+/// `RollbackFailed`, `RolledBack`, …) and message. Such a Migration is over and is not written
+/// again, so the Event is sent once.
+pub fn failure(w: &Write) -> Option<(String, String)> {
+    let Write::MigrationStatus { name, status, .. } = w else {
+        return None;
+    };
+    let failed = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Failed" && c.status == "True")?;
+    Some((
+        failed.reason.clone(),
+        format!("Migration {name}: {}: {}", failed.reason, failed.message),
+    ))
 }
 
 /// A guarded write's result: a 409 is a [`WriteError::Conflict`].

@@ -74,3 +74,23 @@ app.kubernetes.io/component: agent
 {{ include "nodewright.labels" . }}
 {{ include "nodewright.agent.selectorLabels" . }}
 {{- end -}}
+
+{{/* The user name the API server gives the operator's ServiceAccount: what the admission
+policies compare request.userInfo.username with, and what the agents are told to trust. */}}
+{{- define "nodewright.operator.username" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "nodewright.operator.name" .) -}}
+{{- end -}}
+
+{{/* The admission policies that are neither one component's nor another's (who may create
+NodeTasks, what the operator may change on a Node): cluster-scoped, so named with the release
+namespace too. */}}
+{{- define "nodewright.admission.sharedName" -}}
+{{- printf "%s-%s" .Release.Namespace .Release.Name -}}
+{{- end -}}
+
+{{- define "nodewright.admission.labels" -}}
+{{ include "nodewright.labels" . }}
+app.kubernetes.io/name: nodewright
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: admission
+{{- end -}}

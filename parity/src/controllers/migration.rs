@@ -109,12 +109,15 @@ fn plan_one(snapshot: &Snapshot<'_>, facts: &mig::Facts, m: &Migration) -> Vec<W
         Outcome::Enter(phase, message) => {
             mig::enter(&mut status, phase, message, snapshot.now, generation);
             set_waiting(&mut status, "", snapshot.now, generation);
-            // The scripts read the legacy key: they hold storage upgrades while it runs.
-            let (_, data) = site.get_or_insert_with(|| (writes.len(), BTreeMap::new()));
-            data.insert(
-                cluster_key::MIGRATION.to_owned(),
-                mig::legacy_blob(&m.spec, &status),
-            );
+            // The scripts read the legacy key: they hold storage upgrades while it runs. A value
+            // that does not validate is never mirrored into it; the Migration says why instead.
+            match mig::legacy_blob(&m.spec, &status) {
+                Ok(blob) => {
+                    let (_, data) = site.get_or_insert_with(|| (writes.len(), BTreeMap::new()));
+                    data.insert(cluster_key::MIGRATION.to_owned(), blob);
+                }
+                Err(e) => set_invalid_spec(&mut status, &e, snapshot.now, generation),
+            }
         }
     }
     if let Some((at, data)) = site {
@@ -187,6 +190,31 @@ pub fn task_results(tasks: &[NodeTask]) -> BTreeMap<String, TaskResult> {
         })
         .collect()
 }
+
+/// The `Failed` condition of a Migration whose spec cannot be mirrored into the legacy state:
+/// reason `InvalidSpec`, the field and why. The writer reports the failure in a Warning Event.
+fn set_invalid_spec(
+    status: &mut MigrationStatus,
+    e: &mig::UnsafeLegacyValue,
+    now: i64,
+    generation: Option<i64>,
+) {
+    use nodewright_api::common::{ConditionStatus, set_condition};
+    let at: Time = nodewright_kit::clock::time(now);
+    set_condition(
+        &mut status.conditions,
+        "Failed",
+        ConditionStatus::True,
+        INVALID_SPEC,
+        &e.to_string(),
+        generation,
+        &at,
+    );
+}
+
+/// The reason of the `Failed` condition, and of the Warning Event, of a Migration whose spec
+/// holds a value that may not be written into the legacy state.
+pub const INVALID_SPEC: &str = "InvalidSpec";
 
 /// The `Progressing` condition: what the migration waits for (`reason` empty when it moved on).
 fn set_waiting(status: &mut MigrationStatus, reason: &str, now: i64, generation: Option<i64>) {
@@ -287,6 +315,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_migration_whose_node_names_do_not_validate_writes_no_legacy_key_and_says_why() {
+        let mut m = migration("operator");
+        m.spec.joining_nodes = vec!["edge-2;phase=COMPLETED".into()];
+        let planned = plan(&[m]);
+        let writes = &planned[0].writes;
+        assert!(
+            writes.iter().all(|w| matches!(w, Write::MigrationStatus { .. })),
+            "only the status is written: {writes:#?}"
+        );
+        let Some(Write::MigrationStatus { status, .. }) = writes.last() else {
+            panic!("{writes:#?}")
+        };
+        assert_eq!(
+            status.phase,
+            Some(nodewright_api::migration::MigrationPhase::Failed)
+        );
+        let failed = status.conditions.iter().find(|c| c.type_ == "Failed").unwrap();
+        assert_eq!(
+            (failed.status.as_str(), failed.reason.as_str()),
+            ("True", INVALID_SPEC)
+        );
+        assert!(
+            failed.message.contains("spec.joiningNodes[0]"),
+            "{}",
+            failed.message
+        );
+        let (reason, note) = crate::writer::failure(writes.last().unwrap()).unwrap();
+        assert_eq!(reason, INVALID_SPEC);
+        assert!(
+            note.contains("Migration grow") && note.contains("not a node name"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ mod tasks;
 #[cfg(test)]
 mod tests;
 
-pub use legacy::{cluster_blob, legacy_blob, legacy_phase, members_csv};
+pub use legacy::{UnsafeLegacyValue, cluster_blob, legacy_blob, legacy_phase, members_csv, validate_spec};
 pub use status::{current, enter, is_over, reached};
 pub use tasks::{key_prefix, task_key};
 
@@ -198,6 +198,17 @@ pub fn decide_in(
     let (phase, since) = current(status);
     if is_terminal(phase) {
         return Decision::wait("finished");
+    }
+    // A node name that is not one (a Migration stored before the CRD's pattern) goes into no
+    // task and no legacy key: the migration fails at once, having done nothing.
+    if let Err(e) = legacy::validate_spec(spec) {
+        return Decision {
+            actions: Vec::new(),
+            outcome: Outcome::Enter(
+                Phase::Failed,
+                Some(format!("invalid spec, nothing was done: {e}")),
+            ),
+        };
     }
     if spec.rollback && phase != Phase::RollingBack {
         return Decision::fail("rollback requested");

@@ -298,10 +298,15 @@ pub(super) fn finalize(topology: &dyn SiteTopology, spec: &MigrationSpec, facts:
     let Some(c) = &facts.cluster else {
         return Decision::wait("no cluster blob in the cluster state");
     };
-    let mut actions = vec![Action::ClusterState {
-        cluster: cluster_blob(c, "multi", topology.replicas(spec.replicas)),
-        members: members_csv(&facts.members, joining, "member"),
-    }];
+    // A value of the site's own keys that does not validate is not written back: the migration
+    // rolls back instead of finalizing.
+    let written = cluster_blob(c, "multi", topology.replicas(spec.replicas))
+        .and_then(|cluster| Ok((cluster, members_csv(&facts.members, joining, "member")?)));
+    let (cluster, members) = match written {
+        Ok(keys) => keys,
+        Err(e) => return Decision::fail(e.to_string()),
+    };
+    let mut actions = vec![Action::ClusterState { cluster, members }];
     actions.extend(joining.iter().map(|n| Action::RoleLabel {
         node: n.clone(),
         role: "member".into(),

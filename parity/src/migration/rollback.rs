@@ -24,20 +24,28 @@ pub(super) fn rollback(
 ) -> Decision {
     let source = spec.source_node.as_str();
     let mut actions = Vec::new();
+    let mut failed = Vec::new();
     if reached(status, Phase::Finalizing) {
         let Some(c) = &facts.cluster else {
             return Decision::wait("no cluster blob in the cluster state to roll back");
         };
-        actions.push(Action::ClusterState {
-            cluster: cluster_blob(c, "single", 1),
-            members: members_csv(&facts.members, &spec.joining_nodes, "joining"),
+        let written = cluster_blob(c, "single", 1).and_then(|cluster| {
+            Ok((
+                cluster,
+                members_csv(&facts.members, &spec.joining_nodes, "joining")?,
+            ))
         });
+        match written {
+            Ok((cluster, members)) => actions.push(Action::ClusterState { cluster, members }),
+            // Not written back: the site's keys stay as they are, the replicas and satellites are
+            // still undone, and the rollback ends Failed saying why.
+            Err(e) => failed.push(e.to_string()),
+        }
         actions.extend(spec.joining_nodes.iter().map(|n| Action::RoleLabel {
             node: n.clone(),
             role: "joining".into(),
         }));
     }
-    let mut failed = Vec::new();
     let deletes: Vec<TaskRequest> = placed_replicas(uid, tasks)
         .into_iter()
         .rev()

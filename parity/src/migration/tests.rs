@@ -368,7 +368,129 @@ fn the_legacy_key_mirrors_the_phase_and_says_the_operator_owns_it() {
     let mut status = in_phase(&[(Phase::Pending, 100), (Phase::Preflight, 110)]);
     status.started_at = Some(at(100));
     assert_eq!(
-        legacy_blob(&spec(), &status),
+        legacy_blob(&spec(), &status).unwrap(),
         "phase=PREFLIGHT;source=edge-1;joining=edge-2,edge-3;replicas=3;since=110;started=100;owner=operator"
+    );
+}
+
+#[test]
+fn a_node_name_that_does_not_validate_is_never_written_into_the_legacy_key() {
+    let status = in_phase(&[(Phase::Pending, 100), (Phase::Preflight, 110)]);
+    let mut bad = spec();
+    bad.joining_nodes[1] = "edge-3;since=a[$(reboot)]".into();
+    let e = legacy_blob(&bad, &status).unwrap_err();
+    assert_eq!((e.key, e.field.as_str()), ("migration", "spec.joiningNodes[1]"));
+    assert!(e.to_string().contains("is not a node name"), "{e}");
+    let mut bad = spec();
+    bad.source_node = "Edge_1".into();
+    assert_eq!(legacy_blob(&bad, &status).unwrap_err().field, "spec.sourceNode");
+}
+
+#[test]
+fn a_message_cannot_end_a_field_or_a_line_of_the_legacy_key() {
+    let mut status = in_phase(&[(Phase::Pending, 100), (Phase::RollingBack, 110)]);
+    status.history[1].message = Some("a;since=x\nb\rc\td".into());
+    let blob = legacy_blob(&spec(), &status).unwrap();
+    assert!(blob.ends_with(";msg=a,since=x,b,c,d;owner=operator"), "{blob}");
+}
+
+#[test]
+fn a_migration_with_an_invalid_node_name_fails_at_once_and_does_nothing() {
+    let mut bad = spec();
+    bad.source_node = "edge-1 --all".into();
+    for phase in [Phase::Pending, Phase::PlacingReplicas, Phase::RollingBack] {
+        let d = decide(
+            &bad,
+            UID,
+            &in_phase(&[(phase, 100)]),
+            &facts(110),
+            &BTreeMap::new(),
+        );
+        assert!(d.actions.is_empty(), "{phase:?}: {d:?}");
+        let Outcome::Enter(Phase::Failed, Some(msg)) = &d.outcome else {
+            panic!("{phase:?}: {d:?}")
+        };
+        assert!(
+            msg.contains("spec.sourceNode") && msg.contains("\"edge-1 --all\""),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn the_site_keys_are_written_back_only_when_their_values_validate() {
+    let c = parse_cluster_blob(
+        "primary=edge-1;topology=single;replicas=1;storage_pool=pool0;created=100;schema=4",
+    )
+    .unwrap();
+    assert_eq!(
+        cluster_blob(&c, "multi", 3).unwrap(),
+        "primary=edge-1;topology=multi;replicas=3;storage_pool=pool0;created=100;schema=4"
+    );
+    let mut bad = c.clone();
+    bad.primary = "edge-1$(reboot)".into();
+    let e = cluster_blob(&bad, "multi", 3).unwrap_err();
+    assert_eq!((e.key, e.field.as_str()), ("cluster", "primary"));
+    let mut bad = c.clone();
+    bad.storage_pool = "pool0 --all".into();
+    let e = cluster_blob(&bad, "multi", 3).unwrap_err();
+    assert!(e.to_string().contains("not a storage pool name"), "{e}");
+
+    let members = parse_members(
+        "node,storage_ip,role,joined\nedge-1,10.10.100.11/24,primary,100\nedge-2,10.10.100.12/24,joining,200",
+    )
+    .unwrap();
+    assert_eq!(
+        members_csv(&members, &["edge-2".to_owned()], "member").unwrap(),
+        "node,storage_ip,role,joined\nedge-1,10.10.100.11/24,primary,100\nedge-2,10.10.100.12/24,member,200"
+    );
+    let mut bad = members.clone();
+    bad[1].storage_ip = "10.10.100.12/99".into();
+    let e = members_csv(&bad, &[], "member").unwrap_err();
+    assert_eq!((e.key, e.field.as_str()), ("members", "row 2 storage_ip"));
+    let mut bad = members.clone();
+    bad[0].node = "EDGE_1".into();
+    assert_eq!(members_csv(&bad, &[], "member").unwrap_err().field, "row 1 node");
+}
+
+#[test]
+fn a_finalize_whose_site_keys_do_not_validate_rolls_back_instead_of_writing_them() {
+    let mut f = facts(1000);
+    if let Some(c) = f.cluster.as_mut() {
+        c.storage_pool = "pool;0".into();
+    }
+    let d = decide(
+        &spec(),
+        UID,
+        &in_phase(&[(Phase::Finalizing, 990)]),
+        &f,
+        &BTreeMap::new(),
+    );
+    assert!(d.actions.is_empty(), "{d:?}");
+    assert!(
+        matches!(&d.outcome, Outcome::Enter(Phase::RollingBack, Some(m)) if m.contains("legacy `cluster` key is not written")),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_rollback_whose_site_keys_do_not_validate_still_undoes_the_rest_and_ends_failed_saying_why() {
+    let mut f = facts(1000);
+    if let Some(c) = f.cluster.as_mut() {
+        c.primary = "edge-1;topology=multi".into();
+    }
+    let status = in_phase(&[(Phase::Finalizing, 900), (Phase::RollingBack, 990)]);
+    let d = decide(&spec(), UID, &status, &f, &BTreeMap::new());
+    assert!(
+        !d.actions.iter().any(|a| matches!(a, Action::ClusterState { .. })),
+        "{d:?}"
+    );
+    assert!(
+        d.actions.iter().any(|a| matches!(a, Action::RoleLabel { .. })),
+        "the role labels are still undone: {d:?}"
+    );
+    assert!(
+        matches!(&d.outcome, Outcome::Enter(Phase::Failed, Some(m)) if m.starts_with("rollback failed: the legacy `cluster` key is not written: primary")),
+        "{d:?}"
     );
 }
