@@ -122,7 +122,11 @@ impl Writer {
         for (done, w) in writes.iter().enumerate() {
             let result = self.write(w).await;
             if let (Ok(()), Some((reason, action, note))) = (&result, report(w)) {
-                self.event(&sequence.regarding, reason, action, note).await;
+                if reason == ROLLBACK_INCOMPLETE_REASON {
+                    self.warning(&sequence.regarding, reason, action, note).await;
+                } else {
+                    self.event(&sequence.regarding, reason, action, note).await;
+                }
             }
             let label = match &result {
                 Ok(()) => "ok",
@@ -312,7 +316,9 @@ impl Writer {
 }
 
 /// The Event that reports a write made: its reason, action and note; `None` for a status write
-/// (bookkeeping of what the other writes did, reported by them).
+/// (bookkeeping of what the other writes did, reported by them), except the status of a
+/// migration whose rollback gave up at its deadline: that is reported as a Warning naming what
+/// it could not undo.
 pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
     match w {
         Write::CreateTask(task) => Some((
@@ -339,7 +345,59 @@ pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
                 data.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
             ),
         )),
-        Write::MigrationStatus { .. } => None,
+        Write::MigrationStatus { status, .. } => {
+            let gave_up = status.history.last().and_then(|t| {
+                (t.phase == nodewright_api::migration::MigrationPhase::Failed)
+                    .then_some(t.message.as_deref())
+                    .flatten()
+                    .filter(|m| m.starts_with(crate::migration::ROLLBACK_INCOMPLETE))
+            });
+            gave_up.map(|message| (ROLLBACK_INCOMPLETE_REASON, "RollBack", message.to_owned()))
+        }
+    }
+}
+
+/// The reason of the Warning Event raised when a migration's rollback gave up at its deadline
+/// with undos left (the note names them).
+pub const ROLLBACK_INCOMPLETE_REASON: &str = "RollbackIncomplete";
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+    use nodewright_api::common::PhaseTransition;
+    use nodewright_api::migration::{MigrationPhase, MigrationStatus};
+
+    fn status_write(phase: MigrationPhase, message: &str) -> Write {
+        Write::MigrationStatus {
+            name: "grow".into(),
+            resource_version: "1".into(),
+            status: Box::new(MigrationStatus {
+                phase: Some(phase),
+                history: vec![PhaseTransition {
+                    phase,
+                    at: nodewright_kit::clock::time(100),
+                    message: Some(message.into()),
+                }],
+                ..MigrationStatus::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_rollback_that_gave_up_is_reported_with_what_it_could_not_undo() {
+        let message = format!(
+            "{} after 1800s; could not undo: linstor-node-delete edge-2 (Running: no message)",
+            crate::migration::ROLLBACK_INCOMPLETE
+        );
+        let (reason, _, note) = report(&status_write(MigrationPhase::Failed, &message)).unwrap();
+        assert_eq!(reason, ROLLBACK_INCOMPLETE_REASON);
+        assert!(note.contains("linstor-node-delete edge-2"), "{note}");
+    }
+
+    #[test]
+    fn other_status_writes_raise_no_event() {
+        assert_eq!(report(&status_write(MigrationPhase::Failed, "rollback failed: x")), None);
+        assert_eq!(report(&status_write(MigrationPhase::RollingBack, "timed out")), None);
     }
 }
 

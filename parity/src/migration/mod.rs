@@ -36,6 +36,7 @@ pub use status::{current, enter, is_over, reached};
 pub use tasks::{key_prefix, task_key};
 
 use rollback::rollback;
+pub use rollback::ROLLBACK_INCOMPLETE;
 use status::is_terminal;
 
 /// A migration phase that waits longer than this fails and rolls back (the script's
@@ -223,7 +224,7 @@ pub fn decide_in(
         Phase::PlacingReplicas => phases::place_replicas(topology, spec, uid, facts, tasks),
         Phase::WaitingForResync => phases::wait_for_resync(spec, uid, since, facts, tasks),
         Phase::Finalizing => phases::finalize(topology, spec, facts),
-        Phase::RollingBack => rollback(spec, uid, status, facts, tasks),
+        Phase::RollingBack => rollback(spec, uid, status, since, facts, tasks),
         Phase::Completed | Phase::RolledBack | Phase::Failed => Decision::wait("finished"),
     }
 }
