@@ -172,7 +172,9 @@ fn drain(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
 /// What a pipe held, or a note that it was still held open by `by`.
 fn collect(rx: &mpsc::Receiver<String>, by: Instant) -> String {
     rx.recv_timeout(by.saturating_duration_since(Instant::now()))
-        .unwrap_or_else(|_| "(output not read: a process outside the command's group held it open)\n".to_owned())
+        .unwrap_or_else(|_| {
+            "(output not read: a process outside the command's group held it open)\n".to_owned()
+        })
 }
 
 #[cfg(unix)]
@@ -238,7 +240,11 @@ mod tests {
         let started = Instant::now();
         let out = host.run(&argv(&["sleep", "30"]));
         assert_eq!(out.code, EXIT_TIMED_OUT);
-        assert!(out.stderr.contains("killed with its process group"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("killed with its process group"),
+            "{}",
+            out.stderr
+        );
         assert!(started.elapsed() < Duration::from_secs(10));
     }
 
@@ -300,7 +306,11 @@ mod tests {
         assert_eq!((out.code, out.stdout.as_str()), (0, "done\n"));
         assert!(started.elapsed() < PIPE_GRACE, "took {:?}", started.elapsed());
         let pid = std::fs::read_to_string(&pidfile).unwrap();
-        assert!(wait_gone(pid.trim()), "left-behind process {} survived", pid.trim());
+        assert!(
+            wait_gone(pid.trim()),
+            "left-behind process {} survived",
+            pid.trim()
+        );
     }
 
     #[test]

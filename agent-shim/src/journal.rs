@@ -454,10 +454,21 @@ impl Journal {
             source: std::io::Error::other(e),
         })?;
         line.push('\n');
+        let point = match &record {
+            Record::Started(_) => "journal.append.started",
+            Record::TimedOut(_) => "journal.append.timedOut",
+            Record::Finished(_) => "journal.append.finished",
+        };
+        if let Some(stop) = nodewright_kit::failpoint::reached(point) {
+            // A crash test's torn record: half the line reaches the file, the rest never does.
+            let _ = self.file.write_all(&line.as_bytes()[..line.len() / 2]);
+            stop.now();
+        }
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.sync_data())
             .map_err(io_err(&self.path, "appending to"))?;
+        nodewright_kit::failpoint::hit("journal.append.synced");
         self.state.apply(record);
         self.lines += 1;
         if self.over_limit() {
@@ -557,7 +568,11 @@ mod tests {
             state.key_state("a"),
             KeyState::Unsettled { started: Some(s), timed_out } if s.attempt == 1 && timed_out.message.contains("timed out")
         ));
-        assert_eq!(state.interrupted().count(), 0, "a time-out is not an interruption");
+        assert_eq!(
+            state.interrupted().count(),
+            0,
+            "a time-out is not an interruption"
+        );
         assert_eq!(state.unsettled().len(), 1);
         let (state, _) = replay(&lines(&[started("a", 1), timed_out("a"), finished("a", 0)]));
         assert!(matches!(state.key_state("a"), KeyState::Finished { finished, .. } if finished.code == 0));

@@ -429,7 +429,10 @@ impl<H: HostOps> Agent<H> {
                     return;
                 }
                 Decision::LeaveAlone(LeaveReason::Unsettled) => {
-                    debug!(task = name, "task timed out with its outcome unknown; left to the settling");
+                    debug!(
+                        task = name,
+                        "task timed out with its outcome unknown; left to the settling"
+                    );
                     return;
                 }
                 Decision::RefuseReusedKey { message } => {
@@ -623,7 +626,12 @@ impl<H: HostOps> Agent<H> {
     /// A step that ran out of time after it may have changed the host: journalled as timed out
     /// (not finished), the task set `Unknown`. The settling (next turn of the loop, before any
     /// other task) checks the host and writes the result.
-    async fn record_unknown(&mut self, claimed: NodeTask, prefix: &str, outcome: StepOutcome) -> Result<(), WriteError> {
+    async fn record_unknown(
+        &mut self,
+        claimed: NodeTask,
+        prefix: &str,
+        outcome: StepOutcome,
+    ) -> Result<(), WriteError> {
         let name = claimed.name_any();
         let message = format!(
             "{prefix}{}; the step's outcome is unknown until its check runs on the host, before anything else runs on this node",
@@ -719,9 +727,11 @@ impl<H: HostOps> Agent<H> {
         let Some(task) = self.fetch(&started.task_name).await else {
             return;
         };
-        let open = task.status.as_ref().and_then(|s| s.phase).is_none_or(|p| {
-            !matches!(p, NodeTaskPhase::Succeeded | NodeTaskPhase::Failed)
-        });
+        let open = task
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_none_or(|p| !matches!(p, NodeTaskPhase::Succeeded | NodeTaskPhase::Failed));
         if task.metadata.uid.as_deref() != Some(started.task_uid.as_str()) || !open {
             return;
         }

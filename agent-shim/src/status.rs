@@ -144,7 +144,13 @@ pub fn completed(previous: Option<&NodeTaskStatus>, pod: &str, done: &Completion
 /// The status of a step that ran out of time after it may have changed the host: `Unknown`,
 /// not finished (no `finishedAt`, no exit code), both conditions `Unknown` with the reason
 /// [`reason::OUTCOME_UNKNOWN`]. The agent checks the host and then writes [`completed`].
-pub fn unknown(previous: Option<&NodeTaskStatus>, pod: &str, output: &str, message: &str, now: &Time) -> NodeTaskStatus {
+pub fn unknown(
+    previous: Option<&NodeTaskStatus>,
+    pod: &str,
+    output: &str,
+    message: &str,
+    now: &Time,
+) -> NodeTaskStatus {
     let mut status = previous.cloned().unwrap_or_default();
     status.phase = Some(NodeTaskPhase::Unknown);
     status.claimed_by = Some(pod.to_owned());
@@ -238,14 +244,23 @@ mod tests {
     #[test]
     fn a_step_whose_outcome_is_unknown_is_not_finished_and_its_conditions_say_unknown() {
         let running = claimed(None, "agent-a", "claimed", &at(100));
-        let s = unknown(Some(&running), "agent-a", "$ linstor node create\n", "timed out", &at(101));
+        let s = unknown(
+            Some(&running),
+            "agent-a",
+            "$ linstor node create\n",
+            "timed out",
+            &at(101),
+        );
         assert_eq!(s.phase, Some(NodeTaskPhase::Unknown));
         assert_eq!(s.finished_at, None);
         assert_eq!(s.exit_code, None);
         assert_eq!(s.started_at, Some(at(100)));
         for type_ in [condition_type::COMPLETE, condition_type::FAILED] {
             let c = find_condition(&s.conditions, type_).unwrap();
-            assert_eq!((c.status.as_str(), c.reason.as_str()), ("Unknown", reason::OUTCOME_UNKNOWN));
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("Unknown", reason::OUTCOME_UNKNOWN)
+            );
         }
     }
 }

@@ -396,7 +396,7 @@ async fn two_agents_for_the_same_node_racing_for_the_same_tasks_run_each_exactly
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_whose_command_completes_after_its_timeout_is_unknown_then_settled_by_its_check_before_the_next_task()
-{
+ {
     let ctx = context("agent-timeout").await;
     let api = ctx.api::<NodeTask>();
     let world = world();
@@ -429,7 +429,11 @@ async fn a_step_whose_command_completes_after_its_timeout_is_unknown_then_settle
     })
     .await;
     // A second task queued behind it: it must not run before the first is settled.
-    create(&ctx, &node_task("after", "edge-1", "linstor-node-list", &[], "after-1")).await;
+    create(
+        &ctx,
+        &node_task("after", "edge-1", "linstor-node-list", &[], "after-1"),
+    )
+    .await;
     let unknown = eventually("the slow task to be Unknown", Duration::from_secs(30), || async {
         let t = api.get("slow").await.ok()?;
         (t.status.as_ref()?.phase? == NodeTaskPhase::Unknown).then_some(t)
@@ -446,18 +450,28 @@ async fn a_step_whose_command_completes_after_its_timeout_is_unknown_then_settle
     // The journal holds a time-out, not a result.
     let journal = std::fs::read_to_string(state.path().join("journal.jsonl")).unwrap();
     assert!(journal.contains("\"record\":\"timedOut\""), "{journal}");
-    assert!(!journal.contains("\"record\":\"finished\",\"key\":\"slow-1\""), "{journal}");
+    assert!(
+        !journal.contains("\"record\":\"finished\",\"key\":\"slow-1\""),
+        "{journal}"
+    );
 
     let done = finished(&api, "slow").await;
     let status = done.status.clone().unwrap();
     assert_eq!(status.phase, Some(NodeTaskPhase::Succeeded), "{status:?}");
     assert!(
-        status.message.as_deref().unwrap().contains("found done on the host by its check"),
+        status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("found done on the host by its check"),
         "{status:?}"
     );
     assert_eq!(host.count(&["node", "create"]), 1, "the step is never run again");
     let after = finished(&api, "after").await;
-    assert_eq!(after.status.as_ref().unwrap().phase, Some(NodeTaskPhase::Succeeded));
+    assert_eq!(
+        after.status.as_ref().unwrap().phase,
+        Some(NodeTaskPhase::Succeeded)
+    );
     // The host's order: the create, then the check that settled it, then the next task.
     let ran = host.ran();
     let create_at = ran.iter().position(|a| a.contains(&"create".to_owned())).unwrap();
@@ -510,7 +524,14 @@ async fn a_step_that_timed_out_and_is_not_done_on_the_host_fails() {
     let status = done.status.clone().unwrap();
     assert_eq!(status.phase, Some(NodeTaskPhase::Failed), "{status:?}");
     assert_eq!(status.exit_code, Some(124));
-    assert!(status.message.as_deref().unwrap().contains("not done on the host"), "{status:?}");
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("not done on the host"),
+        "{status:?}"
+    );
     agent.stop().await;
 }
 

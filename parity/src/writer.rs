@@ -140,9 +140,20 @@ impl Writer {
         (writes.len(), None)
     }
 
-    /// Makes one write, if this replica leads.
+    /// Makes one write, if this replica leads. The crash tests' failpoints
+    /// `writer.<kind>.before` and `writer.<kind>.after` stand around it (`kit::failpoint`).
     pub async fn write(&self, w: &Write) -> Result<(), WriteError> {
         self.check_leading()?;
+        let (before, after) = failpoints(w);
+        nodewright_kit::failpoint::hit(before);
+        let result = self.write_unpointed(w).await;
+        if result.is_ok() {
+            nodewright_kit::failpoint::hit(after);
+        }
+        result
+    }
+
+    async fn write_unpointed(&self, w: &Write) -> Result<(), WriteError> {
         match w {
             Write::CreateTask(task) => {
                 let api: Api<NodeTask> = Api::namespaced(self.client.clone(), &self.namespace);
@@ -357,6 +368,16 @@ pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
     }
 }
 
+/// The failpoints around a write of this kind.
+fn failpoints(w: &Write) -> (&'static str, &'static str) {
+    match w {
+        Write::CreateTask(_) => ("writer.task.before", "writer.task.after"),
+        Write::PatchNode { .. } => ("writer.node.before", "writer.node.after"),
+        Write::PatchClusterState { .. } => ("writer.cluster-state.before", "writer.cluster-state.after"),
+        Write::MigrationStatus { .. } => ("writer.status.before", "writer.status.after"),
+    }
+}
+
 /// The reason of the Warning Event raised when a migration's rollback gave up at its deadline
 /// with undos left (the note names them).
 pub const ROLLBACK_INCOMPLETE_REASON: &str = "RollbackIncomplete";
@@ -396,8 +417,14 @@ mod report_tests {
 
     #[test]
     fn other_status_writes_raise_no_event() {
-        assert_eq!(report(&status_write(MigrationPhase::Failed, "rollback failed: x")), None);
-        assert_eq!(report(&status_write(MigrationPhase::RollingBack, "timed out")), None);
+        assert_eq!(
+            report(&status_write(MigrationPhase::Failed, "rollback failed: x")),
+            None
+        );
+        assert_eq!(
+            report(&status_write(MigrationPhase::RollingBack, "timed out")),
+            None
+        );
     }
 }
 

@@ -176,10 +176,7 @@ impl Plan {
             Ok(Verdict::AlreadyDone(what)) => Recheck::Done(what),
             Ok(Verdict::ToDo) => Recheck::NotDone("its check finds it not done".to_owned()),
             Ok(Verdict::Refused(why)) => Recheck::NotDone(format!("its check finds it not done ({why})")),
-            Err(e) => Recheck::NoAnswer(format!(
-                "could not read the output of `{}`: {e}",
-                check.join(" ")
-            )),
+            Err(e) => Recheck::NoAnswer(format!("could not read the output of `{}`: {e}", check.join(" "))),
         }
     }
 }

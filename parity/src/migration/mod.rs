@@ -35,8 +35,8 @@ pub use legacy::{cluster_blob, legacy_blob, legacy_phase, members_csv};
 pub use status::{current, enter, is_over, reached};
 pub use tasks::{key_prefix, task_key};
 
-use rollback::rollback;
 pub use rollback::ROLLBACK_INCOMPLETE;
+use rollback::rollback;
 use status::is_terminal;
 
 /// A migration phase that waits longer than this fails and rolls back (the script's

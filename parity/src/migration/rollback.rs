@@ -79,7 +79,8 @@ fn not_undone(
             Some(t) if t.phase == Some(NodeTaskPhase::Succeeded) => {}
             Some(t) => left.push(format!(
                 "{what} ({}: {})",
-                t.phase.map_or_else(|| "not started".to_owned(), |p| format!("{p:?}")),
+                t.phase
+                    .map_or_else(|| "not started".to_owned(), |p| format!("{p:?}")),
                 t.message.as_deref().unwrap_or("no message")
             )),
             None => left.push(format!("{what} (never asked for)")),
@@ -91,7 +92,11 @@ fn not_undone(
     left
 }
 
-fn replica_deletes(spec: &MigrationSpec, uid: &str, tasks: &BTreeMap<String, TaskResult>) -> Vec<TaskRequest> {
+fn replica_deletes(
+    spec: &MigrationSpec,
+    uid: &str,
+    tasks: &BTreeMap<String, TaskResult>,
+) -> Vec<TaskRequest> {
     attempted_replicas(uid, tasks)
         .into_iter()
         .rev()

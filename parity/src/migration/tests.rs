@@ -318,7 +318,9 @@ fn a_failed_step_rolls_back_and_the_rollback_undoes_replicas_before_satellites()
 
 /// A migration rolling back since `since`, whose satellite create timed out with its outcome
 /// unknown, and whose undo of it is still `phase`.
-fn rolling_back_with_an_unknown_create(undo_phase: Option<NodeTaskPhase>) -> (MigrationStatus, BTreeMap<String, TaskResult>, TaskRequest) {
+fn rolling_back_with_an_unknown_create(
+    undo_phase: Option<NodeTaskPhase>,
+) -> (MigrationStatus, BTreeMap<String, TaskResult>, TaskRequest) {
     let reg = TaskRequest {
         key: task_key(UID, Phase::RegisteringSatellites, "edge-2"),
         node: "edge-1".into(),
