@@ -70,7 +70,8 @@ async fn a_legacy_site_becomes_ready_edge_nodes_and_a_ready_edge_cluster() {
         .unwrap();
     stop.send(()).unwrap();
     task.await.unwrap();
-    let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, free_port());
+    let port = free_port();
+    let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, port);
     let patch = STATUS
         .replace("{at}", &now().to_string())
         .replace("net=ok", "net=degraded");
@@ -130,7 +131,20 @@ async fn a_legacy_site_becomes_ready_edge_nodes_and_a_ready_edge_cluster() {
         );
         before = now;
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The marker that several resyncs went by: the bridge's count of reconciles.
+    let reconciles = || async {
+        metrics_text(port)
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix("nodewright_bridge_reconcile_duration_seconds_count "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let counted = reconciles().await;
+    eventually("three more reconciles", Duration::from_secs(30), || async {
+        (reconciles().await >= counted + 3).then_some(())
+    })
+    .await;
     let after = versions().await;
     assert_eq!(before, after, "a write happened without a change");
     stop.send(()).unwrap();

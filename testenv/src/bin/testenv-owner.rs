@@ -20,13 +20,20 @@ fn main() {
         std::process::exit(2);
     }
     let cp = nodewright_testenv::shared().expect("the control plane starts");
-    println!("control-plane {} {}", cp.pid().expect("it runs"), cp.dir().display());
+    println!(
+        "control-plane {} {}",
+        cp.pid().expect("it runs"),
+        cp.dir().display()
+    );
     match mode.as_str() {
         "abort" => std::process::abort(),
         "panic" => panic!("a failing owner"),
         _ => {
             let me = std::process::id().to_string();
-            Command::new("kill").args(["-INT", &me]).status().expect("kill runs");
+            Command::new("kill")
+                .args(["-INT", &me])
+                .status()
+                .expect("kill runs");
             std::thread::sleep(Duration::from_secs(30));
             panic!("SIGINT did not end the process");
         }
