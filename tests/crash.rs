@@ -93,6 +93,13 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let status = self.child.try_wait();
+            eprintln!(
+                "log of nodewright ({status:?}):\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -403,4 +410,267 @@ async fn a_step_that_leaves_a_grandchild_times_out_with_its_whole_group_killed_i
         "{journal}"
     );
     agent.sigkill();
+}
+
+/// A legacy site of two nodes for the operator: the cluster-state and node ConfigMaps as the
+/// scripts write them (the first node healthy, the second resyncing, so the taints decision
+/// patches both Nodes), the Nodes, and an `EdgeCluster` with the taints workflow in `shadow`.
+struct TaintSite {
+    ctx: TestContext,
+    legacy_ns: String,
+    nodes: [String; 2],
+}
+
+fn script_status(role: &str, uptodate: u32, syncing: bool, taint: &str) -> String {
+    format!(
+        "at={};state=ready;role={role};net=ok;bond=bond0;bond_mode=active-backup;bond_active=eno1;\
+         slaves=eno1:up:0,eno2:up:0;storage_vlan=bond0.100:up;mgmt_vlan=bond0.200:up;satellite=active;\
+         drbd=ok;resources=1;uptodate={uptodate};syncing={};taint={taint};boot=COMPLETED;upgrade=;\
+         drbd_version=9.2.5",
+        nodewright_kit::clock::unix_now(),
+        u8::from(syncing)
+    )
+}
+
+impl TaintSite {
+    async fn new(prefix: &str) -> TaintSite {
+        use k8s_openapi::api::core::v1::Node;
+        use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec, SiteProfile, Topology};
+        let ctx = context(prefix).await;
+        let legacy_ns = nodewright_testenv::unique_name(&format!("{prefix}-legacy"));
+        nodewright_testenv::create_namespace(&ctx.client, &legacy_ns, &[])
+            .await
+            .unwrap();
+        let nodes = [
+            nodewright_testenv::unique_name("crash-a"),
+            nodewright_testenv::unique_name("crash-b"),
+        ];
+        let site = TaintSite {
+            ctx,
+            legacy_ns,
+            nodes,
+        };
+        let members = format!(
+            "node,storage_ip,role,joined\n{},10.10.100.11/24,primary,1714557600\n{},10.10.100.12/24,member,1714557600",
+            site.nodes[0], site.nodes[1]
+        );
+        let cluster = format!(
+            "primary={};topology=multi;replicas=2;storage_pool=pool0;created=1714557600;schema=4",
+            site.nodes[0]
+        );
+        site.config_map(
+            "vx-rail-cluster-state",
+            &[("cluster", cluster), ("members", members)],
+        )
+        .await;
+        for n in &site.nodes {
+            let node = Node {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(n.clone()),
+                    ..Default::default()
+                },
+                ..Node::default()
+            };
+            Api::<Node>::all(site.ctx.client.clone())
+                .create(&PostParams::default(), &node)
+                .await
+                .unwrap();
+        }
+        site.report(None).await;
+        let spec = EdgeClusterSpec {
+            profile: SiteProfile {
+                topology: Topology::MultiNode,
+                storage_backend: Default::default(),
+                operating_system: None,
+            },
+            expected_nodes: None,
+            workflows: nodewright_api::edgecluster::WorkflowModes {
+                taints: nodewright_api::WorkflowMode::Shadow,
+                ..Default::default()
+            },
+            legacy: Default::default(),
+        };
+        site.ctx
+            .api::<EdgeCluster>()
+            .create(&PostParams::default(), &EdgeCluster::new("site", spec))
+            .await
+            .unwrap();
+        site
+    }
+
+    async fn config_map(&self, name: &str, data: &[(&str, String)]) {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let cm = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name},
+            "data": data.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+        });
+        Api::<ConfigMap>::namespaced(self.ctx.client.clone(), &self.legacy_ns)
+            .patch(
+                name,
+                &kube::api::PatchParams::apply("legacy-script").force(),
+                &kube::api::Patch::Apply(&cm),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Both scripts report, acknowledging takeover `generation` when given.
+    async fn report(&self, generation: Option<&str>) {
+        let blobs = [
+            script_status("primary", 1, false, "none"),
+            script_status("member", 0, true, "resync"),
+        ];
+        for (n, blob) in self.nodes.iter().zip(blobs) {
+            let mut data = vec![
+                ("script-version", "4.12.3".to_owned()),
+                ("heartbeat", k8s_openapi::jiff::Timestamp::now().to_string()),
+                ("status", blob),
+            ];
+            if let Some(g) = generation {
+                data.push(("takeover-generation", g.to_owned()));
+            }
+            self.config_map(&format!("vx-rail-node-{n}"), &data).await;
+        }
+    }
+
+    async fn set_taints_mode(&self, mode: &str) {
+        let patch = serde_json::json!({"spec": {"workflows": {"taints": mode}}});
+        self.ctx
+            .api::<nodewright_api::edgecluster::EdgeCluster>()
+            .patch(
+                "site",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The takeover generation the operator projected.
+    async fn generation(&self) -> Option<String> {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        Api::<ConfigMap>::namespaced(self.ctx.client.clone(), &self.legacy_ns)
+            .get_opt("nodewright-takeover")
+            .await
+            .ok()??
+            .data?
+            .get("generation")
+            .cloned()
+    }
+
+    async fn node(&self, i: usize) -> k8s_openapi::api::core::v1::Node {
+        Api::<k8s_openapi::api::core::v1::Node>::all(self.ctx.client.clone())
+            .get(&self.nodes[i])
+            .await
+            .unwrap()
+    }
+
+    /// `nodewright operator` for this site, with `failpoints` armed.
+    fn operator(&self, failpoints: &str) -> Process {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodewright"));
+        cmd.args(["operator", "--namespace", &self.ctx.namespace])
+            .args(["--legacy-namespace", &self.legacy_ns, "--cluster-name", "site"])
+            .args(["--interval", "1", "--no-leader-election", "--no-logs"])
+            .args(["--admin-addr", "127.0.0.1:0"])
+            .arg("--kubeconfig")
+            .arg(self.ctx.control_plane.kubeconfig())
+            .env("RUST_LOG", "info")
+            .env(nodewright_kit::failpoint::ENV, failpoints);
+        Process::spawn(cmd)
+    }
+}
+
+/// The operator's label on a Node, if it wrote one.
+fn ready_label(node: &k8s_openapi::api::core::v1::Node) -> Option<String> {
+    node.metadata
+        .labels
+        .as_ref()?
+        .get("vx-rail.io/storage-ready")
+        .cloned()
+}
+
+fn storage_taint(node: &k8s_openapi::api::core::v1::Node) -> Option<String> {
+    node.spec
+        .as_ref()?
+        .taints
+        .as_ref()?
+        .iter()
+        .find(|t| t.key == "vx-rail.io/storage-not-ready")
+        .and_then(|t| t.value.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_right_after_a_node_patch_does_not_patch_it_again_after_restart() {
+    let site = TaintSite::new("crash-operator-node").await;
+    // Paused right after its first Node patch landed, before anything else of the turn.
+    let operator = site.operator("writer.node.after=pause@1");
+    // Shadow first, then operator, as a person moves a workflow over; both scripts acknowledge.
+    let shadow = eventually("the takeover projected", WAIT, || site.generation()).await;
+    site.report(Some(&shadow)).await;
+    site.set_taints_mode("operator").await;
+    let generation = eventually("the operator mode projected", WAIT, || async {
+        site.generation().await.filter(|g| *g != shadow)
+    })
+    .await;
+    site.report(Some(&generation)).await;
+    operator.wait_line("failpoint writer.node.after paused");
+    let (a, b) = (site.node(0).await, site.node(1).await);
+    operator.sigkill();
+    // Exactly one of the two Nodes was patched before the kill.
+    let patched: Vec<usize> = [&a, &b]
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| ready_label(n).is_some())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(patched.len(), 1, "{a:?}\n{b:?}");
+    let first = patched[0];
+    let version_at_kill = [a, b][first].metadata.resource_version.clone();
+
+    let operator = site.operator("");
+    let line = operator.wait_line("admin server listening");
+    let port: u16 = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+    let (a, b) = eventually("both Nodes as the taints decision wants them", WAIT, || async {
+        let (a, b) = (site.node(0).await, site.node(1).await);
+        (ready_label(&a).as_deref() == Some("true")
+            && storage_taint(&a).is_none()
+            && ready_label(&b).as_deref() == Some("false")
+            && storage_taint(&b).as_deref() == Some("resync"))
+        .then_some((a, b))
+    })
+    .await;
+    // The restarted operator finished the other Node's patch, so it decided past the first one:
+    // the first, made before the kill, was not made again.
+    assert_eq!(
+        [a, b][first].metadata.resource_version,
+        version_at_kill,
+        "the Node patched before the kill was patched again"
+    );
+    // A patch with the same content would leave the resourceVersion alone: the restarted
+    // operator's own count of the Node writes it made says it made one, the other Node's. (The
+    // plan orders its Node patches, so a repeat of the first would have come, and been counted,
+    // before the other Node's, whose count is waited for here.)
+    let node_writes = eventually(
+        "the restarted operator's count of its Node writes",
+        WAIT,
+        || async {
+            let metrics = nodewright_testenv::http_get(port, "/metrics").await.ok()?;
+            let lines: Vec<String> = metrics
+                .lines()
+                .filter(|l| {
+                    l.starts_with("nodewright_operator_actions_total{") && l.contains("kind=\"node\"")
+                })
+                .map(str::to_owned)
+                .collect();
+            (!lines.is_empty()).then_some(lines)
+        },
+    )
+    .await;
+    assert_eq!(
+        node_writes,
+        ["nodewright_operator_actions_total{kind=\"node\",result=\"ok\",workflow=\"taints\"} 1"]
+    );
+    operator.sigkill();
 }
