@@ -674,3 +674,370 @@ async fn an_operator_killed_right_after_a_node_patch_does_not_patch_it_again_aft
     );
     operator.sigkill();
 }
+
+/// `linstor`, faked for the source's agent: `node list` prints the satellites of
+/// `$FAKE_HOST/nodes` (one `NAME IP` a line) in LINSTOR's table, and `node create` adds one and
+/// appends `node create NAME` to `$FAKE_HOST/mutations`.
+const LINSTOR: &str = r#"#!/bin/sh
+set -u
+touch "$FAKE_HOST/nodes"
+case "$2 $3" in
+"node list")
+  printf '%s\n' '╭──────────────────────────────────────────────────────────╮'
+  printf '%s\n' '┊ Node   ┊ NodeType  ┊ Addresses                 ┊ State  ┊'
+  printf '%s\n' '╞══════════════════════════════════════════════════════════╡'
+  while read -r name ip; do
+    printf '┊ %s ┊ SATELLITE ┊ %s:3366 (PLAIN) ┊ Online ┊\n' "$name" "$ip"
+  done <"$FAKE_HOST/nodes"
+  printf '%s\n' '╰──────────────────────────────────────────────────────────╯' ;;
+"node create")
+  echo "node create $4" >>"$FAKE_HOST/mutations"
+  echo "$4 $5" >>"$FAKE_HOST/nodes"
+  echo "SUCCESS: node $4 created" ;;
+*)
+  echo "linstor: $* is not faked" >&2
+  exit 1 ;;
+esac
+"#;
+
+/// A single-node site about to grow by two nodes, for an operator-owned `Migration`: the
+/// cluster state with its network plan, the Nodes, the scripts' reports (the joining nodes'
+/// bonds and storage VLAN up, the source's storage UpToDate), and an `EdgeCluster`.
+struct MigrationSite {
+    ctx: TestContext,
+    legacy_ns: String,
+    source: String,
+    joining: [String; 2],
+    host: Host,
+}
+
+impl MigrationSite {
+    async fn new(prefix: &str) -> MigrationSite {
+        use k8s_openapi::api::core::v1::Node;
+        use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec, SiteProfile, Topology};
+        let ctx = context(prefix).await;
+        let legacy_ns = nodewright_testenv::unique_name(&format!("{prefix}-legacy"));
+        nodewright_testenv::create_namespace(&ctx.client, &legacy_ns, &[])
+            .await
+            .unwrap();
+        let source = nodewright_testenv::unique_name("mig-src");
+        let joining = [
+            nodewright_testenv::unique_name("mig-j1"),
+            nodewright_testenv::unique_name("mig-j2"),
+        ];
+        let host = Host::new();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let linstor = host.dir.path().join("bin/linstor");
+            std::fs::write(&linstor, LINSTOR).unwrap();
+            std::fs::set_permissions(&linstor, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let site = MigrationSite {
+            ctx,
+            legacy_ns,
+            source,
+            joining,
+            host,
+        };
+        let members = format!(
+            "node,storage_ip,role,joined\n{},10.100.0.11/24,primary,100\n{},10.100.0.12/24,joining,200\n{},10.100.0.13/24,joining,200",
+            site.source, site.joining[0], site.joining[1]
+        );
+        let cluster = format!(
+            "primary={};topology=single;replicas=1;storage_pool=pool0;created=100;schema=4",
+            site.source
+        );
+        let plan = r#"{"version":1,"bond":{"name":"bond0","mode":"active-backup","miimon":100,"slaves":["eno1","eno2"]},"storageVlan":{"id":100,"prefixLength":24},"mgmtVlan":{"id":200},"nodes":[]}"#;
+        site.config_map(
+            "vx-rail-cluster-state",
+            &[
+                ("cluster", cluster),
+                ("members", members),
+                ("network-plan", plan.to_owned()),
+            ],
+        )
+        .await;
+        for n in site.all() {
+            let node = Node {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(n.clone()),
+                    ..Default::default()
+                },
+                ..Node::default()
+            };
+            Api::<Node>::all(site.ctx.client.clone())
+                .create(&PostParams::default(), &node)
+                .await
+                .unwrap();
+        }
+        site.report(None).await;
+        let spec = EdgeClusterSpec {
+            profile: SiteProfile {
+                topology: Topology::SingleNode,
+                storage_backend: Default::default(),
+                operating_system: None,
+            },
+            expected_nodes: None,
+            workflows: nodewright_api::edgecluster::WorkflowModes {
+                migration: nodewright_api::WorkflowMode::Shadow,
+                ..Default::default()
+            },
+            legacy: Default::default(),
+        };
+        site.ctx
+            .api::<EdgeCluster>()
+            .create(&PostParams::default(), &EdgeCluster::new("site", spec))
+            .await
+            .unwrap();
+        site
+    }
+
+    fn all(&self) -> Vec<String> {
+        std::iter::once(self.source.clone())
+            .chain(self.joining.iter().cloned())
+            .collect()
+    }
+
+    async fn config_map(&self, name: &str, data: &[(&str, String)]) {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let cm = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name},
+            "data": data.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+        });
+        Api::<ConfigMap>::namespaced(self.ctx.client.clone(), &self.legacy_ns)
+            .patch(
+                name,
+                &kube::api::PatchParams::apply("legacy-script").force(),
+                &kube::api::Patch::Apply(&cm),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Every script reports, acknowledging takeover `generation` when given.
+    async fn report(&self, generation: Option<&str>) {
+        for (i, n) in self.all().iter().enumerate() {
+            let role = if i == 0 { "primary" } else { "joining" };
+            let mut data = vec![
+                ("script-version", "4.12.3".to_owned()),
+                ("heartbeat", k8s_openapi::jiff::Timestamp::now().to_string()),
+                ("status", script_status(role, 1, false, "none")),
+            ];
+            if let Some(g) = generation {
+                data.push(("takeover-generation", g.to_owned()));
+            }
+            self.config_map(&format!("vx-rail-node-{n}"), &data).await;
+        }
+    }
+
+    async fn generation(&self) -> Option<String> {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        Api::<ConfigMap>::namespaced(self.ctx.client.clone(), &self.legacy_ns)
+            .get_opt("nodewright-takeover")
+            .await
+            .ok()??
+            .data?
+            .get("generation")
+            .cloned()
+    }
+
+    fn operator(&self, failpoints: &str) -> Process {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodewright"));
+        cmd.args(["operator", "--namespace", &self.ctx.namespace])
+            .args(["--legacy-namespace", &self.legacy_ns, "--cluster-name", "site"])
+            .args(["--interval", "1", "--no-leader-election", "--no-logs"])
+            .args(["--admin-addr", "127.0.0.1:0"])
+            .arg("--kubeconfig")
+            .arg(self.ctx.control_plane.kubeconfig())
+            .env("RUST_LOG", "info")
+            .env(nodewright_kit::failpoint::ENV, failpoints);
+        Process::spawn(cmd)
+    }
+
+    /// The source node's agent, on the faked host.
+    fn agent(&self) -> Process {
+        let path = format!(
+            "{}:{}",
+            self.host.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodewright"));
+        cmd.args([
+            "agent",
+            "--node",
+            &self.source,
+            "--pod-name",
+            "agent-source",
+            "--host-os",
+            "debian",
+        ])
+        .args(["--namespace", &self.ctx.namespace])
+        .arg("--state-dir")
+        .arg(self.host.state_dir())
+        .arg("--kubeconfig")
+        .arg(self.ctx.control_plane.kubeconfig())
+        .env_remove("NODE_NAME")
+        .env_remove("POD_NAME")
+        .env("PATH", path)
+        .env("FAKE_HOST", self.host.dir.path())
+        .env("RUST_LOG", "info");
+        Process::spawn(cmd)
+    }
+
+    fn creates(&self, node: &str) -> usize {
+        std::fs::read_to_string(self.host.dir.path().join("mutations"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| *l == format!("node create {node}"))
+            .count()
+    }
+}
+
+/// Hands the migration workflow to the operator (shadow, then operator, both acknowledged) and
+/// asks for an operator-owned `Migration` `grow` of the source by the two joining nodes. The
+/// operator runs with `failpoints`; the source's agent runs alongside.
+async fn start_migration(site: &MigrationSite, failpoints: &str) -> (Process, Process) {
+    use nodewright_api::migration::{Migration, MigrationSpec};
+    let operator = site.operator(failpoints);
+    let agent = site.agent();
+    let shadow = eventually("the takeover projected", WAIT, || site.generation()).await;
+    site.report(Some(&shadow)).await;
+    let patch = serde_json::json!({"spec": {"workflows": {"migration": "operator"}}});
+    site.ctx
+        .api::<nodewright_api::edgecluster::EdgeCluster>()
+        .patch(
+            "site",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let generation = eventually("the operator mode projected", WAIT, || async {
+        site.generation().await.filter(|g| *g != shadow)
+    })
+    .await;
+    site.report(Some(&generation)).await;
+    let spec: MigrationSpec = serde_json::from_value(serde_json::json!({
+        "clusterRef": {"name": "site"},
+        "owner": "operator",
+        "sourceNode": site.source,
+        "joiningNodes": site.joining,
+        "replicas": 3,
+    }))
+    .unwrap();
+    site.ctx
+        .api::<Migration>()
+        .create(&PostParams::default(), &Migration::new("grow", spec))
+        .await
+        .unwrap();
+    (operator, agent)
+}
+
+/// With a restarted operator: both satellites end registered, by one task each, each run once on
+/// the host, and the migration waits in `RegisteringSatellites` having entered no phase twice.
+/// Returns the tasks' keys.
+async fn registered_once(site: &MigrationSite) -> Vec<String> {
+    use nodewright_api::migration::{Migration, MigrationPhase};
+    let tasks = site.ctx.api::<NodeTask>();
+    let registered = eventually("both satellites registered", WAIT, || async {
+        let list = tasks.list(&Default::default()).await.ok()?.items;
+        let done = list
+            .iter()
+            .filter(|t| t.status.as_ref().and_then(|s| s.phase) == Some(NodeTaskPhase::Succeeded));
+        (done.count() == 2).then_some(list)
+    })
+    .await;
+    let mut keys: Vec<String> = registered
+        .iter()
+        .map(|t| t.spec.idempotency_key.clone())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 2, "one task per joining node, none twice: {keys:?}");
+    for n in &site.joining {
+        assert_eq!(site.creates(n), 1, "{n} registered once");
+    }
+    let migrations = site.ctx.api::<Migration>();
+    let status = eventually("the migration in RegisteringSatellites", WAIT, || async {
+        let s = migrations.get("grow").await.ok()?.status?;
+        (s.phase == Some(MigrationPhase::RegisteringSatellites)).then_some(s)
+    })
+    .await;
+    let entered: Vec<MigrationPhase> = status.history.iter().map(|t| t.phase).collect();
+    let mut once = entered.clone();
+    once.dedup();
+    assert_eq!(entered, once, "no phase entered twice: {entered:?}");
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_mid_phase_of_a_migration_creates_no_task_twice_and_each_key_runs_once() {
+    use nodewright_api::migration::{Migration, MigrationPhase};
+    let site = MigrationSite::new("crash-operator-migration").await;
+    // Paused right after the first NodeTask of a phase is created: mid-phase, its other task not
+    // created and what the phase waits for not written.
+    let (operator, agent) = start_migration(&site, "writer.task.after=pause@1").await;
+    operator.wait_line("failpoint writer.task.after paused");
+    let before: Vec<String> = site
+        .ctx
+        .api::<NodeTask>()
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|t| t.spec.idempotency_key)
+        .collect();
+    assert_eq!(before.len(), 1, "{before:?}");
+    let phase_at_kill = site
+        .ctx
+        .api::<Migration>()
+        .get("grow")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .phase;
+    assert_eq!(
+        phase_at_kill,
+        Some(MigrationPhase::RegisteringSatellites),
+        "killed inside the phase whose tasks it was creating"
+    );
+    operator.sigkill();
+
+    let operator = site.operator("");
+    let keys = registered_once(&site).await;
+    assert!(
+        keys.contains(&before[0]),
+        "the task created before the kill is kept: {keys:?}"
+    );
+    operator.sigkill();
+    agent.sigkill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_between_two_phases_of_a_migration_carries_on_from_the_phase_it_wrote() {
+    use nodewright_api::migration::Migration;
+    let site = MigrationSite::new("crash-operator-phases").await;
+    // SIGKILL right after the second status write of the migration (a phase entered), before
+    // the next turn acts on it.
+    let (operator, agent) = start_migration(&site, "writer.status.after=kill@2").await;
+    operator.wait_line("failpoint writer.status.after kill");
+    assert_eq!(operator.wait_killed(), Some(9));
+    let at_kill = site
+        .ctx
+        .api::<Migration>()
+        .get("grow")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(at_kill.history.len(), 2, "{at_kill:?}");
+
+    let operator = site.operator("");
+    registered_once(&site).await;
+    operator.sigkill();
+    agent.sigkill();
+}
