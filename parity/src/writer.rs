@@ -382,6 +382,15 @@ fn failpoints(w: &Write) -> (&'static str, &'static str) {
 /// with undos left (the note names them).
 pub const ROLLBACK_INCOMPLETE_REASON: &str = "RollbackIncomplete";
 
+/// A guarded write's result: a 409 is a [`WriteError::Conflict`].
+fn guarded<T>(result: Result<T, kube::Error>, what: impl Fn() -> String) -> Result<T, WriteError> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(kube::Error::Api(e)) if e.code == 409 => Err(WriteError::Conflict(what())),
+        Err(source) => Err(WriteError::Api { what: what(), source }),
+    }
+}
+
 #[cfg(test)]
 mod report_tests {
     use super::*;
@@ -425,14 +434,5 @@ mod report_tests {
             report(&status_write(MigrationPhase::RollingBack, "timed out")),
             None
         );
-    }
-}
-
-/// A guarded write's result: a 409 is a [`WriteError::Conflict`].
-fn guarded<T>(result: Result<T, kube::Error>, what: impl Fn() -> String) -> Result<T, WriteError> {
-    match result {
-        Ok(v) => Ok(v),
-        Err(kube::Error::Api(e)) if e.code == 409 => Err(WriteError::Conflict(what())),
-        Err(source) => Err(WriteError::Api { what: what(), source }),
     }
 }
