@@ -421,6 +421,13 @@ struct TaintSite {
     nodes: [String; 2],
 }
 
+/// Now, as a script's heartbeat: RFC 3339 to the second.
+fn heartbeat() -> String {
+    k8s_openapi::jiff::Timestamp::from_second(nodewright_kit::clock::unix_now())
+        .unwrap()
+        .to_string()
+}
+
 fn script_status(role: &str, uptodate: u32, syncing: bool, taint: &str) -> String {
     format!(
         "at={};state=ready;role={role};net=ok;bond=bond0;bond_mode=active-backup;bond_active=eno1;\
@@ -525,7 +532,7 @@ impl TaintSite {
         for (n, blob) in self.nodes.iter().zip(blobs) {
             let mut data = vec![
                 ("script-version", "4.12.3".to_owned()),
-                ("heartbeat", k8s_openapi::jiff::Timestamp::now().to_string()),
+                ("heartbeat", heartbeat()),
                 ("status", blob),
             ];
             if let Some(g) = generation {
@@ -822,7 +829,7 @@ impl MigrationSite {
             let role = if i == 0 { "primary" } else { "joining" };
             let mut data = vec![
                 ("script-version", "4.12.3".to_owned()),
-                ("heartbeat", k8s_openapi::jiff::Timestamp::now().to_string()),
+                ("heartbeat", heartbeat()),
                 ("status", script_status(role, 1, false, "none")),
             ];
             if let Some(g) = generation {
@@ -1040,4 +1047,60 @@ async fn an_operator_killed_between_two_phases_of_a_migration_carries_on_from_th
     registered_once(&site).await;
     operator.sigkill();
     agent.sigkill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_killed_between_an_objects_write_and_its_status_write_leaves_nothing_half_written_after_restart()
+ {
+    use nodewright_api::edgenode::EdgeNode;
+    let site = TaintSite::new("crash-bridge").await;
+    let bridge = |failpoints: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodewright"));
+        cmd.args(["bridge", "--namespace", &site.ctx.namespace])
+            .args(["--legacy-namespace", &site.legacy_ns, "--cluster-name", "site"])
+            .args(["--no-leader-election", "--no-logs", "--admin-addr", "127.0.0.1:0"])
+            .arg("--kubeconfig")
+            .arg(site.ctx.control_plane.kubeconfig())
+            .env("RUST_LOG", "info")
+            .env(nodewright_kit::failpoint::ENV, failpoints);
+        Process::spawn(cmd)
+    };
+    // Paused right after the first EdgeNode object is applied, before its status is (other
+    // writes of the same batch may still land meanwhile).
+    let first = bridge("bridge.write.main.after.EdgeNode=pause@1");
+    first.wait_line("failpoint bridge.write.main.after.EdgeNode paused");
+    let edge_nodes = site.ctx.api::<EdgeNode>();
+    let half: Vec<EdgeNode> = edge_nodes.list(&Default::default()).await.unwrap().items;
+    assert!(
+        half.iter().any(|n| n.status.is_none()),
+        "an EdgeNode written without its status: {half:?}"
+    );
+    let uids: std::collections::BTreeMap<String, Option<String>> = half
+        .iter()
+        .map(|n| (n.metadata.name.clone().unwrap(), n.metadata.uid.clone()))
+        .collect();
+    first.sigkill();
+
+    let second = bridge("");
+    let whole = eventually("an EdgeNode with its status for every node", WAIT, || async {
+        let list = edge_nodes.list(&Default::default()).await.ok()?.items;
+        (list.len() == 2
+            && list
+                .iter()
+                .all(|n| n.status.as_ref().is_some_and(|s| !s.bonds.is_empty())))
+        .then_some(list)
+    })
+    .await;
+    let mut names: Vec<String> = whole.iter().map(|n| n.metadata.name.clone().unwrap()).collect();
+    names.sort();
+    let mut want = site.nodes.to_vec();
+    want.sort();
+    assert_eq!(names, want, "one EdgeNode per node");
+    // The object written before the kill is the one completed, not deleted and made again.
+    for n in &whole {
+        if let Some(uid) = uids.get(n.metadata.name.as_ref().unwrap()) {
+            assert_eq!(&n.metadata.uid, uid);
+        }
+    }
+    second.sigkill();
 }
