@@ -489,6 +489,83 @@ async fn a_step_whose_command_completes_after_its_timeout_is_unknown_then_settle
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_check_of_a_timed_out_step_gives_no_answer_nothing_else_runs_on_the_node() {
+    let ctx = context("agent-timeout-no-answer").await;
+    let api = ctx.api::<NodeTask>();
+    let world = world();
+    let mut host = SimHost::new(&world, "edge-1");
+    // The mutation outlives its timeout, and then LINSTOR cannot be reached.
+    let down = Arc::clone(&host.linstor_down);
+    host.hook = Some(Arc::new(move |argv: &[String]| {
+        if argv.iter().any(|a| a == "create") {
+            std::thread::sleep(Duration::from_secs(4));
+            down.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }));
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(
+        ctx.client.clone(),
+        options(&ctx.namespace, "edge-1", "agent-edge-1-t", state.path()),
+        host.clone(),
+    );
+    let mut task = node_task(
+        "slow",
+        "edge-1",
+        "linstor-node-create",
+        &["edge-3", "10.10.100.13"],
+        "slow-3",
+    );
+    task.spec.timeout_seconds = 1;
+    create(&ctx, &task).await;
+    eventually("the slow task to be claimed", Duration::from_secs(30), || async {
+        let t = api.get("slow").await.ok()?;
+        (t.status.as_ref()?.phase? == NodeTaskPhase::Running).then_some(())
+    })
+    .await;
+    create(
+        &ctx,
+        &node_task("next", "edge-1", "module-load", &["drbd"], "next-3"),
+    )
+    .await;
+    // The marker that the agent has tried to settle it and found no answer: a second try of the
+    // check (the resync is 2 s), each failing.
+    eventually(
+        "two checks without an answer",
+        Duration::from_secs(30),
+        || async {
+            let lists = host
+                .ran()
+                .iter()
+                .skip_while(|a| !a.contains(&"create".to_owned()))
+                .filter(|a| a.ends_with(&["node".to_owned(), "list".to_owned()]))
+                .count();
+            (lists >= 2).then_some(())
+        },
+    )
+    .await;
+    let slow = api.get("slow").await.unwrap();
+    assert_eq!(slow.status.as_ref().unwrap().phase, Some(NodeTaskPhase::Unknown));
+    let next = api.get("next").await.unwrap();
+    assert!(
+        next.status.as_ref().and_then(|s| s.phase).is_none(),
+        "another task ran while a step was unsettled: {next:?}"
+    );
+    assert_eq!(host.count(&["lsmod"]), 0, "nothing else ran on the host");
+
+    // LINSTOR is back: the step is settled (it took effect), then the next task runs.
+    host.linstor_down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let slow = finished(&api, "slow").await;
+    assert_eq!(
+        slow.status.as_ref().unwrap().phase,
+        Some(NodeTaskPhase::Succeeded)
+    );
+    finished(&api, "next").await;
+    assert_eq!(host.count(&["node", "create"]), 1);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_that_timed_out_and_is_not_done_on_the_host_fails() {
     let ctx = context("agent-timeout-not-done").await;
     let api = ctx.api::<NodeTask>();
