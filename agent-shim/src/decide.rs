@@ -7,9 +7,11 @@
 //! 2. a `Succeeded` or `Failed` task is left alone;
 //! 3. a key the journal recorded for a different step or arguments is refused, nothing runs;
 //! 4. a key the journal has as finished is reported from the journal, never run again;
-//! 5. a key the journal has as interrupted (started, not finished) is claimed and re-run — safe
+//! 5. a key the journal has as timed out with its outcome unknown is left to the settling (the
+//!    host's check says done or not done), never run again;
+//! 6. a key the journal has as interrupted (started, not finished) is claimed and re-run — safe
 //!    because every mutating step checks first — and the message says it was resumed;
-//! 6. a new key: a `Pending` task is claimed; a `Running` task claimed by this pod is re-run (its
+//! 7. a new key: a `Pending` task is claimed; a `Running` task claimed by this pod is re-run (its
 //!    journal record was lost); one claimed by another pod is left to it, unless that claim is
 //!    older than the task's timeout plus a grace period (its agent is gone): then it is taken over.
 //!
@@ -67,6 +69,9 @@ pub enum LeaveReason {
         /// That agent's pod.
         pod: String,
     },
+    /// Its step ran out of time here with its outcome unknown: the host's check settles it
+    /// (the runtime does that before anything else runs on the node), never a re-run.
+    Unsettled,
 }
 
 /// What to do with a task.
@@ -127,7 +132,7 @@ pub fn decide(
     let state = journal.key_state(key);
     let recorded = match &state {
         KeyState::Interrupted(s) => Some(*s),
-        KeyState::Finished { started, .. } => *started,
+        KeyState::Finished { started, .. } | KeyState::Unsettled { started, .. } => *started,
         KeyState::New => None,
     };
     if let Some(s) = recorded
@@ -156,6 +161,7 @@ pub fn decide(
             started: started.cloned(),
             finished: finished.clone(),
         })),
+        KeyState::Unsettled { .. } => Decision::LeaveAlone(LeaveReason::Unsettled),
         KeyState::Interrupted(s) => Decision::Run(RunReason::ResumeInterrupted {
             attempt: s.attempt,
             at: s.at.clone(),
@@ -419,6 +425,24 @@ mod tests {
                 at: "2026-11-29T19:00:00Z".into()
             })
         );
+    }
+
+    #[test]
+    fn a_key_that_timed_out_with_its_outcome_unknown_is_never_run_again_before_it_is_settled() {
+        let timed_out = Record::TimedOut(crate::journal::TimedOut {
+            key: "k1".into(),
+            output_tail: String::new(),
+            message: "timed out".into(),
+            at: "2026-11-29T19:00:02Z".into(),
+        });
+        let j = journal(&[started("uid-1", "linstor-node-create"), timed_out]);
+        for phase in [NodeTaskPhase::Unknown, NodeTaskPhase::Running] {
+            let t = with_status(task("edge-1"), phase, "agent-edge-1-abcde", 0);
+            assert_eq!(
+                decide(&t, &me(), &j, &at(100_000), GRACE),
+                Decision::LeaveAlone(LeaveReason::Unsettled)
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The `HostOps` seam: the one way the agent touches its host. A step is a list of argument
 //! vectors; each runs through [`HostOps::run`] and comes back as a [`HostOutput`].
 //!
-//! [`ProcessHost`] runs real commands with a per-command timeout. Tests put the simulated edge
+//! [`ProcessHost`] runs real commands, each in its own process group, with a per-command timeout
+//! and the step's deadline; when either passes, the whole group is killed. Tests put the simulated edge
 //! world (`legacy/sim`) behind the same trait, so the library never depends on the simulator.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// What one host command returned.
@@ -48,9 +50,24 @@ pub trait HostOps: Send + 'static {
     /// Runs one command (`argv[0]` is found through `PATH`) and returns what it printed and its
     /// exit status. Never panics: a command that cannot run is an output with code 127.
     fn run(&mut self, argv: &[String]) -> HostOutput;
+
+    /// Runs one command that must end by `deadline` (the step's): a host that runs real
+    /// processes kills the command, and everything it started, when the deadline comes, and
+    /// reports exit code 124. A host whose commands take no time (the simulator) ignores it.
+    fn run_until(&mut self, argv: &[String], deadline: Option<Instant>) -> HostOutput {
+        let _ = deadline;
+        self.run(argv)
+    }
 }
 
-/// Runs real commands with [`std::process::Command`], killing any that outlives its timeout.
+/// How long the pipes of a command that has ended are still read: a process that left the
+/// command's process group (a daemon that called `setsid`) may hold them open for ever, and the
+/// next step must not wait on it.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs real commands with [`std::process::Command`], each in a process group of its own, and
+/// ends the whole group — the command and every process it started — when the command outlives
+/// its timeout or the step's deadline, or when the command has exited and left processes behind.
 #[derive(Clone, Debug)]
 pub struct ProcessHost {
     /// How long one command may run before it is killed.
@@ -74,47 +91,62 @@ impl ProcessHost {
 
 impl HostOps for ProcessHost {
     fn run(&mut self, argv: &[String]) -> HostOutput {
+        self.run_until(argv, None)
+    }
+
+    fn run_until(&mut self, argv: &[String], deadline: Option<Instant>) -> HostOutput {
         let Some((program, args)) = argv.split_first() else {
             return HostOutput::failed(EXIT_NOT_RUN, "empty command line\n");
         };
-        let child = Command::new(program)
+        let started = Instant::now();
+        let own_deadline = started + self.command_timeout;
+        let deadline = deadline.map_or(own_deadline, |d| d.min(own_deadline));
+        let mut command = Command::new(program);
+        command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // The tools must print what the catalogue parses, whatever the pod's locale says.
-            .env("LC_ALL", "C.UTF-8")
-            .spawn();
-        let mut child = match child {
+            .env("LC_ALL", "C.UTF-8");
+        // Its own process group (pgid = its pid), so a timeout can end everything it started.
+        new_process_group(&mut command);
+        let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => return HostOutput::failed(EXIT_NOT_RUN, format!("{program}: {e}\n")),
         };
+        let group = child.id();
         // Drain both pipes on their own threads so a chatty command cannot block on a full pipe
         // while we wait for it.
         let stdout = child.stdout.take().map(drain);
         let stderr = child.stderr.take().map(drain);
-        let deadline = Instant::now() + self.command_timeout;
         let status = loop {
             match child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
                 Ok(None) if Instant::now() >= deadline => {
+                    kill_group(group);
                     let _ = child.kill();
                     let _ = child.wait();
                     break Err(format!(
-                        "{program}: killed after {}s\n",
-                        self.command_timeout.as_secs()
+                        "{program}: killed with its process group after {}s\n",
+                        started.elapsed().as_secs()
                     ));
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(20)),
                 Err(e) => {
+                    kill_group(group);
                     let _ = child.kill();
                     let _ = child.wait();
                     break Err(format!("{program}: waiting for it: {e}\n"));
                 }
             }
         };
-        let stdout = stdout.and_then(|h| h.join().ok()).unwrap_or_default();
-        let mut stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
+        // Whatever the command left running in its group ends with it: a background process
+        // would otherwise hold the output pipes, and the next step would wait on it.
+        kill_group(group);
+        let pipes_by = Instant::now() + PIPE_GRACE;
+        let stdout = stdout.map(|rx| collect(&rx, pipes_by)).unwrap_or_default();
+        let mut stderr = stderr.map(|rx| collect(&rx, pipes_by)).unwrap_or_default();
         let code = match status {
             Ok(status) => status.code().unwrap_or_else(|| signal_code(&status)),
             Err(message) => {
@@ -126,13 +158,45 @@ impl HostOps for ProcessHost {
     }
 }
 
-fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+/// Reads a pipe to its end on a thread of its own; the text arrives on the channel.
+fn drain(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = pipe.read_to_end(&mut buf);
-        String::from_utf8_lossy(&buf).into_owned()
-    })
+        let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+    rx
 }
+
+/// What a pipe held, or a note that it was still held open by `by`.
+fn collect(rx: &mpsc::Receiver<String>, by: Instant) -> String {
+    rx.recv_timeout(by.saturating_duration_since(Instant::now()))
+        .unwrap_or_else(|_| {
+            "(output not read: a process outside the command's group held it open)\n".to_owned()
+        })
+}
+
+#[cfg(unix)]
+fn new_process_group(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0);
+}
+
+#[cfg(not(unix))]
+fn new_process_group(_: &mut Command) {}
+
+/// Sends SIGKILL to the process group `pgid`; a group already gone is no error.
+#[cfg(unix)]
+fn kill_group(pgid: u32) {
+    use rustix::process::{Pid, Signal, kill_process_group};
+    if let Some(pid) = i32::try_from(pgid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process_group(pid, Signal::KILL);
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_group(_: u32) {}
 
 #[cfg(unix)]
 fn signal_code(status: &std::process::ExitStatus) -> i32 {
@@ -176,7 +240,88 @@ mod tests {
         let started = Instant::now();
         let out = host.run(&argv(&["sleep", "30"]));
         assert_eq!(out.code, EXIT_TIMED_OUT);
-        assert!(out.stderr.contains("killed after"));
+        assert!(
+            out.stderr.contains("killed with its process group"),
+            "{}",
+            out.stderr
+        );
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    /// Whether process `pid` is gone (reaped, or a zombie nobody waits for).
+    fn gone(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    fn wait_gone(pid: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if gone(pid) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    #[test]
+    fn a_timeout_kills_the_background_grandchild_too_and_returns_without_waiting_on_its_pipes() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("grandchild.pid");
+        let script = format!(
+            "sleep 60 & echo $! > {}; echo started; sleep 60",
+            pidfile.display()
+        );
+        let mut host = ProcessHost::new(Duration::from_millis(300));
+        let started = Instant::now();
+        let out = host.run(&argv(&["sh", "-c", &script]));
+        let took = started.elapsed();
+        assert_eq!(out.code, EXIT_TIMED_OUT, "{out:?}");
+        assert_eq!(out.stdout, "started\n", "the output so far is kept");
+        assert!(
+            took < PIPE_GRACE,
+            "took {took:?}: the grandchild held the pipes open"
+        );
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        assert!(wait_gone(pid.trim()), "grandchild {} survived", pid.trim());
+        // The next command runs at once.
+        let next = Instant::now();
+        assert_eq!(host.run(&argv(&["true"])).code, 0);
+        assert!(next.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_command_that_exits_leaving_a_background_process_returns_at_once_and_the_process_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("left.pid");
+        let script = format!("sleep 60 & echo $! > {}; echo done", pidfile.display());
+        let mut host = ProcessHost::new(Duration::from_secs(30));
+        let started = Instant::now();
+        let out = host.run(&argv(&["sh", "-c", &script]));
+        assert_eq!((out.code, out.stdout.as_str()), (0, "done\n"));
+        assert!(started.elapsed() < PIPE_GRACE, "took {:?}", started.elapsed());
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        assert!(
+            wait_gone(pid.trim()),
+            "left-behind process {} survived",
+            pid.trim()
+        );
+    }
+
+    #[test]
+    fn the_step_deadline_cuts_a_command_shorter_than_its_own_timeout() {
+        let mut host = ProcessHost::new(Duration::from_secs(300));
+        let started = Instant::now();
+        let out = host.run_until(
+            &argv(&["sleep", "30"]),
+            Some(Instant::now() + Duration::from_millis(200)),
+        );
+        assert_eq!(out.code, EXIT_TIMED_OUT);
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

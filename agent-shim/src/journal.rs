@@ -8,10 +8,16 @@
 //! an exclusive lock (one agent per state directory), appends with fsync, and compaction, which
 //! keeps the file bounded by dropping the oldest finished keys.
 //!
+//! A step that ran out of time after it may have changed the host gets a `timedOut` record instead
+//! of `finished`: its key is *unsettled* until the host's check says whether the step took effect,
+//! and then a `finished` record closes it. A command that completes after its step timed out is
+//! never a result.
+//!
 //! Record format (field names in camelCase):
 //! ```json
 //! {"record":"started","key":"mig-1:edge-3:node-create","taskUid":"…","taskName":"t1","step":"linstor-node-create","args":["edge-3","10.0.0.3"],"attempt":1,"at":"2026-11-29T19:00:00Z"}
 //! {"record":"finished","key":"mig-1:edge-3:node-create","code":0,"outputTail":"…","message":"done","at":"2026-11-29T19:00:02Z"}
+//! {"record":"timedOut","key":"mig-1:edge-3:pool","outputTail":"…","message":"timed out after 60s","at":"2026-11-29T19:01:02Z"}
 //! ```
 
 use std::collections::BTreeMap;
@@ -68,13 +74,33 @@ pub struct Finished {
     pub at: String,
 }
 
+/// A step ran out of time after it may have changed the host: its outcome is not known. Not a
+/// result: the key stays open until the host's check settles it with a [`Finished`], and nothing
+/// else runs on the node meanwhile. Whatever the killed command did later is not a result either.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TimedOut {
+    /// The task's idempotency key.
+    pub key: String,
+    /// What the step printed before it was killed.
+    #[serde(default)]
+    pub output_tail: String,
+    /// What happened, in one line.
+    #[serde(default)]
+    pub message: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
 /// One line of the journal.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "record", rename_all = "camelCase")]
 pub enum Record {
     /// Written before a step runs.
     Started(Started),
-    /// Written after it ends.
+    /// Written when a step ran out of time with its outcome unknown.
+    TimedOut(TimedOut),
+    /// Written after it ends (or, after a [`TimedOut`], once the host's check has settled it).
     Finished(Finished),
 }
 
@@ -82,6 +108,7 @@ impl Record {
     fn key(&self) -> &str {
         match self {
             Record::Started(s) => &s.key,
+            Record::TimedOut(t) => &t.key,
             Record::Finished(f) => &f.key,
         }
     }
@@ -106,6 +133,7 @@ impl std::fmt::Display for CorruptLine {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Entry {
     started: Option<Started>,
+    timed_out: Option<TimedOut>,
     finished: Option<Finished>,
     /// Line of the last record, to keep the most recent keys on compaction.
     seq: usize,
@@ -118,6 +146,14 @@ pub enum KeyState<'a> {
     New,
     /// Started and never finished: the agent was stopped mid-step (reboot, kill).
     Interrupted(&'a Started),
+    /// Ran out of time with its outcome unknown: the host's check settles it before anything
+    /// else runs on the node. `started` is `None` only in a journal edited by hand.
+    Unsettled {
+        /// The start record.
+        started: Option<&'a Started>,
+        /// The time-out record.
+        timed_out: &'a TimedOut,
+    },
     /// Finished: report this result, never run it again.
     Finished {
         /// The start record, if still kept.
@@ -148,24 +184,46 @@ impl JournalState {
                 finished,
             },
             Some(Entry {
+                timed_out: Some(timed_out),
+                started,
+                ..
+            }) => KeyState::Unsettled {
+                started: started.as_ref(),
+                timed_out,
+            },
+            Some(Entry {
                 started: Some(started),
-                finished: None,
                 ..
             }) => KeyState::Interrupted(started),
             Some(_) => KeyState::New,
         }
     }
 
-    /// Keys that were started and never finished.
+    /// Keys that were started and never finished nor timed out.
     pub fn interrupted(&self) -> impl Iterator<Item = &Started> {
         self.entries.values().filter_map(|e| match e {
             Entry {
                 started: Some(s),
+                timed_out: None,
                 finished: None,
                 ..
             } => Some(s),
             _ => None,
         })
+    }
+
+    /// Keys that timed out with their outcome unknown and are not settled yet, oldest first:
+    /// (start record if kept, time-out record).
+    pub fn unsettled(&self) -> Vec<(Option<&Started>, &TimedOut)> {
+        let mut open: Vec<&Entry> = self
+            .entries
+            .values()
+            .filter(|e| e.finished.is_none() && e.timed_out.is_some())
+            .collect();
+        open.sort_by_key(|e| e.seq);
+        open.into_iter()
+            .filter_map(|e| Some((e.started.as_ref(), e.timed_out.as_ref()?)))
+            .collect()
     }
 
     /// How many keys the journal holds.
@@ -184,6 +242,7 @@ impl JournalState {
         self.next_seq += 1;
         let entry = self.entries.entry(record.key().to_owned()).or_insert(Entry {
             started: None,
+            timed_out: None,
             finished: None,
             seq,
         });
@@ -191,14 +250,23 @@ impl JournalState {
         match record {
             Record::Started(s) => {
                 entry.started = Some(s);
+                entry.timed_out = None;
                 entry.finished = None;
+            }
+            Record::TimedOut(t) => {
+                // A time-out after a result would be a journal written out of order; the result
+                // stands.
+                if entry.finished.is_none() {
+                    entry.timed_out = Some(t);
+                }
             }
             Record::Finished(f) => entry.finished = Some(f),
         }
     }
 
     /// The records of a compacted journal: at most `max_keys` keys, the most recent ones, and
-    /// every interrupted key whatever its age (it still has to be resumed).
+    /// every interrupted or unsettled key whatever its age (it still has to be resumed or
+    /// settled).
     pub fn compacted(&self, max_keys: usize) -> Vec<Record> {
         let mut entries: Vec<&Entry> = self.entries.values().collect();
         entries.sort_by_key(|e| std::cmp::Reverse(e.seq));
@@ -217,6 +285,7 @@ impl JournalState {
                     .iter()
                     .cloned()
                     .map(Record::Started)
+                    .chain(e.timed_out.iter().cloned().map(Record::TimedOut))
                     .chain(e.finished.iter().cloned().map(Record::Finished))
             })
             .collect()
@@ -369,7 +438,8 @@ impl Journal {
     }
 
     fn over_limit(&self) -> bool {
-        self.lines > 2 * self.limits.max_keys + 2 * self.state.interrupted().count() + 16
+        let open = self.state.interrupted().count() + self.state.unsettled().len();
+        self.lines > 2 * self.limits.max_keys + 3 * open + 16
     }
 
     /// Appends a record and fsyncs it; returns once it is on disk.
@@ -384,10 +454,21 @@ impl Journal {
             source: std::io::Error::other(e),
         })?;
         line.push('\n');
+        let point = match &record {
+            Record::Started(_) => "journal.append.started",
+            Record::TimedOut(_) => "journal.append.timedOut",
+            Record::Finished(_) => "journal.append.finished",
+        };
+        if let Some(stop) = nodewright_kit::failpoint::reached(point) {
+            // A crash test's torn record: half the line reaches the file, the rest never does.
+            let _ = self.file.write_all(&line.as_bytes()[..line.len() / 2]);
+            stop.now();
+        }
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.sync_data())
             .map_err(io_err(&self.path, "appending to"))?;
+        nodewright_kit::failpoint::hit("journal.append.synced");
         self.state.apply(record);
         self.lines += 1;
         if self.over_limit() {
@@ -469,6 +550,53 @@ mod tests {
         assert!(corrupt.is_empty());
         assert!(matches!(state.key_state("b"), KeyState::Interrupted(s) if s.attempt == 1));
         assert_eq!(state.interrupted().count(), 1);
+    }
+
+    fn timed_out(key: &str) -> Record {
+        Record::TimedOut(TimedOut {
+            key: key.into(),
+            output_tail: "$ linstor node create".into(),
+            message: "timed out after 1s".into(),
+            at: "2026-11-29T19:00:02Z".into(),
+        })
+    }
+
+    #[test]
+    fn a_key_that_timed_out_is_unsettled_until_a_result_closes_it() {
+        let (state, _) = replay(&lines(&[started("a", 1), timed_out("a")]));
+        assert!(matches!(
+            state.key_state("a"),
+            KeyState::Unsettled { started: Some(s), timed_out } if s.attempt == 1 && timed_out.message.contains("timed out")
+        ));
+        assert_eq!(
+            state.interrupted().count(),
+            0,
+            "a time-out is not an interruption"
+        );
+        assert_eq!(state.unsettled().len(), 1);
+        let (state, _) = replay(&lines(&[started("a", 1), timed_out("a"), finished("a", 0)]));
+        assert!(matches!(state.key_state("a"), KeyState::Finished { finished, .. } if finished.code == 0));
+        assert!(state.unsettled().is_empty());
+    }
+
+    #[test]
+    fn a_time_out_written_after_a_result_does_not_reopen_the_key() {
+        let (state, _) = replay(&lines(&[started("a", 1), finished("a", 0), timed_out("a")]));
+        assert!(matches!(state.key_state("a"), KeyState::Finished { .. }));
+    }
+
+    #[test]
+    fn compaction_keeps_every_unsettled_key() {
+        let mut records = vec![started("slow", 1), timed_out("slow")];
+        for k in ["k1", "k2", "k3"] {
+            records.push(started(k, 1));
+            records.push(finished(k, 0));
+        }
+        let (state, _) = replay(&lines(&records));
+        let (after, _) = replay(&lines(&state.compacted(1)));
+        assert!(matches!(after.key_state("slow"), KeyState::Unsettled { .. }));
+        assert!(matches!(after.key_state("k3"), KeyState::Finished { .. }));
+        assert_eq!(after.key_state("k1"), KeyState::New);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! fresh, [`decide`]d (pure), claimed with a `resourceVersion`-guarded status replace, run through
 //! the catalogue with the journal around it, and reported with a guarded status replace.
 //!
-//! One task runs at a time: a node's host steps never overlap. Errors of one task are logged and
-//! never stop the loop; only an unusable state directory does.
+//! One task runs at a time: a node's host steps never overlap. A step that ran out of time with its
+//! outcome unknown is settled by the host's check before any other task of the node is looked at.
+//! Errors of one task are logged and never stop the loop; only an unusable state directory does.
 
 use nodewright_kit::backoff::Backoff;
 use std::collections::{BTreeSet, VecDeque};
@@ -27,10 +28,10 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::Error;
-use crate::catalogue::{self, Plan, StepOutcome};
+use crate::catalogue::{self, Plan, Recheck, StepOutcome};
 use crate::decide::{Decision, EarlierResult, Identity, LeaveReason, RunReason, decide};
 use crate::host::{EXIT_TIMED_OUT, HostOps};
-use crate::journal::{Finished, Journal, JournalLimits, Record, Started};
+use crate::journal::{Finished, Journal, JournalLimits, Record, Started, TimedOut};
 use crate::status::{self, Completion, reason};
 
 /// How the agent runs.
@@ -61,6 +62,8 @@ pub struct AgentOptions {
     /// `nodewright.io/created-by` names anyone else is refused ([`crate::decide::authorize`]).
     /// `None` checks no attribution (the chart always sets it).
     pub operator: Option<String>,
+    /// How long the check that settles a timed-out step may run (see [`crate::journal`]).
+    pub settle_timeout: Duration,
 }
 
 impl AgentOptions {
@@ -83,7 +86,25 @@ impl AgentOptions {
             retry_max: Duration::from_secs(10),
             host_os: nodewright_api::OsFamily::Debian,
             operator: None,
+            settle_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+/// How long past a step's deadline the host is given to kill its command and hand the step back.
+const HOST_KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// The start record of a timed-out key whose start was lost (a journal edited by hand): the
+/// step cannot be known, so the settling fails it.
+fn orphan_start(timed_out: &TimedOut) -> Started {
+    Started {
+        key: timed_out.key.clone(),
+        task_uid: String::new(),
+        task_name: String::new(),
+        step: String::new(),
+        args: Vec::new(),
+        attempt: 0,
+        at: timed_out.at.clone(),
     }
 }
 
@@ -253,6 +274,9 @@ async fn run_until<H: HostOps>(
     let mut queue: VecDeque<String> = VecDeque::new();
     let mut resync = tokio::time::interval(agent.options.resync);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Set while a timed-out step could not be settled (its check gave no answer): nothing runs
+    // until the next resync tries the check again.
+    let mut blocked = false;
     let enqueue = |queue: &mut VecDeque<String>, name: String| {
         if !queue.contains(&name) {
             queue.push_back(name);
@@ -299,12 +323,25 @@ async fn run_until<H: HostOps>(
                 }
             },
             _ = resync.tick() => {
+                blocked = false;
                 for name in &known {
                     enqueue(&mut queue, name.clone());
                 }
             }
-            () = std::future::ready(()), if !queue.is_empty() => {
-                if let Some(name) = queue.pop_front() {
+            () = std::future::ready(()), if !blocked && (!queue.is_empty() || agent.unsettled()) => {
+                if agent.unsettled() {
+                    // Nothing else runs on this node until every timed-out step is settled.
+                    match agent.settle().await {
+                        Some(settled) => {
+                            for name in settled {
+                                known.insert(name.clone());
+                                queue.retain(|n| *n != name);
+                                queue.push_front(name);
+                            }
+                        }
+                        None => blocked = true,
+                    }
+                } else if let Some(name) = queue.pop_front() {
                     agent.process(&name).await;
                 }
             }
@@ -422,6 +459,13 @@ impl<H: HostOps> Agent<H> {
                 Decision::LeaveAlone(LeaveReason::Finished) => return,
                 Decision::LeaveAlone(LeaveReason::ClaimedByOther { pod }) => {
                     debug!(task = name, claimed_by = %pod, "task is claimed by another agent; left to it");
+                    return;
+                }
+                Decision::LeaveAlone(LeaveReason::Unsettled) => {
+                    debug!(
+                        task = name,
+                        "task timed out with its outcome unknown; left to the settling"
+                    );
                     return;
                 }
                 Decision::RefuseReusedKey { message } => {
@@ -622,6 +666,9 @@ impl<H: HostOps> Agent<H> {
         }
 
         let outcome = self.execute(&plan, task.spec.timeout_seconds).await;
+        if outcome.unknown {
+            return self.record_unknown(claimed, &prefix, outcome).await;
+        }
         let message = format!("{prefix}{}", outcome.message);
         let finished = Finished {
             key: task.spec.idempotency_key.clone(),
@@ -656,6 +703,156 @@ impl<H: HostOps> Agent<H> {
         let pod = self.me.pod.clone();
         self.report_until_written(claimed, |t| status::completed(t.status.as_ref(), &pod, &done))
             .await
+    }
+
+    /// A step that ran out of time after it may have changed the host: journalled as timed out
+    /// (not finished), the task set `Unknown`. The settling (next turn of the loop, before any
+    /// other task) checks the host and writes the result.
+    async fn record_unknown(
+        &mut self,
+        claimed: NodeTask,
+        prefix: &str,
+        outcome: StepOutcome,
+    ) -> Result<(), WriteError> {
+        let name = claimed.name_any();
+        let message = format!(
+            "{prefix}{}; the step's outcome is unknown until its check runs on the host, before anything else runs on this node",
+            outcome.message
+        );
+        let record = TimedOut {
+            key: claimed.spec.idempotency_key.clone(),
+            output_tail: status::tail_chars(&outcome.output, self.journal.limits().output_tail_chars)
+                .to_owned(),
+            message: message.clone(),
+            at: now().0.to_string(),
+        };
+        if let Err(e) = self.journal.append(Record::TimedOut(record)) {
+            // Without the record the key reads as interrupted: it is re-run, check first, which
+            // is the older and still safe behaviour.
+            warn!(task = %name, error = %e, "cannot journal the time-out");
+        }
+        warn!(task = %name, step = %claimed.spec.step, "step timed out with its outcome unknown");
+        let pod = self.me.pod.clone();
+        let at = now();
+        self.report_until_written(claimed, |t| {
+            status::unknown(t.status.as_ref(), &pod, &outcome.output, &message, &at)
+        })
+        .await
+    }
+
+    /// Whether a timed-out step waits for its check.
+    fn unsettled(&self) -> bool {
+        !self.journal.state().unsettled().is_empty()
+    }
+
+    /// Settles every step that timed out with its outcome unknown, oldest first: its check runs
+    /// on the host; done is journalled as a success, not done as a failure. Returns the tasks
+    /// settled (to report now), or `None` when a check gave no answer: that step stays unknown,
+    /// and nothing else runs until it is settled.
+    async fn settle(&mut self) -> Option<Vec<String>> {
+        let open: Vec<(Started, TimedOut)> = self
+            .journal
+            .state()
+            .unsettled()
+            .into_iter()
+            .map(|(s, t)| (s.cloned().unwrap_or_else(|| orphan_start(t)), t.clone()))
+            .collect();
+        let mut settled = Vec::new();
+        for (started, timed_out) in open {
+            let verdict = match catalogue::plan_on(self.options.host_os, &started.step, &started.args) {
+                Ok(plan) => self.recheck(&plan).await,
+                Err(e) => Recheck::NotDone(format!("{e}; it cannot be checked")),
+            };
+            let (code, what, why) = match verdict {
+                Recheck::Done(what) => (
+                    0,
+                    format!("found done on the host by its check: {what}"),
+                    reason::FOUND_DONE,
+                ),
+                Recheck::NotDone(why) => (
+                    EXIT_TIMED_OUT,
+                    format!("not done on the host: {why}; failed"),
+                    reason::FOUND_NOT_DONE,
+                ),
+                Recheck::NoAnswer(why) => {
+                    warn!(key = %started.key, task = %started.task_name, %why, "the check of a timed-out step gave no answer; nothing runs on this node until it does");
+                    return None;
+                }
+            };
+            let finished = Finished {
+                key: started.key.clone(),
+                code,
+                output_tail: timed_out.output_tail.clone(),
+                message: format!("{} — then {what}", timed_out.message),
+                at: now().0.to_string(),
+            };
+            if let Err(e) = self.journal.append(Record::Finished(finished.clone())) {
+                warn!(key = %started.key, error = %e, "cannot journal the settling of a timed-out step");
+                return None;
+            }
+            info!(key = %started.key, task = %started.task_name, code, "timed-out step settled by its check");
+            self.report_settled(&started, &finished, why).await;
+            if !started.task_name.is_empty() {
+                settled.push(started.task_name);
+            }
+        }
+        Some(settled)
+    }
+
+    /// Reports a settled step in its task's status, when the task is still the one that timed
+    /// out and not finished. Any failure here is left to the journal: the next look at the task
+    /// reports the result from it.
+    async fn report_settled(&self, started: &Started, finished: &Finished, why: &'static str) {
+        if started.task_name.is_empty() {
+            return;
+        }
+        let Some(task) = self.fetch(&started.task_name).await else {
+            return;
+        };
+        let open = task
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_none_or(|p| !matches!(p, NodeTaskPhase::Succeeded | NodeTaskPhase::Failed));
+        if task.metadata.uid.as_deref() != Some(started.task_uid.as_str()) || !open {
+            return;
+        }
+        let done = Completion {
+            succeeded: finished.code == 0,
+            exit_code: Some(finished.code),
+            output: finished.output_tail.clone(),
+            message: finished.message.clone(),
+            reason: why,
+            started_at: None,
+            finished_at: parse_time(&finished.at).unwrap_or_else(now),
+        };
+        let pod = self.me.pod.clone();
+        if let Err(e) = self
+            .report_until_written(task, |t| status::completed(t.status.as_ref(), &pod, &done))
+            .await
+        {
+            debug!(task = %started.task_name, error = ?e, "settled result not written; the journal reports it later");
+        }
+    }
+
+    /// Runs a plan's check alone on the host, bounded by `settle_timeout`.
+    async fn recheck(&self, plan: &Plan) -> Recheck {
+        let timeout = self.options.settle_timeout;
+        let deadline = Instant::now() + timeout;
+        let host = Arc::clone(&self.host);
+        let job = plan.clone();
+        let blocking = tokio::task::spawn_blocking(move || {
+            let mut host = host.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            job.recheck(&mut *host, Some(deadline))
+        });
+        match tokio::time::timeout(timeout, blocking).await {
+            Ok(Ok(verdict)) => verdict,
+            Ok(Err(e)) => Recheck::NoAnswer(format!("the check did not complete: {e}")),
+            Err(_) => Recheck::NoAnswer(format!(
+                "the host was still busy after {}s (a killed step's command has not ended)",
+                timeout.as_secs()
+            )),
+        }
     }
 
     /// Writes the final status of a task this agent claimed. On a conflict it reads the task
@@ -694,8 +891,10 @@ impl<H: HostOps> Agent<H> {
 
     /// Runs a plan on the host. The host is behind a mutex and called from `spawn_blocking`:
     /// host commands are blocking processes that must not stall the runtime (the watch and the
-    /// status writes go on), and the mutex serialises them, so a step that outlived its timeout
-    /// still holds the host and the next step waits instead of overlapping it.
+    /// status writes go on), and the mutex serialises them. The host is given the step's
+    /// deadline and kills a command (with its process group) that reaches it; a host that still
+    /// holds on past it keeps the mutex, so the settling and the next step wait instead of
+    /// overlapping it.
     async fn execute(&self, plan: &Plan, timeout_seconds: i32) -> StepOutcome {
         let timeout = Duration::from_secs(u64::try_from(timeout_seconds.max(1)).unwrap_or(1));
         let deadline = Instant::now() + timeout;
@@ -705,19 +904,31 @@ impl<H: HostOps> Agent<H> {
             let mut host = host.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             job.execute(&mut *host, Some(deadline))
         });
-        match tokio::time::timeout(timeout, blocking).await {
+        // The host kills at the deadline; a little longer here lets its answer (and the output
+        // so far) come back before the step is given up on without it.
+        match tokio::time::timeout(timeout + HOST_KILL_GRACE, blocking).await {
+            Ok(Ok(outcome)) if outcome.unknown && outcome.code == EXIT_TIMED_OUT => StepOutcome {
+                message: format!(
+                    "timed out after {timeout_seconds}s; its command was killed with every process it started"
+                ),
+                ..outcome
+            },
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => StepOutcome {
                 code: 1,
                 output: String::new(),
                 message: format!("the step did not complete: {e}"),
+                // A panic mid-step leaves the host as unknown as a time-out does.
+                unknown: true,
             },
+            // The host did not hand the step back by its deadline (a host that does not kill at
+            // the deadline): whatever it does later is not counted, and the settling waits for
+            // the host before it checks.
             Err(_) => StepOutcome {
                 code: EXIT_TIMED_OUT,
                 output: String::new(),
-                message: format!(
-                    "timed out after {timeout_seconds}s (a host command may still be running; the next step waits for it)"
-                ),
+                message: format!("timed out after {timeout_seconds}s"),
+                unknown: true,
             },
         }
     }

@@ -29,6 +29,12 @@ pub mod reason {
     /// The agent may not run the task: not attributed to the operator, or a site-storage delete
     /// not asked for by a rolling-back Migration (`decide::authorize`); nothing ran.
     pub const REFUSED: &str = "Refused";
+    /// The step ran out of time after it may have changed the host; the host is checked next.
+    pub const OUTCOME_UNKNOWN: &str = "TimedOutOutcomeUnknown";
+    /// A step that timed out was found done on the host by its check.
+    pub const FOUND_DONE: &str = "TimedOutFoundDone";
+    /// A step that timed out was found not done on the host by its check.
+    pub const FOUND_NOT_DONE: &str = "TimedOutNotDone";
 }
 
 /// The last `max` characters of `s` (on a character boundary).
@@ -138,6 +144,37 @@ pub fn completed(previous: Option<&NodeTaskStatus>, pod: &str, done: &Completion
     status
 }
 
+/// The status of a step that ran out of time after it may have changed the host: `Unknown`,
+/// not finished (no `finishedAt`, no exit code), both conditions `Unknown` with the reason
+/// [`reason::OUTCOME_UNKNOWN`]. The agent checks the host and then writes [`completed`].
+pub fn unknown(
+    previous: Option<&NodeTaskStatus>,
+    pod: &str,
+    output: &str,
+    message: &str,
+    now: &Time,
+) -> NodeTaskStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.phase = Some(NodeTaskPhase::Unknown);
+    status.claimed_by = Some(pod.to_owned());
+    status.finished_at = None;
+    status.exit_code = None;
+    status.output = Some(tail_chars(output, OUTPUT_MAX_CHARS).to_owned()).filter(|o| !o.is_empty());
+    status.message = Some(message.to_owned());
+    for type_ in [condition_type::COMPLETE, condition_type::FAILED] {
+        set_condition(
+            &mut status.conditions,
+            type_,
+            ConditionStatus::Unknown,
+            reason::OUTCOME_UNKNOWN,
+            message,
+            None,
+            now,
+        );
+    }
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +242,28 @@ mod tests {
         );
         let failed = find_condition(&s.conditions, condition_type::FAILED).unwrap();
         assert_eq!(failed.status, "True");
+    }
+
+    #[test]
+    fn a_step_whose_outcome_is_unknown_is_not_finished_and_its_conditions_say_unknown() {
+        let running = claimed(None, "agent-a", "claimed", &at(100));
+        let s = unknown(
+            Some(&running),
+            "agent-a",
+            "$ linstor node create\n",
+            "timed out",
+            &at(101),
+        );
+        assert_eq!(s.phase, Some(NodeTaskPhase::Unknown));
+        assert_eq!(s.finished_at, None);
+        assert_eq!(s.exit_code, None);
+        assert_eq!(s.started_at, Some(at(100)));
+        for type_ in [condition_type::COMPLETE, condition_type::FAILED] {
+            let c = find_condition(&s.conditions, type_).unwrap();
+            assert_eq!(
+                (c.status.as_str(), c.reason.as_str()),
+                ("Unknown", reason::OUTCOME_UNKNOWN)
+            );
+        }
     }
 }

@@ -395,14 +395,17 @@ async fn two_agents_for_the_same_node_racing_for_the_same_tasks_run_each_exactly
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_that_outlives_its_timeout_fails_as_timed_out() {
+async fn a_step_whose_command_completes_after_its_timeout_is_unknown_then_settled_by_its_check_before_the_next_task()
+ {
     let ctx = context("agent-timeout").await;
     let api = ctx.api::<NodeTask>();
     let world = world();
     let mut host = SimHost::new(&world, "edge-1");
+    // The mutation takes effect, but only after the step's timeout (the simulated host does not
+    // kill at the deadline): the record must not count it as finished.
     host.hook = Some(Arc::new(|argv: &[String]| {
         if argv.iter().any(|a| a == "create") {
-            std::thread::sleep(Duration::from_secs(3));
+            std::thread::sleep(Duration::from_secs(4));
         }
     }));
     let state = tempfile::tempdir().unwrap();
@@ -420,14 +423,191 @@ async fn a_step_that_outlives_its_timeout_fails_as_timed_out() {
     );
     task.spec.timeout_seconds = 1;
     create(&ctx, &task).await;
-    let done = finished(&api, "slow").await;
-    let status = done.status.clone().unwrap();
-    assert_eq!(status.phase, Some(NodeTaskPhase::Failed));
-    assert_eq!(status.exit_code, Some(124));
+    eventually("the slow task to be claimed", Duration::from_secs(30), || async {
+        let t = api.get("slow").await.ok()?;
+        (t.status.as_ref()?.phase? == NodeTaskPhase::Running).then_some(())
+    })
+    .await;
+    // A second task queued behind it: it must not run before the first is settled.
+    create(
+        &ctx,
+        &node_task("after", "edge-1", "linstor-node-list", &[], "after-1"),
+    )
+    .await;
+    let unknown = eventually("the slow task to be Unknown", Duration::from_secs(30), || async {
+        let t = api.get("slow").await.ok()?;
+        (t.status.as_ref()?.phase? == NodeTaskPhase::Unknown).then_some(t)
+    })
+    .await;
+    let status = unknown.status.clone().unwrap();
+    assert_eq!(status.exit_code, None, "not finished");
+    assert_eq!(status.finished_at, None);
     assert!(status.message.unwrap().starts_with("timed out after 1s"));
     assert_eq!(
-        condition(&done, condition_type::COMPLETE).unwrap().reason,
-        "TimedOut"
+        condition(&unknown, condition_type::COMPLETE).unwrap().status,
+        "Unknown"
+    );
+    // The journal holds a time-out, not a result.
+    let journal = std::fs::read_to_string(state.path().join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"record\":\"timedOut\""), "{journal}");
+    assert!(
+        !journal.contains("\"record\":\"finished\",\"key\":\"slow-1\""),
+        "{journal}"
+    );
+
+    let done = finished(&api, "slow").await;
+    let status = done.status.clone().unwrap();
+    assert_eq!(status.phase, Some(NodeTaskPhase::Succeeded), "{status:?}");
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("found done on the host by its check"),
+        "{status:?}"
+    );
+    assert_eq!(host.count(&["node", "create"]), 1, "the step is never run again");
+    let after = finished(&api, "after").await;
+    assert_eq!(
+        after.status.as_ref().unwrap().phase,
+        Some(NodeTaskPhase::Succeeded)
+    );
+    // The host's order: the create, then the check that settled it, then the next task.
+    let ran = host.ran();
+    let create_at = ran.iter().position(|a| a.contains(&"create".to_owned())).unwrap();
+    let lists: Vec<usize> = ran
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.ends_with(&["node".to_owned(), "list".to_owned()]))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(lists.len(), 3, "check, settle check, next task: {ran:?}");
+    assert!(lists[0] < create_at && lists[1] > create_at, "{ran:?}");
+    let complete = condition(&done, condition_type::COMPLETE).unwrap();
+    assert_eq!(complete.reason, "TimedOutFoundDone");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_check_of_a_timed_out_step_gives_no_answer_nothing_else_runs_on_the_node() {
+    let ctx = context("agent-timeout-no-answer").await;
+    let api = ctx.api::<NodeTask>();
+    let world = world();
+    let mut host = SimHost::new(&world, "edge-1");
+    // The mutation outlives its timeout, and then LINSTOR cannot be reached.
+    let down = Arc::clone(&host.linstor_down);
+    host.hook = Some(Arc::new(move |argv: &[String]| {
+        if argv.iter().any(|a| a == "create") {
+            std::thread::sleep(Duration::from_secs(4));
+            down.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }));
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(
+        ctx.client.clone(),
+        options(&ctx.namespace, "edge-1", "agent-edge-1-t", state.path()),
+        host.clone(),
+    );
+    let mut task = node_task(
+        "slow",
+        "edge-1",
+        "linstor-node-create",
+        &["edge-3", "10.10.100.13"],
+        "slow-3",
+    );
+    task.spec.timeout_seconds = 1;
+    create(&ctx, &task).await;
+    eventually("the slow task to be claimed", Duration::from_secs(30), || async {
+        let t = api.get("slow").await.ok()?;
+        (t.status.as_ref()?.phase? == NodeTaskPhase::Running).then_some(())
+    })
+    .await;
+    create(
+        &ctx,
+        &node_task("next", "edge-1", "module-load", &["drbd"], "next-3"),
+    )
+    .await;
+    // The marker that the agent has tried to settle it and found no answer: a second try of the
+    // check (the resync is 2 s), each failing.
+    eventually(
+        "two checks without an answer",
+        Duration::from_secs(30),
+        || async {
+            let lists = host
+                .ran()
+                .iter()
+                .skip_while(|a| !a.contains(&"create".to_owned()))
+                .filter(|a| a.ends_with(&["node".to_owned(), "list".to_owned()]))
+                .count();
+            (lists >= 2).then_some(())
+        },
+    )
+    .await;
+    let slow = api.get("slow").await.unwrap();
+    assert_eq!(slow.status.as_ref().unwrap().phase, Some(NodeTaskPhase::Unknown));
+    let next = api.get("next").await.unwrap();
+    assert!(
+        next.status.as_ref().and_then(|s| s.phase).is_none(),
+        "another task ran while a step was unsettled: {next:?}"
+    );
+    assert_eq!(host.count(&["lsmod"]), 0, "nothing else ran on the host");
+
+    // LINSTOR is back: the step is settled (it took effect), then the next task runs.
+    host.linstor_down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let slow = finished(&api, "slow").await;
+    assert_eq!(
+        slow.status.as_ref().unwrap().phase,
+        Some(NodeTaskPhase::Succeeded)
+    );
+    finished(&api, "next").await;
+    assert_eq!(host.count(&["node", "create"]), 1);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_timed_out_and_is_not_done_on_the_host_fails() {
+    let ctx = context("agent-timeout-not-done").await;
+    let api = ctx.api::<NodeTask>();
+    let world = world();
+    let mut host = SimHost::new(&world, "edge-1");
+    // The mutation hangs past the deadline and is then undone, as if killed before it acted.
+    let w = Arc::clone(&world);
+    host.hook = Some(Arc::new(move |argv: &[String]| {
+        if argv.iter().any(|a| a == "create") {
+            std::thread::sleep(Duration::from_secs(4));
+            let delete: Vec<String> = ["linstor", "--no-color", "node", "delete", "edge-3"]
+                .map(String::from)
+                .to_vec();
+            w.lock().unwrap().exec("edge-1", &delete, &[]);
+        }
+    }));
+    let state = tempfile::tempdir().unwrap();
+    let agent = start_agent(
+        ctx.client.clone(),
+        options(&ctx.namespace, "edge-1", "agent-edge-1-t", state.path()),
+        host.clone(),
+    );
+    let mut task = node_task(
+        "slow",
+        "edge-1",
+        "linstor-node-create",
+        &["edge-3", "10.10.100.13"],
+        "slow-2",
+    );
+    task.spec.timeout_seconds = 1;
+    create(&ctx, &task).await;
+    let done = finished(&api, "slow").await;
+    let status = done.status.clone().unwrap();
+    assert_eq!(status.phase, Some(NodeTaskPhase::Failed), "{status:?}");
+    assert_eq!(status.exit_code, Some(124));
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("not done on the host"),
+        "{status:?}"
     );
     agent.stop().await;
 }

@@ -243,8 +243,13 @@ pub enum NodeTaskPhase {
     Running,
     /// The step finished successfully.
     Succeeded,
-    /// The step failed or timed out; the message says why.
+    /// The step failed, or timed out before it changed anything; the message says why.
     Failed,
+    /// The step ran out of time after it may have changed the host: whether it took effect is
+    /// not known yet. Not finished: the agent kills what the step started, checks the host before
+    /// it runs anything else on the node, and then reports `Succeeded` (the check finds the step
+    /// done) or `Failed` (it does not). Whoever waits on the task keeps waiting.
+    Unknown,
 }
 
 /// What the agent did.

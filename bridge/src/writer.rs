@@ -514,6 +514,15 @@ struct Done {
 
 /// Applies one object: labels and spec on the main resource, then the status on the status
 /// subresource, as asked. Stops at the first failure.
+/// The failpoint after an object of `kind` (not its status) is written.
+fn main_written_point(kind: &str) -> &'static str {
+    match kind {
+        "EdgeNode" => "bridge.write.main.after.EdgeNode",
+        "EdgeCluster" => "bridge.write.main.after.EdgeCluster",
+        _ => "bridge.write.main.after",
+    }
+}
+
 async fn write_one(
     client: Client,
     // Force is safe here: this field manager is used by this writer only, and it applies only
@@ -554,6 +563,8 @@ async fn write_one(
                 done.durations
                     .push((object.resource.kind.clone(), started.elapsed()));
                 done.main_written = Some(object.fingerprints().main);
+                // Crash tests: the object written, its status not yet.
+                nodewright_kit::failpoint::hit(main_written_point(&object.resource.kind));
             }
             Err(source) => {
                 done.result = Err(Error::ApplyObject { key, source });
@@ -577,6 +588,7 @@ async fn write_one(
                 done.durations
                     .push((object.resource.kind.clone(), started.elapsed()));
                 done.status_written = Some(object.fingerprints().status);
+                nodewright_kit::failpoint::hit("bridge.write.status.after");
             }
             Err(source) => done.result = Err(Error::ApplyStatus { key, source }),
         }

@@ -70,7 +70,8 @@ async fn a_legacy_site_becomes_ready_edge_nodes_and_a_ready_edge_cluster() {
         .unwrap();
     stop.send(()).unwrap();
     task.await.unwrap();
-    let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, free_port());
+    let port = free_port();
+    let (stop, task) = start_bridge(ctx.client.clone(), &ctx.namespace, &legacy.namespace, port);
     let patch = STATUS
         .replace("{at}", &now().to_string())
         .replace("net=ok", "net=degraded");
@@ -114,12 +115,29 @@ async fn a_legacy_site_becomes_ready_edge_nodes_and_a_ready_edge_cluster() {
         }
         v
     };
+    // Reconciles are counted by the bridge; a resync without a change is one.
+    let reconciles = || async {
+        metrics_text(port)
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix("nodewright_bridge_reconcile_duration_seconds_count "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let two_more_reconciles = || async {
+        let counted = reconciles().await;
+        eventually("two more reconciles", Duration::from_secs(30), || async {
+            (reconciles().await >= counted + 2).then_some(())
+        })
+        .await;
+    };
     // The restarted bridge's first writes (a new writer remembers nothing) may still be in flight
-    // for the node that did not change: start counting once a resync has gone by without a write.
+    // for the node that did not change: start counting once two reconciles have gone by without
+    // a write.
     let mut before = versions().await;
     let settle = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        two_more_reconciles().await;
         let now = versions().await;
         if now == before {
             break;
@@ -130,7 +148,12 @@ async fn a_legacy_site_becomes_ready_edge_nodes_and_a_ready_edge_cluster() {
         );
         before = now;
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Nothing changes, so three more reconciles write nothing.
+    let counted = reconciles().await;
+    eventually("three more reconciles", Duration::from_secs(30), || async {
+        (reconciles().await >= counted + 3).then_some(())
+    })
+    .await;
     let after = versions().await;
     assert_eq!(before, after, "a write happened without a change");
     stop.send(()).unwrap();

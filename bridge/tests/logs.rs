@@ -204,11 +204,16 @@ async fn the_daemon_sets_pods_are_followed_in_order_per_node_across_a_kubelet_re
         s.output(&a.node) == expected_a
     })
     .await;
-    // Nothing more arrives: no duplicate trails the last line.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    while let Ok(event) = rx.try_recv() {
-        assert!(!matches!(event, LogEvent::Chunk(_)), "unexpected {event:?}");
-    }
+    // No duplicate trails the last line: a later line arrives right after it, and nothing
+    // between them.
+    a.append(&ctx, "a: marker\n");
+    expected_a.push_str("a: marker\n");
+    seen.until(&mut rx, "the marker line", |s| {
+        s.output(&a.node).ends_with("a: marker\n")
+    })
+    .await;
+    assert_eq!(seen.output(&a.node), expected_a);
+    assert_eq!(seen.output(&b.node), expected_b);
 }
 
 #[tokio::test(flavor = "multi_thread")]

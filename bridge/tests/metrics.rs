@@ -315,9 +315,23 @@ async fn healthz_fails_when_the_loop_stops_beating_and_recovers_when_it_beats_ag
         "live while beating, even before ready"
     );
 
-    tokio::time::sleep(stall_after + Duration::from_millis(500)).await;
-    let reply = get(admin.addr, "/healthz").await;
-    assert_eq!(reply.status, 503);
+    // Wait for the stall to be reported (at the earliest `stall_after` after the beat).
+    let beat_at = std::time::Instant::now();
+    let reply = loop {
+        let reply = get(admin.addr, "/healthz").await;
+        if reply.status == 503 {
+            break reply;
+        }
+        assert!(
+            beat_at.elapsed() < stall_after + Duration::from_secs(10),
+            "never reported the stall"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        beat_at.elapsed() >= stall_after - Duration::from_millis(100),
+        "stalled too early"
+    );
     assert!(
         reply.body.starts_with("process loop stalled: last beat "),
         "{}",

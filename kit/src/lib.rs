@@ -6,6 +6,8 @@
 //!   loop reports to it;
 //! - [`clock`]: wall-clock time, read once per turn at the edge;
 //! - [`backoff`]: exponential backoff with jitter for retries and reconnects;
+//! - [`failpoint`]: named points where a crash test kills or pauses the process (compiled in only
+//!   with the `failpoints` feature);
 //! - [`process`]: the shared command-line options, the client, the replica's identity, logging and
 //!   the stop signal.
 //!
@@ -15,5 +17,6 @@
 pub mod admin;
 pub mod backoff;
 pub mod clock;
+pub mod failpoint;
 pub mod lease;
 pub mod process;

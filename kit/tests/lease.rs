@@ -124,8 +124,30 @@ async fn a_leader_that_shuts_down_releases_the_lease_and_the_other_takes_over_at
     let mut first = Running::start(&ctx, config(&ctx, "first", lease));
     first.wait_until(true).await;
     let mut second = Running::start(&ctx, config(&ctx, "second", lease));
-    // The second replica has seen the lease held and waits.
-    sleep(Duration::from_millis(600)).await;
+    // The second replica has seen the lease held and waits. The marker that it had the time to
+    // look (its retry interval is 200 ms): the first renewed the lease twice since it started.
+    let renewed = || async {
+        let leases: Api<Lease> = ctx.api();
+        leases
+            .get("nodewright-bridge")
+            .await
+            .expect("lease exists")
+            .spec
+            .and_then(|s| s.renew_time)
+    };
+    let mut seen = renewed().await;
+    for _ in 0..2 {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let now = renewed().await;
+            if now != seen {
+                seen = now;
+                break;
+            }
+            assert!(Instant::now() < deadline, "the leader stopped renewing");
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
     assert!(!second.leads());
 
     let mut first_leader = first.leader.clone();

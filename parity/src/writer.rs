@@ -162,10 +162,17 @@ impl Writer {
         let writes = &sequence.writes;
         for (done, w) in writes.iter().enumerate() {
             let result = self.write(w).await;
+            let mut warned = false;
             if let (Ok(()), Some((reason, action, note))) = (&result, report(w)) {
-                self.event(&sequence.regarding, reason, action, note).await;
+                if reason == ROLLBACK_INCOMPLETE_REASON {
+                    // The failure's own Warning: not sent again below.
+                    warned = true;
+                    self.warning(&sequence.regarding, reason, action, note).await;
+                } else {
+                    self.event(&sequence.regarding, reason, action, note).await;
+                }
             }
-            if let (Ok(()), Some((reason, note))) = (&result, failure(w)) {
+            if let (Ok(()), Some((reason, note)), false) = (&result, failure(w), warned) {
                 self.warning(&sequence.regarding, &reason, "FailMigration", note)
                     .await;
             }
@@ -181,9 +188,20 @@ impl Writer {
         (writes.len(), None)
     }
 
-    /// Makes one write, if this replica leads.
+    /// Makes one write, if this replica leads. The crash tests' failpoints
+    /// `writer.<kind>.before` and `writer.<kind>.after` stand around it (`kit::failpoint`).
     pub async fn write(&self, w: &Write) -> Result<(), WriteError> {
         self.check_leading()?;
+        let (before, after) = failpoints(w);
+        nodewright_kit::failpoint::hit(before);
+        let result = self.write_unpointed(w).await;
+        if result.is_ok() {
+            nodewright_kit::failpoint::hit(after);
+        }
+        result
+    }
+
+    async fn write_unpointed(&self, w: &Write) -> Result<(), WriteError> {
         match w {
             Write::CreateTask(task) => {
                 let api: Api<NodeTask> = Api::namespaced(self.client.clone(), &self.namespace);
@@ -362,7 +380,9 @@ impl Writer {
 }
 
 /// The Event that reports a write made: its reason, action and note; `None` for a status write
-/// (bookkeeping of what the other writes did, reported by them).
+/// (bookkeeping of what the other writes did, reported by them), except the status of a
+/// migration whose rollback gave up at its deadline: that is reported as a Warning naming what
+/// it could not undo.
 pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
     match w {
         Write::CreateTask(task) => Some((
@@ -389,7 +409,15 @@ pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
                 data.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
             ),
         )),
-        Write::MigrationStatus { .. } => None,
+        Write::MigrationStatus { status, .. } => {
+            let gave_up = status.history.last().and_then(|t| {
+                (t.phase == nodewright_api::migration::MigrationPhase::Failed)
+                    .then_some(t.message.as_deref())
+                    .flatten()
+                    .filter(|m| m.starts_with(crate::migration::ROLLBACK_INCOMPLETE))
+            });
+            gave_up.map(|message| (ROLLBACK_INCOMPLETE_REASON, "RollBack", message.to_owned()))
+        }
     }
 }
 
@@ -411,11 +439,71 @@ pub fn failure(w: &Write) -> Option<(String, String)> {
     ))
 }
 
+/// The failpoints around a write of this kind.
+fn failpoints(w: &Write) -> (&'static str, &'static str) {
+    match w {
+        Write::CreateTask(_) => ("writer.task.before", "writer.task.after"),
+        Write::PatchNode { .. } => ("writer.node.before", "writer.node.after"),
+        Write::PatchClusterState { .. } => ("writer.cluster-state.before", "writer.cluster-state.after"),
+        Write::MigrationStatus { .. } => ("writer.status.before", "writer.status.after"),
+    }
+}
+
+/// The reason of the Warning Event raised when a migration's rollback gave up at its deadline
+/// with undos left (the note names them).
+pub const ROLLBACK_INCOMPLETE_REASON: &str = "RollbackIncomplete";
+
 /// A guarded write's result: a 409 is a [`WriteError::Conflict`].
 fn guarded<T>(result: Result<T, kube::Error>, what: impl Fn() -> String) -> Result<T, WriteError> {
     match result {
         Ok(v) => Ok(v),
         Err(kube::Error::Api(e)) if e.code == 409 => Err(WriteError::Conflict(what())),
         Err(source) => Err(WriteError::Api { what: what(), source }),
+    }
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+    use nodewright_api::common::PhaseTransition;
+    use nodewright_api::migration::{MigrationPhase, MigrationStatus};
+
+    fn status_write(phase: MigrationPhase, message: &str) -> Write {
+        Write::MigrationStatus {
+            name: "grow".into(),
+            resource_version: "1".into(),
+            status: Box::new(MigrationStatus {
+                phase: Some(phase),
+                history: vec![PhaseTransition {
+                    phase,
+                    at: nodewright_kit::clock::time(100),
+                    message: Some(message.into()),
+                }],
+                ..MigrationStatus::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_rollback_that_gave_up_is_reported_with_what_it_could_not_undo() {
+        let message = format!(
+            "{} after 1800s; could not undo: linstor-node-delete edge-2 (Running: no message)",
+            crate::migration::ROLLBACK_INCOMPLETE
+        );
+        let (reason, _, note) = report(&status_write(MigrationPhase::Failed, &message)).unwrap();
+        assert_eq!(reason, ROLLBACK_INCOMPLETE_REASON);
+        assert!(note.contains("linstor-node-delete edge-2"), "{note}");
+    }
+
+    #[test]
+    fn other_status_writes_raise_no_event() {
+        assert_eq!(
+            report(&status_write(MigrationPhase::Failed, "rollback failed: x")),
+            None
+        );
+        assert_eq!(
+            report(&status_write(MigrationPhase::RollingBack, "timed out")),
+            None
+        );
     }
 }

@@ -330,8 +330,21 @@ async fn taints_move_from_shadow_to_operator_and_are_owned_only_after_every_scri
         "{waiting:?}"
     );
     site.report(0, Some(2)).await;
-    // One script acknowledged, the other has not: still nobody touches the Nodes.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // One script acknowledged, the other has not: still nobody touches the Nodes. The marker that
+    // the operator's loop ran past the first acknowledgement: its status waits for the second
+    // script only.
+    let (first, second) = (site.nodes[0].clone(), site.nodes[1].clone());
+    eventually("the status to wait for the second script only", WAIT, || async {
+        let status = site.status().await;
+        let t = status
+            .takeover?
+            .workflows
+            .into_iter()
+            .find(|w| w.workflow == "taints")?;
+        let m = t.message?;
+        (m.contains(&second) && !m.contains(&first)).then_some(())
+    })
+    .await;
     assert_eq!(
         storage_taint(&site.node(1).await),
         None,
@@ -376,10 +389,21 @@ async fn taints_move_from_shadow_to_operator_and_are_owned_only_after_every_scri
     .await;
 
     // A restarted operator projects the same takeover: no new generation, nothing handed back.
+    // The marker that it made its projection: its generation gauge.
     stop.send(()).unwrap();
     task.await.unwrap();
-    let (stop, task) = site.start(None);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (stop, task) = site.start(Some(port));
+    eventually("the restarted operator to project its takeover", WAIT, || async {
+        let text = http_get(port, "/metrics").await.ok()?;
+        text.lines()
+            .any(|l| l.starts_with("nodewright_takeover_generation ") && !l.ends_with(" 0"))
+            .then_some(())
+    })
+    .await;
     assert_eq!(
         site.takeover()
             .await

@@ -13,9 +13,6 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, PostParams};
 use nodewright_testenv::{ControlPlane, Options};
 
-/// Environment variable that turns `owner_process` into a real owner (see below).
-const OWNER_MODE: &str = "NODEWRIGHT_TESTENV_OWNER_MODE";
-
 fn alive(pid: u32) -> bool {
     // A zombie has exited; only its parent has not collected it yet.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -85,12 +82,11 @@ async fn a_restarted_control_plane_keeps_its_address_credentials_and_objects() {
     assert!(!dir.exists(), "a temporary state directory is removed on drop");
 }
 
-/// Runs this test binary again as an "owner" that starts a control plane and then ends in the given
-/// way; returns the control plane's pid and state directory once the owner is gone.
+/// Runs `testenv-owner`, which starts a control plane and then ends in the given way; returns the
+/// control plane's pid and state directory once the owner is gone.
 fn run_owner(mode: &str) -> (u32, PathBuf) {
-    let mut owner = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "owner_process", "--nocapture", "--test-threads=1"])
-        .env(OWNER_MODE, mode)
+    let mut owner = Command::new(env!("CARGO_BIN_EXE_testenv-owner"))
+        .arg(mode)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -100,7 +96,6 @@ fn run_owner(mode: &str) -> (u32, PathBuf) {
     let mut dir = None;
     for line in stdout.lines() {
         let line = line.unwrap();
-        // The test harness may print its own "test owner_process ... " before our line.
         if let Some((_, rest)) = line.split_once("control-plane ") {
             let (p, d) = rest.split_once(' ').unwrap();
             pid = Some(p.parse().unwrap());
@@ -134,33 +129,11 @@ fn the_control_plane_exits_when_its_owner_aborts() {
 }
 
 #[test]
-fn the_control_plane_exits_when_a_test_of_its_owner_panics() {
+fn the_control_plane_exits_when_its_owner_panics() {
     assert_cleaned_up_after("panic");
 }
 
 #[test]
 fn the_control_plane_exits_when_its_owner_is_interrupted() {
     assert_cleaned_up_after("interrupt");
-}
-
-/// Not a test of its own: the owner process for the tests above. Without the environment
-/// variable it returns at once.
-#[test]
-fn owner_process() {
-    let Ok(mode) = std::env::var(OWNER_MODE) else {
-        return;
-    };
-    let cp = nodewright_testenv::shared().unwrap();
-    println!("control-plane {} {}", cp.pid().unwrap(), cp.dir().display());
-    match mode.as_str() {
-        "abort" => std::process::abort(),
-        "panic" => panic!("a failing test"),
-        "interrupt" => {
-            let me = std::process::id().to_string();
-            Command::new("kill").args(["-INT", &me]).status().unwrap();
-            std::thread::sleep(Duration::from_secs(30));
-            unreachable!("SIGINT ends the process");
-        }
-        other => panic!("unknown owner mode {other}"),
-    }
 }

@@ -17,6 +17,10 @@ pub struct StepOutcome {
     pub output: String,
     /// One line on what happened.
     pub message: String,
+    /// The step ran out of time after a mutation had started: whether it took effect is not
+    /// known until the host is checked again ([`Plan::recheck`]). A time-out before any mutation
+    /// (in the check, or between the check and the mutation) is a plain failure: nothing changed.
+    pub unknown: bool,
 }
 
 impl StepOutcome {
@@ -24,6 +28,27 @@ impl StepOutcome {
     pub fn succeeded(&self) -> bool {
         self.code == 0
     }
+
+    fn new(code: i32, output: String, message: impl Into<String>) -> Self {
+        StepOutcome {
+            code,
+            output,
+            message: message.into(),
+            unknown: false,
+        }
+    }
+}
+
+/// What the host says, asked again, about a mutating step whose outcome was unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recheck {
+    /// The check finds the step's effect there: says what it found.
+    Done(String),
+    /// The check finds it not there (or the host is where the step would be refused).
+    NotDone(String),
+    /// The check gave no answer (it could not run, ran out of time, or printed what cannot be
+    /// read): the outcome stays unknown and the check is tried again later.
+    NoAnswer(String),
 }
 
 /// `$ argv` and what the command printed, for a step's output.
@@ -41,98 +66,117 @@ impl Plan {
     /// the first failure or when `deadline` has passed between two commands.
     pub fn execute<H: HostOps + ?Sized>(&self, host: &mut H, deadline: Option<Instant>) -> StepOutcome {
         let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
-        let timed_out = |output: String| StepOutcome {
-            code: EXIT_TIMED_OUT,
-            output,
-            message: "timed out before the step finished".to_owned(),
+        let timed_out = |output: String, unknown: bool| StepOutcome {
+            unknown,
+            ..StepOutcome::new(EXIT_TIMED_OUT, output, "timed out before the step finished")
         };
         if let Some(check) = &self.check {
-            let result = host.run(check);
-            // A check that could not run or ran out of time answers nothing, whatever the step.
-            let no_answer = matches!(result.code, EXIT_NOT_RUN | EXIT_TIMED_OUT);
-            if !result.success() && (no_answer || !self.step.check_answers_by_exit_code()) {
-                let mut output = String::new();
-                transcript(&mut output, check, &result);
-                return StepOutcome {
-                    code: result.code,
-                    output,
-                    message: format!(
-                        "the check `{}` failed with exit code {}; nothing was changed",
-                        check.join(" "),
-                        result.code
-                    ),
-                };
-            }
-            match self.step.judge_with(self.os, self.storage, &result) {
-                Ok(Verdict::AlreadyDone(what)) => {
-                    return StepOutcome {
-                        code: 0,
-                        output: result.stdout,
-                        message: format!("already done: {what}; nothing was changed"),
-                    };
-                }
-                Ok(Verdict::Refused(why)) => {
-                    return StepOutcome {
-                        code: 1,
-                        output: result.stdout,
-                        message: format!("refused: {why}; nothing was changed"),
-                    };
-                }
-                Err(e) => {
-                    return StepOutcome {
-                        code: 1,
-                        output: result.stdout,
-                        message: format!(
-                            "could not read the output of `{}`: {e}; nothing was changed",
-                            check.join(" ")
-                        ),
-                    };
-                }
-                Ok(Verdict::ToDo) => {}
+            match self.run_check(host, check, deadline) {
+                Ok(()) => {}
+                Err(done) => return done,
             }
             if out_of_time() {
-                return timed_out(String::new());
+                return timed_out(String::new(), false);
             }
             let mut output = String::new();
             for argv in &self.commands {
-                let result = host.run(argv);
+                let result = host.run_until(argv, deadline);
                 transcript(&mut output, argv, &result);
+                if result.code == EXIT_TIMED_OUT {
+                    // Killed mid-mutation: it may or may not have taken effect.
+                    return timed_out(output, true);
+                }
                 if !result.success() {
-                    return StepOutcome {
-                        code: result.code,
-                        output,
-                        message: format!("`{}` failed with exit code {}", argv.join(" "), result.code),
-                    };
+                    let message = format!("`{}` failed with exit code {}", argv.join(" "), result.code);
+                    return StepOutcome::new(result.code, output, message);
                 }
                 if out_of_time() {
-                    return timed_out(output);
+                    return timed_out(output, true);
                 }
             }
-            StepOutcome {
-                code: 0,
-                output,
-                message: "done".to_owned(),
-            }
+            StepOutcome::new(0, output, "done")
         } else {
             // A read-only step: its standard output is the task's output.
             let mut output = String::new();
             for argv in &self.commands {
-                let result = host.run(argv);
+                let result = host.run_until(argv, deadline);
                 if !result.success() {
                     transcript(&mut output, argv, &result);
-                    return StepOutcome {
-                        code: result.code,
-                        output,
-                        message: format!("`{}` failed with exit code {}", argv.join(" "), result.code),
-                    };
+                    let message = format!("`{}` failed with exit code {}", argv.join(" "), result.code);
+                    return StepOutcome::new(result.code, output, message);
                 }
                 output.push_str(&result.stdout);
             }
-            StepOutcome {
-                code: 0,
-                output,
-                message: "done".to_owned(),
-            }
+            StepOutcome::new(0, output, "done")
+        }
+    }
+
+    /// Runs the check and judges it: `Ok` when the mutation is to do, otherwise the step's
+    /// outcome (already done, refused, or the check failed), with nothing changed.
+    fn run_check<H: HostOps + ?Sized>(
+        &self,
+        host: &mut H,
+        check: &[String],
+        deadline: Option<Instant>,
+    ) -> Result<(), StepOutcome> {
+        let result = host.run_until(check, deadline);
+        // A check that could not run or ran out of time answers nothing, whatever the step.
+        let no_answer = matches!(result.code, EXIT_NOT_RUN | EXIT_TIMED_OUT);
+        if !result.success() && (no_answer || !self.step.check_answers_by_exit_code()) {
+            let mut output = String::new();
+            transcript(&mut output, check, &result);
+            let message = format!(
+                "the check `{}` failed with exit code {}; nothing was changed",
+                check.join(" "),
+                result.code
+            );
+            return Err(StepOutcome::new(result.code, output, message));
+        }
+        match self.step.judge_with(self.os, self.storage, &result) {
+            Ok(Verdict::ToDo) => Ok(()),
+            Ok(Verdict::AlreadyDone(what)) => Err(StepOutcome::new(
+                0,
+                result.stdout,
+                format!("already done: {what}; nothing was changed"),
+            )),
+            Ok(Verdict::Refused(why)) => Err(StepOutcome::new(
+                1,
+                result.stdout,
+                format!("refused: {why}; nothing was changed"),
+            )),
+            Err(e) => Err(StepOutcome::new(
+                1,
+                result.stdout,
+                format!(
+                    "could not read the output of `{}`: {e}; nothing was changed",
+                    check.join(" ")
+                ),
+            )),
+        }
+    }
+
+    /// Asks the host again whether a mutating step that timed out took effect: its check, judged
+    /// as before a run, and nothing else. A read-only step has nothing to settle: it changed
+    /// nothing, so it is "not done".
+    pub fn recheck<H: HostOps + ?Sized>(&self, host: &mut H, deadline: Option<Instant>) -> Recheck {
+        let Some(check) = &self.check else {
+            return Recheck::NotDone("a read-only step; it changed nothing".to_owned());
+        };
+        let result = host.run_until(check, deadline);
+        let no_answer = matches!(result.code, EXIT_NOT_RUN | EXIT_TIMED_OUT);
+        if !result.success() && (no_answer || !self.step.check_answers_by_exit_code()) {
+            return Recheck::NoAnswer(format!(
+                "the check `{}` failed with exit code {}: {}",
+                check.join(" "),
+                result.code,
+                result.stderr.trim()
+            ));
+        }
+        match self.step.judge_with(self.os, self.storage, &result) {
+            Ok(Verdict::AlreadyDone(what)) => Recheck::Done(what),
+            Ok(Verdict::ToDo) => Recheck::NotDone("its check finds it not done".to_owned()),
+            Ok(Verdict::Refused(why)) => Recheck::NotDone(format!("its check finds it not done ({why})")),
+            Err(e) => Recheck::NoAnswer(format!("could not read the output of `{}`: {e}", check.join(" "))),
         }
     }
 }
@@ -142,6 +186,7 @@ mod tests {
     use nodewright_api::OsFamily;
 
     use super::*;
+    use crate::catalogue::Recheck;
     use crate::catalogue::tests::{NODES, args};
     use crate::catalogue::{plan, plan_on};
 
@@ -240,6 +285,61 @@ mod tests {
     }
 
     #[test]
+    fn a_mutation_killed_at_its_deadline_leaves_the_outcome_unknown() {
+        let p = plan("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
+        let mut host = Scripted {
+            replies: vec![ok(NODES), HostOutput::failed(EXIT_TIMED_OUT, "killed\n")],
+            ran: vec![],
+        };
+        let out = p.execute(&mut host, None);
+        assert_eq!(out.code, EXIT_TIMED_OUT);
+        assert!(out.unknown, "the mutation may have taken effect");
+    }
+
+    #[test]
+    fn a_check_that_times_out_is_a_plain_failure_not_an_unknown() {
+        let p = plan("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
+        let mut host = Scripted {
+            replies: vec![HostOutput::failed(EXIT_TIMED_OUT, "killed\n")],
+            ran: vec![],
+        };
+        let out = p.execute(&mut host, None);
+        assert_eq!((out.code, out.unknown), (EXIT_TIMED_OUT, false));
+        assert!(out.message.contains("nothing was changed"), "{}", out.message);
+    }
+
+    #[test]
+    fn a_recheck_runs_only_the_check_and_says_done_not_done_or_no_answer() {
+        let p = plan("linstor-node-create", &args(&["edge-2", "10.10.100.12"])).unwrap();
+        let mut host = Scripted {
+            replies: vec![ok(NODES)],
+            ran: vec![],
+        };
+        assert!(matches!(p.recheck(&mut host, None), Recheck::Done(_)));
+        assert_eq!(host.ran.len(), 1);
+        let p = plan("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
+        let mut host = Scripted {
+            replies: vec![ok(NODES)],
+            ran: vec![],
+        };
+        assert!(matches!(p.recheck(&mut host, None), Recheck::NotDone(_)));
+        let mut host = Scripted {
+            replies: vec![HostOutput::failed(20, "Connection refused\n")],
+            ran: vec![],
+        };
+        assert!(
+            matches!(p.recheck(&mut host, None), Recheck::NoAnswer(why) if why.contains("Connection refused"))
+        );
+        let read_only = plan("linstor-node-list", &[]).unwrap();
+        let mut host = Scripted {
+            replies: vec![],
+            ran: vec![],
+        };
+        assert!(matches!(read_only.recheck(&mut host, None), Recheck::NotDone(_)));
+        assert!(host.ran.is_empty(), "a read-only step is not run again");
+    }
+
+    #[test]
     fn a_deadline_already_past_stops_before_the_mutation() {
         let p = plan("linstor-node-create", &args(&["edge-3", "10.10.100.13"])).unwrap();
         let mut host = Scripted {
@@ -249,5 +349,6 @@ mod tests {
         let out = p.execute(&mut host, Some(Instant::now()));
         assert_eq!(host.ran.len(), 1);
         assert_eq!(out.code, EXIT_TIMED_OUT);
+        assert!(!out.unknown, "nothing was changed");
     }
 }

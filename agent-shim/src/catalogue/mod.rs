@@ -25,7 +25,7 @@ use crate::host::HostOutput;
 use crate::os::{self, PackageState};
 use crate::storage::{self, BackendKind, StorageBackend};
 use args::{ip_arg, module_arg, name_arg, package_arg, unit_arg, version_arg};
-pub use execute::StepOutcome;
+pub use execute::{Recheck, StepOutcome};
 
 /// Why a step name and arguments have no plan. No host command runs for such a task.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

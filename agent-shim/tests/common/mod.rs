@@ -67,6 +67,8 @@ pub struct SimHost {
     pub node: String,
     pub log: Arc<Mutex<Vec<Vec<String>>>>,
     pub hook: Option<Hook>,
+    /// While set, every `linstor` command fails as when the controller cannot be reached.
+    pub linstor_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SimHost {
@@ -76,6 +78,7 @@ impl SimHost {
             node: node.to_owned(),
             log: Arc::default(),
             hook: None,
+            linstor_down: Arc::default(),
         }
     }
 
@@ -102,6 +105,14 @@ pub fn count(ran: &[Vec<String>], words: &[&str]) -> usize {
 impl HostOps for SimHost {
     fn run(&mut self, argv: &[String]) -> HostOutput {
         self.log.lock().unwrap().push(argv.to_vec());
+        if argv.first().is_some_and(|a| a == "linstor")
+            && self.linstor_down.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return HostOutput::failed(
+                20,
+                "Error: Unable to connect to linstor://localhost:3370: Connection refused\n",
+            );
+        }
         let out = self.world.lock().unwrap().exec(&self.node, argv, &[]);
         if let Some(hook) = &self.hook {
             hook(argv);

@@ -124,6 +124,11 @@ async fn the_bridge_under_the_charts_rbac_observes_a_whole_scenario_and_changes_
 
     let mut options = BridgeOptions::new(NAMESPACE, "bridge-0");
     options.resync = Duration::from_secs(1);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    options.admin_addr = Some(([127, 0, 0, 1], port).into());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let bridge = tokio::spawn(run_bridge(as_bridge(&cp).await, options, None, async {
         let _ = stopped.await;
@@ -182,7 +187,7 @@ async fn the_bridge_under_the_charts_rbac_observes_a_whole_scenario_and_changes_
     assert_eq!(site.status.unwrap().nodes.unwrap().total, 3);
 
     // No legacy object carries a field the bridge manages, and the bridge, still running and
-    // resyncing every second, moves no resourceVersion.
+    // resyncing every second, moves no resourceVersion through three more reconciles.
     let before = legacy_objects(&admin).await;
     assert!(before.len() >= 7, "{before:?}");
     for (key, (_, managers)) in &before {
@@ -191,7 +196,23 @@ async fn the_bridge_under_the_charts_rbac_observes_a_whole_scenario_and_changes_
             "{key} is managed by {managers:?}"
         );
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // The marker that several resyncs went by: the bridge's count of reconciles.
+    let reconciles = || async {
+        nodewright_testenv::http_get(port, "/metrics")
+            .await
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("nodewright_bridge_reconcile_duration_seconds_count "))?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    let counted = reconciles().await.unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reconciles().await.unwrap_or(0) < counted + 3 {
+        assert!(Instant::now() < deadline, "the bridge stopped reconciling");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let after = legacy_objects(&admin).await;
     let before_versions: BTreeMap<_, _> = before.iter().map(|(k, v)| (k, &v.0)).collect();
     let after_versions: BTreeMap<_, _> = after.iter().map(|(k, v)| (k, &v.0)).collect();

@@ -309,6 +309,7 @@ fn drive_migration(
                             code: 2,
                             output: String::new(),
                             message: e.to_string(),
+                            unknown: false,
                         },
                     };
                     lines.push(format!(

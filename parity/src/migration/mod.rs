@@ -35,6 +35,7 @@ pub use legacy::{UnsafeLegacyValue, cluster_blob, legacy_blob, legacy_phase, mem
 pub use status::{current, enter, is_over, reached};
 pub use tasks::{key_prefix, task_key};
 
+pub use rollback::ROLLBACK_INCOMPLETE;
 use rollback::rollback;
 use status::is_terminal;
 
@@ -234,7 +235,7 @@ pub fn decide_in(
         Phase::PlacingReplicas => phases::place_replicas(topology, spec, uid, facts, tasks),
         Phase::WaitingForResync => phases::wait_for_resync(spec, uid, since, facts, tasks),
         Phase::Finalizing => phases::finalize(topology, spec, facts),
-        Phase::RollingBack => rollback(spec, uid, status, facts, tasks),
+        Phase::RollingBack => rollback(spec, uid, status, since, facts, tasks),
         Phase::Completed | Phase::RolledBack | Phase::Failed => Decision::wait("finished"),
     }
 }

@@ -150,6 +150,30 @@ pub(super) fn placed_replicas(uid: &str, tasks: &BTreeMap<String, TaskResult>) -
         .collect()
 }
 
+/// Tasks of this migration with `step` in any phase — succeeded, failed, unknown, running or
+/// not started: each may have changed the host, so a rollback undoes them all. Oldest key first.
+pub(super) fn attempted<'a>(
+    uid: &str,
+    tasks: &'a BTreeMap<String, TaskResult>,
+    step: StepName,
+) -> Vec<&'a TaskRequest> {
+    let prefix = key_prefix(uid);
+    tasks
+        .iter()
+        .filter(|(k, t)| k.starts_with(&prefix) && t.request.step == step)
+        .map(|(_, t)| &t.request)
+        .collect()
+}
+
+/// The replicas this migration tried to place: (node, resource) of every resource-create it
+/// asked for, whatever became of it.
+pub(super) fn attempted_replicas(uid: &str, tasks: &BTreeMap<String, TaskResult>) -> Vec<(String, String)> {
+    attempted(uid, tasks, StepName::ResourceCreate)
+        .into_iter()
+        .filter_map(|r| Some((r.args.first()?.clone(), r.args.get(1)?.clone())))
+        .collect()
+}
+
 /// Like [`group`], but a failed task does not stop the others: a rollback undoes what it can.
 /// Returns what is still to create or running, and the failures.
 #[allow(clippy::type_complexity)]

@@ -296,17 +296,91 @@ fn a_failed_step_rolls_back_and_the_rollback_undoes_replicas_before_satellites()
     };
     assert!(why.contains("resource-create edge-2 pvc-1 pool0 on edge-1 failed: resource create exited 1"));
 
-    // The failed create placed nothing: the rollback deletes only the satellite.
+    // The failed create may have placed its replica all the same: the rollback deletes it (the
+    // delete checks first), then the satellite.
     let status = in_phase(&[(Phase::PlacingReplicas, 9_990), (Phase::RollingBack, 9_995)]);
+    let d = decide(&spec(), UID, &status, &f, &tasks);
+    let undo = tasks_of(&d);
+    assert_eq!(undo.len(), 1);
+    assert_eq!(undo[0].step, StepName::ResourceDelete);
+    assert_eq!(undo[0].args, vec!["edge-2".to_owned(), "pvc-1".to_owned()]);
+    let mut tasks = tasks;
+    tasks.insert(undo[0].key.clone(), done(&undo[0], ""));
     let d = decide(&spec(), UID, &status, &f, &tasks);
     let undo = tasks_of(&d);
     assert_eq!(undo.len(), 1);
     assert_eq!(undo[0].step, StepName::LinstorNodeDelete);
     assert_eq!(undo[0].args, vec!["edge-2".to_owned()]);
-    let mut tasks = tasks;
     tasks.insert(undo[0].key.clone(), done(&undo[0], ""));
     let d = decide(&spec(), UID, &status, &f, &tasks);
     assert_eq!(d.outcome, Outcome::Enter(Phase::RolledBack, None));
+}
+
+/// A migration rolling back since `since`, whose satellite create timed out with its outcome
+/// unknown, and whose undo of it is still `phase`.
+fn rolling_back_with_an_unknown_create(
+    undo_phase: Option<NodeTaskPhase>,
+) -> (MigrationStatus, BTreeMap<String, TaskResult>, TaskRequest) {
+    let reg = TaskRequest {
+        key: task_key(UID, Phase::RegisteringSatellites, "edge-2"),
+        node: "edge-1".into(),
+        step: StepName::LinstorNodeCreate,
+        args: vec!["edge-2".into(), "10.100.0.12".into()],
+    };
+    let mut unknown = done(&reg, "");
+    unknown.phase = Some(NodeTaskPhase::Unknown);
+    let undo = TaskRequest {
+        key: task_key(UID, Phase::RollingBack, "node-delete-edge-2"),
+        node: "edge-1".into(),
+        step: StepName::LinstorNodeDelete,
+        args: vec!["edge-2".into()],
+    };
+    let mut tasks = BTreeMap::from([(reg.key.clone(), unknown)]);
+    if let Some(phase) = undo_phase {
+        let mut t = done(&undo, "");
+        t.phase = Some(phase);
+        t.message = Some("linstor: connection refused".into());
+        tasks.insert(undo.key.clone(), t);
+    }
+    let status = in_phase(&[(Phase::RegisteringSatellites, 1_000), (Phase::RollingBack, 2_000)]);
+    (status, tasks, undo)
+}
+
+#[test]
+fn a_rollback_undoes_a_create_whose_outcome_is_unknown() {
+    let (status, tasks, undo) = rolling_back_with_an_unknown_create(None);
+    let d = decide(&spec(), UID, &status, &facts(2_010), &tasks);
+    assert_eq!(tasks_of(&d), vec![undo]);
+    assert!(matches!(d.outcome, Outcome::Wait(_)), "{d:?}");
+}
+
+#[test]
+fn a_rollback_still_waiting_at_its_deadline_fails_and_names_what_it_could_not_undo() {
+    let (status, tasks, _) = rolling_back_with_an_unknown_create(Some(NodeTaskPhase::Running));
+    // Within the deadline it waits.
+    let d = decide(&spec(), UID, &status, &facts(2_000 + DEFAULT_TIMEOUT), &tasks);
+    assert!(matches!(d.outcome, Outcome::Wait(_)), "{d:?}");
+    // Past it, it gives up, naming the undo that did not happen.
+    let d = decide(&spec(), UID, &status, &facts(2_001 + DEFAULT_TIMEOUT), &tasks);
+    assert!(d.actions.is_empty(), "{d:?}");
+    let Outcome::Enter(Phase::Failed, Some(why)) = &d.outcome else {
+        panic!("{d:?}");
+    };
+    assert!(why.starts_with(ROLLBACK_INCOMPLETE), "{why}");
+    assert!(
+        why.contains("linstor-node-delete edge-2 (Running: linstor: connection refused)"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_rollback_whose_undo_failed_fails_at_once_without_waiting_for_the_deadline() {
+    let (status, tasks, _) = rolling_back_with_an_unknown_create(Some(NodeTaskPhase::Failed));
+    let d = decide(&spec(), UID, &status, &facts(2_010), &tasks);
+    let Outcome::Enter(Phase::Failed, Some(why)) = &d.outcome else {
+        panic!("{d:?}");
+    };
+    assert!(why.contains("rollback failed") && why.contains("edge-2"), "{why}");
 }
 
 #[test]
