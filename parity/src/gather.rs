@@ -1,15 +1,18 @@
 //! Gather: what the operator keeps from the watches besides the bridge's index — each Node's
-//! `resourceVersion`, taints and labels, and the legacy cluster-state ConfigMap's
-//! `resourceVersion` — so that a plan can guard its patches with the versions it decided from.
-//! Fed by the same [`Change`]s as the index; no I/O.
+//! `resourceVersion`, taints and labels, and the `resourceVersion`s of the legacy cluster-state
+//! and takeover ConfigMaps, so that a plan can guard its writes with the versions it decided
+//! from; each Node's Ready condition, and which legacy script pods run where ([`script_pods`]),
+//! the facts the takeover's fence decides from. Fed by the same [`Change`]s as the index (the
+//! pods by the operator's own watch); no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use nodewright_bridge::index::LegacyNames;
 use nodewright_bridge::source::{Change, Relist};
 
 use crate::controllers::NodeMeta;
+use crate::takeover::{NodeReady, ScriptPod};
 
 /// Node metadata and the cluster-state version, as the watches last delivered them.
 #[derive(Debug, Default)]
@@ -18,8 +21,14 @@ pub struct Gathered {
     pub nodes: BTreeMap<String, NodeMeta>,
     /// The cluster-state ConfigMap's `resourceVersion`.
     pub cluster_state_version: Option<String>,
+    /// The takeover ConfigMap's `resourceVersion`, while it exists.
+    pub takeover_version: Option<String>,
+    /// Every Node's Ready condition, by name.
+    pub ready: BTreeMap<String, NodeReady>,
     relisting_nodes: Option<BTreeSet<String>>,
-    relisting_config_maps: Option<bool>,
+    /// While the ConfigMaps are relisted: whether the cluster-state and the takeover ConfigMap
+    /// were listed.
+    relisting_config_maps: Option<(bool, bool)>,
 }
 
 impl Gathered {
@@ -30,10 +39,12 @@ impl Gathered {
             Change::NodeDeleted(node) => {
                 if let Some(name) = &node.metadata.name {
                     self.nodes.remove(name);
+                    self.ready.remove(name);
                 }
             }
             Change::NodesReset(nodes) => {
                 self.nodes.clear();
+                self.ready.clear();
                 nodes.iter().for_each(|n| self.put(n));
             }
             Change::NodesRelist(step) => match step {
@@ -47,29 +58,51 @@ impl Gathered {
                 Relist::Done => {
                     if let Some(listed) = self.relisting_nodes.take() {
                         self.nodes.retain(|name, _| listed.contains(name));
+                        self.ready.retain(|name, _| listed.contains(name));
                     }
                 }
             },
             Change::ConfigMap(cm) if is_cluster_state(cm, names) => {
                 self.cluster_state_version = cm.metadata.resource_version.clone();
             }
+            Change::ConfigMap(cm) if is_takeover(cm) => {
+                self.takeover_version = cm.metadata.resource_version.clone();
+            }
             Change::ConfigMapDeleted(cm) if is_cluster_state(cm, names) => self.cluster_state_version = None,
+            Change::ConfigMapDeleted(cm) if is_takeover(cm) => self.takeover_version = None,
             Change::ConfigMapsReset(cms) => {
                 self.cluster_state_version = cms
                     .iter()
                     .find(|cm| is_cluster_state(cm, names))
                     .and_then(|cm| cm.metadata.resource_version.clone());
+                self.takeover_version = cms
+                    .iter()
+                    .find(|cm| is_takeover(cm))
+                    .and_then(|cm| cm.metadata.resource_version.clone());
             }
             Change::ConfigMapsRelist(step) => match step {
-                Relist::Start => self.relisting_config_maps = Some(false),
+                Relist::Start => self.relisting_config_maps = Some((false, false)),
                 Relist::Object(cm) if is_cluster_state(cm, names) => {
                     self.cluster_state_version = cm.metadata.resource_version.clone();
-                    self.relisting_config_maps = Some(true);
+                    if let Some((seen, _)) = &mut self.relisting_config_maps {
+                        *seen = true;
+                    }
+                }
+                Relist::Object(cm) if is_takeover(cm) => {
+                    self.takeover_version = cm.metadata.resource_version.clone();
+                    if let Some((_, seen)) = &mut self.relisting_config_maps {
+                        *seen = true;
+                    }
                 }
                 Relist::Object(_) => {}
                 Relist::Done => {
-                    if self.relisting_config_maps.take() == Some(false) {
-                        self.cluster_state_version = None;
+                    if let Some((cluster_state, takeover)) = self.relisting_config_maps.take() {
+                        if !cluster_state {
+                            self.cluster_state_version = None;
+                        }
+                        if !takeover {
+                            self.takeover_version = None;
+                        }
                     }
                 }
             },
@@ -84,6 +117,7 @@ impl Gathered {
         let Some(name) = node.metadata.name.clone() else {
             return;
         };
+        self.ready.insert(name.clone(), node_ready(node));
         self.nodes.insert(
             name,
             NodeMeta {
@@ -101,6 +135,91 @@ impl Gathered {
 
 fn is_cluster_state(cm: &ConfigMap, names: &LegacyNames) -> bool {
     cm.metadata.name.as_deref() == Some(names.cluster_state.as_str())
+}
+
+fn is_takeover(cm: &ConfigMap) -> bool {
+    cm.metadata.name.as_deref() == Some(crate::takeover::CONFIGMAP)
+}
+
+/// A Node's Ready condition: `False` and `Unknown` are NotReady since the condition's
+/// `lastTransitionTime`; no Ready condition yet counts as Ready (nothing proves it down).
+pub fn node_ready(node: &Node) -> NodeReady {
+    let condition = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    match condition {
+        Some(c) if c.status != "True" => NodeReady::NotReady {
+            since: c.last_transition_time.as_ref().map(|t| t.0.as_second()),
+        },
+        _ => NodeReady::Ready,
+    }
+}
+
+/// Whether a pod belongs to the legacy DaemonSet `daemon_set`: its controller owner reference
+/// names it.
+pub fn is_script_pod(pod: &Pod, daemon_set: &str) -> bool {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "DaemonSet" && o.name == daemon_set && o.controller == Some(true))
+}
+
+/// Whether a pod's script may be running, as last reported: any phase but `Pending`, `Succeeded`
+/// and `Failed` (a `Running` pod, and an `Unknown` one, may be); a `Pending` pod may be too, once
+/// one of its containers is reported running.
+fn may_run(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    let container_running = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        });
+    match phase {
+        "Succeeded" | "Failed" => false,
+        "Pending" => container_running,
+        _ => true,
+    }
+}
+
+/// Which legacy script pods are on which node: for each node with at least one pod of the
+/// DaemonSet bound to it, one that may be running if there is one, else one that is not. A node
+/// absent from the map has none ([`ScriptPod::Gone`]).
+pub fn script_pods<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    daemon_set: &str,
+) -> BTreeMap<String, ScriptPod> {
+    let mut out: BTreeMap<String, ScriptPod> = BTreeMap::new();
+    for pod in pods.into_iter().filter(|p| is_script_pod(p, daemon_set)) {
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            // Not bound yet: its script has not started, so it holds no snapshot.
+            continue;
+        };
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let this = if may_run(pod) {
+            ScriptPod::Running { pod: name }
+        } else {
+            ScriptPod::NotRunning {
+                pod: name,
+                phase: pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.phase.clone())
+                    .unwrap_or_else(|| "Pending".into()),
+            }
+        };
+        match out.get(&node) {
+            Some(ScriptPod::Running { .. }) => {}
+            _ => {
+                out.insert(node, this);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
