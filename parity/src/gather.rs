@@ -281,4 +281,138 @@ mod tests {
             "a relist without it means it is gone"
         );
     }
+
+    fn pod(name: &str, node: Option<&str>, owner: &str, phase: &str, running: bool) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": name,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": owner,
+                                     "uid": "u", "controller": true}],
+            },
+            "spec": {"nodeName": node, "containers": []},
+            "status": {
+                "phase": phase,
+                "containerStatuses": [{
+                    "name": "c", "image": "i", "imageID": "", "ready": running, "restartCount": 0,
+                    "state": if running { serde_json::json!({"running": {}}) }
+                             else { serde_json::json!({"waiting": {"reason": "ContainerCreating"}}) },
+                }],
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_legacy_daemonsets_bound_pods_count_and_a_running_one_wins_on_its_node() {
+        let pods = [
+            pod("init-a", Some("edge-1"), "vx-rail-node-init", "Running", true),
+            // An old pod that finished and its replacement still starting, on one node.
+            pod("init-b-old", Some("edge-2"), "vx-rail-node-init", "Failed", false),
+            pod("init-b", Some("edge-2"), "vx-rail-node-init", "Pending", false),
+            // Another DaemonSet's pod, and a pod not bound to a node yet.
+            pod("other", Some("edge-3"), "kube-proxy", "Running", true),
+            pod("init-c", None, "vx-rail-node-init", "Pending", false),
+        ];
+        let by_node = script_pods(&pods, "vx-rail-node-init");
+        assert_eq!(
+            by_node,
+            BTreeMap::from([
+                ("edge-1".to_owned(), ScriptPod::Running { pod: "init-a".into() }),
+                (
+                    "edge-2".to_owned(),
+                    ScriptPod::NotRunning {
+                        pod: "init-b".into(),
+                        phase: "Pending".into()
+                    }
+                ),
+            ])
+        );
+        // A pending pod whose container the kubelet reports running may run a script.
+        let started = [pod(
+            "init-b",
+            Some("edge-2"),
+            "vx-rail-node-init",
+            "Pending",
+            true,
+        )];
+        assert!(matches!(
+            script_pods(&started, "vx-rail-node-init")["edge-2"],
+            ScriptPod::Running { .. }
+        ));
+        // A pod in phase Unknown (its node stopped reporting) may still run.
+        let unknown = [pod(
+            "init-a",
+            Some("edge-1"),
+            "vx-rail-node-init",
+            "Unknown",
+            false,
+        )];
+        assert!(matches!(
+            script_pods(&unknown, "vx-rail-node-init")["edge-1"],
+            ScriptPod::Running { .. }
+        ));
+    }
+
+    fn with_ready(name: &str, status: Option<(&str, &str)>) -> Node {
+        let mut n = node(name, "1");
+        if let Some((status, since)) = status {
+            n.status = Some(
+                serde_json::from_value(serde_json::json!({"conditions": [
+                    {"type": "Ready", "status": status, "lastTransitionTime": since}
+                ]}))
+                .unwrap(),
+            );
+        }
+        n
+    }
+
+    #[test]
+    fn a_nodes_readiness_is_its_ready_condition_since_its_last_transition() {
+        assert_eq!(node_ready(&with_ready("a", None)), NodeReady::Ready);
+        assert_eq!(
+            node_ready(&with_ready("a", Some(("True", "2024-05-01T10:00:00Z")))),
+            NodeReady::Ready
+        );
+        for status in ["False", "Unknown"] {
+            assert_eq!(
+                node_ready(&with_ready("a", Some((status, "2024-05-01T10:00:00Z")))),
+                NodeReady::NotReady {
+                    since: Some(1_714_557_600)
+                }
+            );
+        }
+        let names = LegacyNames::default();
+        let mut g = Gathered::default();
+        g.observe(
+            &Change::Node(Box::new(with_ready(
+                "a",
+                Some(("Unknown", "2024-05-01T10:00:00Z")),
+            ))),
+            &names,
+        );
+        assert!(matches!(g.ready["a"], NodeReady::NotReady { .. }));
+        g.observe(&Change::NodeDeleted(Box::new(node("a", "2"))), &names);
+        assert!(g.ready.is_empty());
+    }
+
+    #[test]
+    fn the_takeover_configmaps_version_is_kept_and_forgotten_when_it_is_gone() {
+        let names = LegacyNames::default();
+        let mut g = Gathered::default();
+        g.observe(&Change::ConfigMap(config_map("nodewright-takeover", "4")), &names);
+        assert_eq!(g.takeover_version.as_deref(), Some("4"));
+        g.observe(
+            &Change::ConfigMapDeleted(config_map("nodewright-takeover", "5")),
+            &names,
+        );
+        assert_eq!(g.takeover_version, None);
+        g.observe(&Change::ConfigMapsRelist(Relist::Start), &names);
+        g.observe(
+            &Change::ConfigMapsRelist(Relist::Object(config_map("nodewright-takeover", "6"))),
+            &names,
+        );
+        g.observe(&Change::ConfigMapsRelist(Relist::Done), &names);
+        assert_eq!(g.takeover_version.as_deref(), Some("6"));
+        assert_eq!(g.cluster_state_version, None);
+    }
 }

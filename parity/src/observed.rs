@@ -291,4 +291,41 @@ mod tests {
         let p = crate::takeover::plan(&requested, &t, &[], &Default::default());
         assert_eq!(p.takeover.generation, 8);
     }
+
+    #[test]
+    fn every_node_counts_with_or_without_a_node_configmap_and_a_configmap_alone_does_not() {
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(&node_cm("edge-1", "3"), 100);
+        // A node ConfigMap left from a node that is gone (no Node, no pod).
+        index.apply_config_map(&node_cm("old", "1"), 100);
+        let ready = BTreeMap::from([
+            ("edge-1".to_owned(), NodeReady::Ready),
+            ("edge-2".to_owned(), NodeReady::Ready),
+        ]);
+        let running = |p: &str| ScriptPod::Running { pod: p.into() };
+        let pods = BTreeMap::from([
+            ("edge-1".to_owned(), running("p1")),
+            ("edge-2".to_owned(), running("p2")),
+            ("ghost".to_owned(), running("p3")),
+        ]);
+        let facts = script_facts(&index, &ready, Some(&pods));
+        let nodes: Vec<(&str, Option<u64>, &NodeReady)> = facts
+            .iter()
+            .map(|f| (f.node.as_str(), f.acknowledged, &f.ready))
+            .collect();
+        assert_eq!(
+            nodes,
+            [
+                ("edge-1", Some(3), &NodeReady::Ready),
+                ("edge-2", None, &NodeReady::Ready),
+                ("ghost", None, &NodeReady::NoNode),
+            ]
+        );
+        // Before the pods are listed, nothing is known about them.
+        let unlisted = script_facts(&index, &ready, None);
+        assert!(unlisted.iter().all(|f| f.pod == ScriptPod::Unlisted));
+        // A Node without a pod: its pod is gone.
+        let facts = script_facts(&index, &ready, Some(&BTreeMap::new()));
+        assert!(facts.iter().all(|f| f.pod == ScriptPod::Gone));
+    }
 }
