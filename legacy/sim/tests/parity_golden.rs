@@ -619,9 +619,15 @@ fn run_parity_of(
             });
         }
         let t = observed::takeover(&index).unwrap();
-        let acks = observed::acks(&index, now, 300);
+        let fence = parity_common::fence(&c.0.borrow(), &index, now);
         for wf in &operated {
-            match takeover::may_act(&t, *wf, &acks) {
+            let may_act = match parity_common::RULE.get() {
+                parity_common::Rule::Fence => fence
+                    .may_act(&t, *wf)
+                    .map_err(|waiting| waiting.into_iter().map(|h| h.node).collect::<Vec<_>>()),
+                parity_common::Rule::OldClock => parity_common::old_clock_rule(&index, &t, *wf, now),
+            };
+            match may_act {
                 // Not in operator mode (yet): nothing to wait for.
                 Err(waiting) if waiting.is_empty() => {}
                 Err(waiting) => lines.push(format!(
