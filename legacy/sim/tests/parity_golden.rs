@@ -60,6 +60,9 @@ impl Cluster for Shared {
     fn add_node(&mut self, name: &str) -> Result<(), String> {
         Cluster::add_node(&mut *self.0.borrow_mut(), name)
     }
+    fn script_pod(&mut self, node: &str, present: bool) {
+        Cluster::script_pod(&mut *self.0.borrow_mut(), node, present);
+    }
 }
 
 /// Brings the index up to the cluster, as the bridge's watches would after a relist.
