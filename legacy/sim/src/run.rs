@@ -702,8 +702,10 @@ pub fn run_observed(
         hangs: Vec::new(),
     };
     let mut logs: BTreeMap<String, String> = BTreeMap::new();
-    // Scripts blocked in a hung command, carried from round to round.
+    // Scripts blocked in a hung command, carried from round to round, and the tick each loop
+    // started in.
     let mut carried: BTreeMap<String, Carried> = BTreeMap::new();
+    let mut started: BTreeMap<String, u32> = BTreeMap::new();
 
     for tick in 0..scenario.ticks {
         runner.tick = tick;
@@ -730,7 +732,12 @@ pub fn run_observed(
                 }
                 Action::Lose(node) => {
                     lost.push(node.clone());
-                    // Its power is gone: a script blocked there is gone with it.
+                    // Its power is gone: a script blocked there is gone with it, and so is the
+                    // hang it was blocked in.
+                    started.remove(node);
+                    runner
+                        .hangs
+                        .retain(|(h, until)| h.node != *node || until.is_none());
                     if let Some(c) = carried.remove(node) {
                         let o = c.kill();
                         if !keep_trace {
@@ -803,16 +810,30 @@ pub fn run_observed(
                     code: o.code,
                 }),
                 Slot::Carried(c) => {
+                    started.entry(c.node().to_owned()).or_insert(tick);
                     carried.insert(c.node().to_owned(), c);
                 }
             }
         }
-        if keep_trace {
-            for o in &outputs {
-                let log = logs.entry(o.node.clone()).or_default();
-                let _ = writeln!(log, "### tick {tick} (exit {})", o.code);
-                log.push_str(&o.output);
+        for o in &outputs {
+            let from = started.remove(&o.node);
+            if !keep_trace {
+                continue;
             }
+            let log = logs.entry(o.node.clone()).or_default();
+            match from {
+                Some(from) => {
+                    let _ = writeln!(
+                        log,
+                        "### tick {tick} (exit {}, a loop started in tick {from})",
+                        o.code
+                    );
+                }
+                None => {
+                    let _ = writeln!(log, "### tick {tick} (exit {})", o.code);
+                }
+            }
+            log.push_str(&o.output);
         }
         runner.host.advance(scenario.interval);
         if after_tick(tick, &outputs).is_break() {

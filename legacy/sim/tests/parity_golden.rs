@@ -628,16 +628,21 @@ fn run_parity_of(
             // clock rule waited for.
             let may_act = match parity_common::RULE.get() {
                 parity_common::Rule::Fence => fence.may_act(&t, *wf).map_err(|waiting| {
-                    waiting.iter().map(ToString::to_string).collect::<Vec<_>>().join("; and for ")
+                    waiting
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; and for ")
                 }),
-                parity_common::Rule::OldClock => parity_common::old_clock_rule(&index, &t, *wf, now)
-                    .map_err(|nodes| {
+                parity_common::Rule::OldClock => {
+                    parity_common::old_clock_rule(&index, &t, *wf, now).map_err(|nodes| {
                         if nodes.is_empty() {
                             String::new()
                         } else {
                             format!("acknowledgement from {}", nodes.join(","))
                         }
-                    }),
+                    })
+                }
             };
             match may_act {
                 // Not in operator mode (yet): nothing to wait for.
@@ -1126,7 +1131,10 @@ fn a_script_loop_hung_ten_minutes_in_linstor_holds_the_takeover_back_and_nothing
         .map(|(tick, _)| *tick)
         .min()
         .unwrap_or_else(|| panic!("the operator never acted:\n{}", run.report));
-    assert_eq!(first, 23, "the operator acts once edge-1's next loop read the takeover");
+    assert_eq!(
+        first, 23,
+        "the operator acts once edge-1's next loop read the takeover"
+    );
     let legacy = run_parity(name, &[], "legacy");
     assert_eq!(run.end_taints, legacy.end_taints);
     snapshot(name, "taints-operator", &run);
@@ -1161,7 +1169,10 @@ fn a_node_whose_clock_is_an_hour_behind_is_waited_for_and_nothing_acts_twice() {
         .map(|(tick, _)| *tick)
         .min()
         .unwrap_or_else(|| panic!("the operator never acted:\n{}", run.report));
-    assert_eq!(first, 6, "the operator acts once edge-2's next loop read the takeover");
+    assert_eq!(
+        first, 6,
+        "the operator acts once edge-2's next loop read the takeover"
+    );
     let legacy = run_parity(name, &[], "legacy");
     assert_eq!(run.end_taints, legacy.end_taints);
     snapshot(name, "taints-operator", &run);

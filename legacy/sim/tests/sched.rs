@@ -179,7 +179,9 @@ impl Handler for Holding {
         self.store.handle(request)
     }
     fn hold(&mut self, request: &Request) -> bool {
-        request.node == self.node && request.argv.get(1).map(String::as_str) == Some("get") && self.rounds_left > 0
+        request.node == self.node
+            && request.argv.get(1).map(String::as_str) == Some("get")
+            && self.rounds_left > 0
     }
 }
 
@@ -228,15 +230,29 @@ fn a_held_command_blocks_its_script_across_rounds_and_it_goes_on_from_where_it_w
         .expect("a is still blocked");
     // Released: the read is answered with what the world holds now.
     h.rounds_left -= 1;
-    let slots = run_round_carrying(&socket, vec![Entry::Carry(carried)], &mut h, Duration::from_secs(20)).unwrap();
+    let slots = run_round_carrying(
+        &socket,
+        vec![Entry::Carry(carried)],
+        &mut h,
+        Duration::from_secs(20),
+    )
+    .unwrap();
     let [Slot::Finished(o)] = slots.as_slice() else {
         panic!("a did not finish");
     };
-    assert_eq!((o.node.as_str(), o.stdout.as_str(), o.code), ("a", "a saw 2\n", 0));
+    assert_eq!(
+        (o.node.as_str(), o.stdout.as_str(), o.code),
+        ("a", "a saw 2\n", 0)
+    );
     assert_eq!(h.store.values["seen"], 2);
     assert_eq!(
         h.store.calls,
-        ["b store put x 1", "b store put x 2", "a store get x", "a store put seen 2"]
+        [
+            "b store put x 1",
+            "b store put x 2",
+            "a store get x",
+            "a store put seen 2"
+        ]
     );
     let _ = std::fs::remove_dir_all(&tools);
 }

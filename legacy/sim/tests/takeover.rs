@@ -341,12 +341,8 @@ fn exits(trace: &Trace, node: &str) -> Vec<i32> {
         .lines()
         .filter_map(|l| l.strip_prefix("### tick "))
         .map(|l| {
-            l.split("(exit ")
-                .nth(1)
-                .unwrap()
-                .trim_end_matches(')')
-                .parse()
-                .unwrap()
+            let code = l.split("(exit ").nth(1).unwrap();
+            code[..code.find([',', ')']).unwrap()].parse().unwrap()
         })
         .collect()
 }
