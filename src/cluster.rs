@@ -23,8 +23,9 @@ pub struct LegacyArgs {
     /// Name of the EdgeCluster for this site.
     #[arg(long, default_value = "site")]
     pub cluster_name: String,
-    /// A node whose script has not reported for this many seconds is LegacyStale, and does not
-    /// hold a takeover back.
+    /// A node whose script has not reported for this many seconds is LegacyStale (and not alive
+    /// for the migration's preflight). Silence never releases a takeover: see
+    /// `--not-ready-grace` of `nodewright operator`.
     #[arg(long, default_value_t = 300)]
     pub stale_after: i64,
     /// Do not follow the legacy pods' logs (the storage-upgrade shadow reads them).

@@ -24,6 +24,12 @@ pub struct Args {
     /// script's VXR_MIGRATION_TIMEOUT; keep the two equal so that shadow compares like with like).
     #[arg(long, default_value_t = 1800)]
     migration_timeout: i64,
+    /// A Node whose Ready condition has been False or Unknown for this many seconds (by its
+    /// lastTransitionTime, the cluster's clock) and on which no legacy pod is running does not hold
+    /// a takeover back. A node whose legacy pod is gone never does; any other node holds it back
+    /// until its script acknowledges the takeover generation, however long it is silent.
+    #[arg(long, default_value_t = nodewright_parity::takeover::DEFAULT_NOT_READY_GRACE)]
+    not_ready_grace: i64,
 }
 
 /// Where the operator's admin server listens unless `--admin-addr` says otherwise: next to the
@@ -47,6 +53,8 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
     );
     options.legacy = args.legacy.names();
     options.stale_after = args.legacy.stale_after;
+    options.legacy_daemon_set = args.legacy.legacy_daemonset.clone();
+    options.not_ready_grace = args.not_ready_grace.max(0);
     options.interval = Duration::from_secs(args.interval.max(1));
     options.migration_timeout = args.migration_timeout.max(1);
     options.admin_addr = Some(admin_addr);

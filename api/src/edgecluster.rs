@@ -233,8 +233,9 @@ pub struct WorkflowTakeover {
     pub requested: WorkflowMode,
     /// The mode projected to the script and acted on by the operator.
     pub effective: WorkflowMode,
-    /// Whether every live node's script has read the effective mode; the operator acts on a
-    /// workflow in `operator` mode only once it has.
+    /// Whether every node's script that could still act has read the effective mode (a node
+    /// whose legacy pod is gone, or NotReady past the grace period with no pod running, cannot);
+    /// the operator acts on a workflow in `operator` mode only once it has.
     pub acknowledged: bool,
     /// Why the requested mode is not in effect, or what the takeover waits for.
     #[serde(default, skip_serializing_if = "Option::is_none")]

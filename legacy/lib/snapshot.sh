@@ -36,10 +36,22 @@ snapshot_read() {
 
     S_NODE_CM_EXISTS=0
     S_BOOT_RECOVERY=""
+    S_TAKEOVER_ACK=""
+    local node_keys node_read_failed=0
     if cm_exists "$NODE_CM"; then
         S_NODE_CM_EXISTS=1
-        S_BOOT_RECOVERY=$(cm_get "$NODE_CM" boot-recovery) || true
+        # One read for two keys: the takeover acknowledgement (a number, one line), then the
+        # boot-recovery blob.
+        if node_keys=$(k get configmap "$NODE_CM" -n "$VXR_NAMESPACE" \
+            -o 'jsonpath={.data.takeover-generation}{"\n"}{.data.boot-recovery}' 2>/dev/null); then
+            S_TAKEOVER_ACK=${node_keys%%$'\n'*}
+            [[ $node_keys != *$'\n'* ]] || S_BOOT_RECOVERY=${node_keys#*$'\n'}
+        else
+            node_read_failed=1
+        fi
     fi
+    # A lost takeover ConfigMap on a node that acknowledged one: nothing below may act.
+    takeover_check_lost "$node_read_failed" || return 1
 
     S_ANN_STATE=$(node_annotation "$NODE_NAME" state) || true
     S_ANN_UPGRADE=$(node_annotation "$NODE_NAME" upgrade-state) || true

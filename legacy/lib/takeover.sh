@@ -5,15 +5,23 @@
 #   generation       a positive integer, increased on every change
 #   <workflow>       legacy | shadow | operator, for each of
 #                    bootstrap migration storage-upgrade bond-flip taints boot-recovery
-# The script reads it once per iteration, in the snapshot, with one kubectl call. A missing
-# ConfigMap, a missing or empty key, or an unknown value means `legacy`; an unknown value and a
-# generation that is not a positive integer are logged (warn), never fatal. `shadow` acts exactly
-# as `legacy` (Nodewright only watches); `operator` means Nodewright does the work and the script
-# skips the workflow, saying so once per iteration. A ConfigMap that exists but cannot be read
-# (anything but NotFound) fails the iteration: the script does not know what it may touch.
+# The script reads it once per iteration, in the snapshot, with one kubectl call. A missing or
+# empty key, or an unknown value means `legacy`; an unknown value and a generation that is not a
+# positive integer are logged (warn), never fatal. `shadow` acts exactly as `legacy` (Nodewright
+# only watches); `operator` means Nodewright does the work and the script skips the workflow,
+# saying so once per iteration. A ConfigMap that exists but cannot be read (anything but NotFound)
+# fails the iteration: the script does not know what it may touch.
 #
 # The iteration's report acknowledges the generation it read (takeover-generation in the node
 # ConfigMap), so that Nodewright knows when the script has seen a change.
+#
+# A missing ConfigMap means `legacy` only on a node that never acknowledged one (its node
+# ConfigMap has no takeover-generation): a site Nodewright never took anything from. On a node
+# that did, the ConfigMap was lost (deleted by hand, an etcd restore) while Nodewright may own a
+# workflow, and deciding everything again would make two deciders: the iteration fails at init,
+# as for an unreadable ConfigMap, until Nodewright writes it again (it does, at a new generation).
+# The way back to pure legacy for good removes the acknowledgements too (docs/takeover.md,
+# "Going back to pure legacy"); the snapshot reads them (takeover_check_lost).
 
 TAKEOVER_CM=nodewright-takeover
 TAKEOVER_WORKFLOWS="bootstrap migration storage-upgrade bond-flip taints boot-recovery"
@@ -87,4 +95,20 @@ takeover_operator() {
 takeover_skip() {
     log info "$1" "workflow owned by nodewright, skipping" workflow="$2" mode=operator \
         generation="$TAKEOVER_GENERATION"
+}
+
+# takeover_check_lost READ_FAILED: called by the snapshot once it has read this node's ConfigMap
+# (S_TAKEOVER_ACK, its takeover-generation; READ_FAILED 1 when that read failed). Fails when the
+# takeover ConfigMap is missing and this node has acknowledged one, or when that cannot be known.
+takeover_check_lost() {
+    ((TAKEOVER_EXISTS == 0)) || return 0
+    if (($1 != 0)); then
+        log error snapshot "takeover ConfigMap is missing and this node's acknowledgement could not be read, not acting this iteration" \
+            configmap="$TAKEOVER_CM" node_configmap="$NODE_CM"
+        return 1
+    fi
+    [[ -n ${S_TAKEOVER_ACK:-} ]] || return 0
+    log error snapshot "takeover ConfigMap is gone after this node acknowledged it, not acting this iteration: nodewright may own a workflow; it writes the ConfigMap again, or remove takeover-generation from the node ConfigMap to go back to pure legacy" \
+        configmap="$TAKEOVER_CM" acknowledged="$S_TAKEOVER_ACK"
+    return 1
 }

@@ -648,7 +648,18 @@ async fn time_plan(client: &kube::Client, rounds: usize) -> anyhow::Result<(Vec<
             tasks: &[],
             settings: &settings,
         };
-        let plan = run::plan_turn(&mut memory, &snapshot, &controllers);
+        // The bench's site has no legacy pods: the fence reads every script acknowledgement, and
+        // proves nothing by an absent pod that the acknowledgements do not already show.
+        let fence = run::Fence {
+            scripts: nodewright_parity::observed::script_facts(
+                &index,
+                &gathered.ready,
+                Some(&BTreeMap::new()),
+            ),
+            now: now(),
+            grace: nodewright_parity::takeover::DEFAULT_NOT_READY_GRACE,
+        };
+        let plan = run::plan_turn(&mut memory, &snapshot, &fence, &controllers);
         times.push(started.elapsed());
         writes = plan.owned.iter().map(|(_, s)| s.len()).sum();
     }

@@ -3,11 +3,14 @@
 //!
 //! Pure reads of an [`Index`]; nothing here talks to an API server.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use nodewright_api::edgecluster::TakeoverStatus;
 use nodewright_bridge::index::{Index, NodeEntry};
 use nodewright_parsers::{DrbdHealth, NodeState, UpgradeState};
 
 use crate::taints::{NodeTaints, STORAGE_TAINT, StorageFacts, UPGRADE_TAINT};
-use crate::takeover::{Ack, InFlight, Takeover, Workflow};
+use crate::takeover::{InFlight, NodeReady, ScriptFacts, ScriptPod, Takeover, Workflow};
 
 /// A node's storage facts from its last report; `None` before its first report, or while the
 /// report cannot be parsed (the last good one is used, marked stale by the bridge).
@@ -74,17 +77,56 @@ pub fn takeover(index: &Index) -> Result<Takeover, crate::takeover::Error> {
     }
 }
 
-/// Every node's acknowledgement of the takeover; a node is live when its script reported within
-/// `stale_after` seconds of `now`.
-pub fn acks(index: &Index, now: i64, stale_after: i64) -> Vec<Ack> {
-    index
-        .nodes
-        .iter()
-        .filter(|(_, e)| e.config_map.is_some())
-        .map(|(name, e)| Ack {
-            node: name.clone(),
-            generation: e.config_map.as_ref().and_then(|c| c.takeover_generation.value),
-            live: e.heartbeat().is_some_and(|h| now - h <= stale_after),
+/// The takeover to write again after its ConfigMap was lost: the modes the operator last
+/// projected (its EdgeCluster's `status.takeover`; `legacy` for what it does not name), at the
+/// highest generation it projected or any script acknowledged (`acknowledged`, from
+/// [`takeover`]). The caller writes it one generation higher, which no script has acknowledged.
+pub fn lost_takeover(acknowledged: u64, last: Option<&TakeoverStatus>) -> Takeover {
+    let mut t = Takeover {
+        generation: acknowledged,
+        ..Takeover::default()
+    };
+    if let Some(last) = last {
+        t.generation = t
+            .generation
+            .max(u64::try_from(last.generation).unwrap_or_default());
+        for w in &last.workflows {
+            if let Some(workflow) = Workflow::from_key(&w.workflow) {
+                t.modes.insert(workflow, w.effective);
+            }
+        }
+    }
+    t
+}
+
+/// What the fence decides from, one entry per node that could run a script: every Node (with or
+/// without a node ConfigMap) and every node a legacy pod is bound to. `ready` is every Node's
+/// Ready condition ([`crate::gather::Gathered::ready`]); `pods` the legacy script pods by node
+/// ([`crate::gather::script_pods`]), `None` until they have been listed. A node ConfigMap whose
+/// Node and pods are gone does not count: nothing can run there.
+pub fn script_facts(
+    index: &Index,
+    ready: &BTreeMap<String, NodeReady>,
+    pods: Option<&BTreeMap<String, ScriptPod>>,
+) -> Vec<ScriptFacts> {
+    let mut nodes: BTreeSet<&String> = ready.keys().collect();
+    nodes.extend(pods.into_iter().flat_map(BTreeMap::keys));
+    nodes
+        .into_iter()
+        .map(|node| {
+            let entry = index.nodes.get(node);
+            ScriptFacts {
+                node: node.clone(),
+                acknowledged: entry
+                    .and_then(|e| e.config_map.as_ref())
+                    .and_then(|c| c.takeover_generation.value),
+                last_report: entry.and_then(NodeEntry::heartbeat),
+                pod: match pods {
+                    None => ScriptPod::Unlisted,
+                    Some(pods) => pods.get(node).cloned().unwrap_or(ScriptPod::Gone),
+                },
+                ready: ready.get(node).cloned().unwrap_or(NodeReady::NoNode),
+            }
         })
         .collect()
 }
@@ -248,5 +290,42 @@ mod tests {
         };
         let p = crate::takeover::plan(&requested, &t, &[], &Default::default());
         assert_eq!(p.takeover.generation, 8);
+    }
+
+    #[test]
+    fn every_node_counts_with_or_without_a_node_configmap_and_a_configmap_alone_does_not() {
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(&node_cm("edge-1", "3"), 100);
+        // A node ConfigMap left from a node that is gone (no Node, no pod).
+        index.apply_config_map(&node_cm("old", "1"), 100);
+        let ready = BTreeMap::from([
+            ("edge-1".to_owned(), NodeReady::Ready),
+            ("edge-2".to_owned(), NodeReady::Ready),
+        ]);
+        let running = |p: &str| ScriptPod::Running { pod: p.into() };
+        let pods = BTreeMap::from([
+            ("edge-1".to_owned(), running("p1")),
+            ("edge-2".to_owned(), running("p2")),
+            ("ghost".to_owned(), running("p3")),
+        ]);
+        let facts = script_facts(&index, &ready, Some(&pods));
+        let nodes: Vec<(&str, Option<u64>, &NodeReady)> = facts
+            .iter()
+            .map(|f| (f.node.as_str(), f.acknowledged, &f.ready))
+            .collect();
+        assert_eq!(
+            nodes,
+            [
+                ("edge-1", Some(3), &NodeReady::Ready),
+                ("edge-2", None, &NodeReady::Ready),
+                ("ghost", None, &NodeReady::NoNode),
+            ]
+        );
+        // Before the pods are listed, nothing is known about them.
+        let unlisted = script_facts(&index, &ready, None);
+        assert!(unlisted.iter().all(|f| f.pod == ScriptPod::Unlisted));
+        // A Node without a pod: its pod is gone.
+        let facts = script_facts(&index, &ready, Some(&BTreeMap::new()));
+        assert!(facts.iter().all(|f| f.pod == ScriptPod::Gone));
     }
 }

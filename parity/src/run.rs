@@ -2,15 +2,18 @@
 //!
 //! *Gather*: the same watches as the bridge's (legacy ConfigMaps, Nodes, the legacy pods' logs)
 //! feed the bridge's index and [`Gathered`]; reflectors keep the site's `EdgeCluster`, its
-//! `Migration`s and `NodeTask`s. Any change schedules a turn after a short debounce; a turn also
-//! runs every `interval` without one, since time passing is a fact too.
+//! `Migration`s and `NodeTask`s, and the legacy DaemonSet's pods (the takeover's fence reads
+//! where a script could still run). Any change schedules a turn after a short debounce; a turn
+//! also runs every `interval` without one, since time passing is a fact too.
 //!
 //! *Plan* ([`plan_turn`], pure): the takeover ([`crate::takeover::plan`]) and its projection, the
-//! plans of the [`crate::controllers`] whose workflow is in `operator` mode once every live script
-//! acknowledged it, the shadow divergences, and the operator's part of the EdgeCluster status.
+//! plans of the [`crate::controllers`] whose workflow is in `operator` mode once no node's script
+//! holds the takeover back ([`crate::takeover::holding`]), the shadow divergences, and the
+//! operator's part of the EdgeCluster status.
 //!
 //! *Write*: everything through the one [`Writer`], which checks leadership before each write and
-//! guards each one.
+//! guards each one. A write refused as a conflict (the object changed since the decision read
+//! it) calls for another turn at once, decided from what the watches deliver.
 //!
 //! What it may touch: the takeover ConfigMap; in `operator` mode the Nodes' taints and labels the
 //! owned workflows manage, the legacy cluster-state keys the migration writes, NodeTasks and
@@ -21,9 +24,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -45,12 +50,12 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::controllers::{self, Sequence, Settings, Snapshot, WorkflowController};
-use crate::gather::Gathered;
+use crate::gather::{self, Gathered};
 use crate::migration as mig;
 use crate::observed;
 use crate::shadow::{self, Divergence};
-use crate::takeover::{self, Plan, Takeover, Workflow};
-use crate::writer::Writer;
+use crate::takeover::{self, Plan, ScriptFacts, Takeover, Workflow};
+use crate::writer::{WriteError, Writer};
 
 pub use crate::writer::FIELD_MANAGER;
 
@@ -66,8 +71,14 @@ pub struct OperatorOptions {
     pub cluster: String,
     /// Names of the legacy objects.
     pub legacy: LegacyNames,
-    /// A script that has not reported for this long does not hold a takeover back (seconds).
+    /// The legacy DaemonSet, in `legacy.namespace`: its pods are where a script could still act.
+    pub legacy_daemon_set: String,
+    /// A script that has not reported for this long is not alive for the migration's preflight
+    /// (seconds). It no longer releases a takeover: silence is not proof.
     pub stale_after: i64,
+    /// A Node NotReady for this long (by its Ready condition's `lastTransitionTime`), with no
+    /// legacy pod running on it, does not hold a takeover back (seconds).
+    pub not_ready_grace: i64,
     /// A turn runs at least this often without any change (time passing is a fact too: a script
     /// goes stale, a migration phase times out).
     pub interval: Duration,
@@ -95,7 +106,9 @@ impl OperatorOptions {
             namespace: namespace.into(),
             cluster: cluster.into(),
             legacy: LegacyNames::default(),
+            legacy_daemon_set: nodewright_parsers::contract::DAEMON_SET.to_owned(),
             stale_after: 300,
+            not_ready_grace: takeover::DEFAULT_NOT_READY_GRACE,
             interval: Duration::from_secs(5),
             debounce: Duration::from_millis(100),
             migration_timeout: mig::DEFAULT_TIMEOUT,
@@ -196,33 +209,41 @@ impl OperatorMetrics {
     }
 }
 
-/// The takeover part of the EdgeCluster status, from a plan and who acknowledged it.
+/// What the takeover's fence decides from in one turn: every node's script facts, the operator's
+/// clock and the NotReady grace period.
+#[derive(Clone, Debug, Default)]
+pub struct Fence {
+    /// One entry per node that could run a script ([`observed::script_facts`]).
+    pub scripts: Vec<ScriptFacts>,
+    /// Now, in Unix seconds (the operator's clock, compared with the cluster's times).
+    pub now: i64,
+    /// The NotReady grace period (seconds).
+    pub grace: i64,
+}
+
+impl Fence {
+    /// Whether the operator may act on `workflow` under `takeover`; see [`takeover::may_act`].
+    pub fn may_act(&self, takeover: &Takeover, workflow: Workflow) -> Result<(), Vec<takeover::Holding>> {
+        takeover::may_act(takeover, workflow, &self.scripts, self.now, self.grace)
+    }
+}
+
+/// The takeover part of the EdgeCluster status, from a plan and the fence.
 pub fn takeover_status(
     plan: &Plan,
-    acks: &[takeover::Ack],
+    fence: &Fence,
     divergence_counts: &BTreeMap<Workflow, i64>,
 ) -> TakeoverStatus {
+    let holding = takeover::holding(plan.takeover.generation, &fence.scripts, fence.now, fence.grace);
     let workflows = plan
         .workflows
         .iter()
         .map(|w| {
-            let waiting = match takeover::may_act(&plan.takeover, w.workflow, acks) {
-                Ok(()) => Vec::new(),
-                Err(waiting) => waiting,
-            };
-            let acknowledged = acks
-                .iter()
-                .filter(|a| a.live)
-                .all(|a| a.generation.is_some_and(|g| g >= plan.takeover.generation))
-                || plan.takeover.generation == 0;
+            let acknowledged = holding.is_empty() || plan.takeover.generation == 0;
             let message = w.message.clone().or_else(|| {
-                (w.effective == WorkflowMode::Operator && !waiting.is_empty()).then(|| {
-                    format!(
-                        "{}: waiting for the legacy script on {} to read takeover generation {}",
-                        w.workflow,
-                        waiting.join(", "),
-                        plan.takeover.generation
-                    )
+                (w.effective == WorkflowMode::Operator && !holding.is_empty()).then(|| {
+                    let each: Vec<String> = holding.iter().map(ToString::to_string).collect();
+                    format!("{}: waiting for {}", w.workflow, each.join("; and for "))
                 })
             });
             WorkflowTakeover {
@@ -323,18 +344,31 @@ pub struct TurnPlan {
     pub status: Option<serde_json::Value>,
 }
 
-/// Plans one turn from the snapshot: pure. Updates `memory`'s divergence bookkeeping; the status
-/// it returns becomes `memory`'s last status only once written.
+/// Plans one turn from the snapshot and the fence: pure. Updates `memory`'s divergence
+/// bookkeeping; the status it returns becomes `memory`'s last status only once written.
 pub fn plan_turn(
     memory: &mut Memory,
     snapshot: &Snapshot<'_>,
+    fence: &Fence,
     controllers: &[Box<dyn WorkflowController>],
 ) -> TurnPlan {
     let (index, cluster, now) = (snapshot.index, snapshot.cluster, snapshot.now);
     if !memory.restored {
         memory.restore(cluster);
     }
+    // A takeover ConfigMap that is gone after the operator wrote it, or after a script
+    // acknowledged one, was lost (deleted by hand, a restore from an old backup): the scripts
+    // that acknowledged it stop acting until it is back, and the operator writes it again, with
+    // the modes it last projected, at a generation no script has acknowledged.
+    let last_projected = cluster.status.as_ref().and_then(|s| s.takeover.as_ref());
+    let lost = index.takeover.is_none() && {
+        let acknowledged = observed::takeover(index).is_ok_and(|t| t.generation > 0);
+        let handed_out =
+            last_projected.is_some_and(|t| t.workflows.iter().any(|w| w.effective != WorkflowMode::Legacy));
+        acknowledged || handed_out
+    };
     let current = match observed::takeover(index) {
+        Ok(t) if lost => observed::lost_takeover(t.generation, last_projected),
         Ok(t) => t,
         Err(e) => {
             // Someone edited the ConfigMap by hand: the plan rewrites it from the spec.
@@ -360,22 +394,25 @@ pub fn plan_turn(
     if !unknown.is_empty() {
         tracing::warn!(names = ?unknown, "the force annotation names workflows that do not exist");
     }
-    let plan = takeover::plan(
+    let mut plan = takeover::plan(
         &cluster.spec.workflows,
         &current,
         &observed::in_flight(index),
         &forced,
     );
+    if lost {
+        plan.takeover.generation = current.generation + 1;
+    }
     let needs_write = plan.changed
+        || lost
         || (index.takeover.is_none()
             && Workflow::ALL
                 .iter()
                 .any(|w| plan.takeover.mode(*w) != WorkflowMode::Legacy));
 
-    let acks = observed::acks(index, now, snapshot.settings.stale_after);
     let owned = controllers
         .iter()
-        .filter(|c| takeover::may_act(&plan.takeover, c.workflow(), &acks).is_ok())
+        .filter(|c| fence.may_act(&plan.takeover, c.workflow()).is_ok())
         .map(|c| (c.workflow(), c.plan(snapshot)))
         .filter(|(_, sequences)| !sequences.is_empty())
         .collect();
@@ -410,7 +447,7 @@ pub fn plan_turn(
     memory.open = found.iter().map(Divergence::key).collect();
 
     let status = json!({
-        "takeover": takeover_status(&plan, &acks, &memory.counts),
+        "takeover": takeover_status(&plan, fence, &memory.counts),
         "divergences": memory.recent,
     });
     TurnPlan {
@@ -487,6 +524,23 @@ pub async fn run(
         watcher::Config::default(),
         own_changed.clone(),
     );
+    // The legacy namespace's pods: the fence reads which of them belong to the legacy DaemonSet
+    // and where they run. Until the first list is in, no pod proves anything.
+    let pods = reflect(
+        Api::<Pod>::namespaced(client.clone(), &options.legacy.namespace),
+        watcher::Config::default(),
+        own_changed.clone(),
+    );
+    let pods_listed = Arc::new(AtomicBool::new(false));
+    {
+        let (pods, listed, changed) = (pods.clone(), pods_listed.clone(), own_changed.clone());
+        tokio::spawn(async move {
+            if pods.wait_until_ready().await.is_ok() {
+                listed.store(true, Ordering::SeqCst);
+                changed.notify_one();
+            }
+        });
+    }
 
     let writer = Writer::new(
         client.clone(),
@@ -567,8 +621,23 @@ pub async fn run(
                     tasks: &tasks,
                     settings: &settings,
                 };
-                let plan = plan_turn(&mut memory, &snapshot, &controllers);
-                write_turn(&writer, &metrics, &cluster, &mut memory, plan).await;
+                let now = snapshot.now;
+                let listed_pods = pods_listed.load(Ordering::SeqCst).then(|| {
+                    gather::script_pods(pods.state().iter().map(|p| &**p), &options.legacy_daemon_set)
+                });
+                let fence = Fence {
+                    scripts: observed::script_facts(&index, &gathered.ready, listed_pods.as_ref()),
+                    now,
+                    grace: options.not_ready_grace,
+                };
+                let plan = plan_turn(&mut memory, &snapshot, &fence, &controllers);
+                let takeover_version = gathered.takeover_version.clone();
+                let outcome = write_turn(&writer, &metrics, &cluster, &mut memory, plan, takeover_version).await;
+                if outcome == TurnOutcome::Conflict {
+                    // Decide again from fresh state as soon as the watches have it, not at the
+                    // next interval.
+                    schedule(&mut due);
+                }
             }
         }
     }
@@ -587,29 +656,54 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// Makes one turn's writes through the writer, in order: the takeover, the owned workflows'
-/// sequences, the divergences' Events, the status. A failed write is logged and counted; the next
-/// turn decides again.
+/// How a turn's writes went, as far as the loop cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TurnOutcome {
+    /// Every write was made, or failed for a reason another turn right away would not change.
+    Done,
+    /// A write was refused because its object changed since the decision read it: decide again
+    /// as soon as the watches deliver the change.
+    Conflict,
+}
+
+/// Makes one turn's writes through the writer, in order: the takeover (guarded by
+/// `takeover_version`, the takeover ConfigMap's `resourceVersion` the plan read, when it
+/// existed), the owned workflows' sequences, the divergences' Events, the status. A failed write
+/// is logged and counted; the next turn decides again.
 async fn write_turn(
     writer: &Writer,
     metrics: &OperatorMetrics,
     cluster: &EdgeCluster,
     memory: &mut Memory,
     plan: TurnPlan,
-) {
+    takeover_version: Option<String>,
+) -> TurnOutcome {
+    let mut outcome = TurnOutcome::Done;
     if let Some(data) = &plan.write_takeover {
-        if let Err(e) = writer.apply_takeover(takeover::CONFIGMAP, data).await {
-            tracing::warn!(error = %e, "projecting the takeover failed; trying again next turn");
-            return;
+        match writer
+            .apply_takeover(takeover::CONFIGMAP, takeover_version.as_deref(), data)
+            .await
+        {
+            Ok(()) => tracing::info!(generation = plan.takeover.generation, "projected the takeover"),
+            Err(e) => {
+                tracing::warn!(error = %e, "projecting the takeover failed; deciding again");
+                return if matches!(e, WriteError::Conflict(_)) {
+                    TurnOutcome::Conflict
+                } else {
+                    TurnOutcome::Done
+                };
+            }
         }
-        tracing::info!(generation = plan.takeover.generation, "projected the takeover");
     }
     metrics.set_takeover(&plan.takeover);
     for (workflow, sequences) in &plan.owned {
         for sequence in sequences {
             let (done, error) = writer.sequence(workflow.key(), sequence).await;
             if let Some(e) = error {
-                tracing::warn!(workflow = %workflow, written = done, of = sequence.writes.len(), error = %e, "not every write of the plan was made; deciding again next turn");
+                if matches!(e, WriteError::Conflict(_)) {
+                    outcome = TurnOutcome::Conflict;
+                }
+                tracing::warn!(workflow = %workflow, written = done, of = sequence.writes.len(), error = %e, "not every write of the plan was made; deciding again");
             } else {
                 tracing::info!(workflow = %workflow, writes = done, "applied");
             }
@@ -639,12 +733,35 @@ async fn write_turn(
             }
         }
     }
+    outcome
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use takeover::{NodeReady, ScriptPod};
+
+    fn fence(scripts: Vec<ScriptFacts>) -> Fence {
+        Fence {
+            scripts,
+            now: 2_000,
+            grace: 300,
+        }
+    }
+
+    fn script(node: &str, acknowledged: Option<u64>) -> ScriptFacts {
+        ScriptFacts {
+            node: node.into(),
+            acknowledged,
+            last_report: Some(1_388),
+            pod: ScriptPod::Running {
+                pod: format!("vx-rail-node-init-{node}"),
+            },
+            ready: NodeReady::Ready,
+        }
+    }
 
     #[test]
     fn the_status_says_what_a_takeover_waits_for() {
@@ -653,12 +770,8 @@ mod tests {
             ..Default::default()
         };
         let plan = takeover::plan(&requested, &Takeover::default(), &[], &BTreeSet::new());
-        let acks = [takeover::Ack {
-            node: "edge-1".into(),
-            generation: None,
-            live: true,
-        }];
-        let status = takeover_status(&plan, &acks, &BTreeMap::from([(Workflow::Taints, 2)]));
+        let fence = fence(vec![script("edge-1", None)]);
+        let status = takeover_status(&plan, &fence, &BTreeMap::from([(Workflow::Taints, 2)]));
         assert_eq!(status.generation, 1);
         let taints = status.workflows.iter().find(|w| w.workflow == "taints").unwrap();
         assert_eq!(taints.effective, WorkflowMode::Shadow);
@@ -672,13 +785,131 @@ mod tests {
         current.modes.insert(Workflow::Taints, WorkflowMode::Shadow);
         requested.taints = WorkflowMode::Operator;
         let plan = takeover::plan(&requested, &current, &[], &BTreeSet::new());
-        let status = takeover_status(&plan, &acks, &BTreeMap::new());
+        let status = takeover_status(&plan, &fence, &BTreeMap::new());
         let taints = status.workflows.iter().find(|w| w.workflow == "taints").unwrap();
         assert_eq!(taints.effective, WorkflowMode::Operator);
         let m = taints.message.as_deref().unwrap();
+        assert_eq!(
+            m,
+            "taints: waiting for the legacy script on edge-1 to read takeover generation 2 (its pod \
+             vx-rail-node-init-edge-1 is running; last report 612 s ago)"
+        );
+    }
+
+    fn site(taints: WorkflowMode, projected: Option<(i64, WorkflowMode)>) -> EdgeCluster {
+        let spec: nodewright_api::edgecluster::EdgeClusterSpec =
+            serde_json::from_value(json!({"profile": {"topology": "MultiNode"}})).unwrap();
+        let mut cluster = EdgeCluster::new("site", spec);
+        cluster.metadata.namespace = Some("nodewright-system".into());
+        cluster.spec.workflows.taints = taints;
+        if let Some((generation, mode)) = projected {
+            cluster.status = Some(serde_json::from_value(json!({
+                "takeover": {"generation": generation, "workflows": [
+                    {"workflow": "taints", "requested": mode.as_str(), "effective": mode.as_str(), "acknowledged": true}
+                ]}
+            })).unwrap());
+        }
+        cluster
+    }
+
+    fn node_cm(node: &str, ack: u64) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(format!("vx-rail-node-{node}"));
+        cm.metadata.namespace = Some("kube-system".into());
+        cm.data = Some([("takeover-generation".to_owned(), ack.to_string())].into());
+        cm
+    }
+
+    fn turn(index: &Index, cluster: &EdgeCluster, fence: &Fence) -> TurnPlan {
+        let settings = Settings {
+            stale_after: 300,
+            migration_timeout: 1800,
+        };
+        let nodes = BTreeMap::new();
+        let snapshot = Snapshot {
+            now: fence.now,
+            cluster,
+            index,
+            nodes: &nodes,
+            cluster_state_version: None,
+            migrations: &[],
+            tasks: &[],
+            settings: &settings,
+        };
+        plan_turn(&mut Memory::new(0), &snapshot, fence, &controllers::all())
+    }
+
+    #[test]
+    fn a_lost_takeover_configmap_is_written_again_with_the_modes_last_projected_at_a_new_generation() {
+        // The operator projected taints=operator at generation 4 and both scripts acknowledged
+        // it; then the ConfigMap was deleted.
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(&node_cm("edge-1", 4), 100);
+        index.apply_config_map(&node_cm("edge-2", 4), 100);
+        let cluster = site(WorkflowMode::Operator, Some((4, WorkflowMode::Operator)));
+        let fence = fence(vec![script("edge-1", Some(4)), script("edge-2", Some(4))]);
+        let plan = turn(&index, &cluster, &fence);
+        let data = plan.write_takeover.expect("the lost ConfigMap is written again");
+        assert_eq!(data["generation"], "5");
+        assert_eq!(data["taints"], "operator");
+        // Nobody has acknowledged 5: the operator does not act meanwhile.
+        assert!(plan.owned.is_empty());
+        let status = plan.status.unwrap();
+        let m = status["takeover"]["workflows"][4]["message"].as_str().unwrap();
+        assert!(m.contains("to read takeover generation 5"), "{m}");
+    }
+
+    #[test]
+    fn a_lost_configmap_the_status_does_not_remember_is_written_again_all_legacy_above_the_acks() {
+        // Without the status (a restored EdgeCluster) the operator hands everything back rather
+        // than leave the scripts that acknowledged 7 failing.
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(&node_cm("edge-1", 7), 100);
+        let cluster = site(WorkflowMode::Operator, None);
+        let plan = turn(&index, &cluster, &fence(vec![script("edge-1", Some(7))]));
+        let data = plan.write_takeover.expect("written again");
+        assert_eq!(data["generation"], "8");
+        assert_eq!(data["taints"], "legacy");
+    }
+
+    #[test]
+    fn a_site_that_never_left_legacy_gets_no_takeover_configmap() {
+        let index = Index::new(LegacyNames::default());
+        let cluster = site(WorkflowMode::Legacy, None);
+        let plan = turn(&index, &cluster, &fence(vec![script("edge-1", None)]));
+        assert!(plan.write_takeover.is_none());
+    }
+
+    #[test]
+    fn a_node_without_a_node_configmap_whose_pod_runs_holds_the_owned_workflow_back() {
+        let mut index = Index::new(LegacyNames::default());
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(takeover::CONFIGMAP.into());
+        cm.metadata.namespace = Some("kube-system".into());
+        cm.data = Some(
+            [("generation", "2"), ("taints", "operator")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+        );
+        index.apply_config_map(&cm, 100);
+        index.apply_config_map(&node_cm("edge-1", 2), 100);
+        let cluster = site(WorkflowMode::Operator, Some((2, WorkflowMode::Operator)));
+        let mut newcomer = script("edge-9", None);
+        newcomer.last_report = None;
+        let plan = turn(
+            &index,
+            &cluster,
+            &fence(vec![script("edge-1", Some(2)), newcomer]),
+        );
+        let status = plan.status.unwrap();
+        let taints = &status["takeover"]["workflows"][4];
+        assert_eq!(taints["acknowledged"], false);
         assert!(
-            m.contains("waiting for the legacy script on edge-1 to read takeover generation 2"),
-            "{m}"
+            taints["message"]
+                .as_str()
+                .unwrap()
+                .contains("the legacy script on edge-9 to read takeover generation 2 (its pod vx-rail-node-init-edge-9 is running; no report yet)"),
+            "{taints}"
         );
     }
 }

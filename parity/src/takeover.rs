@@ -6,10 +6,12 @@
 //! never both decide one workflow:
 //! - a change of decider (to or from `operator`) is refused while an instance of the workflow is in
 //!   flight, unless forced;
-//! - the operator acts on a workflow in `operator` mode only once every live node's script has
-//!   acknowledged the generation that put it there ([`may_act`]); a script that read its snapshot
-//!   before the change still acts in that one loop, and the acknowledgement is how the operator
-//!   knows that loop is over.
+//! - the operator acts on a workflow in `operator` mode only once every node's script has
+//!   acknowledged the generation that put it there, or is proven unable to act ([`holding`],
+//!   [`may_act`]); a script that read its snapshot before the change still acts in that one loop,
+//!   however long it takes, and the acknowledgement is how the operator knows that loop is over.
+//!   Proof is a fact the cluster holds (the script's pod is gone; its Node has been NotReady past
+//!   a grace period and the pod is not running), never the script's silence or its clock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -336,29 +338,165 @@ pub fn plan(
     }
 }
 
-/// One node's acknowledgement, as the operator observes it.
+/// The default grace period of the fence (seconds): how long a Node must have been NotReady, by
+/// its Ready condition's `lastTransitionTime`, before a script pod that is not running on it
+/// counts as unable to act.
+pub const DEFAULT_NOT_READY_GRACE: i64 = 300;
+
+/// A node's legacy script pods, as the operator last saw them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ack {
-    /// The node.
-    pub node: String,
-    /// The generation its script last acknowledged, if any.
-    pub generation: Option<u64>,
-    /// Whether its script reported within the staleness window. A node whose script is not
-    /// running holds no snapshot that could act, and does not hold the takeover back.
-    pub live: bool,
+pub enum ScriptPod {
+    /// The legacy pods have not been listed yet: nothing is known, so nothing is proven.
+    Unlisted,
+    /// No pod of the legacy DaemonSet is on the node: no script there holds a snapshot.
+    Gone,
+    /// A pod of the legacy DaemonSet on the node is (or was last reported) running.
+    Running {
+        /// The pod.
+        pod: String,
+    },
+    /// The node's legacy pods exist, and none of them is running as last reported (pending,
+    /// finished or failed).
+    NotRunning {
+        /// The pod.
+        pod: String,
+        /// Its phase, for the status message.
+        phase: String,
+    },
 }
 
-/// Whether the operator may act on `workflow`: it is in `operator` mode and every live node has
-/// acknowledged the takeover's generation. On `Err`, the nodes still to acknowledge.
-pub fn may_act(takeover: &Takeover, workflow: Workflow, acks: &[Ack]) -> Result<(), Vec<String>> {
+/// A Node's Ready condition, as the operator last saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeReady {
+    /// Ready, or no Ready condition reported yet (a Node the kubelet just registered).
+    Ready,
+    /// Ready is `False` or `Unknown`, since `since` (Unix seconds, the condition's
+    /// `lastTransitionTime`: cluster time, not the node's clock).
+    NotReady {
+        /// When the condition last changed; `None` when it carries no time.
+        since: Option<i64>,
+    },
+    /// There is no Node object for it (only a pod names it).
+    NoNode,
+}
+
+/// What the operator knows about one node's legacy script: the facts the fence decides from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptFacts {
+    /// The node.
+    pub node: String,
+    /// The generation its script last acknowledged (`takeover-generation` of its node ConfigMap),
+    /// if any.
+    pub acknowledged: Option<u64>,
+    /// When its script last reported, by the node's own clock (Unix seconds). Shown in the status
+    /// message, never used as proof of anything.
+    pub last_report: Option<i64>,
+    /// Its legacy pods.
+    pub pod: ScriptPod,
+    /// Its Node's Ready condition.
+    pub ready: NodeReady,
+}
+
+/// Why a node holds a takeover back: the script on it could still act on a snapshot read before
+/// the current generation, and nothing proves it cannot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Holding {
+    /// The node.
+    pub node: String,
+    /// The generation it has not acknowledged.
+    pub generation: u64,
+    /// The generation it did acknowledge, if any.
+    pub acknowledged: Option<u64>,
+    /// What the operator saw of its pod.
+    pub pod: ScriptPod,
+    /// How long its Node has been NotReady (seconds), when it is, and the grace period.
+    pub not_ready_for: Option<(Option<i64>, i64)>,
+    /// How long ago its script last reported, by `now` against the node's own clock.
+    pub last_report_ago: Option<i64>,
+}
+
+impl fmt::Display for Holding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the legacy script on {} to read takeover generation {} (",
+            self.node, self.generation
+        )?;
+        match &self.pod {
+            ScriptPod::Unlisted => f.write_str("the legacy pods are not listed yet")?,
+            ScriptPod::Running { pod } => write!(f, "its pod {pod} is running")?,
+            ScriptPod::NotRunning { pod, phase } => write!(f, "its pod {pod} is {phase}")?,
+            ScriptPod::Gone => f.write_str("its pod is gone")?,
+        }
+        match self.not_ready_for {
+            Some((Some(secs), grace)) if secs < grace => write!(
+                f,
+                "; its Node is NotReady for {secs} s, within the grace period of {grace} s"
+            )?,
+            Some((Some(secs), _)) => write!(f, "; its Node is NotReady for {secs} s")?,
+            Some((None, _)) => f.write_str("; its Node is NotReady since an unknown time")?,
+            None => {}
+        }
+        match self.last_report_ago {
+            Some(ago) => write!(f, "; last report {ago} s ago")?,
+            None => f.write_str("; no report yet")?,
+        }
+        if let Some(g) = self.acknowledged {
+            write!(f, "; it acknowledged {g}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// The fence: which nodes hold the takeover at `generation` back, at `now` (Unix seconds, the
+/// operator's clock, compared with the cluster's `lastTransitionTime`s), with a NotReady grace
+/// period of `grace` seconds.
+///
+/// A node does not hold it back when its script acknowledged `generation` (or later), or when it
+/// is proven unable to act: no pod of the legacy DaemonSet is on it, or its Node has been NotReady
+/// for at least `grace` and none of its pods is running. Silence is never proof: a script that
+/// has not reported for an hour, whose pod runs, still holds the takeover back — its loop may be
+/// blocked on a host command, halfway through acting on the snapshot it read before the change.
+pub fn holding(generation: u64, facts: &[ScriptFacts], now: i64, grace: i64) -> Vec<Holding> {
+    facts
+        .iter()
+        .filter(|f| f.acknowledged.is_none_or(|g| g < generation))
+        .filter_map(|f| {
+            let not_ready_for = match f.ready {
+                NodeReady::NotReady { since } => Some(since.map(|s| (now - s).max(0))),
+                NodeReady::Ready | NodeReady::NoNode => None,
+            };
+            let proven = match &f.pod {
+                ScriptPod::Gone => true,
+                ScriptPod::NotRunning { .. } => not_ready_for.flatten().is_some_and(|s| s >= grace),
+                ScriptPod::Running { .. } | ScriptPod::Unlisted => false,
+            };
+            (!proven).then(|| Holding {
+                node: f.node.clone(),
+                generation,
+                acknowledged: f.acknowledged,
+                pod: f.pod.clone(),
+                not_ready_for: not_ready_for.map(|s| (s, grace)),
+                last_report_ago: f.last_report.map(|r| now - r),
+            })
+        })
+        .collect()
+}
+
+/// Whether the operator may act on `workflow`: it is in `operator` mode and no node holds the
+/// takeover's generation back ([`holding`]). On `Err`, the nodes that hold it back (empty when
+/// the workflow is not in `operator` mode).
+pub fn may_act(
+    takeover: &Takeover,
+    workflow: Workflow,
+    facts: &[ScriptFacts],
+    now: i64,
+    grace: i64,
+) -> Result<(), Vec<Holding>> {
     if takeover.mode(workflow) != WorkflowMode::Operator {
         return Err(Vec::new());
     }
-    let waiting: Vec<String> = acks
-        .iter()
-        .filter(|a| a.live && a.generation.is_none_or(|g| g < takeover.generation))
-        .map(|a| a.node.clone())
-        .collect();
+    let waiting = holding(takeover.generation, facts, now, grace);
     if waiting.is_empty() { Ok(()) } else { Err(waiting) }
 }
 
@@ -567,29 +705,172 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_operator_acts_only_once_every_live_node_acknowledged_the_generation() {
-        let t = Takeover {
-            generation: 3,
-            ..with(&Takeover::default(), Workflow::Taints, WorkflowMode::Operator)
-        };
-        let ack = |node: &str, generation: Option<u64>, live: bool| Ack {
-            node: node.into(),
+    fn operator_taints_at(generation: u64) -> Takeover {
+        Takeover {
             generation,
-            live,
+            ..with(&Takeover::default(), Workflow::Taints, WorkflowMode::Operator)
+        }
+    }
+
+    fn script(node: &str, acknowledged: Option<u64>, pod: ScriptPod, ready: NodeReady) -> ScriptFacts {
+        ScriptFacts {
+            node: node.into(),
+            acknowledged,
+            last_report: Some(1_000),
+            pod,
+            ready,
+        }
+    }
+
+    fn running(pod: &str) -> ScriptPod {
+        ScriptPod::Running { pod: pod.into() }
+    }
+
+    const NOW: i64 = 1_612;
+    const GRACE: i64 = 300;
+
+    #[test]
+    fn the_operator_acts_once_every_node_acknowledged_the_generation() {
+        let t = operator_taints_at(3);
+        let facts = [
+            script("a", Some(3), running("p-a"), NodeReady::Ready),
+            script("b", Some(4), running("p-b"), NodeReady::Ready),
+        ];
+        assert_eq!(may_act(&t, Workflow::Taints, &facts, NOW, GRACE), Ok(()));
+        assert_eq!(
+            may_act(&t, Workflow::Migration, &facts, NOW, GRACE),
+            Err(Vec::new()),
+            "a workflow not in operator mode is never acted on"
+        );
+    }
+
+    #[test]
+    fn a_stale_script_whose_pod_runs_holds_the_takeover_back_and_the_message_says_so() {
+        // Its last report is 612 s old by its own clock: under the old rule it was dead.
+        let t = operator_taints_at(3);
+        let facts = [
+            script("edge-1", Some(3), running("p-1"), NodeReady::Ready),
+            script(
+                "edge-2",
+                Some(2),
+                running("vx-rail-node-init-x7"),
+                NodeReady::Ready,
+            ),
+        ];
+        let waiting = may_act(&t, Workflow::Taints, &facts, NOW, GRACE).unwrap_err();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(
+            waiting[0].to_string(),
+            "the legacy script on edge-2 to read takeover generation 3 (its pod \
+             vx-rail-node-init-x7 is running; last report 612 s ago; it acknowledged 2)"
+        );
+    }
+
+    #[test]
+    fn a_node_without_a_node_configmap_counts_while_its_pod_runs() {
+        let t = operator_taints_at(1);
+        let mut fresh = script("edge-3", None, running("p-3"), NodeReady::Ready);
+        fresh.last_report = None;
+        let waiting = may_act(&t, Workflow::Taints, &[fresh], NOW, GRACE).unwrap_err();
+        assert_eq!(waiting[0].node, "edge-3");
+        assert!(
+            waiting[0]
+                .to_string()
+                .ends_with("(its pod p-3 is running; no report yet)")
+        );
+    }
+
+    #[test]
+    fn a_node_whose_script_pod_is_gone_is_proven_unable_to_act() {
+        let t = operator_taints_at(3);
+        let facts = [
+            script("a", Some(3), running("p-a"), NodeReady::Ready),
+            script("b", Some(1), ScriptPod::Gone, NodeReady::Ready),
+            script(
+                "c",
+                None,
+                ScriptPod::Gone,
+                NodeReady::NotReady { since: Some(NOW) },
+            ),
+        ];
+        assert_eq!(may_act(&t, Workflow::Taints, &facts, NOW, GRACE), Ok(()));
+    }
+
+    #[test]
+    fn a_notready_node_whose_pod_still_runs_holds_the_takeover_back_however_long() {
+        let t = operator_taints_at(3);
+        let facts = [script(
+            "edge-2",
+            Some(2),
+            running("p-2"),
+            NodeReady::NotReady {
+                since: Some(NOW - 3_600),
+            },
+        )];
+        let waiting = may_act(&t, Workflow::Taints, &facts, NOW, GRACE).unwrap_err();
+        assert!(
+            waiting[0]
+                .to_string()
+                .contains("its pod p-2 is running; its Node is NotReady for 3600 s"),
+            "{}",
+            waiting[0]
+        );
+    }
+
+    #[test]
+    fn a_notready_node_without_a_running_pod_is_proven_only_after_the_grace_period() {
+        let t = operator_taints_at(3);
+        let stopped = ScriptPod::NotRunning {
+            pod: "p-2".into(),
+            phase: "Failed".into(),
         };
-        let acks = [
-            ack("a", Some(3), true),
-            ack("b", Some(2), true),
-            ack("c", None, false),
-        ];
-        assert_eq!(may_act(&t, Workflow::Taints, &acks), Err(vec!["b".to_owned()]));
-        let acks = [
-            ack("a", Some(3), true),
-            ack("b", Some(4), true),
-            ack("c", None, false),
-        ];
-        assert_eq!(may_act(&t, Workflow::Taints, &acks), Ok(()));
-        assert!(may_act(&t, Workflow::Migration, &acks).is_err());
+        let within = [script(
+            "edge-2",
+            Some(2),
+            stopped.clone(),
+            NodeReady::NotReady {
+                since: Some(NOW - 60),
+            },
+        )];
+        let waiting = may_act(&t, Workflow::Taints, &within, NOW, GRACE).unwrap_err();
+        assert!(
+            waiting[0].to_string().contains(
+                "its pod p-2 is Failed; its Node is NotReady for 60 s, within the grace period of 300 s"
+            ),
+            "{}",
+            waiting[0]
+        );
+        let past = [script(
+            "edge-2",
+            Some(2),
+            stopped.clone(),
+            NodeReady::NotReady {
+                since: Some(NOW - GRACE),
+            },
+        )];
+        assert_eq!(may_act(&t, Workflow::Taints, &past, NOW, GRACE), Ok(()));
+        // A condition without a time proves nothing; a Ready node's stopped pod neither (it may
+        // be restarting, and the kubelet would say so).
+        let untimed = [script(
+            "edge-2",
+            Some(2),
+            stopped.clone(),
+            NodeReady::NotReady { since: None },
+        )];
+        assert!(may_act(&t, Workflow::Taints, &untimed, NOW, GRACE).is_err());
+        let ready = [script("edge-2", Some(2), stopped, NodeReady::Ready)];
+        assert!(may_act(&t, Workflow::Taints, &ready, NOW, GRACE).is_err());
+    }
+
+    #[test]
+    fn before_the_legacy_pods_are_listed_nothing_is_proven() {
+        let t = operator_taints_at(3);
+        let facts = [script("a", None, ScriptPod::Unlisted, NodeReady::Ready)];
+        let waiting = may_act(&t, Workflow::Taints, &facts, NOW, GRACE).unwrap_err();
+        assert!(
+            waiting[0]
+                .to_string()
+                .contains("the legacy pods are not listed yet")
+        );
     }
 }

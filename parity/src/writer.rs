@@ -4,9 +4,12 @@
 //!
 //! Guards: NodeTasks are created under their idempotency key (a repeat is refused as existing,
 //! and counts as done); Nodes, the legacy cluster-state ConfigMap and Migration statuses are
-//! patched with the `resourceVersion` the decision read (a 409 means "decide again"); the takeover
-//! ConfigMap and the operator's part of the EdgeCluster status are server-side applied under the
-//! operator's field manager, which owns those fields and nothing else.
+//! patched with the `resourceVersion` the decision read (a 409 means "decide again"), and a patch
+//! of one of them without a version to guard it is refused before it is sent; the takeover
+//! ConfigMap is server-side applied under the operator's field manager, with the
+//! `resourceVersion` the decision read while it exists (so that a generation decided from an
+//! older copy never lands); the operator's part of the EdgeCluster status is server-side applied
+//! under the field manager, which owns those fields and nothing else.
 //!
 //! Attribution: every NodeTask carries its creator's user name in `nodewright.io/created-by`,
 //! the name the API server authenticates this operator as (asked once, by a SelfSubjectReview):
@@ -52,6 +55,10 @@ pub enum WriteError {
         "the API server did not say who the operator is (a SelfSubjectReview with no user name); no NodeTask is created unattributed"
     )]
     NoIdentity,
+    /// The decision did not read the object's `resourceVersion` (the watch had not delivered it):
+    /// nothing was sent, since an unguarded patch could overwrite what a script wrote since.
+    #[error("{0} has not been seen at any version; not patching it unguarded")]
+    Unguarded(String),
     /// The API server refused or failed the write.
     #[error("writing {what}: {source}")]
     Api {
@@ -68,6 +75,7 @@ impl WriteError {
         match self {
             WriteError::NotLeader => "not-leader",
             WriteError::Conflict(_) => "conflict",
+            WriteError::Unguarded(_) => "unguarded",
             WriteError::Api { .. } => "error",
             WriteError::NoIdentity => "no-identity",
         }
@@ -228,10 +236,10 @@ impl Writer {
                 taints,
                 what: _,
             } => {
-                let mut metadata = json!({});
-                if !resource_version.is_empty() {
-                    metadata["resourceVersion"] = json!(resource_version);
+                if resource_version.is_empty() {
+                    return Err(WriteError::Unguarded(format!("Node {name}")));
                 }
+                let mut metadata = json!({ "resourceVersion": resource_version });
                 if !labels.is_empty() {
                     metadata["labels"] = json!(labels);
                 }
@@ -251,12 +259,15 @@ impl Writer {
                 resource_version,
                 data,
             } => {
+                let name = &self.legacy.cluster_state;
+                let Some(resource_version) = resource_version.as_deref().filter(|v| !v.is_empty()) else {
+                    return Err(WriteError::Unguarded(format!("ConfigMap {name}")));
+                };
                 let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.legacy.namespace);
                 let patch = json!({
                     "metadata": { "resourceVersion": resource_version },
                     "data": data,
                 });
-                let name = &self.legacy.cluster_state;
                 guarded(
                     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                         .await,
@@ -269,6 +280,9 @@ impl Writer {
                 resource_version,
                 status,
             } => {
+                if resource_version.is_empty() {
+                    return Err(WriteError::Unguarded(format!("Migration {name}")));
+                }
                 let api: Api<Migration> = Api::namespaced(self.client.clone(), &self.namespace);
                 let patch = json!({
                     "metadata": { "resourceVersion": resource_version },
@@ -284,15 +298,20 @@ impl Writer {
         }
     }
 
-    /// Server-side applies the takeover ConfigMap (the operator owns it whole).
+    /// Server-side applies the takeover ConfigMap (the operator owns it whole), guarded by
+    /// `resource_version`, the version the decision read, when the ConfigMap existed then. Forced:
+    /// no one else may own its fields (a hand edit is taken back, as the spec is the way to change
+    /// it). Without a version (the ConfigMap was not there) the apply creates it; a ConfigMap
+    /// written meanwhile by another replica cannot happen while this one leads.
     pub async fn apply_takeover(
         &self,
         name: &str,
+        resource_version: Option<&str>,
         data: &BTreeMap<String, String>,
     ) -> Result<(), WriteError> {
         self.check_leading()?;
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.legacy.namespace);
-        let cm = json!({
+        let mut cm = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
@@ -301,16 +320,18 @@ impl Writer {
             },
             "data": data,
         });
-        api.patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&cm),
-        )
-        .await
-        .map_err(|source| WriteError::Api {
-            what: format!("ConfigMap {name}"),
-            source,
-        })?;
+        if let Some(version) = resource_version {
+            cm["metadata"]["resourceVersion"] = json!(version);
+        }
+        guarded(
+            api.patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&cm),
+            )
+            .await,
+            || format!("ConfigMap {name}"),
+        )?;
         Ok(())
     }
 

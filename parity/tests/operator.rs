@@ -3,14 +3,16 @@
 //! recorded in shadow, and a decider change refused while a workflow instance is in flight.
 //!
 //! The legacy scripts are played by the test: it writes their ConfigMaps the way the script does
-//! (including the shim's acknowledgement key), so each step of the handshake can be checked.
+//! (including the shim's acknowledgement key), and their DaemonSet's pods as the API server holds
+//! them (bound to their nodes, `Running`; no kubelet runs them), so each step of the handshake
+//! and of the fence can be checked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Node};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use nodewright_api::WorkflowMode;
 use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec, SiteProfile, Topology};
@@ -97,7 +99,42 @@ impl Site {
         }
         site.report(0, None).await;
         site.report(1, None).await;
+        site.script_pod(0).await;
+        site.script_pod(1).await;
         site
+    }
+
+    fn pod_name(&self, i: usize) -> String {
+        format!("vx-rail-node-init-{}", self.nodes[i])
+    }
+
+    /// Node `i`'s legacy script pod, bound to it and `Running`, owned by the legacy DaemonSet.
+    async fn script_pod(&self, i: usize) {
+        let api = Api::<Pod>::namespaced(self.ctx.client.clone(), &self.legacy_ns);
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": self.pod_name(i),
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                    "name": "vx-rail-node-init", "uid": "0c7e1d35-legacy", "controller": true}],
+            },
+            "spec": {"nodeName": self.nodes[i], "containers": [{"name": "vx-rail-node-init", "image": "vx-rail/node-init:4.12.3"}]},
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &pod).await.unwrap();
+        let status = serde_json::json!({"status": {"phase": "Running"}});
+        api.patch_status(&self.pod_name(i), &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap();
+    }
+
+    async fn delete_script_pod(&self, i: usize) {
+        Api::<Pod>::namespaced(self.ctx.client.clone(), &self.legacy_ns)
+            .delete(
+                &self.pod_name(i),
+                &kube::api::DeleteParams::default().grace_period(0),
+            )
+            .await
+            .unwrap();
     }
 
     async fn config_map<const N: usize>(&self, name: &str, data: [(&str, String); N]) {
@@ -471,6 +508,62 @@ async fn handing_an_in_flight_migration_to_the_operator_is_refused_until_forced(
     })
     .await;
     assert!(forced.message.unwrap().contains("nodewright.io/force-takeover"));
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_script_whose_pod_runs_holds_the_takeover_back_until_its_pod_is_gone() {
+    let site = Site::new("parity-fence").await;
+    site.edge_cluster(|s| s.workflows.taints = WorkflowMode::Shadow)
+        .await;
+    let (stop, task) = site.start(None);
+    site.wait_takeover("taints", "shadow", "1").await;
+    site.report(0, Some(1)).await;
+    site.report(1, Some(1)).await;
+    site.set_mode("taints", "operator").await;
+    site.wait_takeover("taints", "operator", "2").await;
+    // The first script reads generation 2; the second stays silent, however long: its loop may
+    // be blocked in a host command, holding a snapshot from before the change.
+    site.report(0, Some(2)).await;
+    let waiting = eventually("the status to name the silent node and why", WAIT, || async {
+        let t = site.status().await.takeover?;
+        let w = t.workflows.into_iter().find(|w| w.workflow == "taints")?;
+        let m = w.message?;
+        (m.contains(&site.nodes[1]) && !m.contains(&site.nodes[0])).then_some(m)
+    })
+    .await;
+    assert!(
+        waiting.contains(&format!(
+            "taints: waiting for the legacy script on {} to read takeover generation 2 (its pod {} is running; last report",
+            site.nodes[1],
+            site.pod_name(1)
+        )),
+        "{waiting}"
+    );
+    assert_eq!(storage_taint(&site.node(1).await), None, "acted on silence");
+    assert_eq!(ready_label(&site.node(0).await), None, "acted on silence");
+
+    // The silent node's pod is deleted (its Node was drained, or a person fenced it): its script
+    // can no longer act, and the operator takes over.
+    site.delete_script_pod(1).await;
+    eventually(
+        "the operator to act once the silent script's pod is gone",
+        WAIT,
+        || async {
+            let (a, b) = (site.node(0).await, site.node(1).await);
+            (storage_taint(&b).as_deref() == Some("resync") && ready_label(&a).as_deref() == Some("true"))
+                .then_some(())
+        },
+    )
+    .await;
+    let acknowledged = eventually("the status to show the takeover released", WAIT, || async {
+        let t = site.status().await.takeover?;
+        let w = t.workflows.into_iter().find(|w| w.workflow == "taints")?;
+        w.acknowledged.then_some(w)
+    })
+    .await;
+    assert_eq!(acknowledged.message, None);
     stop.send(()).unwrap();
     task.await.unwrap();
 }

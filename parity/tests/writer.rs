@@ -195,3 +195,135 @@ async fn a_task_created_twice_under_its_key_exists_once() {
         .unwrap();
     assert_eq!(tasks.items.len(), 1);
 }
+
+fn takeover_data(generation: &str, taints: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("generation".to_owned(), generation.to_owned()),
+        ("taints".to_owned(), taints.to_owned()),
+    ])
+}
+
+#[tokio::test]
+async fn a_takeover_decided_from_an_older_copy_of_its_configmap_is_a_conflict_and_changes_nothing() {
+    let f = fixture("writer-takeover").await;
+    let api: Api<ConfigMap> = Api::namespaced(f.ctx.client.clone(), &f.legacy.namespace);
+    // Written first while the ConfigMap does not exist: no version to guard with, the apply
+    // creates it.
+    f.writer
+        .apply_takeover("nodewright-takeover", None, &takeover_data("1", "shadow"))
+        .await
+        .unwrap();
+    let read = api.get("nodewright-takeover").await.unwrap();
+    let decided_on = read.metadata.resource_version.clone().unwrap();
+    // Another write lands after the decision read the ConfigMap (a previous leader's last one).
+    f.writer
+        .apply_takeover(
+            "nodewright-takeover",
+            Some(&decided_on),
+            &takeover_data("2", "operator"),
+        )
+        .await
+        .unwrap();
+    let error = f
+        .writer
+        .apply_takeover(
+            "nodewright-takeover",
+            Some(&decided_on),
+            &takeover_data("2", "shadow"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(error, WriteError::Conflict(_)), "{error:?}");
+    let now = api.get("nodewright-takeover").await.unwrap().data.unwrap();
+    assert_eq!(
+        (now["generation"].as_str(), now["taints"].as_str()),
+        ("2", "operator"),
+        "generation 2 keeps the modes the scripts may have acknowledged"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_takeover_configmap_is_written_again_by_the_apply_without_a_version() {
+    let f = fixture("writer-takeover-lost").await;
+    let api: Api<ConfigMap> = Api::namespaced(f.ctx.client.clone(), &f.legacy.namespace);
+    f.writer
+        .apply_takeover("nodewright-takeover", None, &takeover_data("4", "operator"))
+        .await
+        .unwrap();
+    api.delete("nodewright-takeover", &Default::default())
+        .await
+        .unwrap();
+    f.writer
+        .apply_takeover("nodewright-takeover", None, &takeover_data("5", "operator"))
+        .await
+        .unwrap();
+    let cm = api.get("nodewright-takeover").await.unwrap();
+    assert_eq!(cm.data.unwrap()["generation"], "5");
+    assert_eq!(
+        cm.metadata.labels.unwrap()["app.kubernetes.io/managed-by"],
+        "nodewright-operator"
+    );
+}
+
+#[tokio::test]
+async fn a_patch_of_shared_legacy_state_without_a_version_to_guard_it_is_not_sent() {
+    let f = fixture("writer-unguarded").await;
+    let nodes: Api<Node> = Api::all(f.ctx.client.clone());
+    let name = unique_name("edge");
+    let mut node = Node::default();
+    node.metadata.name = Some(name.clone());
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(f.ctx.client.clone(), &f.legacy.namespace);
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(f.legacy.cluster_state.clone());
+    cm.data = Some(BTreeMap::from([(
+        "members".to_owned(),
+        "the script's row".to_owned(),
+    )]));
+    api.create(&PostParams::default(), &cm).await.unwrap();
+
+    let unseen_node = Write::PatchNode {
+        name: name.clone(),
+        resource_version: String::new(),
+        labels: BTreeMap::from([("vx-rail.io/role".to_owned(), "member".to_owned())]),
+        taints: None,
+        what: vec!["label vx-rail.io/role=member".into()],
+    };
+    let error = f.writer.write(&unseen_node).await.unwrap_err();
+    assert!(matches!(error, WriteError::Unguarded(_)), "{error:?}");
+    let unseen_state = Write::PatchClusterState {
+        resource_version: None,
+        data: BTreeMap::from([("members".to_owned(), "the operator's row".to_owned())]),
+    };
+    let error = f.writer.write(&unseen_state).await.unwrap_err();
+    assert!(matches!(error, WriteError::Unguarded(_)), "{error:?}");
+    assert!(
+        nodes
+            .get(&name)
+            .await
+            .unwrap()
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .is_empty(),
+        "the Node was patched"
+    );
+    assert_eq!(
+        api.get(&f.legacy.cluster_state).await.unwrap().data.unwrap()["members"],
+        "the script's row"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_that_lost_its_lease_writes_no_takeover() {
+    let f = fixture("writer-takeover-follower").await;
+    f.leader.send_replace(false);
+    let error = f
+        .writer
+        .apply_takeover("nodewright-takeover", None, &takeover_data("1", "shadow"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, WriteError::NotLeader), "{error:?}");
+    let api: Api<ConfigMap> = Api::namespaced(f.ctx.client.clone(), &f.legacy.namespace);
+    assert!(api.get_opt("nodewright-takeover").await.unwrap().is_none());
+}

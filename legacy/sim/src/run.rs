@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sched::{self, Handler, NodeProcess, Reply, Request};
+use crate::sched::{self, Carried, Entry, Handler, NodeProcess, Reply, Request, Slot};
 
 /// The simulated hosts, as the runner needs them.
 pub trait Host {
@@ -38,6 +38,14 @@ pub trait Cluster {
     fn kubectl(&mut self, argv: &[String], cwd: &str, now: i64) -> Reply;
     /// Registers a Node, as the kubelet of a node that joins the cluster does.
     fn add_node(&mut self, name: &str) -> Result<(), String>;
+
+    /// Whether the legacy DaemonSet's pod on `node` exists, as the API server would show it: from
+    /// the tick the node joins until it is lost (powered off, unreachable: its pod is taken to be
+    /// deleted), and again once it is restored. The runner calls it before every tick; a cluster
+    /// that does not model pods ignores it.
+    fn script_pod(&mut self, node: &str, present: bool) {
+        let _ = (node, present);
+    }
 }
 
 impl Host for crate::host::World {
@@ -116,6 +124,10 @@ impl Cluster for crate::cluster::Cluster {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             code: out.code,
         }
+    }
+
+    fn script_pod(&mut self, node: &str, present: bool) {
+        crate::cluster::Cluster::set_script_pod(self, node, present);
     }
 
     fn add_node(&mut self, name: &str) -> Result<(), String> {
@@ -307,6 +319,23 @@ pub enum Action {
     Restore(String),
     /// A field technician edits a node's `node.conf`: it is rewritten before the tick.
     Config(ConfigChange),
+    /// The node's script blocks in its next host command that starts with `command` (a hung
+    /// `linstor` call) for `seconds` of simulated time, across ticks: no new loop starts on the
+    /// node meanwhile, and the command then runs against the world as it is, and the loop goes
+    /// on from where it was, with the snapshot it read before.
+    Hang(Hang),
+}
+
+/// A host command that hangs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Hang {
+    /// The node.
+    pub node: String,
+    /// The command line's first words (`[linstor]`, `[linstor, resource, list]`).
+    pub command: Vec<String>,
+    /// How long it blocks, in simulated seconds.
+    pub seconds: u64,
 }
 
 /// An edit of one node's `node.conf`.
@@ -525,9 +554,10 @@ impl Scenario {
         }
         for event in &scenario.events {
             let node = match &event.action {
-                Action::Lose(node) | Action::Restore(node) | Action::Config(ConfigChange { node, .. }) => {
-                    node
-                }
+                Action::Lose(node)
+                | Action::Restore(node)
+                | Action::Config(ConfigChange { node, .. })
+                | Action::Hang(Hang { node, .. }) => node,
                 Action::Fault(_) | Action::Kubectl(_) => continue,
             };
             if !names.contains(&node.as_str()) {
@@ -548,9 +578,28 @@ struct Runner<'a> {
     tick: u32,
     trace: Vec<TraceEntry>,
     keep_trace: bool,
+    /// Hangs armed by the scenario, with the simulated time each one ends once it has caught its
+    /// command.
+    hangs: Vec<(Hang, Option<i64>)>,
 }
 
 impl Handler for Runner<'_> {
+    fn hold(&mut self, request: &Request) -> bool {
+        let now = self.host.now();
+        let Some(at) = self.hangs.iter().position(|(h, until)| {
+            h.node == request.node && (until.is_some() || request.argv.starts_with(h.command.as_slice()))
+        }) else {
+            return false;
+        };
+        let (hang, until) = &mut self.hangs[at];
+        let ends = *until.get_or_insert(now + i64::try_from(hang.seconds).unwrap_or(i64::MAX));
+        if now < ends {
+            return true;
+        }
+        self.hangs.remove(at);
+        false
+    }
+
     fn handle(&mut self, request: &Request) -> Reply {
         let reply = if request.argv.first().map(String::as_str) == Some("kubectl") {
             let now = self.host.now();
@@ -650,8 +699,13 @@ pub fn run_observed(
         tick: 0,
         trace: Vec::new(),
         keep_trace,
+        hangs: Vec::new(),
     };
     let mut logs: BTreeMap<String, String> = BTreeMap::new();
+    // Scripts blocked in a hung command, carried from round to round, and the tick each loop
+    // started in.
+    let mut carried: BTreeMap<String, Carried> = BTreeMap::new();
+    let mut started: BTreeMap<String, u32> = BTreeMap::new();
 
     for tick in 0..scenario.ticks {
         runner.tick = tick;
@@ -676,7 +730,26 @@ pub fn run_observed(
                     };
                     runner.handle(&request);
                 }
-                Action::Lose(node) => lost.push(node.clone()),
+                Action::Lose(node) => {
+                    lost.push(node.clone());
+                    // Its power is gone: a script blocked there is gone with it, and so is the
+                    // hang it was blocked in.
+                    started.remove(node);
+                    runner
+                        .hangs
+                        .retain(|(h, until)| h.node != *node || until.is_none());
+                    if let Some(c) = carried.remove(node) {
+                        let o = c.kill();
+                        if !keep_trace {
+                            continue;
+                        }
+                        let log = logs.entry(o.node.clone()).or_default();
+                        let _ = writeln!(log, "### tick {tick} (lost while blocked)");
+                        log.push_str(&o.stdout);
+                        log.push_str(&o.stderr);
+                    }
+                }
+                Action::Hang(hang) => runner.hangs.push((hang.clone(), None)),
                 Action::Restore(node) => lost.retain(|n| n != node),
                 Action::Config(change) => {
                     if let Some(config) = configs.get_mut(change.node.as_str()) {
@@ -693,11 +766,19 @@ pub fn run_observed(
                 .add_node(&node.name)
                 .map_err(|detail| Error::Cluster { tick, detail })?;
         }
-        let processes = scenario
+        for n in &scenario.nodes {
+            runner
+                .cluster
+                .script_pod(&n.name, tick >= n.joins_at && !lost.contains(&n.name));
+        }
+        let entries = scenario
             .nodes
             .iter()
             .filter(|n| tick >= n.joins_at && !lost.contains(&n.name))
             .map(|n| {
+                if let Some(c) = carried.remove(&n.name) {
+                    return Entry::Carry(c);
+                }
                 let mut command = Command::new("bash");
                 command
                     .arg(&config.script)
@@ -713,31 +794,60 @@ pub fn run_observed(
                     .env("VXR_LOG_FORMAT", &n.log_format)
                     .env("VXR_SIM_SOCKET", &socket)
                     .current_dir(roots.join(&n.name));
-                NodeProcess {
+                Entry::Start(NodeProcess {
                     node: n.name.clone(),
                     command,
+                })
+            })
+            .collect();
+        let slots = sched::run_round_carrying(&socket, entries, &mut runner, config.stuck_after)?;
+        let mut outputs: Vec<TickOutput> = Vec::new();
+        for slot in slots {
+            match slot {
+                Slot::Finished(o) => outputs.push(TickOutput {
+                    node: o.node,
+                    output: o.stdout + &o.stderr,
+                    code: o.code,
+                }),
+                Slot::Carried(c) => {
+                    started.entry(c.node().to_owned()).or_insert(tick);
+                    carried.insert(c.node().to_owned(), c);
                 }
-            })
-            .collect();
-        let outcomes = sched::run_round(&socket, processes, &mut runner, config.stuck_after)?;
-        let outputs: Vec<TickOutput> = outcomes
-            .into_iter()
-            .map(|o| TickOutput {
-                node: o.node,
-                output: o.stdout + &o.stderr,
-                code: o.code,
-            })
-            .collect();
-        if keep_trace {
-            for o in &outputs {
-                let log = logs.entry(o.node.clone()).or_default();
-                let _ = writeln!(log, "### tick {tick} (exit {})", o.code);
-                log.push_str(&o.output);
             }
+        }
+        for o in &outputs {
+            let from = started.remove(&o.node);
+            if !keep_trace {
+                continue;
+            }
+            let log = logs.entry(o.node.clone()).or_default();
+            match from {
+                Some(from) => {
+                    let _ = writeln!(
+                        log,
+                        "### tick {tick} (exit {}, a loop started in tick {from})",
+                        o.code
+                    );
+                }
+                None => {
+                    let _ = writeln!(log, "### tick {tick} (exit {})", o.code);
+                }
+            }
+            log.push_str(&o.output);
         }
         runner.host.advance(scenario.interval);
         if after_tick(tick, &outputs).is_break() {
             break;
+        }
+    }
+    // The run is over while a script is still blocked: it is stopped there.
+    for (node, c) in std::mem::take(&mut carried) {
+        let o = c.kill();
+        if keep_trace {
+            let log = logs.entry(node).or_default();
+            let _ = writeln!(log, "### end of the run (still blocked)");
+            log.push_str(&o.stdout);
+            log.push_str(&o.stderr);
         }
     }
     Ok(Trace {
@@ -829,6 +939,7 @@ pub fn run_step(
         tick: 0,
         trace: Vec::new(),
         keep_trace: true,
+        hangs: Vec::new(),
     };
     let process = NodeProcess {
         node: node.to_owned(),

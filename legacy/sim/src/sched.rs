@@ -11,6 +11,12 @@
 //!
 //! The one thing a script must not do for this to hold is run two simulated commands of the same
 //! node at the same time (for example both sides of a pipe): `HOST-INTERFACE.md` forbids it.
+//!
+//! A handler may *hold* a request ([`Handler::hold`]): its node's script blocks in that command, as
+//! behind a `linstor` call that hangs. A round ends when every process has exited or is blocked in
+//! a held command; [`run_round_carrying`] hands the blocked ones back as [`Carried`], to be carried
+//! into a later round, where the request is offered to the handler again, and answered once it is
+//! no longer held.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -18,6 +24,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -115,6 +122,13 @@ pub fn call(socket: &Path, request: &Request) -> Result<Reply, Error> {
 pub trait Handler {
     /// Executes one command against the simulated world and returns what the tool prints.
     fn handle(&mut self, request: &Request) -> Reply;
+
+    /// Whether to leave `request` unanswered for now: its script stays blocked in the command.
+    /// Asked before every answer, again in each later round the request is carried into.
+    fn hold(&mut self, request: &Request) -> bool {
+        let _ = request;
+        false
+    }
 }
 
 /// One script process to run on a node.
@@ -141,40 +155,121 @@ pub struct NodeOutcome {
 enum State {
     Busy,
     Waiting(VecDeque<(Request, UnixStream)>),
+    Held(Request, UnixStream),
     Exited,
+}
+
+/// A node's script that did not finish its round: it is blocked in a held command.
+pub struct Carried {
+    node: String,
+    child: Child,
+    readers: (JoinHandle<String>, JoinHandle<String>),
+    held: (Request, UnixStream),
+}
+
+impl Carried {
+    /// The node.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The command it is blocked in.
+    pub fn held(&self) -> &Request {
+        &self.held.0
+    }
+
+    /// Kills the script (its node lost power, or the run is over) and returns what it printed.
+    pub fn kill(mut self) -> NodeOutcome {
+        let _ = self.child.kill();
+        let code = self.child.wait().ok().and_then(|s| s.code()).unwrap_or(-1);
+        drop(self.held);
+        NodeOutcome {
+            node: self.node,
+            stdout: self.readers.0.join().unwrap_or_default(),
+            stderr: self.readers.1.join().unwrap_or_default(),
+            code,
+        }
+    }
+}
+
+/// What a round is given for one node: a script to start, or one carried from an earlier round.
+pub enum Entry {
+    /// Start this process.
+    Start(NodeProcess),
+    /// Carry this blocked script on.
+    Carry(Carried),
+}
+
+/// What a round left of one node's script.
+pub enum Slot {
+    /// It exited.
+    Finished(NodeOutcome),
+    /// It is blocked in a held command.
+    Carried(Carried),
 }
 
 /// Runs one round: starts every node's process at once and serves their requests in the
 /// deterministic order until all have exited. Returns each node's outcome, in the given order.
+/// A script left blocked in a held command is killed at the end of the round.
 pub fn run_round(
     socket: &Path,
     processes: Vec<NodeProcess>,
     handler: &mut dyn Handler,
     stuck_after: Duration,
 ) -> Result<Vec<NodeOutcome>, Error> {
+    let entries = processes.into_iter().map(Entry::Start).collect();
+    Ok(run_round_carrying(socket, entries, handler, stuck_after)?
+        .into_iter()
+        .map(|slot| match slot {
+            Slot::Finished(outcome) => outcome,
+            Slot::Carried(carried) => carried.kill(),
+        })
+        .collect())
+}
+
+/// Runs one round of the given entries, in their order: starts the new processes, offers each
+/// carried one's held request to the handler again, and serves every request in the
+/// deterministic order until each script has exited or is blocked in a held command. Returns one
+/// slot per entry, in the given order.
+pub fn run_round_carrying(
+    socket: &Path,
+    entries: Vec<Entry>,
+    handler: &mut dyn Handler,
+    stuck_after: Duration,
+) -> Result<Vec<Slot>, Error> {
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket).map_err(io(format!("binding {}", socket.display())))?;
     let (tx, rx) = mpsc::channel::<Result<(Request, UnixStream), Error>>();
     let accept_socket = socket.to_path_buf();
     std::thread::spawn(move || accept_loop(listener, tx, accept_socket));
 
-    let names: Vec<String> = processes.iter().map(|p| p.node.clone()).collect();
-    let mut children: Vec<Child> = Vec::with_capacity(processes.len());
-    for mut p in processes {
-        let child = p
-            .command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(io(format!("starting the script for {}", p.node)))?;
-        children.push(child);
+    let mut names: Vec<String> = Vec::with_capacity(entries.len());
+    let mut children: Vec<Child> = Vec::with_capacity(entries.len());
+    let mut readers: Vec<(JoinHandle<String>, JoinHandle<String>)> = Vec::with_capacity(entries.len());
+    let mut states: Vec<State> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match entry {
+            Entry::Start(mut p) => {
+                let mut child = p
+                    .command
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(io(format!("starting the script for {}", p.node)))?;
+                readers.push((drain(child.stdout.take()), drain(child.stderr.take())));
+                children.push(child);
+                names.push(p.node);
+                states.push(State::Busy);
+            }
+            Entry::Carry(c) => {
+                names.push(c.node);
+                children.push(c.child);
+                readers.push(c.readers);
+                states.push(State::Waiting(VecDeque::from([c.held])));
+            }
+        }
     }
-    let mut readers: Vec<_> = children
-        .iter_mut()
-        .map(|c| (drain(c.stdout.take()), drain(c.stderr.take())))
-        .collect();
-    let mut states: Vec<State> = names.iter().map(|_| State::Busy).collect();
     let mut codes: Vec<i32> = vec![0; names.len()];
     let mut last_granted: Option<usize> = None;
     let mut last_progress = Instant::now();
@@ -208,7 +303,10 @@ pub fn run_round(
                 last_progress = Instant::now();
             }
         }
-        if states.iter().all(|s| matches!(s, State::Exited)) {
+        if states
+            .iter()
+            .all(|s| matches!(s, State::Exited | State::Held(..)))
+        {
             break;
         }
         if states.iter().any(|s| matches!(s, State::Busy)) {
@@ -242,13 +340,19 @@ pub fn run_round(
         let Some((request, mut stream)) = queue.pop_front() else {
             continue;
         };
+        last_granted = Some(index);
+        if handler.hold(&request) {
+            // The script blocks in this command; it sends nothing else meanwhile.
+            states[index] = State::Held(request, stream);
+            last_progress = Instant::now();
+            continue;
+        }
         if queue.is_empty() {
             states[index] = State::Busy;
         }
         let reply = handler.handle(&request);
         // A client that went away (its script was killed) is not an error of the round.
         let _ = send(&mut stream, &reply);
-        last_granted = Some(index);
         last_progress = Instant::now();
     }
 
@@ -256,18 +360,33 @@ pub fn run_round(
     drop(rx);
     let _ = UnixStream::connect(socket);
     let _ = std::fs::remove_file(socket);
-    let mut outcomes = Vec::with_capacity(names.len());
-    for ((node, code), (out, err)) in names.into_iter().zip(codes).zip(readers.drain(..)) {
+    let mut slots = Vec::with_capacity(names.len());
+    let parts = names
+        .into_iter()
+        .zip(codes)
+        .zip(readers)
+        .zip(children)
+        .zip(states);
+    for ((((node, code), (out, err)), child), state) in parts {
+        if let State::Held(request, stream) = state {
+            slots.push(Slot::Carried(Carried {
+                node,
+                child,
+                readers: (out, err),
+                held: (request, stream),
+            }));
+            continue;
+        }
         let stdout = out.join().unwrap_or_default();
         let stderr = err.join().unwrap_or_default();
-        outcomes.push(NodeOutcome {
+        slots.push(Slot::Finished(NodeOutcome {
             node,
             stdout,
             stderr,
             code,
-        });
+        }));
     }
-    Ok(outcomes)
+    Ok(slots)
 }
 
 fn accept_loop(

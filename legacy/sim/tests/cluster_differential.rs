@@ -592,6 +592,56 @@ async fn config_maps_answer_like_the_api_server() {
 }
 
 #[tokio::test]
+async fn the_node_configmap_read_of_two_keys_and_a_deleted_configmap_answer_like_the_api_server() {
+    let mut w = World::new("sim-cm-delete").await;
+    let two_keys = r#"jsonpath={.data.takeover-generation}{"\n"}{.data.boot-recovery}"#;
+    w.steps(&[
+        // The snapshot's one read of a node ConfigMap: the acknowledgement, then the blob, each
+        // possibly absent.
+        &[
+            "create",
+            "configmap",
+            "vxr-node",
+            "-n",
+            "{ns}",
+            "--from-literal=heartbeat=x",
+        ],
+        &["get", "configmap", "vxr-node", "-n", "{ns}", "-o", two_keys],
+        &[
+            "patch",
+            "configmap",
+            "vxr-node",
+            "-n",
+            "{ns}",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"takeover-generation":"3","boot-recovery":"phase=COMPLETED;boot_id=b"}}"#,
+        ],
+        &["get", "configmap", "vxr-node", "-n", "{ns}", "-o", two_keys],
+        // Removing the acknowledgement, as the way back to pure legacy does.
+        &[
+            "patch",
+            "configmap",
+            "vxr-node",
+            "-n",
+            "{ns}",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"takeover-generation":null}}"#,
+        ],
+        &["get", "configmap", "vxr-node", "-n", "{ns}", "-o", two_keys],
+        // Deleting a ConfigMap (a person, or the way back), twice, and reading it after.
+        &["delete", "configmap", "vxr-node", "-n", "{ns}"],
+        &["delete", "configmap", "vxr-node", "-n", "{ns}"],
+        &["delete", "cm", "vxr-absent", "-n", "{ns}"],
+        &["get", "configmap", "vxr-node", "-n", "{ns}", "-o", two_keys],
+    ]);
+    w.finish().await;
+}
+
+#[tokio::test]
 async fn node_annotations_and_labels_answer_like_the_api_server() {
     let mut w = World::new("sim-meta").await;
     w.node("{n1}", Vec::new()).await;

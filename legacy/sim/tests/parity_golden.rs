@@ -60,6 +60,9 @@ impl Cluster for Shared {
     fn add_node(&mut self, name: &str) -> Result<(), String> {
         Cluster::add_node(&mut *self.0.borrow_mut(), name)
     }
+    fn script_pod(&mut self, node: &str, present: bool) {
+        Cluster::script_pod(&mut *self.0.borrow_mut(), node, present);
+    }
 }
 
 /// Brings the index up to the cluster, as the bridge's watches would after a relist.
@@ -620,15 +623,32 @@ fn run_parity_of(
             });
         }
         let t = observed::takeover(&index).unwrap();
-        let acks = observed::acks(&index, now, 300);
+        let fence = parity_common::fence(&c.0.borrow(), &index, now);
         for wf in &operated {
-            match takeover::may_act(&t, *wf, &acks) {
+            // What the operator waits for, as its status says it (the fence), or the nodes the old
+            // clock rule waited for.
+            let may_act = match parity_common::RULE.get() {
+                parity_common::Rule::Fence => fence.may_act(&t, *wf).map_err(|waiting| {
+                    waiting
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; and for ")
+                }),
+                parity_common::Rule::OldClock => {
+                    parity_common::old_clock_rule(&index, &t, *wf, now).map_err(|nodes| {
+                        if nodes.is_empty() {
+                            String::new()
+                        } else {
+                            format!("acknowledgement from {}", nodes.join(","))
+                        }
+                    })
+                }
+            };
+            match may_act {
                 // Not in operator mode (yet): nothing to wait for.
                 Err(waiting) if waiting.is_empty() => {}
-                Err(waiting) => lines.push(format!(
-                    "{wf}: waiting for acknowledgement from {}",
-                    waiting.join(",")
-                )),
+                Err(waiting) => lines.push(format!("{wf}: waiting for {waiting}")),
                 Ok(()) if *wf == Workflow::Taints => {
                     // The taints controller's plan, each Node patch carried to the in-memory
                     // cluster; one line per action it makes.
@@ -940,9 +960,10 @@ fn operator_taint_actions(report: &str) -> Vec<(u32, String)> {
 #[test]
 fn through_the_stale_state_race_taints_have_one_decider_at_every_moment() {
     // The takeover is projected at tick 3, while edge-1's pod is down (ticks 3-4): edge-1's script
-    // has not read it, and its last report is recent enough to count as live, so the operator
-    // waits for it. At tick 5 edge-1 is back and both nodes race into the upgrade from the same
-    // snapshot; the upgrade takes resources down and the storage taints follow.
+    // has not read it, but no script runs there to act on an old snapshot (its pod is gone), so
+    // the operator does not wait for it; the pod that comes back at tick 5 reads the takeover
+    // first. Then both nodes race into the upgrade from the same snapshot; the upgrade takes
+    // resources down and the storage taints follow.
     // A person also removes both nodes' storage-ready labels then: whoever owns taints must put
     // them back, and only one may.
     let run = run_parity_from(
@@ -952,9 +973,8 @@ fn through_the_stale_state_race_taints_have_one_decider_at_every_moment() {
         3,
     );
     assert!(
-        run.report
-            .contains("taints: waiting for acknowledgement from edge-1"),
-        "the operator did not wait for the node that had not read the takeover:\n{}",
+        !run.report.contains("taints: waiting for"),
+        "the operator waited for a node whose script pod was gone:\n{}",
         run.report
     );
     let script = script_taint_writes(&run.script_writes);
@@ -969,8 +989,8 @@ fn through_the_stale_state_race_taints_have_one_decider_at_every_moment() {
         "a script wrote taints after the takeover: {late:?}"
     );
     assert!(
-        first_operator_tick >= 4,
-        "the operator acted at tick {first_operator_tick}"
+        first_operator_tick >= 3,
+        "the operator acted at tick {first_operator_tick}, before the takeover"
     );
     snapshot("stale-state-race", "taints-operator-from-tick-3", &run);
 }
@@ -1045,4 +1065,116 @@ fn a_source_node_rebooting_mid_migration_leaves_the_operators_migration_whole() 
         rollback[0]
     );
     snapshot(name, "migration-shadow-source-reboot", &shadowed);
+}
+
+// --- the takeover's fence: a script that is slow, silent or wrong about the time ----------------
+
+/// The double actions of a run: each script write to the taints workflow (tick, node written)
+/// that took effect after the operator had acted on taints, i.e. while both decided.
+fn double_actions(run: &ParityRun) -> Vec<(u32, String)> {
+    let Some(first) = operator_taint_actions(&run.report)
+        .iter()
+        .map(|(tick, _)| *tick)
+        .min()
+    else {
+        return Vec::new();
+    };
+    script_taint_writes(&run.script_writes)
+        .into_iter()
+        .filter(|(tick, _)| *tick > first)
+        .collect()
+}
+
+/// Runs `name` with taints handed to the operator at tick 3 under the old clock rule.
+fn run_under_the_old_clock_rule(name: &str) -> ParityRun {
+    parity_common::RULE.set(parity_common::Rule::OldClock);
+    let run = run_parity_from(
+        name,
+        &[(Workflow::Taints, OPERATOR)],
+        "taints-operator-old-clock-rule",
+        3,
+    );
+    parity_common::RULE.set(parity_common::Rule::Fence);
+    run
+}
+
+#[test]
+fn a_script_loop_hung_ten_minutes_in_linstor_holds_the_takeover_back_and_nothing_acts_twice() {
+    let name = "taints-linstor-hang";
+    // Under the rule the fence replaced, edge-1's silence counts as death once its last report is
+    // 300 s old: the operator takes taints over while edge-1's loop is still blocked, and when the
+    // `linstor` call returns that loop labels edge-1 from its ten-minute-old snapshot.
+    let old = run_under_the_old_clock_rule(name);
+    let doubled = double_actions(&old);
+    assert_eq!(
+        doubled,
+        [(22, "edge-1".to_owned())],
+        "the old rule's double action:\n{}\n{}",
+        old.report,
+        old.script_writes
+    );
+    snapshot(name, "taints-operator-old-clock-rule", &old);
+
+    // The fence: edge-1's pod runs, so the operator waits for its script to read the takeover,
+    // however long it is silent; the stale loop's write is the script's last as taints' decider.
+    let run = run_parity_from(name, &[(Workflow::Taints, OPERATOR)], "taints-operator", 3);
+    assert_eq!(double_actions(&run), [], "{}\n{}", run.report, run.script_writes);
+    assert!(
+        run.report.contains(
+            "taints: waiting for the legacy script on edge-1 to read takeover generation 1 (its pod \
+             vx-rail-node-init-edge-1 is running; last report 600 s ago)"
+        ),
+        "the operator did not wait past the old staleness bound:\n{}",
+        run.report
+    );
+    let first = operator_taint_actions(&run.report)
+        .iter()
+        .map(|(tick, _)| *tick)
+        .min()
+        .unwrap_or_else(|| panic!("the operator never acted:\n{}", run.report));
+    assert_eq!(
+        first, 23,
+        "the operator acts once edge-1's next loop read the takeover"
+    );
+    let legacy = run_parity(name, &[], "legacy");
+    assert_eq!(run.end_taints, legacy.end_taints);
+    snapshot(name, "taints-operator", &run);
+}
+
+#[test]
+fn a_node_whose_clock_is_an_hour_behind_is_waited_for_and_nothing_acts_twice() {
+    let name = "taints-clock-behind";
+    // Under the old rule edge-2's reports, stamped an hour behind, make it dead from the start:
+    // the operator acts at once, while edge-2's slow loop still acts on its old snapshot.
+    let old = run_under_the_old_clock_rule(name);
+    assert_eq!(
+        double_actions(&old),
+        [(5, "edge-2".to_owned())],
+        "the old rule's double action:\n{}\n{}",
+        old.report,
+        old.script_writes
+    );
+
+    let run = run_parity_from(name, &[(Workflow::Taints, OPERATOR)], "taints-operator", 3);
+    assert_eq!(double_actions(&run), [], "{}\n{}", run.report, run.script_writes);
+    assert!(
+        run.report.contains(
+            "taints: waiting for the legacy script on edge-2 to read takeover generation 1 (its pod \
+             vx-rail-node-init-edge-2 is running; last report 3"
+        ),
+        "the operator did not wait for the node whose reports look an hour old:\n{}",
+        run.report
+    );
+    let first = operator_taint_actions(&run.report)
+        .iter()
+        .map(|(tick, _)| *tick)
+        .min()
+        .unwrap_or_else(|| panic!("the operator never acted:\n{}", run.report));
+    assert_eq!(
+        first, 6,
+        "the operator acts once edge-2's next loop read the takeover"
+    );
+    let legacy = run_parity(name, &[], "legacy");
+    assert_eq!(run.end_taints, legacy.end_taints);
+    snapshot(name, "taints-operator", &run);
 }

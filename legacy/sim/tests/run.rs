@@ -181,3 +181,125 @@ fn the_same_scenario_gives_the_same_trace_every_time() {
     assert_eq!(first.kube_writes(), second.kube_writes());
     assert_eq!(first.logs, second.logs);
 }
+
+/// A FakeCluster that records what the runner says about the legacy pods.
+#[derive(Default)]
+struct PodCluster {
+    inner: FakeCluster,
+    pods: Vec<String>,
+}
+
+impl Cluster for PodCluster {
+    fn kubectl(&mut self, argv: &[String], cwd: &str, now: i64) -> Reply {
+        self.inner.kubectl(argv, cwd, now)
+    }
+    fn add_node(&mut self, name: &str) -> Result<(), String> {
+        self.inner.add_node(name)
+    }
+    fn script_pod(&mut self, node: &str, present: bool) {
+        self.pods.push(format!("{node}={present}"));
+    }
+}
+
+#[test]
+fn a_hung_command_blocks_its_loop_across_ticks_and_the_loop_goes_on_from_its_old_state() {
+    // a's `ip` hangs for 60 s from tick 1: no new loop on a in ticks 2 and 3; the loop of tick 1
+    // ends in tick 3 with what it had read in tick 1 (its first `date`), and a loop starts on a
+    // again in tick 4. b runs every tick meanwhile.
+    let scenario = Scenario::from_yaml(
+        r#"
+description: a hang on a
+ticks: 5
+interval: 30
+nodes:
+  - {name: a, host: {address: 10.0.0.1}, config: {ROLE: primary}}
+  - {name: b, host: {address: 10.0.0.2}, config: {ROLE: secondary}}
+events:
+  - {tick: 1, hang: {node: a, command: [ip, -d], seconds: 60}}
+"#,
+    )
+    .unwrap();
+    let config = config("hang");
+    let mut host = FakeHost {
+        now: 1_764_000_000,
+        ..FakeHost::default()
+    };
+    let mut cluster = PodCluster::default();
+    let trace = run(&scenario, &mut host, &mut cluster, &config).unwrap();
+    let _ = std::fs::remove_dir_all(&config.work_dir);
+    let _ = std::fs::remove_file(&config.script);
+    let a = &trace.logs["a"];
+    let headers: Vec<&str> = a.lines().filter(|l| l.starts_with("### ")).collect();
+    assert_eq!(
+        headers,
+        [
+            "### tick 0 (exit 0)",
+            "### tick 3 (exit 0, a loop started in tick 1)",
+            "### tick 4 (exit 0)"
+        ],
+        "{a}"
+    );
+    assert!(
+        a.contains("a at T1764000030"),
+        "the blocked loop's own start: {a}"
+    );
+    let b = &trace.logs["b"];
+    assert_eq!(b.matches("### tick ").count(), 5, "{b}");
+    // The hung command took effect when it returned, in tick 3.
+    assert!(
+        trace.host_commands().contains("  3 a $ ip -d link show -> 0"),
+        "{}",
+        trace.host_commands()
+    );
+    // Both nodes' pods exist every tick (none is lost).
+    assert_eq!(cluster.pods.len(), 10);
+    assert!(cluster.pods.iter().all(|p| p.ends_with("=true")));
+}
+
+#[test]
+fn a_lost_node_kills_its_blocked_loop_and_its_pod_is_gone() {
+    let scenario = Scenario::from_yaml(
+        r#"
+description: a hang on a, then a lost
+ticks: 4
+interval: 30
+nodes:
+  - {name: a, host: {address: 10.0.0.1}, config: {ROLE: primary}}
+  - {name: b, host: {address: 10.0.0.2}, config: {ROLE: secondary}}
+events:
+  - {tick: 1, hang: {node: a, command: [ip], seconds: 600}}
+  - {tick: 2, lose: a}
+"#,
+    )
+    .unwrap();
+    let config = config("hang-lost");
+    let mut host = FakeHost {
+        now: 1_764_000_000,
+        ..FakeHost::default()
+    };
+    let mut cluster = PodCluster::default();
+    let trace = run(&scenario, &mut host, &mut cluster, &config).unwrap();
+    let _ = std::fs::remove_dir_all(&config.work_dir);
+    let _ = std::fs::remove_file(&config.script);
+    assert!(
+        trace.logs["a"].contains("### tick 2 (lost while blocked)"),
+        "{}",
+        trace.logs["a"]
+    );
+    let a_ip: Vec<String> = trace
+        .host_commands()
+        .lines()
+        .filter(|l| l.contains(" a $ ip"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        a_ip,
+        ["  0 a $ ip -d link show -> 0"],
+        "the hung command never ran"
+    );
+    assert_eq!(
+        &cluster.pods[4..],
+        ["a=false", "b=true", "a=false", "b=true"],
+        "a's pod is gone from the tick it is lost"
+    );
+}

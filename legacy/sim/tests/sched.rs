@@ -166,3 +166,110 @@ fn a_script_stuck_outside_the_simulated_tools_is_reported() {
     assert!(err.to_string().contains("n1"), "{err}");
     let _ = std::fs::remove_dir_all(&tools);
 }
+
+/// The store, with one node's `get` calls held for a number of rounds.
+struct Holding {
+    store: Store,
+    node: &'static str,
+    rounds_left: u32,
+}
+
+impl Handler for Holding {
+    fn handle(&mut self, request: &Request) -> Reply {
+        self.store.handle(request)
+    }
+    fn hold(&mut self, request: &Request) -> bool {
+        request.node == self.node
+            && request.argv.get(1).map(String::as_str) == Some("get")
+            && self.rounds_left > 0
+    }
+}
+
+#[test]
+fn a_held_command_blocks_its_script_across_rounds_and_it_goes_on_from_where_it_was() {
+    use nodewright_legacy_sim::sched::{Entry, Slot, run_round_carrying};
+    let tools = tool_dir("hold");
+    let socket = tools.join("sched.sock");
+    // a reads x before b writes it, but its read is held; when it is answered, a acts on what
+    // it reads then and prints it.
+    let a = "v=$(store get x); store put seen \"$v\"; echo a saw $v";
+    let b = "store put x 1";
+    let mut h = Holding {
+        store: Store::default(),
+        node: "a",
+        rounds_left: 2,
+    };
+    let entries = vec![
+        Entry::Start(node("a", &tools, &socket, a)),
+        Entry::Start(node("b", &tools, &socket, b)),
+    ];
+    let slots = run_round_carrying(&socket, entries, &mut h, Duration::from_secs(20)).unwrap();
+    let mut carried = None;
+    for slot in slots {
+        match slot {
+            Slot::Finished(o) => assert_eq!((o.node.as_str(), o.code), ("b", 0)),
+            Slot::Carried(c) => {
+                assert_eq!(c.held().argv, ["store", "get", "x"]);
+                carried = Some(c);
+            }
+        }
+    }
+    // The next round: still held, and b runs again beside it.
+    h.rounds_left -= 1;
+    let entries = vec![
+        Entry::Carry(carried.take().unwrap()),
+        Entry::Start(node("b", &tools, &socket, "store put x 2")),
+    ];
+    let slots = run_round_carrying(&socket, entries, &mut h, Duration::from_secs(20)).unwrap();
+    let carried = slots
+        .into_iter()
+        .find_map(|s| match s {
+            Slot::Carried(c) => Some(c),
+            Slot::Finished(_) => None,
+        })
+        .expect("a is still blocked");
+    // Released: the read is answered with what the world holds now.
+    h.rounds_left -= 1;
+    let slots = run_round_carrying(
+        &socket,
+        vec![Entry::Carry(carried)],
+        &mut h,
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let [Slot::Finished(o)] = slots.as_slice() else {
+        panic!("a did not finish");
+    };
+    assert_eq!(
+        (o.node.as_str(), o.stdout.as_str(), o.code),
+        ("a", "a saw 2\n", 0)
+    );
+    assert_eq!(h.store.values["seen"], 2);
+    assert_eq!(
+        h.store.calls,
+        [
+            "b store put x 1",
+            "b store put x 2",
+            "a store get x",
+            "a store put seen 2"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&tools);
+}
+
+#[test]
+fn a_script_still_blocked_when_a_plain_round_ends_is_killed_with_what_it_printed() {
+    let tools = tool_dir("hold-kill");
+    let socket = tools.join("sched.sock");
+    let mut h = Holding {
+        store: Store::default(),
+        node: "a",
+        rounds_left: 1,
+    };
+    let processes = vec![node("a", &tools, &socket, "echo before; store get x; echo after")];
+    let outcomes = run_round(&socket, processes, &mut h, Duration::from_secs(20)).unwrap();
+    assert_eq!(outcomes[0].stdout, "before\n");
+    assert_ne!(outcomes[0].code, 0);
+    assert!(h.store.calls.is_empty());
+    let _ = std::fs::remove_dir_all(&tools);
+}

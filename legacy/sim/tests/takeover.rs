@@ -311,6 +311,136 @@ fn the_acknowledgement_carries_the_generation_read_and_follows_a_bump() {
     );
 }
 
+/// `kubectl delete configmap nodewright-takeover` before `tick`.
+fn delete_takeover(tick: u32) -> Event {
+    operator(
+        tick,
+        &["-n", "kube-system", "delete", "configmap", "nodewright-takeover"],
+    )
+}
+
+/// The bootstrap of one node, run for `ticks` loops with `events`.
+fn single_node(ticks: u32, events: Vec<Event>, tag: &str) -> (Trace, Cluster) {
+    let mut scenario = load("bootstrap-single-node");
+    scenario.ticks = ticks;
+    let mut all = events;
+    all.append(&mut scenario.events);
+    all.sort_by_key(|e| e.tick);
+    scenario.events = all;
+    let config = config(tag);
+    let mut world = world_for(&scenario).unwrap();
+    let mut cluster = Cluster::new();
+    let trace = run(&scenario, &mut world, &mut cluster, &config).unwrap();
+    let _ = std::fs::remove_dir_all(&config.work_dir);
+    (trace, cluster)
+}
+
+/// The `### tick N (exit C)` headers of a node's log: each loop's exit code.
+fn exits(trace: &Trace, node: &str) -> Vec<i32> {
+    trace.logs[node]
+        .lines()
+        .filter_map(|l| l.strip_prefix("### tick "))
+        .map(|l| {
+            let code = l.split("(exit ").nth(1).unwrap();
+            code[..code.find([',', ')']).unwrap()].parse().unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_takeover_configmap_lost_after_it_was_acknowledged_stops_the_script_until_it_is_back() {
+    // Tick 1 reads taints=operator at generation 1 and acknowledges it; the ConfigMap is deleted
+    // before tick 2; Nodewright writes it again (generation 2) before tick 4.
+    let (trace, cluster) = single_node(
+        5,
+        vec![
+            takeover(1, &["generation=1", "taints=operator"]),
+            delete_takeover(2),
+            takeover(4, &["generation=2", "taints=operator"]),
+        ],
+        "lost",
+    );
+    assert_eq!(
+        exits(&trace, "edge-1"),
+        [0, 0, 1, 1, 0],
+        "{}",
+        trace.logs["edge-1"]
+    );
+    let log = &trace.logs["edge-1"];
+    assert!(
+        log.contains(
+            "component=snapshot msg=\"takeover ConfigMap is gone after this node acknowledged it, not \
+             acting this iteration: nodewright may own a workflow; it writes the ConfigMap again, or \
+             remove takeover-generation from the node ConfigMap to go back to pure legacy\" \
+             configmap=nodewright-takeover acknowledged=1\n"
+        ),
+        "{log}"
+    );
+    // The failed loops stop at init: no host command, no write but the last-run annotation.
+    let during: Vec<String> = by_nodes(&trace)
+        .filter(|e| (2..4).contains(&e.tick))
+        .filter(|e| e.argv[0] != "date" && e.argv[0] != "kubectl")
+        .map(line)
+        .collect();
+    assert!(
+        during.is_empty(),
+        "host commands while the ConfigMap was lost: {during:#?}"
+    );
+    let writes: Vec<String> = by_nodes(&trace)
+        .filter(|e| (2..4).contains(&e.tick))
+        .filter(|e| kubectl_args(e).is_some_and(|a| a[0] != "get"))
+        .map(line)
+        .collect();
+    assert!(
+        writes
+            .iter()
+            .all(|w| w.contains("vx-rail.io/last-run=") && w.contains("step=init")),
+        "{writes:#?}"
+    );
+    // Once it is back the script acknowledges the new generation and skips taints again.
+    let cm = cluster.config_map("kube-system", "vx-rail-node-edge-1").unwrap();
+    assert_eq!(cm.data["takeover-generation"], "2");
+    assert!(!by_nodes(&trace).any(|e| line(e).starts_with("kubectl taint ")));
+}
+
+#[test]
+fn a_site_that_never_acknowledged_a_takeover_runs_legacy_without_the_configmap() {
+    // No takeover ConfigMap ever: every loop decides everything, as before shim mode existed.
+    let (trace, _) = single_node(3, vec![], "never");
+    assert_eq!(exits(&trace, "edge-1"), [0, 0, 0]);
+    assert!(!trace.logs["edge-1"].contains("takeover ConfigMap is gone"));
+}
+
+#[test]
+fn going_back_to_pure_legacy_removes_the_configmap_and_the_acknowledgement_and_the_script_decides_again() {
+    let remove_ack = operator(
+        2,
+        &[
+            "-n",
+            "kube-system",
+            "patch",
+            "configmap",
+            "vx-rail-node-edge-1",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"takeover-generation":null}}"#,
+        ],
+    );
+    let (trace, cluster) = single_node(
+        4,
+        vec![
+            takeover(1, &["generation=1", "taints=legacy"]),
+            delete_takeover(2),
+            remove_ack,
+        ],
+        "way-back",
+    );
+    assert_eq!(exits(&trace, "edge-1"), [0, 0, 0, 0], "{}", trace.logs["edge-1"]);
+    let cm = cluster.config_map("kube-system", "vx-rail-node-edge-1").unwrap();
+    assert!(!cm.data.contains_key("takeover-generation"), "{:?}", cm.data);
+}
+
 #[test]
 fn an_unknown_mode_is_treated_as_legacy_and_logged_every_iteration() {
     let (trace, _) = run_with(

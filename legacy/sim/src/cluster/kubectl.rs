@@ -1,6 +1,7 @@
 //! kubectl 1.37's commands as the legacy script calls them, against the in-memory [`Cluster`]:
 //! `get`, `create configmap`, `patch --type merge`, `annotate`, `label`, `taint`, `cordon` and
-//! `uncordon`. Each follows the order of checks in kubectl's source (client-side validation,
+//! `uncordon`, and `delete configmap` (which the script never runs: a person's or Nodewright's
+//! action in a scenario). Each follows the order of checks in kubectl's source (client-side validation,
 //! then the request, then the API server's validation), so the first error reported is the one
 //! kubectl reports, worded the same.
 
@@ -232,6 +233,7 @@ pub(crate) fn run(
             ["taint", ..] => ("taint", args::OVERWRITE, 1),
             ["cordon", ..] => ("cordon", args::NONE, 1),
             ["uncordon", ..] => ("uncordon", args::NONE, 1),
+            ["delete", "configmap" | "cm", ..] => ("delete configmap", args::NONE, 2),
             [] => return failed(String::new(), unsupported("kubectl without a command")),
             [first, second, ..] if *first == "create" => {
                 return failed(String::new(), unsupported(format!("kubectl create {second}")));
@@ -262,6 +264,7 @@ pub(crate) fn run(
         "label" => ctx.label(&positional),
         "taint" => ctx.taint(&positional),
         "cordon" => ctx.cordon(&positional, true),
+        "delete configmap" => ctx.delete_config_map(&positional),
         _ => ctx.cordon(&positional, false),
     };
     let mut out = Output {
@@ -402,6 +405,31 @@ impl Ctx<'_> {
         } else {
             Err(Failure::Verbatim(missing.join("\n")))
         }
+    }
+
+    /// `kubectl delete configmap NAME...`, as kubectl 1.37 words it.
+    fn delete_config_map(&mut self, args: &[String]) -> Result<(), Failure> {
+        if args.is_empty() {
+            return Err(Failure::Plain(
+                "resource(s) were provided, but no name was specified".into(),
+            ));
+        }
+        for name in args {
+            let removed = self
+                .cluster
+                .config_maps
+                .get_mut(&self.namespace)
+                .and_then(|m| m.remove(name));
+            if removed.is_none() {
+                return Err(Failure::Verbatim(not_found("configmaps", name)));
+            }
+            self.stdout.push_str(&format!(
+                "configmap {} deleted from {} namespace\n",
+                golang::quote(name),
+                self.namespace
+            ));
+        }
+        Ok(())
     }
 
     fn create_config_map(&mut self, args: &[String]) -> Result<(), Failure> {

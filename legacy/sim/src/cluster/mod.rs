@@ -393,6 +393,10 @@ pub struct Cluster {
     nodes: BTreeMap<String, Node>,
     /// namespace → name → ConfigMap.
     config_maps: BTreeMap<String, BTreeMap<String, ConfigMap>>,
+    /// The nodes on which the legacy DaemonSet's pod exists (the runner says which); not
+    /// served by `kubectl`, which the script never asks for pods.
+    #[serde(skip)]
+    script_pods: BTreeSet<String>,
 }
 
 impl Default for Cluster {
@@ -412,7 +416,45 @@ impl Cluster {
                 .collect(),
             nodes: BTreeMap::new(),
             config_maps: BTreeMap::new(),
+            script_pods: BTreeSet::new(),
         }
+    }
+
+    /// Records whether the legacy DaemonSet's pod exists on `node`.
+    pub fn set_script_pod(&mut self, node: &str, present: bool) {
+        if present {
+            self.script_pods.insert(node.to_owned());
+        } else {
+            self.script_pods.remove(node);
+        }
+    }
+
+    /// The legacy DaemonSet's pods, as the API server would list them in `kube-system`: one per
+    /// node it exists on, named `vx-rail-node-init-<node>`, owned by the DaemonSet
+    /// `vx-rail-node-init`, bound to its node and `Running`.
+    pub fn script_pods(&self) -> Vec<serde_json::Value> {
+        self.script_pods
+            .iter()
+            .map(|node| {
+                serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": format!("vx-rail-node-init-{node}"),
+                        "namespace": "kube-system",
+                        "ownerReferences": [{
+                            "apiVersion": "apps/v1",
+                            "kind": "DaemonSet",
+                            "name": "vx-rail-node-init",
+                            "uid": "00000000-0000-0000-0000-00000000da17",
+                            "controller": true,
+                        }],
+                    },
+                    "spec": {"nodeName": node, "containers": [{"name": "vx-rail-node-init"}]},
+                    "status": {"phase": "Running"},
+                })
+            })
+            .collect()
     }
 
     /// The resourceVersion of the most recent change.

@@ -90,6 +90,14 @@ pub enum Fault {
         /// Package.
         package: String,
     },
+    /// The node's wall clock is set `seconds` away from the simulated time (negative: behind),
+    /// from now on: `date` there, and every timestamp its script writes, are off by that much.
+    ClockSkew {
+        /// Node.
+        node: String,
+        /// Offset in seconds.
+        seconds: i64,
+    },
     /// Resync of `resource` advances by `permille` of the total per simulated second.
     SlowResync {
         /// Resource.
@@ -128,6 +136,7 @@ fn shared_resources(world: &World, a: &str, b: &str) -> Vec<String> {
 pub fn inject(world: &mut World, fault: Fault) -> Result<(), Error> {
     match fault {
         Fault::LinkDown { node, nic } => set_cable(world, &node, &nic, false)?,
+        Fault::ClockSkew { node, seconds } => world.node_mut(&node)?.clock_offset = seconds,
         Fault::LinkUp { node, nic } => set_cable(world, &node, &nic, true)?,
         Fault::LinkFlap { node, nic, flaps } => {
             for _ in 0..flaps {

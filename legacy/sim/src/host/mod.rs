@@ -244,7 +244,7 @@ impl World {
             "apt-get" => sys::apt_get(self, node, &args),
             "rpm" => rpm::rpm(self, node, &args),
             "dnf" => rpm::dnf(self, node, &args),
-            "date" => sys::date(self, &args),
+            "date" => sys::date(self, node, &args),
             "sleep" => sys::sleep(self, &args),
             "hostname" => sys::hostname(self, node, &args),
             other => Output::err(127, format!("bash: {other}: command not found\n")),

@@ -429,6 +429,15 @@ pub struct Node {
     pub booted_at: u64,
     /// Idle seconds accumulated per second of uptime, in hundredths (for `/proc/uptime`).
     pub idle_centis_per_sec: u64,
+    /// How far the node's wall clock is from the simulated time (seconds; negative: behind):
+    /// what `date` prints there, and so every timestamp the script writes. Kubernetes' own
+    /// timestamps are the cluster's, unskewed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clock_offset: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 impl Node {

@@ -233,6 +233,7 @@ impl World {
                 })
                 .collect(),
             failing_install: None,
+            clock_offset: 0,
             broken_installs: BTreeSet::new(),
             boot_id,
             booted_at: self.clock.saturating_sub(3600),

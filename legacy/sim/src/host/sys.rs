@@ -428,9 +428,11 @@ pub fn strftime(fmt: &str, epoch: i64) -> String {
     out
 }
 
-/// GNU `date` in the C locale, always UTC in the simulation.
-pub fn date(world: &mut World, args: &[&str]) -> Output {
-    let mut epoch = world.clock as i64;
+/// GNU `date` in the C locale, always UTC in the simulation, by the node's own clock (the
+/// simulated time plus the node's [`clock_offset`](super::Node::clock_offset)).
+pub fn date(world: &mut World, node: &str, args: &[&str]) -> Output {
+    let offset = world.nodes.get(node).map_or(0, |n| n.clock_offset);
+    let mut epoch = world.clock as i64 + offset;
     let mut fmt = "%a %b %e %H:%M:%S %Z %Y".to_string();
     let mut i = 0;
     while i < args.len() {

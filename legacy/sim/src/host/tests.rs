@@ -380,6 +380,30 @@ fn a_broken_package_build_fails_every_install_and_leaves_no_drbd_module() {
 }
 
 #[test]
+fn a_skewed_clock_moves_date_on_its_node_only() {
+    let mut w = World::new(1, 1_795_576_086);
+    w.add_node(&NodeSpec::edge("x", "10.0.0.1")).expect("node");
+    w.add_node(&NodeSpec::edge("y", "10.0.0.2")).expect("node");
+    w.inject(Fault::ClockSkew {
+        node: "y".into(),
+        seconds: -3600,
+    })
+    .expect("skew");
+    assert_eq!(sh(&mut w, "x", "date +%s").stdout_str(), "1795576086\n");
+    assert_eq!(sh(&mut w, "y", "date +%s").stdout_str(), "1795572486\n");
+    assert_eq!(sh(&mut w, "y", "date -u +%H:%M").stdout_str(), "02:08\n");
+    // The simulated time itself, which the cluster stamps with, is not moved.
+    assert_eq!(w.clock, 1_795_576_086);
+    assert!(
+        w.inject(Fault::ClockSkew {
+            node: "z".into(),
+            seconds: 1
+        })
+        .is_err()
+    );
+}
+
+#[test]
 fn date_prints_like_gnu_date_in_the_c_locale() {
     let mut w = World::new(1, 1_795_576_086);
     assert_eq!(sh(&mut w, "x", "date").code, 127);

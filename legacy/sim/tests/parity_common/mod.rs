@@ -3,9 +3,17 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use nodewright_bridge::index::Index;
+use nodewright_legacy_sim::cluster::Cluster as MemCluster;
+use nodewright_parity::run::Fence;
+use nodewright_parity::{Takeover, Workflow, gather, observed, takeover};
 
 use nodewright_agent_shim::{HostOps, HostOutput};
 use nodewright_legacy_sim::host::World;
@@ -87,4 +95,62 @@ pub fn host_state(world: &SharedWorld, nodes: &[String]) -> String {
         }
     }
     out
+}
+
+/// Which rule lets the operator act on an owned workflow in a parity run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// The fence the operator runs: every node acknowledged, or is proven unable to act.
+    Fence,
+    /// The rule it replaced, kept to show what it would have done: every node with a node
+    /// ConfigMap whose script reported within 300 s by its own clock acknowledged.
+    OldClock,
+}
+
+thread_local! {
+    /// The rule of the parity runs of this test thread.
+    pub static RULE: Cell<Rule> = const { Cell::new(Rule::Fence) };
+}
+
+/// The fence's facts as the operator's watches would show the in-memory cluster at `now`: every
+/// Node's Ready condition and the legacy DaemonSet's pods, through the operator's own functions.
+pub fn fence(cluster: &MemCluster, index: &Index, now: i64) -> Fence {
+    let ready: BTreeMap<String, takeover::NodeReady> = cluster
+        .nodes()
+        .map(|n| {
+            let node: Node = serde_json::from_value(n.to_json()).unwrap();
+            (n.name.clone(), gather::node_ready(&node))
+        })
+        .collect();
+    let pods: Vec<Pod> = cluster
+        .script_pods()
+        .into_iter()
+        .map(|p| serde_json::from_value(p).unwrap())
+        .collect();
+    let pods = gather::script_pods(&pods, nodewright_parsers::contract::DAEMON_SET);
+    Fence {
+        scripts: observed::script_facts(index, &ready, Some(&pods)),
+        now,
+        grace: takeover::DEFAULT_NOT_READY_GRACE,
+    }
+}
+
+/// The rule the fence replaced: the operator acted once every node with a node ConfigMap whose
+/// script had reported within 300 s (by the node's own clock) acknowledged the generation; a
+/// silent script counted as dead. On `Err`, the nodes waited for.
+pub fn old_clock_rule(index: &Index, t: &Takeover, workflow: Workflow, now: i64) -> Result<(), Vec<String>> {
+    if t.mode(workflow) != nodewright_api::WorkflowMode::Operator {
+        return Err(Vec::new());
+    }
+    let waiting: Vec<String> = index
+        .nodes
+        .iter()
+        .filter_map(|(name, e)| {
+            let cm = e.config_map.as_ref()?;
+            let live = e.heartbeat().is_some_and(|h| now - h <= 300);
+            let acked = cm.takeover_generation.value.is_some_and(|g| g >= t.generation);
+            (live && !acked).then(|| name.clone())
+        })
+        .collect();
+    if waiting.is_empty() { Ok(()) } else { Err(waiting) }
 }
