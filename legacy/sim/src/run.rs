@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::observe::Facts;
 use crate::sched::{self, Handler, NodeProcess, Reply, Request};
 
 /// The simulated hosts, as the runner needs them.
@@ -29,6 +30,9 @@ pub trait Host {
     fn advance(&mut self, seconds: u64);
     /// The simulated time, in seconds since the epoch.
     fn now(&self) -> i64;
+    /// Records what the invariants read of the hosts (see [`crate::observe`]); hosts that cannot
+    /// say leave `facts` alone.
+    fn observe(&self, _facts: &mut Facts) {}
 }
 
 /// The cluster the script's `kubectl` talks to.
@@ -38,6 +42,9 @@ pub trait Cluster {
     fn kubectl(&mut self, argv: &[String], cwd: &str, now: i64) -> Reply;
     /// Registers a Node, as the kubelet of a node that joins the cluster does.
     fn add_node(&mut self, name: &str) -> Result<(), String>;
+    /// Records what the invariants read of the cluster (see [`crate::observe`]); a cluster that
+    /// cannot say cheaply (the real API server) leaves `facts` alone.
+    fn observe(&self, _facts: &mut Facts) {}
 }
 
 impl Host for crate::host::World {
@@ -65,6 +72,10 @@ impl Host for crate::host::World {
 
     fn now(&self) -> i64 {
         i64::try_from(self.clock).unwrap_or(i64::MAX)
+    }
+
+    fn observe(&self, facts: &mut Facts) {
+        crate::observe::host_facts(self, facts);
     }
 }
 
@@ -129,6 +140,10 @@ impl Cluster for crate::cluster::Cluster {
                 crate::cluster::TaintEffect::NoSchedule,
             ));
         crate::cluster::Cluster::add_node(self, node).map_err(|e| e.to_string())
+    }
+
+    fn observe(&self, facts: &mut Facts) {
+        crate::observe::cluster_facts(self, facts);
     }
 }
 
@@ -211,6 +226,23 @@ pub struct Scenario {
     /// ones the runner sets itself.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The incident this scenario reproduces, if it reproduces one: what must never happen and
+    /// happened at a site, and still happens while the script decides the workflows it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+}
+
+/// What an incident scenario's run violates (the invariants `vxr-sim run` checks over every
+/// trace, named as it names them), and while the script decides which workflows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Incident {
+    /// The workflows (takeover keys: `storage-upgrade`, `migration`, ...) whose decisions by the
+    /// script cause the incident: a run with all of them in `legacy` or `shadow` mode reproduces
+    /// it; a run with any of them in `operator` mode must not.
+    pub script_decides: Vec<String>,
+    /// The invariants such a run violates, each at least once, and no others.
+    pub violates: Vec<String>,
 }
 
 /// `VXR_*` variables the runner sets per node; a scenario cannot set them.
@@ -388,6 +420,45 @@ pub struct Trace {
     pub commands: Vec<TraceEntry>,
     /// Each node's log (its standard output and error), tick by tick.
     pub logs: BTreeMap<String, String>,
+    /// The world after every step of the run, in order: the start, every command, every fault
+    /// and every move of the clock (what the hosts and the cluster let [`Host::observe`] and
+    /// [`Cluster::observe`] see).
+    pub observations: Vec<Observation>,
+}
+
+/// The world after one step of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// The tick the step belongs to.
+    pub tick: u32,
+    /// The step.
+    pub after: Step,
+    /// The world after it (shared with the previous observation when nothing changed).
+    pub facts: std::sync::Arc<Facts>,
+}
+
+/// A step of a run, after which the world is observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The world as the scenario builds it, before the first tick.
+    Start,
+    /// A command: its index in [`Trace::commands`].
+    Command(usize),
+    /// A fault of the scenario, as written there.
+    Fault(String),
+    /// The clock moved on to the next tick.
+    Clock,
+}
+
+/// Observes the hosts and the cluster; the previous facts are shared when nothing changed.
+fn observe(host: &dyn Host, cluster: &dyn Cluster, previous: Option<&Observation>) -> std::sync::Arc<Facts> {
+    let mut facts = Facts::default();
+    host.observe(&mut facts);
+    cluster.observe(&mut facts);
+    match previous {
+        Some(p) if *p.facts == facts => p.facts.clone(),
+        _ => std::sync::Arc::new(facts),
+    }
 }
 
 /// `kubectl` verbs that change the cluster.
@@ -547,7 +618,22 @@ struct Runner<'a> {
     roots: PathBuf,
     tick: u32,
     trace: Vec<TraceEntry>,
+    observations: Vec<Observation>,
     keep_trace: bool,
+}
+
+impl Runner<'_> {
+    /// Records the world after `step`.
+    fn observe(&mut self, step: Step) {
+        if self.keep_trace {
+            let facts = observe(&*self.host, &*self.cluster, self.observations.last());
+            self.observations.push(Observation {
+                tick: self.tick,
+                after: step,
+                facts,
+            });
+        }
+    }
 }
 
 impl Handler for Runner<'_> {
@@ -573,6 +659,7 @@ impl Handler for Runner<'_> {
                 argv: request.argv.clone(),
                 code: reply.code,
             });
+            self.observe(Step::Command(self.trace.len() - 1));
         }
         reply
     }
@@ -649,8 +736,10 @@ pub fn run_observed(
         roots: roots.clone(),
         tick: 0,
         trace: Vec::new(),
+        observations: Vec::new(),
         keep_trace,
     };
+    runner.observe(Step::Start);
     let mut logs: BTreeMap<String, String> = BTreeMap::new();
 
     for tick in 0..scenario.ticks {
@@ -664,6 +753,7 @@ pub fn run_observed(
                         detail,
                     })?;
                     runner.host.render(&roots).map_err(io("rendering", &roots))?;
+                    runner.observe(Step::Fault(fault.to_string()));
                 }
                 Action::Kubectl(args) => {
                     let argv: Vec<String> = std::iter::once("kubectl".to_owned())
@@ -736,6 +826,7 @@ pub fn run_observed(
             }
         }
         runner.host.advance(scenario.interval);
+        runner.observe(Step::Clock);
         if after_tick(tick, &outputs).is_break() {
             break;
         }
@@ -743,6 +834,7 @@ pub fn run_observed(
     Ok(Trace {
         commands: runner.trace,
         logs,
+        observations: runner.observations,
     })
 }
 
@@ -828,6 +920,7 @@ pub fn run_step(
         roots,
         tick: 0,
         trace: Vec::new(),
+        observations: Vec::new(),
         keep_trace: true,
     };
     let process = NodeProcess {
@@ -933,7 +1026,7 @@ mod tests {
                 entry(&["kubectl", "-n", "kube-system", "patch", "configmap", "x"]),
                 entry(&["ip", "link", "show"]),
             ],
-            logs: BTreeMap::new(),
+            ..Trace::default()
         };
         assert_eq!(
             trace.kube_writes(),

@@ -1,15 +1,18 @@
-//! What the parity runs share: the simulated hosts shared between the scripts' runner and the
-//! node agents, and the end state of the hosts as the tools print it.
+//! The simulated world as several parties share it in one run: the hosts, shared between the
+//! scripts' runner and the node agents that run Nodewright's tasks between ticks; the in-memory
+//! cluster, shared between the scripts' `kubectl` and the parity layer; and the end state of the
+//! hosts as the tools print it.
 
-#![allow(dead_code, clippy::unwrap_used)]
-
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use nodewright_agent_shim::{HostOps, HostOutput};
+use nodewright_legacy_sim::cluster::Cluster as MemCluster;
 use nodewright_legacy_sim::host::World;
-use nodewright_legacy_sim::run::Host;
+use nodewright_legacy_sim::run::{Cluster, Facts, Host};
 use nodewright_legacy_sim::sched::Reply;
 
 /// The simulated hosts, shared between the runner (the scripts' host commands) and the node agent
@@ -18,8 +21,14 @@ use nodewright_legacy_sim::sched::Reply;
 pub struct SharedWorld(pub Arc<Mutex<World>>);
 
 impl SharedWorld {
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, World> {
-        self.0.lock().unwrap()
+    /// The hosts of a scenario.
+    pub fn new(world: World) -> Self {
+        SharedWorld(Arc::new(Mutex::new(world)))
+    }
+
+    /// The hosts, locked. A holder that panicked left them as they were: the simulation goes on.
+    pub fn lock(&self) -> MutexGuard<'_, World> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -39,16 +48,53 @@ impl Host for SharedWorld {
     fn now(&self) -> i64 {
         Host::now(&*self.lock())
     }
+    fn observe(&self, facts: &mut Facts) {
+        Host::observe(&*self.lock(), facts);
+    }
+}
+
+/// The in-memory cluster, shared between the runner (the scripts' kubectl) and the parity layer
+/// that looks at it, and writes to it, between ticks.
+#[derive(Clone)]
+pub struct SharedCluster(pub Rc<RefCell<MemCluster>>);
+
+impl SharedCluster {
+    /// An empty cluster.
+    pub fn new() -> Self {
+        SharedCluster(Rc::new(RefCell::new(MemCluster::new())))
+    }
+}
+
+impl Default for SharedCluster {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cluster for SharedCluster {
+    fn kubectl(&mut self, argv: &[String], cwd: &str, now: i64) -> Reply {
+        Cluster::kubectl(&mut *self.0.borrow_mut(), argv, cwd, now)
+    }
+    fn add_node(&mut self, name: &str) -> Result<(), String> {
+        Cluster::add_node(&mut *self.0.borrow_mut(), name)
+    }
+    fn observe(&self, facts: &mut Facts) {
+        Cluster::observe(&*self.0.borrow(), facts);
+    }
 }
 
 /// One node's host, as its agent's `HostOps` sees it; every command it runs is recorded.
 pub struct AgentHost {
+    /// The hosts.
     pub world: SharedWorld,
+    /// The node this agent runs on.
     pub node: String,
+    /// Every command the agent ran, in order.
     pub ran: Arc<Mutex<Vec<Vec<String>>>>,
 }
 
 impl AgentHost {
+    /// The agent's host on `node`.
     pub fn new(world: &SharedWorld, node: &str) -> Self {
         AgentHost {
             world: world.clone(),
@@ -60,7 +106,10 @@ impl AgentHost {
 
 impl HostOps for AgentHost {
     fn run(&mut self, argv: &[String]) -> HostOutput {
-        self.ran.lock().unwrap().push(argv.to_vec());
+        self.ran
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(argv.to_vec());
         let reply = Host::exec(&mut self.world, &self.node, argv);
         HostOutput {
             code: reply.code,
