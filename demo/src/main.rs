@@ -265,7 +265,7 @@ fn sim_binary(args: &Args) -> anyhow::Result<PathBuf> {
     let path = exe.with_file_name("vxr-sim");
     anyhow::ensure!(
         path.is_file(),
-        "{} is missing: build it with `cargo build -p nodewright-legacy-sim` or pass --sim-binary",
+        "{} is missing: build it with `cargo build -p nodewright-sim-harness` or pass --sim-binary",
         path.display()
     );
     Ok(path)
