@@ -60,7 +60,10 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             return Err(format!("one scenario only; also given {arg}"));
         };
         let (w, m) = parse_mode(value)?;
-        if modes.iter().any(|(seen, _): &(Workflow, WorkflowMode)| *seen == w) {
+        if modes
+            .iter()
+            .any(|(seen, _): &(Workflow, WorkflowMode)| *seen == w)
+        {
             return Err(format!("--mode {value}: {w} already has a mode"));
         }
         if m != WorkflowMode::Legacy {
@@ -86,7 +89,11 @@ pub fn parse_mode(value: &str) -> Result<(Workflow, WorkflowMode), String> {
         "legacy" => WorkflowMode::Legacy,
         "shadow" => WorkflowMode::Shadow,
         "operator" => WorkflowMode::Operator,
-        _ => return Err(format!("--mode {value}: no mode `{m}` (legacy, shadow or operator)")),
+        _ => {
+            return Err(format!(
+                "--mode {value}: no mode `{m}` (legacy, shadow or operator)"
+            ));
+        }
     };
     Ok((workflow, mode))
 }
@@ -104,7 +111,11 @@ pub fn main(args: Vec<String>) -> ExitCode {
         Ok((text, violated)) => {
             // A reader that stops early (`| head`) is not an error.
             let _ = std::io::stdout().write_all(text.as_bytes());
-            if violated { ExitCode::from(1) } else { ExitCode::SUCCESS }
+            if violated {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("vxr-sim: {e}");
@@ -128,7 +139,8 @@ fn run(request: &Request) -> Result<(String, bool), String> {
         work_dir: std::env::temp_dir().join(format!("vxr-sim-run-{}", std::process::id())),
         stuck_after: Duration::from_secs(60),
     };
-    let run = parity::run(scenario, &request.modes, 0, &config).map_err(|e| format!("{}: {e}", path.display()))?;
+    let run =
+        parity::run(scenario, &request.modes, 0, &config).map_err(|e| format!("{}: {e}", path.display()))?;
     let trace = &run.trace;
     let mut out = format!(
         "##### host commands\n{}##### kubernetes writes\n{}",
@@ -163,7 +175,10 @@ mod tests {
 
     #[test]
     fn modes_are_read_workflow_by_workflow_and_legacy_is_the_default() {
-        let r = parse(&args("run s.yaml --mode migration=operator --mode=taints=shadow --mode bond-flip=legacy")).unwrap();
+        let r = parse(&args(
+            "run s.yaml --mode migration=operator --mode=taints=shadow --mode bond-flip=legacy",
+        ))
+        .unwrap();
         assert_eq!(r.scenario, PathBuf::from("s.yaml"));
         assert_eq!(
             r.modes,
@@ -180,12 +195,19 @@ mod tests {
         let e = parse(&args("run s.yaml --mode taints=owner")).unwrap_err();
         assert!(e.contains("no mode `owner`"), "{e}");
         let e = parse(&args("run s.yaml --mode taint=shadow")).unwrap_err();
-        assert!(e.contains("no workflow `taint`") && e.contains("storage-upgrade"), "{e}");
+        assert!(
+            e.contains("no workflow `taint`") && e.contains("storage-upgrade"),
+            "{e}"
+        );
         let e = parse(&args("run s.yaml --mode storage-upgrade=operator")).unwrap_err();
         assert!(e.contains("no operator controller"), "{e}");
         let e = parse(&args("run s.yaml --mode taints=shadow --mode taints=operator")).unwrap_err();
         assert!(e.contains("already has a mode"), "{e}");
-        assert!(parse(&args("run --mode taints=shadow")).unwrap_err().contains("no scenario"));
+        assert!(
+            parse(&args("run --mode taints=shadow"))
+                .unwrap_err()
+                .contains("no scenario")
+        );
         assert!(parse(&args("walk s.yaml")).is_err());
     }
 }

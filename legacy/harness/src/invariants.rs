@@ -135,7 +135,11 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "violated {}: tick {}: {}", self.invariant, self.tick, self.message)
+        write!(
+            f,
+            "violated {}: tick {}: {}",
+            self.invariant, self.tick, self.message
+        )
     }
 }
 
@@ -348,8 +352,7 @@ fn migration_blob(facts: &Facts) -> Option<&str> {
 /// The migration in flight (its blob), if one is.
 fn migration_in_flight(facts: &Facts) -> Option<&str> {
     migration_blob(facts).filter(|blob| {
-        blob_get(blob, "phase")
-            .is_some_and(|p| !matches!(p, "" | "COMPLETED" | "ROLLED_BACK" | "FAILED"))
+        blob_get(blob, "phase").is_some_and(|p| !matches!(p, "" | "COMPLETED" | "ROLLED_BACK" | "FAILED"))
     })
 }
 
@@ -453,7 +456,11 @@ fn storage_taint_after_uptodate(steps: &[Step]) -> Vec<Violation> {
                 .facts
                 .disks
                 .iter()
-                .filter_map(|(r, m)| m.get(node).filter(|d| *d != "UpToDate").map(|d| format!("{r} {d}")))
+                .filter_map(|(r, m)| {
+                    m.get(node)
+                        .filter(|d| *d != "UpToDate")
+                        .map(|d| format!("{r} {d}"))
+                })
                 .collect();
             if !not_ready.is_empty() {
                 out.push(Violation {
@@ -491,7 +498,11 @@ fn changes_placement(argv: &[String]) -> bool {
         .collect();
     matches!(
         words.as_slice(),
-        ["node" | "n" | "storage-pool" | "sp" | "resource" | "r" | "resource-definition" | "rd", "create" | "c" | "delete" | "d", ..]
+        [
+            "node" | "n" | "storage-pool" | "sp" | "resource" | "r" | "resource-definition" | "rd",
+            "create" | "c" | "delete" | "d",
+            ..
+        ]
     )
 }
 
@@ -501,7 +512,10 @@ fn claims(before: &Facts, step: &Step) -> Vec<(Workflow, String)> {
     let site = || "site".to_owned();
     if let Some(w) = step.workflow {
         let scope = match w {
-            Workflow::Taints => step.argv().and_then(kubectl_node).map_or_else(site, str::to_owned),
+            Workflow::Taints => step
+                .argv()
+                .and_then(kubectl_node)
+                .map_or_else(site, str::to_owned),
             _ => site(),
         };
         return vec![(w, scope)];

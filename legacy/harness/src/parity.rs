@@ -196,22 +196,26 @@ impl Nodewright<'_> {
                     }
                     for t in want.iter().filter(|w| !had.contains(w)) {
                         let value = t.value.as_deref().unwrap_or_default();
-                        code = code.max(self.kubectl(
-                            workflow,
-                            &[
-                                "taint",
-                                "node",
-                                name,
-                                "--overwrite",
-                                &format!("{}={value}:{}", t.key, t.effect),
-                            ]
-                            .map(String::from),
-                        ));
+                        code = code.max(
+                            self.kubectl(
+                                workflow,
+                                &[
+                                    "taint",
+                                    "node",
+                                    name,
+                                    "--overwrite",
+                                    &format!("{}={value}:{}", t.key, t.effect),
+                                ]
+                                .map(String::from),
+                            ),
+                        );
                     }
                 }
                 code
             }
-            Write::PatchClusterState { data, .. } => self.patch_cluster_state(workflow, serde_json::json!(data)),
+            Write::PatchClusterState { data, .. } => {
+                self.patch_cluster_state(workflow, serde_json::json!(data))
+            }
             // The harness makes these itself (a task is run by the agent at once, a status is kept
             // in the harness's Migration); a controller that sends them elsewhere gets an error.
             Write::CreateTask(_) | Write::MigrationStatus { .. } => 1,
@@ -488,7 +492,12 @@ fn drive_migration(
 
 /// One turn of the taints controller: its plan, each Node patch carried to the in-memory cluster;
 /// one line per action it makes.
-fn drive_taints(index: &Index, nw: &mut Nodewright<'_>, timeout: i64, lines: &mut Vec<String>) -> Result<(), Error> {
+fn drive_taints(
+    index: &Index,
+    nw: &mut Nodewright<'_>,
+    timeout: i64,
+    lines: &mut Vec<String>,
+) -> Result<(), Error> {
     let nodes = node_metas(&nw.cluster.0.borrow())?;
     let cluster = edge_cluster()?;
     let settings = Settings {
@@ -508,7 +517,9 @@ fn drive_taints(index: &Index, nw: &mut Nodewright<'_>, timeout: i64, lines: &mu
     for sequence in controllers::taints::Taints.plan(&snapshot) {
         for write in &sequence.writes {
             let Write::PatchNode { name, what, .. } = write else {
-                return Err(harness("the taints controller planned a write other than a Node patch"));
+                return Err(harness(
+                    "the taints controller planned a write other than a Node patch",
+                ));
             };
             let code = nw.write(Workflow::Taints, nodes.get(name), write);
             for action in what {
@@ -557,10 +568,14 @@ pub fn check_modes(modes: &[(Workflow, WorkflowMode)]) -> Result<(), String> {
     for (w, m) in modes {
         match m {
             WorkflowMode::Shadow if !w.has_shadow() => {
-                return Err(format!("{w}: this version of Nodewright has no shadow decisions for it"));
+                return Err(format!(
+                    "{w}: this version of Nodewright has no shadow decisions for it"
+                ));
             }
             WorkflowMode::Operator if !w.has_operator() => {
-                return Err(format!("{w}: this version of Nodewright has no operator controller for it"));
+                return Err(format!(
+                    "{w}: this version of Nodewright has no operator controller for it"
+                ));
             }
             _ => {}
         }
@@ -656,9 +671,11 @@ pub fn run(
     // The operator's migration timeout is the site's, as the DaemonSet's environment sets it.
     let timeout: i64 = match scenario.env.get("VXR_MIGRATION_TIMEOUT") {
         None => migration::DEFAULT_TIMEOUT,
-        Some(t) => t
-            .parse()
-            .map_err(|_| harness(format!("env: VXR_MIGRATION_TIMEOUT is `{t}`, not a number of seconds")))?,
+        Some(t) => t.parse().map_err(|_| {
+            harness(format!(
+                "env: VXR_MIGRATION_TIMEOUT is `{t}`, not a number of seconds"
+            ))
+        })?,
     };
     // Hosts that are not today's Debian shape say so, with the family their agents detect.
     let mut rpm_hosts = Vec::new();
@@ -799,7 +816,8 @@ fn migration_request(scenario: &Scenario, event: &Event) -> Result<Option<Migrat
         return Ok(None);
     };
     let at = |what: &str| harness(format!("tick {}: the migration request {what}", event.tick));
-    let json: serde_json::Value = serde_json::from_str(patch).map_err(|e| at(&format!("is not JSON: {e}")))?;
+    let json: serde_json::Value =
+        serde_json::from_str(patch).map_err(|e| at(&format!("is not JSON: {e}")))?;
     let blob = json["data"]["migration"]
         .as_str()
         .ok_or_else(|| at("has no data.migration string"))?;

@@ -23,6 +23,9 @@ use nodewright_legacy_sim::run::{RunConfig, Scenario};
 use nodewright_parity::Workflow;
 use nodewright_sim_harness::{invariants, parity};
 
+/// The workflows not in `legacy` mode in one run, with their modes.
+type Modes = Vec<(Workflow, WorkflowMode)>;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -47,7 +50,7 @@ fn scenarios() -> Vec<(String, Scenario)> {
 }
 
 /// Legacy (no workflow taken over), then every mode this version supports, one workflow at a time.
-fn every_mode() -> Vec<Vec<(Workflow, WorkflowMode)>> {
+fn every_mode() -> Vec<Modes> {
     let mut modes = vec![Vec::new()];
     for w in Workflow::ALL {
         if w.has_shadow() {
@@ -98,9 +101,15 @@ fn incident_scenarios_name_known_invariants_and_workflows() {
             continue;
         };
         incidents += 1;
-        assert!(!incident.violates.is_empty(), "{name}: an incident that violates nothing");
+        assert!(
+            !incident.violates.is_empty(),
+            "{name}: an incident that violates nothing"
+        );
         for v in &incident.violates {
-            assert!(known.contains(v.as_str()), "{name}: no invariant named {v} ({known:?})");
+            assert!(
+                known.contains(v.as_str()),
+                "{name}: no invariant named {v} ({known:?})"
+            );
         }
         for w in &incident.script_decides {
             assert!(Workflow::from_key(w).is_some(), "{name}: no workflow named {w}");
@@ -119,7 +128,7 @@ fn incident_scenarios_name_known_invariants_and_workflows() {
 
 #[test]
 fn every_scenario_in_every_mode_keeps_the_invariants_or_names_its_incidents() {
-    let jobs: Vec<(String, Scenario, Vec<(Workflow, WorkflowMode)>)> = scenarios()
+    let jobs: Vec<(String, Scenario, Modes)> = scenarios()
         .into_iter()
         .flat_map(|(name, scenario)| {
             every_mode()
@@ -130,7 +139,9 @@ fn every_scenario_in_every_mode_keeps_the_invariants_or_names_its_incidents() {
     let next = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::<String>::new());
     let timings = Mutex::new(Vec::<(Duration, String)>::new());
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(jobs.len());
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(jobs.len());
     let started = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -144,15 +155,16 @@ fn every_scenario_in_every_mode_keeps_the_invariants_or_names_its_incidents() {
                     let config = RunConfig {
                         script: repo().join("legacy/vx-rail-node-init.sh"),
                         sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
-                        work_dir: std::env::temp_dir().join(format!(
-                            "vxr-invariants-{}-{i}",
-                            std::process::id()
-                        )),
+                        work_dir: std::env::temp_dir()
+                            .join(format!("vxr-invariants-{}-{i}", std::process::id())),
                         stuck_after: Duration::from_secs(60),
                     };
                     let t = Instant::now();
                     let outcome = parity::run(scenario.clone(), modes, 0, &config);
-                    timings.lock().unwrap().push((t.elapsed(), format!("{name} {label}")));
+                    timings
+                        .lock()
+                        .unwrap()
+                        .push((t.elapsed(), format!("{name} {label}")));
                     let problem = match outcome {
                         Err(e) => Some(format!("{name} {label}: the run failed: {e}")),
                         Ok(run) => {

@@ -38,10 +38,9 @@ impl Facts {
 
     /// Whether Node `node` has a taint with key `key`.
     pub fn tainted(&self, node: &str, key: &str) -> bool {
-        self.taints.get(node).is_some_and(|ts| {
-            ts.iter()
-                .any(|t| t.split([':', '=']).next() == Some(key))
-        })
+        self.taints
+            .get(node)
+            .is_some_and(|ts| ts.iter().any(|t| t.split([':', '=']).next() == Some(key)))
     }
 
     /// One key of one ConfigMap's data.
@@ -142,7 +141,9 @@ mod tests {
     fn a_replica_that_linstor_places_but_drbd_has_not_up_is_down() {
         use crate::host::{DEFAULT_EPOCH, NodeSpec, World};
         let specs = [
-            NodeSpec::edge("a", "10.0.0.1").with_controller().with_pool("pool0", "vg0/thin", 100),
+            NodeSpec::edge("a", "10.0.0.1")
+                .with_controller()
+                .with_pool("pool0", "vg0/thin", 100),
             NodeSpec::edge("b", "10.0.0.2").with_pool("pool0", "vg0/thin", 100),
         ];
         let mut world = World::from_specs(1, DEFAULT_EPOCH, &specs).unwrap();

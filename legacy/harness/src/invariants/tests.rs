@@ -65,7 +65,13 @@ impl Run {
     }
 
     /// Nodewright (or its agent) runs `command` for `workflow`.
-    fn nodewright(mut self, actor: Actor, workflow: Workflow, command: &str, change: impl FnOnce(&mut Facts)) -> Run {
+    fn nodewright(
+        mut self,
+        actor: Actor,
+        workflow: Workflow,
+        command: &str,
+        change: impl FnOnce(&mut Facts),
+    ) -> Run {
         change(&mut self.facts);
         let argv = command.split_whitespace().map(String::from).collect();
         self.push(actor, Action::Command { argv, code: 0 }, Some(workflow));
@@ -85,7 +91,10 @@ impl Run {
 }
 
 fn disk(f: &mut Facts, node: &str, state: &str) {
-    f.disks.get_mut("pvc-1").unwrap().insert(node.into(), state.into());
+    f.disks
+        .get_mut("pvc-1")
+        .unwrap()
+        .insert(node.into(), state.into());
 }
 
 fn config(f: &mut Facts, map: &str, key: &str, value: &str) {
@@ -108,7 +117,12 @@ fn storage_taint(f: &mut Facts, node: &str, on: bool) {
 }
 
 fn takeover_taints(f: &mut Facts, generation: u64, mode: &str) {
-    config(f, "kube-system/nodewright-takeover", "generation", &generation.to_string());
+    config(
+        f,
+        "kube-system/nodewright-takeover",
+        "generation",
+        &generation.to_string(),
+    );
     config(f, "kube-system/nodewright-takeover", "taints", mode);
 }
 
@@ -126,9 +140,17 @@ fn node_upgrade(run: Run, node: &str, done: &str, then: &str) -> Run {
     let mut run = run;
     for state in PER_NODE_STATES {
         let blob = format!("state={state};to=9.2.14;order=edge-1,edge-2;node={node};done={done}");
-        run = run.does(script(node), "kubectl patch configmap vx-rail-cluster-state", |f| upgrade(f, &blob));
+        run = run.does(
+            script(node),
+            "kubectl patch configmap vx-rail-cluster-state",
+            |f| upgrade(f, &blob),
+        );
     }
-    run.does(script(node), "kubectl patch configmap vx-rail-cluster-state", |f| upgrade(f, then))
+    run.does(
+        script(node),
+        "kubectl patch configmap vx-rail-cluster-state",
+        |f| upgrade(f, then),
+    )
 }
 
 #[test]
@@ -148,15 +170,21 @@ fn nodes_upgrading_one_after_the_other_keep_one_node_upgrading() {
 fn two_nodes_starting_the_upgrade_from_one_snapshot_break_one_node_upgrading() {
     let run = Run::new()
         .at(5)
-        .does(script("edge-1"), "kubectl patch configmap vx-rail-cluster-state", |f| {
-            upgrade(f, "state=PREFLIGHT;order=edge-1,edge-2;node=edge-1;done=")
-        })
-        .does(script("edge-2"), "kubectl patch configmap vx-rail-cluster-state", |f| {
-            upgrade(f, "state=PREFLIGHT;order=edge-2,edge-1;node=edge-2;done=")
-        })
-        .does(script("edge-1"), "kubectl patch configmap vx-rail-cluster-state", |f| {
-            upgrade(f, "state=QUORUM_CHECK;order=edge-1,edge-2;node=edge-1;done=")
-        });
+        .does(
+            script("edge-1"),
+            "kubectl patch configmap vx-rail-cluster-state",
+            |f| upgrade(f, "state=PREFLIGHT;order=edge-1,edge-2;node=edge-1;done="),
+        )
+        .does(
+            script("edge-2"),
+            "kubectl patch configmap vx-rail-cluster-state",
+            |f| upgrade(f, "state=PREFLIGHT;order=edge-2,edge-1;node=edge-2;done="),
+        )
+        .does(
+            script("edge-1"),
+            "kubectl patch configmap vx-rail-cluster-state",
+            |f| upgrade(f, "state=QUORUM_CHECK;order=edge-1,edge-2;node=edge-1;done="),
+        );
     let found = run.check(ONE_NODE_UPGRADING);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].tick, 5);
@@ -172,9 +200,15 @@ fn two_nodes_starting_the_upgrade_from_one_snapshot_break_one_node_upgrading() {
 #[test]
 fn taking_replicas_down_one_node_at_a_time_keeps_an_uptodate_replica() {
     let run = Run::new()
-        .does(script("edge-1"), "drbdadm down all", |f| disk(f, "edge-1", "Down"))
-        .does(script("edge-1"), "drbdadm adjust all", |f| disk(f, "edge-1", "UpToDate"))
-        .does(script("edge-2"), "drbdadm down all", |f| disk(f, "edge-2", "Down"));
+        .does(script("edge-1"), "drbdadm down all", |f| {
+            disk(f, "edge-1", "Down")
+        })
+        .does(script("edge-1"), "drbdadm adjust all", |f| {
+            disk(f, "edge-1", "UpToDate")
+        })
+        .does(script("edge-2"), "drbdadm down all", |f| {
+            disk(f, "edge-2", "Down")
+        });
     assert_eq!(run.check(UPTODATE_REPLICA_KEPT), vec![]);
 }
 
@@ -182,8 +216,12 @@ fn taking_replicas_down_one_node_at_a_time_keeps_an_uptodate_replica() {
 fn the_second_node_taking_its_replica_down_breaks_uptodate_replica_kept() {
     let run = Run::new()
         .at(5)
-        .does(script("edge-1"), "drbdadm down all", |f| disk(f, "edge-1", "Down"))
-        .does(script("edge-2"), "drbdadm down all", |f| disk(f, "edge-2", "Down"));
+        .does(script("edge-1"), "drbdadm down all", |f| {
+            disk(f, "edge-1", "Down")
+        })
+        .does(script("edge-2"), "drbdadm down all", |f| {
+            disk(f, "edge-2", "Down")
+        });
     let found = run.check(UPTODATE_REPLICA_KEPT);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(
@@ -196,32 +234,46 @@ fn the_second_node_taking_its_replica_down_breaks_uptodate_replica_kept() {
 #[test]
 fn a_fault_that_takes_the_last_replica_is_nobodys_decision() {
     let run = Run::new()
-        .does(script("edge-1"), "drbdadm down all", |f| disk(f, "edge-1", "Down"))
-        .fault("{\"PowerOff\":{\"node\":\"edge-2\"}}", |f| disk(f, "edge-2", "Down"));
+        .does(script("edge-1"), "drbdadm down all", |f| {
+            disk(f, "edge-1", "Down")
+        })
+        .fault("{\"PowerOff\":{\"node\":\"edge-2\"}}", |f| {
+            disk(f, "edge-2", "Down")
+        });
     assert_eq!(run.check(UPTODATE_REPLICA_KEPT), vec![]);
 }
 
 #[test]
 fn a_storage_taint_removed_after_the_resync_keeps_the_taint_invariant() {
     let run = Run::new()
-        .does(script("edge-2"), "kubectl taint node edge-2 vx-rail.io/storage-not-ready=resync:NoSchedule", |f| {
-            storage_taint(f, "edge-2", true);
-            disk(f, "edge-2", "Inconsistent");
-        })
+        .does(
+            script("edge-2"),
+            "kubectl taint node edge-2 vx-rail.io/storage-not-ready=resync:NoSchedule",
+            |f| {
+                storage_taint(f, "edge-2", true);
+                disk(f, "edge-2", "Inconsistent");
+            },
+        )
         .fault("clock", |f| disk(f, "edge-2", "UpToDate"))
-        .does(script("edge-2"), "kubectl taint node edge-2 vx-rail.io/storage-not-ready:NoSchedule-", |f| {
-            storage_taint(f, "edge-2", false)
-        });
+        .does(
+            script("edge-2"),
+            "kubectl taint node edge-2 vx-rail.io/storage-not-ready:NoSchedule-",
+            |f| storage_taint(f, "edge-2", false),
+        );
     assert_eq!(run.check(STORAGE_TAINT_AFTER_UPTODATE), vec![]);
 }
 
 #[test]
 fn a_storage_taint_removed_during_the_resync_breaks_the_taint_invariant() {
     let run = Run::new()
-        .does(script("edge-2"), "kubectl taint node edge-2 vx-rail.io/storage-not-ready=resync:NoSchedule", |f| {
-            storage_taint(f, "edge-2", true);
-            disk(f, "edge-2", "Inconsistent");
-        })
+        .does(
+            script("edge-2"),
+            "kubectl taint node edge-2 vx-rail.io/storage-not-ready=resync:NoSchedule",
+            |f| {
+                storage_taint(f, "edge-2", true);
+                disk(f, "edge-2", "Inconsistent");
+            },
+        )
         .at(7)
         .nodewright(
             Actor::Nodewright,
@@ -246,20 +298,32 @@ fn a_storage_taint_removed_during_the_resync_breaks_the_taint_invariant() {
 /// more), then acknowledges; Nodewright decides from then on.
 fn a_clean_handover() -> Run {
     Run::new()
-        .does(script("edge-1"), "kubectl taint node edge-1 vx-rail.io/storage-not-ready=resync:NoSchedule", |f| {
-            storage_taint(f, "edge-1", true)
-        })
+        .does(
+            script("edge-1"),
+            "kubectl taint node edge-1 vx-rail.io/storage-not-ready=resync:NoSchedule",
+            |f| storage_taint(f, "edge-1", true),
+        )
         .at(1)
-        .does(Actor::Person, "kubectl create configmap nodewright-takeover", |f| {
-            takeover_taints(f, 1, "operator")
-        })
-        .does(script("edge-1"), "kubectl label node edge-1 --overwrite vx-rail.io/storage-ready=false", |f| {
-            f.labels
-                .get_mut("edge-1")
-                .unwrap()
-                .insert(label::STORAGE_READY.into(), "false".into());
-        })
-        .does(script("edge-1"), "kubectl patch configmap vx-rail-node-edge-1", |f| ack(f, "edge-1", 1))
+        .does(
+            Actor::Person,
+            "kubectl create configmap nodewright-takeover",
+            |f| takeover_taints(f, 1, "operator"),
+        )
+        .does(
+            script("edge-1"),
+            "kubectl label node edge-1 --overwrite vx-rail.io/storage-ready=false",
+            |f| {
+                f.labels
+                    .get_mut("edge-1")
+                    .unwrap()
+                    .insert(label::STORAGE_READY.into(), "false".into());
+            },
+        )
+        .does(
+            script("edge-1"),
+            "kubectl patch configmap vx-rail-node-edge-1",
+            |f| ack(f, "edge-1", 1),
+        )
         .at(2)
         .nodewright(
             Actor::Nodewright,
@@ -278,9 +342,11 @@ fn a_takeover_after_the_scripts_last_loop_keeps_one_decider() {
 fn a_script_that_acts_after_nodewright_took_over_breaks_one_decider() {
     // A script whose loop hung (it never acknowledged) wakes up and acts on its old snapshot.
     let run = Run::new()
-        .does(Actor::Person, "kubectl create configmap nodewright-takeover", |f| {
-            takeover_taints(f, 1, "operator")
-        })
+        .does(
+            Actor::Person,
+            "kubectl create configmap nodewright-takeover",
+            |f| takeover_taints(f, 1, "operator"),
+        )
         .at(3)
         .nodewright(
             Actor::Nodewright,
@@ -289,9 +355,11 @@ fn a_script_that_acts_after_nodewright_took_over_breaks_one_decider() {
             |f| storage_taint(f, "edge-2", true),
         )
         .at(4)
-        .does(script("edge-2"), "kubectl taint node edge-2 vx-rail.io/storage-not-ready:NoSchedule-", |f| {
-            storage_taint(f, "edge-2", false)
-        });
+        .does(
+            script("edge-2"),
+            "kubectl taint node edge-2 vx-rail.io/storage-not-ready:NoSchedule-",
+            |f| storage_taint(f, "edge-2", false),
+        );
     let found = run.check(ONE_DECIDER);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].tick, 4);
@@ -315,28 +383,48 @@ fn a_script_that_acts_after_acknowledging_the_takeover_breaks_one_decider() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].tick, 3);
     // Nodewright decided edge-1's taint at tick 2: that is what the message names first.
-    assert!(found[0].message.contains("edge-1's script decided taints of edge-1"), "{}", found[0]);
+    assert!(
+        found[0]
+            .message
+            .contains("edge-1's script decided taints of edge-1"),
+        "{}",
+        found[0]
+    );
 
     // Acknowledged, and Nodewright has not acted yet: still a second decider.
     let run = Run::new()
-        .does(Actor::Person, "kubectl create configmap nodewright-takeover", |f| {
-            takeover_taints(f, 1, "operator")
-        })
-        .does(script("edge-1"), "kubectl patch configmap vx-rail-node-edge-1", |f| ack(f, "edge-1", 1))
-        .does(script("edge-1"), "kubectl taint node edge-1 vx-rail.io/storage-not-ready=x:NoSchedule", |f| {
-            storage_taint(f, "edge-1", true)
-        });
+        .does(
+            Actor::Person,
+            "kubectl create configmap nodewright-takeover",
+            |f| takeover_taints(f, 1, "operator"),
+        )
+        .does(
+            script("edge-1"),
+            "kubectl patch configmap vx-rail-node-edge-1",
+            |f| ack(f, "edge-1", 1),
+        )
+        .does(
+            script("edge-1"),
+            "kubectl taint node edge-1 vx-rail.io/storage-not-ready=x:NoSchedule",
+            |f| storage_taint(f, "edge-1", true),
+        );
     let found = run.check(ONE_DECIDER);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].message.contains("after acknowledging the generation"), "{}", found[0]);
+    assert!(
+        found[0].message.contains("after acknowledging the generation"),
+        "{}",
+        found[0]
+    );
 }
 
 #[test]
 fn nodewright_acting_on_a_workflow_it_does_not_own_breaks_one_decider() {
     let run = Run::new()
-        .does(Actor::Person, "kubectl create configmap nodewright-takeover", |f| {
-            takeover_taints(f, 1, "shadow")
-        })
+        .does(
+            Actor::Person,
+            "kubectl create configmap nodewright-takeover",
+            |f| takeover_taints(f, 1, "shadow"),
+        )
         .nodewright(
             Actor::Nodewright,
             Workflow::Taints,
@@ -346,9 +434,9 @@ fn nodewright_acting_on_a_workflow_it_does_not_own_breaks_one_decider() {
     let found = run.check(ONE_DECIDER);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
-        found[0]
-            .message
-            .starts_with("Nodewright decided taints of edge-2 (takeover generation 1) while it is in shadow mode"),
+        found[0].message.starts_with(
+            "Nodewright decided taints of edge-2 (takeover generation 1) while it is in shadow mode"
+        ),
         "{}",
         found[0]
     );
@@ -359,9 +447,18 @@ const PLACE: &str = "linstor --no-color resource create edge-2 pvc-1 --storage-p
 #[test]
 fn a_script_placing_replicas_for_its_own_migration_keeps_off_owned_workflows() {
     let run = Run::new()
-        .does(script("edge-1"), "kubectl patch configmap vx-rail-cluster-state", |f| {
-            config(f, CLUSTER_STATE, "migration", "phase=PLACING_REPLICAS;joining=edge-2")
-        })
+        .does(
+            script("edge-1"),
+            "kubectl patch configmap vx-rail-cluster-state",
+            |f| {
+                config(
+                    f,
+                    CLUSTER_STATE,
+                    "migration",
+                    "phase=PLACING_REPLICAS;joining=edge-2",
+                )
+            },
+        )
         .does(script("edge-1"), PLACE, |_| {});
     assert_eq!(run.check(SCRIPT_KEEPS_OFF_OWNED), vec![]);
     assert_eq!(run.check(ONE_DECIDER), vec![]);
@@ -370,16 +467,27 @@ fn a_script_placing_replicas_for_its_own_migration_keeps_off_owned_workflows() {
 #[test]
 fn a_script_placing_replicas_during_nodewrights_migration_breaks_both_decider_invariants() {
     let run = Run::new()
-        .does(Actor::Person, "kubectl create configmap nodewright-takeover", |f| {
-            config(f, "kube-system/nodewright-takeover", "generation", "1");
-            config(f, "kube-system/nodewright-takeover", "migration", "operator");
-        })
+        .does(
+            Actor::Person,
+            "kubectl create configmap nodewright-takeover",
+            |f| {
+                config(f, "kube-system/nodewright-takeover", "generation", "1");
+                config(f, "kube-system/nodewright-takeover", "migration", "operator");
+            },
+        )
         .at(5)
         .nodewright(
             Actor::Nodewright,
             Workflow::Migration,
             "kubectl patch configmap vx-rail-cluster-state",
-            |f| config(f, CLUSTER_STATE, "migration", "phase=PLACING_REPLICAS;owner=operator"),
+            |f| {
+                config(
+                    f,
+                    CLUSTER_STATE,
+                    "migration",
+                    "phase=PLACING_REPLICAS;owner=operator",
+                )
+            },
         )
         .does(script("edge-1"), PLACE, |_| {});
     let found = run.check(SCRIPT_KEEPS_OFF_OWNED);
@@ -415,8 +523,12 @@ fn a_run_that_keeps_every_invariant_reports_zero_violated() {
 fn the_report_names_each_violation_above_its_summary_line() {
     let run = Run::new()
         .at(5)
-        .does(script("edge-1"), "drbdadm down all", |f| disk(f, "edge-1", "Down"))
-        .does(script("edge-2"), "drbdadm down all", |f| disk(f, "edge-2", "Down"));
+        .does(script("edge-1"), "drbdadm down all", |f| {
+            disk(f, "edge-1", "Down")
+        })
+        .does(script("edge-2"), "drbdadm down all", |f| {
+            disk(f, "edge-2", "Down")
+        });
     let report = check(&run.steps);
     let text = report.to_string();
     let lines: Vec<&str> = text.lines().collect();
