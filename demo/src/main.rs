@@ -192,6 +192,7 @@ fn fleet(nodes: u32, tick_seconds: u64) -> Scenario {
         }],
         events,
         env: BTreeMap::new(),
+        incident: None,
     }
 }
 
