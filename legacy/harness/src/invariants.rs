@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use nodewright_api::WorkflowMode;
 use nodewright_legacy_sim::observe::Facts;
-use nodewright_legacy_sim::run::{self, Trace};
+use nodewright_legacy_sim::run::{self, Scenario, Trace};
 use nodewright_parity::Workflow;
 use nodewright_parity::takeover::Takeover;
 use nodewright_parsers::contract::{self, cluster_key, label, node_key, taint};
@@ -242,6 +242,44 @@ pub fn check(steps: &[Step]) -> Report {
         checked: INVARIANTS.len(),
         violations: INVARIANTS.iter().flat_map(|i| (i.check)(steps)).collect(),
     }
+}
+
+/// The invariants a run of `scenario` with `modes` (the workflows not in `legacy` mode) must
+/// violate: those its `incident` names while the script decides every workflow the incident names
+/// (none of them in `operator` mode); none otherwise.
+pub fn expected(scenario: &Scenario, modes: &[(Workflow, WorkflowMode)]) -> BTreeSet<String> {
+    let Some(incident) = &scenario.incident else {
+        return BTreeSet::new();
+    };
+    let taken_over = incident.script_decides.iter().any(|key| {
+        modes
+            .iter()
+            .any(|(w, m)| w.key() == key && *m == WorkflowMode::Operator)
+    });
+    if taken_over {
+        BTreeSet::new()
+    } else {
+        incident.violates.iter().cloned().collect()
+    }
+}
+
+/// Whether a report is what a run of `scenario` with `modes` must give; if not, why.
+pub fn as_expected(
+    report: &Report,
+    scenario: &Scenario,
+    modes: &[(Workflow, WorkflowMode)],
+) -> Result<(), String> {
+    let want = expected(scenario, modes);
+    let found: BTreeSet<String> = report.violated().into_iter().map(String::from).collect();
+    if found == want {
+        return Ok(());
+    }
+    let want = if want.is_empty() {
+        "none".to_owned()
+    } else {
+        want.into_iter().collect::<Vec<_>>().join(", ")
+    };
+    Err(format!("expected {want} violated, found:\n{report}"))
 }
 
 /// A run's steps: the legacy runner's trace (the scripts' and the person's commands, the faults

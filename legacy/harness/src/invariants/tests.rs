@@ -588,3 +588,31 @@ fn nodewrights_steps_go_after_the_clock_of_their_tick() {
         ]
     );
 }
+
+#[test]
+fn an_incident_is_expected_only_while_the_script_decides_its_workflows() {
+    let yaml = "description: x\nticks: 1\nnodes: [{name: a, host: {address: x}}]\n\
+                incident: {script_decides: [taints], violates: [one-decider]}\n";
+    let scenario = Scenario::from_yaml(yaml).unwrap();
+    let want = BTreeSet::from(["one-decider".to_owned()]);
+    assert_eq!(expected(&scenario, &[]), want);
+    assert_eq!(
+        expected(&scenario, &[(Workflow::Taints, WorkflowMode::Shadow)]),
+        want
+    );
+    assert_eq!(
+        expected(&scenario, &[(Workflow::Migration, WorkflowMode::Operator)]),
+        want
+    );
+    assert_eq!(
+        expected(&scenario, &[(Workflow::Taints, WorkflowMode::Operator)]),
+        BTreeSet::new()
+    );
+    let clean = Report {
+        checked: 5,
+        violations: Vec::new(),
+    };
+    let e = as_expected(&clean, &scenario, &[]).unwrap_err();
+    assert!(e.starts_with("expected one-decider violated, found:\n"), "{e}");
+    assert!(as_expected(&clean, &scenario, &[(Workflow::Taints, WorkflowMode::Operator)]).is_ok());
+}
