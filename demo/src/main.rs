@@ -192,6 +192,7 @@ fn fleet(nodes: u32, tick_seconds: u64) -> Scenario {
         }],
         events,
         env: BTreeMap::new(),
+        incident: None,
     }
 }
 
@@ -265,7 +266,7 @@ fn sim_binary(args: &Args) -> anyhow::Result<PathBuf> {
     let path = exe.with_file_name("vxr-sim");
     anyhow::ensure!(
         path.is_file(),
-        "{} is missing: build it with `cargo build -p nodewright-legacy-sim` or pass --sim-binary",
+        "{} is missing: build it with `cargo build -p nodewright-sim-harness` or pass --sim-binary",
         path.display()
     );
     Ok(path)

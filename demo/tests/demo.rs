@@ -27,7 +27,7 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     assert!(
         exe.with_file_name("vxr-sim").is_file(),
-        "vxr-sim is missing next to {}: cargo build -p nodewright-legacy-sim",
+        "vxr-sim is missing next to {}: cargo build -p nodewright-sim-harness",
         exe.display()
     );
     let state = tempfile::tempdir().unwrap();

@@ -6,5 +6,7 @@
 //! is simulated; nothing reads the wall clock or the real network.
 pub mod cluster;
 pub mod host;
+pub mod observe;
 pub mod run;
 pub mod sched;
+pub mod tool;

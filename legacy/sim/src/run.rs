@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::observe::Facts;
 use crate::sched::{self, Carried, Entry, Handler, NodeProcess, Reply, Request, Slot};
 
 /// The simulated hosts, as the runner needs them.
@@ -29,6 +30,9 @@ pub trait Host {
     fn advance(&mut self, seconds: u64);
     /// The simulated time, in seconds since the epoch.
     fn now(&self) -> i64;
+    /// Records what the invariants read of the hosts (see [`crate::observe`]); hosts that cannot
+    /// say leave `facts` alone.
+    fn observe(&self, _facts: &mut Facts) {}
 }
 
 /// The cluster the script's `kubectl` talks to.
@@ -46,6 +50,10 @@ pub trait Cluster {
     fn script_pod(&mut self, node: &str, present: bool) {
         let _ = (node, present);
     }
+
+    /// Records what the invariants read of the cluster (see [`crate::observe`]); a cluster that
+    /// cannot say cheaply (the real API server) leaves `facts` alone.
+    fn observe(&self, _facts: &mut Facts) {}
 }
 
 impl Host for crate::host::World {
@@ -73,6 +81,10 @@ impl Host for crate::host::World {
 
     fn now(&self) -> i64 {
         i64::try_from(self.clock).unwrap_or(i64::MAX)
+    }
+
+    fn observe(&self, facts: &mut Facts) {
+        crate::observe::host_facts(self, facts);
     }
 }
 
@@ -141,6 +153,10 @@ impl Cluster for crate::cluster::Cluster {
                 crate::cluster::TaintEffect::NoSchedule,
             ));
         crate::cluster::Cluster::add_node(self, node).map_err(|e| e.to_string())
+    }
+
+    fn observe(&self, facts: &mut Facts) {
+        crate::observe::cluster_facts(self, facts);
     }
 }
 
@@ -223,6 +239,23 @@ pub struct Scenario {
     /// ones the runner sets itself.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The incident this scenario reproduces, if it reproduces one: what must never happen and
+    /// happened at a site, and still happens while the script decides the workflows it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<Incident>,
+}
+
+/// What an incident scenario's run violates (the invariants `vxr-sim run` checks over every
+/// trace, named as it names them), and while the script decides which workflows.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Incident {
+    /// The workflows (takeover keys: `storage-upgrade`, `migration`, ...) whose decisions by the
+    /// script cause the incident: a run with all of them in `legacy` or `shadow` mode reproduces
+    /// it; a run with any of them in `operator` mode must not.
+    pub script_decides: Vec<String>,
+    /// The invariants such a run violates, each at least once, and no others.
+    pub violates: Vec<String>,
 }
 
 /// `VXR_*` variables the runner sets per node; a scenario cannot set them.
@@ -417,6 +450,45 @@ pub struct Trace {
     pub commands: Vec<TraceEntry>,
     /// Each node's log (its standard output and error), tick by tick.
     pub logs: BTreeMap<String, String>,
+    /// The world after every step of the run, in order: the start, every command, every fault
+    /// and every move of the clock (what the hosts and the cluster let [`Host::observe`] and
+    /// [`Cluster::observe`] see).
+    pub observations: Vec<Observation>,
+}
+
+/// The world after one step of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// The tick the step belongs to.
+    pub tick: u32,
+    /// The step.
+    pub after: Step,
+    /// The world after it (shared with the previous observation when nothing changed).
+    pub facts: std::sync::Arc<Facts>,
+}
+
+/// A step of a run, after which the world is observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The world as the scenario builds it, before the first tick.
+    Start,
+    /// A command: its index in [`Trace::commands`].
+    Command(usize),
+    /// A fault of the scenario, as written there.
+    Fault(String),
+    /// The clock moved on to the next tick.
+    Clock,
+}
+
+/// Observes the hosts and the cluster; the previous facts are shared when nothing changed.
+fn observe(host: &dyn Host, cluster: &dyn Cluster, previous: Option<&Observation>) -> std::sync::Arc<Facts> {
+    let mut facts = Facts::default();
+    host.observe(&mut facts);
+    cluster.observe(&mut facts);
+    match previous {
+        Some(p) if *p.facts == facts => p.facts.clone(),
+        _ => std::sync::Arc::new(facts),
+    }
 }
 
 /// `kubectl` verbs that change the cluster.
@@ -577,10 +649,25 @@ struct Runner<'a> {
     roots: PathBuf,
     tick: u32,
     trace: Vec<TraceEntry>,
+    observations: Vec<Observation>,
     keep_trace: bool,
     /// Hangs armed by the scenario, with the simulated time each one ends once it has caught its
     /// command.
     hangs: Vec<(Hang, Option<i64>)>,
+}
+
+impl Runner<'_> {
+    /// Records the world after `step`.
+    fn observe(&mut self, step: Step) {
+        if self.keep_trace {
+            let facts = observe(&*self.host, &*self.cluster, self.observations.last());
+            self.observations.push(Observation {
+                tick: self.tick,
+                after: step,
+                facts,
+            });
+        }
+    }
 }
 
 impl Handler for Runner<'_> {
@@ -622,6 +709,7 @@ impl Handler for Runner<'_> {
                 argv: request.argv.clone(),
                 code: reply.code,
             });
+            self.observe(Step::Command(self.trace.len() - 1));
         }
         reply
     }
@@ -698,9 +786,11 @@ pub fn run_observed(
         roots: roots.clone(),
         tick: 0,
         trace: Vec::new(),
+        observations: Vec::new(),
         keep_trace,
         hangs: Vec::new(),
     };
+    runner.observe(Step::Start);
     let mut logs: BTreeMap<String, String> = BTreeMap::new();
     // Scripts blocked in a hung command, carried from round to round, and the tick each loop
     // started in.
@@ -718,6 +808,7 @@ pub fn run_observed(
                         detail,
                     })?;
                     runner.host.render(&roots).map_err(io("rendering", &roots))?;
+                    runner.observe(Step::Fault(fault.to_string()));
                 }
                 Action::Kubectl(args) => {
                     let argv: Vec<String> = std::iter::once("kubectl".to_owned())
@@ -836,6 +927,7 @@ pub fn run_observed(
             log.push_str(&o.output);
         }
         runner.host.advance(scenario.interval);
+        runner.observe(Step::Clock);
         if after_tick(tick, &outputs).is_break() {
             break;
         }
@@ -853,6 +945,7 @@ pub fn run_observed(
     Ok(Trace {
         commands: runner.trace,
         logs,
+        observations: runner.observations,
     })
 }
 
@@ -938,6 +1031,7 @@ pub fn run_step(
         roots,
         tick: 0,
         trace: Vec::new(),
+        observations: Vec::new(),
         keep_trace: true,
         hangs: Vec::new(),
     };
@@ -1044,7 +1138,7 @@ mod tests {
                 entry(&["kubectl", "-n", "kube-system", "patch", "configmap", "x"]),
                 entry(&["ip", "link", "show"]),
             ],
-            logs: BTreeMap::new(),
+            ..Trace::default()
         };
         assert_eq!(
             trace.kube_writes(),

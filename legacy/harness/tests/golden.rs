@@ -4,6 +4,9 @@
 //! every Kubernetes write, every node's log, and the cluster's end state (every Node and
 //! ConfigMap, as a `kubectl get -o yaml` list — the bridge's golden observations start from it).
 //!
+//! The first run of each is also checked against the invariants: it keeps them all, or, for an
+//! incident scenario, violates exactly those its `incident` names.
+//!
 //! Regenerating the snapshots is an explicit step: `scripts/regenerate` (then review the diff).
 
 // Test code: a failed expectation is a panic.
@@ -14,6 +17,7 @@ use std::time::Duration;
 
 use nodewright_legacy_sim::cluster::Cluster;
 use nodewright_legacy_sim::run::{RunConfig, Scenario, Trace, run, world_for};
+use nodewright_sim_harness::invariants;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -99,6 +103,12 @@ fn every_scenario_matches_its_golden_trace_and_is_deterministic() {
             let (second, end_again) = run_hermetic(name, scenario, 2);
             assert_eq!(first, second, "{name}: two runs of the same scenario differ");
             assert_eq!(end, end_again, "{name}: two runs end in different cluster states");
+            // The legacy run keeps every invariant, or violates exactly its incident's
+            // (`tests/invariants.rs` checks the runs in the other modes).
+            let report = invariants::check(&invariants::steps(&first, Vec::new()));
+            if let Err(e) = invariants::as_expected(&report, scenario, &[]) {
+                panic!("{name} (legacy): {e}");
+            }
             insta::with_settings!({ description => scenario.description.clone() }, {
                 insta::assert_snapshot!(format!("{name}@host-commands"), first.host_commands());
                 insta::assert_snapshot!(format!("{name}@kube-writes"), first.kube_writes());

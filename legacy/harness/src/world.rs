@@ -1,23 +1,23 @@
-//! What the parity runs share: the simulated hosts shared between the scripts' runner and the
-//! node agents, and the end state of the hosts as the tools print it.
+//! The simulated world as several parties share it in one run: the hosts, shared between the
+//! scripts' runner and the node agents that run Nodewright's tasks between ticks; the in-memory
+//! cluster, shared between the scripts' `kubectl` and the parity layer; and the end state of the
+//! hosts as the tools print it.
 
-#![allow(dead_code, clippy::unwrap_used)]
-
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
+use nodewright_agent_shim::{HostOps, HostOutput};
 use nodewright_bridge::index::Index;
 use nodewright_legacy_sim::cluster::Cluster as MemCluster;
 use nodewright_parity::run::Fence;
 use nodewright_parity::{Takeover, Workflow, gather, observed, takeover};
-
-use nodewright_agent_shim::{HostOps, HostOutput};
 use nodewright_legacy_sim::host::World;
-use nodewright_legacy_sim::run::Host;
+use nodewright_legacy_sim::run::{Cluster, Facts, Host};
 use nodewright_legacy_sim::sched::Reply;
 
 /// The simulated hosts, shared between the runner (the scripts' host commands) and the node agent
@@ -26,8 +26,14 @@ use nodewright_legacy_sim::sched::Reply;
 pub struct SharedWorld(pub Arc<Mutex<World>>);
 
 impl SharedWorld {
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, World> {
-        self.0.lock().unwrap()
+    /// The hosts of a scenario.
+    pub fn new(world: World) -> Self {
+        SharedWorld(Arc::new(Mutex::new(world)))
+    }
+
+    /// The hosts, locked. A holder that panicked left them as they were: the simulation goes on.
+    pub fn lock(&self) -> MutexGuard<'_, World> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -47,16 +53,56 @@ impl Host for SharedWorld {
     fn now(&self) -> i64 {
         Host::now(&*self.lock())
     }
+    fn observe(&self, facts: &mut Facts) {
+        Host::observe(&*self.lock(), facts);
+    }
+}
+
+/// The in-memory cluster, shared between the runner (the scripts' kubectl) and the parity layer
+/// that looks at it, and writes to it, between ticks.
+#[derive(Clone)]
+pub struct SharedCluster(pub Rc<RefCell<MemCluster>>);
+
+impl SharedCluster {
+    /// An empty cluster.
+    pub fn new() -> Self {
+        SharedCluster(Rc::new(RefCell::new(MemCluster::new())))
+    }
+}
+
+impl Default for SharedCluster {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Cluster for SharedCluster {
+    fn kubectl(&mut self, argv: &[String], cwd: &str, now: i64) -> Reply {
+        Cluster::kubectl(&mut *self.0.borrow_mut(), argv, cwd, now)
+    }
+    fn add_node(&mut self, name: &str) -> Result<(), String> {
+        Cluster::add_node(&mut *self.0.borrow_mut(), name)
+    }
+    fn observe(&self, facts: &mut Facts) {
+        Cluster::observe(&*self.0.borrow(), facts);
+    }
+    fn script_pod(&mut self, node: &str, present: bool) {
+        Cluster::script_pod(&mut *self.0.borrow_mut(), node, present);
+    }
 }
 
 /// One node's host, as its agent's `HostOps` sees it; every command it runs is recorded.
 pub struct AgentHost {
+    /// The hosts.
     pub world: SharedWorld,
+    /// The node this agent runs on.
     pub node: String,
+    /// Every command the agent ran, in order.
     pub ran: Arc<Mutex<Vec<Vec<String>>>>,
 }
 
 impl AgentHost {
+    /// The agent's host on `node`.
     pub fn new(world: &SharedWorld, node: &str) -> Self {
         AgentHost {
             world: world.clone(),
@@ -68,7 +114,10 @@ impl AgentHost {
 
 impl HostOps for AgentHost {
     fn run(&mut self, argv: &[String]) -> HostOutput {
-        self.ran.lock().unwrap().push(argv.to_vec());
+        self.ran
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(argv.to_vec());
         let reply = Host::exec(&mut self.world, &self.node, argv);
         HostOutput {
             code: reply.code,
@@ -98,41 +147,37 @@ pub fn host_state(world: &SharedWorld, nodes: &[String]) -> String {
 }
 
 /// Which rule lets the operator act on an owned workflow in a parity run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Rule {
     /// The fence the operator runs: every node acknowledged, or is proven unable to act.
+    #[default]
     Fence,
     /// The rule it replaced, kept to show what it would have done: every node with a node
     /// ConfigMap whose script reported within 300 s by its own clock acknowledged.
     OldClock,
 }
 
-thread_local! {
-    /// The rule of the parity runs of this test thread.
-    pub static RULE: Cell<Rule> = const { Cell::new(Rule::Fence) };
-}
-
 /// The fence's facts as the operator's watches would show the in-memory cluster at `now`: every
 /// Node's Ready condition and the legacy DaemonSet's pods, through the operator's own functions.
-pub fn fence(cluster: &MemCluster, index: &Index, now: i64) -> Fence {
-    let ready: BTreeMap<String, takeover::NodeReady> = cluster
+pub fn fence(cluster: &MemCluster, index: &Index, now: i64) -> Result<Fence, String> {
+    let ready = cluster
         .nodes()
         .map(|n| {
-            let node: Node = serde_json::from_value(n.to_json()).unwrap();
-            (n.name.clone(), gather::node_ready(&node))
+            let node: Node = serde_json::from_value(n.to_json()).map_err(|e| format!("Node {}: {e}", n.name))?;
+            Ok((n.name.clone(), gather::node_ready(&node)))
         })
-        .collect();
-    let pods: Vec<Pod> = cluster
+        .collect::<Result<BTreeMap<String, takeover::NodeReady>, String>>()?;
+    let pods = cluster
         .script_pods()
         .into_iter()
-        .map(|p| serde_json::from_value(p).unwrap())
-        .collect();
+        .map(|p| serde_json::from_value(p).map_err(|e| format!("a legacy pod: {e}")))
+        .collect::<Result<Vec<Pod>, String>>()?;
     let pods = gather::script_pods(&pods, nodewright_parsers::contract::DAEMON_SET);
-    Fence {
+    Ok(Fence {
         scripts: observed::script_facts(index, &ready, Some(&pods)),
         now,
         grace: takeover::DEFAULT_NOT_READY_GRACE,
-    }
+    })
 }
 
 /// The rule the fence replaced: the operator acted once every node with a node ConfigMap whose

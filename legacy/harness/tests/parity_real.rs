@@ -8,8 +8,6 @@
 // Test code: a failed expectation is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod parity_common;
-
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -26,8 +24,8 @@ use nodewright_api::{WorkflowMode, WorkflowOwner};
 use nodewright_legacy_sim::cluster::Cluster as MemCluster;
 use nodewright_legacy_sim::run::{self, Action, RealCluster, RunConfig, Scenario};
 use nodewright_parity::run::OperatorOptions;
+use nodewright_sim_harness::world::{AgentHost, SharedWorld};
 use nodewright_testenv::{ControlPlane, Options};
-use parity_common::{AgentHost, SharedWorld};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -56,7 +54,7 @@ fn config(label: &str) -> RunConfig {
 /// clocks at different epochs): per node, its LINSTOR nodes and states, resources and states,
 /// and `drbdadm status`.
 fn hosts(world: &SharedWorld, nodes: &[String]) -> String {
-    let raw = parity_common::host_state(world, nodes);
+    let raw = nodewright_sim_harness::world::host_state(world, nodes);
     raw.lines()
         .map(|l| {
             // Resource rows end with a CreatedOn column: drop it.
