@@ -14,11 +14,11 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use nodewright_agent_shim::{HostOps, HostOutput};
 use nodewright_bridge::index::Index;
 use nodewright_legacy_sim::cluster::Cluster as MemCluster;
-use nodewright_parity::run::Fence;
-use nodewright_parity::{Takeover, Workflow, gather, observed, takeover};
 use nodewright_legacy_sim::host::World;
 use nodewright_legacy_sim::run::{Cluster, Facts, Host};
 use nodewright_legacy_sim::sched::Reply;
+use nodewright_parity::run::Fence;
+use nodewright_parity::{Takeover, Workflow, gather, observed, takeover};
 
 /// The simulated hosts, shared between the runner (the scripts' host commands) and the node agent
 /// that runs the operator's tasks between ticks.
@@ -163,7 +163,8 @@ pub fn fence(cluster: &MemCluster, index: &Index, now: i64) -> Result<Fence, Str
     let ready = cluster
         .nodes()
         .map(|n| {
-            let node: Node = serde_json::from_value(n.to_json()).map_err(|e| format!("Node {}: {e}", n.name))?;
+            let node: Node =
+                serde_json::from_value(n.to_json()).map_err(|e| format!("Node {}: {e}", n.name))?;
             Ok((n.name.clone(), gather::node_ready(&node)))
         })
         .collect::<Result<BTreeMap<String, takeover::NodeReady>, String>>()?;

@@ -73,7 +73,8 @@ fn run_parity_under(
         )),
         stuck_after: Duration::from_secs(30),
     };
-    parity::run_with_rule(scenario, modes, from, &config, rule).unwrap_or_else(|e| panic!("{name} {label}: {e}"))
+    parity::run_with_rule(scenario, modes, from, &config, rule)
+        .unwrap_or_else(|e| panic!("{name} {label}: {e}"))
 }
 
 fn snapshot(name: &str, label: &str, run: &ParityRun) {
