@@ -66,26 +66,14 @@ fn service_account(ns: &str, component: &str) -> String {
 
 /// A client acting as `user` (a ServiceAccount, with its token's groups, or a person).
 async fn acting_as(ctx: &TestContext, user: &str) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(ctx.control_plane.kubeconfig()).unwrap();
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
-            .unwrap();
-    config.auth_info.impersonate = Some(user.to_owned());
     let groups = match user.strip_prefix("system:serviceaccount:") {
-        Some(rest) => vec![
-            "system:serviceaccounts".to_owned(),
-            format!(
-                "system:serviceaccounts:{}",
-                rest.split(':').next().unwrap_or_default()
-            ),
-            "system:authenticated".to_owned(),
-        ],
+        Some(rest) => nodewright_testenv::service_account_groups(rest.split(':').next().unwrap_or_default()),
         // A person with every right: only the policies can stop them.
         None => vec!["system:masters".to_owned(), "system:authenticated".to_owned()],
     };
-    config.auth_info.impersonate_groups = Some(groups);
-    kube::Client::try_from(config).unwrap()
+    nodewright_testenv::client_as(ctx.control_plane.kubeconfig(), user, groups)
+        .await
+        .unwrap()
 }
 
 fn code(e: &kube::Error) -> Option<u16> {

@@ -114,19 +114,14 @@ fn chart(namespace: &str, legacy: &str) -> String {
 
 /// A client acting as the chart's operator ServiceAccount, with the groups its token carries.
 async fn as_operator(ctx: &TestContext) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(ctx.control_plane.kubeconfig()).unwrap();
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-            .await
-            .unwrap();
     let ns = &ctx.namespace;
-    config.auth_info.impersonate = Some(format!("system:serviceaccount:{ns}:nw-operator"));
-    config.auth_info.impersonate_groups = Some(vec![
-        "system:serviceaccounts".to_owned(),
-        format!("system:serviceaccounts:{ns}"),
-        "system:authenticated".to_owned(),
-    ]);
-    kube::Client::try_from(config).unwrap()
+    nodewright_testenv::client_as(
+        ctx.control_plane.kubeconfig(),
+        &format!("system:serviceaccount:{ns}:nw-operator"),
+        nodewright_testenv::service_account_groups(ns),
+    )
+    .await
+    .unwrap()
 }
 
 #[tokio::test]

@@ -449,6 +449,31 @@ pub async fn client_from(kubeconfig: &Path) -> Result<Client, Error> {
     Client::try_from(config).map_err(|e| client_err(e.to_string()))
 }
 
+/// A client for the given kubeconfig that acts as `user` with `groups` (impersonation; the
+/// kubeconfig's user must be allowed to impersonate, as the control plane's admin is).
+pub async fn client_as(kubeconfig: &Path, user: &str, groups: Vec<String>) -> Result<Client, Error> {
+    let client_err = |detail: String| Error::Client {
+        path: kubeconfig.to_path_buf(),
+        detail,
+    };
+    let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| client_err(e.to_string()))?;
+    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| client_err(e.to_string()))?;
+    config.auth_info.impersonate = Some(user.to_owned());
+    config.auth_info.impersonate_groups = Some(groups);
+    Client::try_from(config).map_err(|e| client_err(e.to_string()))
+}
+
+/// The groups a ServiceAccount's token in `namespace` carries.
+pub fn service_account_groups(namespace: &str) -> Vec<String> {
+    vec![
+        "system:serviceaccounts".to_owned(),
+        format!("system:serviceaccounts:{namespace}"),
+        "system:authenticated".to_owned(),
+    ]
+}
+
 /// Applies the CRDs (server-side apply, so re-running updates them) and waits until the API server
 /// serves every one of them.
 pub async fn install_crds(client: &Client, crds: &[CustomResourceDefinition]) -> Result<(), Error> {
