@@ -353,9 +353,8 @@ pub fn upgrade_facts(
                 name.clone(),
                 NodeFacts {
                     exists: object.is_some(),
-                    ready: object.is_some_and(|o| {
-                        !matches!(o.kubelet_ready.as_deref(), Some("False" | "Unknown"))
-                    }),
+                    ready: object
+                        .is_some_and(|o| !matches!(o.kubelet_ready.as_deref(), Some("False" | "Unknown"))),
                     cordoned: object.is_some_and(|o| o.unschedulable),
                     upgrade_taint: taints.is_some_and(|t| t.upgrade),
                     boot_id: object.and_then(|o| o.boot_id.clone()),

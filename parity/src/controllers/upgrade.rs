@@ -152,7 +152,10 @@ fn plan_one(snapshot: &Snapshot<'_>, facts: &up::Facts, u: &StorageUpgrade) -> V
         // The legacy mirror: the site's key, and each node whose state changed.
         writes.push(Write::PatchClusterState {
             resource_version: snapshot.cluster_state_version.map(str::to_owned),
-            data: BTreeMap::from([(cluster_key::UPGRADE.to_owned(), up::legacy::blob(&u.spec, &status))]),
+            data: BTreeMap::from([(
+                cluster_key::UPGRADE.to_owned(),
+                up::legacy::blob(&u.spec, &status),
+            )]),
         });
         let mut annotated: BTreeMap<String, UpgradeState> = BTreeMap::new();
         for c in changes {
@@ -235,7 +238,11 @@ fn node_patch(
         }
     });
     if let Some(c) = cordon {
-        what.push(if c { "cordon".to_owned() } else { "uncordon".to_owned() });
+        what.push(if c {
+            "cordon".to_owned()
+        } else {
+            "uncordon".to_owned()
+        });
     }
     let mut annotations = BTreeMap::new();
     if let Some(v) = state {
