@@ -256,80 +256,6 @@ pub fn migration_facts(index: &Index, now: i64, stale_after: i64, timeout: i64) 
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use k8s_openapi::api::core::v1::ConfigMap;
-    use nodewright_bridge::index::LegacyNames;
-
-    fn node_cm(node: &str, ack: &str) -> ConfigMap {
-        let mut cm = ConfigMap::default();
-        cm.metadata.name = Some(format!("vx-rail-node-{node}"));
-        cm.metadata.namespace = Some("kube-system".into());
-        cm.data = Some([("takeover-generation".to_owned(), ack.to_owned())].into());
-        cm
-    }
-
-    #[test]
-    fn a_lost_takeover_configmap_restarts_above_every_acknowledged_generation() {
-        let mut index = Index::new(LegacyNames::default());
-        index.apply_config_map(&node_cm("a", "7"), 100);
-        index.apply_config_map(&node_cm("b", "5"), 100);
-        let t = takeover(&index).unwrap();
-        assert_eq!(t.generation, 7);
-        assert!(
-            Workflow::ALL
-                .iter()
-                .all(|w| t.mode(*w) == nodewright_api::WorkflowMode::Legacy)
-        );
-        // The plan that writes it again bumps past 7: no script has acknowledged 8.
-        let requested = nodewright_api::edgecluster::WorkflowModes {
-            taints: nodewright_api::WorkflowMode::Shadow,
-            ..Default::default()
-        };
-        let p = crate::takeover::plan(&requested, &t, &[], &Default::default());
-        assert_eq!(p.takeover.generation, 8);
-    }
-
-    #[test]
-    fn every_node_counts_with_or_without_a_node_configmap_and_a_configmap_alone_does_not() {
-        let mut index = Index::new(LegacyNames::default());
-        index.apply_config_map(&node_cm("edge-1", "3"), 100);
-        // A node ConfigMap left from a node that is gone (no Node, no pod).
-        index.apply_config_map(&node_cm("old", "1"), 100);
-        let ready = BTreeMap::from([
-            ("edge-1".to_owned(), NodeReady::Ready),
-            ("edge-2".to_owned(), NodeReady::Ready),
-        ]);
-        let running = |p: &str| ScriptPod::Running { pod: p.into() };
-        let pods = BTreeMap::from([
-            ("edge-1".to_owned(), running("p1")),
-            ("edge-2".to_owned(), running("p2")),
-            ("ghost".to_owned(), running("p3")),
-        ]);
-        let facts = script_facts(&index, &ready, Some(&pods));
-        let nodes: Vec<(&str, Option<u64>, &NodeReady)> = facts
-            .iter()
-            .map(|f| (f.node.as_str(), f.acknowledged, &f.ready))
-            .collect();
-        assert_eq!(
-            nodes,
-            [
-                ("edge-1", Some(3), &NodeReady::Ready),
-                ("edge-2", None, &NodeReady::Ready),
-                ("ghost", None, &NodeReady::NoNode),
-            ]
-        );
-        // Before the pods are listed, nothing is known about them.
-        let unlisted = script_facts(&index, &ready, None);
-        assert!(unlisted.iter().all(|f| f.pod == ScriptPod::Unlisted));
-        // A Node without a pod: its pod is gone.
-        let facts = script_facts(&index, &ready, Some(&BTreeMap::new()));
-        assert!(facts.iter().all(|f| f.pod == ScriptPod::Gone));
-    }
-}
-
 /// The site's facts for the storage-upgrade decision. A Node whose kubelet has not reported a
 /// Ready condition counts as Ready (a site without kubelet reports cannot tell); one that reports
 /// `False` or `Unknown` is away.
@@ -416,4 +342,78 @@ pub fn upgrade_request(index: &Index) -> Option<(String, Option<String>)> {
         .filter_map(|e| e.config_map.as_ref()?.status.value.as_ref()?.drbd_version.clone())
         .min_by(|a, b| crate::upgrade::compare_versions(a, b));
     Some((desired.to_owned(), installed))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use nodewright_bridge::index::LegacyNames;
+
+    fn node_cm(node: &str, ack: &str) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(format!("vx-rail-node-{node}"));
+        cm.metadata.namespace = Some("kube-system".into());
+        cm.data = Some([("takeover-generation".to_owned(), ack.to_owned())].into());
+        cm
+    }
+
+    #[test]
+    fn a_lost_takeover_configmap_restarts_above_every_acknowledged_generation() {
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(&node_cm("a", "7"), 100);
+        index.apply_config_map(&node_cm("b", "5"), 100);
+        let t = takeover(&index).unwrap();
+        assert_eq!(t.generation, 7);
+        assert!(
+            Workflow::ALL
+                .iter()
+                .all(|w| t.mode(*w) == nodewright_api::WorkflowMode::Legacy)
+        );
+        // The plan that writes it again bumps past 7: no script has acknowledged 8.
+        let requested = nodewright_api::edgecluster::WorkflowModes {
+            taints: nodewright_api::WorkflowMode::Shadow,
+            ..Default::default()
+        };
+        let p = crate::takeover::plan(&requested, &t, &[], &Default::default());
+        assert_eq!(p.takeover.generation, 8);
+    }
+
+    #[test]
+    fn every_node_counts_with_or_without_a_node_configmap_and_a_configmap_alone_does_not() {
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(&node_cm("edge-1", "3"), 100);
+        // A node ConfigMap left from a node that is gone (no Node, no pod).
+        index.apply_config_map(&node_cm("old", "1"), 100);
+        let ready = BTreeMap::from([
+            ("edge-1".to_owned(), NodeReady::Ready),
+            ("edge-2".to_owned(), NodeReady::Ready),
+        ]);
+        let running = |p: &str| ScriptPod::Running { pod: p.into() };
+        let pods = BTreeMap::from([
+            ("edge-1".to_owned(), running("p1")),
+            ("edge-2".to_owned(), running("p2")),
+            ("ghost".to_owned(), running("p3")),
+        ]);
+        let facts = script_facts(&index, &ready, Some(&pods));
+        let nodes: Vec<(&str, Option<u64>, &NodeReady)> = facts
+            .iter()
+            .map(|f| (f.node.as_str(), f.acknowledged, &f.ready))
+            .collect();
+        assert_eq!(
+            nodes,
+            [
+                ("edge-1", Some(3), &NodeReady::Ready),
+                ("edge-2", None, &NodeReady::Ready),
+                ("ghost", None, &NodeReady::NoNode),
+            ]
+        );
+        // Before the pods are listed, nothing is known about them.
+        let unlisted = script_facts(&index, &ready, None);
+        assert!(unlisted.iter().all(|f| f.pod == ScriptPod::Unlisted));
+        // A Node without a pod: its pod is gone.
+        let facts = script_facts(&index, &ready, Some(&BTreeMap::new()));
+        assert!(facts.iter().all(|f| f.pod == ScriptPod::Gone));
+    }
 }

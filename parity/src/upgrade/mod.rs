@@ -439,9 +439,9 @@ fn node_done(
     } else {
         status.order.clone()
     };
-    let next = order.iter().find(|n| {
-        n.as_str() != node && !status::node(status, n).is_some_and(|s| s.state == State::Completed)
-    });
+    let next = order
+        .iter()
+        .find(|n| n.as_str() != node && status::node(status, n).is_none_or(|s| s.state != State::Completed));
     match next {
         Some(next) => {
             changes.push(Change {
