@@ -199,7 +199,7 @@ mod tests {
             e.contains("no workflow `taint`") && e.contains("storage-upgrade"),
             "{e}"
         );
-        let e = parse(&args("run s.yaml --mode storage-upgrade=operator")).unwrap_err();
+        let e = parse(&args("run s.yaml --mode bond-flip=operator")).unwrap_err();
         assert!(e.contains("no operator controller"), "{e}");
         let e = parse(&args("run s.yaml --mode taints=shadow --mode taints=operator")).unwrap_err();
         assert!(e.contains("already has a mode"), "{e}");

@@ -80,7 +80,7 @@ fn a_wrong_command_line_exits_two_with_the_usage() {
         "run",
         "golden/scenarios/stale-state-race.yaml",
         "--mode",
-        "storage-upgrade=operator",
+        "bond-flip=operator",
     ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
