@@ -238,3 +238,42 @@ fn a_log_split_anywhere_gives_the_same_result() {
         assert_eq!(a.0 + b.0, 1, "cut at {cut}");
     }
 }
+
+#[test]
+fn a_nodes_logged_upgrade_starts_and_state_changes_are_kept_in_order_and_bounded() {
+    let mut index = Index::new(LegacyNames::default());
+    let mut log = String::from(
+        "ts=2026-01-01T00:10:00Z level=warn node=edge-1 component=upgrade msg=\"storage upgrade started\" from=9.2.12 to=9.2.14 order=edge-1,edge-2\n",
+    );
+    for (from, to) in [("PENDING", "PREFLIGHT"), ("PREFLIGHT", "QUORUM_CHECK")] {
+        log.push_str(&format!(
+            "ts=2026-01-01T00:10:00Z level=info node=edge-1 component=upgrade msg=\"upgrade state changed\" from={from} to={to} node=edge-1 version=9.2.14\n"
+        ));
+    }
+    index.feed_log("edge-1", log.as_bytes(), 0);
+    let events = &index.nodes["edge-1"].log.as_ref().unwrap().upgrade_events;
+    assert_eq!(events.len(), 3);
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "{events:?}");
+    assert_eq!(
+        events[0].event,
+        UpgradeEvent::Started {
+            from: Some("9.2.12".into()),
+            to: "9.2.14".into(),
+            order: vec!["edge-1".into(), "edge-2".into()],
+        }
+    );
+    assert_eq!(
+        events[2].event,
+        UpgradeEvent::Changed {
+            from: "PREFLIGHT".into(),
+            to: "QUORUM_CHECK".into(),
+            node: Some("edge-1".into()),
+            message: None,
+        }
+    );
+    // Bounded: a log that runs for months keeps only the newest.
+    let line = "ts=2026-01-01T00:10:00Z level=info node=edge-1 component=upgrade msg=\"upgrade state changed\" from=WAIT_RESYNC to=VERIFY_VERSION node=edge-1 version=9.2.14\n";
+    index.feed_log("edge-1", line.repeat(600).as_bytes(), 0);
+    let events = &index.nodes["edge-1"].log.as_ref().unwrap().upgrade_events;
+    assert_eq!(events.len(), 512);
+}

@@ -263,6 +263,27 @@ pub fn decide(
         }
         return start(spec, facts, &mine);
     }
+    let d = running(spec, uid, status, facts, tasks, pods, state);
+    // The gate is held for the whole upgrade: one lost meanwhile (its Lease deleted by hand) is
+    // taken again before anything else, so that no migration starts while nodes are touched.
+    if facts.gate.is_none() {
+        let mut d = d;
+        d.actions.insert(0, Action::AcquireGate);
+        return d;
+    }
+    d
+}
+
+/// [`decide`] for an upgrade past `Pending` and not over.
+fn running(
+    spec: &StorageUpgradeSpec,
+    uid: &str,
+    status: &StorageUpgradeStatus,
+    facts: &Facts,
+    tasks: &BTreeMap<String, TaskResult>,
+    pods: &[PodMeta],
+    state: State,
+) -> Decision {
     if state == State::RollingBack {
         return rollback::rollback(spec, uid, status, facts, tasks);
     }

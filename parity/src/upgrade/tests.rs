@@ -765,3 +765,14 @@ fn the_status_shows_the_step_its_result_and_the_progress() {
         Some((0, 3))
     );
 }
+
+#[test]
+fn a_gate_lost_mid_upgrade_is_taken_again_before_anything_else() {
+    let mut w = World::new();
+    w.run_until(|w| w.state() == S::StopSatellite);
+    w.facts.gate = None;
+    let d = w.decide();
+    assert_eq!(d.actions.first(), Some(&Action::AcquireGate), "{d:?}");
+    w.turn();
+    assert_eq!(w.facts.gate.as_deref(), Some("StorageUpgrade/up"));
+}
