@@ -219,6 +219,12 @@ impl Nodewright<'_> {
             // The harness makes these itself (a task is run by the agent at once, a status is kept
             // in the harness's Migration); a controller that sends them elsewhere gets an error.
             Write::CreateTask(_) | Write::MigrationStatus { .. } => 1,
+            // The storage upgrade's writes are not carried to the in-memory cluster yet.
+            Write::Evict { .. }
+            | Write::StorageUpgradeStatus { .. }
+            | Write::CreateStorageUpgrade(_)
+            | Write::AcquireGate { .. }
+            | Write::ReleaseGate { .. } => 1,
         }
     }
 
@@ -364,6 +370,8 @@ fn drive_migration(
     let settings = Settings {
         stale_after: 300,
         migration_timeout: timeout,
+        upgrade_state_timeout: 1800,
+        upgrade_rollback_timeout: 1800,
     };
     let cluster = edge_cluster()?;
     let now = nw.now;
@@ -383,6 +391,9 @@ fn drive_migration(
             cluster_state_version: None,
             migrations: std::slice::from_ref(&object),
             tasks: &tasks,
+            upgrades: &[],
+            pods: &[],
+            gate: None,
             settings: &settings,
         };
         let writes = controllers::migration::Migrations
@@ -447,6 +458,13 @@ fn drive_migration(
                     ok &= code == 0;
                 }
                 Write::MigrationStatus { status, .. } => m.status = (**status).clone(),
+                other => {
+                    lines.push(format!(
+                        "migration: the harness does not carry a {} write; deciding again next turn",
+                        other.kind()
+                    ));
+                    ok = false;
+                }
             }
             if !ok {
                 break;
@@ -504,6 +522,8 @@ fn drive_taints(
     let settings = Settings {
         stale_after: 300,
         migration_timeout: timeout,
+        upgrade_state_timeout: 1800,
+        upgrade_rollback_timeout: 1800,
     };
     let snapshot = Snapshot {
         now: nw.now,
@@ -513,6 +533,9 @@ fn drive_taints(
         cluster_state_version: None,
         migrations: &[],
         tasks: &[],
+        upgrades: &[],
+        pods: &[],
+        gate: None,
         settings: &settings,
     };
     for sequence in controllers::taints::Taints.plan(&snapshot) {
