@@ -44,7 +44,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run_cluster(args: Args) -> anyhow::Result<()> {
-    let client = args.process.client().await?;
+    // Every turn decides again: a write the API server answers with 429 (an eviction a
+    // PodDisruptionBudget does not allow now) is reported at once and tried again next turn,
+    // never retried inside the turn.
+    let client = args.process.client_without_retry().await?;
     let admin_addr = args.process.admin_addr_or(ADMIN_ADDR);
     let mut options = OperatorOptions::new(
         args.process.namespace.clone(),

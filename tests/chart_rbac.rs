@@ -407,7 +407,7 @@ async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
     // namespace, listed and evicted).
     let nodes = [
         ("get,list,watch,patch", "/nodes[]"),
-        ("list", "/pods[]"),
+        ("get,list", "/pods[]"),
         ("create", "/pods/eviction[]"),
     ];
     let legacy = [

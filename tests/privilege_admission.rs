@@ -493,7 +493,8 @@ async fn the_operators_node_patches_change_only_its_own_taints_labels_cordon_and
 
     // The storage upgrade's cordon, its upgrade taint and the mirrored upgrade-state annotation,
     // as one patch; then the uncordon, the taint off and the annotation removed.
-    let upgrade_taint = json!({"key": "vx-rail.io/upgrade-in-progress", "value": "true", "effect": "NoSchedule"});
+    let upgrade_taint =
+        json!({"key": "vx-rail.io/upgrade-in-progress", "value": "true", "effect": "NoSchedule"});
     let state = "state=CORDON_AND_TAINT;to=9.2.14;since=1790000000;owner=operator";
     patch(json!({
         "spec": {"unschedulable": true, "taints": with(&[upgrade_taint])},
@@ -504,7 +505,10 @@ async fn the_operators_node_patches_change_only_its_own_taints_labels_cordon_and
     let cordoned = admin_nodes.get(&name).await.unwrap();
     assert_eq!(cordoned.spec.as_ref().unwrap().unschedulable, Some(true));
     assert_eq!(
-        cordoned.annotations().get("vx-rail.io/upgrade-state").map(String::as_str),
+        cordoned
+            .annotations()
+            .get("vx-rail.io/upgrade-state")
+            .map(String::as_str),
         Some(state)
     );
     patch(json!({
@@ -517,7 +521,10 @@ async fn the_operators_node_patches_change_only_its_own_taints_labels_cordon_and
     assert_ne!(uncordoned.spec.as_ref().unwrap().unschedulable, Some(true));
     assert!(!uncordoned.annotations().contains_key("vx-rail.io/upgrade-state"));
     assert_eq!(
-        uncordoned.annotations().get("vx-rail.io/state").map(String::as_str),
+        uncordoned
+            .annotations()
+            .get("vx-rail.io/state")
+            .map(String::as_str),
         Some("ready"),
         "the script's annotation is untouched"
     );

@@ -168,7 +168,7 @@ impl OperatorMetrics {
         let actions = IntCounterVec::new(
             Opts::new(
                 "nodewright_operator_actions_total",
-                "Writes the operator's controllers asked for, by workflow, kind of write (task, node, cluster-state, status) and result (ok, conflict, not-leader, error)",
+                "Writes the operator's controllers asked for, by workflow, kind of write (task, node, cluster-state, status, eviction, create, gate) and result (ok, conflict, refused, not-leader, unguarded, error)",
             ),
             &["workflow", "kind", "result"],
         )?;
@@ -716,6 +716,11 @@ async fn write_turn(
             if let Some(e) = error {
                 if matches!(e, WriteError::Conflict(_)) {
                     outcome = TurnOutcome::Conflict;
+                }
+                if matches!(e, WriteError::Refused { .. }) {
+                    // Not an error: a budget or the gate says "not now"; the Event says which.
+                    tracing::info!(workflow = %workflow, written = done, of = sequence.writes.len(), refused = %e, "the API server declined a write for now; deciding again next turn");
+                    continue;
                 }
                 tracing::warn!(workflow = %workflow, written = done, of = sequence.writes.len(), error = %e, "not every write of the plan was made; deciding again");
             } else {

@@ -351,7 +351,7 @@ mod tests {
             "{}",
             failed.message
         );
-        let (reason, note) = crate::writer::failure(writes.last().unwrap()).unwrap();
+        let (reason, _, note) = crate::writer::failure(writes.last().unwrap()).unwrap();
         assert_eq!(reason, INVALID_SPEC);
         assert!(
             note.contains("Migration grow") && note.contains("not a node name"),
