@@ -1025,6 +1025,41 @@ async fn an_operator_killed_mid_phase_of_a_migration_creates_no_task_twice_and_e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_right_after_taking_the_storage_gate_carries_on_under_the_same_gate() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use nodewright_api::migration::Migration;
+    let site = MigrationSite::new("crash-operator-gate").await;
+    // SIGKILL right after the Lease is created, before the migration's status says it started.
+    let (operator, agent) = start_migration(&site, "writer.gate.after=kill@1").await;
+    operator.wait_line("failpoint writer.gate.after kill");
+    assert_eq!(operator.wait_killed(), Some(9));
+    let leases = site.ctx.api::<Lease>();
+    let taken = leases.get("nodewright-storage-gate").await.unwrap();
+    assert_eq!(
+        taken.spec.as_ref().and_then(|s| s.holder_identity.as_deref()),
+        Some("Migration/grow")
+    );
+    let status = site.ctx.api::<Migration>().get("grow").await.unwrap().status;
+    assert!(
+        status.is_none_or(|s| s.history.is_empty()),
+        "killed before the migration left Pending"
+    );
+
+    // The restarted operator finds the gate its predecessor took for the same migration, and goes
+    // on under it: the Lease is neither taken again nor released mid-migration.
+    let operator = site.operator("");
+    registered_once(&site).await;
+    let held = leases.get("nodewright-storage-gate").await.unwrap();
+    assert_eq!(held.metadata.uid, taken.metadata.uid, "the same Lease");
+    assert_eq!(
+        held.spec.as_ref().and_then(|s| s.holder_identity.as_deref()),
+        Some("Migration/grow")
+    );
+    operator.sigkill();
+    agent.sigkill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_killed_between_two_phases_of_a_migration_carries_on_from_the_phase_it_wrote() {
     use nodewright_api::migration::Migration;
     let site = MigrationSite::new("crash-operator-phases").await;
