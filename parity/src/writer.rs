@@ -47,6 +47,16 @@ use tokio::sync::watch;
 
 use crate::controllers::{GATE_LEASE, Sequence, Write};
 
+/// What a write that succeeded did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Made {
+    /// It changed the cluster: reported in an Event.
+    Acted,
+    /// What it asks for was already so (made by an earlier turn, or gone by itself): done, and
+    /// not reported again.
+    AlreadyDone,
+}
+
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "nodewright-operator";
 
@@ -195,9 +205,14 @@ impl Writer {
     pub async fn sequence(&self, workflow: &str, sequence: &Sequence) -> (usize, Option<WriteError>) {
         let writes = &sequence.writes;
         for (done, w) in writes.iter().enumerate() {
-            let result = self.write(w).await;
+            let made = self.write_made(w).await;
+            // A write an earlier turn already made (a task or an upgrade that exists, a pod
+            // already gone or going, a gate already held or released) counts as done and is not
+            // reported again.
+            let acted = matches!(made, Ok(Made::Acted));
+            let result = made.map(|_| ());
             let mut warned = false;
-            if let (Ok(()), Some((reason, action, note))) = (&result, report(w)) {
+            if let (true, Some((reason, action, note))) = (acted, report(w)) {
                 if reason == ROLLBACK_INCOMPLETE_REASON {
                     // The failure's own Warning: not sent again below.
                     warned = true;
@@ -235,6 +250,10 @@ impl Writer {
     /// Makes one write, if this replica leads. The crash tests' failpoints
     /// `writer.<kind>.before` and `writer.<kind>.after` stand around it (`kit::failpoint`).
     pub async fn write(&self, w: &Write) -> Result<(), WriteError> {
+        self.write_made(w).await.map(|_| ())
+    }
+
+    async fn write_made(&self, w: &Write) -> Result<Made, WriteError> {
         self.check_leading()?;
         let (before, after) = failpoints(w);
         nodewright_kit::failpoint::hit(before);
@@ -245,7 +264,7 @@ impl Writer {
         result
     }
 
-    async fn write_unpointed(&self, w: &Write) -> Result<(), WriteError> {
+    async fn write_unpointed(&self, w: &Write) -> Result<Made, WriteError> {
         match w {
             Write::CreateTask(task) => {
                 let api: Api<NodeTask> = Api::namespaced(self.client.clone(), &self.namespace);
@@ -256,9 +275,9 @@ impl Writer {
                     .get_or_insert_with(BTreeMap::new)
                     .insert(CREATED_BY_ANNOTATION.to_owned(), self.creator().await?.to_owned());
                 match api.create(&PostParams::default(), &task).await {
-                    Ok(_) => Ok(()),
+                    Ok(_) => Ok(Made::Acted),
                     // Created by an earlier turn that did not get to write what followed.
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(Made::AlreadyDone),
                     Err(source) => Err(WriteError::Api {
                         what: format!("NodeTask {name}"),
                         source,
@@ -297,7 +316,7 @@ impl Writer {
                         .await,
                     || format!("Node {name}"),
                 )?;
-                Ok(())
+                Ok(Made::Acted)
             }
             Write::PatchClusterState {
                 resource_version,
@@ -317,7 +336,7 @@ impl Writer {
                         .await,
                     || format!("ConfigMap {name}"),
                 )?;
-                Ok(())
+                Ok(Made::Acted)
             }
             Write::MigrationStatus {
                 name,
@@ -337,7 +356,7 @@ impl Writer {
                         .await,
                     || format!("Migration {name}"),
                 )?;
-                Ok(())
+                Ok(Made::Acted)
             }
             Write::Evict {
                 namespace,
@@ -358,9 +377,9 @@ impl Writer {
                 let api: Api<StorageUpgrade> = Api::namespaced(self.client.clone(), &self.namespace);
                 let name = upgrade.metadata.name.clone().unwrap_or_default();
                 match api.create(&PostParams::default(), upgrade).await {
-                    Ok(_) => Ok(()),
+                    Ok(_) => Ok(Made::Acted),
                     // Created by an earlier turn (or by a person, under the same name).
-                    Err(kube::Error::Api(e)) if e.is_already_exists() => Ok(()),
+                    Err(kube::Error::Api(e)) if e.is_already_exists() => Ok(Made::AlreadyDone),
                     Err(source) => Err(WriteError::Api {
                         what: format!("StorageUpgrade {name}"),
                         source,
@@ -382,12 +401,12 @@ impl Writer {
     /// deleted, needs no eviction; one bound to another node now (a StatefulSet's pod recreated
     /// under its name) is not the pod the decision saw, a conflict. The eviction carries the uid
     /// read as its precondition, so a pod recreated in between is not evicted either.
-    async fn evict(&self, namespace: &str, name: &str, node: &str) -> Result<(), WriteError> {
+    async fn evict(&self, namespace: &str, name: &str, node: &str) -> Result<Made, WriteError> {
         let what = || format!("pod {namespace}/{name} on node {node}");
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let pod = match api.get_opt(name).await {
             Ok(Some(pod)) => pod,
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(Made::AlreadyDone),
             Err(source) => return Err(WriteError::Api { what: what(), source }),
         };
         let bound_to = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
@@ -398,7 +417,7 @@ impl Writer {
             )));
         }
         if pod.metadata.deletion_timestamp.is_some() {
-            return Ok(());
+            return Ok(Made::AlreadyDone);
         }
         let eviction = Eviction {
             metadata: ObjectMeta {
@@ -420,9 +439,9 @@ impl Writer {
             .create_subresource::<_, kube::core::Status>("eviction", name, &PostParams::default(), &eviction)
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Made::Acted),
             // Gone since it was read.
-            Err(kube::Error::Api(e)) if e.is_not_found() => Ok(()),
+            Err(kube::Error::Api(e)) if e.is_not_found() => Ok(Made::AlreadyDone),
             Err(kube::Error::Api(e)) if e.code == 429 => Err(WriteError::Refused {
                 reason: EVICTION_REFUSED_REASON,
                 message: format!("eviction of {} refused: {}", what(), refusal(&e)),
@@ -440,7 +459,7 @@ impl Writer {
         name: &str,
         resource_version: &str,
         status: &StorageUpgradeStatus,
-    ) -> Result<(), WriteError> {
+    ) -> Result<Made, WriteError> {
         let api: Api<StorageUpgrade> = Api::namespaced(self.client.clone(), &self.namespace);
         let body = json!({
             "apiVersion": "nodewright.io/v1alpha1",
@@ -453,13 +472,13 @@ impl Writer {
                 .await,
             || format!("StorageUpgrade {name} status"),
         )?;
-        Ok(())
+        Ok(Made::Acted)
     }
 
     /// Takes the storage gate for `holder`: creates the Lease [`GATE_LEASE`] naming it. The
     /// Lease exists only while held, so a create that finds it is refused, unless it already
     /// names `holder` (an earlier turn took it and did not get to write what followed).
-    async fn acquire_gate(&self, holder: &str) -> Result<(), WriteError> {
+    async fn acquire_gate(&self, holder: &str) -> Result<Made, WriteError> {
         let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
         let lease = Lease {
             metadata: ObjectMeta {
@@ -478,7 +497,7 @@ impl Writer {
         };
         let what = || format!("Lease {GATE_LEASE} (the storage gate) for {holder}");
         match api.create(&PostParams::default(), &lease).await {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Made::Acted),
             Err(kube::Error::Api(e)) if e.is_already_exists() => {
                 let current = api
                     .get_opt(GATE_LEASE)
@@ -489,7 +508,7 @@ impl Writer {
                     .and_then(|s| s.holder_identity)
                     .unwrap_or_default();
                 if held_by == holder {
-                    Ok(())
+                    Ok(Made::AlreadyDone)
                 } else {
                     Err(WriteError::Refused {
                         reason: GATE_BUSY_REASON,
@@ -512,7 +531,7 @@ impl Writer {
     /// is still at `resource_version`, the version whose holder the decision read (so a gate
     /// another workflow took since is never released from under it). Already gone counts as
     /// released.
-    async fn release_gate(&self, holder: &str, resource_version: &str) -> Result<(), WriteError> {
+    async fn release_gate(&self, holder: &str, resource_version: &str) -> Result<Made, WriteError> {
         if resource_version.is_empty() {
             return Err(WriteError::Unguarded(format!("Lease {GATE_LEASE}")));
         }
@@ -525,8 +544,8 @@ impl Writer {
             ..DeleteParams::default()
         };
         match api.delete(GATE_LEASE, &params).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.is_not_found() => Ok(()),
+            Ok(_) => Ok(Made::Acted),
+            Err(kube::Error::Api(e)) if e.is_not_found() => Ok(Made::AlreadyDone),
             Err(kube::Error::Api(e)) if e.code == 409 => Err(WriteError::Conflict(format!(
                 "Lease {GATE_LEASE} (the storage gate {holder} held)"
             ))),
