@@ -112,11 +112,20 @@ pub fn gate_step(gate: Option<&Gate>, legacy_upgrade: Option<&str>) -> GateStep 
     GateStep::Acquire
 }
 
-/// The state of the storage upgrade the legacy `upgrade` key records, while it has not ended.
+/// The state of the storage upgrade the legacy `upgrade` key records, while it has not ended and
+/// the scripts run it: a key the operator mirrors for its own StorageUpgrade (`owner=operator`)
+/// is not one (that upgrade holds the gate while it runs).
 fn legacy_upgrade_under_way(snapshot: &Snapshot<'_>) -> Option<String> {
-    observed::upgrade_state(snapshot.index)
-        .filter(|s| !s.is_terminal())
-        .map(|s| s.as_str().to_owned())
+    snapshot
+        .index
+        .cluster
+        .as_ref()
+        .and_then(|c| c.upgrade.value.as_ref())
+        .filter(|u| {
+            !u.state.is_terminal()
+                && u.unknown.get("owner").map(String::as_str) != Some(crate::upgrade::legacy::OWNER)
+        })
+        .map(|u| u.state.as_str().to_owned())
 }
 
 /// The release of a gate held for a Migration that is no longer under way here (over, or
@@ -607,7 +616,7 @@ mod tests {
     }
 
     #[test]
-    fn a_migration_waits_while_the_scripts_run_a_storage_upgrade_and_starts_once_it_ended() {
+    fn a_migration_waits_while_the_scripts_run_a_storage_upgrade_not_for_the_operators_own_mirror() {
         let planned = plan_with(
             &[migration("operator")],
             None,
@@ -618,15 +627,17 @@ mod tests {
             message.contains("the storage upgrade the legacy scripts run (state INSTALL_PACKAGES)"),
             "{message}"
         );
-        let planned = plan_with(
-            &[migration("operator")],
-            None,
-            &index_with_legacy_upgrade("COMPLETED"),
-        );
-        assert!(
-            matches!(planned[0].writes.first(), Some(Write::AcquireGate { .. })),
-            "{planned:#?}"
-        );
+        for ended_or_mirrored in ["COMPLETED", "INSTALL_PACKAGES;owner=operator"] {
+            let planned = plan_with(
+                &[migration("operator")],
+                None,
+                &index_with_legacy_upgrade(ended_or_mirrored),
+            );
+            assert!(
+                matches!(planned[0].writes.first(), Some(Write::AcquireGate { .. })),
+                "{ended_or_mirrored}: {planned:#?}"
+            );
+        }
     }
 
     #[test]
