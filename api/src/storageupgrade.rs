@@ -183,9 +183,22 @@ pub struct StorageUpgradeStatus {
     /// Current state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<UpgradeState>,
+    /// When the current state was entered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
     /// The node the per-node states currently apply to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_node: Option<String>,
+    /// The nodes in the order they are upgraded, fixed when the upgrade leaves `Pending`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub order: Vec<String>,
+    /// How far the upgrade is: nodes done out of the nodes to upgrade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<UpgradeProgress>,
+    /// What the upgrade waits for now, or why it moved on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// Per-node progress and history.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["node".into()]))]
@@ -193,13 +206,16 @@ pub struct StorageUpgradeStatus {
     /// The state in which the upgrade failed, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_state: Option<UpgradeState>,
+    /// The node on which it failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_node: Option<String>,
     /// When the upgrade started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
     /// When it completed, rolled back or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
-    /// `Complete` and `Failed`, with the reason.
+    /// `Progressing`, `Complete`, `RolledBack` and `Failed`, with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -211,11 +227,76 @@ pub struct StorageUpgradeStatus {
 pub struct NodeUpgradeStatus {
     /// Node name.
     pub node: String,
-    /// The node's current state.
+    /// The node's current state: `Pending` before its turn, a per-node state during it,
+    /// `Completed` after it (also for a node already on the target version), `RollingBack`,
+    /// `RolledBack` or `Failed` in a rollback.
     pub state: UpgradeState,
+    /// When the node entered its current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+    /// The node's boot id when it entered its current state: a different one later means it
+    /// rebooted in the state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The host step of the current state, as last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<UpgradeStep>,
+    /// What `BackupConfig` recorded for the rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<UpgradeBackup>,
     /// Every state this node entered, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<PhaseTransition<UpgradeState>>,
+}
+
+/// Nodes done out of the nodes to upgrade.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeProgress {
+    /// Nodes that finished their per-node states (or were already on the target version).
+    pub done: u32,
+    /// Nodes to upgrade.
+    pub total: u32,
+}
+
+/// One host step of a node's state: the NodeTask that carries it out and what became of it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStep {
+    /// The NodeTask's name (its idempotency key).
+    pub task: String,
+    /// The step and its arguments, as the task asks for them.
+    pub step: String,
+    /// The task's phase, once an agent took it (`Pending`, `Running`, `Succeeded`, `Failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// The step's output, truncated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub output: Option<String>,
+    /// Why the task is in its phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What `BackupConfig` saved and read on a node, which is what its rollback restores.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeBackup {
+    /// The agent's backup directory (DRBD status and configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+    /// The installed storage package version (upstream, without the package revision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_version: Option<String>,
+    /// The DRBD kernel module version that was loaded; none when no module was loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_version: Option<String>,
+    /// Whether the LINSTOR satellite was active.
+    pub satellite_active: bool,
+    /// The DRBD resources that were Primary on the node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primaries: Vec<String>,
 }
 
 #[cfg(test)]

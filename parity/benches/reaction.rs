@@ -631,6 +631,8 @@ async fn time_plan(client: &kube::Client, rounds: usize) -> anyhow::Result<(Vec<
     let settings = Settings {
         stale_after: 86_400,
         migration_timeout: nodewright_parity::migration::DEFAULT_TIMEOUT,
+        upgrade_state_timeout: 1800,
+        upgrade_rollback_timeout: 1800,
     };
     let controllers = controllers::all();
     let mut memory = Memory::new(now());
@@ -646,6 +648,9 @@ async fn time_plan(client: &kube::Client, rounds: usize) -> anyhow::Result<(Vec<
             cluster_state_version: gathered.cluster_state_version.as_deref(),
             migrations: &[],
             tasks: &[],
+            upgrades: &[],
+            pods: &[],
+            gate: None,
             settings: &settings,
         };
         // The bench's site has no legacy pods: the fence reads every script acknowledgement, and

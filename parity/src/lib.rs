@@ -25,6 +25,7 @@ pub mod shadow;
 pub mod taints;
 pub mod takeover;
 pub mod topology;
+pub mod upgrade;
 pub mod writer;
 
 pub use shadow::Divergence;

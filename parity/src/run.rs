@@ -87,6 +87,12 @@ pub struct OperatorOptions {
     pub debounce: Duration,
     /// A migration phase that waits longer than this fails and rolls back (seconds).
     pub migration_timeout: i64,
+    /// A per-node storage-upgrade state that waits longer than this fails and the upgrade rolls
+    /// back (seconds).
+    pub upgrade_state_timeout: i64,
+    /// The rollback of one node of a storage upgrade that takes longer than this fails the
+    /// upgrade (seconds).
+    pub upgrade_rollback_timeout: i64,
     /// Leader election; `None` acts without electing (a single replica).
     pub lease: Option<LeaseConfig>,
     /// Where to serve `/metrics`, `/healthz` and `/readyz`, if anywhere.
@@ -112,6 +118,8 @@ impl OperatorOptions {
             interval: Duration::from_secs(5),
             debounce: Duration::from_millis(100),
             migration_timeout: mig::DEFAULT_TIMEOUT,
+            upgrade_state_timeout: Settings::DEFAULT_UPGRADE_STATE_TIMEOUT,
+            upgrade_rollback_timeout: Settings::DEFAULT_UPGRADE_ROLLBACK_TIMEOUT,
             lease: None,
             admin_addr: None,
             identity: identity.into(),
@@ -554,6 +562,8 @@ pub async fn run(
     let settings = Settings {
         stale_after: options.stale_after,
         migration_timeout: options.migration_timeout,
+        upgrade_state_timeout: options.upgrade_state_timeout,
+        upgrade_rollback_timeout: options.upgrade_rollback_timeout,
     };
     let mut memory = Memory::new(unix_now());
     let mut index = Index::new(options.legacy.clone());
@@ -619,6 +629,10 @@ pub async fn run(
                     cluster_state_version: gathered.cluster_state_version.as_deref(),
                     migrations: &migrations,
                     tasks: &tasks,
+                    // Gathered by the loop once the writer supports the upgrade's writes.
+                    upgrades: &[],
+                    pods: &[],
+                    gate: None,
                     settings: &settings,
                 };
                 let now = snapshot.now;
@@ -824,6 +838,8 @@ mod tests {
         let settings = Settings {
             stale_after: 300,
             migration_timeout: 1800,
+            upgrade_state_timeout: 1800,
+            upgrade_rollback_timeout: 1800,
         };
         let nodes = BTreeMap::new();
         let snapshot = Snapshot {
@@ -834,6 +850,9 @@ mod tests {
             cluster_state_version: None,
             migrations: &[],
             tasks: &[],
+            upgrades: &[],
+            pods: &[],
+            gate: None,
             settings: &settings,
         };
         plan_turn(&mut Memory::new(0), &snapshot, fence, &controllers::all())

@@ -59,6 +59,10 @@ pub enum WriteError {
     /// nothing was sent, since an unguarded patch could overwrite what a script wrote since.
     #[error("{0} has not been seen at any version; not patching it unguarded")]
     Unguarded(String),
+    /// This writer cannot make writes of this kind yet (the storage upgrade's writes): nothing
+    /// was sent.
+    #[error("the writer does not make {0} writes yet; nothing was sent")]
+    Unsupported(&'static str),
     /// The API server refused or failed the write.
     #[error("writing {what}: {source}")]
     Api {
@@ -78,6 +82,7 @@ impl WriteError {
             WriteError::Unguarded(_) => "unguarded",
             WriteError::Api { .. } => "error",
             WriteError::NoIdentity => "no-identity",
+            WriteError::Unsupported(_) => "unsupported",
         }
     }
 }
@@ -233,7 +238,9 @@ impl Writer {
                 name,
                 resource_version,
                 labels,
+                annotations,
                 taints,
+                unschedulable,
                 what: _,
             } => {
                 if resource_version.is_empty() {
@@ -243,9 +250,15 @@ impl Writer {
                 if !labels.is_empty() {
                     metadata["labels"] = json!(labels);
                 }
+                if !annotations.is_empty() {
+                    metadata["annotations"] = json!(annotations);
+                }
                 let mut patch = json!({ "metadata": metadata });
                 if let Some(taints) = taints {
                     patch["spec"] = json!({ "taints": taints });
+                }
+                if let Some(unschedulable) = unschedulable {
+                    patch["spec"]["unschedulable"] = json!(unschedulable);
                 }
                 let api: Api<Node> = Api::all(self.client.clone());
                 guarded(
@@ -295,6 +308,11 @@ impl Writer {
                 )?;
                 Ok(())
             }
+            Write::Evict { .. }
+            | Write::StorageUpgradeStatus { .. }
+            | Write::CreateStorageUpgrade(_)
+            | Write::AcquireGate { .. }
+            | Write::ReleaseGate { .. } => Err(WriteError::Unsupported(w.kind())),
         }
     }
 
@@ -439,6 +457,11 @@ pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
             });
             gave_up.map(|message| (ROLLBACK_INCOMPLETE_REASON, "RollBack", message.to_owned()))
         }
+        Write::Evict { .. }
+        | Write::StorageUpgradeStatus { .. }
+        | Write::CreateStorageUpgrade(_)
+        | Write::AcquireGate { .. }
+        | Write::ReleaseGate { .. } => None,
     }
 }
 
@@ -466,7 +489,12 @@ fn failpoints(w: &Write) -> (&'static str, &'static str) {
         Write::CreateTask(_) => ("writer.task.before", "writer.task.after"),
         Write::PatchNode { .. } => ("writer.node.before", "writer.node.after"),
         Write::PatchClusterState { .. } => ("writer.cluster-state.before", "writer.cluster-state.after"),
-        Write::MigrationStatus { .. } => ("writer.status.before", "writer.status.after"),
+        Write::MigrationStatus { .. } | Write::StorageUpgradeStatus { .. } => {
+            ("writer.status.before", "writer.status.after")
+        }
+        Write::Evict { .. } => ("writer.eviction.before", "writer.eviction.after"),
+        Write::CreateStorageUpgrade(_) => ("writer.create.before", "writer.create.after"),
+        Write::AcquireGate { .. } | Write::ReleaseGate { .. } => ("writer.gate.before", "writer.gate.after"),
     }
 }
 

@@ -156,7 +156,9 @@ async fn a_node_patch_guarded_by_the_current_version_lands_and_is_reported_in_an
             name: name.clone(),
             resource_version: node.metadata.resource_version.clone().unwrap(),
             labels: BTreeMap::from([("vx-rail.io/storage-ready".to_owned(), "true".to_owned())]),
+            annotations: BTreeMap::new(),
             taints: None,
+            unschedulable: None,
             what: vec!["label vx-rail.io/storage-ready=true".into()],
         }],
     };
@@ -286,7 +288,9 @@ async fn a_patch_of_shared_legacy_state_without_a_version_to_guard_it_is_not_sen
         name: name.clone(),
         resource_version: String::new(),
         labels: BTreeMap::from([("vx-rail.io/role".to_owned(), "member".to_owned())]),
+        annotations: BTreeMap::new(),
         taints: None,
+        unschedulable: None,
         what: vec!["label vx-rail.io/role=member".into()],
     };
     let error = f.writer.write(&unseen_node).await.unwrap_err();

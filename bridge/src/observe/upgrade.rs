@@ -67,12 +67,19 @@ pub(super) fn upgrade(
         status: StorageUpgradeStatus {
             observed_generation: None,
             state: Some(state),
+            // The legacy blob's own fields (since, order, msg, failed node) are not shown yet, so
+            // that the bridge's observation stays what it was.
+            since: None,
             current_node: u
                 .node
                 .clone()
                 .filter(|_| state.is_per_node() || state == UpgradeState::RollingBack),
+            order: Vec::new(),
+            progress: None,
+            message: None,
             nodes,
             failed_state: u.failed_state.as_ref().and_then(upgrade_state),
+            failed_node: None,
             started_at: u.started.map(|t| time(i64_of(t))),
             finished_at: u.finished.map(|t| time(i64_of(t))),
             conditions: conds,
@@ -119,6 +126,10 @@ fn node_upgrades(
         nodes.push(NodeUpgradeStatus {
             node: node.clone(),
             state: node_state.unwrap_or(UpgradeState::Pending),
+            since: None,
+            boot_id: None,
+            step: None,
+            backup: None,
             history: node_history,
         });
     }

@@ -92,7 +92,9 @@ fn plan_one(snapshot: &Snapshot<'_>, facts: &mig::Facts, m: &Migration) -> Vec<W
                     .map(|n| n.resource_version.clone())
                     .unwrap_or_default(),
                 labels: [(ROLE_LABEL.to_owned(), role.clone())].into(),
+                annotations: BTreeMap::new(),
                 taints: None,
+                unschedulable: None,
                 what: vec![format!("label {ROLE_LABEL}={role}")],
             }),
             Action::ClusterState { cluster, members } => {
@@ -268,6 +270,8 @@ mod tests {
         let settings = Settings {
             stale_after: 300,
             migration_timeout: 1800,
+            upgrade_state_timeout: 1800,
+            upgrade_rollback_timeout: 1800,
         };
         let cluster = cluster();
         let snapshot = Snapshot {
@@ -278,6 +282,9 @@ mod tests {
             cluster_state_version: Some("5"),
             migrations,
             tasks: &[],
+            upgrades: &[],
+            pods: &[],
+            gate: None,
             settings: &settings,
         };
         Migrations.plan(&snapshot)

@@ -29,6 +29,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Taint};
 use nodewright_api::edgecluster::EdgeCluster;
 use nodewright_api::migration::{Migration, MigrationStatus};
 use nodewright_api::nodetask::NodeTask;
+use nodewright_api::storageupgrade::{StorageUpgrade, StorageUpgradeStatus};
 use nodewright_bridge::index::Index;
 
 use crate::takeover::Workflow;
@@ -43,6 +44,37 @@ pub struct NodeMeta {
     /// `metadata.labels`.
     pub labels: BTreeMap<String, String>,
 }
+
+/// A pod bound to a node, as much as draining the node needs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodMeta {
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// `spec.nodeName`.
+    pub node: String,
+    /// Controlled by a DaemonSet: not evicted (as `kubectl drain --ignore-daemonsets`).
+    pub daemon_set: bool,
+    /// A static (mirror) pod: the kubelet owns it, the Eviction API cannot remove it.
+    pub mirror: bool,
+    /// Phase `Succeeded` or `Failed`: holds nothing open, nothing to evict.
+    pub finished: bool,
+}
+
+/// The site-wide storage gate, when held: the `coordination.k8s.io/v1` Lease
+/// [`GATE_LEASE`] in the operator's site namespace, which exists only while one
+/// storage-changing workflow (a StorageUpgrade or a Migration) holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Gate {
+    /// `spec.holderIdentity`: `StorageUpgrade/<name>` or `Migration/<name>`.
+    pub holder: String,
+    /// The Lease's `metadata.resourceVersion`: the precondition of its release.
+    pub resource_version: String,
+}
+
+/// The name of the Lease that is the site-wide storage gate.
+pub const GATE_LEASE: &str = "nodewright-storage-gate";
 
 /// Everything a controller may read in one turn, as the watches last delivered it.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +93,12 @@ pub struct Snapshot<'a> {
     pub migrations: &'a [Migration],
     /// The NodeTasks of the site's namespace.
     pub tasks: &'a [NodeTask],
+    /// The StorageUpgrades of the site's namespace.
+    pub upgrades: &'a [StorageUpgrade],
+    /// The pods bound to the nodes that an active upgrade drains.
+    pub pods: &'a [PodMeta],
+    /// The site-wide storage gate, when held.
+    pub gate: Option<&'a Gate>,
     /// Settings that the decisions read.
     pub settings: &'a Settings,
 }
@@ -72,6 +110,18 @@ pub struct Settings {
     pub stale_after: i64,
     /// A migration phase that waits longer than this fails and rolls back (seconds).
     pub migration_timeout: i64,
+    /// A per-node upgrade state that waits longer than this fails, and the upgrade rolls back
+    /// (seconds).
+    pub upgrade_state_timeout: i64,
+    /// The rollback of one node that takes longer than this fails the upgrade (seconds).
+    pub upgrade_rollback_timeout: i64,
+}
+
+impl Settings {
+    /// The default per-node upgrade state deadline (seconds).
+    pub const DEFAULT_UPGRADE_STATE_TIMEOUT: i64 = 1800;
+    /// The default deadline of one node's rollback (seconds).
+    pub const DEFAULT_UPGRADE_ROLLBACK_TIMEOUT: i64 = 1800;
 }
 
 /// A write that gives up unless the object is still at the `resourceVersion` the decision was
@@ -84,7 +134,8 @@ pub enum Write {
     /// Create a NodeTask named by its idempotency key. Guard: the name — a repeat is refused as
     /// already existing, and counts as done.
     CreateTask(Box<NodeTask>),
-    /// Merge-patch a Node's labels and taints. Guard: `resourceVersion`.
+    /// Merge-patch a Node's labels, annotations, taints and `spec.unschedulable`. Guard:
+    /// `resourceVersion`.
     PatchNode {
         /// The Node.
         name: String,
@@ -92,8 +143,12 @@ pub enum Write {
         resource_version: ResourceVersion,
         /// Labels to set.
         labels: BTreeMap<String, String>,
+        /// Annotations to set (the legacy `vx-rail.io/upgrade-state` mirror).
+        annotations: BTreeMap<String, String>,
         /// The whole new taint list, when the taints change.
         taints: Option<Vec<Taint>>,
+        /// `spec.unschedulable`, when it changes: `Some(true)` cordons, `Some(false)` uncordons.
+        unschedulable: Option<bool>,
         /// What the patch does, one entry per action as `kubectl` would say it (`taint
         /// vx-rail.io/storage-not-ready=resync:NoSchedule`, `label vx-rail.io/role=member`), for
         /// logs and Events.
@@ -118,6 +173,42 @@ pub enum Write {
         /// The new status.
         status: Box<MigrationStatus>,
     },
+    /// Evict a pod through the Eviction API. Guard: the Eviction API itself (a
+    /// PodDisruptionBudget that refuses, 429, stops the sequence; the next turn tries again).
+    Evict {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod.
+        name: String,
+        /// The node it is bound to (for logs and Events).
+        node: String,
+    },
+    /// Replace a StorageUpgrade's status. Guard: `resourceVersion`.
+    StorageUpgradeStatus {
+        /// The StorageUpgrade.
+        name: String,
+        /// The precondition.
+        resource_version: ResourceVersion,
+        /// The new status.
+        status: Box<StorageUpgradeStatus>,
+    },
+    /// Create a StorageUpgrade (translated from the legacy request key). Guard: the name, derived
+    /// from the version requested; AlreadyExists counts as done.
+    CreateStorageUpgrade(Box<StorageUpgrade>),
+    /// Take the site-wide storage gate. Guard: the create of its Lease ([`GATE_LEASE`]);
+    /// AlreadyExists means not acquired, and the sequence stops.
+    AcquireGate {
+        /// `StorageUpgrade/<name>` or `Migration/<name>`.
+        holder: String,
+    },
+    /// Give the site-wide storage gate back. Guard: a delete of its Lease with a
+    /// `resourceVersion` precondition; NotFound counts as released.
+    ReleaseGate {
+        /// Who held it.
+        holder: String,
+        /// The precondition.
+        resource_version: ResourceVersion,
+    },
 }
 
 impl Write {
@@ -128,6 +219,10 @@ impl Write {
             Write::PatchNode { .. } => "node",
             Write::PatchClusterState { .. } => "cluster-state",
             Write::MigrationStatus { .. } => "status",
+            Write::Evict { .. } => "eviction",
+            Write::StorageUpgradeStatus { .. } => "status",
+            Write::CreateStorageUpgrade(_) => "create",
+            Write::AcquireGate { .. } | Write::ReleaseGate { .. } => "gate",
         }
     }
 }

@@ -103,7 +103,9 @@ pub fn node_write(name: &str, node: &NodeMeta, actions: &[TaintAction]) -> Optio
         name: name.to_owned(),
         resource_version: node.resource_version.clone(),
         labels,
+        annotations: std::collections::BTreeMap::new(),
         taints,
+        unschedulable: None,
         what,
     })
 }
@@ -206,6 +208,7 @@ mod tests {
             labels,
             taints,
             what,
+            ..
         } = write
         else {
             panic!("a node patch: {write:?}")
