@@ -1,5 +1,6 @@
 //! Faults a scenario injects: cable pulls and flaps, failed disks, DRBD network cuts and split
-//! brain, reboots, failing package installs, slow resync. Each is deterministic.
+//! brain, reboots, failing package installs, slow resync (by speed or by duration). Each is
+//! deterministic.
 
 use serde::{Deserialize, Serialize};
 
@@ -104,6 +105,15 @@ pub enum Fault {
         resource: String,
         /// Per-mille per second (1 = 0.1 %/s).
         permille: u64,
+    },
+    /// Every resync of `resource` from now on (and one running now) takes `seconds` simulated
+    /// seconds in all, however much is out of sync: a resync slower than a deadline, to the
+    /// second (`SlowResync` at its slowest still ends within 1000 s).
+    ResyncTakes {
+        /// Resource.
+        resource: String,
+        /// Seconds from the handshake (or from now, for a running resync) to UpToDate.
+        seconds: u64,
     },
 }
 
@@ -213,6 +223,7 @@ pub fn inject(world: &mut World, fault: Fault) -> Result<(), Error> {
         Fault::BrokenPackageBuild { node, package } => {
             world.node_mut(&node)?.broken_installs.insert(package);
         }
+        Fault::ResyncTakes { resource, seconds } => resync_takes(world, resource, seconds)?,
         Fault::SlowResync { resource, permille } => {
             world.slow_resync.insert(resource.clone(), permille.max(1));
             if let Some(pairs) = world.pairs.get_mut(&resource) {
@@ -225,6 +236,24 @@ pub fn inject(world: &mut World, fault: Fault) -> Result<(), Error> {
         }
     }
     drbd::handshake_all(world);
+    Ok(())
+}
+
+fn resync_takes(world: &mut World, resource: String, seconds: u64) -> Result<(), Error> {
+    if !world.linstor.defs.contains_key(&resource) {
+        return Err(Error::Invalid(format!(
+            "ResyncTakes: no resource named {resource:?}"
+        )));
+    }
+    let seconds = seconds.max(1);
+    world.resync_seconds.insert(resource.clone(), seconds);
+    if let Some(pairs) = world.pairs.get_mut(&resource) {
+        for p in pairs.values_mut() {
+            if let Some(rs) = &mut p.resync {
+                rs.seconds_left = Some(seconds);
+            }
+        }
+    }
     Ok(())
 }
 

@@ -413,6 +413,7 @@ impl World {
                     },
                     client: diskless,
                     stats: VolStats::default(),
+                    held_open_by: BTreeSet::new(),
                 },
             );
         }
