@@ -22,11 +22,14 @@ use nodewright_agent_shim::{HostOps, HostOutput, StepOutcome};
 use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec};
 use nodewright_api::migration::Migration;
 use nodewright_api::nodetask::{NodeTask, NodeTaskPhase, NodeTaskStatus, WorkflowKind};
+use nodewright_api::storageupgrade::{StorageUpgrade, UpgradeState};
 use nodewright_bridge::index::Index;
 use nodewright_legacy_sim::cluster::Cluster as MemCluster;
 use nodewright_legacy_sim::run::{Cluster, Facts, Host};
 use nodewright_parity::Workflow;
-use nodewright_parity::controllers::{NodeMeta, Settings, Snapshot, WorkflowController, Write};
+use nodewright_parity::controllers::{
+    Gate, NodeMeta, PodMeta, Settings, Snapshot, WorkflowController, Write,
+};
 use nodewright_parity::migration;
 use nodewright_parsers::contract::cluster_key;
 
@@ -51,8 +54,14 @@ pub fn observe(world: &SharedWorld, cluster: &SharedCluster) -> Arc<Facts> {
 pub struct Objects {
     /// The site's Migrations.
     pub migrations: Vec<Migration>,
+    /// The site's StorageUpgrades.
+    pub upgrades: Vec<StorageUpgrade>,
     /// Every NodeTask created, by name, with the result its agent reported.
     pub tasks: BTreeMap<String, NodeTask>,
+    /// The site-wide storage gate (the Lease `nodewright-storage-gate`), while it is held.
+    pub gate: Option<Gate>,
+    /// How many times the gate was taken: each new Lease has a new `resourceVersion`.
+    gate_leases: u64,
     /// Per workflow, the last reason it waited for (reported once, not every turn).
     last_wait: BTreeMap<Workflow, String>,
 }
@@ -69,6 +78,17 @@ impl Objects {
         m.metadata.namespace = Some(NAMESPACE.into());
         m.metadata.resource_version = Some("1".into());
         self.migrations.push(m);
+    }
+
+    /// Adds a StorageUpgrade a person created, or that the operator created from the legacy
+    /// request. Its uid is derived from its name, so that task keys are stable in the snapshots.
+    pub fn create_upgrade(&mut self, mut u: StorageUpgrade) {
+        let name = u.metadata.name.clone().unwrap_or_default();
+        u.metadata.namespace = Some(NAMESPACE.into());
+        u.metadata.uid = Some(format!("{name}-golden"));
+        u.metadata.resource_version = Some("1".into());
+        u.metadata.generation = Some(1);
+        self.upgrades.push(u);
     }
 
     /// The NodeTasks with their results, as the controllers read them.
@@ -100,6 +120,9 @@ struct Applied {
     lines: Vec<String>,
     /// Whether an agent ran a task for it.
     ran_task: bool,
+    /// Whether it changed one of Nodewright's objects other than a status (the gate, a
+    /// StorageUpgrade created).
+    changed: bool,
 }
 
 impl Nodewright<'_> {
@@ -124,7 +147,12 @@ impl Nodewright<'_> {
     /// Returns the worst exit code.
     fn patch_node(&mut self, workflow: Workflow, node_before: Option<&NodeMeta>, write: &Write) -> i32 {
         let Write::PatchNode {
-            name, labels, taints, ..
+            name,
+            labels,
+            annotations,
+            taints,
+            unschedulable,
+            ..
         } = write
         else {
             return 1;
@@ -135,6 +163,17 @@ impl Nodewright<'_> {
                 workflow,
                 &["label", "node", name, "--overwrite", &format!("{k}={v}")].map(String::from),
             ));
+        }
+        for (k, v) in annotations {
+            code = code.max(self.kubectl(
+                workflow,
+                &["annotate", "node", name, "--overwrite", &format!("{k}={v}")].map(String::from),
+            ));
+        }
+        match unschedulable {
+            Some(true) => code = code.max(self.kubectl(workflow, &["cordon".to_owned(), name.clone()])),
+            Some(false) => code = code.max(self.kubectl(workflow, &["uncordon".to_owned(), name.clone()])),
+            None => {}
         }
         if let Some(want) = taints {
             let had = node_before.map(|n| n.taints.clone()).unwrap_or_default();
@@ -265,7 +304,9 @@ impl Nodewright<'_> {
                     .iter_mut()
                     .find(|m| m.metadata.name.as_deref() == Some(name))
                 else {
-                    return Err(harness(format!("a status for Migration {name}, which does not exist")));
+                    return Err(harness(format!(
+                        "a status for Migration {name}, which does not exist"
+                    )));
                 };
                 // Guard: resourceVersion (a status decided from an older object is refused).
                 if m.metadata.resource_version.as_deref() != Some(resource_version.as_str()) {
@@ -278,6 +319,119 @@ impl Nodewright<'_> {
                     m.status = Some((**status).clone());
                     bump(&mut m.metadata.resource_version);
                 }
+            }
+            Write::StorageUpgradeStatus {
+                name,
+                resource_version,
+                status,
+            } => {
+                let Some(u) = objects
+                    .upgrades
+                    .iter_mut()
+                    .find(|u| u.metadata.name.as_deref() == Some(name))
+                else {
+                    return Err(harness(format!(
+                        "a status for StorageUpgrade {name}, which does not exist"
+                    )));
+                };
+                if u.metadata.resource_version.as_deref() != Some(resource_version.as_str()) {
+                    applied.code = 1;
+                    applied.lines.push(format!(
+                        "operator: StorageUpgrade {name} status refused: resourceVersion {resource_version} is not {}",
+                        u.metadata.resource_version.as_deref().unwrap_or("none")
+                    ));
+                } else {
+                    u.status = Some((**status).clone());
+                    bump(&mut u.metadata.resource_version);
+                }
+            }
+            Write::CreateStorageUpgrade(upgrade) => {
+                let name = upgrade.metadata.name.clone().unwrap_or_default();
+                // Guard: the name; AlreadyExists counts as done.
+                if objects
+                    .upgrades
+                    .iter()
+                    .any(|u| u.metadata.name.as_deref() == Some(name.as_str()))
+                {
+                    return Ok(applied);
+                }
+                applied.lines.push(format!(
+                    "operator: creates StorageUpgrade {name}: {} -> {} (order {})",
+                    upgrade.spec.from_version,
+                    upgrade.spec.to_version,
+                    upgrade.spec.node_order.join(",")
+                ));
+                objects.create_upgrade((**upgrade).clone());
+                applied.changed = true;
+            }
+            Write::AcquireGate { holder } => match &objects.gate {
+                // Guard: the create of the Lease; AlreadyExists means not acquired.
+                Some(held) if held.holder != *holder => {
+                    applied.code = 1;
+                    applied.lines.push(format!(
+                        "operator: storage gate held by {}, not acquired for {holder}",
+                        held.holder
+                    ));
+                }
+                Some(_) => {
+                    applied.code = 1;
+                    applied.lines.push(format!(
+                        "operator: storage gate already exists (held by {holder}); not acquired again"
+                    ));
+                }
+                None => {
+                    objects.gate_leases += 1;
+                    objects.gate = Some(Gate {
+                        holder: holder.clone(),
+                        resource_version: format!("lease-{}", objects.gate_leases),
+                    });
+                    applied
+                        .lines
+                        .push(format!("operator: storage gate acquired by {holder}"));
+                    applied.changed = true;
+                }
+            },
+            Write::ReleaseGate {
+                holder,
+                resource_version,
+            } => match &objects.gate {
+                // Guard: a delete with a resourceVersion precondition; NotFound counts as released.
+                None => {}
+                Some(held) if held.resource_version != *resource_version => {
+                    applied.code = 1;
+                    applied.lines.push(format!(
+                        "operator: storage gate release by {holder} refused: held by {} at {}, not {resource_version}",
+                        held.holder, held.resource_version
+                    ));
+                }
+                Some(_) => {
+                    objects.gate = None;
+                    applied
+                        .lines
+                        .push(format!("operator: storage gate released by {holder}"));
+                    applied.changed = true;
+                }
+            },
+            Write::Evict {
+                namespace,
+                name,
+                node,
+            } => {
+                // The Eviction API deletes the pod unless a disruption budget forbids it; the
+                // in-memory cluster has no budgets, and the pod's devices close once it is gone,
+                // as the kubelet's stopping its containers closes them.
+                applied.code = self.kubectl(
+                    workflow,
+                    &["delete", "pod", "-n", namespace, name].map(String::from),
+                );
+                nodewright_legacy_sim::run::release_closed_devices(
+                    &mut self.world.clone(),
+                    &mut self.cluster.clone(),
+                );
+                applied.lines.push(format!(
+                    "operator: evict {namespace}/{name} from {node} -> {}",
+                    applied.code
+                ));
             }
         }
         Ok(applied)
@@ -459,11 +613,96 @@ impl Progress for MigrationProgress {
     }
 }
 
+/// The storage upgrade's progress: its site-level state and the node it is at.
+struct UpgradeProgress;
+
+/// Where an upgrade is: its state, the node, and why it is there.
+fn upgrade_at(u: &StorageUpgrade) -> Option<(UpgradeState, Option<String>, Option<String>)> {
+    let s = u.status.as_ref()?;
+    Some((s.state?, s.current_node.clone(), s.message.clone()))
+}
+
+impl Progress for UpgradeProgress {
+    fn entered(&self, before: &Objects, after: &Objects, legacy_key: i32) -> Vec<String> {
+        let mut out = Vec::new();
+        for u in &after.upgrades {
+            let name = u.metadata.name.as_deref().unwrap_or_default();
+            let was = before
+                .upgrades
+                .iter()
+                .find(|b| b.metadata.name == u.metadata.name)
+                .and_then(upgrade_at);
+            let now = upgrade_at(u);
+            let moved = |a: &Option<(UpgradeState, Option<String>, Option<String>)>| {
+                a.as_ref().map(|(s, n, _)| (*s, n.clone()))
+            };
+            if moved(&was) == moved(&now) {
+                continue;
+            }
+            let Some((state, node, message)) = now else {
+                continue;
+            };
+            out.push(format!(
+                "storage-upgrade {name} enters {}{}{} (legacy key -> {legacy_key})",
+                nodewright_parity::upgrade::legacy::state_text(state),
+                node.map(|n| format!(" on {n}")).unwrap_or_default(),
+                message.map(|m| format!(": {m}")).unwrap_or_default()
+            ));
+        }
+        out
+    }
+
+    /// Never: the controller also translates a new request of the legacy key into a
+    /// StorageUpgrade, and releases the gate and mirrors the end after the last state; a turn
+    /// ends when its plan changes nothing.
+    fn over(&self, _: &Objects) -> bool {
+        false
+    }
+
+    fn waiting(&self, objects: &Objects) -> Option<String> {
+        objects
+            .upgrades
+            .iter()
+            .filter_map(|u| u.status.as_ref())
+            .flat_map(|s| s.conditions.iter())
+            .find(|c| c.type_ == "Progressing" && c.reason == "Waiting")
+            .map(|c| c.message.clone())
+    }
+}
+
 /// The snapshot of one turn, built from what the harness holds.
 struct Held {
     cluster: EdgeCluster,
     nodes: BTreeMap<String, NodeMeta>,
     tasks: Vec<NodeTask>,
+    pods: Vec<PodMeta>,
+}
+
+/// Every pod bound to a node, as the operator's gather lists them for a drain: the scenario's
+/// workload pods, and the legacy DaemonSet's pods (which a drain leaves alone).
+fn pod_metas(cluster: &MemCluster) -> Vec<PodMeta> {
+    let mut pods: Vec<PodMeta> = cluster
+        .pods()
+        .map(|(namespace, name, node)| PodMeta {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            node: node.to_owned(),
+            daemon_set: false,
+            mirror: false,
+            finished: false,
+        })
+        .collect();
+    for p in cluster.script_pods() {
+        pods.push(PodMeta {
+            namespace: p["metadata"]["namespace"].as_str().unwrap_or_default().to_owned(),
+            name: p["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+            node: p["spec"]["nodeName"].as_str().unwrap_or_default().to_owned(),
+            daemon_set: true,
+            mirror: false,
+            finished: false,
+        });
+    }
+    pods
 }
 
 impl Held {
@@ -472,6 +711,7 @@ impl Held {
             cluster: edge_cluster()?,
             nodes: node_metas(&nw.cluster.0.borrow())?,
             tasks: objects.task_list(),
+            pods: pod_metas(&nw.cluster.0.borrow()),
         })
     }
 }
@@ -491,6 +731,7 @@ pub fn turn(
 ) -> Result<(), Error> {
     let progress: &dyn Progress = match workflow {
         Workflow::Migration => &MigrationProgress,
+        Workflow::StorageUpgrade => &UpgradeProgress,
         _ => {
             return Err(harness(format!(
                 "{workflow}: the harness does not drive it through turns"
@@ -512,11 +753,16 @@ pub fn turn(
             cluster_state_version: None,
             migrations: &objects.migrations,
             tasks: &held.tasks,
+            upgrades: &objects.upgrades,
+            pods: &held.pods,
+            gate: objects.gate.as_ref(),
             settings,
         };
         let sequences = controller.plan(&snapshot);
         let before = objects.clone();
+        let facts_before = observe(nw.world, nw.cluster);
         let mut failed = false;
+        let mut changed = false;
         let mut ran_tasks = false;
         let mut legacy_key = 0;
         for sequence in &sequences {
@@ -524,6 +770,7 @@ pub fn turn(
                 let applied = nw.apply(workflow, &held.nodes, objects, write)?;
                 lines.extend(applied.lines);
                 ran_tasks |= applied.ran_task;
+                changed |= applied.changed;
                 if matches!(write, Write::PatchClusterState { .. }) {
                     legacy_key = applied.code;
                 }
@@ -534,9 +781,7 @@ pub fn turn(
             }
         }
         if failed {
-            lines.push(format!(
-                "{workflow}: an action failed; deciding again next turn"
-            ));
+            lines.push(format!("{workflow}: an action failed; deciding again next turn"));
             return Ok(());
         }
         let entered = progress.entered(&before, objects, legacy_key);
@@ -545,12 +790,15 @@ pub fn turn(
             objects.last_wait.remove(&workflow);
             continue;
         }
-        // The agents have just run the tasks the decision waited for: decide again at once.
-        if ran_tasks {
+        // The agents have just run the tasks the decision waited for, or the writes changed what
+        // the next decision reads (the gate, a new object, a cordon or an eviction): decide again
+        // at once. A status rewritten with nothing else changed is a decision that waits.
+        if ran_tasks || changed || *observe(nw.world, nw.cluster) != *facts_before {
             continue;
         }
-        let reason = progress.waiting(objects).unwrap_or_default();
-        if objects.last_wait.get(&workflow) != Some(&reason) {
+        if let Some(reason) = progress.waiting(objects)
+            && objects.last_wait.get(&workflow) != Some(&reason)
+        {
             lines.push(format!("{workflow} waits: {reason}"));
             objects.last_wait.insert(workflow, reason);
         }
@@ -577,6 +825,9 @@ pub fn taints_turn(
         cluster_state_version: None,
         migrations: &[],
         tasks: &[],
+        upgrades: &[],
+        pods: &[],
+        gate: None,
         settings,
     };
     for sequence in nodewright_parity::controllers::taints::Taints.plan(&snapshot) {

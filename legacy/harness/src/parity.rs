@@ -97,6 +97,16 @@ pub(crate) fn refresh(index: &mut Index, cluster: &MemCluster, now: i64) -> Resu
     Ok(())
 }
 
+/// A site setting in seconds from the scenario's DaemonSet environment, or `default`.
+fn env_seconds(scenario: &Scenario, key: &str, default: i64) -> Result<i64, Error> {
+    match scenario.env.get(key) {
+        None => Ok(default),
+        Some(t) => t
+            .parse()
+            .map_err(|_| harness(format!("env: {key} is `{t}`, not a number of seconds"))),
+    }
+}
+
 /// The cluster-state keys a migration changes, and the role labels, at the end.
 fn site_state(cluster: &MemCluster) -> String {
     let mut out = String::new();
@@ -259,6 +269,12 @@ pub fn run_with_rule(
     let settings = Settings {
         stale_after: 300,
         migration_timeout: timeout,
+        upgrade_state_timeout: env_seconds(
+            &scenario,
+            "VXR_UPGRADE_TIMEOUT",
+            Settings::DEFAULT_UPGRADE_STATE_TIMEOUT,
+        )?,
+        upgrade_rollback_timeout: Settings::DEFAULT_UPGRADE_ROLLBACK_TIMEOUT,
     };
     // Hosts that are not today's Debian shape say so, with the family their agents detect.
     let mut rpm_hosts = Vec::new();

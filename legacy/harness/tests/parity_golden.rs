@@ -535,3 +535,75 @@ fn a_node_whose_clock_is_an_hour_behind_is_waited_for_and_nothing_acts_twice() {
     assert_eq!(run.end_taints, legacy.end_taints);
     snapshot(name, "taints-operator", &run);
 }
+
+// --- the storage upgrade in shadow: every upgrade scenario, the scripts still deciding ----------
+
+/// Runs `name` in legacy mode and with `modes` (shadow only), checks that shadowing changed
+/// nothing the scripts did, and pins the shadow run's report.
+fn shadow_ends_where_legacy_ends(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> ParityRun {
+    assert!(modes.iter().all(|(_, m)| *m == SHADOW));
+    let legacy = run_parity(name, &[], "legacy");
+    let run = run_parity(name, modes, label);
+    assert_eq!(
+        run.host_state, legacy.host_state,
+        "{name}: shadow changed the hosts"
+    );
+    assert_eq!(
+        run.site_state, legacy.site_state,
+        "{name}: shadow changed the site"
+    );
+    assert_eq!(
+        run.end_taints, legacy.end_taints,
+        "{name}: shadow changed the taints"
+    );
+    assert_eq!(
+        run.script_writes, legacy.script_writes,
+        "{name}: in shadow the scripts wrote something else"
+    );
+    snapshot(name, label, &run);
+    run
+}
+
+#[test]
+fn a_storage_upgrade_rolled_back_after_a_failed_install_in_shadow_leaves_the_scripts_run_whole() {
+    shadow_ends_where_legacy_ends(
+        "storage-upgrade-rollback",
+        &[(Workflow::StorageUpgrade, SHADOW)],
+        "storage-upgrade-shadow",
+    );
+}
+
+#[test]
+fn a_storage_upgrade_whose_rollback_fails_in_shadow_leaves_the_scripts_run_whole() {
+    shadow_ends_where_legacy_ends(
+        "storage-upgrade-rollback-fails",
+        &[(Workflow::StorageUpgrade, SHADOW)],
+        "storage-upgrade-shadow",
+    );
+}
+
+#[test]
+fn a_storage_upgrade_past_its_resync_deadline_in_shadow_leaves_the_scripts_run_whole() {
+    let run = shadow_ends_where_legacy_ends(
+        "storage-upgrade-slow-resync",
+        &[(Workflow::StorageUpgrade, SHADOW)],
+        "storage-upgrade-shadow",
+    );
+    // The script's own run: the deadline passes in WAIT_RESYNC and edge-1 rolls back.
+    assert!(
+        run.trace
+            .logs
+            .get("edge-1")
+            .is_some_and(|l| l.contains("reason=\"timed out after 120s\"")),
+        "the script did not time out in WAIT_RESYNC"
+    );
+}
+
+#[test]
+fn a_migration_requested_during_a_storage_upgrade_in_shadow_leaves_the_scripts_run_whole() {
+    shadow_ends_where_legacy_ends(
+        "storage-upgrade-migration-requested",
+        &[(Workflow::StorageUpgrade, SHADOW), (Workflow::Migration, SHADOW)],
+        "storage-upgrade-shadow-migration-shadow",
+    );
+}
