@@ -96,7 +96,10 @@ impl Workflow {
 
     /// Whether this version has a controller that carries the workflow out in `operator` mode.
     pub fn has_operator(self) -> bool {
-        matches!(self, Workflow::Migration | Workflow::Taints)
+        matches!(
+            self,
+            Workflow::Migration | Workflow::Taints | Workflow::StorageUpgrade
+        )
     }
 }
 
@@ -670,20 +673,15 @@ mod tests {
 
     #[test]
     fn a_workflow_without_an_operator_controller_stays_where_it_is() {
-        let current = with(
-            &Takeover::default(),
-            Workflow::StorageUpgrade,
-            WorkflowMode::Shadow,
-        );
         let p = plan(
-            &modes(|m| m.storage_upgrade = WorkflowMode::Operator),
-            &current,
+            &modes(|m| m.bond_flip = WorkflowMode::Operator),
+            &Takeover::default(),
             &[],
             &BTreeSet::new(),
         );
-        assert_eq!(p.takeover.mode(Workflow::StorageUpgrade), WorkflowMode::Shadow);
+        assert_eq!(p.takeover.mode(Workflow::BondFlip), WorkflowMode::Legacy);
         assert!(
-            p.workflows[2]
+            p.workflows[3]
                 .message
                 .as_deref()
                 .unwrap()
@@ -703,6 +701,22 @@ mod tests {
                 .unwrap()
                 .contains("no shadow decisions")
         );
+    }
+
+    #[test]
+    fn the_storage_upgrade_moves_from_shadow_to_operator_now_that_it_has_a_controller() {
+        let current = with(
+            &Takeover::default(),
+            Workflow::StorageUpgrade,
+            WorkflowMode::Shadow,
+        );
+        let p = plan(
+            &modes(|m| m.storage_upgrade = WorkflowMode::Operator),
+            &current,
+            &[],
+            &BTreeSet::new(),
+        );
+        assert_eq!(p.takeover.mode(Workflow::StorageUpgrade), WorkflowMode::Operator);
     }
 
     fn operator_taints_at(generation: u64) -> Takeover {

@@ -22,6 +22,7 @@
 
 pub mod migration;
 pub mod taints;
+pub mod upgrade;
 
 use std::collections::BTreeMap;
 
@@ -250,5 +251,9 @@ pub trait WorkflowController: Send + Sync {
 
 /// Every workflow controller the operator runs, in the order their plans are written.
 pub fn all() -> Vec<Box<dyn WorkflowController>> {
-    vec![Box::new(taints::Taints), Box::new(migration::Migrations)]
+    vec![
+        Box::new(taints::Taints),
+        Box::new(migration::Migrations),
+        Box::new(upgrade::StorageUpgrades),
+    ]
 }

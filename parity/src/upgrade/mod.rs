@@ -467,3 +467,45 @@ fn node_done(
 pub fn node_status<'a>(status: &'a StorageUpgradeStatus, node: &str) -> Option<&'a NodeUpgradeStatus> {
     status::node(status, node)
 }
+
+/// Orders versions as the script's `version_gt` does: dot- and dash-separated numbers compared
+/// as numbers, anything else as text.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |v: &str| -> Vec<String> { v.split(['.', '-', '~', '+']).map(str::to_owned).collect() };
+    let (pa, pb) = (parts(a), parts(b));
+    for (x, y) in pa.iter().zip(pb.iter()) {
+        let o = match (x.parse::<u64>(), y.parse::<u64>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            _ => x.cmp(y),
+        };
+        if o != std::cmp::Ordering::Equal {
+            return o;
+        }
+    }
+    pa.len().cmp(&pb.len())
+}
+
+/// The name of the StorageUpgrade translated from the legacy request for `version`.
+pub fn request_name(version: &str) -> String {
+    let v: String = version
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    format!("storage-{}", v.trim_matches('-'))
+        .chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_owned()
+}
+
+/// Whether the legacy request for `desired` (the site running `installed`) is to be translated
+/// into a StorageUpgrade, given the versions of the StorageUpgrades that exist: when it asks for
+/// a newer version than the site runs and none targets it. Returns the version to upgrade from.
+pub fn translate(desired: &str, installed: Option<&str>, existing: &[&str]) -> Option<String> {
+    let from = installed?;
+    if existing.contains(&desired) {
+        return None;
+    }
+    (compare_versions(desired, upstream(from)) == std::cmp::Ordering::Greater).then(|| upstream(from).to_owned())
+}
