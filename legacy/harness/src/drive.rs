@@ -355,11 +355,14 @@ impl Nodewright<'_> {
                 {
                     return Ok(applied);
                 }
+                let order = if upgrade.spec.node_order.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (order {})", upgrade.spec.node_order.join(","))
+                };
                 applied.lines.push(format!(
-                    "operator: creates StorageUpgrade {name}: {} -> {} (order {})",
-                    upgrade.spec.from_version,
-                    upgrade.spec.to_version,
-                    upgrade.spec.node_order.join(",")
+                    "operator: creates StorageUpgrade {name}: {} -> {}{order}",
+                    upgrade.spec.from_version, upgrade.spec.to_version,
                 ));
                 objects.create_upgrade((**upgrade).clone());
                 applied.changed = true;

@@ -379,6 +379,19 @@ pub fn run_with_rule(
                             )?;
                         }
                     }
+                    Ok(()) if *wf == Workflow::StorageUpgrade => {
+                        // Every turn: the controller also translates the scenario's request of
+                        // the legacy key (`desired-storage-version`) into a StorageUpgrade.
+                        drive::turn(
+                            *wf,
+                            &controllers::upgrade::StorageUpgrades,
+                            &mut objects,
+                            &mut index,
+                            &mut nw,
+                            &settings,
+                            &mut lines,
+                        )?;
+                    }
                     Ok(()) => {}
                 }
             }
