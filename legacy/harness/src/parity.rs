@@ -62,6 +62,9 @@ pub struct ParityRun {
     pub site_state: String,
     /// Every Node's taints and storage-ready label at the end.
     pub end_taints: BTreeMap<String, String>,
+    /// Every node's storage stack at the end: the storage package's version, whether its DRBD
+    /// module is loaded, whether the Node is cordoned.
+    pub storage: BTreeMap<String, String>,
     /// Divergences first seen, over the whole run, with their tick.
     pub divergences: Vec<(u32, shadow::Divergence)>,
     /// The kubectl writes the scripts made (from the trace).
@@ -125,6 +128,38 @@ fn site_state(cluster: &MemCluster) -> String {
         );
     }
     out
+}
+
+/// Every node's storage stack: `drbd-dkms=<version>` (`half-configured` when its install failed),
+/// `drbd=loaded|unloaded`, and `cordoned` when the Node is.
+fn storage_state(world: &SharedWorld, cluster: &MemCluster) -> BTreeMap<String, String> {
+    let hosts = world.lock();
+    hosts
+        .nodes
+        .iter()
+        .map(|(name, n)| {
+            let package = n
+                .packages
+                .get(nodewright_parity::upgrade::PACKAGE)
+                .map_or("none".to_owned(), |p| {
+                    if p.configured {
+                        p.version.clone()
+                    } else {
+                        format!("{} (half-configured)", p.version)
+                    }
+                });
+            let module = if n.has_module("drbd") { "loaded" } else { "unloaded" };
+            let cordoned = cluster
+                .nodes()
+                .find(|c| c.name == *name)
+                .is_some_and(|c| c.to_json()["spec"]["unschedulable"] == serde_json::json!(true));
+            let mut line = format!("{}={package} drbd={module}", nodewright_parity::upgrade::PACKAGE);
+            if cordoned {
+                line.push_str(" cordoned");
+            }
+            (name.clone(), line)
+        })
+        .collect()
 }
 
 fn end_taints(cluster: &MemCluster) -> BTreeMap<String, String> {
@@ -424,6 +459,13 @@ pub fn run_with_rule(
     for (node, t) in &end {
         let _ = writeln!(report, "  {node}: {t}");
     }
+    let storage = storage_state(&world, &cluster.0.borrow());
+    if shadowed.contains(&Workflow::StorageUpgrade) || operated.contains(&Workflow::StorageUpgrade) {
+        let _ = writeln!(report, "storage:");
+        for (node, s) in &storage {
+            let _ = writeln!(report, "  {node}: {s}");
+        }
+    }
     let names: Vec<String> = scenario.nodes.iter().map(|n| n.name.clone()).collect();
     let host_state = host_state(&world, &names);
     let _ = writeln!(report, "hosts:\n{host_state}");
@@ -433,6 +475,7 @@ pub fn run_with_rule(
         host_state,
         site_state: site_state(&cluster.0.borrow()),
         end_taints: end,
+        storage,
         divergences,
         script_writes: trace.kube_writes(),
         trace,
