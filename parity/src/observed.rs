@@ -256,6 +256,94 @@ pub fn migration_facts(index: &Index, now: i64, stale_after: i64, timeout: i64) 
     }
 }
 
+/// The site's facts for the storage-upgrade decision. A Node whose kubelet has not reported a
+/// Ready condition counts as Ready (a site without kubelet reports cannot tell); one that reports
+/// `False` or `Unknown` is away.
+pub fn upgrade_facts(
+    index: &Index,
+    now: i64,
+    settings: &crate::controllers::Settings,
+    gate: Option<&crate::controllers::Gate>,
+) -> crate::upgrade::Facts {
+    use crate::upgrade::{Facts, NodeFacts};
+    use nodewright_parsers::NodeRole;
+    let cluster = index.cluster.as_ref();
+    let nodes = index
+        .nodes
+        .iter()
+        .map(|(name, e)| {
+            let object = e.object.as_deref();
+            let status = e.config_map.as_ref().and_then(|c| c.status.value.as_ref());
+            let taints = node_taints(e);
+            (
+                name.clone(),
+                NodeFacts {
+                    exists: object.is_some(),
+                    ready: object
+                        .is_some_and(|o| !matches!(o.kubelet_ready.as_deref(), Some("False" | "Unknown"))),
+                    cordoned: object.is_some_and(|o| o.unschedulable),
+                    upgrade_taint: taints.is_some_and(|t| t.upgrade),
+                    boot_id: object.and_then(|o| o.boot_id.clone()),
+                    installed: status.and_then(|s| s.drbd_version.clone()),
+                },
+            )
+        })
+        .collect();
+    let members = cluster
+        .and_then(|c| c.members.value.as_ref())
+        .map(|ms| {
+            ms.iter()
+                .filter(|m| matches!(m.role, NodeRole::Primary | NodeRole::Member))
+                .map(|m| m.node.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let legacy_migration = cluster
+        .and_then(|c| c.migration.value.as_ref())
+        .is_some_and(|m| !m.phase.is_terminal());
+    let legacy_upgrade = cluster
+        .and_then(|c| c.upgrade.value.as_ref())
+        .filter(|u| {
+            !u.state.is_terminal()
+                && u.unknown.get("owner").map(String::as_str) != Some(crate::upgrade::legacy::OWNER)
+        })
+        .map(|u| {
+            format!(
+                "state {} to {} on {}",
+                u.state.as_str(),
+                u.to.as_deref().unwrap_or("-"),
+                u.node.as_deref().unwrap_or("-")
+            )
+        });
+    Facts {
+        now,
+        state_timeout: settings.upgrade_state_timeout,
+        rollback_timeout: settings.upgrade_rollback_timeout,
+        nodes,
+        members,
+        legacy_migration,
+        legacy_upgrade,
+        gate: gate.map(|g| g.holder.clone()),
+    }
+}
+
+/// The version the legacy request key asks for, and the version the site runs (the lowest any
+/// member reported), when the request asks for a newer one than that.
+pub fn upgrade_request(index: &Index) -> Option<(String, Option<String>)> {
+    let cluster = index.cluster.as_ref()?;
+    let desired = cluster
+        .desired_storage_version
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())?;
+    let installed = index
+        .nodes
+        .values()
+        .filter_map(|e| e.config_map.as_ref()?.status.value.as_ref()?.drbd_version.clone())
+        .min_by(|a, b| crate::upgrade::compare_versions(a, b));
+    Some((desired.to_owned(), installed))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -328,93 +416,4 @@ mod tests {
         let facts = script_facts(&index, &ready, Some(&BTreeMap::new()));
         assert!(facts.iter().all(|f| f.pod == ScriptPod::Gone));
     }
-}
-
-/// The site's facts for the storage-upgrade decision. A Node whose kubelet has not reported a
-/// Ready condition counts as Ready (a site without kubelet reports cannot tell); one that reports
-/// `False` or `Unknown` is away.
-pub fn upgrade_facts(
-    index: &Index,
-    now: i64,
-    settings: &crate::controllers::Settings,
-    gate: Option<&crate::controllers::Gate>,
-) -> crate::upgrade::Facts {
-    use crate::upgrade::{Facts, NodeFacts};
-    use nodewright_parsers::NodeRole;
-    let cluster = index.cluster.as_ref();
-    let nodes = index
-        .nodes
-        .iter()
-        .map(|(name, e)| {
-            let object = e.object.as_deref();
-            let status = e.config_map.as_ref().and_then(|c| c.status.value.as_ref());
-            let taints = node_taints(e);
-            (
-                name.clone(),
-                NodeFacts {
-                    exists: object.is_some(),
-                    ready: object.is_some_and(|o| {
-                        !matches!(o.kubelet_ready.as_deref(), Some("False" | "Unknown"))
-                    }),
-                    cordoned: object.is_some_and(|o| o.unschedulable),
-                    upgrade_taint: taints.is_some_and(|t| t.upgrade),
-                    boot_id: object.and_then(|o| o.boot_id.clone()),
-                    installed: status.and_then(|s| s.drbd_version.clone()),
-                },
-            )
-        })
-        .collect();
-    let members = cluster
-        .and_then(|c| c.members.value.as_ref())
-        .map(|ms| {
-            ms.iter()
-                .filter(|m| matches!(m.role, NodeRole::Primary | NodeRole::Member))
-                .map(|m| m.node.clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    let legacy_migration = cluster
-        .and_then(|c| c.migration.value.as_ref())
-        .is_some_and(|m| !m.phase.is_terminal());
-    let legacy_upgrade = cluster
-        .and_then(|c| c.upgrade.value.as_ref())
-        .filter(|u| {
-            !u.state.is_terminal()
-                && u.unknown.get("owner").map(String::as_str) != Some(crate::upgrade::legacy::OWNER)
-        })
-        .map(|u| {
-            format!(
-                "state {} to {} on {}",
-                u.state.as_str(),
-                u.to.as_deref().unwrap_or("-"),
-                u.node.as_deref().unwrap_or("-")
-            )
-        });
-    Facts {
-        now,
-        state_timeout: settings.upgrade_state_timeout,
-        rollback_timeout: settings.upgrade_rollback_timeout,
-        nodes,
-        members,
-        legacy_migration,
-        legacy_upgrade,
-        gate: gate.map(|g| g.holder.clone()),
-    }
-}
-
-/// The version the legacy request key asks for, and the version the site runs (the lowest any
-/// member reported), when the request asks for a newer one than that.
-pub fn upgrade_request(index: &Index) -> Option<(String, Option<String>)> {
-    let cluster = index.cluster.as_ref()?;
-    let desired = cluster
-        .desired_storage_version
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())?;
-    let installed = index
-        .nodes
-        .values()
-        .filter_map(|e| e.config_map.as_ref()?.status.value.as_ref()?.drbd_version.clone())
-        .min_by(|a, b| crate::upgrade::compare_versions(a, b));
-    Some((desired.to_owned(), installed))
 }

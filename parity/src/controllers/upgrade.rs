@@ -152,7 +152,10 @@ fn plan_one(snapshot: &Snapshot<'_>, facts: &up::Facts, u: &StorageUpgrade) -> V
         // The legacy mirror: the site's key, and each node whose state changed.
         writes.push(Write::PatchClusterState {
             resource_version: snapshot.cluster_state_version.map(str::to_owned),
-            data: BTreeMap::from([(cluster_key::UPGRADE.to_owned(), up::legacy::blob(&u.spec, &status))]),
+            data: BTreeMap::from([(
+                cluster_key::UPGRADE.to_owned(),
+                up::legacy::blob(&u.spec, &status),
+            )]),
         });
         let mut annotated: BTreeMap<String, UpgradeState> = BTreeMap::new();
         for c in changes {
@@ -235,7 +238,11 @@ fn node_patch(
         }
     });
     if let Some(c) = cordon {
-        what.push(if c { "cordon".to_owned() } else { "uncordon".to_owned() });
+        what.push(if c {
+            "cordon".to_owned()
+        } else {
+            "uncordon".to_owned()
+        });
     }
     let mut annotations = BTreeMap::new();
     if let Some(v) = state {
@@ -301,4 +308,256 @@ pub fn task_results(tasks: &[NodeTask]) -> BTreeMap<String, TaskResult> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controllers::{Gate, NodeMeta, Settings};
+    use k8s_openapi::api::core::v1::{ConfigMap, Node};
+    use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec};
+    use nodewright_api::storageupgrade::StorageUpgradeStatus;
+    use nodewright_bridge::index::{Index, LegacyNames};
+
+    const NOW: i64 = 1_790_000_000;
+
+    fn cluster() -> EdgeCluster {
+        let spec: EdgeClusterSpec =
+            serde_json::from_value(serde_json::json!({"profile": {"topology": "MultiNode"}})).unwrap();
+        let mut c = EdgeCluster::new("site", spec);
+        c.metadata.namespace = Some("nodewright-system".into());
+        c
+    }
+
+    fn upgrade(owner: &str) -> StorageUpgrade {
+        let spec: StorageUpgradeSpec = serde_json::from_value(serde_json::json!({
+            "owner": owner,
+            "clusterRef": {"name": "site"},
+            "fromVersion": "9.2.12",
+            "toVersion": "9.2.14",
+        }))
+        .unwrap();
+        let mut u = StorageUpgrade::new("up", spec);
+        u.metadata.namespace = Some("nodewright-system".into());
+        u.metadata.uid = Some("5a7e0000".into());
+        u.metadata.resource_version = Some("11".into());
+        u.metadata.generation = Some(2);
+        u
+    }
+
+    fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cm.metadata.namespace = Some("kube-system".into());
+        cm.data = Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        cm
+    }
+
+    fn index(desired: Option<&str>) -> Index {
+        let mut index = Index::new(LegacyNames::default());
+        let mut data = vec![
+            (
+                "cluster",
+                "primary=edge-1;topology=multi;replicas=2;storage_pool=pool0;created=100;schema=4",
+            ),
+            (
+                "members",
+                "node,storage_ip,role,joined\nedge-1,10.100.0.11/24,primary,100\nedge-2,10.100.0.12/24,member,200",
+            ),
+        ];
+        if let Some(d) = desired {
+            data.push(("desired-storage-version", d));
+        }
+        index.apply_config_map(&cm("vx-rail-cluster-state", &data), NOW);
+        for n in ["edge-1", "edge-2"] {
+            let mut node = Node::default();
+            node.metadata.name = Some(n.into());
+            index.apply_node(&node, NOW);
+            let status = format!(
+                "at={NOW};state=ready;role=member;net=ok;bond=bond0;bond_mode=active-backup;bond_active=eno1;\
+                 slaves=eno1:up:0,eno2:up:0;storage_vlan=bond0.100:up;mgmt_vlan=;satellite=active;drbd=ok;\
+                 resources=1;uptodate=1;syncing=0;taint=none;boot=;upgrade=;drbd_version=9.2.12"
+            );
+            index.apply_config_map(&cm(&format!("vx-rail-node-{n}"), &[("status", &status)]), NOW);
+        }
+        index
+    }
+
+    fn plan(index: &Index, upgrades: &[StorageUpgrade], gate: Option<&Gate>) -> Vec<Sequence> {
+        let nodes: BTreeMap<String, NodeMeta> = ["edge-1", "edge-2"]
+            .into_iter()
+            .map(|n| {
+                (
+                    n.to_owned(),
+                    NodeMeta {
+                        resource_version: "7".into(),
+                        ..NodeMeta::default()
+                    },
+                )
+            })
+            .collect();
+        let settings = Settings {
+            stale_after: 300,
+            migration_timeout: 1800,
+            upgrade_state_timeout: 1800,
+            upgrade_rollback_timeout: 1800,
+        };
+        let cluster = cluster();
+        let snapshot = Snapshot {
+            now: NOW,
+            cluster: &cluster,
+            index,
+            nodes: &nodes,
+            cluster_state_version: Some("5"),
+            migrations: &[],
+            tasks: &[],
+            upgrades,
+            pods: &[],
+            gate,
+            settings: &settings,
+        };
+        StorageUpgrades.plan(&snapshot)
+    }
+
+    #[test]
+    fn an_upgrade_the_script_owns_is_not_planned() {
+        assert!(plan(&index(None), &[upgrade("legacy")], None).is_empty());
+    }
+
+    #[test]
+    fn leaving_pending_takes_the_gate_first_mirrors_the_legacy_state_and_writes_the_status_last() {
+        let planned = plan(&index(None), &[upgrade("operator")], None);
+        assert_eq!(planned.len(), 1, "{planned:#?}");
+        let writes = &planned[0].writes;
+        assert!(
+            matches!(&writes[0], Write::AcquireGate { holder } if holder == "StorageUpgrade/up"),
+            "{writes:#?}"
+        );
+        let Write::PatchClusterState {
+            resource_version,
+            data,
+        } = &writes[1]
+        else {
+            panic!("the legacy key second: {writes:#?}")
+        };
+        assert_eq!(resource_version.as_deref(), Some("5"));
+        let blob = &data[cluster_key::UPGRADE];
+        assert!(
+            blob.starts_with("state=PREFLIGHT;from=9.2.12;to=9.2.14;order=edge-1,edge-2;node=edge-1;"),
+            "{blob}"
+        );
+        assert!(blob.ends_with(";owner=operator"), "{blob}");
+        let Write::PatchNode {
+            name,
+            annotations,
+            resource_version,
+            ..
+        } = &writes[2]
+        else {
+            panic!("the node's annotation third: {writes:#?}")
+        };
+        assert_eq!((name.as_str(), resource_version.as_str()), ("edge-1", "7"));
+        assert_eq!(
+            annotations[annotation::UPGRADE_STATE],
+            format!("state=PREFLIGHT;to=9.2.14;since={NOW}")
+        );
+        let Some(Write::StorageUpgradeStatus {
+            name,
+            resource_version,
+            status,
+        }) = writes.last()
+        else {
+            panic!("the status last: {writes:#?}")
+        };
+        assert_eq!((name.as_str(), resource_version.as_str()), ("up", "11"));
+        assert_eq!(status.state, Some(UpgradeState::Preflight));
+        assert_eq!(status.observed_generation, Some(2));
+        assert!(status.conditions.iter().all(|c| c.observed_generation == Some(2)));
+    }
+
+    #[test]
+    fn a_finished_upgrade_gives_the_gate_back_guarded_by_its_version() {
+        let mut u = upgrade("operator");
+        u.status = Some(StorageUpgradeStatus {
+            state: Some(UpgradeState::Completed),
+            ..StorageUpgradeStatus::default()
+        });
+        let gate = Gate {
+            holder: "StorageUpgrade/up".into(),
+            resource_version: "42".into(),
+        };
+        let planned = plan(&index(None), &[u], Some(&gate));
+        let writes = &planned[0].writes;
+        assert!(
+            matches!(&writes[0], Write::ReleaseGate { holder, resource_version }
+                if holder == "StorageUpgrade/up" && resource_version == "42"),
+            "{writes:#?}"
+        );
+    }
+
+    #[test]
+    fn cordon_and_taint_is_one_guarded_node_patch_with_the_upgrade_taint() {
+        let mut u = upgrade("operator");
+        let at = nodewright_kit::clock::time(NOW);
+        u.status = Some(StorageUpgradeStatus {
+            state: Some(UpgradeState::CordonAndTaint),
+            current_node: Some("edge-1".into()),
+            since: Some(at.clone()),
+            order: vec!["edge-1".into(), "edge-2".into()],
+            ..StorageUpgradeStatus::default()
+        });
+        let gate = Gate {
+            holder: "StorageUpgrade/up".into(),
+            resource_version: "42".into(),
+        };
+        let planned = plan(&index(None), &[u], Some(&gate));
+        let writes = &planned[0].writes;
+        let Write::PatchNode {
+            name,
+            taints,
+            unschedulable,
+            ..
+        } = &writes[0]
+        else {
+            panic!("{writes:#?}")
+        };
+        assert_eq!(name, "edge-1");
+        assert_eq!(*unschedulable, Some(true));
+        assert!(
+            taints
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|t| t.key == taint::UPGRADE_IN_PROGRESS && t.effect == "NoSchedule")
+        );
+    }
+
+    #[test]
+    fn the_legacy_request_key_becomes_a_storage_upgrade_named_for_its_version() {
+        let planned = plan(&index(Some("9.2.14")), &[], None);
+        assert_eq!(planned.len(), 1);
+        let Write::CreateStorageUpgrade(u) = &planned[0].writes[0] else {
+            panic!("{planned:#?}")
+        };
+        assert_eq!(u.metadata.name.as_deref(), Some("storage-9-2-14"));
+        assert_eq!(u.spec.owner, WorkflowOwner::Operator);
+        assert_eq!(
+            (u.spec.from_version.as_str(), u.spec.to_version.as_str()),
+            ("9.2.12", "9.2.14")
+        );
+        // Once it exists, nothing more is created.
+        let mut existing = upgrade("operator");
+        existing.spec.to_version = "9.2.14".into();
+        let planned = plan(&index(Some("9.2.14")), &[existing], None);
+        assert!(
+            planned
+                .iter()
+                .flat_map(|s| &s.writes)
+                .all(|w| !matches!(w, Write::CreateStorageUpgrade(_)))
+        );
+    }
 }

@@ -98,9 +98,11 @@ pub fn blob(spec: &StorageUpgradeSpec, status: &StorageUpgradeStatus) -> String 
     if status.finished_at.is_some() {
         b.push_str(&format!(";finished={}", time(&status.finished_at)));
     }
-    if let Some(m) = status.message.as_deref().filter(|_| {
-        matches!(state, State::RollingBack | State::RolledBack | State::Failed)
-    }) {
+    if let Some(m) = status
+        .message
+        .as_deref()
+        .filter(|_| matches!(state, State::RollingBack | State::RolledBack | State::Failed))
+    {
         b.push_str(&format!(";msg={}", clean(m)));
     }
     b.push_str(&format!(";owner={OWNER}"));

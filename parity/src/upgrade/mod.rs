@@ -270,7 +270,9 @@ pub fn decide(
         return Decision::enter(
             None,
             State::Failed,
-            Some(format!("in {state:?} with no current node; the status was edited")),
+            Some(format!(
+                "in {state:?} with no current node; the status was edited"
+            )),
         );
     };
     if spec.rollback {
@@ -310,11 +312,7 @@ pub fn decide(
         );
     }
     if elapsed > facts.state_timeout {
-        return fail(
-            &node,
-            state,
-            format!("timed out after {}s", facts.state_timeout),
-        );
+        return fail(&node, state, format!("timed out after {}s", facts.state_timeout));
     }
     let ctx = states::Ctx {
         spec,
@@ -378,7 +376,10 @@ fn start(spec: &StorageUpgradeSpec, facts: &Facts, mine: &str) -> Decision {
             Some("no node to upgrade: the spec names none and the site has no members".into()),
         );
     };
-    if let Some(missing) = order.iter().find(|n| !facts.nodes.get(*n).is_some_and(|f| f.exists)) {
+    if let Some(missing) = order
+        .iter()
+        .find(|n| !facts.nodes.get(*n).is_some_and(|f| f.exists))
+    {
         return Decision::wait(format!("node {missing} of the order has no Node object"));
     }
     let d = Decision::enter(Some(first), State::Preflight, None);
@@ -438,10 +439,9 @@ fn node_done(
     } else {
         status.order.clone()
     };
-    let next = order.iter().find(|n| {
-        n.as_str() != node
-            && !status::node(status, n).is_some_and(|s| s.state == State::Completed)
-    });
+    let next = order
+        .iter()
+        .find(|n| n.as_str() != node && status::node(status, n).is_none_or(|s| s.state != State::Completed));
     match next {
         Some(next) => {
             changes.push(Change {
@@ -489,7 +489,13 @@ pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
 pub fn request_name(version: &str) -> String {
     let v: String = version
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("storage-{}", v.trim_matches('-'))
         .chars()
@@ -507,5 +513,6 @@ pub fn translate(desired: &str, installed: Option<&str>, existing: &[&str]) -> O
     if existing.contains(&desired) {
         return None;
     }
-    (compare_versions(desired, upstream(from)) == std::cmp::Ordering::Greater).then(|| upstream(from).to_owned())
+    (compare_versions(desired, upstream(from)) == std::cmp::Ordering::Greater)
+        .then(|| upstream(from).to_owned())
 }

@@ -13,7 +13,9 @@ use nodewright_api::storageupgrade::{StorageUpgradeSpec, StorageUpgradeStatus, U
 use super::legacy::state_text;
 use super::status;
 use super::tasks::{Progress, ordered, request};
-use super::{Action, Change, Decision, Facts, MODULES, PACKAGE, PACKAGE_REVISION, SATELLITE, TaskRequest, TaskResult};
+use super::{
+    Action, Change, Decision, Facts, MODULES, PACKAGE, PACKAGE_REVISION, SATELLITE, TaskRequest, TaskResult,
+};
 
 /// The nodes to roll back, newest first: the nodes that entered a per-node state, the one the
 /// upgrade is on (or failed on) first, then the others, last touched first.
@@ -80,10 +82,18 @@ pub(super) fn rollback(
 
     let mut undo = Vec::new();
     if entered(State::InstallPackages) {
-        undo.push(Undo::Task(req("service-stop", &[SATELLITE]), State::InstallPackages, true));
+        undo.push(Undo::Task(
+            req("service-stop", &[SATELLITE]),
+            State::InstallPackages,
+            true,
+        ));
         undo.push(Undo::Task(req("drbd-down", &[]), State::InstallPackages, true));
         for m in MODULES.iter().rev() {
-            undo.push(Undo::Task(req("module-unload", &[m]), State::InstallPackages, true));
+            undo.push(Undo::Task(
+                req("module-unload", &[m]),
+                State::InstallPackages,
+                true,
+            ));
         }
         let version = format!("{from}-{PACKAGE_REVISION}");
         undo.push(Undo::Task(
@@ -98,7 +108,11 @@ pub(super) fn rollback(
         }
     }
     if entered(State::StopSatellite) && backup.is_none_or(|b| b.satellite_active) {
-        undo.push(Undo::Task(req("service-start", &[SATELLITE]), State::StartSatellite, false));
+        undo.push(Undo::Task(
+            req("service-start", &[SATELLITE]),
+            State::StartSatellite,
+            false,
+        ));
     }
     if entered(State::DownResources) {
         undo.push(Undo::Task(req("drbd-adjust", &[]), State::UpResources, false));
@@ -152,7 +166,10 @@ pub(super) fn rollback(
         if elapsed > facts.rollback_timeout {
             return give_up(
                 label_of(&key),
-                format!("timed out after {}s waiting for node task {key}", facts.rollback_timeout),
+                format!(
+                    "timed out after {}s waiting for node task {key}",
+                    facts.rollback_timeout
+                ),
             );
         }
         let mut d = Decision::wait(format!("rolling {node} back: waiting for node task {key}"));
@@ -162,10 +179,17 @@ pub(super) fn rollback(
     }
     if undo.iter().any(|u| matches!(u, Undo::Node)) && (nf.upgrade_taint || nf.cordoned) {
         if elapsed > facts.rollback_timeout {
-            let at = if nf.upgrade_taint { State::RemoveTaint } else { State::Uncordon };
+            let at = if nf.upgrade_taint {
+                State::RemoveTaint
+            } else {
+                State::Uncordon
+            };
             return give_up(
                 at,
-                format!("timed out after {}s waiting for Node {node}", facts.rollback_timeout),
+                format!(
+                    "timed out after {}s waiting for Node {node}",
+                    facts.rollback_timeout
+                ),
             );
         }
         return Decision::wait(format!("rolling {node} back: taint and cordon off")).with(Action::Node {
@@ -182,8 +206,7 @@ pub(super) fn rollback(
         message: Some(format!("back on {from}")),
     }];
     let next = touched.iter().find(|n| {
-        n.as_str() != node.as_str()
-            && status::node(status, n).is_none_or(|s| s.state != State::RolledBack)
+        n.as_str() != node.as_str() && status::node(status, n).is_none_or(|s| s.state != State::RolledBack)
     });
     match next {
         Some(next) => changes.push(Change {
@@ -194,10 +217,7 @@ pub(super) fn rollback(
         None => changes.push(Change {
             node: None,
             state: State::RolledBack,
-            message: Some(format!(
-                "every touched node is back on {}",
-                spec.from_version
-            )),
+            message: Some(format!("every touched node is back on {}", spec.from_version)),
         }),
     }
     Decision::moving(changes)

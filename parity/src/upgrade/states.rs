@@ -8,7 +8,10 @@ use nodewright_api::storageupgrade::{StorageUpgradeSpec, UpgradeBackup, UpgradeS
 
 use super::quorum;
 use super::tasks::{Progress, ordered, output, request};
-use super::{Action, Facts, MODULES, NodeFacts, PACKAGE, PACKAGE_REVISION, RESYNC_POLL, SATELLITE, TaskRequest, TaskResult};
+use super::{
+    Action, Facts, MODULES, NodeFacts, PACKAGE, PACKAGE_REVISION, RESYNC_POLL, SATELLITE, TaskRequest,
+    TaskResult,
+};
 use crate::controllers::PodMeta;
 
 /// What a state's function reads.
@@ -131,12 +134,13 @@ pub(super) fn step(c: &Ctx<'_>, state: State) -> StepDecision {
         ),
         State::StartSatellite => {
             let status = c.req("service-status", &[SATELLITE]);
-            c.run(&[c.req("service-start", &[SATELLITE]), status.clone()], || {
-                match c.out(&status).trim() {
+            c.run(
+                &[c.req("service-start", &[SATELLITE]), status.clone()],
+                || match c.out(&status).trim() {
                     "active" => done(),
                     other => failed(format!("{SATELLITE} is {other} after start")),
-                }
-            })
+                },
+            )
         }
         State::UpResources => c.run(&[c.req("drbd-adjust", &[])], done),
         State::WaitResync => wait_resync(c),
@@ -144,7 +148,9 @@ pub(super) fn step(c: &Ctx<'_>, state: State) -> StepDecision {
             let v = c.req("drbd-version", &[]);
             c.run(std::slice::from_ref(&v), || match quorum::versions(c.out(&v)) {
                 Err(e) => failed(e),
-                Ok(v) if v.kernel.as_deref() == Some(c.to()) && v.package.as_deref() == Some(c.to()) => done(),
+                Ok(v) if v.kernel.as_deref() == Some(c.to()) && v.package.as_deref() == Some(c.to()) => {
+                    done()
+                }
                 Ok(v) => failed(format!(
                     "running {}, package {}, wanted {}",
                     v.kernel.as_deref().unwrap_or("none"),
@@ -204,7 +210,11 @@ fn quorum_check(c: &Ctx<'_>) -> StepDecision {
             if lost.is_empty() {
                 done()
             } else {
-                failed(format!("quorum would be lost without {}: {}", c.node, lost.join(", ")))
+                failed(format!(
+                    "quorum would be lost without {}: {}",
+                    c.node,
+                    lost.join(", ")
+                ))
             }
         }
     })
@@ -218,27 +228,30 @@ fn backup_config(c: &Ctx<'_>) -> StepDecision {
     let version = c.req("drbd-version", &[]);
     let satellite = c.req("service-status", &[SATELLITE]);
     let drbd = c.req("drbd-status", &[]);
-    c.run(&[save.clone(), version.clone(), satellite.clone(), drbd.clone()], || {
-        let v = match quorum::versions(c.out(&version)) {
-            Ok(v) => v,
-            Err(e) => return failed(e),
-        };
-        let status = match quorum::drbd(c.out(&drbd)) {
-            Ok(s) => s,
-            Err(e) => return failed(e),
-        };
-        let dir = c.out(&save).trim();
-        StepDecision {
-            backup: Some(UpgradeBackup {
-                directory: (!dir.is_empty()).then(|| dir.to_owned()),
-                installed_version: v.package,
-                kernel_version: v.kernel,
-                satellite_active: c.out(&satellite).trim() == "active",
-                primaries: status.primaries(),
-            }),
-            ..done()
-        }
-    })
+    c.run(
+        &[save.clone(), version.clone(), satellite.clone(), drbd.clone()],
+        || {
+            let v = match quorum::versions(c.out(&version)) {
+                Ok(v) => v,
+                Err(e) => return failed(e),
+            };
+            let status = match quorum::drbd(c.out(&drbd)) {
+                Ok(s) => s,
+                Err(e) => return failed(e),
+            };
+            let dir = c.out(&save).trim();
+            StepDecision {
+                backup: Some(UpgradeBackup {
+                    directory: (!dir.is_empty()).then(|| dir.to_owned()),
+                    installed_version: v.package,
+                    kernel_version: v.kernel,
+                    satellite_active: c.out(&satellite).trim() == "active",
+                    primaries: status.primaries(),
+                }),
+                ..done()
+            }
+        },
+    )
 }
 
 /// A Node change (cordon, taint), done once the Node shows it.

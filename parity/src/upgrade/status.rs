@@ -79,9 +79,11 @@ pub fn after(
         node_mut(&mut status, n).backup = Some(backup.clone());
     }
     match &d.outcome {
-        Outcome::Wait(reason) => {
+        // An upgrade that ended keeps the message it ended with.
+        Outcome::Wait(reason) if !status.state.is_some_and(State::is_terminal) => {
             status.message = Some(reason.clone());
         }
+        Outcome::Wait(_) => {}
         Outcome::Move(changes) => {
             for c in changes {
                 if let Some(n) = &c.node {
@@ -171,10 +173,28 @@ fn conditions(status: &mut StorageUpgradeStatus, now: i64, generation: Option<i6
         State::Pending => (ConditionStatus::True, "Pending", format!("PENDING: {message}")),
         State::RollingBack => (ConditionStatus::True, "RollingBack", format!("{here}: {message}")),
         s if s.is_terminal() => (ConditionStatus::False, "Finished", format!("{here}: {message}")),
-        _ => (ConditionStatus::True, "StateEntered", format!("{here}: {message}")),
+        _ => (
+            ConditionStatus::True,
+            "StateEntered",
+            format!("{here}: {message}"),
+        ),
     };
-    set_condition(&mut status.conditions, "Progressing", progressing, reason, &text, generation, &at);
-    let yes_no = |b: bool| if b { ConditionStatus::True } else { ConditionStatus::False };
+    set_condition(
+        &mut status.conditions,
+        "Progressing",
+        progressing,
+        reason,
+        &text,
+        generation,
+        &at,
+    );
+    let yes_no = |b: bool| {
+        if b {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        }
+    };
     for (type_, when, reason) in [
         ("Complete", State::Completed, "Completed"),
         ("RolledBack", State::RolledBack, "RolledBack"),
