@@ -138,17 +138,21 @@ fn storage_state(world: &SharedWorld, cluster: &MemCluster) -> BTreeMap<String, 
         .nodes
         .iter()
         .map(|(name, n)| {
-            let package = n
-                .packages
-                .get(nodewright_parity::upgrade::PACKAGE)
-                .map_or("none".to_owned(), |p| {
-                    if p.configured {
-                        p.version.clone()
-                    } else {
-                        format!("{} (half-configured)", p.version)
-                    }
-                });
-            let module = if n.has_module("drbd") { "loaded" } else { "unloaded" };
+            let package =
+                n.packages
+                    .get(nodewright_parity::upgrade::PACKAGE)
+                    .map_or("none".to_owned(), |p| {
+                        if p.configured {
+                            p.version.clone()
+                        } else {
+                            format!("{} (half-configured)", p.version)
+                        }
+                    });
+            let module = if n.has_module("drbd") {
+                "loaded"
+            } else {
+                "unloaded"
+            };
             let cordoned = cluster
                 .nodes()
                 .find(|c| c.name == *name)
@@ -319,6 +323,7 @@ pub fn run_with_rule(
     if !rpm_hosts.is_empty() {
         let _ = writeln!(report, "agents (--host-os auto): {}", rpm_hosts.join(", "));
     }
+    let agents = config.work_dir.join("agents");
     let mut last_look = world.now();
     let mut after_tick = |tick: u32, outputs: &[run::TickOutput]| {
         let mut lines = Vec::new();
@@ -374,6 +379,7 @@ pub fn run_with_rule(
                 steps: &mut ours,
                 tick,
                 now,
+                agents: &agents,
             };
             for wf in &operated {
                 // What the operator waits for, as its status says it (the fence), or the nodes the
