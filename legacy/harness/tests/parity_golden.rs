@@ -726,10 +726,17 @@ fn the_stale_state_race_in_operator_mode_upgrades_one_node_at_a_time_and_loses_n
         owned.report
     );
     assert!(all_on(&owned, "9.2.14"), "{:?}", owned.storage);
-    // Node by node: edge-2 enters PREFLIGHT only once edge-1 handed over.
-    let edge_1_done = owned.report.find("edge-1 done; handing over").unwrap();
-    let edge_2_first = owned.report.find("PREFLIGHT on edge-2").unwrap();
-    assert!(edge_1_done <= edge_2_first, "{}", owned.report);
+    // Node by node: the first state edge-2 enters is PREFLIGHT, once edge-1 handed over.
+    let first = owned
+        .report
+        .lines()
+        .find(|l| l.contains(" on edge-2"))
+        .unwrap_or_else(|| panic!("edge-2 never upgraded:\n{}", owned.report));
+    assert!(
+        first.contains("enters PREFLIGHT on edge-2: edge-1 done; handing over"),
+        "{first}\n{}",
+        owned.report
+    );
 }
 
 #[test]
@@ -786,4 +793,40 @@ fn a_node_rebooting_mid_install_in_operator_mode_ends_on_one_version() {
         "{:?}",
         owned.storage
     );
+}
+
+#[test]
+fn an_upgrade_of_a_device_held_open_in_shadow_leaves_the_scripts_failed_run_whole() {
+    shadow_ends_where_legacy_ends(
+        "storage-upgrade-open-device",
+        &[(Workflow::StorageUpgrade, SHADOW)],
+        "storage-upgrade-shadow",
+    );
+}
+
+#[test]
+fn an_upgrade_of_a_device_held_open_in_operator_mode_drains_through_eviction_and_completes() {
+    let name = "storage-upgrade-open-device";
+    let legacy = run_parity(name, &[], "legacy");
+    assert!(
+        all_on(&legacy, "9.2.12"),
+        "the script's upgrade fails: {:?}",
+        legacy.storage
+    );
+    let owned = upgrade_in_operator_mode(name, &[], "storage-upgrade-operator");
+    let evicted = owned
+        .report
+        .find("operator: evict default/app-0 from edge-1 -> 0")
+        .unwrap_or_else(|| panic!("no eviction:\n{}", owned.report));
+    let demoted = owned
+        .report
+        .find("`drbd-demote pvc-1` -> 0")
+        .unwrap_or_else(|| panic!("never demoted:\n{}", owned.report));
+    assert!(evicted < demoted, "demoted before the drain:\n{}", owned.report);
+    assert!(
+        owned.report.contains("enters COMPLETED: every node runs 9.2.14"),
+        "{}",
+        owned.report
+    );
+    assert!(all_on(&owned, "9.2.14"), "{:?}", owned.storage);
 }
