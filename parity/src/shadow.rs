@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use nodewright_bridge::index::Index;
-use nodewright_parsers::NodeRole;
+use nodewright_api::storageupgrade::UpgradeState;
+use nodewright_bridge::index::{Index, UpgradeEvent};
 
 use nodewright_api::migration::{MigrationPhase as Phase, MigrationSpec, MigrationStatus};
 
@@ -17,6 +17,7 @@ use crate::migration::{self, Outcome};
 use crate::observed::{node_taints, storage_facts, upgrade_state};
 use crate::taints::{self, NodeTaints, StorageFacts};
 use crate::takeover::Workflow;
+use crate::upgrade;
 
 /// What the script did against what the operator would have done.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -105,103 +106,218 @@ pub fn taints(index: &Index) -> Vec<Divergence> {
     out
 }
 
-/// How long after a script started a storage upgrade a second start of the same version counts as
-/// the same upgrade started twice. The script never starts a version twice on purpose (it skips a
-/// version the upgrade key already names), so the window only bounds how long one race is shown.
-pub const DOUBLE_START_WINDOW: i64 = 3600;
-
-/// The storage upgrade: the operator starts one upgrade per version and runs one node at a time.
-/// Scripts that decided from the same stale snapshot each start their own (the stale-state race,
-/// VXR-402); every node logs the start, so two nodes logging a start of the same version within
-/// [`DOUBLE_START_WINDOW`] is the double action.
-pub fn storage_upgrade(index: &Index, now: i64) -> Vec<Divergence> {
-    let mut by_version: BTreeMap<&str, BTreeMap<&str, i64>> = BTreeMap::new();
+/// The storage upgrade, state by state: every start and state change the scripts logged, merged
+/// in time order (a node's records of one second in its log's order, nodes by name), replayed
+/// against the rules the operator's decision follows: one upgrade at a time, one node at a time
+/// in the upgrade's order, each per-node state followed by the next one ([`upgrade::next_state`])
+/// or by `ROLLING_BACK`, a node done handing over to the next one in order or completing, a
+/// rollback ending `ROLLED_BACK` or `FAILED`. A step the operator would not have made is a
+/// divergence, with the state the operator's replay was in. Only steps logged at or after
+/// `last_look` are reported (the earlier ones were compared then); the replay starts from the
+/// oldest kept record.
+///
+/// A second node leaving `PENDING` while another runs its per-node states is the stale-state
+/// race (VXR-402): reported at that step, and the rest of that node's parallel run is not
+/// compared again (the operator would have kept it in `PENDING`).
+pub fn storage_upgrade(index: &Index, last_look: i64) -> Vec<Divergence> {
+    let mut events: Vec<(i64, &str, u64, &UpgradeEvent)> = Vec::new();
     for (name, entry) in &index.nodes {
         let Some(log) = &entry.log else { continue };
-        for (at, to) in &log.upgrade_starts {
-            if now - at <= DOUBLE_START_WINDOW {
-                by_version
-                    .entry(to.as_str())
-                    .or_default()
-                    .insert(name.as_str(), *at);
-            }
+        for e in &log.upgrade_events {
+            events.push((e.at, name.as_str(), e.seq, &e.event));
         }
     }
-    let order = upgrade_order(index);
+    events.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    let mut replay = Replay::default();
     let mut out = Vec::new();
-    for (to, starters) in by_version {
-        if starters.len() < 2 {
-            continue;
+    for (at, by, _, event) in events {
+        let found = replay.step(by, event);
+        if let Some((node, script, operator)) = found
+            && at >= last_look
+        {
+            out.push(Divergence {
+                workflow: Workflow::StorageUpgrade,
+                node,
+                script,
+                operator,
+                observed: replay.describe(at),
+            });
         }
-        let script = format!(
-            "{} nodes started the upgrade to {to}, each with itself first: {}",
-            starters.len(),
-            starters
-                .iter()
-                .map(|(n, at)| format!("{n} at {at}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let operator = format!(
-            "would start one upgrade to {to} and run one node at a time in the order {} (the primary \
-             first); the others wait their turn",
-            order.join(",")
-        );
-        let mut observed = String::new();
-        if let Some(cluster) = &index.cluster {
-            if let Some(u) = &cluster.upgrade.value {
-                let _ = write!(
-                    observed,
-                    "upgrade key (the last writer's): state={} node={} by={} order={}; ",
-                    u.state.as_str(),
-                    u.node.as_deref().unwrap_or("-"),
-                    u.by.as_deref().unwrap_or("-"),
-                    u.order.join(",")
-                );
-            }
-            let _ = write!(
-                observed,
-                "{}={}",
-                nodewright_parsers::contract::cluster_key::DESIRED_STORAGE_VERSION,
-                cluster.desired_storage_version.as_deref().unwrap_or("-")
-            );
-            if let Some(primary) = cluster.cluster.value.as_ref().map(|c| c.primary.as_str()) {
-                match index.nodes.get(primary).and_then(|e| e.heartbeat()) {
-                    Some(h) => {
-                        let _ = write!(observed, "; primary {primary} last reported {}s ago", now - h);
-                    }
-                    None => {
-                        let _ = write!(observed, "; primary {primary} never reported");
-                    }
-                }
-            }
-        }
-        out.push(Divergence {
-            workflow: Workflow::StorageUpgrade,
-            node: None,
-            script,
-            operator,
-            observed,
-        });
     }
     out
 }
 
-/// The order the operator upgrades a site in: the primary first, then the other members by name
-/// (nodes still joining are not upgraded).
-pub fn upgrade_order(index: &Index) -> Vec<String> {
-    let Some(cluster) = &index.cluster else {
-        return Vec::new();
-    };
-    let members = cluster.members.value.as_deref().unwrap_or_default();
-    let primary = cluster.cluster.value.as_ref().map(|c| c.primary.as_str());
-    let mut order: Vec<String> = members
-        .iter()
-        .filter(|m| matches!(m.role, NodeRole::Primary | NodeRole::Member))
-        .map(|m| m.node.clone())
-        .collect();
-    order.sort_by_key(|n| (Some(n.as_str()) != primary, n.clone()));
-    order
+/// The operator's view of the upgrade while the logged steps are replayed.
+#[derive(Default)]
+struct Replay {
+    /// The state the upgrade is in, as the operator would have it (`None` before any start).
+    state: Option<UpgradeState>,
+    /// The node of the per-node states.
+    node: Option<String>,
+    /// The version being installed.
+    to: String,
+    /// The upgrade's order, from its start.
+    order: Vec<String>,
+    /// Nodes done.
+    done: Vec<String>,
+    /// Nodes whose parallel run (the race) was reported: their steps are not compared.
+    racing: Vec<String>,
+}
+
+impl Replay {
+    fn running(&self) -> bool {
+        self.state.is_some_and(|s| !s.is_terminal())
+    }
+
+    /// Takes one logged event; returns the divergence it is (node, script, operator), if any.
+    fn step(&mut self, by: &str, event: &UpgradeEvent) -> Option<(Option<String>, String, String)> {
+        match event {
+            UpgradeEvent::Started { to, order, .. } => {
+                if self.running() {
+                    // A second start; it shows as a divergence when its node leaves PENDING.
+                    return None;
+                }
+                *self = Replay {
+                    state: Some(UpgradeState::Pending),
+                    to: to.clone(),
+                    order: order.clone(),
+                    ..Replay::default()
+                };
+                None
+            }
+            UpgradeEvent::Changed { from, to, node, .. } => {
+                let (Some(from), Some(to)) = (upgrade::legacy::state_of(from), upgrade::legacy::state_of(to))
+                else {
+                    return None;
+                };
+                let target = node.clone().filter(|_| to != UpgradeState::Pending);
+                // The racing node's script runs its own upgrade: its steps are not compared, but
+                // the end it logs ends the upgrade for the replay too.
+                if self.racing.iter().any(|n| n == by || target.as_ref() == Some(n)) {
+                    if to.is_terminal() {
+                        self.apply(from, to, target);
+                    }
+                    return None;
+                }
+                let script = format!(
+                    "{by} moved the upgrade from {} to {}{}",
+                    upgrade::legacy::state_text(from),
+                    upgrade::legacy::state_text(to),
+                    target.as_deref().map(|n| format!(" on {n}")).unwrap_or_default()
+                );
+                let verdict = self.allowed(from, to, target.as_deref());
+                match verdict {
+                    Ok(()) => {
+                        self.apply(from, to, target);
+                        None
+                    }
+                    Err(operator) => {
+                        if from == UpgradeState::Pending
+                            && let Some(n) = &target
+                        {
+                            self.racing.push(n.clone());
+                        }
+                        Some((target, script, operator))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the operator would make this step; `Err` says what it would do instead.
+    fn allowed(&self, from: UpgradeState, to: UpgradeState, node: Option<&str>) -> Result<(), String> {
+        use UpgradeState as S;
+        let here = || match (&self.state, &self.node) {
+            (Some(s), Some(n)) if s.is_per_node() || *s == S::RollingBack => {
+                format!("{} on {n}", upgrade::legacy::state_text(*s))
+            }
+            (Some(s), _) => upgrade::legacy::state_text(*s).to_owned(),
+            (None, _) => "no upgrade".to_owned(),
+        };
+        match (from, to) {
+            (S::Pending, S::Preflight) => {
+                if self.state.is_some_and(|s| s.is_per_node() || s == S::RollingBack) {
+                    return Err(format!(
+                        "would keep {} in PENDING: the upgrade is in {} and runs one node at a time \
+                         (a second node leaving PENDING is a second upgrade at once)",
+                        node.unwrap_or("the node"),
+                        here()
+                    ));
+                }
+                match (self.order.first(), node) {
+                    (Some(first), Some(n)) if first != n => Err(format!(
+                        "would start with {first}, the first node of the upgrade's order {}",
+                        self.order.join(",")
+                    )),
+                    _ => Ok(()),
+                }
+            }
+            (s, S::RollingBack) if s.is_per_node() => self.same_node(node, &here),
+            (S::RollingBack, S::RolledBack | S::Failed) => Ok(()),
+            (s, next) if s.is_per_node() && upgrade::next_state(s) == Some(next) => {
+                self.same_node(node, &here)
+            }
+            // A node done (after UNCORDON, or skipped at PREFLIGHT): the next one in order, or the
+            // end.
+            (S::Uncordon | S::Preflight, S::Preflight | S::Completed) => {
+                let finished = self.node.clone();
+                let next = self
+                    .order
+                    .iter()
+                    .find(|n| !self.done.contains(n) && Some(*n) != finished.as_ref());
+                match (to, next) {
+                    (S::Completed, None) => Ok(()),
+                    (S::Preflight, Some(next)) if node == Some(next.as_str()) => Ok(()),
+                    (_, Some(next)) => Err(format!("would hand over to {next}, the next node in order")),
+                    (_, None) => Err("would complete: every node of the order is done".to_owned()),
+                }
+            }
+            _ => Err(format!(
+                "would not move from {} to {}: the upgrade is in {}",
+                upgrade::legacy::state_text(from),
+                upgrade::legacy::state_text(to),
+                here()
+            )),
+        }
+    }
+
+    fn same_node(&self, node: Option<&str>, here: &dyn Fn() -> String) -> Result<(), String> {
+        match (&self.node, node) {
+            (Some(current), Some(n)) if current != n => Err(format!(
+                "would leave {n} alone: the upgrade is in {} and runs one node at a time",
+                here()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn apply(&mut self, from: UpgradeState, to: UpgradeState, node: Option<String>) {
+        if matches!(to, UpgradeState::Preflight | UpgradeState::Completed)
+            && matches!(from, UpgradeState::Uncordon | UpgradeState::Preflight)
+            && let Some(done) = self.node.take()
+            && node.as_ref() != Some(&done)
+        {
+            self.done.push(done);
+        }
+        self.state = Some(to);
+        if node.is_some() {
+            self.node = node;
+        }
+        if to.is_terminal() {
+            self.racing.clear();
+        }
+    }
+
+    fn describe(&self, at: i64) -> String {
+        format!(
+            "at {at} the operator's replay: state={} node={} to={} order={} done={}",
+            self.state.map_or("none", upgrade::legacy::state_text),
+            self.node.as_deref().unwrap_or("-"),
+            if self.to.is_empty() { "-" } else { &self.to },
+            self.order.join(","),
+            self.done.join(",")
+        )
+    }
 }
 
 /// The migration phases the script passes only when its checks hold, in the order it runs them.
@@ -347,11 +463,11 @@ fn describe_migration_facts(facts: &migration::Facts, spec: &MigrationSpec) -> S
 }
 
 /// Every divergence of the workflows `shadowed` names. `last_look` is when the caller last
-/// looked: transitions before it were compared then.
+/// looked: transitions before it were compared then. `_now` is not read by today's comparisons.
 pub fn divergences(
     index: &Index,
     shadowed: &[Workflow],
-    now: i64,
+    _now: i64,
     last_look: i64,
     migration_facts: &migration::Facts,
 ) -> Vec<Divergence> {
@@ -359,7 +475,7 @@ pub fn divergences(
     for w in shadowed {
         match w {
             Workflow::Taints => out.extend(taints(index)),
-            Workflow::StorageUpgrade => out.extend(storage_upgrade(index, now)),
+            Workflow::StorageUpgrade => out.extend(storage_upgrade(index, last_look)),
             Workflow::Migration => out.extend(migration(index, migration_facts, last_look)),
             _ => {}
         }
@@ -467,5 +583,87 @@ mod tests {
         let index = site(T0 + 50);
         let facts = crate::observed::migration_facts(&index, T0 + 90, 300, 1800);
         assert_eq!(migration(&index, &facts, T0 + 30), vec![]);
+    }
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use nodewright_bridge::index::LegacyNames;
+
+    /// An index fed the logs of a golden legacy run, node by node.
+    fn replayed(logs: &str) -> Index {
+        let mut index = Index::new(LegacyNames::default());
+        let mut by_node: BTreeMap<&str, String> = BTreeMap::new();
+        for line in logs.lines().filter(|l| l.starts_with("ts=")) {
+            let Some(node) = line.split(" node=").nth(1).and_then(|r| r.split(' ').next()) else {
+                continue;
+            };
+            let text = by_node.entry(node).or_default();
+            text.push_str(line);
+            text.push('\n');
+        }
+        for (node, text) in by_node {
+            index.feed_log(node, text.as_bytes(), 0);
+        }
+        index
+    }
+
+    #[test]
+    fn the_golden_upgrade_and_its_rollbacks_replay_without_divergence() {
+        for (name, logs) in [
+            (
+                "storage-upgrade",
+                include_str!("../../golden/snapshots/storage-upgrade@logs.snap"),
+            ),
+            (
+                "storage-upgrade-rollback",
+                include_str!("../../golden/snapshots/storage-upgrade-rollback@logs.snap"),
+            ),
+            (
+                "storage-upgrade-rollback-fails",
+                include_str!("../../golden/snapshots/storage-upgrade-rollback-fails@logs.snap"),
+            ),
+        ] {
+            assert_eq!(storage_upgrade(&replayed(logs), 0), vec![], "{name}");
+        }
+    }
+
+    #[test]
+    fn the_stale_state_race_is_one_divergence_when_the_second_node_leaves_pending() {
+        let index = replayed(include_str!("../../golden/snapshots/stale-state-race@logs.snap"));
+        let found = storage_upgrade(&index, 0);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let d = &found[0];
+        assert_eq!(d.node.as_deref(), Some("edge-2"));
+        assert_eq!(
+            d.script,
+            "edge-2 moved the upgrade from PENDING to PREFLIGHT on edge-2"
+        );
+        assert!(
+            d.operator.starts_with("would keep edge-2 in PENDING"),
+            "{}",
+            d.operator
+        );
+        assert!(d.observed.contains("node=edge-1"), "{}", d.observed);
+        // Reported once: a later look does not report it again.
+        assert!(storage_upgrade(&index, i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn a_step_that_skips_a_state_is_a_divergence() {
+        let log = "ts=2026-01-01T00:10:00Z level=warn node=edge-1 component=upgrade msg=\"storage upgrade started\" from=9.2.12 to=9.2.14 order=edge-1,edge-2\n\
+                   ts=2026-01-01T00:10:00Z level=info node=edge-1 component=upgrade msg=\"upgrade state changed\" from=PENDING to=PREFLIGHT node=edge-1 version=9.2.14\n\
+                   ts=2026-01-01T00:10:01Z level=info node=edge-1 component=upgrade msg=\"upgrade state changed\" from=PREFLIGHT to=BACKUP_CONFIG node=edge-1 version=9.2.14\n";
+        let mut index = Index::new(LegacyNames::default());
+        index.feed_log("edge-1", log.as_bytes(), 0);
+        let found = storage_upgrade(&index, 0);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0]
+                .operator
+                .starts_with("would not move from PREFLIGHT to BACKUP_CONFIG")
+        );
     }
 }

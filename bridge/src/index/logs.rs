@@ -6,10 +6,13 @@ use nodewright_parsers as p;
 use nodewright_parsers::contract::Message;
 
 use super::history::Workflow;
-use super::{Diagnostic, Index, Transition};
+use super::{Diagnostic, Index, Transition, UpgradeEvent, UpgradeLogged};
 
 /// Upgrade starts kept per node.
 const KEEP_UPGRADE_STARTS: usize = 8;
+/// Upgrade events (starts and state changes) kept per node: a full upgrade of a few nodes with
+/// its rollback is well under this.
+const KEEP_UPGRADE_EVENTS: usize = 512;
 
 impl Index {
     /// Feeds a chunk of the node's legacy log (any split, any size). Returns how many records,
@@ -24,6 +27,8 @@ impl Index {
         let mut version = None;
         let mut mode_change = None;
         let mut starts = Vec::new();
+        let mut events = Vec::new();
+        let base = log.records;
         log.reader.feed(chunk, |event| match event {
             p::LogEvent::Record(r) => {
                 counts.0 += 1;
@@ -48,11 +53,37 @@ impl Index {
                     }
                     Some(Message::StorageUpgradeStarted) => {
                         if let Some(to) = field("to") {
-                            starts.push((at, to));
+                            starts.push((at, to.clone()));
+                            events.push(UpgradeLogged {
+                                at,
+                                seq: base + counts.0,
+                                event: UpgradeEvent::Started {
+                                    from: field("from").filter(|f| !f.is_empty()),
+                                    to,
+                                    order: field("order")
+                                        .map(|o| {
+                                            o.split(',')
+                                                .filter(|n| !n.is_empty())
+                                                .map(str::to_owned)
+                                                .collect()
+                                        })
+                                        .unwrap_or_default(),
+                                },
+                            });
                         }
                     }
                     Some(Message::UpgradeStateChanged) => {
                         if let Some(to) = field("to") {
+                            events.push(UpgradeLogged {
+                                at,
+                                seq: base + counts.0,
+                                event: UpgradeEvent::Changed {
+                                    from: field("from").unwrap_or_else(|| "none".to_owned()),
+                                    to: to.clone(),
+                                    node: field("node").filter(|n| !n.is_empty()),
+                                    message: field("msg"),
+                                },
+                            });
                             transitions.push((
                                 Workflow::Upgrade,
                                 Transition {
@@ -110,6 +141,9 @@ impl Index {
         log.upgrade_starts.extend(starts);
         let excess = log.upgrade_starts.len().saturating_sub(KEEP_UPGRADE_STARTS);
         log.upgrade_starts.drain(..excess);
+        log.upgrade_events.extend(events);
+        let excess = log.upgrade_events.len().saturating_sub(KEEP_UPGRADE_EVENTS);
+        log.upgrade_events.drain(..excess);
         if let Some(d) = unknown {
             log.last_unknown = Some(d.clone());
             self.new_errors.push(d);

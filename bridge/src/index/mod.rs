@@ -28,7 +28,7 @@ pub use config_maps::TAKEOVER_CONFIGMAP;
 pub use history::migration_key;
 pub use state::{
     ClusterState, Diagnostic, Dirty, Field, IndexStats, LegacyNames, NodeConfigMap, NodeEntry, NodeLog,
-    NodeObject, Transition,
+    NodeObject, Transition, UpgradeEvent, UpgradeLogged,
 };
 
 use config_maps::ListedConfigMaps;

@@ -213,6 +213,45 @@ pub struct NodeLog {
     /// target version, oldest first (the last few only). Two nodes starting the same upgrade is
     /// the stale-state race.
     pub upgrade_starts: Vec<(i64, String)>,
+    /// The storage-upgrade events this node's script logged (starts and state changes), in log
+    /// order (the last few hundred only): what shadow replays state by state.
+    pub upgrade_events: Vec<UpgradeLogged>,
+}
+
+/// One storage-upgrade event a node's script logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpgradeLogged {
+    /// Unix seconds of the record.
+    pub at: i64,
+    /// The record's position in the node's log: orders the records of one second.
+    pub seq: u64,
+    /// What it said.
+    pub event: UpgradeEvent,
+}
+
+/// What a storage-upgrade record said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpgradeEvent {
+    /// `storage upgrade started`: the node wrote `PENDING` with this order.
+    Started {
+        /// The version left.
+        from: Option<String>,
+        /// The version wanted.
+        to: String,
+        /// The order it wrote, itself first.
+        order: Vec<String>,
+    },
+    /// `upgrade state changed`.
+    Changed {
+        /// The state left (`none` when there was none).
+        from: String,
+        /// The state entered.
+        to: String,
+        /// The upgrade's node after the change, if any.
+        node: Option<String>,
+        /// The reason given, if any.
+        message: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for NodeLog {
