@@ -729,7 +729,7 @@ fn the_stale_state_race_in_operator_mode_upgrades_one_node_at_a_time_and_loses_n
     let first = owned
         .report
         .lines()
-        .find(|l| l.contains(" on edge-2"))
+        .find(|l| l.contains(" enters ") && l.contains(" on edge-2"))
         .unwrap_or_else(|| panic!("edge-2 never upgraded:\n{}", owned.report));
     assert!(
         first.contains("enters PREFLIGHT on edge-2: edge-1 done; handing over"),
