@@ -752,15 +752,26 @@ fn a_migration_requested_during_an_operator_upgrade_waits_for_the_storage_gate()
         "{}",
         owned.report
     );
-    // The migration's first step comes after the upgrade released the gate.
+    // The upgrade holds the gate from the request on; the migration checks its preconditions
+    // meanwhile (PREFLIGHT reads only) and changes nothing until the upgrade released the gate.
     let released = owned
         .report
         .find("storage gate released by StorageUpgrade/")
-        .unwrap();
-    let migrated = owned.report.find("migration enters PREFLIGHT").unwrap();
+        .unwrap_or_else(|| panic!("the gate was never released:\n{}", owned.report));
+    let past_preflight = owned
+        .report
+        .find("migration enters PREPARING_NETWORK")
+        .unwrap_or_else(|| panic!("the migration never went on:\n{}", owned.report));
     assert!(
-        released < migrated,
+        released < past_preflight,
         "the migration did not wait:\n{}",
+        owned.report
+    );
+    let first_migration_task = owned.report.find("task mig-").unwrap_or(usize::MAX);
+    assert!(released < first_migration_task, "{}", owned.report);
+    assert!(
+        owned.report.find("migration enters PREFLIGHT") < Some(released),
+        "the migration was requested while the upgrade ran:\n{}",
         owned.report
     );
 }
