@@ -188,6 +188,12 @@ mod tests {
             ]
         );
         assert_eq!(parse(&args("run s.yaml")).unwrap().modes, vec![]);
+        assert_eq!(
+            parse(&args("run s.yaml --mode storage-upgrade=operator"))
+                .unwrap()
+                .modes,
+            vec![(Workflow::StorageUpgrade, WorkflowMode::Operator)]
+        );
     }
 
     #[test]

@@ -91,6 +91,16 @@ pub enum Fault {
         /// Package.
         package: String,
     },
+    /// The node reboots in the middle of the next `apt-get install` of `package`: dpkg has
+    /// unpacked the new version but not configured it (`half-configured`), the command dies with
+    /// the node (exit 143, as a process killed by the shutdown), and the node boots again as the
+    /// `Reboot` fault boots it.
+    RebootDuringInstall {
+        /// Node.
+        node: String,
+        /// Package.
+        package: String,
+    },
     /// The node's wall clock is set `seconds` away from the simulated time (negative: behind),
     /// from now on: `date` there, and every timestamp its script writes, are off by that much.
     ClockSkew {
@@ -223,6 +233,9 @@ pub fn inject(world: &mut World, fault: Fault) -> Result<(), Error> {
         Fault::BrokenPackageBuild { node, package } => {
             world.node_mut(&node)?.broken_installs.insert(package);
         }
+        Fault::RebootDuringInstall { node, package } => {
+            world.node_mut(&node)?.reboot_during_install = Some(package);
+        }
         Fault::ResyncTakes { resource, seconds } => resync_takes(world, resource, seconds)?,
         Fault::SlowResync { resource, permille } => {
             world.slow_resync.insert(resource.clone(), permille.max(1));
@@ -257,7 +270,7 @@ fn resync_takes(world: &mut World, resource: String, seconds: u64) -> Result<(),
     Ok(())
 }
 
-fn reboot(world: &mut World, node: &str) -> Result<(), Error> {
+pub(crate) fn reboot(world: &mut World, node: &str) -> Result<(), Error> {
     let boot_id = world.rng().uuid();
     let clock = world.clock;
     let n = world.node_mut(node)?;

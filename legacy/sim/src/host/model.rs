@@ -432,6 +432,9 @@ pub struct Node {
     pub failing_install: Option<String>,
     /// Packages every `apt-get install` of which fails in its post-installation script.
     pub broken_installs: BTreeSet<String>,
+    /// Package whose next `apt-get install` is cut short by a reboot of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_during_install: Option<String>,
     /// `/proc/sys/kernel/random/boot_id`.
     pub boot_id: String,
     /// Simulated clock at boot.

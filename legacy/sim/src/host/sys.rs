@@ -308,6 +308,23 @@ pub fn apt_get(world: &mut World, node: &str, args: &[&str]) -> Output {
             let Some(n) = world.nodes.get_mut(node) else {
                 return Output::err(100, "");
             };
+            if let Some((name, v)) = wanted
+                .iter()
+                .find(|(name, _)| n.reboot_during_install.as_deref() == Some(name.as_str()))
+            {
+                n.reboot_during_install = None;
+                n.packages.insert(
+                    name.clone(),
+                    Package {
+                        version: v.clone(),
+                        configured: false,
+                    },
+                );
+                return match super::faults::reboot(world, node) {
+                    Ok(()) => Output::err(143, ""),
+                    Err(e) => Output::err(100, format!("{e}\n")),
+                };
+            }
             for (name, v) in wanted {
                 if n.failing_install.as_deref() == Some(name.as_str()) || n.broken_installs.contains(&name) {
                     n.failing_install = None;

@@ -875,3 +875,27 @@ fn dnf_makecache_refreshes_the_metadata_on_an_rpm_node_only() {
     assert!(out.stdout_str().ends_with("Metadata cache created.\n"));
     assert_eq!(sh(&mut w, "n1", "apt-get update -qq").code, 127);
 }
+
+#[test]
+fn a_reboot_during_an_install_leaves_the_package_half_configured_and_the_node_freshly_booted() {
+    let mut w = world();
+    let boot = w.nodes["n1"].boot_id.clone();
+    w.inject(Fault::RebootDuringInstall {
+        node: "n1".into(),
+        package: "drbd-dkms".into(),
+    })
+    .expect("fault");
+    let out = sh(&mut w, "n1", "apt-get install -y -qq drbd-dkms=9.2.14-1");
+    assert_eq!(out.code, 143, "the install dies with the node");
+    let n = &w.nodes["n1"];
+    assert_ne!(n.boot_id, boot, "the node booted again");
+    assert!(n.drbd.is_empty(), "DRBD resources are down after the boot");
+    let pkg = &n.packages["drbd-dkms"];
+    assert_eq!((pkg.version.as_str(), pkg.configured), ("9.2.14-1", false));
+    // The fault is spent: the next install goes through.
+    assert_eq!(
+        sh(&mut w, "n1", "apt-get install -y -qq drbd-dkms=9.2.14-1").code,
+        0
+    );
+    assert!(w.nodes["n1"].packages["drbd-dkms"].configured);
+}
