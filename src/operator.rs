@@ -24,6 +24,14 @@ pub struct Args {
     /// script's VXR_MIGRATION_TIMEOUT; keep the two equal so that shadow compares like with like).
     #[arg(long, default_value_t = 1800)]
     migration_timeout: i64,
+    /// A per-node storage-upgrade state (PREFLIGHT … UNCORDON) that waits longer than this many
+    /// seconds fails, and the upgrade rolls back.
+    #[arg(long, default_value_t = nodewright_parity::controllers::Settings::DEFAULT_UPGRADE_STATE_TIMEOUT)]
+    upgrade_state_timeout: i64,
+    /// The rollback of one node of a storage upgrade that takes longer than this many seconds
+    /// fails the upgrade (FAILED, with what could not be undone).
+    #[arg(long, default_value_t = nodewright_parity::controllers::Settings::DEFAULT_UPGRADE_ROLLBACK_TIMEOUT)]
+    upgrade_rollback_timeout: i64,
     /// A Node whose Ready condition has been False or Unknown for this many seconds (by its
     /// lastTransitionTime, the cluster's clock) and on which no legacy pod is running does not hold
     /// a takeover back. A node whose legacy pod is gone never does; any other node holds it back
@@ -44,7 +52,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run_cluster(args: Args) -> anyhow::Result<()> {
-    let client = args.process.client().await?;
+    // Every turn decides again: a write the API server answers with 429 (an eviction a
+    // PodDisruptionBudget does not allow now) is reported at once and tried again next turn,
+    // never retried inside the turn.
+    let client = args.process.client_without_retry().await?;
     let admin_addr = args.process.admin_addr_or(ADMIN_ADDR);
     let mut options = OperatorOptions::new(
         args.process.namespace.clone(),
@@ -57,6 +68,8 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
     options.not_ready_grace = args.not_ready_grace.max(0);
     options.interval = Duration::from_secs(args.interval.max(1));
     options.migration_timeout = args.migration_timeout.max(1);
+    options.upgrade_state_timeout = args.upgrade_state_timeout.max(1);
+    options.upgrade_rollback_timeout = args.upgrade_rollback_timeout.max(1);
     options.admin_addr = Some(admin_addr);
     options.lease = args.process.lease("nodewright-operator");
     let (_log_source, logs) = args.legacy.logs("operator", &client).await;

@@ -403,7 +403,13 @@ fn by_default_the_chart_renders_neither_the_operator_nor_the_agent() {
 #[tokio::test]
 async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
     let it = install("chart-operator").await;
-    let nodes = [("get,list,watch,patch", "/nodes[]")];
+    // Cluster-wide: Nodes, and the drain of a node a storage upgrade upgrades (its pods, in any
+    // namespace, listed and evicted).
+    let nodes = [
+        ("get,list,watch,patch", "/nodes[]"),
+        ("get,list", "/pods[]"),
+        ("create", "/pods/eviction[]"),
+    ];
     let legacy = [
         ("get,list,watch", "/configmaps[]"),
         ("get,list,watch", "/pods[]"),
@@ -419,8 +425,15 @@ async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
         ("patch,update", "nodewright.io/edgeclusters/status[]"),
         ("get,list,watch", "nodewright.io/migrations[]"),
         ("patch", "nodewright.io/migrations/status[]"),
+        ("get,list,watch,create", "nodewright.io/storageupgrades[]"),
+        ("update", "nodewright.io/storageupgrades/status[]"),
         ("get,list,watch,create", "nodewright.io/nodetasks[]"),
         ("get,create,update", "coordination.k8s.io/leases[]"),
+        // The storage gate: watched by name, released by a delete.
+        (
+            "get,list,watch,delete",
+            "coordination.k8s.io/leases[nodewright-storage-gate]",
+        ),
         ("create,patch", "events.k8s.io/events[]"),
     ];
     let with_nodes = |specs: &[(&str, &str)]| {

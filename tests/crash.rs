@@ -1025,6 +1025,41 @@ async fn an_operator_killed_mid_phase_of_a_migration_creates_no_task_twice_and_e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_right_after_taking_the_storage_gate_carries_on_under_the_same_gate() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use nodewright_api::migration::Migration;
+    let site = MigrationSite::new("crash-operator-gate").await;
+    // SIGKILL right after the Lease is created, before the migration's status says it started.
+    let (operator, agent) = start_migration(&site, "writer.gate.after=kill@1").await;
+    operator.wait_line("failpoint writer.gate.after kill");
+    assert_eq!(operator.wait_killed(), Some(9));
+    let leases = site.ctx.api::<Lease>();
+    let taken = leases.get("nodewright-storage-gate").await.unwrap();
+    assert_eq!(
+        taken.spec.as_ref().and_then(|s| s.holder_identity.as_deref()),
+        Some("Migration/grow")
+    );
+    let status = site.ctx.api::<Migration>().get("grow").await.unwrap().status;
+    assert!(
+        status.is_none_or(|s| s.history.is_empty()),
+        "killed before the migration left Pending"
+    );
+
+    // The restarted operator finds the gate its predecessor took for the same migration, and goes
+    // on under it: the Lease is neither taken again nor released mid-migration.
+    let operator = site.operator("");
+    registered_once(&site).await;
+    let held = leases.get("nodewright-storage-gate").await.unwrap();
+    assert_eq!(held.metadata.uid, taken.metadata.uid, "the same Lease");
+    assert_eq!(
+        held.spec.as_ref().and_then(|s| s.holder_identity.as_deref()),
+        Some("Migration/grow")
+    );
+    operator.sigkill();
+    agent.sigkill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_killed_between_two_phases_of_a_migration_carries_on_from_the_phase_it_wrote() {
     use nodewright_api::migration::Migration;
     let site = MigrationSite::new("crash-operator-phases").await;
@@ -1103,4 +1138,121 @@ async fn a_bridge_killed_between_an_objects_write_and_its_status_write_leaves_no
         }
     }
     second.sigkill();
+}
+
+/// Hands the storage upgrade to the operator (shadow, then operator, both acknowledged) and asks
+/// for an operator-owned `StorageUpgrade` `up` of the source node alone. The operator runs with
+/// `failpoints`; no agent runs: the test reports the tasks' results as the agent would.
+async fn start_upgrade(site: &MigrationSite, failpoints: &str) -> Process {
+    use nodewright_api::storageupgrade::StorageUpgrade;
+    let operator = site.operator(failpoints);
+    let first = eventually("the takeover projected", WAIT, || site.generation()).await;
+    site.report(Some(&first)).await;
+    for mode in ["shadow", "operator"] {
+        let before = site.generation().await;
+        let patch = serde_json::json!({"spec": {"workflows": {"storageUpgrade": mode}}});
+        site.ctx
+            .api::<nodewright_api::edgecluster::EdgeCluster>()
+            .patch(
+                "site",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .unwrap();
+        let generation = eventually("the mode projected", WAIT, || async {
+            site.generation().await.filter(|g| Some(g) != before.as_ref())
+        })
+        .await;
+        site.report(Some(&generation)).await;
+    }
+    let upgrade: StorageUpgrade = serde_json::from_value(serde_json::json!({
+        "apiVersion": "nodewright.io/v1alpha1", "kind": "StorageUpgrade",
+        "metadata": {"name": "up"},
+        "spec": {"owner": "operator", "clusterRef": {"name": "site"},
+                 "fromVersion": "9.2.12", "toVersion": "9.2.14", "nodeOrder": [site.source]},
+    }))
+    .unwrap();
+    site.ctx
+        .api::<StorageUpgrade>()
+        .create(&PostParams::default(), &upgrade)
+        .await
+        .unwrap();
+    operator
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_between_a_states_task_and_its_status_write_creates_no_task_twice_and_the_upgrade_goes_on()
+ {
+    use nodewright_api::storageupgrade::{StorageUpgrade, UpgradeState};
+    let site = MigrationSite::new("crash-operator-upgrade").await;
+    // Paused right after PREFLIGHT's first NodeTask is created, before the status that records
+    // it is written; then SIGKILLed there.
+    let operator = start_upgrade(&site, "writer.task.after=pause@1").await;
+    operator.wait_line("failpoint writer.task.after paused");
+    let tasks = site.ctx.api::<NodeTask>();
+    let before = tasks.list(&Default::default()).await.unwrap().items;
+    assert_eq!(before.len(), 1, "{before:?}");
+    let first = before[0].clone();
+    assert_eq!(first.spec.step, "drbd-version");
+    assert_eq!(first.spec.node_name, site.source);
+    let upgrades = site.ctx.api::<StorageUpgrade>();
+    let at_kill = upgrades.get("up").await.unwrap().status.unwrap();
+    assert_eq!(at_kill.state, Some(UpgradeState::Preflight));
+    operator.sigkill();
+
+    // Restarted: the task is not created again, and once its result is in (as the agent reports
+    // it), the state goes on to its next step.
+    let operator = site.operator("");
+    let status = eventually(
+        "the upgrade waiting for the task created before the kill",
+        WAIT,
+        || async {
+            let s = upgrades.get("up").await.ok()?.status?;
+            s.conditions
+                .iter()
+                .any(|c| c.message.contains(first.metadata.name.as_deref().unwrap_or("?")))
+                .then_some(s)
+        },
+    )
+    .await;
+    assert_eq!(status.state, Some(UpgradeState::Preflight));
+    let done = serde_json::json!({"status": {
+        "phase": "Succeeded",
+        "exitCode": 0,
+        "output": "kernel=9.2.12\npackage=9.2.12\n",
+    }});
+    tasks
+        .patch_status(
+            first.metadata.name.as_deref().unwrap(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&done),
+        )
+        .await
+        .unwrap();
+    let after = eventually("PREFLIGHT's next task created", WAIT, || async {
+        let list = tasks.list(&Default::default()).await.ok()?.items;
+        list.iter()
+            .any(|t| t.spec.step == "service-status")
+            .then_some(list)
+    })
+    .await;
+    let versions: Vec<&NodeTask> = after.iter().filter(|t| t.spec.step == "drbd-version").collect();
+    assert_eq!(versions.len(), 1, "no task twice: {after:?}");
+    assert_eq!(versions[0].metadata.uid, first.metadata.uid, "the same task");
+    let mut keys: Vec<&str> = after.iter().map(|t| t.spec.idempotency_key.as_str()).collect();
+    keys.sort_unstable();
+    let all = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), all, "{keys:?}");
+    let status = upgrades.get("up").await.unwrap().status.unwrap();
+    assert_eq!(status.state, Some(UpgradeState::Preflight));
+    let node = status.nodes.iter().find(|n| n.node == site.source).unwrap();
+    let entered: Vec<UpgradeState> = node.history.iter().map(|t| t.phase).collect();
+    assert_eq!(
+        entered.iter().filter(|s| **s == UpgradeState::Preflight).count(),
+        1,
+        "PREFLIGHT entered once: {entered:?}"
+    );
+    operator.sigkill();
 }

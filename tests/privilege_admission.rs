@@ -8,7 +8,8 @@
 //!   `nodewright.io/created-by`, which must be the requester and never changes.
 //! - A site-storage delete (`linstor-node-delete`, `resource-delete`) must be controlled by the
 //!   Migration its `workflowRef` names.
-//! - The operator's Node patches change only its own taints and labels.
+//! - The operator's Node patches change only its own taints and labels, cordon (spec.unschedulable)
+//!   and the legacy upgrade-state annotation it mirrors.
 //! - Node-name fields carry the DNS-1123 pattern in the CRDs.
 
 // Test code: a failed expectation is a panic.
@@ -414,7 +415,7 @@ fn node(name: &str) -> Node {
 }
 
 #[tokio::test]
-async fn the_operators_node_patches_change_only_its_own_taints_and_labels() {
+async fn the_operators_node_patches_change_only_its_own_taints_labels_cordon_and_upgrade_state() {
     let site = site("priv-nodes").await;
     let name = format!("{}-edge-1", site.ctx.namespace);
     let admin_nodes: Api<Node> = Api::all(site.ctx.client.clone());
@@ -490,6 +491,44 @@ async fn the_operators_node_patches_change_only_its_own_taints_and_labels() {
     );
     assert_eq!(now.spec.unwrap().taints.unwrap().len(), before.len());
 
+    // The storage upgrade's cordon, its upgrade taint and the mirrored upgrade-state annotation,
+    // as one patch; then the uncordon, the taint off and the annotation removed.
+    let upgrade_taint =
+        json!({"key": "vx-rail.io/upgrade-in-progress", "value": "true", "effect": "NoSchedule"});
+    let state = "state=CORDON_AND_TAINT;to=9.2.14;since=1790000000;owner=operator";
+    patch(json!({
+        "spec": {"unschedulable": true, "taints": with(&[upgrade_taint])},
+        "metadata": {"annotations": {"vx-rail.io/upgrade-state": state}},
+    }))
+    .await
+    .unwrap();
+    let cordoned = admin_nodes.get(&name).await.unwrap();
+    assert_eq!(cordoned.spec.as_ref().unwrap().unschedulable, Some(true));
+    assert_eq!(
+        cordoned
+            .annotations()
+            .get("vx-rail.io/upgrade-state")
+            .map(String::as_str),
+        Some(state)
+    );
+    patch(json!({
+        "spec": {"unschedulable": false, "taints": with(&[])},
+        "metadata": {"annotations": {"vx-rail.io/upgrade-state": null}},
+    }))
+    .await
+    .unwrap();
+    let uncordoned = admin_nodes.get(&name).await.unwrap();
+    assert_ne!(uncordoned.spec.as_ref().unwrap().unschedulable, Some(true));
+    assert!(!uncordoned.annotations().contains_key("vx-rail.io/upgrade-state"));
+    assert_eq!(
+        uncordoned
+            .annotations()
+            .get("vx-rail.io/state")
+            .map(String::as_str),
+        Some("ready"),
+        "the script's annotation is untouched"
+    );
+
     // Another label: added, changed, removed.
     for (what, labels) in [
         ("add another label", json!({"team": "x"})),
@@ -531,22 +570,44 @@ async fn the_operators_node_patches_change_only_its_own_taints_and_labels() {
         patch(json!({"spec": {"taints": with(&[evict])}})).await,
     );
     assert!(text.contains("this request changes evict:NoExecute"), "{text}");
-    // A spec field.
+    // A spec field but cordon.
     let text = refused(
-        "cordon the node",
-        patch(json!({"spec": {"unschedulable": true}})).await,
+        "set the node's provider ID",
+        patch(json!({"spec": {"providerID": "external://edge-1"}})).await,
     );
     assert!(
-        text.contains("no field of a Node's spec but its own taints") && text.contains("spec.unschedulable"),
+        text.contains("no field of a Node's spec but its own taints and spec.unschedulable")
+            && text.contains("this request changes spec.providerID"),
         "{text}"
     );
-    // An annotation, even the legacy script's.
+    let text = refused(
+        "cordon the node and set its pod CIDR",
+        patch(json!({"spec": {"unschedulable": true, "podCIDR": "10.244.0.0/24"}})).await,
+    );
+    assert!(
+        text.contains("this request changes spec.podCIDR") && !text.contains("changes spec.unschedulable"),
+        "{text}"
+    );
+    // An annotation but the upgrade state, even the legacy script's.
     let text = refused(
         "change an annotation",
         patch(json!({"metadata": {"annotations": {"vx-rail.io/state": "error"}}})).await,
     );
     assert!(
-        text.contains("no annotation of a Node") && text.contains("vx-rail.io/state"),
+        text.contains("the operator may change only the annotations vx-rail.io/upgrade-state of a Node")
+            && text.contains("this request changes vx-rail.io/state"),
+        "{text}"
+    );
+    let text = refused(
+        "mirror the upgrade state and add another annotation",
+        patch(json!({"metadata": {"annotations": {
+            "vx-rail.io/upgrade-state": "state=PREFLIGHT;to=9.2.14;since=1;owner=operator",
+            "note": "x",
+        }}}))
+        .await,
+    );
+    assert!(
+        text.contains("this request changes note") && !text.contains("changes vx-rail.io/upgrade-state"),
         "{text}"
     );
     refused(
@@ -554,12 +615,12 @@ async fn the_operators_node_patches_change_only_its_own_taints_and_labels() {
         patch(json!({"metadata": {"finalizers": ["example.com/keep"]}})).await,
     );
 
-    // The policy binds the operator only: a person may still cordon the node.
+    // The policy binds the operator only: a person may still change what the operator may not.
     admin_nodes
         .patch(
             &name,
             &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"unschedulable": true}})),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"note": "x"}}})),
         )
         .await
         .unwrap();

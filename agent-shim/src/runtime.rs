@@ -841,9 +841,10 @@ impl<H: HostOps> Agent<H> {
         let deadline = Instant::now() + timeout;
         let host = Arc::clone(&self.host);
         let job = plan.clone();
+        let state_dir = self.options.state_dir.clone();
         let blocking = tokio::task::spawn_blocking(move || {
             let mut host = host.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            job.recheck(&mut *host, Some(deadline))
+            job.recheck_in(&mut *host, Some(deadline), Some(&state_dir))
         });
         match tokio::time::timeout(timeout, blocking).await {
             Ok(Ok(verdict)) => verdict,
@@ -900,9 +901,10 @@ impl<H: HostOps> Agent<H> {
         let deadline = Instant::now() + timeout;
         let host = Arc::clone(&self.host);
         let job = plan.clone();
+        let state_dir = self.options.state_dir.clone();
         let blocking = tokio::task::spawn_blocking(move || {
             let mut host = host.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            job.execute(&mut *host, Some(deadline))
+            job.execute_in(&mut *host, Some(deadline), Some(&state_dir))
         });
         // The host kills at the deadline; a little longer here lets its answer (and the output
         // so far) come back before the step is given up on without it.

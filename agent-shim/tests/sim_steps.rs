@@ -237,3 +237,201 @@ fn os_steps_mutate_once_on_a_debian_and_on_an_rpm_host() {
         assert_eq!(host.ran().len(), before + 1);
     }
 }
+
+/// A three-node site with pvc-1 Primary on edge-1, on hosts of `flavour`.
+fn upgrade_site(flavour: nodewright_legacy_sim::host::OsFlavour) -> Arc<Mutex<World>> {
+    let specs = [
+        NodeSpec::edge("edge-1", "10.10.100.11")
+            .with_controller()
+            .with_pool("pool0", "vg0/thinpool", 100)
+            .with_os(flavour),
+        NodeSpec::edge("edge-2", "10.10.100.12")
+            .with_pool("pool0", "vg0/thinpool", 100)
+            .with_os(flavour),
+    ];
+    let mut world = World::from_specs(1, DEFAULT_EPOCH, &specs).unwrap();
+    world
+        .add_resource("pvc-1", 1024, &["edge-1", "edge-2"], Some("edge-1"))
+        .unwrap();
+    Arc::new(Mutex::new(world))
+}
+
+const FAMILIES: [(nodewright_api::OsFamily, nodewright_legacy_sim::host::OsFlavour); 2] = [
+    (
+        nodewright_api::OsFamily::Debian,
+        nodewright_legacy_sim::host::OsFlavour::Debian,
+    ),
+    (
+        nodewright_api::OsFamily::Rpm,
+        nodewright_legacy_sim::host::OsFlavour::Rpm,
+    ),
+];
+
+#[test]
+fn the_upgrade_steps_take_a_node_down_and_up_once_on_a_debian_and_on_an_rpm_host() {
+    for (os, flavour) in FAMILIES {
+        let world = upgrade_site(flavour);
+        let mut host = SimHost::new(&world, "edge-1");
+        let state = std::env::temp_dir().join(format!("nodewright-sim-steps-{}-{os}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+
+        // BACKUP_CONFIG: saved once, found there the second time.
+        let backup = nodewright_agent_shim::plan_on(os, "storage-backup", &args(&["9.2.14-1"])).unwrap();
+        let first = backup.execute_in(&mut host, None, Some(&state));
+        assert_eq!((first.code, first.message.as_str()), (0, "done"), "{first:?}");
+        let saved = std::fs::read_to_string(state.join("backup/9.2.14-1/drbdsetup-status.txt")).unwrap();
+        assert!(saved.contains("pvc-1 node-id:0 role:Primary"), "{saved}");
+        let before = host.ran().len();
+        let again = backup.execute_in(&mut host, None, Some(&state));
+        assert!(again.message.starts_with("already done"), "{}", again.message);
+        assert_eq!(host.ran().len(), before, "a repeat runs nothing");
+
+        twice_on(&mut host, os, "drbd-demote", &["pvc-1"]);
+        twice_on(&mut host, os, "service-stop", &["linstor-satellite"]);
+        twice_on(&mut host, os, "drbd-down", &[]);
+        twice_on(&mut host, os, "module-unload", &["drbd_transport_tcp"]);
+        twice_on(&mut host, os, "module-unload", &["drbd"]);
+
+        // Nothing loaded: the version report says so rather than failing.
+        let version = nodewright_agent_shim::plan_on(os, "drbd-version", &[]).unwrap();
+        let out = version.execute(&mut host, None);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(out.output, "kernel=none\npackage=9.2.12-1\n");
+
+        let refresh = nodewright_agent_shim::plan_on(os, "package-refresh", &[]).unwrap();
+        assert_eq!(refresh.execute(&mut host, None).code, 0);
+        twice_on(&mut host, os, "package-install", &["drbd-dkms", "9.2.14-1"]);
+        twice_on(&mut host, os, "module-load", &["drbd"]);
+        twice_on(&mut host, os, "module-load", &["drbd_transport_tcp"]);
+        twice_on(&mut host, os, "service-start", &["linstor-satellite"]);
+        twice_on(&mut host, os, "drbd-adjust", &[]);
+
+        let out = version.execute(&mut host, None);
+        assert_eq!(out.output, "kernel=9.2.14\npackage=9.2.14-1\n", "{out:?}");
+        let status = nodewright_agent_shim::plan_on(os, "service-status", &args(&["linstor-satellite"]))
+            .unwrap()
+            .execute(&mut host, None);
+        assert_eq!((status.code, status.output.as_str()), (0, "active\n"));
+        let status = nodewright_agent_shim::plan_on(os, "service-status", &args(&["drbd-reactor"]))
+            .unwrap()
+            .execute(&mut host, None);
+        assert_eq!((status.code, status.output.as_str()), (0, "inactive\n"));
+
+        let ran = host.ran();
+        for words in [
+            &["drbdadm", "secondary", "pvc-1"][..],
+            &["drbdadm", "down", "all"],
+            &["drbdadm", "adjust", "all"],
+        ] {
+            assert_eq!(count(&ran, words), 1, "{words:?} ran once on {os}");
+        }
+        let refreshed = match os {
+            nodewright_api::OsFamily::Debian => &["apt-get", "update", "-qq"][..],
+            nodewright_api::OsFamily::Rpm => &["dnf", "makecache"],
+        };
+        assert_eq!(count(&ran, refreshed), 1, "{os}");
+        let w = world.lock().unwrap();
+        assert!(w.nodes["edge-1"].drbd.contains_key("pvc-1"), "pvc-1 is up again");
+        drop(w);
+        std::fs::remove_dir_all(&state).unwrap();
+    }
+}
+
+#[test]
+fn a_demote_of_a_device_a_pod_holds_open_fails_with_drbds_message_until_the_pod_is_gone() {
+    for (os, flavour) in FAMILIES {
+        let world = upgrade_site(flavour);
+        world
+            .lock()
+            .unwrap()
+            .open_device("edge-1", "pvc-1", "default/app-0")
+            .unwrap();
+        let mut host = SimHost::new(&world, "edge-1");
+        let demote = nodewright_agent_shim::plan_on(os, "drbd-demote", &args(&["pvc-1"])).unwrap();
+        let out = demote.execute(&mut host, None);
+        assert_eq!(out.code, 11, "{out:?}");
+        assert!(
+            out.output
+                .contains("pvc-1: State change failed: (-12) Device is held open by someone"),
+            "{}",
+            out.output
+        );
+        assert_eq!(out.message, "`drbdadm secondary pvc-1` failed with exit code 11");
+        // The pod is evicted: its device closes, and the demote goes through.
+        world.lock().unwrap().release_devices(&|h| h != "default/app-0");
+        let out = demote.execute(&mut host, None);
+        assert_eq!((out.code, out.message.as_str()), (0, "done"), "{out:?}");
+    }
+}
+
+#[test]
+fn an_exact_drbd_dkms_version_installs_and_a_failing_install_leaves_the_package_unusable() {
+    use nodewright_legacy_sim::host::Fault;
+    for (os, flavour) in FAMILIES {
+        let world = upgrade_site(flavour);
+        let mut host = SimHost::new(&world, "edge-2");
+        let output = twice_on(&mut host, os, "package-install", &["drbd-dkms", "9.2.14-1"]);
+        match os {
+            nodewright_api::OsFamily::Debian => assert!(
+                output.contains("$ apt-get install -y -qq --allow-downgrades drbd-dkms=9.2.14-1"),
+                "{output}"
+            ),
+            nodewright_api::OsFamily::Rpm => {
+                assert!(output.contains("$ dnf install -y drbd-dkms-9.2.14-1"), "{output}")
+            }
+        }
+        assert_eq!(
+            world.lock().unwrap().nodes["edge-2"].packages["drbd-dkms"].version,
+            "9.2.14-1"
+        );
+
+        world
+            .lock()
+            .unwrap()
+            .inject(Fault::FailedPackageInstall {
+                node: "edge-2".into(),
+                package: "drbd-dkms".into(),
+            })
+            .unwrap();
+        let back =
+            nodewright_agent_shim::plan_on(os, "package-install", &args(&["drbd-dkms", "9.2.12-1"])).unwrap();
+        let failed = back.execute(&mut host, None);
+        assert_ne!(failed.code, 0, "{failed:?}");
+        assert!(
+            failed.output.contains("post-installation script") || failed.output.contains("%post"),
+            "{}",
+            failed.output
+        );
+        let version = nodewright_agent_shim::plan_on(os, "drbd-version", &[]).unwrap();
+        let reported = version.execute(&mut host, None).output;
+        match os {
+            // dpkg keeps it half-configured: not installed, so the next run installs it again.
+            nodewright_api::OsFamily::Debian => {
+                assert!(reported.ends_with("package=none\n"), "{reported}");
+                let retry = back.execute(&mut host, None);
+                assert_eq!((retry.code, retry.message.as_str()), (0, "done"), "{retry:?}");
+            }
+            // rpm records a package whose %post failed as installed: the check cannot tell, and
+            // only the module that does not load shows it (what VERIFY_VERSION reads).
+            nodewright_api::OsFamily::Rpm => {
+                assert!(reported.ends_with("package=9.2.12-1\n"), "{reported}");
+                let load = nodewright_agent_shim::plan_on(os, "module-load", &args(&["drbd"])).unwrap();
+                let _ = nodewright_agent_shim::plan_on(os, "drbd-demote", &args(&["pvc-1"]))
+                    .unwrap()
+                    .execute(&mut host, None);
+                let _ = nodewright_agent_shim::plan_on(os, "drbd-down", &[])
+                    .unwrap()
+                    .execute(&mut host, None);
+                let _ = nodewright_agent_shim::plan_on(os, "module-unload", &args(&["drbd_transport_tcp"]))
+                    .unwrap()
+                    .execute(&mut host, None);
+                let _ = nodewright_agent_shim::plan_on(os, "module-unload", &args(&["drbd"]))
+                    .unwrap()
+                    .execute(&mut host, None);
+                let out = load.execute(&mut host, None);
+                assert_ne!(out.code, 0, "{out:?}");
+                assert!(out.output.contains("Module drbd not found"), "{}", out.output);
+            }
+        }
+    }
+}

@@ -140,11 +140,30 @@ pub enum StepName {
     ModuleLoad,
     /// Unload a kernel module: `<module>`.
     ModuleUnload,
+    /// Demote this node's replica of a DRBD resource to Secondary (`drbdadm secondary`):
+    /// `<resource>`. Fails with DRBD's message while something holds the device open.
+    DrbdDemote,
+    /// Take every DRBD resource on the node down (`drbdadm down all`).
+    DrbdDown,
+    /// Bring every DRBD resource on the node in line with its configuration
+    /// (`drbdadm adjust all`): up, attached and connected.
+    DrbdAdjust,
+    /// Read the running DRBD kernel module's version (`/proc/drbd`) and the installed module
+    /// package's: output lines `kernel=<version or none>` and `package=<version or none>`.
+    DrbdVersion,
+    /// Refresh the package manager's metadata (apt-get update, or dnf makecache).
+    PackageRefresh,
+    /// Read a systemd unit's state (`systemctl is-active`): `<unit>`; output `active`,
+    /// `inactive`, `failed`, ….
+    ServiceStatus,
+    /// Save the DRBD state (`drbdsetup status --verbose --statistics`, `drbdadm status all`)
+    /// under the agent's state directory, in `backup/<label>/`: `<label>`; output is the directory.
+    StorageBackup,
 }
 
 impl StepName {
     /// Every step, in catalogue order.
-    pub const ALL: [StepName; 15] = [
+    pub const ALL: [StepName; 22] = [
         StepName::LinstorNodeCreate,
         StepName::LinstorNodeDelete,
         StepName::StoragePoolCreate,
@@ -160,6 +179,13 @@ impl StepName {
         StepName::ServiceStop,
         StepName::ModuleLoad,
         StepName::ModuleUnload,
+        StepName::DrbdDemote,
+        StepName::DrbdDown,
+        StepName::DrbdAdjust,
+        StepName::DrbdVersion,
+        StepName::PackageRefresh,
+        StepName::ServiceStatus,
+        StepName::StorageBackup,
     ];
 
     /// The name as a `NodeTask` spells it (the same as its serde name).
@@ -180,6 +206,13 @@ impl StepName {
             StepName::ServiceStop => "service-stop",
             StepName::ModuleLoad => "module-load",
             StepName::ModuleUnload => "module-unload",
+            StepName::DrbdDemote => "drbd-demote",
+            StepName::DrbdDown => "drbd-down",
+            StepName::DrbdAdjust => "drbd-adjust",
+            StepName::DrbdVersion => "drbd-version",
+            StepName::PackageRefresh => "package-refresh",
+            StepName::ServiceStatus => "service-status",
+            StepName::StorageBackup => "storage-backup",
         }
     }
 }
@@ -328,6 +361,13 @@ mod tests {
             StepName::ServiceStop => 12,
             StepName::ModuleLoad => 13,
             StepName::ModuleUnload => 14,
+            StepName::DrbdDemote => 15,
+            StepName::DrbdDown => 16,
+            StepName::DrbdAdjust => 17,
+            StepName::DrbdVersion => 18,
+            StepName::PackageRefresh => 19,
+            StepName::ServiceStatus => 20,
+            StepName::StorageBackup => 21,
         };
         for (i, step) in StepName::ALL.into_iter().enumerate() {
             assert_eq!(index(step), i, "{step}");

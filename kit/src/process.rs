@@ -54,10 +54,26 @@ impl ProcessArgs {
     pub async fn client(&self) -> anyhow::Result<Client> {
         client(self.kubeconfig.as_deref()).await
     }
+
+    /// [`ProcessArgs::client`] that does not retry a request the API server answered with 429,
+    /// 503 or 504: for a process that decides again every turn (the operator), where a 429 can be
+    /// an answer rather than throttling (an eviction a PodDisruptionBudget does not allow), which
+    /// kube's default retry would wait out for minutes before the caller sees it.
+    pub async fn client_without_retry(&self) -> anyhow::Result<Client> {
+        let mut config = config(self.kubeconfig.as_deref()).await?;
+        config.default_retry = false;
+        Ok(Client::try_from(config)?)
+    }
 }
 
 /// A client from `kubeconfig`, or from the in-cluster configuration, then `$KUBECONFIG`.
 pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
+    Ok(Client::try_from(config(kubeconfig).await?)?)
+}
+
+/// The client configuration from `kubeconfig`, or from the in-cluster configuration, then
+/// `$KUBECONFIG`.
+async fn config(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Config> {
     let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)
@@ -70,7 +86,7 @@ pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
             .await
             .context("no cluster configuration found")?,
     };
-    Ok(Client::try_from(config)?)
+    Ok(config)
 }
 
 /// This replica's name: the argument, else `$POD_NAME`, else the host name, else `<fallback>-<pid>`.

@@ -127,9 +127,19 @@ snapshot_read() {
 
 # Is this node inside the per-node part of the storage upgrade (per the snapshot)? While it is,
 # the storage and boot steps leave the satellite, modules and resources to the upgrade machine.
+# An upgrade Nodewright runs (owner=operator) counts while it is on this node, rolling back
+# included, by the key or by this node's upgrade-state annotation that Nodewright mirrors: its
+# agent has the satellite stopped and the modules out on purpose.
 node_in_upgrade() {
-    local st
+    local st ann
     st=$(blob_get "$S_UPGRADE" state)
+    if [[ $(blob_get "$S_UPGRADE" owner) == operator ]]; then
+        [[ -n $st ]] && ! upgrade_is_terminal "$st" && [[ $st != PENDING ]] || return 1
+        [[ $(blob_get "$S_UPGRADE" node) == "$NODE_NAME" ]] && return 0
+        ann=$(blob_get "${S_ANN_UPGRADE:-}" state)
+        upgrade_is_per_node "$ann" || [[ $ann == ROLLING_BACK ]]
+        return
+    fi
     [[ $(blob_get "$S_UPGRADE" node) == "$NODE_NAME" ]] && upgrade_is_per_node "$st"
 }
 

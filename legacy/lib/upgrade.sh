@@ -20,6 +20,8 @@
 # The version is the DRBD kernel module version (what /proc/drbd prints); the package installed
 # is drbd-dkms=<version>-<UP_PKG_REVISION>.
 #
+# An `upgrade` blob with owner=operator is Nodewright's: the script holds off (see upgrade_run).
+#
 # Each state entered is persisted (the `upgrade` blob and the node's upgrade-state annotation)
 # before its host commands run, and journalled to /var/lib/vx-rail/upgrade.journal, which is what
 # rollback reads to know what to undo on this node.
@@ -44,6 +46,17 @@ upgrade_run() {
     local state installed desired
     UP=$S_UPGRADE
     state=$(blob_get "$UP" state)
+
+    # An upgrade Nodewright runs is mirrored here (owner=operator) so that every node holds its
+    # hands while it runs (the storage step treats the node it is on as in the upgrade:
+    # node_in_upgrade); it is never started, advanced or rolled back from this script, whatever
+    # the takeover says, and no new one is started over it.
+    if [[ $(blob_get "$UP" owner) == operator ]]; then
+        log info upgrade "storage upgrade owned by nodewright, not touching it" state="${state:-none}" \
+            node="$(blob_get "$UP" node)" to="$(blob_get "$UP" to)"
+        return 0
+    fi
+
     desired=$S_DESIRED_VERSION
     installed=$(installed_version)
 

@@ -4,14 +4,22 @@
 //! from; each Node's Ready condition, and which legacy script pods run where ([`script_pods`]),
 //! the facts the takeover's fence decides from. Fed by the same [`Change`]s as the index (the
 //! pods by the operator's own watch); no I/O.
+//!
+//! For the storage upgrade: which nodes an active upgrade drains ([`draining_nodes`]), what a
+//! pod bound to one of them is as far as a drain cares ([`pod_meta`]), and the storage gate as
+//! its Lease says ([`gate`]). The loop lists those nodes' pods and reflects the Lease; these
+//! functions only read what it got.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use nodewright_api::WorkflowOwner;
+use nodewright_api::storageupgrade::StorageUpgrade;
 use nodewright_bridge::index::LegacyNames;
 use nodewright_bridge::source::{Change, Relist};
 
-use crate::controllers::NodeMeta;
+use crate::controllers::{Gate, NodeMeta, PodMeta};
 use crate::takeover::{NodeReady, ScriptPod};
 
 /// Node metadata and the cluster-state version, as the watches last delivered them.
@@ -222,6 +230,64 @@ pub fn script_pods<'a>(
     out
 }
 
+/// The annotation the kubelet puts on the API server's mirror of a static pod.
+const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// The nodes whose pods the storage upgrade's decisions read this turn: for every StorageUpgrade
+/// of the site `cluster` that the operator owns and that has not ended, the node its per-node
+/// states apply to now (`status.currentNode`). Empty when no upgrade is under way, so that the
+/// loop lists no pod at all.
+pub fn draining_nodes(upgrades: &[StorageUpgrade], cluster: &str) -> BTreeSet<String> {
+    upgrades
+        .iter()
+        .filter(|u| u.spec.owner == WorkflowOwner::Operator && u.spec.cluster_ref.name == cluster)
+        .filter_map(|u| u.status.as_ref())
+        .filter(|s| !s.state.is_some_and(|state| state.is_terminal()))
+        .filter_map(|s| s.current_node.clone())
+        .collect()
+}
+
+/// A pod as a drain sees it, `None` for one not bound to a node. Controlled by a DaemonSet
+/// (its controller owner reference), a mirror of a static pod (the kubelet's annotation), and
+/// finished (phase `Succeeded` or `Failed`) are the pods `kubectl drain --ignore-daemonsets`
+/// leaves alone.
+pub fn pod_meta(pod: &Pod) -> Option<PodMeta> {
+    let node = pod.spec.as_ref()?.node_name.clone()?;
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    Some(PodMeta {
+        namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        node,
+        daemon_set: pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.kind == "DaemonSet" && o.controller == Some(true)),
+        mirror: pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(MIRROR_ANNOTATION)),
+        finished: matches!(phase, Some("Succeeded" | "Failed")),
+    })
+}
+
+/// The storage gate as its Lease says: held while the Lease exists, by its `holderIdentity`
+/// (empty when someone made the Lease without one: still held, by nobody the operator can
+/// release it for).
+pub fn gate(lease: Option<&Lease>) -> Option<Gate> {
+    let lease = lease?;
+    Some(Gate {
+        holder: lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone())
+            .unwrap_or_default(),
+        resource_version: lease.metadata.resource_version.clone().unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,5 +480,98 @@ mod tests {
         g.observe(&Change::ConfigMapsRelist(Relist::Done), &names);
         assert_eq!(g.takeover_version.as_deref(), Some("6"));
         assert_eq!(g.cluster_state_version, None);
+    }
+
+    fn upgrade(name: &str, owner: &str, cluster: &str, state: &str, node: Option<&str>) -> StorageUpgrade {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "nodewright.io/v1alpha1", "kind": "StorageUpgrade",
+            "metadata": {"name": name},
+            "spec": {"owner": owner, "clusterRef": {"name": cluster},
+                     "fromVersion": "9.2.12", "toVersion": "9.2.14"},
+            "status": {"state": state, "currentNode": node},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_the_current_node_of_an_operator_owned_upgrade_under_way_of_this_site_is_drained() {
+        let upgrades = [
+            upgrade("a", "operator", "site", "DemotePrimaries", Some("edge-1")),
+            upgrade("b", "operator", "site", "RollingBack", Some("edge-2")),
+            // Ended, the script's, another site's, not started on a node.
+            upgrade("c", "operator", "site", "Completed", Some("edge-3")),
+            upgrade("d", "legacy", "site", "DemotePrimaries", Some("edge-4")),
+            upgrade("e", "operator", "other", "DemotePrimaries", Some("edge-5")),
+            upgrade("f", "operator", "site", "Pending", None),
+        ];
+        assert_eq!(
+            draining_nodes(&upgrades, "site"),
+            BTreeSet::from(["edge-1".to_owned(), "edge-2".to_owned()])
+        );
+        assert!(draining_nodes(&upgrades[2..], "site").is_empty());
+    }
+
+    fn bound_pod(owner: Option<&str>, annotations: serde_json::Value, phase: &str) -> Pod {
+        let owners = owner.map_or(serde_json::json!([]), |kind| {
+            serde_json::json!([{"apiVersion": "apps/v1", "kind": kind, "name": "x", "uid": "u",
+                                "controller": true}])
+        });
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "apps", "ownerReferences": owners,
+                         "annotations": annotations},
+            "spec": {"nodeName": "edge-1", "containers": []},
+            "status": {"phase": phase},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_pod_is_seen_as_a_drain_sees_it() {
+        let plain = pod_meta(&bound_pod(Some("ReplicaSet"), serde_json::json!({}), "Running")).unwrap();
+        assert_eq!(
+            plain,
+            PodMeta {
+                namespace: "apps".into(),
+                name: "p".into(),
+                node: "edge-1".into(),
+                daemon_set: false,
+                mirror: false,
+                finished: false,
+            }
+        );
+        assert!(
+            pod_meta(&bound_pod(Some("DaemonSet"), serde_json::json!({}), "Running"))
+                .unwrap()
+                .daemon_set
+        );
+        let mirror = bound_pod(None, serde_json::json!({MIRROR_ANNOTATION: "abc"}), "Running");
+        assert!(pod_meta(&mirror).unwrap().mirror);
+        for phase in ["Succeeded", "Failed"] {
+            assert!(
+                pod_meta(&bound_pod(None, serde_json::json!({}), phase))
+                    .unwrap()
+                    .finished
+            );
+        }
+        let mut unbound = bound_pod(None, serde_json::json!({}), "Pending");
+        unbound.spec.as_mut().unwrap().node_name = None;
+        assert_eq!(pod_meta(&unbound), None);
+    }
+
+    #[test]
+    fn the_gate_is_held_while_its_lease_exists_by_its_holder() {
+        assert_eq!(gate(None), None);
+        let lease: Lease = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "nodewright-storage-gate", "resourceVersion": "42"},
+            "spec": {"holderIdentity": "Migration/grow"},
+        }))
+        .unwrap();
+        assert_eq!(
+            gate(Some(&lease)),
+            Some(Gate {
+                holder: "Migration/grow".into(),
+                resource_version: "42".into()
+            })
+        );
     }
 }

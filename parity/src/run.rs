@@ -2,9 +2,12 @@
 //!
 //! *Gather*: the same watches as the bridge's (legacy ConfigMaps, Nodes, the legacy pods' logs)
 //! feed the bridge's index and [`Gathered`]; reflectors keep the site's `EdgeCluster`, its
-//! `Migration`s and `NodeTask`s, and the legacy DaemonSet's pods (the takeover's fence reads
-//! where a script could still run). Any change schedules a turn after a short debounce; a turn
-//! also runs every `interval` without one, since time passing is a fact too.
+//! `Migration`s, `StorageUpgrade`s and `NodeTask`s, the storage gate's Lease, and the legacy
+//! DaemonSet's pods (the takeover's fence reads where a script could still run). While an
+//! operator-owned upgrade is under way, each turn lists the pods bound to the node it upgrades
+//! ([`gather::draining_nodes`]; no watch of every pod). Any change schedules a turn after a
+//! short debounce; a turn also runs every `interval` without one, since time passing is a fact
+//! too.
 //!
 //! *Plan* ([`plan_turn`], pure): the takeover ([`crate::takeover::plan`]) and its projection, the
 //! plans of the [`crate::controllers`] whose workflow is in `operator` mode once no node's script
@@ -16,9 +19,11 @@
 //! it) calls for another turn at once, decided from what the watches deliver.
 //!
 //! What it may touch: the takeover ConfigMap; in `operator` mode the Nodes' taints and labels the
-//! owned workflows manage, the legacy cluster-state keys the migration writes, NodeTasks and
-//! Migration statuses; the EdgeCluster's `status.takeover` and `status.divergences`; Events; and
-//! its Lease.
+//! owned workflows manage, their cordon and upgrade-state annotation, the legacy cluster-state
+//! keys the owned workflows write, NodeTasks, Migration and StorageUpgrade statuses,
+//! StorageUpgrades it translates from the legacy request, evictions of the pods of the node an
+//! upgrade drains, and the storage gate's Lease; the EdgeCluster's `status.takeover` and
+//! `status.divergences`; Events; and its leader Lease.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
@@ -28,8 +33,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ListParams;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
@@ -39,6 +46,7 @@ use nodewright_api::edgecluster::{
 };
 use nodewright_api::migration::Migration;
 use nodewright_api::nodetask::NodeTask;
+use nodewright_api::storageupgrade::StorageUpgrade;
 use nodewright_bridge::index::{Index, LegacyNames};
 use nodewright_bridge::source::{self, Change};
 use nodewright_kit::admin::{self, Health};
@@ -49,7 +57,7 @@ use serde_json::json;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::controllers::{self, Sequence, Settings, Snapshot, WorkflowController};
+use crate::controllers::{self, GATE_LEASE, PodMeta, Sequence, Settings, Snapshot, WorkflowController};
 use crate::gather::{self, Gathered};
 use crate::migration as mig;
 use crate::observed;
@@ -168,7 +176,7 @@ impl OperatorMetrics {
         let actions = IntCounterVec::new(
             Opts::new(
                 "nodewright_operator_actions_total",
-                "Writes the operator's controllers asked for, by workflow, kind of write (task, node, cluster-state, status) and result (ok, conflict, not-leader, error)",
+                "Writes the operator's controllers asked for, by workflow, kind of write (task, node, cluster-state, status, eviction, create, gate) and result (ok, conflict, refused, not-leader, unguarded, error)",
             ),
             &["workflow", "kind", "result"],
         )?;
@@ -487,6 +495,37 @@ where
     reader
 }
 
+/// A flag set once `store` has its first list, which wakes `changed` then.
+fn ready_flag<K>(store: &Store<K>, changed: &Arc<Notify>) -> Arc<AtomicBool>
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let flag = Arc::new(AtomicBool::new(false));
+    let (store, set, changed) = (store.clone(), flag.clone(), changed.clone());
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            set.store(true, Ordering::SeqCst);
+            changed.notify_one();
+        }
+    });
+    flag
+}
+
+/// The pods bound to each of `nodes`, in every namespace (a list with the field selector
+/// `spec.nodeName`, as `kubectl drain` makes): only the nodes an upgrade drains, only while it
+/// does, so no watch of every pod of the cluster is kept.
+async fn list_pods_on(client: &Client, nodes: &BTreeSet<String>) -> Result<Vec<PodMeta>, kube::Error> {
+    let api: Api<Pod> = Api::all(client.clone());
+    let mut out = Vec::new();
+    for node in nodes {
+        let params = ListParams::default().fields(&format!("spec.nodeName={node}"));
+        let pods = api.list(&params).await?;
+        out.extend(pods.items.iter().filter_map(gather::pod_meta));
+    }
+    Ok(out)
+}
+
 /// Runs the operator until `shutdown` completes. `logs`, when given, carries the legacy pods'
 /// log lines (the bridge's log follower): the storage-upgrade shadow reads upgrade starts from
 /// them.
@@ -532,6 +571,20 @@ pub async fn run(
         watcher::Config::default(),
         own_changed.clone(),
     );
+    let upgrades = reflect(
+        Api::<StorageUpgrade>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default(),
+        own_changed.clone(),
+    );
+    // The storage gate: one Lease, by name (the chart grants its list and watch by name only).
+    let gate_lease = reflect(
+        Api::<Lease>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default().fields(&format!("metadata.name={GATE_LEASE}")),
+        own_changed.clone(),
+    );
+    // Until both are listed, a missing upgrade or gate proves nothing: no turn plans.
+    let gate_listed = ready_flag(&gate_lease, &own_changed);
+    let upgrades_listed = ready_flag(&upgrades, &own_changed);
     // The legacy namespace's pods: the fence reads which of them belong to the legacy DaemonSet
     // and where they run. Until the first list is in, no pod proves anything.
     let pods = reflect(
@@ -539,16 +592,7 @@ pub async fn run(
         watcher::Config::default(),
         own_changed.clone(),
     );
-    let pods_listed = Arc::new(AtomicBool::new(false));
-    {
-        let (pods, listed, changed) = (pods.clone(), pods_listed.clone(), own_changed.clone());
-        tokio::spawn(async move {
-            if pods.wait_until_ready().await.is_ok() {
-                listed.store(true, Ordering::SeqCst);
-                changed.notify_one();
-            }
-        });
-    }
+    let pods_listed = ready_flag(&pods, &own_changed);
 
     let writer = Writer::new(
         client.clone(),
@@ -619,8 +663,24 @@ pub async fn run(
                     tracing::debug!(cluster = %options.cluster, "no EdgeCluster yet; nothing to project");
                     continue;
                 };
+                if !gate_listed.load(Ordering::SeqCst) || !upgrades_listed.load(Ordering::SeqCst) {
+                    tracing::debug!("the StorageUpgrades or the storage gate are not listed yet; no turn");
+                    continue;
+                }
                 let migrations: Vec<Migration> = migrations.state().iter().map(|m| (**m).clone()).collect();
                 let tasks: Vec<NodeTask> = tasks.state().iter().map(|t| (**t).clone()).collect();
+                let upgrades: Vec<StorageUpgrade> = upgrades.state().iter().map(|u| (**u).clone()).collect();
+                let gate = gather::gate(gate_lease.state().first().map(|l| &**l));
+                let draining = gather::draining_nodes(&upgrades, &options.cluster);
+                let drained_pods = match list_pods_on(&client, &draining).await {
+                    Ok(pods) => pods,
+                    Err(e) => {
+                        // A node whose pods could not be listed would look empty, as if drained:
+                        // no turn is planned without them.
+                        tracing::warn!(error = %e, nodes = ?draining, "listing the pods of the nodes an upgrade drains failed; no turn until they are listed");
+                        continue;
+                    }
+                };
                 let snapshot = Snapshot {
                     now: unix_now(),
                     cluster: &cluster,
@@ -629,10 +689,9 @@ pub async fn run(
                     cluster_state_version: gathered.cluster_state_version.as_deref(),
                     migrations: &migrations,
                     tasks: &tasks,
-                    // Gathered by the loop once the writer supports the upgrade's writes.
-                    upgrades: &[],
-                    pods: &[],
-                    gate: None,
+                    upgrades: &upgrades,
+                    pods: &drained_pods,
+                    gate: gate.as_ref(),
                     settings: &settings,
                 };
                 let now = snapshot.now;
@@ -716,6 +775,11 @@ async fn write_turn(
             if let Some(e) = error {
                 if matches!(e, WriteError::Conflict(_)) {
                     outcome = TurnOutcome::Conflict;
+                }
+                if matches!(e, WriteError::Refused { .. }) {
+                    // Not an error: a budget or the gate says "not now"; the Event says which.
+                    tracing::info!(workflow = %workflow, written = done, of = sequence.writes.len(), refused = %e, "the API server declined a write for now; deciding again next turn");
+                    continue;
                 }
                 tracing::warn!(workflow = %workflow, written = done, of = sequence.writes.len(), error = %e, "not every write of the plan was made; deciding again");
             } else {

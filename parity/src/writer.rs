@@ -3,9 +3,15 @@
 //! that lost its Lease, or a decision made from a copy that changed since, never lands.
 //!
 //! Guards: NodeTasks are created under their idempotency key (a repeat is refused as existing,
-//! and counts as done); Nodes, the legacy cluster-state ConfigMap and Migration statuses are
-//! patched with the `resourceVersion` the decision read (a 409 means "decide again"), and a patch
-//! of one of them without a version to guard it is refused before it is sent; the takeover
+//! and counts as done), and so are StorageUpgrades (under the name derived from the version
+//! requested); Nodes (labels, annotations, taints, cordon), the legacy cluster-state ConfigMap and
+//! Migration statuses are patched, and StorageUpgrade statuses replaced, with the
+//! `resourceVersion` the decision read (a 409 means "decide again"), and a patch of one of them
+//! without a version to guard it is refused before it is sent; a pod is evicted through the
+//! Eviction API, which refuses (429) what a PodDisruptionBudget protects, and only while it is
+//! still the pod the decision saw on that node (its uid is the eviction's precondition); the
+//! site's storage gate is the create of its Lease (one holder at a time) and the delete of it
+//! with the `resourceVersion` the release was decided from; the takeover
 //! ConfigMap is server-side applied under the operator's field manager, with the
 //! `resourceVersion` the decision read while it exists (so that a generation decided from an
 //! older copy never lands); the operator's part of the EdgeCluster status is server-side applied
@@ -22,19 +28,34 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference};
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Pod};
+use k8s_openapi::api::policy::v1::Eviction;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, MicroTime, ObjectMeta, Preconditions};
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use nodewright_api::edgecluster::EdgeCluster;
 use nodewright_api::migration::Migration;
 use nodewright_api::nodetask::{CREATED_BY_ANNOTATION, NodeTask};
+use nodewright_api::storageupgrade::{StorageUpgrade, StorageUpgradeStatus};
 use nodewright_bridge::index::LegacyNames;
+use nodewright_kit::clock::unix_now;
 use prometheus::IntCounterVec;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::controllers::{Sequence, Write};
+use crate::controllers::{GATE_LEASE, Sequence, Write};
+
+/// What a write that succeeded did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Made {
+    /// It changed the cluster: reported in an Event.
+    Acted,
+    /// What it asks for was already so (made by an earlier turn, or gone by itself): done, and
+    /// not reported again.
+    AlreadyDone,
+}
 
 /// The field manager of every write the operator makes.
 pub const FIELD_MANAGER: &str = "nodewright-operator";
@@ -59,10 +80,17 @@ pub enum WriteError {
     /// nothing was sent, since an unguarded patch could overwrite what a script wrote since.
     #[error("{0} has not been seen at any version; not patching it unguarded")]
     Unguarded(String),
-    /// This writer cannot make writes of this kind yet (the storage upgrade's writes): nothing
-    /// was sent.
-    #[error("the writer does not make {0} writes yet; nothing was sent")]
-    Unsupported(&'static str),
+    /// The API server declined the write for a reason that is not an error and that a later
+    /// turn may find gone: a PodDisruptionBudget that does not allow the eviction now (429), the
+    /// storage gate held by another workflow. The rest of the sequence is not sent; the next turn
+    /// decides again. Reported in an Event (`reason`), counted as `refused`.
+    #[error("{message}")]
+    Refused {
+        /// The Event's reason (`EvictionRefused`, `StorageGateBusy`).
+        reason: &'static str,
+        /// What was refused and why, as the API server said it.
+        message: String,
+    },
     /// The API server refused or failed the write.
     #[error("writing {what}: {source}")]
     Api {
@@ -82,7 +110,7 @@ impl WriteError {
             WriteError::Unguarded(_) => "unguarded",
             WriteError::Api { .. } => "error",
             WriteError::NoIdentity => "no-identity",
-            WriteError::Unsupported(_) => "unsupported",
+            WriteError::Refused { .. } => "refused",
         }
     }
 }
@@ -103,7 +131,10 @@ pub struct Writer {
 impl Writer {
     /// A writer into `namespace` (Nodewright's objects) and `legacy.namespace` (the legacy
     /// ConfigMaps), that writes only while `leader` says this replica leads, counting each write
-    /// in `actions` (labels: workflow, kind, result).
+    /// in `actions` (labels: workflow, kind, result). `client` should not retry 429s (kube's
+    /// `Config::default_retry`, on by default): the Eviction API answers 429 when a
+    /// PodDisruptionBudget does not allow an eviction now, and a retrying client waits that answer
+    /// out for minutes before the writer can report it.
     pub fn new(
         client: Client,
         namespace: impl Into<String>,
@@ -174,9 +205,14 @@ impl Writer {
     pub async fn sequence(&self, workflow: &str, sequence: &Sequence) -> (usize, Option<WriteError>) {
         let writes = &sequence.writes;
         for (done, w) in writes.iter().enumerate() {
-            let result = self.write(w).await;
+            let made = self.write_made(w).await;
+            // A write an earlier turn already made (a task or an upgrade that exists, a pod
+            // already gone or going, a gate already held or released) counts as done and is not
+            // reported again.
+            let acted = matches!(made, Ok(Made::Acted));
+            let result = made.map(|_| ());
             let mut warned = false;
-            if let (Ok(()), Some((reason, action, note))) = (&result, report(w)) {
+            if let (true, Some((reason, action, note))) = (acted, report(w)) {
                 if reason == ROLLBACK_INCOMPLETE_REASON {
                     // The failure's own Warning: not sent again below.
                     warned = true;
@@ -185,9 +221,19 @@ impl Writer {
                     self.event(&sequence.regarding, reason, action, note).await;
                 }
             }
-            if let (Ok(()), Some((reason, note)), false) = (&result, failure(w), warned) {
-                self.warning(&sequence.regarding, &reason, "FailMigration", note)
-                    .await;
+            if let (Ok(()), Some((reason, action, note)), false) = (&result, failure(w), warned) {
+                self.warning(&sequence.regarding, &reason, action, note).await;
+            }
+            if let Err(WriteError::Refused { reason, message }) = &result {
+                // A budget holding a drain back is for a person to see; a gate taken by another
+                // workflow between two turns is ordinary.
+                if *reason == EVICTION_REFUSED_REASON {
+                    self.warning(&sequence.regarding, reason, "Evict", message.clone())
+                        .await;
+                } else {
+                    self.event(&sequence.regarding, reason, "AcquireGate", message.clone())
+                        .await;
+                }
             }
             let label = match &result {
                 Ok(()) => "ok",
@@ -204,6 +250,10 @@ impl Writer {
     /// Makes one write, if this replica leads. The crash tests' failpoints
     /// `writer.<kind>.before` and `writer.<kind>.after` stand around it (`kit::failpoint`).
     pub async fn write(&self, w: &Write) -> Result<(), WriteError> {
+        self.write_made(w).await.map(|_| ())
+    }
+
+    async fn write_made(&self, w: &Write) -> Result<Made, WriteError> {
         self.check_leading()?;
         let (before, after) = failpoints(w);
         nodewright_kit::failpoint::hit(before);
@@ -214,7 +264,7 @@ impl Writer {
         result
     }
 
-    async fn write_unpointed(&self, w: &Write) -> Result<(), WriteError> {
+    async fn write_unpointed(&self, w: &Write) -> Result<Made, WriteError> {
         match w {
             Write::CreateTask(task) => {
                 let api: Api<NodeTask> = Api::namespaced(self.client.clone(), &self.namespace);
@@ -225,9 +275,9 @@ impl Writer {
                     .get_or_insert_with(BTreeMap::new)
                     .insert(CREATED_BY_ANNOTATION.to_owned(), self.creator().await?.to_owned());
                 match api.create(&PostParams::default(), &task).await {
-                    Ok(_) => Ok(()),
+                    Ok(_) => Ok(Made::Acted),
                     // Created by an earlier turn that did not get to write what followed.
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(Made::AlreadyDone),
                     Err(source) => Err(WriteError::Api {
                         what: format!("NodeTask {name}"),
                         source,
@@ -266,7 +316,7 @@ impl Writer {
                         .await,
                     || format!("Node {name}"),
                 )?;
-                Ok(())
+                Ok(Made::Acted)
             }
             Write::PatchClusterState {
                 resource_version,
@@ -286,7 +336,7 @@ impl Writer {
                         .await,
                     || format!("ConfigMap {name}"),
                 )?;
-                Ok(())
+                Ok(Made::Acted)
             }
             Write::MigrationStatus {
                 name,
@@ -306,13 +356,203 @@ impl Writer {
                         .await,
                     || format!("Migration {name}"),
                 )?;
-                Ok(())
+                Ok(Made::Acted)
             }
-            Write::Evict { .. }
-            | Write::StorageUpgradeStatus { .. }
-            | Write::CreateStorageUpgrade(_)
-            | Write::AcquireGate { .. }
-            | Write::ReleaseGate { .. } => Err(WriteError::Unsupported(w.kind())),
+            Write::Evict {
+                namespace,
+                name,
+                node,
+            } => self.evict(namespace, name, node).await,
+            Write::StorageUpgradeStatus {
+                name,
+                resource_version,
+                status,
+            } => {
+                if resource_version.is_empty() {
+                    return Err(WriteError::Unguarded(format!("StorageUpgrade {name}")));
+                }
+                self.replace_upgrade_status(name, resource_version, status).await
+            }
+            Write::CreateStorageUpgrade(upgrade) => {
+                let api: Api<StorageUpgrade> = Api::namespaced(self.client.clone(), &self.namespace);
+                let name = upgrade.metadata.name.clone().unwrap_or_default();
+                match api.create(&PostParams::default(), upgrade).await {
+                    Ok(_) => Ok(Made::Acted),
+                    // Created by an earlier turn (or by a person, under the same name).
+                    Err(kube::Error::Api(e)) if e.is_already_exists() => Ok(Made::AlreadyDone),
+                    Err(source) => Err(WriteError::Api {
+                        what: format!("StorageUpgrade {name}"),
+                        source,
+                    }),
+                }
+            }
+            Write::AcquireGate { holder } => self.acquire_gate(holder).await,
+            Write::ReleaseGate {
+                holder,
+                resource_version,
+            } => self.release_gate(holder, resource_version).await,
+        }
+    }
+
+    /// Evicts pod `namespace/name` from `node`, as `kubectl drain` does, through the
+    /// `pods/eviction` subresource: the API server refuses (429) an eviction that a
+    /// PodDisruptionBudget does not allow now, which is a [`WriteError::Refused`] naming the pod
+    /// and the budget's answer. The pod is read first: one that is gone, or already being
+    /// deleted, needs no eviction; one bound to another node now (a StatefulSet's pod recreated
+    /// under its name) is not the pod the decision saw, a conflict. The eviction carries the uid
+    /// read as its precondition, so a pod recreated in between is not evicted either.
+    async fn evict(&self, namespace: &str, name: &str, node: &str) -> Result<Made, WriteError> {
+        let what = || format!("pod {namespace}/{name} on node {node}");
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let pod = match api.get_opt(name).await {
+            Ok(Some(pod)) => pod,
+            Ok(None) => return Ok(Made::AlreadyDone),
+            Err(source) => return Err(WriteError::Api { what: what(), source }),
+        };
+        let bound_to = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        if bound_to != Some(node) {
+            return Err(WriteError::Conflict(format!(
+                "pod {namespace}/{name} (now on node {})",
+                bound_to.unwrap_or("none")
+            )));
+        }
+        if pod.metadata.deletion_timestamp.is_some() {
+            return Ok(Made::AlreadyDone);
+        }
+        let eviction = Eviction {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                ..ObjectMeta::default()
+            },
+            delete_options: Some(DeleteOptions {
+                preconditions: Some(Preconditions {
+                    uid: pod.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteOptions::default()
+            }),
+        };
+        // Not `Api::evict`: it sends the delete options under `delete_options`, which the API
+        // server ignores, and the uid precondition would be lost.
+        let result = api
+            .create_subresource::<_, kube::core::Status>("eviction", name, &PostParams::default(), &eviction)
+            .await;
+        match result {
+            Ok(_) => Ok(Made::Acted),
+            // Gone since it was read.
+            Err(kube::Error::Api(e)) if e.is_not_found() => Ok(Made::AlreadyDone),
+            Err(kube::Error::Api(e)) if e.code == 429 => Err(WriteError::Refused {
+                reason: EVICTION_REFUSED_REASON,
+                message: format!("eviction of {} refused: {}", what(), refusal(&e)),
+            }),
+            Err(kube::Error::Api(e)) if e.code == 409 => Err(WriteError::Conflict(what())),
+            Err(source) => Err(WriteError::Api { what: what(), source }),
+        }
+    }
+
+    /// Replaces a StorageUpgrade's status (PUT of the status subresource), guarded by
+    /// `resource_version`: the whole status the decision made, so nothing an earlier state wrote
+    /// lingers. The body carries no spec: a PUT of the status subresource takes the status only.
+    async fn replace_upgrade_status(
+        &self,
+        name: &str,
+        resource_version: &str,
+        status: &StorageUpgradeStatus,
+    ) -> Result<Made, WriteError> {
+        let api: Api<StorageUpgrade> = Api::namespaced(self.client.clone(), &self.namespace);
+        let body = json!({
+            "apiVersion": "nodewright.io/v1alpha1",
+            "kind": "StorageUpgrade",
+            "metadata": {"name": name, "resourceVersion": resource_version},
+            "status": status,
+        });
+        guarded(
+            api.replace_subresource("status", name, &PostParams::default(), &body)
+                .await,
+            || format!("StorageUpgrade {name} status"),
+        )?;
+        Ok(Made::Acted)
+    }
+
+    /// Takes the storage gate for `holder`: creates the Lease [`GATE_LEASE`] naming it. The
+    /// Lease exists only while held, so a create that finds it is refused, unless it already
+    /// names `holder` (an earlier turn took it and did not get to write what followed).
+    async fn acquire_gate(&self, holder: &str) -> Result<Made, WriteError> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(GATE_LEASE.to_owned()),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    FIELD_MANAGER.to_owned(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(holder.to_owned()),
+                acquire_time: Some(MicroTime(nodewright_kit::clock::time(unix_now()).0)),
+                ..LeaseSpec::default()
+            }),
+        };
+        let what = || format!("Lease {GATE_LEASE} (the storage gate) for {holder}");
+        match api.create(&PostParams::default(), &lease).await {
+            Ok(_) => Ok(Made::Acted),
+            Err(kube::Error::Api(e)) if e.is_already_exists() => {
+                let current = api
+                    .get_opt(GATE_LEASE)
+                    .await
+                    .map_err(|source| WriteError::Api { what: what(), source })?;
+                let held_by = current
+                    .and_then(|l| l.spec)
+                    .and_then(|s| s.holder_identity)
+                    .unwrap_or_default();
+                if held_by == holder {
+                    Ok(Made::AlreadyDone)
+                } else {
+                    Err(WriteError::Refused {
+                        reason: GATE_BUSY_REASON,
+                        message: format!(
+                            "the storage gate is held by {}; {holder} waits for it",
+                            if held_by.is_empty() {
+                                "nobody named"
+                            } else {
+                                &held_by
+                            }
+                        ),
+                    })
+                }
+            }
+            Err(source) => Err(WriteError::Api { what: what(), source }),
+        }
+    }
+
+    /// Gives the storage gate back: deletes the Lease [`GATE_LEASE`] on the precondition that it
+    /// is still at `resource_version`, the version whose holder the decision read (so a gate
+    /// another workflow took since is never released from under it). Already gone counts as
+    /// released.
+    async fn release_gate(&self, holder: &str, resource_version: &str) -> Result<Made, WriteError> {
+        if resource_version.is_empty() {
+            return Err(WriteError::Unguarded(format!("Lease {GATE_LEASE}")));
+        }
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
+        let params = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                resource_version: Some(resource_version.to_owned()),
+                uid: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(GATE_LEASE, &params).await {
+            Ok(_) => Ok(Made::Acted),
+            Err(kube::Error::Api(e)) if e.is_not_found() => Ok(Made::AlreadyDone),
+            Err(kube::Error::Api(e)) if e.code == 409 => Err(WriteError::Conflict(format!(
+                "Lease {GATE_LEASE} (the storage gate {holder} held)"
+            ))),
+            Err(source) => Err(WriteError::Api {
+                what: format!("Lease {GATE_LEASE} (the storage gate) of {holder}"),
+                source,
+            }),
         }
     }
 
@@ -418,10 +658,12 @@ impl Writer {
     }
 }
 
-/// The Event that reports a write made: its reason, action and note; `None` for a status write
-/// (bookkeeping of what the other writes did, reported by them), except the status of a
-/// migration whose rollback gave up at its deadline: that is reported as a Warning naming what
-/// it could not undo.
+/// The Event that reports a write made: its reason, action and note. `None` for a Migration's
+/// status write (bookkeeping of what the other writes did, reported by them), except the status
+/// of a migration whose rollback gave up at its deadline: that is reported as a Warning naming
+/// what it could not undo. A StorageUpgrade's status is written when the upgrade enters a state
+/// or waits for something new, and each such write is reported with where the upgrade stands, so
+/// that its Events follow it state by state.
 pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
     match w {
         Write::CreateTask(task) => Some((
@@ -435,8 +677,17 @@ pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
                 task.spec.args.join(" ")
             ),
         )),
-        Write::PatchNode { name, what, .. } => Some((
-            "NodeUpdated",
+        Write::PatchNode {
+            name,
+            what,
+            unschedulable,
+            ..
+        } => Some((
+            match unschedulable {
+                Some(true) => "NodeCordoned",
+                Some(false) => "NodeUncordoned",
+                None => "NodeUpdated",
+            },
             "PatchNode",
             format!("Node {name}: {}", what.join(", ")),
         )),
@@ -457,29 +708,89 @@ pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
             });
             gave_up.map(|message| (ROLLBACK_INCOMPLETE_REASON, "RollBack", message.to_owned()))
         }
-        Write::Evict { .. }
-        | Write::StorageUpgradeStatus { .. }
-        | Write::CreateStorageUpgrade(_)
-        | Write::AcquireGate { .. }
-        | Write::ReleaseGate { .. } => None,
+        Write::Evict {
+            namespace,
+            name,
+            node,
+        } => Some((
+            "Evicted",
+            "Evict",
+            format!("pod {namespace}/{name} evicted from node {node}"),
+        )),
+        Write::StorageUpgradeStatus { name, status, .. } => Some((
+            "StorageUpgradeProgressed",
+            "UpdateStatus",
+            upgrade_progress(name, status),
+        )),
+        Write::CreateStorageUpgrade(upgrade) => Some((
+            "StorageUpgradeCreated",
+            "CreateStorageUpgrade",
+            format!(
+                "StorageUpgrade {} from {} to {}",
+                upgrade.metadata.name.as_deref().unwrap_or_default(),
+                upgrade.spec.from_version,
+                upgrade.spec.to_version
+            ),
+        )),
+        Write::AcquireGate { holder } => Some((
+            "StorageGateAcquired",
+            "AcquireGate",
+            format!(
+                "{holder} holds the storage gate (Lease {GATE_LEASE}): no other storage-changing workflow starts until it is released"
+            ),
+        )),
+        Write::ReleaseGate { holder, .. } => Some((
+            "StorageGateReleased",
+            "ReleaseGate",
+            format!("{holder} released the storage gate (Lease {GATE_LEASE})"),
+        )),
     }
 }
 
-/// The Warning Event that reports a Migration status write whose `Failed` condition is true (it
-/// failed, rolled back, or its spec was refused): the condition's reason (`InvalidSpec`,
-/// `RollbackFailed`, `RolledBack`, …) and message. Such a Migration is over and is not written
-/// again, so the Event is sent once.
-pub fn failure(w: &Write) -> Option<(String, String)> {
-    let Write::MigrationStatus { name, status, .. } = w else {
-        return None;
-    };
-    let failed = status
+/// Where a StorageUpgrade stands, as its status says: its state, the node the per-node states
+/// apply to and that node's state, and what it waits for (its `Progressing` condition).
+fn upgrade_progress(name: &str, status: &StorageUpgradeStatus) -> String {
+    let state = status
+        .state
+        .map_or_else(|| "no state".to_owned(), |s| format!("{s:?}"));
+    let mut note = format!("StorageUpgrade {name}: {state}");
+    if let Some(node) = &status.current_node {
+        note.push_str(&format!("; node {node}"));
+        if let Some(n) = status.nodes.iter().find(|n| &n.node == node) {
+            note.push_str(&format!(" in {:?}", n.state));
+        }
+    }
+    if let Some(c) = status
         .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing" && !c.message.is_empty())
+    {
+        note.push_str(&format!(": {}", c.message));
+    }
+    note
+}
+
+/// The Warning Event that reports a Migration or StorageUpgrade status write whose `Failed`
+/// condition is true (it failed, rolled back, or its spec was refused): the condition's reason
+/// (`InvalidSpec`, `RollbackFailed`, `RolledBack`, …), the action and the message. Such a
+/// workflow is over and is not written again, so the Event is sent once.
+pub fn failure(w: &Write) -> Option<(String, &'static str, String)> {
+    let (kind, action, name, conditions) = match w {
+        Write::MigrationStatus { name, status, .. } => {
+            ("Migration", "FailMigration", name, &status.conditions)
+        }
+        Write::StorageUpgradeStatus { name, status, .. } => {
+            ("StorageUpgrade", "FailStorageUpgrade", name, &status.conditions)
+        }
+        _ => return None,
+    };
+    let failed = conditions
         .iter()
         .find(|c| c.type_ == "Failed" && c.status == "True")?;
     Some((
         failed.reason.clone(),
-        format!("Migration {name}: {}: {}", failed.reason, failed.message),
+        action,
+        format!("{kind} {name}: {}: {}", failed.reason, failed.message),
     ))
 }
 
@@ -495,6 +806,32 @@ fn failpoints(w: &Write) -> (&'static str, &'static str) {
         Write::Evict { .. } => ("writer.eviction.before", "writer.eviction.after"),
         Write::CreateStorageUpgrade(_) => ("writer.create.before", "writer.create.after"),
         Write::AcquireGate { .. } | Write::ReleaseGate { .. } => ("writer.gate.before", "writer.gate.after"),
+    }
+}
+
+/// The reason of the Warning Event raised when the Eviction API refused an eviction (a
+/// PodDisruptionBudget does not allow it now).
+pub const EVICTION_REFUSED_REASON: &str = "EvictionRefused";
+
+/// The reason of the Event raised when the storage gate could not be taken (another workflow
+/// took it since the decision read it free).
+pub const GATE_BUSY_REASON: &str = "StorageGateBusy";
+
+/// What the API server said when it refused an eviction (429): its message and the causes it
+/// gave (for a PodDisruptionBudget, which budget and why: `The disruption budget db-pdb needs 2
+/// healthy pods and has 2 currently`, or that its status is not computed yet).
+fn refusal(status: &kube::core::Status) -> String {
+    let causes: Vec<&str> = status
+        .details
+        .iter()
+        .flat_map(|d| &d.causes)
+        .map(|c| c.message.as_str())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if causes.is_empty() {
+        status.message.clone()
+    } else {
+        format!("{} ({})", status.message, causes.join("; "))
     }
 }
 

@@ -1,20 +1,27 @@
 //! The operator's one writer against the real API server: a replica that does not lead sends
 //! nothing, a patch decided from a copy that changed since is refused as a conflict and changes
-//! nothing, and a task created twice under its idempotency key exists once.
+//! nothing, and a task created twice under its idempotency key exists once. The storage upgrade's
+//! writes: an eviction a PodDisruptionBudget forbids is refused and stops the sequence, one
+//! without a budget removes the pod; the storage gate has one holder and is released only from
+//! the version decided on; cordon and status writes are guarded like the other patches.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Pod};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, PostParams};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use nodewright_api::nodetask::{NodeTask, NodeTaskSpec};
+use nodewright_api::storageupgrade::{StorageUpgrade, StorageUpgradeStatus, UpgradeState};
 use nodewright_bridge::index::LegacyNames;
-use nodewright_parity::controllers::{Sequence, Write};
+use nodewright_parity::controllers::{GATE_LEASE, Sequence, Write};
 use nodewright_parity::writer::{WriteError, Writer};
 use nodewright_testenv::{TestContext, create_namespace, install_crds, unique_name};
 use prometheus::{IntCounterVec, Opts};
+use serde_json::json;
 use tokio::sync::watch;
 
 struct Fixture {
@@ -36,8 +43,14 @@ async fn fixture(prefix: &str) -> Fixture {
     };
     let (leader, rx) = watch::channel(true);
     let actions = IntCounterVec::new(Opts::new("actions", "test"), &["workflow", "kind", "result"]).unwrap();
+    // As the operator's: a client that does not retry a 429 (an eviction's refusal).
+    let kubeconfig = kube::config::Kubeconfig::read_from(ctx.control_plane.kubeconfig()).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    config.default_retry = false;
     let writer = Writer::new(
-        ctx.client.clone(),
+        kube::Client::try_from(config).unwrap(),
         ctx.namespace.clone(),
         legacy.clone(),
         rx,
@@ -330,4 +343,461 @@ async fn a_replica_that_lost_its_lease_writes_no_takeover() {
     assert!(matches!(error, WriteError::NotLeader), "{error:?}");
     let api: Api<ConfigMap> = Api::namespaced(f.ctx.client.clone(), &f.legacy.namespace);
     assert!(api.get_opt("nodewright-takeover").await.unwrap().is_none());
+}
+
+/// A pod bound to `node` (no scheduler here: bound by its spec) and reported Running and Ready,
+/// as a kubelet would: the Eviction API lets a Pending pod go whatever its budget says, so only a
+/// running one tests the budget. Its grace period is 0, so a delete removes it at once (there is
+/// no kubelet here to finish a graceful one).
+async fn running_pod(f: &Fixture, name: &str, node: &str, labels: &[(&str, &str)]) -> Pod {
+    let pods: Api<Pod> = Api::namespaced(f.ctx.client.clone(), &f.ctx.namespace);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": name,
+            "labels": labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(),
+        },
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
+        },
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let status = json!({"status": {
+        "phase": "Running",
+        "conditions": [{"type": "Ready", "status": "True"}],
+    }});
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap()
+}
+
+fn events(list: &[Event]) -> Vec<(Option<&str>, Option<&str>, Option<&str>)> {
+    list.iter()
+        .map(|e| (e.type_.as_deref(), e.reason.as_deref(), e.note.as_deref()))
+        .collect()
+}
+
+async fn events_in(f: &Fixture) -> Vec<Event> {
+    Api::<Event>::namespaced(f.ctx.client.clone(), &f.ctx.namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+}
+
+#[tokio::test]
+async fn an_eviction_a_disruption_budget_forbids_is_refused_reported_and_the_pod_stays() {
+    let f = fixture("writer-evict-pdb").await;
+    let node = unique_name("edge");
+    running_pod(&f, "db-0", &node, &[("app", "db")]).await;
+    // The API server answers an eviction from a PodDisruptionBudget's status, which the
+    // disruption controller of kube-controller-manager computes. There is none here, so the
+    // budget's status is never computed and the API server refuses every eviction it covers
+    // ("still being processed"): a budget that does not allow the eviction now, as a real one
+    // with no disruption left does.
+    let budget: PodDisruptionBudget = serde_json::from_value(json!({
+        "metadata": {"name": "db-budget"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}},
+    }))
+    .unwrap();
+    Api::<PodDisruptionBudget>::namespaced(f.ctx.client.clone(), &f.ctx.namespace)
+        .create(&PostParams::default(), &budget)
+        .await
+        .unwrap();
+
+    let sequence = Sequence {
+        regarding: regarding(&f),
+        writes: vec![
+            Write::Evict {
+                namespace: f.ctx.namespace.clone(),
+                name: "db-0".into(),
+                node: node.clone(),
+            },
+            // Not sent: a refusal stops the sequence.
+            Write::CreateTask(Box::new(task(&f.ctx.namespace, "su-x-demote"))),
+        ],
+    };
+    let (done, error) = f.writer.sequence("storage-upgrade", &sequence).await;
+    assert_eq!(done, 0);
+    let Some(WriteError::Refused { reason, message }) = &error else {
+        panic!("expected a refusal, got {error:?}")
+    };
+    assert_eq!(*reason, "EvictionRefused");
+    assert!(
+        message.contains(&format!("pod {}/db-0 on node {node}", f.ctx.namespace))
+            && message.contains("db-budget"),
+        "{message}"
+    );
+    let pod = Api::<Pod>::namespaced(f.ctx.client.clone(), &f.ctx.namespace)
+        .get("db-0")
+        .await
+        .unwrap();
+    assert!(pod.metadata.deletion_timestamp.is_none(), "the pod stays");
+    assert!(
+        Api::<NodeTask>::namespaced(f.ctx.client.clone(), &f.ctx.namespace)
+            .get_opt("su-x-demote")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing after the refused eviction was written"
+    );
+    // Counted as refused, not as an error; reported in a Warning naming the pod and the budget.
+    assert_eq!(
+        f.actions
+            .with_label_values(&["storage-upgrade", "eviction", "refused"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        f.actions
+            .with_label_values(&["storage-upgrade", "eviction", "error"])
+            .get(),
+        0
+    );
+    let listed = events_in(&f).await;
+    assert!(
+        listed.iter().any(|e| e.type_.as_deref() == Some("Warning")
+            && e.reason.as_deref() == Some("EvictionRefused")
+            && e.note
+                .as_deref()
+                .is_some_and(|n| n.contains("db-0") && n.contains("db-budget"))),
+        "{:?}",
+        events(&listed)
+    );
+}
+
+#[tokio::test]
+async fn an_eviction_without_a_budget_deletes_the_pod_and_is_reported() {
+    let f = fixture("writer-evict").await;
+    let node = unique_name("edge");
+    running_pod(&f, "web-0", &node, &[("app", "web")]).await;
+    let evict = Write::Evict {
+        namespace: f.ctx.namespace.clone(),
+        name: "web-0".into(),
+        node: node.clone(),
+    };
+    let sequence = Sequence {
+        regarding: regarding(&f),
+        writes: vec![evict.clone()],
+    };
+    let (done, error) = f.writer.sequence("storage-upgrade", &sequence).await;
+    assert_eq!((done, error.map(|e| e.to_string())), (1, None));
+    let pods = Api::<Pod>::namespaced(f.ctx.client.clone(), &f.ctx.namespace);
+    assert!(pods.get_opt("web-0").await.unwrap().is_none(), "evicted");
+    let listed = events_in(&f).await;
+    assert!(
+        listed.iter().any(|e| e.reason.as_deref() == Some("Evicted")
+            && e.note
+                .as_deref()
+                .is_some_and(|n| n.contains("web-0") && n.contains(&node))),
+        "{:?}",
+        events(&listed)
+    );
+    // Evicting it again (a turn that decided from a list taken before the eviction) is done.
+    f.writer.write(&evict).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pod_bound_to_another_node_than_the_decision_saw_is_not_evicted() {
+    let f = fixture("writer-evict-moved").await;
+    // A StatefulSet's pod recreated under its name on another node after the list was taken.
+    running_pod(&f, "db-0", "edge-2", &[("app", "db")]).await;
+    let error = f
+        .writer
+        .write(&Write::Evict {
+            namespace: f.ctx.namespace.clone(),
+            name: "db-0".into(),
+            node: "edge-1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(error, WriteError::Conflict(_)), "{error:?}");
+    let pod = Api::<Pod>::namespaced(f.ctx.client.clone(), &f.ctx.namespace)
+        .get("db-0")
+        .await
+        .unwrap();
+    assert!(pod.metadata.deletion_timestamp.is_none());
+}
+
+fn gate_holder(lease: &Lease) -> Option<&str> {
+    lease.spec.as_ref()?.holder_identity.as_deref()
+}
+
+#[tokio::test]
+async fn the_storage_gate_has_one_holder_and_is_released_only_from_the_version_decided_on() {
+    let f = fixture("writer-gate").await;
+    let leases: Api<Lease> = Api::namespaced(f.ctx.client.clone(), &f.ctx.namespace);
+    let upgrade = Write::AcquireGate {
+        holder: "StorageUpgrade/to-9.2.14".into(),
+    };
+    f.writer.write(&upgrade).await.unwrap();
+    let held = leases.get(GATE_LEASE).await.unwrap();
+    assert_eq!(gate_holder(&held), Some("StorageUpgrade/to-9.2.14"));
+    // Taking it again for the same holder (a turn that did not see its own write yet) is done.
+    f.writer.write(&upgrade).await.unwrap();
+
+    // Another workflow cannot take it: refused, and the sequence stops there.
+    let sequence = Sequence {
+        regarding: regarding(&f),
+        writes: vec![
+            Write::AcquireGate {
+                holder: "Migration/grow".into(),
+            },
+            Write::CreateTask(Box::new(task(&f.ctx.namespace, "mig-grow-preflight"))),
+        ],
+    };
+    let (done, error) = f.writer.sequence("migration", &sequence).await;
+    assert_eq!(done, 0);
+    let Some(WriteError::Refused { reason, message }) = &error else {
+        panic!("expected a refusal, got {error:?}")
+    };
+    assert_eq!(*reason, "StorageGateBusy");
+    assert!(message.contains("held by StorageUpgrade/to-9.2.14"), "{message}");
+    assert_eq!(
+        gate_holder(&leases.get(GATE_LEASE).await.unwrap()),
+        Some("StorageUpgrade/to-9.2.14")
+    );
+    assert_eq!(
+        f.actions
+            .with_label_values(&["migration", "gate", "refused"])
+            .get(),
+        1
+    );
+
+    // A release decided from an older copy of the Lease is refused and releases nothing.
+    let held_at = held.metadata.resource_version.clone().unwrap();
+    leases
+        .patch(
+            GATE_LEASE,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    let stale = Write::ReleaseGate {
+        holder: "StorageUpgrade/to-9.2.14".into(),
+        resource_version: held_at,
+    };
+    let error = f.writer.write(&stale).await.unwrap_err();
+    assert!(matches!(error, WriteError::Conflict(_)), "{error:?}");
+    assert!(leases.get_opt(GATE_LEASE).await.unwrap().is_some(), "still held");
+
+    // Released from the current version; releasing again is done; then the other takes it.
+    let now = leases.get(GATE_LEASE).await.unwrap();
+    let release = Write::ReleaseGate {
+        holder: "StorageUpgrade/to-9.2.14".into(),
+        resource_version: now.metadata.resource_version.clone().unwrap(),
+    };
+    let sequence = Sequence {
+        regarding: regarding(&f),
+        writes: vec![release.clone()],
+    };
+    assert_eq!(f.writer.sequence("storage-upgrade", &sequence).await.0, 1);
+    assert!(leases.get_opt(GATE_LEASE).await.unwrap().is_none());
+    f.writer.write(&release).await.unwrap();
+    f.writer
+        .write(&Write::AcquireGate {
+            holder: "Migration/grow".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        gate_holder(&leases.get(GATE_LEASE).await.unwrap()),
+        Some("Migration/grow")
+    );
+    let listed = events_in(&f).await;
+    for reason in ["StorageGateBusy", "StorageGateReleased"] {
+        assert!(
+            listed.iter().any(|e| e.reason.as_deref() == Some(reason)),
+            "{reason}: {:?}",
+            events(&listed)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cordon_decided_from_an_older_copy_of_the_node_is_refused_and_changes_nothing() {
+    let f = fixture("writer-cordon").await;
+    let nodes: Api<Node> = Api::all(f.ctx.client.clone());
+    let name = unique_name("edge");
+    let mut node = Node::default();
+    node.metadata.name = Some(name.clone());
+    let read = nodes.create(&PostParams::default(), &node).await.unwrap();
+    let decided_on = read.metadata.resource_version.clone().unwrap();
+    // A script annotates the node after the operator read it.
+    nodes
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"annotations": {"vx-rail.io/state": "ready"}}})),
+        )
+        .await
+        .unwrap();
+    let cordon = |resource_version: String| Write::PatchNode {
+        name: name.clone(),
+        resource_version,
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::from([(
+            "vx-rail.io/upgrade-state".to_owned(),
+            "state=CORDON_AND_TAINT;to=9.2.14;since=1790000000;owner=operator".to_owned(),
+        )]),
+        taints: None,
+        unschedulable: Some(true),
+        what: vec!["cordon".into(), "annotate vx-rail.io/upgrade-state".into()],
+    };
+    let error = f.writer.write(&cordon(decided_on)).await.unwrap_err();
+    assert!(matches!(error, WriteError::Conflict(_)), "{error:?}");
+    let now = nodes.get(&name).await.unwrap();
+    assert_ne!(now.spec.as_ref().and_then(|s| s.unschedulable), Some(true));
+    assert!(
+        !now.metadata
+            .annotations
+            .as_ref()
+            .unwrap()
+            .contains_key("vx-rail.io/upgrade-state")
+    );
+
+    // From the current version: cordoned and annotated, the script's annotation kept; reported.
+    let sequence = Sequence {
+        regarding: regarding(&f),
+        writes: vec![cordon(now.metadata.resource_version.clone().unwrap())],
+    };
+    assert_eq!(f.writer.sequence("storage-upgrade", &sequence).await.0, 1);
+    let now = nodes.get(&name).await.unwrap();
+    assert_eq!(now.spec.as_ref().and_then(|s| s.unschedulable), Some(true));
+    let annotations = now.metadata.annotations.clone().unwrap();
+    assert_eq!(annotations["vx-rail.io/state"], "ready");
+    assert!(annotations["vx-rail.io/upgrade-state"].starts_with("state=CORDON_AND_TAINT"));
+    // And uncordoned.
+    let uncordon = Write::PatchNode {
+        name: name.clone(),
+        resource_version: now.metadata.resource_version.clone().unwrap(),
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+        taints: None,
+        unschedulable: Some(false),
+        what: vec!["uncordon".into()],
+    };
+    let sequence = Sequence {
+        regarding: regarding(&f),
+        writes: vec![uncordon],
+    };
+    assert_eq!(f.writer.sequence("storage-upgrade", &sequence).await.0, 1);
+    let now = nodes.get(&name).await.unwrap();
+    assert_ne!(now.spec.as_ref().and_then(|s| s.unschedulable), Some(true));
+    let listed = events_in(&f).await;
+    for reason in ["NodeCordoned", "NodeUncordoned"] {
+        assert!(
+            listed.iter().any(|e| e.reason.as_deref() == Some(reason)
+                && e.note.as_deref().is_some_and(|n| n.contains(&name))),
+            "{reason}: {:?}",
+            events(&listed)
+        );
+    }
+}
+
+fn storage_upgrade(namespace: &str, name: &str) -> StorageUpgrade {
+    let mut u: StorageUpgrade = serde_json::from_value(json!({
+        "apiVersion": "nodewright.io/v1alpha1", "kind": "StorageUpgrade",
+        "metadata": {"name": name},
+        "spec": {"owner": "operator", "clusterRef": {"name": "site"},
+                 "fromVersion": "9.2.12", "toVersion": "9.2.14"},
+    }))
+    .unwrap();
+    u.metadata.namespace = Some(namespace.to_owned());
+    u
+}
+
+#[tokio::test]
+async fn a_storage_upgrade_created_twice_exists_once_and_the_creation_is_reported() {
+    let f = fixture("writer-su-create").await;
+    let create = Write::CreateStorageUpgrade(Box::new(storage_upgrade(&f.ctx.namespace, "to-9.2.14")));
+    let sequence = Sequence {
+        regarding: regarding(&f),
+        writes: vec![create.clone()],
+    };
+    assert_eq!(f.writer.sequence("storage-upgrade", &sequence).await.0, 1);
+    f.writer.write(&create).await.unwrap();
+    let upgrades = Api::<StorageUpgrade>::namespaced(f.ctx.client.clone(), &f.ctx.namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(upgrades.items.len(), 1);
+    assert_eq!(upgrades.items[0].spec.to_version, "9.2.14");
+    let listed = events_in(&f).await;
+    assert!(
+        listed
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("StorageUpgradeCreated")
+                && e.note.as_deref().is_some_and(|n| n.contains("to-9.2.14"))),
+        "{:?}",
+        events(&listed)
+    );
+}
+
+#[tokio::test]
+async fn a_storage_upgrade_status_decided_from_an_older_copy_is_refused_and_a_current_one_replaces_it_whole()
+{
+    let f = fixture("writer-su-status").await;
+    let api = Api::<StorageUpgrade>::namespaced(f.ctx.client.clone(), &f.ctx.namespace);
+    let created = api
+        .create(&PostParams::default(), &storage_upgrade(&f.ctx.namespace, "up"))
+        .await
+        .unwrap();
+    let status = |state: UpgradeState, node: Option<&str>| StorageUpgradeStatus {
+        observed_generation: Some(1),
+        state: Some(state),
+        current_node: node.map(str::to_owned),
+        ..StorageUpgradeStatus::default()
+    };
+    let write = |resource_version: &str, s: StorageUpgradeStatus| Write::StorageUpgradeStatus {
+        name: "up".into(),
+        resource_version: resource_version.to_owned(),
+        status: Box::new(s),
+    };
+    let first = created.metadata.resource_version.clone().unwrap();
+    f.writer
+        .write(&write(&first, status(UpgradeState::Preflight, Some("edge-1"))))
+        .await
+        .unwrap();
+    // Decided from the copy before that write: refused.
+    let error = f
+        .writer
+        .write(&write(&first, status(UpgradeState::RollingBack, None)))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, WriteError::Conflict(_)), "{error:?}");
+    let now = api.get("up").await.unwrap();
+    let s = now.status.clone().unwrap();
+    assert_eq!(
+        (s.state, s.current_node.as_deref()),
+        (Some(UpgradeState::Preflight), Some("edge-1"))
+    );
+    // From the current copy: the status is replaced whole (the node it no longer names is gone),
+    // the spec untouched.
+    let sequence = Sequence {
+        regarding: regarding(&f),
+        writes: vec![write(
+            &now.metadata.resource_version.clone().unwrap(),
+            status(UpgradeState::Completed, None),
+        )],
+    };
+    assert_eq!(f.writer.sequence("storage-upgrade", &sequence).await.0, 1);
+    let now = api.get("up").await.unwrap();
+    let s = now.status.unwrap();
+    assert_eq!((s.state, s.current_node), (Some(UpgradeState::Completed), None));
+    assert_eq!(now.spec.from_version, "9.2.12");
+    let listed = events_in(&f).await;
+    assert!(
+        listed
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("StorageUpgradeProgressed")
+                && e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("StorageUpgrade up: Completed"))),
+        "{:?}",
+        events(&listed)
+    );
 }

@@ -164,3 +164,56 @@ pub(super) fn ip_arg(step: &'static str, index: usize, value: &str) -> Result<St
             reason: "not an IP address",
         })
 }
+
+/// A DRBD resource name as LINSTOR allows it: a letter, digit or `_` first, then letters,
+/// digits, `_` and `-`, at most 48 characters. No `/` or `:`, which `drbdadm` reads as a
+/// volume or a peer.
+pub(super) fn resource_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
+    let bad = |reason| StepError::BadArgument {
+        step,
+        index,
+        name: "resource",
+        value: value.to_owned(),
+        reason,
+    };
+    if value.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if !value.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(bad("it must start with a letter, digit or _"));
+    }
+    if value.len() > 48
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+    {
+        return Err(bad("only letters, digits, _ and - are allowed, at most 48"));
+    }
+    Ok(value.to_owned())
+}
+
+/// A backup's label, the name of its directory: a letter or digit first (so never `.` or `..`),
+/// then letters, digits and `. _ -`, at most 128 characters.
+pub(super) fn label_arg(step: &'static str, index: usize, value: &str) -> Result<String, StepError> {
+    os_name_arg(
+        step,
+        index,
+        "label",
+        value,
+        &['.', '_', '-'],
+        "only letters, digits and . _ - are allowed",
+    )
+    .and_then(|v| {
+        if v.len() > 128 {
+            Err(StepError::BadArgument {
+                step,
+                index,
+                name: "label",
+                value: value.to_owned(),
+                reason: "at most 128 characters",
+            })
+        } else {
+            Ok(v)
+        }
+    })
+}

@@ -2,9 +2,10 @@
 //! The one place in the catalogue that runs anything, and only through [`HostOps`].
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::Instant;
 
-use super::{Plan, Verdict};
+use super::{Backup, Plan, Verdict};
 use crate::host::{EXIT_NOT_RUN, EXIT_TIMED_OUT, HostOps, HostOutput};
 
 /// How a step ended.
@@ -62,9 +63,23 @@ fn transcript(out: &mut String, argv: &[String], result: &HostOutput) {
 }
 
 impl Plan {
-    /// Runs the plan: the check first (a mutating step), then the commands in order, stopping at
-    /// the first failure or when `deadline` has passed between two commands.
+    /// Runs the plan without a state directory; [`Plan::execute_in`].
     pub fn execute<H: HostOps + ?Sized>(&self, host: &mut H, deadline: Option<Instant>) -> StepOutcome {
+        self.execute_in(host, deadline, None)
+    }
+
+    /// Runs the plan: the check first (a mutating step), then the commands in order, stopping at
+    /// the first failure or when `deadline` has passed between two commands. A backup step
+    /// saves under `state_dir` (the agent's state directory) and fails without one.
+    pub fn execute_in<H: HostOps + ?Sized>(
+        &self,
+        host: &mut H,
+        deadline: Option<Instant>,
+        state_dir: Option<&Path>,
+    ) -> StepOutcome {
+        if let Some(backup) = &self.backup {
+            return self.execute_backup(host, deadline, backup, state_dir);
+        }
         let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
         let timed_out = |output: String, unknown: bool| StepOutcome {
             unknown,
@@ -95,6 +110,30 @@ impl Plan {
                 }
             }
             StepOutcome::new(0, output, "done")
+        } else if self.step.reports() {
+            // A read-only step whose commands' exit codes are answers: every one runs (unless
+            // one could not run at all), and the step reads them together.
+            let mut outputs = Vec::new();
+            for argv in &self.commands {
+                let result = host.run_until(argv, deadline);
+                if matches!(result.code, EXIT_NOT_RUN | EXIT_TIMED_OUT) {
+                    let mut output = String::new();
+                    transcript(&mut output, argv, &result);
+                    let message = format!("`{}` failed with exit code {}", argv.join(" "), result.code);
+                    return StepOutcome::new(result.code, output, message);
+                }
+                outputs.push(result);
+            }
+            match self.step.report(self.os, self.storage, &outputs) {
+                Ok(report) => StepOutcome::new(0, report, "done"),
+                Err(e) => {
+                    let mut output = String::new();
+                    for (argv, result) in self.commands.iter().zip(&outputs) {
+                        transcript(&mut output, argv, result);
+                    }
+                    StepOutcome::new(1, output, format!("could not read the host's answer: {e}"))
+                }
+            }
         } else {
             // A read-only step: its standard output is the task's output.
             let mut output = String::new();
@@ -108,6 +147,56 @@ impl Plan {
                 output.push_str(&result.stdout);
             }
             StepOutcome::new(0, output, "done")
+        }
+    }
+
+    /// `storage-backup`: already there (every file of a complete backup) → nothing runs;
+    /// otherwise the reads run, their outputs go to a scratch directory beside the backup, and
+    /// that is renamed into place, so a backup directory is either complete or absent.
+    fn execute_backup<H: HostOps + ?Sized>(
+        &self,
+        host: &mut H,
+        deadline: Option<Instant>,
+        backup: &Backup,
+        state_dir: Option<&Path>,
+    ) -> StepOutcome {
+        let Some(state_dir) = state_dir else {
+            return StepOutcome::new(
+                1,
+                String::new(),
+                "the agent has no state directory to save a backup in",
+            );
+        };
+        let dir = state_dir.join(&backup.dir);
+        let shown = format!("{}\n", dir.display());
+        if backup_complete(&dir, backup) {
+            return StepOutcome::new(
+                0,
+                shown,
+                format!(
+                    "already done: {} holds the backup; nothing was changed",
+                    dir.display()
+                ),
+            );
+        }
+        let mut outputs = Vec::new();
+        for argv in &self.commands {
+            let result = host.run_until(argv, deadline);
+            if !result.success() {
+                let mut output = String::new();
+                transcript(&mut output, argv, &result);
+                let message = format!(
+                    "`{}` failed with exit code {}; nothing was saved",
+                    argv.join(" "),
+                    result.code
+                );
+                return StepOutcome::new(result.code, output, message);
+            }
+            outputs.push(result.stdout);
+        }
+        match save_backup(&dir, backup, &outputs) {
+            Ok(()) => StepOutcome::new(0, shown, "done"),
+            Err(e) => StepOutcome::new(1, String::new(), format!("saving the backup failed: {e}")),
         }
     }
 
@@ -155,10 +244,32 @@ impl Plan {
         }
     }
 
-    /// Asks the host again whether a mutating step that timed out took effect: its check, judged
-    /// as before a run, and nothing else. A read-only step has nothing to settle: it changed
-    /// nothing, so it is "not done".
+    /// [`Plan::recheck_in`] without a state directory.
     pub fn recheck<H: HostOps + ?Sized>(&self, host: &mut H, deadline: Option<Instant>) -> Recheck {
+        self.recheck_in(host, deadline, None)
+    }
+
+    /// Asks the host again whether a mutating step that timed out took effect: its check, judged
+    /// as before a run, and nothing else (for a backup, whether its directory is complete under
+    /// `state_dir`). A read-only step has nothing to settle: it changed nothing, so it is "not
+    /// done".
+    pub fn recheck_in<H: HostOps + ?Sized>(
+        &self,
+        host: &mut H,
+        deadline: Option<Instant>,
+        state_dir: Option<&Path>,
+    ) -> Recheck {
+        if let Some(backup) = &self.backup {
+            let Some(state_dir) = state_dir else {
+                return Recheck::NoAnswer("the agent has no state directory to look in".to_owned());
+            };
+            let dir = state_dir.join(&backup.dir);
+            return if backup_complete(&dir, backup) {
+                Recheck::Done(format!("{} holds the backup", dir.display()))
+            } else {
+                Recheck::NotDone(format!("{} holds no complete backup", dir.display()))
+            };
+        }
         let Some(check) = &self.check else {
             return Recheck::NotDone("a read-only step; it changed nothing".to_owned());
         };
@@ -179,6 +290,34 @@ impl Plan {
             Err(e) => Recheck::NoAnswer(format!("could not read the output of `{}`: {e}", check.join(" "))),
         }
     }
+}
+
+/// Whether `dir` holds every file of `backup` (a directory only a completed save renames in).
+fn backup_complete(dir: &Path, backup: &Backup) -> bool {
+    backup.files.iter().all(|f| dir.join(f).is_file())
+}
+
+/// Writes the outputs into a scratch directory beside `dir`, then renames it to `dir`.
+fn save_backup(dir: &Path, backup: &Backup, outputs: &[String]) -> std::io::Result<()> {
+    let parent = dir.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent)?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let scratch = parent.join(format!(".{name}.partial"));
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)?;
+    }
+    std::fs::create_dir_all(&scratch)?;
+    for (file, text) in backup.files.iter().zip(outputs) {
+        std::fs::write(scratch.join(file), text)?;
+    }
+    if dir.exists() {
+        // An incomplete directory someone else left: replaced by the complete one.
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::rename(&scratch, dir)
 }
 
 #[cfg(test)]
@@ -350,5 +489,66 @@ mod tests {
         assert_eq!(host.ran.len(), 1);
         assert_eq!(out.code, EXIT_TIMED_OUT);
         assert!(!out.unknown, "nothing was changed");
+    }
+
+    #[test]
+    fn a_backup_saves_each_read_once_and_a_repeat_finds_it_there() {
+        let dir = std::env::temp_dir().join(format!("nodewright-backup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let p = plan("storage-backup", &args(&["before-9.2.14"])).unwrap();
+        let mut host = Scripted {
+            replies: vec![ok("verbose status\n"), ok("status all\n")],
+            ran: vec![],
+        };
+        assert_eq!(
+            p.execute(&mut host, None).code,
+            1,
+            "no state directory, nothing saved"
+        );
+        assert!(host.ran.is_empty());
+        let out = p.execute_in(&mut host, None, Some(&dir));
+        assert_eq!((out.code, out.message.as_str()), (0, "done"), "{out:?}");
+        let saved = dir.join("backup/before-9.2.14");
+        assert_eq!(out.output, format!("{}\n", saved.display()));
+        assert_eq!(
+            std::fs::read_to_string(saved.join("drbdsetup-status.txt")).unwrap(),
+            "verbose status\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(saved.join("drbdadm-status.txt")).unwrap(),
+            "status all\n"
+        );
+        let again = p.execute_in(&mut host, None, Some(&dir));
+        assert_eq!(again.code, 0);
+        assert!(again.message.starts_with("already done"), "{}", again.message);
+        assert_eq!(host.ran.len(), 2, "the repeat ran nothing");
+        assert!(matches!(
+            p.recheck_in(&mut host, None, Some(&dir)),
+            Recheck::Done(_)
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(
+            p.recheck_in(&mut host, None, Some(&dir)),
+            Recheck::NotDone(_)
+        ));
+    }
+
+    #[test]
+    fn a_backup_whose_read_fails_saves_nothing() {
+        let dir = std::env::temp_dir().join(format!("nodewright-backup-fail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let p = plan("storage-backup", &args(&["b1"])).unwrap();
+        let mut host = Scripted {
+            replies: vec![
+                ok("verbose\n"),
+                HostOutput::failed(20, "Could not connect to 'drbd' generic netlink family\n"),
+            ],
+            ran: vec![],
+        };
+        let out = p.execute_in(&mut host, None, Some(&dir));
+        assert_eq!(out.code, 20);
+        assert!(out.message.ends_with("nothing was saved"), "{}", out.message);
+        assert!(!dir.join("backup/b1").exists());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -24,7 +24,7 @@ use nodewright_api::{OsFamily, StepName};
 use crate::host::HostOutput;
 use crate::os::{self, PackageState};
 use crate::storage::{self, BackendKind, StorageBackend};
-use args::{ip_arg, module_arg, name_arg, package_arg, unit_arg, version_arg};
+use args::{ip_arg, label_arg, module_arg, name_arg, package_arg, resource_arg, unit_arg, version_arg};
 pub use execute::{Recheck, StepOutcome};
 
 /// Why a step name and arguments have no plan. No host command runs for such a task.
@@ -157,6 +157,29 @@ pub enum Step {
         /// Module name.
         module: String,
     },
+    /// Demote this node's replica of a resource to Secondary.
+    DrbdDemote {
+        /// Resource name.
+        resource: String,
+    },
+    /// Take every replica on this node down.
+    DrbdDown,
+    /// Bring every replica configured for this node up as configured.
+    DrbdAdjust,
+    /// Report the running kernel module's version and the installed module package's.
+    DrbdVersion,
+    /// Refresh the package manager's metadata.
+    PackageRefresh,
+    /// Report a systemd unit's state.
+    ServiceStatus {
+        /// Unit name.
+        unit: String,
+    },
+    /// Save the node's storage state under the agent's state directory.
+    StorageBackup {
+        /// The backup's name: its directory is `backup/<label>/`.
+        label: String,
+    },
 }
 
 /// The usage line of a step: its arguments, for messages and docs. The step names themselves are
@@ -172,7 +195,14 @@ pub const fn usage(step: StepName) -> &'static str {
         StepName::PackageInstall => "<package> <version>",
         StepName::ServiceStart | StepName::ServiceStop => "<unit>",
         StepName::ModuleLoad | StepName::ModuleUnload => "<module>",
-        StepName::DrbdStatus
+        StepName::DrbdDemote => "<resource>",
+        StepName::ServiceStatus => "<unit>",
+        StepName::StorageBackup => "<label>",
+        StepName::DrbdDown
+        | StepName::DrbdAdjust
+        | StepName::DrbdVersion
+        | StepName::PackageRefresh
+        | StepName::DrbdStatus
         | StepName::LinstorNodeList
         | StepName::LinstorStoragePoolList
         | StepName::LinstorResourceList => "",
@@ -212,6 +242,21 @@ pub struct Plan {
     pub os: OsFamily,
     /// The site's storage backend: it judges the checks of the node, pool and replica steps.
     pub storage: BackendKind,
+    /// Where a backup step saves its commands' outputs, one file each, under the agent's state
+    /// directory; `None` for every other step.
+    pub backup: Option<Backup>,
+}
+
+/// The directory under the agent's state directory that holds the backups.
+pub const BACKUP_DIR: &str = "backup";
+
+/// Where `storage-backup` saves what it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// The directory, relative to the agent's state directory (`backup/<label>`).
+    pub dir: String,
+    /// The file each command's standard output goes to, in command order.
+    pub files: Vec<&'static str>,
 }
 
 fn words(words: &[&str]) -> Vec<String> {
@@ -282,6 +327,19 @@ pub fn parse_step(step: &str, args: &[String]) -> Result<Step, StepError> {
         StepName::ModuleUnload => Step::ModuleUnload {
             module: module_arg(name, 1, &args[0])?,
         },
+        StepName::DrbdDemote => Step::DrbdDemote {
+            resource: resource_arg(name, 1, &args[0])?,
+        },
+        StepName::DrbdDown => Step::DrbdDown,
+        StepName::DrbdAdjust => Step::DrbdAdjust,
+        StepName::DrbdVersion => Step::DrbdVersion,
+        StepName::PackageRefresh => Step::PackageRefresh,
+        StepName::ServiceStatus => Step::ServiceStatus {
+            unit: unit_arg(name, 1, &args[0])?,
+        },
+        StepName::StorageBackup => Step::StorageBackup {
+            label: label_arg(name, 1, &args[0])?,
+        },
     })
 }
 
@@ -322,6 +380,13 @@ impl Step {
             Step::ServiceStop { .. } => StepName::ServiceStop,
             Step::ModuleLoad { .. } => StepName::ModuleLoad,
             Step::ModuleUnload { .. } => StepName::ModuleUnload,
+            Step::DrbdDemote { .. } => StepName::DrbdDemote,
+            Step::DrbdDown => StepName::DrbdDown,
+            Step::DrbdAdjust => StepName::DrbdAdjust,
+            Step::DrbdVersion => StepName::DrbdVersion,
+            Step::PackageRefresh => StepName::PackageRefresh,
+            Step::ServiceStatus { .. } => StepName::ServiceStatus,
+            Step::StorageBackup { .. } => StepName::StorageBackup,
         }
     }
 
@@ -382,6 +447,34 @@ impl Step {
             Step::ServiceStop { unit } => (Some(host.service_query(unit)), vec![host.service_stop(unit)]),
             Step::ModuleLoad { module } => (Some(host.module_query()), vec![host.module_load(module)]),
             Step::ModuleUnload { module } => (Some(host.module_query()), vec![host.module_unload(module)]),
+            Step::DrbdDemote { resource } => (
+                Some(backend.local_resource_status(resource)),
+                vec![backend.demote(resource)],
+            ),
+            Step::DrbdDown => (Some(backend.local_status()), vec![backend.down_all()]),
+            Step::DrbdAdjust => (Some(backend.adjust_preview()), vec![backend.adjust_all()]),
+            Step::DrbdVersion => (
+                None,
+                vec![
+                    backend.kernel_version_query(),
+                    host.package_query(backend.module_package()),
+                ],
+            ),
+            // Refreshing is idempotent and leaves nothing a check could find done: it just runs.
+            Step::PackageRefresh => (None, vec![host.package_refresh()]),
+            Step::ServiceStatus { unit } => (None, vec![host.service_query(unit)]),
+            // Its check is the backup directory itself (see `execute`); the reads are the commands.
+            Step::StorageBackup { .. } => (
+                None,
+                backend.backup_reads().into_iter().map(|(_, argv)| argv).collect(),
+            ),
+        };
+        let backup = match &self {
+            Step::StorageBackup { label } => Some(Backup {
+                dir: format!("{BACKUP_DIR}/{label}"),
+                files: backend.backup_reads().into_iter().map(|(file, _)| file).collect(),
+            }),
+            _ => None,
         };
         Plan {
             step: self,
@@ -389,6 +482,47 @@ impl Step {
             commands,
             os,
             storage,
+            backup,
+        }
+    }
+
+    /// Whether the commands' exit codes are part of a read-only step's answer, read whole by
+    /// [`Step::report`] (`cat /proc/drbd` of an unloaded module, `systemctl is-active` of a
+    /// stopped unit exit non-zero), rather than a non-zero exit ending the step.
+    fn reports(&self) -> bool {
+        matches!(self, Step::DrbdVersion | Step::ServiceStatus { .. })
+    }
+
+    /// The output of a read-only step that [`Step::reports`], from its commands' whole outputs
+    /// in plan order: `drbd-version`'s `kernel=` and `package=` lines, `service-status`'s state.
+    /// `Err` when an output cannot be read.
+    pub fn report(
+        &self,
+        os: OsFamily,
+        storage: BackendKind,
+        outputs: &[HostOutput],
+    ) -> Result<String, String> {
+        let host = os::for_family(os);
+        let backend = storage::for_backend(storage);
+        match (self, outputs) {
+            (Step::DrbdVersion, [kernel, package]) => {
+                let kernel = backend.kernel_version(kernel)?;
+                let package = match host.package_state(backend.module_package(), package)? {
+                    PackageState::Installed(v) => Some(v),
+                    PackageState::Absent | PackageState::Broken { .. } => None,
+                };
+                Ok(format!(
+                    "kernel={}\npackage={}\n",
+                    kernel.as_deref().unwrap_or("none"),
+                    package.as_deref().unwrap_or("none")
+                ))
+            }
+            (Step::ServiceStatus { .. }, [state]) => host.service_state(state).map(|s| format!("{s}\n")),
+            _ => Err(format!(
+                "{} has no report of {} output(s)",
+                self.name(),
+                outputs.len()
+            )),
         }
     }
 
@@ -398,7 +532,11 @@ impl Step {
     fn check_answers_by_exit_code(&self) -> bool {
         matches!(
             self,
-            Step::PackageInstall { .. } | Step::ServiceStart { .. } | Step::ServiceStop { .. }
+            Step::PackageInstall { .. }
+                | Step::ServiceStart { .. }
+                | Step::ServiceStop { .. }
+                | Step::DrbdDemote { .. }
+                | Step::DrbdDown
         )
     }
 
@@ -445,6 +583,9 @@ impl Step {
             } else {
                 Verdict::AlreadyDone(format!("module {module} is not loaded"))
             }),
+            Step::DrbdDemote { resource } => storage::for_backend(storage).judge_demote(resource, check),
+            Step::DrbdDown => storage::for_backend(storage).judge_down_all(check),
+            Step::DrbdAdjust => storage::for_backend(storage).judge_adjust_all(check),
             _ => self.judge_stdout(storage::for_backend(storage), &check.stdout),
         }
     }
@@ -472,7 +613,11 @@ impl Step {
             Step::DrbdStatus
             | Step::LinstorNodeList
             | Step::LinstorStoragePoolList
-            | Step::LinstorResourceList => Ok(Verdict::ToDo),
+            | Step::LinstorResourceList
+            | Step::DrbdVersion
+            | Step::PackageRefresh
+            | Step::ServiceStatus { .. }
+            | Step::StorageBackup { .. } => Ok(Verdict::ToDo),
             // Their checks are read whole, exit code included, by the host's OS: `judge_on`.
             Step::PackageInstall { .. }
             | Step::ServiceStart { .. }
@@ -480,6 +625,11 @@ impl Step {
             | Step::ModuleLoad { .. }
             | Step::ModuleUnload { .. } => Err(format!(
                 "{} is judged by the host's OS seam, with the check's exit code",
+                self.name()
+            )),
+            // Their checks are read whole, exit code included, by the storage seam: `judge_with`.
+            Step::DrbdDemote { .. } | Step::DrbdDown | Step::DrbdAdjust => Err(format!(
+                "{} is judged by the storage seam, with the check's exit code",
                 self.name()
             )),
         }
@@ -853,5 +1003,262 @@ mod tests {
             unload.judge_on(OsFamily::Rpm, &out(0, lsmod)),
             Ok(Verdict::AlreadyDone(_))
         ));
+    }
+
+    fn out(code: i32, stdout: &str, stderr: &str) -> HostOutput {
+        HostOutput {
+            code,
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn upgrade_steps_plan_the_legacy_scripts_argv_through_the_seams() {
+        // step, args, family, check argv, commands
+        type Case<'a> = (
+            &'a str,
+            &'a [&'a str],
+            OsFamily,
+            Option<&'a [&'a str]>,
+            &'a [&'a [&'a str]],
+        );
+        let cases: &[Case] = &[
+            (
+                "drbd-demote",
+                &["pvc-1"],
+                OsFamily::Debian,
+                Some(&["drbdadm", "status", "pvc-1"]),
+                &[&["drbdadm", "secondary", "pvc-1"]],
+            ),
+            (
+                "drbd-down",
+                &[],
+                OsFamily::Rpm,
+                Some(&["drbdadm", "status", "all"]),
+                &[&["drbdadm", "down", "all"]],
+            ),
+            (
+                "drbd-adjust",
+                &[],
+                OsFamily::Debian,
+                Some(&["drbdadm", "--dry-run", "adjust", "all"]),
+                &[&["drbdadm", "adjust", "all"]],
+            ),
+            (
+                "drbd-version",
+                &[],
+                OsFamily::Debian,
+                None,
+                &[
+                    &["cat", "/proc/drbd"],
+                    &["dpkg-query", "-W", "-f", "${Status} ${Version}\\n", "drbd-dkms"],
+                ],
+            ),
+            (
+                "drbd-version",
+                &[],
+                OsFamily::Rpm,
+                None,
+                &[
+                    &["cat", "/proc/drbd"],
+                    &["rpm", "-q", "--qf", "%{VERSION}-%{RELEASE}\\n", "drbd-dkms"],
+                ],
+            ),
+            (
+                "package-refresh",
+                &[],
+                OsFamily::Debian,
+                None,
+                &[&["apt-get", "update", "-qq"]],
+            ),
+            (
+                "package-refresh",
+                &[],
+                OsFamily::Rpm,
+                None,
+                &[&["dnf", "makecache"]],
+            ),
+            (
+                "service-status",
+                &["linstor-satellite"],
+                OsFamily::Rpm,
+                None,
+                &[&["systemctl", "is-active", "linstor-satellite"]],
+            ),
+            (
+                "storage-backup",
+                &["9.2.14-1767225690"],
+                OsFamily::Debian,
+                None,
+                &[
+                    &["drbdsetup", "status", "--verbose", "--statistics"],
+                    &["drbdadm", "status", "all"],
+                ],
+            ),
+        ];
+        for (step, a, os, check, commands) in cases {
+            let p = plan_on(*os, step, &args(a)).unwrap();
+            assert_eq!(p.check, check.map(args), "{step} on {os}");
+            let want: Vec<Vec<String>> = commands.iter().map(|c| args(c)).collect();
+            assert_eq!(p.commands, want, "{step} on {os}");
+            assert_eq!(p.backup.is_some(), *step == "storage-backup", "{step}");
+        }
+        let backup = plan("storage-backup", &args(&["before-9.2.14"]))
+            .unwrap()
+            .backup
+            .unwrap();
+        assert_eq!(backup.dir, "backup/before-9.2.14");
+        assert_eq!(backup.files, ["drbdsetup-status.txt", "drbdadm-status.txt"]);
+    }
+
+    const PRIMARY: &str =
+        "pvc-1 role:Primary\n  disk:UpToDate\n  edge-2 role:Secondary\n    peer-disk:UpToDate\n\n";
+
+    #[test]
+    fn drbd_demote_is_done_when_the_replica_is_not_primary_or_not_up_and_refused_when_not_ours() {
+        let demote = parse_step("drbd-demote", &args(&["pvc-1"])).unwrap();
+        let judge = |o: HostOutput| demote.judge_on(OsFamily::Debian, &o);
+        assert_eq!(judge(out(0, PRIMARY, "")), Ok(Verdict::ToDo));
+        assert_eq!(
+            judge(out(0, &PRIMARY.replace("role:Primary", "role:Secondary"), "")),
+            Ok(Verdict::AlreadyDone("pvc-1 is Secondary already".into()))
+        );
+        assert_eq!(
+            judge(out(10, "", "pvc-1: No such resource\n")),
+            Ok(Verdict::AlreadyDone("pvc-1 is not up on this node".into()))
+        );
+        assert!(matches!(
+            judge(out(
+                20,
+                "",
+                "Could not connect to 'drbd' generic netlink family\n"
+            )),
+            Ok(Verdict::AlreadyDone(_))
+        ));
+        assert_eq!(
+            judge(out(
+                10,
+                "",
+                "'pvc-9' not defined in your config (for this host).\n"
+            )),
+            Ok(Verdict::Refused(
+                "pvc-1 is not a DRBD resource of this node".into()
+            ))
+        );
+        assert!(judge(out(1, "", "drbdadm: something else\n")).is_err());
+        assert!(
+            demote.judge(PRIMARY).is_err(),
+            "judged with the exit code, not stdout alone"
+        );
+    }
+
+    #[test]
+    fn drbd_down_is_done_when_nothing_is_up_and_drbd_adjust_when_the_dry_run_has_nothing_to_do() {
+        let down = parse_step("drbd-down", &[]).unwrap();
+        assert_eq!(
+            down.judge_on(OsFamily::Rpm, &out(0, PRIMARY, "")),
+            Ok(Verdict::ToDo)
+        );
+        assert_eq!(
+            down.judge_on(
+                OsFamily::Rpm,
+                &out(0, "# No currently configured DRBD found.\n", "")
+            ),
+            Ok(Verdict::AlreadyDone("no DRBD resource is up".into()))
+        );
+        assert!(matches!(
+            down.judge_on(
+                OsFamily::Debian,
+                &out(20, "", "Could not connect to 'drbd' generic netlink family\n")
+            ),
+            Ok(Verdict::AlreadyDone(_))
+        ));
+        let adjust = parse_step("drbd-adjust", &[]).unwrap();
+        assert_eq!(
+            adjust.judge_on(OsFamily::Debian, &out(0, "", "")),
+            Ok(Verdict::AlreadyDone(
+                "every DRBD resource is up as configured".into()
+            ))
+        );
+        assert_eq!(
+            adjust.judge_on(OsFamily::Debian, &out(0, "drbdsetup new-resource pvc-1 1\n", "")),
+            Ok(Verdict::ToDo)
+        );
+        assert!(
+            adjust
+                .judge_on(OsFamily::Debian, &out(1, "", "no resources defined!\n"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn drbd_version_reports_the_kernel_modules_and_the_packages_version_or_none() {
+        let version = parse_step("drbd-version", &[]).unwrap();
+        let proc = "version: 9.2.14 (api:2/proto:86-122)\nGIT-hash: 0123 build by @buildsystem, 2024-11-05 12:34:56\nTransports (api:21): tcp (9.2.14)\n";
+        let report = |os, outputs: &[HostOutput]| version.report(os, BackendKind::LinstorDrbd, outputs);
+        assert_eq!(
+            report(
+                OsFamily::Debian,
+                &[out(0, proc, ""), out(0, "install ok installed 9.2.14-1\n", "")]
+            ),
+            Ok("kernel=9.2.14\npackage=9.2.14-1\n".into())
+        );
+        assert_eq!(
+            report(
+                OsFamily::Rpm,
+                &[
+                    out(1, "", "cat: /proc/drbd: No such file or directory\n"),
+                    out(1, "package drbd-dkms is not installed\n", "")
+                ]
+            ),
+            Ok("kernel=none\npackage=none\n".into())
+        );
+        assert_eq!(
+            report(
+                OsFamily::Debian,
+                &[
+                    out(0, proc, ""),
+                    out(0, "install ok half-configured 9.2.14-1\n", "")
+                ]
+            ),
+            Ok("kernel=9.2.14\npackage=none\n".into()),
+            "a package whose install failed is not installed"
+        );
+        assert!(report(OsFamily::Debian, &[out(0, "garbage", ""), out(0, "", "")]).is_err());
+        assert!(report(OsFamily::Debian, &[out(0, proc, "")]).is_err());
+    }
+
+    #[test]
+    fn service_status_reports_the_units_state_whatever_the_exit_code() {
+        let status = parse_step("service-status", &args(&["linstor-satellite"])).unwrap();
+        let report = |o: HostOutput| status.report(OsFamily::Debian, BackendKind::LinstorDrbd, &[o]);
+        assert_eq!(report(out(0, "active\n", "")), Ok("active\n".into()));
+        assert_eq!(report(out(3, "inactive\n", "")), Ok("inactive\n".into()));
+        assert_eq!(report(out(3, "failed\n", "")), Ok("failed\n".into()));
+        assert!(report(out(0, "inactive\n", "")).is_err());
+        assert!(report(out(1, "", "Failed to connect to bus\n")).is_err());
+    }
+
+    #[test]
+    fn resource_names_and_backup_labels_are_one_safe_word() {
+        for (step, a, reason) in [
+            ("drbd-demote", "-all", "start with a letter, digit or _"),
+            ("drbd-demote", "pvc-1/0", "only letters, digits, _ and -"),
+            ("drbd-demote", "pvc-1:edge-2", "only letters, digits, _ and -"),
+            ("drbd-demote", "", "it is empty"),
+            ("storage-backup", "..", "must start with a letter or digit"),
+            ("storage-backup", "a/b", "only letters, digits and . _ -"),
+            ("storage-backup", ".hidden", "must start with a letter or digit"),
+            ("service-status", "--all", "must start with a letter or digit"),
+        ] {
+            let e = plan(step, &args(&[a])).unwrap_err();
+            assert_eq!(e.metric_label(), "bad_argument", "{step} {a:?}");
+            assert!(e.to_string().contains(reason), "{step} {a:?}: {e}");
+        }
+        assert!(plan("drbd-demote", &args(&[&"r".repeat(49)])).is_err());
+        assert!(plan("drbd-demote", &args(&["_pvc_2"])).is_ok());
+        assert!(plan("storage-backup", &args(&["9.2.14-1767225690"])).is_ok());
+        assert!(plan("drbd-down", &args(&["all"])).is_err(), "takes no argument");
     }
 }

@@ -44,6 +44,11 @@ impl HostOs for Debian {
         })
     }
 
+    fn package_refresh(&self) -> Vec<String> {
+        // The script's PREFLIGHT form.
+        words(&["apt-get", "update", "-qq"])
+    }
+
     fn package_install(&self, package: &str, version: &str) -> Vec<String> {
         // The legacy script's own form (`legacy/lib/upgrade.sh`); `--allow-downgrades` because a
         // rollback installs the older version.

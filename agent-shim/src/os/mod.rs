@@ -57,6 +57,10 @@ pub trait HostOs: Send + Sync {
     /// The command that installs `package` at exactly `version` (upgrading or downgrading).
     fn package_install(&self, package: &str, version: &str) -> Vec<String>;
 
+    /// The command that refreshes the package manager's metadata, so that a version just
+    /// published can be installed.
+    fn package_refresh(&self) -> Vec<String>;
+
     /// The read-only command that tells whether a unit is running.
     fn service_query(&self, unit: &str) -> Vec<String> {
         words(&["systemctl", "is-active", unit])
@@ -74,6 +78,25 @@ pub trait HostOs: Send + Sync {
                 "systemctl is-active exited {code} with {other:?}: {}",
                 out.stderr.trim()
             )),
+        }
+    }
+
+    /// Judges [`HostOs::service_query`] for a report: the state `systemctl is-active` printed
+    /// (`active`, `inactive`, `failed`, …), whatever its exit code says.
+    fn service_state(&self, out: &HostOutput) -> Result<String, String> {
+        let state = out.stdout.trim();
+        let known = matches!(
+            state,
+            "active" | "inactive" | "failed" | "activating" | "deactivating" | "reloading" | "unknown"
+        );
+        if known && (out.code == 0) == (state == "active" || state == "reloading") {
+            Ok(state.to_owned())
+        } else {
+            Err(format!(
+                "systemctl is-active exited {} with {state:?}: {}",
+                out.code,
+                out.stderr.trim()
+            ))
         }
     }
 

@@ -43,6 +43,10 @@ impl HostOs for Rpm {
         }
     }
 
+    fn package_refresh(&self) -> Vec<String> {
+        words(&["dnf", "makecache"])
+    }
+
     fn package_install(&self, package: &str, version: &str) -> Vec<String> {
         // `NAME-VERSION-RELEASE` is a package spec dnf resolves; dnf install of an older
         // version than the installed one downgrades.

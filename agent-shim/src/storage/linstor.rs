@@ -1,13 +1,16 @@
 //! LINSTOR in front of DRBD 9: the `linstor` client's argv, as the legacy script runs it
 //! (`legacy/lib/migration.sh`), and the reading of its `node list`, `storage-pool list` and
-//! `resource list` tables through the parsers.
+//! `resource list` tables through the parsers; `drbdadm` for the node's own replicas, as the
+//! script's upgrade runs it (`legacy/lib/upgrade.sh`), and `/proc/drbd` for the module's version.
 
 use nodewright_parsers::{
-    ParseError, parse_linstor_node_list, parse_linstor_resource_list, parse_linstor_storage_pool_list,
+    ParseError, parse_drbd_status, parse_linstor_node_list, parse_linstor_resource_list,
+    parse_linstor_storage_pool_list, parse_proc_drbd,
 };
 
 use super::{BackendKind, StorageBackend};
 use crate::catalogue::Verdict;
+use crate::host::HostOutput;
 
 /// LINSTOR managing DRBD 9 replicated volumes; the replicas are LINSTOR resources.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,6 +27,20 @@ fn linstor(rest: &[&str]) -> Vec<String> {
 
 fn err(e: ParseError) -> String {
     e.to_string()
+}
+
+fn words(w: &[&str]) -> Vec<String> {
+    w.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `drbdadm`/`drbdsetup` without the kernel module: nothing is up.
+fn no_module(out: &HostOutput) -> bool {
+    out.code == 20 && out.stderr.contains("generic netlink family")
+}
+
+/// What a failed `drbdadm status` said, for an error.
+fn failed(out: &HostOutput) -> String {
+    format!("drbdadm status exited {}: {}", out.code, out.stderr.trim())
 }
 
 /// Whether `resource` has a replica on `node`, by `resource list`.
@@ -127,6 +144,126 @@ impl StorageBackend for LinstorDrbd {
         } else {
             Verdict::AlreadyDone(format!("resource {resource} is not placed on {node}"))
         })
+    }
+
+    fn local_status(&self) -> Vec<String> {
+        words(&["drbdadm", "status", "all"])
+    }
+
+    fn local_resource_status(&self, resource: &str) -> Vec<String> {
+        words(&["drbdadm", "status", resource])
+    }
+
+    fn demote(&self, resource: &str) -> Vec<String> {
+        words(&["drbdadm", "secondary", resource])
+    }
+
+    fn judge_demote(&self, resource: &str, check: &HostOutput) -> Result<Verdict, String> {
+        if no_module(check) {
+            return Ok(Verdict::AlreadyDone(
+                "the DRBD module is not loaded: nothing is up".into(),
+            ));
+        }
+        if check.code == 10 && check.stderr.contains("not defined in your config") {
+            return Ok(Verdict::Refused(format!(
+                "{resource} is not a DRBD resource of this node"
+            )));
+        }
+        if check.code == 10 && check.stderr.contains("No such resource") {
+            return Ok(Verdict::AlreadyDone(format!("{resource} is not up on this node")));
+        }
+        if !check.success() {
+            return Err(failed(check));
+        }
+        let status = parse_drbd_status(&check.stdout).map_err(err)?;
+        let Some(r) = status.resources.iter().find(|r| r.name == resource) else {
+            return Err(format!("drbdadm status {resource} does not show {resource}"));
+        };
+        Ok(if r.role == "Primary" {
+            Verdict::ToDo
+        } else {
+            Verdict::AlreadyDone(format!("{resource} is {} already", r.role))
+        })
+    }
+
+    fn down_all(&self) -> Vec<String> {
+        words(&["drbdadm", "down", "all"])
+    }
+
+    fn judge_down_all(&self, check: &HostOutput) -> Result<Verdict, String> {
+        if no_module(check) {
+            return Ok(Verdict::AlreadyDone(
+                "the DRBD module is not loaded: nothing is up".into(),
+            ));
+        }
+        if !check.success() {
+            return Err(failed(check));
+        }
+        let status = parse_drbd_status(&check.stdout).map_err(err)?;
+        Ok(if status.resources.is_empty() {
+            Verdict::AlreadyDone("no DRBD resource is up".into())
+        } else {
+            Verdict::ToDo
+        })
+    }
+
+    fn adjust_all(&self) -> Vec<String> {
+        // The script's UP_RESOURCES: adjust rather than up, which fails on a resource already up.
+        words(&["drbdadm", "adjust", "all"])
+    }
+
+    fn adjust_preview(&self) -> Vec<String> {
+        words(&["drbdadm", "--dry-run", "adjust", "all"])
+    }
+
+    fn judge_adjust_all(&self, check: &HostOutput) -> Result<Verdict, String> {
+        if !check.success() {
+            return Err(format!(
+                "drbdadm --dry-run adjust all exited {}: {}",
+                check.code,
+                check.stderr.trim()
+            ));
+        }
+        // The dry run prints each drbdsetup call adjust would make; none: nothing differs.
+        Ok(if check.stdout.trim().is_empty() {
+            Verdict::AlreadyDone("every DRBD resource is up as configured".into())
+        } else {
+            Verdict::ToDo
+        })
+    }
+
+    fn kernel_version_query(&self) -> Vec<String> {
+        words(&["cat", "/proc/drbd"])
+    }
+
+    fn kernel_version(&self, out: &HostOutput) -> Result<Option<String>, String> {
+        if out.code == 1 && out.stderr.contains("No such file or directory") {
+            return Ok(None);
+        }
+        if !out.success() {
+            return Err(format!(
+                "cat /proc/drbd exited {}: {}",
+                out.code,
+                out.stderr.trim()
+            ));
+        }
+        let proc = parse_proc_drbd(&out.stdout).map_err(err)?;
+        Ok(proc.version.split_whitespace().next().map(str::to_owned))
+    }
+
+    fn module_package(&self) -> &'static str {
+        "drbd-dkms"
+    }
+
+    fn backup_reads(&self) -> Vec<(&'static str, Vec<String>)> {
+        // The script's BACKUP_CONFIG, file names included (`legacy/lib/upgrade.sh`).
+        vec![
+            (
+                "drbdsetup-status.txt",
+                words(&["drbdsetup", "status", "--verbose", "--statistics"]),
+            ),
+            ("drbdadm-status.txt", words(&["drbdadm", "status", "all"])),
+        ]
     }
 }
 

@@ -1,6 +1,8 @@
 //! The storage-backend seam: how the agent asks the site's replicated storage stack to register
-//! or remove a node, create a pool, place or remove a replica, and list each of them, and how it
-//! reads a list to tell whether a change is already made. Each method builds an argv or judges a
+//! or remove a node, create a pool, place or remove a replica, and list each of them; how it
+//! demotes, takes down and brings up the node's own replicas, reads the kernel module's version
+//! and backs the node's storage state up; and how it reads a list or a state to tell whether a
+//! change is already made. Each method builds an argv or judges a
 //! command's output; nothing here runs a command (that is [`crate::catalogue`]'s, through
 //! [`crate::HostOps`]).
 //!
@@ -21,6 +23,7 @@ pub use linstor::LinstorDrbd;
 pub use nodewright_api::edgecluster::StorageBackend as BackendKind;
 
 use crate::catalogue::Verdict;
+use crate::host::HostOutput;
 
 /// What the agent needs from a site's storage backend. Implementations are stateless.
 ///
@@ -71,6 +74,49 @@ pub trait StorageBackend: Send + Sync {
 
     /// Judges [`StorageBackend::replica_list`] for [`StorageBackend::replica_delete`].
     fn judge_replica_delete(&self, node: &str, resource: &str, list: &str) -> Result<Verdict, String>;
+
+    // The node's own replicas, as the storage upgrade changes them. Their checks are judged whole,
+    // exit code included: "not up" is an answer, not a failure.
+
+    /// The read-only command that tells the state of every replica up on this node.
+    fn local_status(&self) -> Vec<String>;
+
+    /// The read-only command that tells the state of this node's replica of `resource`.
+    fn local_resource_status(&self, resource: &str) -> Vec<String>;
+
+    /// The command that demotes this node's replica of `resource` (no longer in use here).
+    fn demote(&self, resource: &str) -> Vec<String>;
+
+    /// Judges [`StorageBackend::local_resource_status`] for [`StorageBackend::demote`].
+    fn judge_demote(&self, resource: &str, check: &HostOutput) -> Result<Verdict, String>;
+
+    /// The command that takes every replica on this node down.
+    fn down_all(&self) -> Vec<String>;
+
+    /// Judges [`StorageBackend::local_status`] for [`StorageBackend::down_all`].
+    fn judge_down_all(&self, check: &HostOutput) -> Result<Verdict, String>;
+
+    /// The command that brings every replica configured for this node up as configured.
+    fn adjust_all(&self) -> Vec<String>;
+
+    /// The read-only command that tells what [`StorageBackend::adjust_all`] would change.
+    fn adjust_preview(&self) -> Vec<String>;
+
+    /// Judges [`StorageBackend::adjust_preview`] for [`StorageBackend::adjust_all`].
+    fn judge_adjust_all(&self, check: &HostOutput) -> Result<Verdict, String>;
+
+    /// The read-only command that tells the running kernel module's version.
+    fn kernel_version_query(&self) -> Vec<String>;
+
+    /// Reads [`StorageBackend::kernel_version_query`]: the version, or `None` when no module
+    /// is loaded.
+    fn kernel_version(&self, out: &HostOutput) -> Result<Option<String>, String>;
+
+    /// The package that carries the kernel module (its version is the one an upgrade installs).
+    fn module_package(&self) -> &'static str;
+
+    /// What a backup of the node's storage state saves: `(file name, read-only command)`.
+    fn backup_reads(&self) -> Vec<(&'static str, Vec<String>)>;
 }
 
 /// The implementation for a backend.

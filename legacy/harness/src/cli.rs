@@ -188,6 +188,12 @@ mod tests {
             ]
         );
         assert_eq!(parse(&args("run s.yaml")).unwrap().modes, vec![]);
+        assert_eq!(
+            parse(&args("run s.yaml --mode storage-upgrade=operator"))
+                .unwrap()
+                .modes,
+            vec![(Workflow::StorageUpgrade, WorkflowMode::Operator)]
+        );
     }
 
     #[test]
@@ -199,7 +205,7 @@ mod tests {
             e.contains("no workflow `taint`") && e.contains("storage-upgrade"),
             "{e}"
         );
-        let e = parse(&args("run s.yaml --mode storage-upgrade=operator")).unwrap_err();
+        let e = parse(&args("run s.yaml --mode bond-flip=operator")).unwrap_err();
         assert!(e.contains("no operator controller"), "{e}");
         let e = parse(&args("run s.yaml --mode taints=shadow --mode taints=operator")).unwrap_err();
         assert!(e.contains("already has a mode"), "{e}");

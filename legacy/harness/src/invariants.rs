@@ -399,33 +399,78 @@ fn migration_owned_by_nodewright(facts: &Facts) -> bool {
     migration_in_flight(facts).is_some_and(|b| blob_get(b, "owner") == Some("operator"))
 }
 
-/// Each node's progress through the upgrade, as the nodes write it: a write of the `upgrade`
-/// blob says where the node it names (`node=`) is, and that the nodes in `done` are done. A
-/// node stays in the state it last wrote for itself until it hands over (it is then `done`), or
-/// the upgrade rolls back or ends. Two nodes that each believe they upgrade both show.
+/// Whether a host command changes a node's storage stack: DRBD roles and resources, the LINSTOR
+/// satellite, the DRBD modules, packages. Reads (`drbdadm status`, `systemctl is-active`, dry
+/// runs, package queries) do not.
+fn changes_storage_stack(argv: &[String]) -> bool {
+    let words: Vec<&str> = argv
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if argv.iter().any(|a| a == "--dry-run") {
+        return false;
+    }
+    matches!(
+        words.as_slice(),
+        ["drbdadm", "primary" | "secondary" | "down" | "up" | "adjust", ..]
+            | ["systemctl", "start" | "stop" | "restart", ..]
+            | ["modprobe", ..]
+            | ["apt-get" | "dnf", "install" | "remove" | "downgrade", ..]
+    )
+}
+
+/// Each node's progress through the upgrade, from two sources. As the nodes write it: a write
+/// of the `upgrade` blob (the scripts', or Nodewright's mirror of its StorageUpgrade) says where
+/// the node it names (`node=`) is, and that the nodes in `done` are done. As Nodewright's agents
+/// act: an agent's host command that changes the storage stack for the storage upgrade, while
+/// the upgrade is not rolling back, puts its node in the upgrade whatever the mirror says (a plan
+/// that works on two nodes at once is caught even when it mirrors one). A node stays in the
+/// upgrade until it hands over (it is then `done`), or the upgrade rolls back or ends. Two nodes
+/// that each believe they upgrade both show.
 fn one_node_upgrading(steps: &[Step]) -> Vec<Violation> {
     let mut upgrading: BTreeMap<String, String> = BTreeMap::new();
     let mut reported: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::new();
     for (before, step) in with_before(steps) {
         let blob = upgrade_blob(&step.facts);
-        if blob == upgrade_blob(before) && !matches!(step.action, Action::Start) {
-            continue;
-        }
-        let Some(blob) = blob else {
-            upgrading.clear();
-            reported.clear();
-            continue;
+        let blob_changed = blob != upgrade_blob(before) || matches!(step.action, Action::Start);
+        let agent_mutation = match (&step.actor, step.workflow, step.argv()) {
+            (Actor::Agent(node), Some(Workflow::StorageUpgrade), Some(argv))
+                if changes_storage_stack(argv) =>
+            {
+                Some((node.clone(), argv))
+            }
+            _ => None,
         };
-        let state = blob_get(blob, "state").unwrap_or_default();
-        let node = blob_get(blob, "node").unwrap_or_default();
-        for done in blob_list(blob, "done") {
-            upgrading.remove(&done);
+        if !blob_changed && agent_mutation.is_none() {
+            continue;
         }
-        if matches!(state, "COMPLETED" | "ROLLED_BACK" | "FAILED" | "ROLLING_BACK") {
-            upgrading.clear();
-        } else if PER_NODE_STATES.contains(&state) && !node.is_empty() {
-            upgrading.insert(node.to_owned(), state.to_owned());
+        if blob_changed {
+            let Some(blob) = blob else {
+                upgrading.clear();
+                reported.clear();
+                continue;
+            };
+            let state = blob_get(blob, "state").unwrap_or_default();
+            let node = blob_get(blob, "node").unwrap_or_default();
+            for done in blob_list(blob, "done") {
+                upgrading.remove(&done);
+            }
+            if matches!(state, "COMPLETED" | "ROLLED_BACK" | "FAILED" | "ROLLING_BACK") {
+                upgrading.clear();
+            } else if PER_NODE_STATES.contains(&state) && !node.is_empty() {
+                upgrading.insert(node.to_owned(), state.to_owned());
+            }
+        }
+        if let Some((node, argv)) = agent_mutation {
+            let state = upgrade_blob(before).and_then(|b| blob_get(b, "state"));
+            let rolling_back = matches!(state, Some("ROLLING_BACK" | "ROLLED_BACK" | "FAILED"));
+            if !rolling_back {
+                upgrading
+                    .entry(node)
+                    .or_insert_with(|| format!("its agent's `{}`", run::shell_words(argv)));
+            }
         }
         if upgrading.len() < 2 {
             reported.clear();

@@ -14,26 +14,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
-use nodewright_agent_shim::{HostOps, HostOutput};
 use nodewright_api::WorkflowMode;
-use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec};
 use nodewright_api::migration::{Migration, MigrationSpec, MigrationStatus};
-use nodewright_api::nodetask::{NodeTask, NodeTaskPhase, NodeTaskStatus};
 use nodewright_bridge::index::{Index, LegacyNames};
 use nodewright_legacy_sim::cluster::Cluster as MemCluster;
 use nodewright_legacy_sim::host::OsFlavour;
-use nodewright_legacy_sim::run::{self, Action, Cluster, Event, Facts, Host, RunConfig, Scenario, Trace};
-use nodewright_parity::controllers::{self, NodeMeta, Settings, Snapshot, WorkflowController, Write};
-use nodewright_parity::migration::{self, TaskRequest, TaskResult};
+use nodewright_legacy_sim::run::{self, Action, Event, Host, RunConfig, Scenario, Trace};
+use nodewright_parity::controllers::{self, Settings};
+use nodewright_parity::migration;
 use nodewright_parity::taints;
 use nodewright_parity::{Workflow, observed, shadow, takeover};
-use nodewright_parsers::contract::cluster_key;
 
-use crate::invariants::{self, Actor, Step};
+use crate::drive::{self, Nodewright, Objects, agent_os};
+use crate::invariants::{self, Step};
 use crate::world::{self, Rule, SharedCluster, SharedWorld, host_state};
+
+/// The Migration's uid in these runs (fixed, so task names are stable in the snapshots).
+const MIGRATION_UID: &str = "6f1d7c2a-golden";
 
 /// What can go wrong in a parity run: always the scenario or the harness, never a finding (those
 /// are divergences and violations).
@@ -47,7 +46,7 @@ pub enum Error {
     Harness(String),
 }
 
-fn harness(what: impl std::fmt::Display) -> Error {
+pub(crate) fn harness(what: impl std::fmt::Display) -> Error {
     Error::Harness(what.to_string())
 }
 
@@ -63,6 +62,9 @@ pub struct ParityRun {
     pub site_state: String,
     /// Every Node's taints and storage-ready label at the end.
     pub end_taints: BTreeMap<String, String>,
+    /// Every node's storage stack at the end: the storage package's version, whether its DRBD
+    /// module is loaded, whether the Node is cordoned.
+    pub storage: BTreeMap<String, String>,
     /// Divergences first seen, over the whole run, with their tick.
     pub divergences: Vec<(u32, shadow::Divergence)>,
     /// The kubectl writes the scripts made (from the trace).
@@ -82,7 +84,7 @@ impl ParityRun {
 }
 
 /// Brings the index up to the cluster, as the bridge's watches would after a relist.
-fn refresh(index: &mut Index, cluster: &MemCluster, now: i64) -> Result<(), Error> {
+pub(crate) fn refresh(index: &mut Index, cluster: &MemCluster, now: i64) -> Result<(), Error> {
     let nodes: Vec<Node> = cluster
         .nodes()
         .map(|n| serde_json::from_value(n.to_json()))
@@ -98,460 +100,14 @@ fn refresh(index: &mut Index, cluster: &MemCluster, now: i64) -> Result<(), Erro
     Ok(())
 }
 
-/// An operator-owned migration, as the harness keeps it: the object's spec and status, and the
-/// node tasks it created with their results.
-struct OwnedMigration {
-    spec: MigrationSpec,
-    status: MigrationStatus,
-    tasks: BTreeMap<String, TaskResult>,
-    last_wait: Option<String>,
-}
-
-/// The namespace of the operator's objects in these runs.
-const NAMESPACE: &str = "nodewright-system";
-
-/// The Migration's uid in these runs (fixed, so task names are stable in the snapshots).
-const MIGRATION_UID: &str = "6f1d7c2a-golden";
-
-/// The world now, as the invariants read it.
-fn observe(world: &SharedWorld, cluster: &SharedCluster) -> Arc<Facts> {
-    let mut facts = Facts::default();
-    Host::observe(world, &mut facts);
-    Cluster::observe(cluster, &mut facts);
-    Arc::new(facts)
-}
-
-/// Nodewright between two ticks: the cluster and the hosts it acts on, and every step it takes.
-struct Nodewright<'a> {
-    cluster: &'a SharedCluster,
-    world: &'a SharedWorld,
-    steps: &'a mut Vec<Step>,
-    tick: u32,
-    now: i64,
-}
-
-impl Nodewright<'_> {
-    /// A `kubectl` command of the operator's, made for `workflow` and recorded.
-    fn kubectl(&mut self, workflow: Workflow, args: &[String]) -> i32 {
-        let argv: Vec<String> = std::iter::once("kubectl".to_owned())
-            .chain(args.iter().cloned())
-            .collect();
-        let code = Cluster::kubectl(&mut *self.cluster.0.borrow_mut(), &argv, "/", self.now).code;
-        self.steps.push(Step {
-            tick: self.tick,
-            actor: Actor::Nodewright,
-            action: invariants::Action::Command { argv, code },
-            workflow: Some(workflow),
-            facts: observe(self.world, self.cluster),
-        });
-        code
+/// A site setting in seconds from the scenario's DaemonSet environment, or `default`.
+fn env_seconds(scenario: &Scenario, key: &str, default: i64) -> Result<i64, Error> {
+    match scenario.env.get(key) {
+        None => Ok(default),
+        Some(t) => t
+            .parse()
+            .map_err(|_| harness(format!("env: {key} is `{t}`, not a number of seconds"))),
     }
-
-    /// The operator's merge patch of the cluster-state ConfigMap's `data`.
-    fn patch_cluster_state(&mut self, workflow: Workflow, data: serde_json::Value) -> i32 {
-        let patch = serde_json::json!({ "data": data }).to_string();
-        self.kubectl(
-            workflow,
-            &[
-                "-n",
-                "kube-system",
-                "patch",
-                "configmap",
-                "vx-rail-cluster-state",
-                "--type",
-                "merge",
-                "-p",
-                &patch,
-            ]
-            .map(String::from),
-        )
-    }
-
-    /// One write of a plan, carried to the in-memory cluster as the writer's patch would change
-    /// it: a Node patch as the `kubectl label` and `kubectl taint` commands that make the same
-    /// change (the in-memory cluster patches ConfigMaps only), a cluster-state patch as the merge
-    /// patch itself. Returns the worst exit code.
-    fn write(&mut self, workflow: Workflow, node_before: Option<&NodeMeta>, write: &Write) -> i32 {
-        match write {
-            Write::PatchNode {
-                name, labels, taints, ..
-            } => {
-                let mut code = 0;
-                for (k, v) in labels {
-                    code = code.max(self.kubectl(
-                        workflow,
-                        &["label", "node", name, "--overwrite", &format!("{k}={v}")].map(String::from),
-                    ));
-                }
-                if let Some(want) = taints {
-                    let had = node_before.map(|n| n.taints.clone()).unwrap_or_default();
-                    for t in had
-                        .iter()
-                        .filter(|t| !want.iter().any(|w| w.key == t.key && w.effect == t.effect))
-                    {
-                        code = code.max(self.kubectl(
-                            workflow,
-                            &["taint", "node", name, &format!("{}:{}-", t.key, t.effect)].map(String::from),
-                        ));
-                    }
-                    for t in want.iter().filter(|w| !had.contains(w)) {
-                        let value = t.value.as_deref().unwrap_or_default();
-                        code = code.max(
-                            self.kubectl(
-                                workflow,
-                                &[
-                                    "taint",
-                                    "node",
-                                    name,
-                                    "--overwrite",
-                                    &format!("{}={value}:{}", t.key, t.effect),
-                                ]
-                                .map(String::from),
-                            ),
-                        );
-                    }
-                }
-                code
-            }
-            Write::PatchClusterState { data, .. } => {
-                self.patch_cluster_state(workflow, serde_json::json!(data))
-            }
-            // The harness makes these itself (a task is run by the agent at once, a status is kept
-            // in the harness's Migration); a controller that sends them elsewhere gets an error.
-            Write::CreateTask(_) | Write::MigrationStatus { .. } => 1,
-            // The storage upgrade's writes are not carried to the in-memory cluster yet.
-            Write::Evict { .. }
-            | Write::StorageUpgradeStatus { .. }
-            | Write::CreateStorageUpgrade(_)
-            | Write::AcquireGate { .. }
-            | Write::ReleaseGate { .. } => 1,
-        }
-    }
-
-    /// A node agent runs one task at once on the simulated host; each host command it runs is a
-    /// step of the agent's, for the migration.
-    fn run_task(&mut self, task: &NodeTask) -> Result<nodewright_agent_shim::StepOutcome, Error> {
-        let spec = &task.spec;
-        let os = agent_os(self.world, &spec.node_name)?;
-        let mut host = RecordingHost {
-            world: self.world.clone(),
-            node: spec.node_name.clone(),
-            ran: Vec::new(),
-        };
-        let outcome = match nodewright_agent_shim::plan_on(os, &spec.step, &spec.args) {
-            Ok(plan) => plan.execute(&mut host, None),
-            Err(e) => nodewright_agent_shim::StepOutcome {
-                code: 2,
-                output: String::new(),
-                message: e.to_string(),
-                unknown: false,
-            },
-        };
-        // The agent changes only the hosts: the cluster is as it was before the task.
-        let mut cluster_facts = Facts::default();
-        Cluster::observe(self.cluster, &mut cluster_facts);
-        for (argv, code, host_facts) in host.ran {
-            let facts = Facts {
-                disks: host_facts.disks,
-                ..cluster_facts.clone()
-            };
-            self.steps.push(Step {
-                tick: self.tick,
-                actor: Actor::Agent(spec.node_name.clone()),
-                action: invariants::Action::Command { argv, code },
-                workflow: Some(Workflow::Migration),
-                facts: Arc::new(facts),
-            });
-        }
-        Ok(outcome)
-    }
-}
-
-/// One node's host as its agent's `HostOps` sees it, recording every command with the hosts'
-/// storage after it.
-struct RecordingHost {
-    world: SharedWorld,
-    node: String,
-    ran: Vec<(Vec<String>, i32, Facts)>,
-}
-
-impl HostOps for RecordingHost {
-    fn run(&mut self, argv: &[String]) -> HostOutput {
-        let reply = Host::exec(&mut self.world, &self.node, argv);
-        let mut facts = Facts::default();
-        Host::observe(&self.world, &mut facts);
-        self.ran.push((argv.to_vec(), reply.code, facts));
-        HostOutput {
-            code: reply.code,
-            stdout: reply.stdout,
-            stderr: reply.stderr,
-        }
-    }
-}
-
-/// The OS family a node's agent runs with: `--host-os auto`, read from the simulated host's
-/// os-release.
-fn agent_os(w: &SharedWorld, node: &str) -> Result<nodewright_api::OsFamily, Error> {
-    let world = w.lock();
-    let host = world
-        .nodes
-        .get(node)
-        .ok_or_else(|| harness(format!("a task for {node}, which has no simulated host")))?;
-    let (id, like) = nodewright_api::hostos::os_release_ids(host.os.os_release());
-    nodewright_api::OsFamily::from_os_release(&id.unwrap_or_default(), &like.unwrap_or_default())
-        .map_err(|e| harness(format!("{node}: {e}")))
-}
-
-/// The site's `EdgeCluster`, as the operator reads it in these runs.
-fn edge_cluster() -> Result<EdgeCluster, Error> {
-    let spec: EdgeClusterSpec =
-        serde_json::from_value(serde_json::json!({"profile": {"topology": "MultiNode"}})).map_err(harness)?;
-    let mut cluster = EdgeCluster::new("site", spec);
-    cluster.metadata.namespace = Some(NAMESPACE.into());
-    Ok(cluster)
-}
-
-/// Every Node of the in-memory cluster as the operator's watch delivers it.
-fn node_metas(cluster: &MemCluster) -> Result<BTreeMap<String, NodeMeta>, Error> {
-    cluster
-        .nodes()
-        .map(|n| {
-            let node: Node = serde_json::from_value(n.to_json()).map_err(harness)?;
-            Ok((
-                n.name.clone(),
-                NodeMeta {
-                    resource_version: node.metadata.resource_version.unwrap_or_default(),
-                    taints: node.spec.and_then(|s| s.taints).unwrap_or_default(),
-                    labels: node.metadata.labels.unwrap_or_default(),
-                },
-            ))
-        })
-        .collect()
-}
-
-/// The harness's Migration object for `m`: what the migration controller reads.
-fn migration_object(m: &OwnedMigration) -> Migration {
-    let mut object = Migration::new("site-migration", m.spec.clone());
-    object.metadata.namespace = Some(NAMESPACE.into());
-    object.metadata.uid = Some(MIGRATION_UID.into());
-    object.metadata.resource_version = Some("1".into());
-    object.status = Some(m.status.clone());
-    object
-}
-
-/// The NodeTasks the migration created, with the results the agents reported.
-fn node_tasks(m: &OwnedMigration, object: &Migration) -> Vec<NodeTask> {
-    m.tasks
-        .values()
-        .map(|t| {
-            let mut task = controllers::migration::node_task_for(&t.request, object);
-            task.status = Some(NodeTaskStatus {
-                phase: t.phase,
-                output: t.output.clone(),
-                message: t.message.clone(),
-                ..NodeTaskStatus::default()
-            });
-            task
-        })
-        .collect()
-}
-
-/// One operator turn for the migration, through the migration controller's plan: plan, write,
-/// and plan again from what the writes changed, until the migration waits. The node agent runs
-/// each task at once against the simulated host (the agent's own timing, claims and journal are
-/// covered by its integration tests).
-fn drive_migration(
-    m: &mut OwnedMigration,
-    index: &mut Index,
-    nw: &mut Nodewright<'_>,
-    timeout: i64,
-    lines: &mut Vec<String>,
-) -> Result<(), Error> {
-    let settings = Settings {
-        stale_after: 300,
-        migration_timeout: timeout,
-        upgrade_state_timeout: 1800,
-        upgrade_rollback_timeout: 1800,
-    };
-    let cluster = edge_cluster()?;
-    let now = nw.now;
-    for _ in 0..32 {
-        if migration::is_over(&m.status) {
-            return Ok(());
-        }
-        refresh(index, &nw.cluster.0.borrow(), now)?;
-        let object = migration_object(m);
-        let tasks = node_tasks(m, &object);
-        let nodes = node_metas(&nw.cluster.0.borrow())?;
-        let snapshot = Snapshot {
-            now,
-            cluster: &cluster,
-            index,
-            nodes: &nodes,
-            cluster_state_version: None,
-            migrations: std::slice::from_ref(&object),
-            tasks: &tasks,
-            upgrades: &[],
-            pods: &[],
-            gate: None,
-            settings: &settings,
-        };
-        let writes = controllers::migration::Migrations
-            .plan(&snapshot)
-            .into_iter()
-            .flat_map(|sequence| sequence.writes)
-            .collect::<Vec<_>>();
-        let entered_before = m.status.history.len();
-        let mut ok = true;
-        let mut ran_tasks = false;
-        let mut legacy_key = 0;
-        for write in &writes {
-            match write {
-                Write::CreateTask(task) => {
-                    ran_tasks = true;
-                    let spec = &task.spec;
-                    let outcome = nw.run_task(task)?;
-                    lines.push(format!(
-                        "agent {}: task {} `{} {}` -> {} ({})",
-                        spec.node_name,
-                        spec.idempotency_key,
-                        spec.step,
-                        spec.args.join(" "),
-                        outcome.code,
-                        outcome.message
-                    ));
-                    let step = spec
-                        .step_name()
-                        .map_err(|e| harness(format!("task {}: {e}", spec.idempotency_key)))?;
-                    m.tasks.insert(
-                        spec.idempotency_key.clone(),
-                        TaskResult {
-                            request: TaskRequest {
-                                key: spec.idempotency_key.clone(),
-                                node: spec.node_name.clone(),
-                                step,
-                                args: spec.args.clone(),
-                            },
-                            phase: Some(if outcome.succeeded() {
-                                NodeTaskPhase::Succeeded
-                            } else {
-                                NodeTaskPhase::Failed
-                            }),
-                            output: Some(outcome.output),
-                            message: Some(outcome.message),
-                        },
-                    );
-                }
-                Write::PatchNode { name, labels, .. } => {
-                    let code = nw.write(Workflow::Migration, nodes.get(name), write);
-                    for (k, v) in labels {
-                        lines.push(format!("operator: label {name} {k}={v} -> {code}"));
-                    }
-                    ok &= code == 0;
-                }
-                Write::PatchClusterState { data, .. } => {
-                    let code = nw.write(Workflow::Migration, None, write);
-                    if let Some(cluster) = data.get(cluster_key::CLUSTER) {
-                        lines.push(format!("operator: cluster-state cluster={cluster} -> {code}"));
-                    }
-                    legacy_key = code;
-                    ok &= code == 0;
-                }
-                Write::MigrationStatus { status, .. } => m.status = (**status).clone(),
-                other => {
-                    lines.push(format!(
-                        "migration: the harness does not carry a {} write; deciding again next turn",
-                        other.kind()
-                    ));
-                    ok = false;
-                }
-            }
-            if !ok {
-                break;
-            }
-        }
-        if !ok {
-            lines.push("migration: an action failed; deciding again next turn".into());
-            return Ok(());
-        }
-        if m.status.history.len() > entered_before {
-            if let Some(entered) = m.status.history.last() {
-                lines.push(format!(
-                    "migration enters {}{} (legacy key -> {legacy_key})",
-                    migration::legacy_phase(entered.phase),
-                    entered
-                        .message
-                        .as_ref()
-                        .map(|m| format!(": {m}"))
-                        .unwrap_or_default()
-                ));
-            }
-            m.last_wait = None;
-            continue;
-        }
-        // The agent has just run the tasks the decision waited for: decide again at once.
-        if ran_tasks {
-            continue;
-        }
-        let reason = m
-            .status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Progressing" && c.reason == "Waiting")
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
-        if m.last_wait.as_deref() != Some(reason.as_str()) {
-            lines.push(format!("migration waits: {reason}"));
-            m.last_wait = Some(reason);
-        }
-        return Ok(());
-    }
-    Ok(())
-}
-
-/// One turn of the taints controller: its plan, each Node patch carried to the in-memory cluster;
-/// one line per action it makes.
-fn drive_taints(
-    index: &Index,
-    nw: &mut Nodewright<'_>,
-    timeout: i64,
-    lines: &mut Vec<String>,
-) -> Result<(), Error> {
-    let nodes = node_metas(&nw.cluster.0.borrow())?;
-    let cluster = edge_cluster()?;
-    let settings = Settings {
-        stale_after: 300,
-        migration_timeout: timeout,
-        upgrade_state_timeout: 1800,
-        upgrade_rollback_timeout: 1800,
-    };
-    let snapshot = Snapshot {
-        now: nw.now,
-        cluster: &cluster,
-        index,
-        nodes: &nodes,
-        cluster_state_version: None,
-        migrations: &[],
-        tasks: &[],
-        upgrades: &[],
-        pods: &[],
-        gate: None,
-        settings: &settings,
-    };
-    for sequence in controllers::taints::Taints.plan(&snapshot) {
-        for write in &sequence.writes {
-            let Write::PatchNode { name, what, .. } = write else {
-                return Err(harness(
-                    "the taints controller planned a write other than a Node patch",
-                ));
-            };
-            let code = nw.write(Workflow::Taints, nodes.get(name), write);
-            for action in what {
-                lines.push(format!("operator {name}: {action} -> {code}"));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The cluster-state keys a migration changes, and the role labels, at the end.
@@ -572,6 +128,42 @@ fn site_state(cluster: &MemCluster) -> String {
         );
     }
     out
+}
+
+/// Every node's storage stack: `drbd-dkms=<version>` (`half-configured` when its install failed),
+/// `drbd=loaded|unloaded`, and `cordoned` when the Node is.
+fn storage_state(world: &SharedWorld, cluster: &MemCluster) -> BTreeMap<String, String> {
+    let hosts = world.lock();
+    hosts
+        .nodes
+        .iter()
+        .map(|(name, n)| {
+            let package =
+                n.packages
+                    .get(nodewright_parity::upgrade::PACKAGE)
+                    .map_or("none".to_owned(), |p| {
+                        if p.configured {
+                            p.version.clone()
+                        } else {
+                            format!("{} (half-configured)", p.version)
+                        }
+                    });
+            let module = if n.has_module("drbd") {
+                "loaded"
+            } else {
+                "unloaded"
+            };
+            let cordoned = cluster
+                .nodes()
+                .find(|c| c.name == *name)
+                .is_some_and(|c| c.to_json()["spec"]["unschedulable"] == serde_json::json!(true));
+            let mut line = format!("{}={package} drbd={module}", nodewright_parity::upgrade::PACKAGE);
+            if cordoned {
+                line.push_str(" cordoned");
+            }
+            (name.clone(), line)
+        })
+        .collect()
 }
 
 fn end_taints(cluster: &MemCluster) -> BTreeMap<String, String> {
@@ -703,7 +295,7 @@ pub fn run_with_rule(
     let mut ours: Vec<Step> = Vec::new();
     let mut failure: Option<Error> = None;
     let mut index = Index::new(LegacyNames::default());
-    let mut mig: Option<OwnedMigration> = None;
+    let mut objects = Objects::default();
     // The operator's migration timeout is the site's, as the DaemonSet's environment sets it.
     let timeout: i64 = match scenario.env.get("VXR_MIGRATION_TIMEOUT") {
         None => migration::DEFAULT_TIMEOUT,
@@ -713,6 +305,16 @@ pub fn run_with_rule(
             ))
         })?,
     };
+    let settings = Settings {
+        stale_after: 300,
+        migration_timeout: timeout,
+        upgrade_state_timeout: env_seconds(
+            &scenario,
+            "VXR_UPGRADE_TIMEOUT",
+            Settings::DEFAULT_UPGRADE_STATE_TIMEOUT,
+        )?,
+        upgrade_rollback_timeout: Settings::DEFAULT_UPGRADE_ROLLBACK_TIMEOUT,
+    };
     // Hosts that are not today's Debian shape say so, with the family their agents detect.
     let mut rpm_hosts = Vec::new();
     for n in scenario.nodes.iter().filter(|n| n.host.os != OsFlavour::Debian) {
@@ -721,6 +323,7 @@ pub fn run_with_rule(
     if !rpm_hosts.is_empty() {
         let _ = writeln!(report, "agents (--host-os auto): {}", rpm_hosts.join(", "));
     }
+    let agents = config.work_dir.join("agents");
     let mut last_look = world.now();
     let mut after_tick = |tick: u32, outputs: &[run::TickOutput]| {
         let mut lines = Vec::new();
@@ -763,12 +366,10 @@ pub fn run_with_rule(
                     spec.joining_nodes.join(","),
                     spec.replicas.unwrap_or(2)
                 ));
-                mig = Some(OwnedMigration {
-                    spec: spec.clone(),
-                    status: MigrationStatus::default(),
-                    tasks: BTreeMap::new(),
-                    last_wait: None,
-                });
+                let mut m = Migration::new("site-migration", spec.clone());
+                m.metadata.uid = Some(MIGRATION_UID.into());
+                m.status = Some(MigrationStatus::default());
+                objects.create_migration(m);
             }
             let t = observed::takeover(&index).map_err(harness)?;
             let fence = world::fence(&cluster.0.borrow(), &index, now).map_err(harness)?;
@@ -778,6 +379,7 @@ pub fn run_with_rule(
                 steps: &mut ours,
                 tick,
                 now,
+                agents: &agents,
             };
             for wf in &operated {
                 // What the operator waits for, as its status says it (the fence), or the nodes the
@@ -802,11 +404,34 @@ pub fn run_with_rule(
                     // Not in operator mode (yet): nothing to wait for.
                     Err(waiting) if waiting.is_empty() => {}
                     Err(waiting) => lines.push(format!("{wf}: waiting for {waiting}")),
-                    Ok(()) if *wf == Workflow::Taints => drive_taints(&index, &mut nw, timeout, &mut lines)?,
+                    Ok(()) if *wf == Workflow::Taints => {
+                        drive::taints_turn(&index, &mut nw, &settings, &mut lines)?;
+                    }
                     Ok(()) if *wf == Workflow::Migration => {
-                        if let Some(m) = mig.as_mut() {
-                            drive_migration(m, &mut index, &mut nw, timeout, &mut lines)?;
+                        if !objects.migrations.is_empty() {
+                            drive::turn(
+                                *wf,
+                                &controllers::migration::Migrations,
+                                &mut objects,
+                                &mut index,
+                                &mut nw,
+                                &settings,
+                                &mut lines,
+                            )?;
                         }
+                    }
+                    Ok(()) if *wf == Workflow::StorageUpgrade => {
+                        // Every turn: the controller also translates the scenario's request of
+                        // the legacy key (`desired-storage-version`) into a StorageUpgrade.
+                        drive::turn(
+                            *wf,
+                            &controllers::upgrade::StorageUpgrades,
+                            &mut objects,
+                            &mut index,
+                            &mut nw,
+                            &settings,
+                            &mut lines,
+                        )?;
                     }
                     Ok(()) => {}
                 }
@@ -840,6 +465,13 @@ pub fn run_with_rule(
     for (node, t) in &end {
         let _ = writeln!(report, "  {node}: {t}");
     }
+    let storage = storage_state(&world, &cluster.0.borrow());
+    if shadowed.contains(&Workflow::StorageUpgrade) || operated.contains(&Workflow::StorageUpgrade) {
+        let _ = writeln!(report, "storage:");
+        for (node, s) in &storage {
+            let _ = writeln!(report, "  {node}: {s}");
+        }
+    }
     let names: Vec<String> = scenario.nodes.iter().map(|n| n.name.clone()).collect();
     let host_state = host_state(&world, &names);
     let _ = writeln!(report, "hosts:\n{host_state}");
@@ -849,6 +481,7 @@ pub fn run_with_rule(
         host_state,
         site_state: site_state(&cluster.0.borrow()),
         end_taints: end,
+        storage,
         divergences,
         script_writes: trace.kube_writes(),
         trace,

@@ -4,7 +4,7 @@
 //! hosts as the tools print it.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::rc::Rc;
@@ -56,6 +56,15 @@ impl Host for SharedWorld {
     fn observe(&self, facts: &mut Facts) {
         Host::observe(&*self.lock(), facts);
     }
+    fn open_device(&mut self, node: &str, resource: &str, holder: &str) -> Result<(), String> {
+        Host::open_device(&mut *self.lock(), node, resource, holder)
+    }
+    fn device_holders(&self) -> BTreeSet<String> {
+        Host::device_holders(&*self.lock())
+    }
+    fn release_devices(&mut self, gone: &BTreeSet<String>) {
+        Host::release_devices(&mut *self.lock(), gone);
+    }
 }
 
 /// The in-memory cluster, shared between the runner (the scripts' kubectl) and the parity layer
@@ -88,6 +97,12 @@ impl Cluster for SharedCluster {
     }
     fn script_pod(&mut self, node: &str, present: bool) {
         Cluster::script_pod(&mut *self.0.borrow_mut(), node, present);
+    }
+    fn add_pod(&mut self, namespace: &str, name: &str, node: &str) -> Result<(), String> {
+        Cluster::add_pod(&mut *self.0.borrow_mut(), namespace, name, node)
+    }
+    fn live_pods(&mut self, pods: &BTreeSet<String>) -> Option<BTreeSet<String>> {
+        Cluster::live_pods(&mut *self.0.borrow_mut(), pods)
     }
 }
 

@@ -75,12 +75,45 @@ fn a_run_with_a_workflow_taken_over_prints_nodewrights_report_and_exits_zero_whe
 }
 
 #[test]
-fn a_wrong_command_line_exits_two_with_the_usage() {
+fn the_stale_state_race_with_the_storage_upgrade_on_the_operator_completes_node_by_node_with_nothing_violated()
+ {
     let out = vxr_sim(&[
         "run",
         "golden/scenarios/stale-state-race.yaml",
         "--mode",
         "storage-upgrade=operator",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nodewright = text
+        .split("##### nodewright (storage-upgrade=operator)\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no report:\n{text}"));
+    let handover = nodewright.find("enters PREFLIGHT on edge-2: edge-1 done");
+    let edge_2 = nodewright.find("on edge-2");
+    assert!(
+        handover.is_some() && handover == edge_2,
+        "not node by node:\n{nodewright}"
+    );
+    assert!(
+        nodewright.contains("enters COMPLETED: every node runs 9.2.14"),
+        "{nodewright}"
+    );
+    assert_eq!(text.lines().last(), Some("invariants: 5 checked, 0 violated"));
+}
+
+#[test]
+fn a_wrong_command_line_exits_two_with_the_usage() {
+    let out = vxr_sim(&[
+        "run",
+        "golden/scenarios/stale-state-race.yaml",
+        "--mode",
+        "bond-flip=operator",
     ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -92,7 +92,7 @@ fn the_scenarios_cover_every_workflow() {
 
 #[test]
 fn every_scenario_matches_its_golden_trace_and_is_deterministic() {
-    let scenarios = scenarios();
+    let scenarios = selected(scenarios());
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(repo().join("golden/snapshots"));
     settings.set_prepend_module_to_snapshot(false);
@@ -117,4 +117,26 @@ fn every_scenario_matches_its_golden_trace_and_is_deterministic() {
             });
         }
     });
+}
+
+/// The scenarios named in `VXR_GOLDEN_SCENARIOS` (comma-separated), or every one when it is unset:
+/// regenerating or checking one scenario's runs without making every other's.
+fn selected(all: Vec<(String, Scenario)>) -> Vec<(String, Scenario)> {
+    let Ok(names) = std::env::var("VXR_GOLDEN_SCENARIOS") else {
+        return all;
+    };
+    let wanted: Vec<&str> = names
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    for w in &wanted {
+        assert!(
+            all.iter().any(|(n, _)| n == w),
+            "VXR_GOLDEN_SCENARIOS names {w}, which is no scenario"
+        );
+    }
+    all.into_iter()
+        .filter(|(n, _)| wanted.contains(&n.as_str()))
+        .collect()
 }

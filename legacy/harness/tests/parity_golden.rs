@@ -534,3 +534,298 @@ fn a_node_whose_clock_is_an_hour_behind_is_waited_for_and_nothing_acts_twice() {
     assert_eq!(run.end_taints, legacy.end_taints);
     snapshot(name, "taints-operator", &run);
 }
+
+// --- the storage upgrade in shadow: every upgrade scenario, the scripts still deciding ----------
+
+/// The scripts' writes of the storage upgrade: the cluster state's `upgrade` key, the nodes'
+/// upgrade-state annotations, cordons and upgrade taints.
+fn upgrade_writes(writes: &str) -> Vec<&str> {
+    writes
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) != Some("operator"))
+        .filter(|l| {
+            l.contains("\"upgrade\"")
+                || l.contains("upgrade-state")
+                || l.contains("cordon")
+                || l.contains("upgrade-in-progress")
+        })
+        .collect()
+}
+
+/// Runs `name` in legacy mode and with `modes` (shadow only), checks that shadowing changed
+/// nothing the scripts did, and pins the shadow run's report.
+fn shadow_ends_where_legacy_ends(name: &str, modes: &[(Workflow, WorkflowMode)], label: &str) -> ParityRun {
+    assert!(modes.iter().all(|(_, m)| *m == SHADOW));
+    let legacy = run_parity(name, &[], "legacy");
+    let run = run_parity(name, modes, label);
+    assert_eq!(
+        run.host_state, legacy.host_state,
+        "{name}: shadow changed the hosts"
+    );
+    assert_eq!(
+        run.site_state, legacy.site_state,
+        "{name}: shadow changed the site"
+    );
+    assert_eq!(
+        run.end_taints, legacy.end_taints,
+        "{name}: shadow changed the taints"
+    );
+    assert_eq!(
+        upgrade_writes(&run.script_writes),
+        upgrade_writes(&legacy.script_writes),
+        "{name}: in shadow the scripts upgraded differently"
+    );
+    snapshot(name, label, &run);
+    run
+}
+
+#[test]
+fn a_storage_upgrade_rolled_back_after_a_failed_install_in_shadow_leaves_the_scripts_run_whole() {
+    shadow_ends_where_legacy_ends(
+        "storage-upgrade-rollback",
+        &[(Workflow::StorageUpgrade, SHADOW)],
+        "storage-upgrade-shadow",
+    );
+}
+
+#[test]
+fn a_storage_upgrade_whose_rollback_fails_in_shadow_leaves_the_scripts_run_whole() {
+    shadow_ends_where_legacy_ends(
+        "storage-upgrade-rollback-fails",
+        &[(Workflow::StorageUpgrade, SHADOW)],
+        "storage-upgrade-shadow",
+    );
+}
+
+#[test]
+fn a_storage_upgrade_past_its_resync_deadline_in_shadow_leaves_the_scripts_run_whole() {
+    let run = shadow_ends_where_legacy_ends(
+        "storage-upgrade-slow-resync",
+        &[(Workflow::StorageUpgrade, SHADOW)],
+        "storage-upgrade-shadow",
+    );
+    // The script's own run: the deadline passes in WAIT_RESYNC and edge-1 rolls back.
+    assert!(
+        run.trace
+            .logs
+            .get("edge-1")
+            .is_some_and(|l| l.contains("reason=\"timed out after 120s\"")),
+        "the script did not time out in WAIT_RESYNC"
+    );
+}
+
+#[test]
+fn a_migration_requested_during_a_storage_upgrade_in_shadow_leaves_the_scripts_run_whole() {
+    shadow_ends_where_legacy_ends(
+        "storage-upgrade-migration-requested",
+        &[(Workflow::StorageUpgrade, SHADOW), (Workflow::Migration, SHADOW)],
+        "both-shadow",
+    );
+}
+
+// --- the storage upgrade in operator mode -------------------------------------------------------
+
+/// Runs `name` with the storage upgrade in operator mode (and `more` other workflows), checks
+/// that no script wrote the upgrade and that every invariant holds, and pins the report.
+fn upgrade_in_operator_mode(name: &str, more: &[(Workflow, WorkflowMode)], label: &str) -> ParityRun {
+    let mut modes = vec![(Workflow::StorageUpgrade, OPERATOR)];
+    modes.extend_from_slice(more);
+    let run = run_parity(name, &modes, label);
+    let script_upgrades = upgrade_writes(&run.script_writes);
+    assert!(
+        script_upgrades.is_empty(),
+        "{name}: a script still upgrades:\n{}",
+        script_upgrades.join("\n")
+    );
+    let report = run.invariants();
+    assert!(report.violations.is_empty(), "{name}:\n{report}\n{}", run.report);
+    snapshot(name, label, &run);
+    run
+}
+
+/// Every node's storage package, as `storage` lines give it.
+fn packages(run: &ParityRun) -> Vec<(String, String)> {
+    run.storage
+        .iter()
+        .map(|(n, s)| {
+            let package = s.split_whitespace().next().unwrap_or_default().to_owned();
+            (n.clone(), package)
+        })
+        .collect()
+}
+
+fn all_on(run: &ParityRun, version: &str) -> bool {
+    packages(run)
+        .iter()
+        .all(|(_, p)| *p == format!("drbd-dkms={version}-1"))
+}
+
+#[test]
+fn a_storage_upgrade_in_operator_mode_goes_node_by_node_and_ends_where_the_legacy_upgrade_ends() {
+    let name = "storage-upgrade";
+    let legacy = run_parity(name, &[], "legacy");
+    let owned = upgrade_in_operator_mode(name, &[], "storage-upgrade-operator");
+    assert!(
+        owned.report.contains("enters COMPLETED: every node runs 9.2.14"),
+        "{}",
+        owned.report
+    );
+    assert!(all_on(&owned, "9.2.14"), "{:?}", owned.storage);
+    assert_eq!(owned.storage, legacy.storage, "the nodes end elsewhere");
+    assert_eq!(owned.end_taints, legacy.end_taints);
+    assert_eq!(owned.site_state, legacy.site_state);
+}
+
+#[test]
+fn a_storage_upgrade_in_operator_mode_with_a_failed_install_on_the_second_node_rolls_every_node_back() {
+    let name = "storage-upgrade-rollback";
+    let legacy = run_parity(name, &[], "legacy");
+    let owned = upgrade_in_operator_mode(name, &[], "storage-upgrade-operator");
+    assert!(owned.report.contains("enters ROLLED_BACK"), "{}", owned.report);
+    assert!(all_on(&owned, "9.2.12"), "{:?}", owned.storage);
+    assert_eq!(owned.storage, legacy.storage, "the nodes end elsewhere");
+    assert_eq!(owned.end_taints, legacy.end_taints);
+}
+
+#[test]
+fn a_storage_upgrade_in_operator_mode_whose_rollback_fails_stops_failed_with_the_broken_node_cordoned() {
+    let name = "storage-upgrade-rollback-fails";
+    let legacy = run_parity(name, &[], "legacy");
+    let owned = upgrade_in_operator_mode(name, &[], "storage-upgrade-operator");
+    assert!(owned.report.contains("enters FAILED"), "{}", owned.report);
+    // As the script documents it: FAILED is terminal, edge-1 stays upgraded.
+    assert_eq!(owned.storage, legacy.storage, "the nodes end elsewhere");
+    // edge-2's package cannot be built whatever the version: it is left for hands-on repair,
+    // cordoned; edge-3 was never touched.
+    assert!(
+        owned.storage["edge-2"].contains("cordoned"),
+        "{:?}",
+        owned.storage
+    );
+    assert_eq!(owned.storage["edge-3"], "drbd-dkms=9.2.12-1 drbd=loaded");
+}
+
+#[test]
+fn a_storage_upgrade_in_operator_mode_past_its_resync_deadline_rolls_back_where_the_script_does() {
+    let name = "storage-upgrade-slow-resync";
+    let legacy = run_parity(name, &[], "legacy");
+    let owned = upgrade_in_operator_mode(name, &[], "storage-upgrade-operator");
+    assert!(owned.report.contains("enters ROLLED_BACK"), "{}", owned.report);
+    assert!(all_on(&owned, "9.2.12"), "{:?}", owned.storage);
+    assert_eq!(owned.storage, legacy.storage, "the nodes end elsewhere");
+}
+
+#[test]
+fn the_stale_state_race_in_operator_mode_upgrades_one_node_at_a_time_and_loses_no_replica() {
+    let name = "stale-state-race";
+    let owned = upgrade_in_operator_mode(name, &[], "storage-upgrade-operator");
+    assert!(
+        owned.report.contains("enters COMPLETED: every node runs 9.2.14"),
+        "{}",
+        owned.report
+    );
+    assert!(all_on(&owned, "9.2.14"), "{:?}", owned.storage);
+    // Node by node: the first state edge-2 enters is PREFLIGHT, once edge-1 handed over.
+    let first = owned
+        .report
+        .lines()
+        .find(|l| l.contains(" on edge-2"))
+        .unwrap_or_else(|| panic!("edge-2 never upgraded:\n{}", owned.report));
+    assert!(
+        first.contains("enters PREFLIGHT on edge-2: edge-1 done; handing over"),
+        "{first}\n{}",
+        owned.report
+    );
+}
+
+#[test]
+fn a_migration_requested_during_an_operator_upgrade_waits_for_the_storage_gate() {
+    let name = "storage-upgrade-migration-requested";
+    let owned = upgrade_in_operator_mode(name, &[(Workflow::Migration, OPERATOR)], "both-operator");
+    assert!(
+        owned.report.contains("enters COMPLETED: every node runs 9.2.14"),
+        "{}",
+        owned.report
+    );
+    assert!(
+        owned.report.contains("migration enters COMPLETED"),
+        "{}",
+        owned.report
+    );
+    // The migration's first step comes after the upgrade released the gate.
+    let released = owned
+        .report
+        .find("storage gate released by StorageUpgrade/")
+        .unwrap();
+    let migrated = owned.report.find("migration enters PREFLIGHT").unwrap();
+    assert!(
+        released < migrated,
+        "the migration did not wait:\n{}",
+        owned.report
+    );
+}
+
+#[test]
+fn a_node_rebooting_mid_install_in_shadow_leaves_the_scripts_run_whole() {
+    shadow_ends_where_legacy_ends(
+        "storage-upgrade-reboot-mid-install",
+        &[(Workflow::StorageUpgrade, SHADOW)],
+        "storage-upgrade-shadow",
+    );
+}
+
+#[test]
+fn a_node_rebooting_mid_install_in_operator_mode_ends_on_one_version() {
+    let name = "storage-upgrade-reboot-mid-install";
+    let owned = upgrade_in_operator_mode(name, &[], "storage-upgrade-operator");
+    assert!(
+        all_on(&owned, "9.2.14") || all_on(&owned, "9.2.12"),
+        "half-upgraded: {:?}\n{}",
+        owned.storage,
+        owned.report
+    );
+    assert!(
+        owned
+            .storage
+            .values()
+            .all(|s| !s.contains("half-configured") && !s.contains("cordoned")),
+        "{:?}",
+        owned.storage
+    );
+}
+
+#[test]
+fn an_upgrade_of_a_device_held_open_in_shadow_leaves_the_scripts_failed_run_whole() {
+    shadow_ends_where_legacy_ends(
+        "storage-upgrade-open-device",
+        &[(Workflow::StorageUpgrade, SHADOW)],
+        "storage-upgrade-shadow",
+    );
+}
+
+#[test]
+fn an_upgrade_of_a_device_held_open_in_operator_mode_drains_through_eviction_and_completes() {
+    let name = "storage-upgrade-open-device";
+    let legacy = run_parity(name, &[], "legacy");
+    assert!(
+        all_on(&legacy, "9.2.12"),
+        "the script's upgrade fails: {:?}",
+        legacy.storage
+    );
+    let owned = upgrade_in_operator_mode(name, &[], "storage-upgrade-operator");
+    let evicted = owned
+        .report
+        .find("operator: evict default/app-0 from edge-1 -> 0")
+        .unwrap_or_else(|| panic!("no eviction:\n{}", owned.report));
+    let demoted = owned
+        .report
+        .find("`drbd-demote pvc-1` -> 0")
+        .unwrap_or_else(|| panic!("never demoted:\n{}", owned.report));
+    assert!(evicted < demoted, "demoted before the drain:\n{}", owned.report);
+    assert!(
+        owned.report.contains("enters COMPLETED: every node runs 9.2.14"),
+        "{}",
+        owned.report
+    );
+    assert!(all_on(&owned, "9.2.14"), "{:?}", owned.storage);
+}

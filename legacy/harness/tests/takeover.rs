@@ -238,6 +238,77 @@ fn a_migration_nodewright_mirrors_into_the_legacy_key_is_never_driven_by_the_scr
 }
 
 #[test]
+fn a_storage_upgrade_nodewright_mirrors_is_never_driven_by_the_script_and_holds_its_storage_step() {
+    // No takeover at all: the key alone says the upgrade is Nodewright's. Its agent has taken
+    // edge-2's storage down for the package install (satellite stopped, modules out, resources
+    // down: the host as a power cut leaves it), and the desired version asks for an upgrade.
+    let mirrored = "state=INSTALL_PACKAGES;from=9.2.12;to=9.2.14;order=edge-1,edge-2,edge-3;node=edge-2;done=edge-1;rolled=;by=nodewright;started=1767225690;since=1767225690;owner=operator";
+    let patch = format!("{{\"data\":{{\"desired-storage-version\":\"9.2.14\",\"upgrade\":\"{mirrored}\"}}}}");
+    let mut scenario = load("storage-upgrade");
+    for e in &mut scenario.events {
+        if let Action::Kubectl(args) = &mut e.action
+            && let Some(p) = args.iter_mut().find(|a| a.contains("desired-storage-version"))
+        {
+            *p = patch.clone();
+        }
+    }
+    scenario.events.push(Event {
+        tick: 3,
+        action: Action::Fault(serde_json::json!({"PowerOff": {"node": "edge-2"}})),
+    });
+    let config = config("mirrored-upgrade");
+    let mut cluster = Cluster::new();
+    let trace = run(
+        &scenario,
+        &mut world_for(&scenario).unwrap(),
+        &mut cluster,
+        &config,
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&config.work_dir);
+    let writes: Vec<String> = by_nodes(&trace)
+        .filter(|e| {
+            kubectl_args(e).is_some_and(|a| {
+                a.iter()
+                    .any(|w| w.contains("\"upgrade\":") || w.contains("upgrade-state="))
+            })
+        })
+        .map(line)
+        .collect();
+    assert!(writes.is_empty(), "the script wrote the upgrade: {writes:#?}");
+    // edge-2's storage step leaves its modules and satellite to the upgrade.
+    let restarted: Vec<String> = by_nodes(&trace)
+        .filter(|e| e.tick >= 3 && e.node == "edge-2")
+        .map(line)
+        .filter(|l| l.starts_with("modprobe") || l.starts_with("systemctl start") || l.starts_with("drbdadm"))
+        .filter(|l| !l.starts_with("drbdadm status"))
+        .collect();
+    assert!(restarted.is_empty(), "edge-2 touched its storage: {restarted:#?}");
+    for node in ["edge-1", "edge-2", "edge-3"] {
+        let log = &trace.logs[node];
+        assert!(
+            log.contains(
+                "component=upgrade msg=\"storage upgrade owned by nodewright, not touching it\" state=INSTALL_PACKAGES node=edge-2 to=9.2.14"
+            ),
+            "{node}: {log}"
+        );
+        assert!(!log.contains("msg=\"upgrade state changed\""), "{node}: {log}");
+    }
+    assert!(
+        trace.logs["edge-2"]
+            .contains("msg=\"node is in the storage upgrade, leaving services and modules alone\""),
+        "{}",
+        trace.logs["edge-2"]
+    );
+    // The other nodes' storage steps go on as usual.
+    assert!(!trace.logs["edge-3"].contains("leaving services and modules alone"));
+    let state = cluster
+        .config_map("kube-system", "vx-rail-cluster-state")
+        .unwrap();
+    assert_eq!(state.data["upgrade"], mirrored);
+}
+
+#[test]
 fn taints_in_shadow_mode_make_exactly_the_legacy_writes_besides_the_acknowledgement() {
     let (trace, _) = run_with(
         "taints-during-resync",

@@ -6,7 +6,7 @@
 //! The host world and the cluster are behind two small traits, so the same runner drives the
 //! in-memory cluster and the real API server (through the real `kubectl`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,20 @@ pub trait Host {
     /// Records what the invariants read of the hosts (see [`crate::observe`]); hosts that cannot
     /// say leave `facts` alone.
     fn observe(&self, _facts: &mut Facts) {}
+    /// Marks a device held open by a pod (`namespace/name`) on `node`; see
+    /// [`crate::host::World::open_device`]. Hosts that do not model open devices refuse.
+    fn open_device(&mut self, node: &str, resource: &str, holder: &str) -> Result<(), String> {
+        let _ = (node, resource, holder);
+        Err("this host does not model open devices".into())
+    }
+    /// Everyone who holds a device open (pods, `namespace/name`).
+    fn device_holders(&self) -> BTreeSet<String> {
+        BTreeSet::new()
+    }
+    /// Closes the devices held by the `gone` holders.
+    fn release_devices(&mut self, gone: &BTreeSet<String>) {
+        let _ = gone;
+    }
 }
 
 /// The cluster the script's `kubectl` talks to.
@@ -54,6 +68,36 @@ pub trait Cluster {
     /// Records what the invariants read of the cluster (see [`crate::observe`]); a cluster that
     /// cannot say cheaply (the real API server) leaves `facts` alone.
     fn observe(&self, _facts: &mut Facts) {}
+
+    /// Creates a workload pod bound to `node` (a scenario's pod that holds a device open).
+    fn add_pod(&mut self, namespace: &str, name: &str, node: &str) -> Result<(), String> {
+        let _ = (namespace, name, node);
+        Err("this cluster does not model pods".into())
+    }
+
+    /// Which of `pods` (`namespace/name`) still exist and are not being deleted; `None` when the
+    /// cluster cannot say (then no device is released).
+    fn live_pods(&mut self, pods: &BTreeSet<String>) -> Option<BTreeSet<String>> {
+        let _ = pods;
+        None
+    }
+}
+
+/// Closes the devices whose holding pod is gone from the cluster (deleted, evicted): what the
+/// kubelet's stopping the pod's containers and unmounting its volumes does on a real node. The
+/// runner calls it before every host command and every tick; whoever changes the cluster or
+/// runs host commands outside the runner (a node agent between ticks) calls it too.
+pub fn release_closed_devices(host: &mut dyn Host, cluster: &mut dyn Cluster) {
+    let holders = host.device_holders();
+    if holders.is_empty() {
+        return;
+    }
+    if let Some(live) = cluster.live_pods(&holders) {
+        let gone: BTreeSet<String> = holders.difference(&live).cloned().collect();
+        if !gone.is_empty() {
+            host.release_devices(&gone);
+        }
+    }
 }
 
 impl Host for crate::host::World {
@@ -85,6 +129,18 @@ impl Host for crate::host::World {
 
     fn observe(&self, facts: &mut Facts) {
         crate::observe::host_facts(self, facts);
+    }
+
+    fn open_device(&mut self, node: &str, resource: &str, holder: &str) -> Result<(), String> {
+        crate::host::World::open_device(self, node, resource, holder).map_err(|e| e.to_string())
+    }
+
+    fn device_holders(&self) -> BTreeSet<String> {
+        crate::host::World::device_holders(self)
+    }
+
+    fn release_devices(&mut self, gone: &BTreeSet<String>) {
+        crate::host::World::release_devices(self, &|h| !gone.contains(h));
     }
 }
 
@@ -122,8 +178,30 @@ pub fn world_for_at(scenario: &Scenario, epoch: u64) -> Result<crate::host::Worl
         world
             .add_resource(&r.name, r.size_mib, &nodes, r.primary.as_deref())
             .map_err(scenario_err)?;
+        for pod in &r.open_by {
+            if let Some(primary) = &r.primary {
+                world
+                    .open_device(primary, &r.name, &format!("{POD_NAMESPACE}/{pod}"))
+                    .map_err(scenario_err)?;
+            }
+        }
     }
     Ok(world)
+}
+
+/// Creates the scenario's pods (every resource's `open_by`) in `cluster`, each bound to its
+/// resource's primary node. [`run`] does it before the first tick; a caller that runs a scenario
+/// its own way (the parity harness) does it too.
+pub fn add_scenario_pods(scenario: &Scenario, cluster: &mut dyn Cluster) -> Result<(), Error> {
+    for r in &scenario.resources {
+        let Some(primary) = &r.primary else { continue };
+        for pod in &r.open_by {
+            cluster
+                .add_pod(POD_NAMESPACE, pod, primary)
+                .map_err(|detail| Error::Cluster { tick: 0, detail })?;
+        }
+    }
+    Ok(())
 }
 
 impl Cluster for crate::cluster::Cluster {
@@ -158,6 +236,17 @@ impl Cluster for crate::cluster::Cluster {
     fn observe(&self, facts: &mut Facts) {
         crate::observe::cluster_facts(self, facts);
     }
+
+    fn add_pod(&mut self, namespace: &str, name: &str, node: &str) -> Result<(), String> {
+        crate::cluster::Cluster::add_pod(self, namespace, name, node).map_err(|e| e.to_string())
+    }
+
+    fn live_pods(&mut self, pods: &BTreeSet<String>) -> Option<BTreeSet<String>> {
+        let existing: BTreeSet<String> = crate::cluster::Cluster::pods(self)
+            .map(|(ns, name, _)| format!("{ns}/{name}"))
+            .collect();
+        Some(pods.intersection(&existing).cloned().collect())
+    }
 }
 
 /// The real API server, through the real `kubectl`: the deployment users run.
@@ -166,6 +255,27 @@ pub struct RealCluster {
     pub kubectl: PathBuf,
     /// The kubeconfig it uses.
     pub kubeconfig: PathBuf,
+}
+
+impl RealCluster {
+    /// `kubectl create -f` of a JSON manifest, through a scratch file named after `what`.
+    fn create(&self, what: &str, manifest: &str) -> Result<(), String> {
+        let path = std::env::temp_dir().join(format!("vxr-{}-{what}.json", std::process::id()));
+        std::fs::write(&path, manifest).map_err(|e| e.to_string())?;
+        let out = Command::new(&self.kubectl)
+            .args(["create", "-f"])
+            .arg(&path)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .map_err(|e| e.to_string());
+        let _ = std::fs::remove_file(&path);
+        let out = out?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
 }
 
 impl Cluster for RealCluster {
@@ -189,26 +299,46 @@ impl Cluster for RealCluster {
         }
     }
 
+    fn add_pod(&mut self, namespace: &str, name: &str, node: &str) -> Result<(), String> {
+        // Bound to its node at creation, as the scheduler would have bound it.
+        let manifest = format!(
+            "{{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{{\"name\":\"{name}\",\
+             \"namespace\":\"{namespace}\"}},\"spec\":{{\"nodeName\":\"{node}\",\
+             \"containers\":[{{\"name\":\"app\",\"image\":\"registry.k8s.io/pause:3.10\"}}]}}}}"
+        );
+        self.create(&format!("pod-{namespace}-{name}"), &manifest)
+    }
+
+    fn live_pods(&mut self, pods: &BTreeSet<String>) -> Option<BTreeSet<String>> {
+        // No kubelet runs here: a pod whose deletion has started counts as stopped, as it would
+        // be once a kubelet had killed its containers.
+        let out = Command::new(&self.kubectl)
+            .args([
+                "get",
+                "pods",
+                "--all-namespaces",
+                "-o",
+                r#"jsonpath={range .items[?(!@.metadata.deletionTimestamp)]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}"#,
+            ])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let listed: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        Some(pods.intersection(&listed).cloned().collect())
+    }
+
     fn add_node(&mut self, name: &str) -> Result<(), String> {
         let manifest = format!(
             "{{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{{\"name\":\"{name}\",\
              \"labels\":{{\"kubernetes.io/hostname\":\"{name}\"}}}}}}"
         );
-        let dir = std::env::temp_dir().join(format!("vxr-node-{}-{name}.json", std::process::id()));
-        std::fs::write(&dir, manifest).map_err(|e| e.to_string())?;
-        let out = Command::new(&self.kubectl)
-            .args(["create", "-f"])
-            .arg(&dir)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .output()
-            .map_err(|e| e.to_string());
-        let _ = std::fs::remove_file(&dir);
-        let out = out?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        self.create(&format!("node-{name}"), &manifest)
     }
 }
 
@@ -321,7 +451,16 @@ pub struct ResourceSpec {
     /// The node where it is Primary, if any.
     #[serde(default)]
     pub primary: Option<String>,
+    /// Pods that use it: each is a Pod in namespace `default`, bound to the `primary` node (not
+    /// a DaemonSet's), that holds the device open there while it exists, so that DRBD refuses
+    /// to demote it or take it down. Deleting the pod (`kubectl delete pod`, an eviction)
+    /// closes the device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_by: Vec<String>,
 }
+
+/// The namespace of a scenario's pods.
+pub const POD_NAMESPACE: &str = "default";
 
 fn default_log_format() -> String {
     "kv".to_owned()
@@ -624,6 +763,38 @@ impl Scenario {
                 )));
             }
         }
+        for r in &scenario.resources {
+            if r.open_by.is_empty() {
+                continue;
+            }
+            let Some(primary) = &r.primary else {
+                return Err(Error::Scenario(format!(
+                    "resource {}: open_by needs a primary, the node its pods run on",
+                    r.name
+                )));
+            };
+            if !r.nodes.contains(primary) {
+                return Err(Error::Scenario(format!(
+                    "resource {}: primary {primary} has no replica of it",
+                    r.name
+                )));
+            }
+            for pod in &r.open_by {
+                let valid = !pod.is_empty()
+                    && pod.len() <= 253
+                    && pod
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+                    && pod.starts_with(|c: char| c.is_ascii_alphanumeric())
+                    && pod.ends_with(|c: char| c.is_ascii_alphanumeric());
+                if !valid {
+                    return Err(Error::Scenario(format!(
+                        "resource {}: open_by {pod:?} is not a pod name (DNS-1123 subdomain)",
+                        r.name
+                    )));
+                }
+            }
+        }
         for event in &scenario.events {
             let node = match &event.action {
                 Action::Lose(node)
@@ -692,6 +863,7 @@ impl Handler for Runner<'_> {
             let now = self.host.now();
             self.cluster.kubectl(&request.argv, &request.cwd, now)
         } else {
+            release_closed_devices(&mut *self.host, &mut *self.cluster);
             let reply = self.host.exec(&request.node, &request.argv);
             if let Err(e) = self.host.render(&self.roots) {
                 return Reply {
@@ -790,6 +962,7 @@ pub fn run_observed(
         keep_trace,
         hangs: Vec::new(),
     };
+    add_scenario_pods(scenario, &mut *runner.cluster)?;
     runner.observe(Step::Start);
     let mut logs: BTreeMap<String, String> = BTreeMap::new();
     // Scripts blocked in a hung command, carried from round to round, and the tick each loop
@@ -862,6 +1035,7 @@ pub fn run_observed(
                 .cluster
                 .script_pod(&n.name, tick >= n.joins_at && !lost.contains(&n.name));
         }
+        release_closed_devices(&mut *runner.host, &mut *runner.cluster);
         let entries = scenario
             .nodes
             .iter()
@@ -1115,6 +1289,55 @@ mod tests {
                 Scenario::from_yaml(&yaml).unwrap_err().to_string().contains(bad),
                 "{bad} accepted"
             );
+        }
+    }
+
+    #[test]
+    fn a_resource_opened_by_pods_needs_a_primary_with_a_replica_and_pod_names() {
+        let base = "description: x\nticks: 1\nnodes: [{name: a, host: {address: x}}]\nresources: ";
+        let ok = format!("{base}[{{name: r, size_mib: 8, nodes: [a], primary: a, open_by: [app-0]}}]\n");
+        let scenario = Scenario::from_yaml(&ok).expect("scenario");
+        assert_eq!(scenario.resources[0].open_by, ["app-0"]);
+        let mut world = world_for(&scenario).expect("world");
+        assert_eq!(
+            Host::device_holders(&world).into_iter().collect::<Vec<_>>(),
+            ["default/app-0"]
+        );
+        let mut cluster = crate::cluster::Cluster::new();
+        add_scenario_pods(&scenario, &mut cluster).expect("pods");
+        assert_eq!(cluster.pods().collect::<Vec<_>>(), [("default", "app-0", "a")]);
+        // Deleted through kubectl: the device is closed before the next host command.
+        let out = crate::cluster::Cluster::kubectl(
+            &mut cluster,
+            &["delete".into(), "pod".into(), "app-0".into()],
+            &[],
+            &|_| Err(std::io::Error::other("no files")),
+            0,
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "pod \"app-0\" deleted from default namespace\n"
+        );
+        release_closed_devices(&mut world, &mut cluster);
+        assert!(Host::device_holders(&world).is_empty());
+        for (bad, why) in [
+            (
+                "[{name: r, size_mib: 8, nodes: [a], open_by: [app-0]}]",
+                "needs a primary",
+            ),
+            (
+                "[{name: r, size_mib: 8, nodes: [a], primary: b, open_by: [app-0]}]",
+                "has no replica",
+            ),
+            (
+                "[{name: r, size_mib: 8, nodes: [a], primary: a, open_by: [App_0]}]",
+                "not a pod name",
+            ),
+        ] {
+            let e = Scenario::from_yaml(&format!("{base}{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{bad}: {e}");
         }
     }
 

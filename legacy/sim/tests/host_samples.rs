@@ -426,6 +426,7 @@ fn linstor_resource_list_matches_a_real_table_during_resync() {
             total_kib: 10_000,
             left_kib: 207,
             rate_kib: 1,
+            seconds_left: None,
         });
     }
     if let Some(l) = w.nodes.get_mut("m15c44").and_then(|n| n.drbd.get_mut(res)) {

@@ -616,3 +616,122 @@ fn an_incident_is_expected_only_while_the_script_decides_its_workflows() {
     assert!(e.starts_with("expected one-decider violated, found:\n"), "{e}");
     assert!(as_expected(&clean, &scenario, &[(Workflow::Taints, WorkflowMode::Operator)]).is_ok());
 }
+
+/// Nodewright's mirror of its StorageUpgrade at `state` on `node`, with `done`.
+fn mirror(run: Run, state: &str, node: &str, done: &str) -> Run {
+    let blob = format!("state={state};to=9.2.14;order=edge-1,edge-2;node={node};done={done};owner=operator");
+    run.nodewright(
+        Actor::Nodewright,
+        Workflow::StorageUpgrade,
+        "kubectl patch configmap vx-rail-cluster-state",
+        |f| upgrade(f, &blob),
+    )
+}
+
+fn agent(node: &str) -> Actor {
+    Actor::Agent(node.into())
+}
+
+#[test]
+fn agents_upgrading_one_node_after_the_other_keep_one_node_upgrading() {
+    let run = Run::new().at(3);
+    let run = mirror(run, "DOWN_RESOURCES", "edge-1", "").nodewright(
+        agent("edge-1"),
+        Workflow::StorageUpgrade,
+        "drbdadm down all",
+        |f| disk(f, "edge-1", "Down"),
+    );
+    let run = mirror(run, "UP_RESOURCES", "edge-1", "").nodewright(
+        agent("edge-1"),
+        Workflow::StorageUpgrade,
+        "drbdadm adjust all",
+        |f| disk(f, "edge-1", "UpToDate"),
+    );
+    let run = mirror(run, "PREFLIGHT", "edge-2", "edge-1");
+    // A read on edge-2 is no upgrade step.
+    let run = run.nodewright(
+        agent("edge-2"),
+        Workflow::StorageUpgrade,
+        "drbdadm status all",
+        |_| {},
+    );
+    let run = mirror(run, "DOWN_RESOURCES", "edge-2", "edge-1").nodewright(
+        agent("edge-2"),
+        Workflow::StorageUpgrade,
+        "drbdadm down all",
+        |f| disk(f, "edge-2", "Down"),
+    );
+    let run = mirror(run, "COMPLETED", "", "edge-1,edge-2");
+    assert_eq!(run.check(ONE_NODE_UPGRADING), []);
+    assert_eq!(run.check(UPTODATE_REPLICA_KEPT), []);
+}
+
+#[test]
+fn a_plan_whose_agents_take_a_second_node_down_while_the_mirror_names_one_breaks_one_node_upgrading() {
+    // The mirror only ever names edge-1; the agents work on edge-2 as well.
+    let run = Run::new().at(4);
+    let run = mirror(run, "DOWN_RESOURCES", "edge-1", "").nodewright(
+        agent("edge-1"),
+        Workflow::StorageUpgrade,
+        "drbdadm down all",
+        |f| disk(f, "edge-1", "Down"),
+    );
+    let run = run.nodewright(
+        agent("edge-2"),
+        Workflow::StorageUpgrade,
+        "systemctl stop linstor-satellite",
+        |_| {},
+    );
+    let found = run.check(ONE_NODE_UPGRADING);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].tick, 4);
+    assert!(
+        found[0]
+            .message
+            .contains("edge-1 (DOWN_RESOURCES) and edge-2 (its agent's `systemctl stop linstor-satellite`)")
+            && found[0].message.contains("edge-2's agent"),
+        "{}",
+        found[0].message
+    );
+    // The second node's `drbdadm down` takes the last UpToDate replica: caught there too.
+    let run = run.nodewright(
+        agent("edge-2"),
+        Workflow::StorageUpgrade,
+        "drbdadm down all",
+        |f| disk(f, "edge-2", "Down"),
+    );
+    let lost = run.check(UPTODATE_REPLICA_KEPT);
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    assert!(
+        lost[0].message.contains("edge-2's agent `drbdadm down all`"),
+        "{}",
+        lost[0].message
+    );
+}
+
+#[test]
+fn an_agents_rollback_on_two_nodes_in_turn_is_no_second_upgrade() {
+    let run = Run::new().at(5);
+    let run = mirror(run, "INSTALL_PACKAGES", "edge-2", "edge-1").nodewright(
+        agent("edge-2"),
+        Workflow::StorageUpgrade,
+        "apt-get install -y drbd-dkms=9.2.14-1",
+        |_| {},
+    );
+    let run = mirror(run, "ROLLING_BACK", "edge-2", "edge-1");
+    let run = run
+        .nodewright(
+            agent("edge-2"),
+            Workflow::StorageUpgrade,
+            "apt-get install -y drbd-dkms=9.2.12-1",
+            |_| {},
+        )
+        .nodewright(
+            agent("edge-1"),
+            Workflow::StorageUpgrade,
+            "apt-get install -y drbd-dkms=9.2.12-1",
+            |_| {},
+        );
+    let run = mirror(run, "ROLLED_BACK", "", "");
+    assert_eq!(run.check(ONE_NODE_UPGRADING), []);
+}

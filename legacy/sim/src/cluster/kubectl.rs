@@ -234,6 +234,7 @@ pub(crate) fn run(
             ["cordon", ..] => ("cordon", args::NONE, 1),
             ["uncordon", ..] => ("uncordon", args::NONE, 1),
             ["delete", "configmap" | "cm", ..] => ("delete configmap", args::NONE, 2),
+            ["delete", "pod" | "pods" | "po", ..] => ("delete pod", args::NONE, 2),
             [] => return failed(String::new(), unsupported("kubectl without a command")),
             [first, second, ..] if *first == "create" => {
                 return failed(String::new(), unsupported(format!("kubectl create {second}")));
@@ -265,6 +266,7 @@ pub(crate) fn run(
         "taint" => ctx.taint(&positional),
         "cordon" => ctx.cordon(&positional, true),
         "delete configmap" => ctx.delete_config_map(&positional),
+        "delete pod" => ctx.delete_pod(&positional),
         _ => ctx.cordon(&positional, false),
     };
     let mut out = Output {
@@ -425,6 +427,28 @@ impl Ctx<'_> {
             }
             self.stdout.push_str(&format!(
                 "configmap {} deleted from {} namespace\n",
+                golang::quote(name),
+                self.namespace
+            ));
+        }
+        Ok(())
+    }
+
+    /// `kubectl delete pod NAME...`, worded as `delete configmap` is. The pod is gone at once:
+    /// the simulation has no kubelet to wait for, so it stands for one that stopped the
+    /// containers.
+    fn delete_pod(&mut self, args: &[String]) -> Result<(), Failure> {
+        if args.is_empty() {
+            return Err(Failure::Plain(
+                "resource(s) were provided, but no name was specified".into(),
+            ));
+        }
+        for name in args {
+            if !self.cluster.delete_pod(&self.namespace, name) {
+                return Err(Failure::Verbatim(not_found("pods", name)));
+            }
+            self.stdout.push_str(&format!(
+                "pod {} deleted from {} namespace\n",
                 golang::quote(name),
                 self.namespace
             ));

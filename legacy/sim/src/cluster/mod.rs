@@ -397,6 +397,10 @@ pub struct Cluster {
     /// served by `kubectl`, which the script never asks for pods.
     #[serde(skip)]
     script_pods: BTreeSet<String>,
+    /// Workload pods bound to nodes (a scenario's pods that hold DRBD devices open): namespace
+    /// → name → node. `kubectl delete pod` removes them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pods: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Default for Cluster {
@@ -417,6 +421,7 @@ impl Cluster {
             nodes: BTreeMap::new(),
             config_maps: BTreeMap::new(),
             script_pods: BTreeSet::new(),
+            pods: BTreeMap::new(),
         }
     }
 
@@ -451,6 +456,61 @@ impl Cluster {
                         }],
                     },
                     "spec": {"nodeName": node, "containers": [{"name": "vx-rail-node-init"}]},
+                    "status": {"phase": "Running"},
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a workload pod bound to `node` (not owned by a DaemonSet, `Running`), in an existing
+    /// namespace.
+    pub fn add_pod(&mut self, namespace: &str, name: &str, node: &str) -> Result<(), ClusterError> {
+        if !self.namespaces.contains(namespace) {
+            return Err(ClusterError::NamespaceNotFound(namespace.to_owned()));
+        }
+        let pods = self.pods.entry(namespace.to_owned()).or_default();
+        if pods.contains_key(name) {
+            return Err(ClusterError::AlreadyExists {
+                kind: "Pod",
+                name: format!("{namespace}/{name}"),
+            });
+        }
+        pods.insert(name.to_owned(), node.to_owned());
+        self.next_version();
+        Ok(())
+    }
+
+    /// Removes a workload pod (an eviction, or `kubectl delete pod`); whether it was there.
+    pub fn delete_pod(&mut self, namespace: &str, name: &str) -> bool {
+        let removed = self
+            .pods
+            .get_mut(namespace)
+            .and_then(|m| m.remove(name))
+            .is_some();
+        if removed {
+            self.next_version();
+        }
+        removed
+    }
+
+    /// The workload pods, as `(namespace, name, node)`, by namespace then name.
+    pub fn pods(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.pods.iter().flat_map(|(ns, m)| {
+            m.iter()
+                .map(move |(name, node)| (ns.as_str(), name.as_str(), node.as_str()))
+        })
+    }
+
+    /// The workload pods as the API server would list them: bound to their node, `Running`, no
+    /// owner (so not a DaemonSet's).
+    pub fn pod_objects(&self) -> Vec<serde_json::Value> {
+        self.pods()
+            .map(|(namespace, name, node)| {
+                serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": name, "namespace": namespace},
+                    "spec": {"nodeName": node, "containers": [{"name": "app"}]},
                     "status": {"phase": "Running"},
                 })
             })

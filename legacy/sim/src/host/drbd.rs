@@ -491,17 +491,19 @@ fn targets(world: &World, node: &str, arg: Option<&str>) -> Result<Vec<String>, 
 /// The `drbdadm` command.
 pub fn drbdadm(world: &mut World, node: &str, args: &[&str]) -> Output {
     let mut discard = false;
+    let mut dry_run = false;
     let mut positional = Vec::new();
     for a in args {
         match *a {
             "--discard-my-data" => discard = true,
+            "-d" | "--dry-run" => dry_run = true,
             "--version" | "-V" => {
                 return world
                     .nodes
                     .get(node)
                     .map_or_else(Output::default, |n| Output::ok(drbdadm_version(n)));
             }
-            "-d" | "--dry-run" | "-v" | "--verbose" => {}
+            "-v" | "--verbose" => {}
             f if f.starts_with('-') => {
                 return Output::err(
                     1,
@@ -554,6 +556,14 @@ pub fn drbdadm(world: &mut World, node: &str, args: &[&str]) -> Output {
         Ok(l) => l,
         Err(e) => return e,
     };
+    if dry_run {
+        // What drbdadm would run, without running it: one `drbdsetup` line per step.
+        let text: String = list
+            .iter()
+            .map(|res| dry_run_lines(world, node, cmd, res))
+            .collect();
+        return Output::ok(text);
+    }
     let mut out = Output::ok("");
     for res in list {
         let r = match *cmd {
@@ -561,12 +571,7 @@ pub fn drbdadm(world: &mut World, node: &str, args: &[&str]) -> Output {
             "adjust" => up(world, node, &res, false),
             "down" => down(world, node, &res),
             "primary" => primary(world, node, &res),
-            "secondary" => {
-                if let Some(l) = world.nodes.get_mut(node).and_then(|n| n.drbd.get_mut(&res)) {
-                    l.role = Role::Secondary;
-                }
-                Output::ok("")
-            }
+            "secondary" => secondary(world, node, &res),
             "connect" => connect(world, node, &res, discard),
             _ => disconnect(world, node, &res),
         };
@@ -625,6 +630,7 @@ pub(super) fn up(world: &mut World, node: &str, res: &str, strict: bool) -> Outp
                 },
                 client: diskless,
                 stats: VolStats::default(),
+                held_open_by: std::collections::BTreeSet::new(),
             },
         );
     }
@@ -638,11 +644,99 @@ pub(super) fn up(world: &mut World, node: &str, res: &str, strict: bool) -> Outp
     Output::ok("")
 }
 
+/// DRBD's refusal to demote or take down a Primary that something holds open (a mounted file
+/// system, a pod's volume), as `drbdsetup` words it and `drbdadm` passes it on.
+fn held_open(res: &str, what: &str) -> Output {
+    Output::err(
+        11,
+        format!(
+            "{res}: State change failed: (-12) Device is held open by someone\nCommand 'drbdsetup {what} {res}' terminated with exit code 11\n"
+        ),
+    )
+}
+
+fn is_held_open(world: &World, node: &str, res: &str) -> bool {
+    world
+        .nodes
+        .get(node)
+        .and_then(|n| n.drbd.get(res))
+        .is_some_and(|l| l.role == Role::Primary && !l.held_open_by.is_empty())
+}
+
+fn secondary(world: &mut World, node: &str, res: &str) -> Output {
+    if is_held_open(world, node, res) {
+        return held_open(res, "secondary");
+    }
+    if let Some(l) = world.nodes.get_mut(node).and_then(|n| n.drbd.get_mut(res)) {
+        l.role = Role::Secondary;
+    }
+    Output::ok("")
+}
+
 fn down(world: &mut World, node: &str, res: &str) -> Output {
+    if is_held_open(world, node, res) {
+        return held_open(res, "down");
+    }
     if let Some(n) = world.nodes.get_mut(node) {
         n.drbd.remove(res);
     }
     Output::ok("")
+}
+
+/// `drbdadm --dry-run CMD RES`: the `drbdsetup` calls it would make, one a line, and nothing for
+/// what is already so (an `adjust` of a resource that is up and connected as configured prints
+/// nothing, which is how a caller asks whether an adjust has anything to do).
+fn dry_run_lines(world: &World, node: &str, cmd: &str, res: &str) -> String {
+    let local = world.nodes.get(node).and_then(|n| n.drbd.get(res));
+    let minor = world.linstor.defs.get(res).map_or(1000, |d| d.minor);
+    let id = node_id(world, res, node);
+    let peers: Vec<(String, u32)> = members(world, res)
+        .into_iter()
+        .filter(|p| p != node)
+        .map(|p| {
+            let pid = node_id(world, res, &p);
+            (p, pid)
+        })
+        .collect();
+    let bring_up = || {
+        let mut s = format!("drbdsetup new-resource {res} {id}\ndrbdsetup new-minor {res} {minor} 0\n");
+        for (p, pid) in &peers {
+            s.push_str(&format!("drbdsetup new-peer {res} {pid} --_name={p}\n"));
+        }
+        s.push_str(&format!(
+            "drbdsetup attach {minor} /dev/drbdpool/{res}_00000 /dev/drbdpool/{res}_00000 internal\n"
+        ));
+        for (_, pid) in &peers {
+            s.push_str(&format!("drbdsetup connect {res} {pid}\n"));
+        }
+        s
+    };
+    match (cmd, local) {
+        ("up", _) | ("adjust", None) => bring_up(),
+        ("adjust", Some(_)) => {
+            // Up already: only the connections an administrator cut are re-established.
+            let standalone = |p: &str| {
+                world
+                    .pairs
+                    .get(res)
+                    .and_then(|m| m.get(&pair_key(node, p)))
+                    .is_some_and(|pair| pair.standalone.contains(node))
+            };
+            peers
+                .iter()
+                .filter(|(p, _)| standalone(p))
+                .map(|(_, pid)| format!("drbdsetup connect {res} {pid}\n"))
+                .collect()
+        }
+        ("down", None) => String::new(),
+        ("secondary", Some(l)) if l.role == Role::Secondary => String::new(),
+        ("primary", Some(l)) if l.role == Role::Primary => String::new(),
+        ("connect" | "disconnect", _) => peers
+            .iter()
+            .map(|(_, pid)| format!("drbdsetup {cmd} {res} {pid}\n"))
+            .collect(),
+        (other, _) => format!("drbdsetup {other} {res}\n"),
+    }
 }
 
 fn primary(world: &mut World, node: &str, res: &str) -> Output {
@@ -842,6 +936,7 @@ fn handshake(world: &mut World, res: &str, key: &str, a: &str, b: &str, oos: u64
             total_kib: total,
             left_kib: total,
             rate_kib: rate,
+            seconds_left: world.resync_seconds.get(res).copied(),
         });
         if let Some(l) = world.nodes.get_mut(target).and_then(|n| n.drbd.get_mut(res)) {
             l.disk = DiskState::Inconsistent;
@@ -858,7 +953,16 @@ pub fn tick(world: &mut World) {
     for (res, pairs) in world.pairs.iter_mut() {
         for p in pairs.values_mut() {
             if let Some(rs) = &mut p.resync {
-                let step = rs.rate_kib.min(rs.left_kib);
+                // A fixed duration ends exactly on its last second; otherwise the rate applies.
+                let step = match &mut rs.seconds_left {
+                    Some(secs) if *secs > 1 => {
+                        let step = rs.left_kib / *secs;
+                        *secs -= 1;
+                        step
+                    }
+                    Some(_) => rs.left_kib,
+                    None => rs.rate_kib.min(rs.left_kib),
+                };
                 rs.left_kib -= step;
                 if rs.source.as_str() < rs.target.as_str() {
                     p.sent_lo += step;

@@ -1,5 +1,6 @@
 //! Faults a scenario injects: cable pulls and flaps, failed disks, DRBD network cuts and split
-//! brain, reboots, failing package installs, slow resync. Each is deterministic.
+//! brain, reboots, failing package installs, slow resync (by speed or by duration). Each is
+//! deterministic.
 
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +91,16 @@ pub enum Fault {
         /// Package.
         package: String,
     },
+    /// The node reboots in the middle of the next `apt-get install` of `package`: dpkg has
+    /// unpacked the new version but not configured it (`half-configured`), the command dies with
+    /// the node (exit 143, as a process killed by the shutdown), and the node boots again as the
+    /// `Reboot` fault boots it.
+    RebootDuringInstall {
+        /// Node.
+        node: String,
+        /// Package.
+        package: String,
+    },
     /// The node's wall clock is set `seconds` away from the simulated time (negative: behind),
     /// from now on: `date` there, and every timestamp its script writes, are off by that much.
     ClockSkew {
@@ -104,6 +115,15 @@ pub enum Fault {
         resource: String,
         /// Per-mille per second (1 = 0.1 %/s).
         permille: u64,
+    },
+    /// Every resync of `resource` from now on (and one running now) takes `seconds` simulated
+    /// seconds in all, however much is out of sync: a resync slower than a deadline, to the
+    /// second (`SlowResync` at its slowest still ends within 1000 s).
+    ResyncTakes {
+        /// Resource.
+        resource: String,
+        /// Seconds from the handshake (or from now, for a running resync) to UpToDate.
+        seconds: u64,
     },
 }
 
@@ -213,6 +233,10 @@ pub fn inject(world: &mut World, fault: Fault) -> Result<(), Error> {
         Fault::BrokenPackageBuild { node, package } => {
             world.node_mut(&node)?.broken_installs.insert(package);
         }
+        Fault::RebootDuringInstall { node, package } => {
+            world.node_mut(&node)?.reboot_during_install = Some(package);
+        }
+        Fault::ResyncTakes { resource, seconds } => resync_takes(world, resource, seconds)?,
         Fault::SlowResync { resource, permille } => {
             world.slow_resync.insert(resource.clone(), permille.max(1));
             if let Some(pairs) = world.pairs.get_mut(&resource) {
@@ -228,7 +252,25 @@ pub fn inject(world: &mut World, fault: Fault) -> Result<(), Error> {
     Ok(())
 }
 
-fn reboot(world: &mut World, node: &str) -> Result<(), Error> {
+fn resync_takes(world: &mut World, resource: String, seconds: u64) -> Result<(), Error> {
+    if !world.linstor.defs.contains_key(&resource) {
+        return Err(Error::Invalid(format!(
+            "ResyncTakes: no resource named {resource:?}"
+        )));
+    }
+    let seconds = seconds.max(1);
+    world.resync_seconds.insert(resource.clone(), seconds);
+    if let Some(pairs) = world.pairs.get_mut(&resource) {
+        for p in pairs.values_mut() {
+            if let Some(rs) = &mut p.resync {
+                rs.seconds_left = Some(seconds);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn reboot(world: &mut World, node: &str) -> Result<(), Error> {
     let boot_id = world.rng().uuid();
     let clock = world.clock;
     let n = world.node_mut(node)?;

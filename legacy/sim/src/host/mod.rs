@@ -1,7 +1,8 @@
 //! The host side of the simulated edge world: N edge nodes whose host tools (`ip`, `modprobe`,
 //! `drbdadm`, `drbdsetup`, `linstor`, `systemctl`, `dpkg-query` and `apt-get` (or `rpm` and `dnf`
 //! on an RPM-based node), `date`, `sleep`,
-//! `hostname`) answer in the real tools' formats, the `/proc` and `/sys` files they expose, and
+//! `hostname`, and `cat` of the `/proc` files for the node agent, which reads them through
+//! commands) answer in the real tools' formats, the `/proc` and `/sys` files they expose, and
 //! the faults a scenario injects.
 //!
 //! Boundaries: this module owns only host state. It never touches the cluster (`kubectl` lives in
@@ -127,6 +128,9 @@ pub struct World {
     pub pairs: BTreeMap<String, BTreeMap<String, Pair>>,
     /// Resync speed overrides per resource: permille of the total per simulated second.
     pub slow_resync: BTreeMap<String, u64>,
+    /// Resync durations per resource, in simulated seconds (overrides the speed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resync_seconds: BTreeMap<String, u64>,
     /// Versions the apt repository offers, per package.
     pub repo: BTreeMap<String, Vec<String>>,
 }
@@ -195,6 +199,7 @@ impl World {
             linstor,
             pairs: BTreeMap::new(),
             slow_resync: BTreeMap::new(),
+            resync_seconds: BTreeMap::new(),
             repo,
         }
     }
@@ -244,6 +249,7 @@ impl World {
             "apt-get" => sys::apt_get(self, node, &args),
             "rpm" => rpm::rpm(self, node, &args),
             "dnf" => rpm::dnf(self, node, &args),
+            "cat" => sys::cat(self, node, &args),
             "date" => sys::date(self, node, &args),
             "sleep" => sys::sleep(self, &args),
             "hostname" => sys::hostname(self, node, &args),
@@ -262,6 +268,41 @@ impl World {
     /// Applies a fault. Every fault is deterministic given the world's seed.
     pub fn inject(&mut self, fault: Fault) -> Result<(), Error> {
         faults::inject(self, fault)
+    }
+
+    /// Marks `resource`'s device on `node` as held open by `holder` (a pod, `namespace/name`):
+    /// while it is, `drbdadm secondary` and `drbdadm down` of it fail there, as DRBD's do. The
+    /// resource must be up on the node.
+    pub fn open_device(&mut self, node: &str, resource: &str, holder: &str) -> Result<(), Error> {
+        let local = self
+            .node_mut(node)?
+            .drbd
+            .get_mut(resource)
+            .ok_or_else(|| Error::UnknownResource {
+                node: node.to_string(),
+                resource: resource.to_string(),
+            })?;
+        local.held_open_by.insert(holder.to_string());
+        Ok(())
+    }
+
+    /// Everyone who holds a device open, on any node.
+    pub fn device_holders(&self) -> std::collections::BTreeSet<String> {
+        self.nodes
+            .values()
+            .flat_map(|n| n.drbd.values())
+            .flat_map(|l| l.held_open_by.iter().cloned())
+            .collect()
+    }
+
+    /// Closes every device held by a holder `alive` says is gone (its pod was deleted or evicted,
+    /// so its containers stopped and its mounts went away).
+    pub fn release_devices(&mut self, alive: &dyn Fn(&str) -> bool) {
+        for n in self.nodes.values_mut() {
+            for l in n.drbd.values_mut() {
+                l.held_open_by.retain(|h| alive(h));
+            }
+        }
     }
 
     /// Writes every node's `/proc` and `/sys` files under `roots/<node>/`.

@@ -292,6 +292,10 @@ pub struct DrbdLocal {
     pub client: bool,
     /// Counters.
     pub stats: VolStats,
+    /// Who holds the device open (a pod that mounted it, as `namespace/name`): DRBD refuses to
+    /// demote or take down a device that is open. Released when the holder goes away.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub held_open_by: BTreeSet<String>,
 }
 
 /// Connection state between two nodes of one DRBD resource, held once per pair.
@@ -332,6 +336,11 @@ pub struct Resync {
     pub left_kib: u64,
     /// KiB per simulated second.
     pub rate_kib: u64,
+    /// Simulated seconds until it finishes, when a fault fixed its duration
+    /// ([`crate::host::Fault::ResyncTakes`]); then it advances by what is left over the seconds
+    /// left, whatever `rate_kib` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_left: Option<u64>,
 }
 
 /// A systemd unit.
@@ -423,6 +432,9 @@ pub struct Node {
     pub failing_install: Option<String>,
     /// Packages every `apt-get install` of which fails in its post-installation script.
     pub broken_installs: BTreeSet<String>,
+    /// Package whose next `apt-get install` is cut short by a reboot of the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_during_install: Option<String>,
     /// `/proc/sys/kernel/random/boot_id`.
     pub boot_id: String,
     /// Simulated clock at boot.

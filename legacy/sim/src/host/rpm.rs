@@ -1,5 +1,5 @@
 //! The package tools of an RPM-based node (Rocky/RHEL 9): `rpm -q` / `rpm -qa` with
-//! `--queryformat`, and `dnf install -y SPEC...`, in their real output formats. A package's
+//! `--queryformat`, `dnf makecache` and `dnf install -y SPEC...`, in their real output formats. A package's
 //! `VERSION-RELEASE` is the version the world records (`9.2.12-1`: version `9.2.12`, release `1`).
 
 use super::model::*;
@@ -150,6 +150,13 @@ pub fn dnf(world: &mut World, node: &str, args: &[&str]) -> Output {
             i64::try_from(world.clock).unwrap_or(0) - 724
         )
     );
+    if *cmd == "makecache" {
+        // Refreshes the repositories' metadata; the simulated repository is always current.
+        return Output::ok(format!(
+            "{:<48} 3.1 kB/s | 2.9 kB     00:00\nMetadata cache created.\n",
+            "LINBIT packages for drbd-9 - rhel9"
+        ));
+    }
     if *cmd != "install" {
         return Output::err(
             1,

@@ -235,6 +235,7 @@ impl World {
             failing_install: None,
             clock_offset: 0,
             broken_installs: BTreeSet::new(),
+            reboot_during_install: None,
             boot_id,
             booted_at: self.clock.saturating_sub(3600),
             idle_centis_per_sec: 180,
@@ -413,6 +414,7 @@ impl World {
                     },
                     client: diskless,
                     stats: VolStats::default(),
+                    held_open_by: BTreeSet::new(),
                 },
             );
         }

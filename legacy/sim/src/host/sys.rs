@@ -308,6 +308,23 @@ pub fn apt_get(world: &mut World, node: &str, args: &[&str]) -> Output {
             let Some(n) = world.nodes.get_mut(node) else {
                 return Output::err(100, "");
             };
+            if let Some((name, v)) = wanted
+                .iter()
+                .find(|(name, _)| n.reboot_during_install.as_deref() == Some(name.as_str()))
+            {
+                n.reboot_during_install = None;
+                n.packages.insert(
+                    name.clone(),
+                    Package {
+                        version: v.clone(),
+                        configured: false,
+                    },
+                );
+                return match super::faults::reboot(world, node) {
+                    Ok(()) => Output::err(143, ""),
+                    Err(e) => Output::err(100, format!("{e}\n")),
+                };
+            }
             for (name, v) in wanted {
                 if n.failing_install.as_deref() == Some(name.as_str()) || n.broken_installs.contains(&name) {
                     n.failing_install = None;
@@ -505,6 +522,42 @@ pub fn sleep(world: &mut World, args: &[&str]) -> Output {
     }
     world.advance(total.ceil() as u64);
     Output::ok("")
+}
+
+/// `cat FILE...` of the `/proc` files the world renders (`/proc/drbd`, `/proc/modules`,
+/// `/proc/uptime`, `/proc/sys/kernel/random/boot_id`), as the node agent reads them: it runs
+/// commands, where the script reads the rendered files. Anything else is not there.
+pub fn cat(world: &mut World, node: &str, args: &[&str]) -> Output {
+    let Some(n) = world.nodes.get(node) else {
+        return Output::err(1, "");
+    };
+    if args.is_empty() {
+        return Output::err(1, "cat: reading standard input is not simulated\n");
+    }
+    let mut out = String::new();
+    let mut err = String::new();
+    for path in args {
+        let text = match *path {
+            "/proc/drbd" => super::drbd::proc_drbd(n),
+            "/proc/modules" => Some(proc_modules(n)),
+            "/proc/sys/kernel/random/boot_id" => Some(format!("{}\n", n.boot_id)),
+            "/proc/uptime" => {
+                let up = world.clock.saturating_sub(n.booted_at);
+                let idle = up * n.idle_centis_per_sec;
+                Some(format!("{up}.00 {}.{:02}\n", idle / 100, idle % 100))
+            }
+            _ => None,
+        };
+        match text {
+            Some(t) => out.push_str(&t),
+            None => err.push_str(&format!("cat: {path}: No such file or directory\n")),
+        }
+    }
+    Output {
+        stdout: out.into_bytes(),
+        code: i32::from(!err.is_empty()),
+        stderr: err.into_bytes(),
+    }
 }
 
 /// `hostname`.

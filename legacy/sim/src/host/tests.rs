@@ -743,3 +743,159 @@ fn a_failed_dnf_scriptlet_leaves_the_package_recorded_but_unusable() {
     assert_eq!(q.stdout_str(), "9.2.14-1\n");
     assert_eq!(run(&mut w, "n1", &["modprobe", "drbd"]).code, 1);
 }
+
+#[test]
+fn a_primary_held_open_refuses_to_be_demoted_or_taken_down_until_released() {
+    let mut w = world();
+    w.open_device("n1", "r0", "default/app-0").expect("open");
+    assert_eq!(
+        w.device_holders().into_iter().collect::<Vec<_>>(),
+        ["default/app-0"]
+    );
+    for (cmd, what) in [("drbdadm secondary r0", "secondary"), ("drbdadm down r0", "down")] {
+        let out = sh(&mut w, "n1", cmd);
+        assert_eq!(out.code, 11, "{cmd}");
+        assert_eq!(
+            out.stderr_str(),
+            format!(
+                "r0: State change failed: (-12) Device is held open by someone\nCommand 'drbdsetup {what} r0' terminated with exit code 11\n"
+            )
+        );
+    }
+    assert!(
+        sh(&mut w, "n1", "drbdadm status r0")
+            .stdout_str()
+            .contains("role:Primary")
+    );
+    // The peer's Secondary is not open: it goes down as before.
+    assert_eq!(sh(&mut w, "n2", "drbdadm secondary r0").code, 0);
+    w.release_devices(&|h| h != "default/app-0");
+    assert!(w.device_holders().is_empty());
+    assert_eq!(sh(&mut w, "n1", "drbdadm secondary r0").code, 0);
+    assert!(
+        sh(&mut w, "n1", "drbdadm status r0")
+            .stdout_str()
+            .contains("role:Secondary")
+    );
+    assert!(w.open_device("n1", "nope", "default/x").is_err());
+}
+
+#[test]
+fn a_dry_run_prints_what_drbdadm_would_do_and_changes_nothing() {
+    let mut w = world();
+    // Up and connected as configured: an adjust has nothing to do.
+    let out = sh(&mut w, "n2", "drbdadm --dry-run adjust all");
+    assert_eq!((out.code, out.stdout_str()), (0, String::new()));
+    assert_eq!(sh(&mut w, "n2", "drbdadm down r0").code, 0);
+    let out = sh(&mut w, "n2", "drbdadm -d adjust all");
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout_str()
+            .starts_with("drbdsetup new-resource r0 1\ndrbdsetup new-minor r0 1000 0\n"),
+        "{}",
+        out.stdout_str()
+    );
+    assert!(
+        sh(&mut w, "n2", "drbdadm status r0").code != 0,
+        "the dry run brought nothing up"
+    );
+    let out = sh(&mut w, "n1", "drbdadm --dry-run secondary r0");
+    assert_eq!(out.stdout_str(), "drbdsetup secondary r0\n");
+    assert!(
+        sh(&mut w, "n1", "drbdadm status r0")
+            .stdout_str()
+            .contains("role:Primary")
+    );
+}
+
+#[test]
+fn a_resync_that_takes_a_set_time_ends_on_its_last_second() {
+    let mut w = world();
+    w.inject(Fault::DrbdDisconnect {
+        a: "n1".into(),
+        b: "n2".into(),
+    })
+    .expect("cut");
+    w.inject(Fault::ResyncTakes {
+        resource: "r0".into(),
+        seconds: 3600,
+    })
+    .expect("duration");
+    w.inject(Fault::DrbdReconnect {
+        a: "n1".into(),
+        b: "n2".into(),
+    })
+    .expect("heal");
+    w.advance(3599);
+    let s = sh(&mut w, "n2", "drbdadm status r0").stdout_str();
+    assert!(s.contains("replication:SyncTarget"), "{s}");
+    w.advance(1);
+    let s = sh(&mut w, "n2", "drbdadm status r0").stdout_str();
+    assert!(
+        s.contains("  disk:UpToDate\n") && !s.contains("SyncTarget"),
+        "{s}"
+    );
+    assert!(
+        w.inject(Fault::ResyncTakes {
+            resource: "nope".into(),
+            seconds: 1,
+        })
+        .is_err()
+    );
+}
+
+#[test]
+fn cat_reads_the_proc_files_the_world_renders() {
+    let mut w = world();
+    let out = sh(&mut w, "n1", "cat /proc/drbd");
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout_str()
+            .starts_with("version: 9.2.12 (api:2/proto:86-122)\n")
+    );
+    assert_eq!(
+        sh(&mut w, "n1", "drbdadm down all").code,
+        0,
+        "a Primary nobody holds goes down"
+    );
+    assert_eq!(sh(&mut w, "n1", "modprobe -r drbd_transport_tcp drbd").code, 0);
+    let out = sh(&mut w, "n1", "cat /proc/drbd");
+    assert_eq!(
+        (out.code, out.stderr_str()),
+        (1, "cat: /proc/drbd: No such file or directory\n".to_string())
+    );
+}
+
+#[test]
+fn dnf_makecache_refreshes_the_metadata_on_an_rpm_node_only() {
+    let specs = [NodeSpec::edge("n1", "10.0.0.1").with_os(OsFlavour::Rpm)];
+    let mut w = World::from_specs(1, DEFAULT_EPOCH, &specs).expect("world");
+    let out = sh(&mut w, "n1", "dnf makecache");
+    assert_eq!(out.code, 0);
+    assert!(out.stdout_str().ends_with("Metadata cache created.\n"));
+    assert_eq!(sh(&mut w, "n1", "apt-get update -qq").code, 127);
+}
+
+#[test]
+fn a_reboot_during_an_install_leaves_the_package_half_configured_and_the_node_freshly_booted() {
+    let mut w = world();
+    let boot = w.nodes["n1"].boot_id.clone();
+    w.inject(Fault::RebootDuringInstall {
+        node: "n1".into(),
+        package: "drbd-dkms".into(),
+    })
+    .expect("fault");
+    let out = sh(&mut w, "n1", "apt-get install -y -qq drbd-dkms=9.2.14-1");
+    assert_eq!(out.code, 143, "the install dies with the node");
+    let n = &w.nodes["n1"];
+    assert_ne!(n.boot_id, boot, "the node booted again");
+    assert!(n.drbd.is_empty(), "DRBD resources are down after the boot");
+    let pkg = &n.packages["drbd-dkms"];
+    assert_eq!((pkg.version.as_str(), pkg.configured), ("9.2.14-1", false));
+    // The fault is spent: the next install goes through.
+    assert_eq!(
+        sh(&mut w, "n1", "apt-get install -y -qq drbd-dkms=9.2.14-1").code,
+        0
+    );
+    assert!(w.nodes["n1"].packages["drbd-dkms"].configured);
+}

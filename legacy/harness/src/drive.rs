@@ -1,0 +1,871 @@
+//! Nodewright's operator in the loop of a parity run: a workflow controller's plan written against
+//! the in-memory cluster, and its NodeTasks carried out at once by the node agents on the
+//! simulated hosts.
+//!
+//! The harness stands in for the API server for Nodewright's own objects ([`Objects`]: the
+//! workflow objects, the NodeTasks and their results) and carries every [`Write`] a plan makes to
+//! where the real writer would send it: a Node or ConfigMap patch as the `kubectl` commands that
+//! make the same change in the in-memory cluster, a NodeTask to its node's agent, a status to the
+//! harness's object, each under the guard the real writer sends it with. Every `kubectl` command
+//! and every host command an agent runs is recorded as an invariants [`Step`] with the world after
+//! it, so that the invariants see what Nodewright did beside what the scripts did.
+//!
+//! One operator turn ([`turn`]) is what the operator's loop does over the time between two of the
+//! scripts' loops: plan, write, and plan again from what the writes changed, until the workflow
+//! waits (the agent's own timing, claims and journal are covered by its integration tests).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Node;
+use nodewright_agent_shim::{HostOps, HostOutput, StepOutcome};
+use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec};
+use nodewright_api::migration::Migration;
+use nodewright_api::nodetask::{NodeTask, NodeTaskPhase, NodeTaskStatus, WorkflowKind};
+use nodewright_api::storageupgrade::{StorageUpgrade, UpgradeState};
+use nodewright_bridge::index::Index;
+use nodewright_legacy_sim::cluster::Cluster as MemCluster;
+use nodewright_legacy_sim::run::{Cluster, Facts, Host};
+use nodewright_parity::Workflow;
+use nodewright_parity::controllers::{
+    Gate, NodeMeta, PodMeta, Settings, Snapshot, WorkflowController, Write,
+};
+use nodewright_parity::migration;
+use nodewright_parsers::contract::cluster_key;
+
+use crate::invariants::{self, Actor, Step};
+use crate::parity::{Error, harness, refresh};
+use crate::world::{SharedCluster, SharedWorld};
+
+/// The namespace of the operator's objects in these runs.
+pub const NAMESPACE: &str = "nodewright-system";
+
+/// The world now, as the invariants read it.
+pub fn observe(world: &SharedWorld, cluster: &SharedCluster) -> Arc<Facts> {
+    let mut facts = Facts::default();
+    Host::observe(world, &mut facts);
+    Cluster::observe(cluster, &mut facts);
+    Arc::new(facts)
+}
+
+/// Nodewright's own objects, as the harness keeps them in place of the API server: what the
+/// controllers read through the snapshot, and what their writes change.
+#[derive(Clone, Default)]
+pub struct Objects {
+    /// The site's Migrations.
+    pub migrations: Vec<Migration>,
+    /// The site's StorageUpgrades.
+    pub upgrades: Vec<StorageUpgrade>,
+    /// Every NodeTask created, by name, with the result its agent reported.
+    pub tasks: BTreeMap<String, NodeTask>,
+    /// The site-wide storage gate (the Lease `nodewright-storage-gate`), while it is held.
+    pub gate: Option<Gate>,
+    /// How many times the gate was taken: each new Lease has a new `resourceVersion`.
+    gate_leases: u64,
+    /// Per workflow, the last reason it waited for (reported once, not every turn).
+    last_wait: BTreeMap<Workflow, String>,
+}
+
+/// The next `resourceVersion` of an object the harness keeps.
+fn bump(rv: &mut Option<String>) {
+    let next = rv.as_deref().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
+    *rv = Some(next.to_string());
+}
+
+impl Objects {
+    /// Adds a Migration a person created.
+    pub fn create_migration(&mut self, mut m: Migration) {
+        m.metadata.namespace = Some(NAMESPACE.into());
+        m.metadata.resource_version = Some("1".into());
+        self.migrations.push(m);
+    }
+
+    /// Adds a StorageUpgrade a person created, or that the operator created from the legacy
+    /// request. Its uid is derived from its name, so that task keys are stable in the snapshots.
+    pub fn create_upgrade(&mut self, mut u: StorageUpgrade) {
+        let name = u.metadata.name.clone().unwrap_or_default();
+        u.metadata.namespace = Some(NAMESPACE.into());
+        u.metadata.uid = Some(format!("{name}-golden"));
+        u.metadata.resource_version = Some("1".into());
+        u.metadata.generation = Some(1);
+        self.upgrades.push(u);
+    }
+
+    /// The NodeTasks with their results, as the controllers read them.
+    fn task_list(&self) -> Vec<NodeTask> {
+        self.tasks.values().cloned().collect()
+    }
+}
+
+/// Nodewright between two ticks: the cluster and the hosts it acts on, and every step it takes.
+pub struct Nodewright<'a> {
+    /// The in-memory cluster.
+    pub cluster: &'a SharedCluster,
+    /// The simulated hosts.
+    pub world: &'a SharedWorld,
+    /// Every step Nodewright took so far.
+    pub steps: &'a mut Vec<Step>,
+    /// The tick whose end this turn follows.
+    pub tick: u32,
+    /// Now, by the simulated clock.
+    pub now: i64,
+    /// The scratch directory under which each node's agent keeps its state directory (its
+    /// backups), `<agents>/<node>`.
+    pub agents: &'a std::path::Path,
+}
+
+/// What one write did.
+#[derive(Default)]
+struct Applied {
+    /// The worst exit code of the commands it took (0: it landed).
+    code: i32,
+    /// What the report says of it.
+    lines: Vec<String>,
+    /// Whether an agent ran a task for it.
+    ran_task: bool,
+    /// Whether it changed one of Nodewright's objects other than a status (the gate, a
+    /// StorageUpgrade created).
+    changed: bool,
+}
+
+impl Nodewright<'_> {
+    /// A `kubectl` command of the operator's, made for `workflow` and recorded.
+    fn kubectl(&mut self, workflow: Workflow, args: &[String]) -> i32 {
+        let argv: Vec<String> = std::iter::once("kubectl".to_owned())
+            .chain(args.iter().cloned())
+            .collect();
+        let code = Cluster::kubectl(&mut *self.cluster.0.borrow_mut(), &argv, "/", self.now).code;
+        self.steps.push(Step {
+            tick: self.tick,
+            actor: Actor::Nodewright,
+            action: invariants::Action::Command { argv, code },
+            workflow: Some(workflow),
+            facts: observe(self.world, self.cluster),
+        });
+        code
+    }
+
+    /// A Node patch carried to the in-memory cluster as the `kubectl label` and `kubectl taint`
+    /// commands that make the same change (the in-memory cluster patches ConfigMaps only).
+    /// Returns the worst exit code.
+    fn patch_node(&mut self, workflow: Workflow, node_before: Option<&NodeMeta>, write: &Write) -> i32 {
+        let Write::PatchNode {
+            name,
+            labels,
+            annotations,
+            taints,
+            unschedulable,
+            ..
+        } = write
+        else {
+            return 1;
+        };
+        let mut code = 0;
+        for (k, v) in labels {
+            code = code.max(self.kubectl(
+                workflow,
+                &["label", "node", name, "--overwrite", &format!("{k}={v}")].map(String::from),
+            ));
+        }
+        for (k, v) in annotations {
+            code = code.max(self.kubectl(
+                workflow,
+                &["annotate", "node", name, "--overwrite", &format!("{k}={v}")].map(String::from),
+            ));
+        }
+        match unschedulable {
+            Some(true) => code = code.max(self.kubectl(workflow, &["cordon".to_owned(), name.clone()])),
+            Some(false) => code = code.max(self.kubectl(workflow, &["uncordon".to_owned(), name.clone()])),
+            None => {}
+        }
+        if let Some(want) = taints {
+            let had = node_before.map(|n| n.taints.clone()).unwrap_or_default();
+            for t in had
+                .iter()
+                .filter(|t| !want.iter().any(|w| w.key == t.key && w.effect == t.effect))
+            {
+                code = code.max(self.kubectl(
+                    workflow,
+                    &["taint", "node", name, &format!("{}:{}-", t.key, t.effect)].map(String::from),
+                ));
+            }
+            for t in want.iter().filter(|w| !had.contains(w)) {
+                let value = t.value.as_deref().unwrap_or_default();
+                code = code.max(
+                    self.kubectl(
+                        workflow,
+                        &[
+                            "taint",
+                            "node",
+                            name,
+                            "--overwrite",
+                            &format!("{}={value}:{}", t.key, t.effect),
+                        ]
+                        .map(String::from),
+                    ),
+                );
+            }
+        }
+        code
+    }
+
+    /// The operator's merge patch of the cluster-state ConfigMap's `data`.
+    fn patch_cluster_state(&mut self, workflow: Workflow, data: &BTreeMap<String, String>) -> i32 {
+        let patch = serde_json::json!({ "data": data }).to_string();
+        self.kubectl(
+            workflow,
+            &[
+                "-n",
+                "kube-system",
+                "patch",
+                "configmap",
+                "vx-rail-cluster-state",
+                "--type",
+                "merge",
+                "-p",
+                &patch,
+            ]
+            .map(String::from),
+        )
+    }
+
+    /// One write of `workflow`'s plan, carried out where the real writer would send it, under
+    /// its guard. A refused write has a non-zero code: the rest of its sequence is not sent.
+    fn apply(
+        &mut self,
+        workflow: Workflow,
+        nodes: &BTreeMap<String, NodeMeta>,
+        objects: &mut Objects,
+        write: &Write,
+    ) -> Result<Applied, Error> {
+        let mut applied = Applied::default();
+        match write {
+            Write::CreateTask(task) => {
+                let key = task.metadata.name.clone().unwrap_or_default();
+                // Guard: the name. A repeat is refused as already existing, and counts as done.
+                if objects.tasks.contains_key(&key) {
+                    return Ok(applied);
+                }
+                let spec = &task.spec;
+                let outcome = self.run_task(task)?;
+                applied.lines.push(format!(
+                    "agent {}: task {} `{} {}` -> {} ({})",
+                    spec.node_name,
+                    spec.idempotency_key,
+                    spec.step,
+                    spec.args.join(" "),
+                    outcome.code,
+                    outcome.message
+                ));
+                let mut done = (**task).clone();
+                done.status = Some(NodeTaskStatus {
+                    phase: Some(if outcome.succeeded() {
+                        NodeTaskPhase::Succeeded
+                    } else {
+                        NodeTaskPhase::Failed
+                    }),
+                    output: Some(outcome.output),
+                    message: Some(outcome.message),
+                    ..NodeTaskStatus::default()
+                });
+                objects.tasks.insert(key, done);
+                applied.ran_task = true;
+            }
+            Write::PatchNode {
+                name, labels, what, ..
+            } => {
+                applied.code = self.patch_node(workflow, nodes.get(name), write);
+                let code = applied.code;
+                if workflow == Workflow::Migration {
+                    for (k, v) in labels {
+                        applied
+                            .lines
+                            .push(format!("operator: label {name} {k}={v} -> {code}"));
+                    }
+                } else {
+                    for action in what {
+                        applied.lines.push(format!("operator {name}: {action} -> {code}"));
+                    }
+                }
+            }
+            Write::PatchClusterState { data, .. } => {
+                applied.code = self.patch_cluster_state(workflow, data);
+                if let Some(cluster) = data.get(cluster_key::CLUSTER) {
+                    applied.lines.push(format!(
+                        "operator: cluster-state cluster={cluster} -> {}",
+                        applied.code
+                    ));
+                }
+            }
+            Write::MigrationStatus {
+                name,
+                resource_version,
+                status,
+            } => {
+                let Some(m) = objects
+                    .migrations
+                    .iter_mut()
+                    .find(|m| m.metadata.name.as_deref() == Some(name))
+                else {
+                    return Err(harness(format!(
+                        "a status for Migration {name}, which does not exist"
+                    )));
+                };
+                // Guard: resourceVersion (a status decided from an older object is refused).
+                if m.metadata.resource_version.as_deref() != Some(resource_version.as_str()) {
+                    applied.code = 1;
+                    applied.lines.push(format!(
+                        "operator: Migration {name} status refused: resourceVersion {resource_version} is not {}",
+                        m.metadata.resource_version.as_deref().unwrap_or("none")
+                    ));
+                } else {
+                    m.status = Some((**status).clone());
+                    bump(&mut m.metadata.resource_version);
+                }
+            }
+            Write::StorageUpgradeStatus {
+                name,
+                resource_version,
+                status,
+            } => {
+                let Some(u) = objects
+                    .upgrades
+                    .iter_mut()
+                    .find(|u| u.metadata.name.as_deref() == Some(name))
+                else {
+                    return Err(harness(format!(
+                        "a status for StorageUpgrade {name}, which does not exist"
+                    )));
+                };
+                if u.metadata.resource_version.as_deref() != Some(resource_version.as_str()) {
+                    applied.code = 1;
+                    applied.lines.push(format!(
+                        "operator: StorageUpgrade {name} status refused: resourceVersion {resource_version} is not {}",
+                        u.metadata.resource_version.as_deref().unwrap_or("none")
+                    ));
+                } else {
+                    u.status = Some((**status).clone());
+                    bump(&mut u.metadata.resource_version);
+                }
+            }
+            Write::CreateStorageUpgrade(upgrade) => {
+                let name = upgrade.metadata.name.clone().unwrap_or_default();
+                // Guard: the name; AlreadyExists counts as done.
+                if objects
+                    .upgrades
+                    .iter()
+                    .any(|u| u.metadata.name.as_deref() == Some(name.as_str()))
+                {
+                    return Ok(applied);
+                }
+                let order = if upgrade.spec.node_order.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (order {})", upgrade.spec.node_order.join(","))
+                };
+                applied.lines.push(format!(
+                    "operator: creates StorageUpgrade {name}: {} -> {}{order}",
+                    upgrade.spec.from_version, upgrade.spec.to_version,
+                ));
+                objects.create_upgrade((**upgrade).clone());
+                applied.changed = true;
+            }
+            Write::AcquireGate { holder } => match &objects.gate {
+                // Guard: the create of the Lease; AlreadyExists means not acquired.
+                Some(held) if held.holder != *holder => {
+                    applied.code = 1;
+                    applied.lines.push(format!(
+                        "operator: storage gate held by {}, not acquired for {holder}",
+                        held.holder
+                    ));
+                }
+                Some(_) => {
+                    applied.code = 1;
+                    applied.lines.push(format!(
+                        "operator: storage gate already exists (held by {holder}); not acquired again"
+                    ));
+                }
+                None => {
+                    objects.gate_leases += 1;
+                    objects.gate = Some(Gate {
+                        holder: holder.clone(),
+                        resource_version: format!("lease-{}", objects.gate_leases),
+                    });
+                    applied
+                        .lines
+                        .push(format!("operator: storage gate acquired by {holder}"));
+                    applied.changed = true;
+                }
+            },
+            Write::ReleaseGate {
+                holder,
+                resource_version,
+            } => match &objects.gate {
+                // Guard: a delete with a resourceVersion precondition; NotFound counts as released.
+                None => {}
+                Some(held) if held.resource_version != *resource_version => {
+                    applied.code = 1;
+                    applied.lines.push(format!(
+                        "operator: storage gate release by {holder} refused: held by {} at {}, not {resource_version}",
+                        held.holder, held.resource_version
+                    ));
+                }
+                Some(_) => {
+                    objects.gate = None;
+                    applied
+                        .lines
+                        .push(format!("operator: storage gate released by {holder}"));
+                    applied.changed = true;
+                }
+            },
+            Write::Evict {
+                namespace,
+                name,
+                node,
+            } => {
+                // The Eviction API deletes the pod unless a disruption budget forbids it; the
+                // in-memory cluster has no budgets, and the pod's devices close once it is gone,
+                // as the kubelet's stopping its containers closes them.
+                applied.code = self.kubectl(
+                    workflow,
+                    &["delete", "pod", "-n", namespace, name].map(String::from),
+                );
+                nodewright_legacy_sim::run::release_closed_devices(
+                    &mut self.world.clone(),
+                    &mut self.cluster.clone(),
+                );
+                applied.lines.push(format!(
+                    "operator: evict {namespace}/{name} from {node} -> {}",
+                    applied.code
+                ));
+            }
+        }
+        Ok(applied)
+    }
+
+    /// A node agent runs one task at once on the simulated host; each host command it runs is a
+    /// step of the agent's, for the workflow the task belongs to.
+    fn run_task(&mut self, task: &NodeTask) -> Result<StepOutcome, Error> {
+        let spec = &task.spec;
+        let workflow = match spec.workflow_ref.as_ref().map(|w| w.kind) {
+            Some(WorkflowKind::StorageUpgrade) => Workflow::StorageUpgrade,
+            Some(WorkflowKind::Migration) => Workflow::Migration,
+            other => {
+                return Err(harness(format!(
+                    "task {}: a task of {other:?}, which no controller of this harness makes",
+                    spec.idempotency_key
+                )));
+            }
+        };
+        let os = agent_os(self.world, &spec.node_name)?;
+        let mut host = RecordingHost {
+            world: self.world.clone(),
+            node: spec.node_name.clone(),
+            ran: Vec::new(),
+        };
+        let state_dir = self.agents.join(&spec.node_name);
+        std::fs::create_dir_all(&state_dir).map_err(|e| harness(format!("{}: {e}", state_dir.display())))?;
+        let outcome = match nodewright_agent_shim::plan_on(os, &spec.step, &spec.args) {
+            Ok(plan) => plan.execute_in(&mut host, None, Some(&state_dir)),
+            Err(e) => StepOutcome {
+                code: 2,
+                output: String::new(),
+                message: e.to_string(),
+                unknown: false,
+            },
+        };
+        // The agent changes only the hosts: the cluster is as it was before the task.
+        let mut cluster_facts = Facts::default();
+        Cluster::observe(self.cluster, &mut cluster_facts);
+        for (argv, code, host_facts) in host.ran {
+            let facts = Facts {
+                disks: host_facts.disks,
+                ..cluster_facts.clone()
+            };
+            self.steps.push(Step {
+                tick: self.tick,
+                actor: Actor::Agent(spec.node_name.clone()),
+                action: invariants::Action::Command { argv, code },
+                workflow: Some(workflow),
+                facts: Arc::new(facts),
+            });
+        }
+        Ok(outcome)
+    }
+}
+
+/// One node's host as its agent's `HostOps` sees it, recording every command with the hosts'
+/// storage after it.
+struct RecordingHost {
+    world: SharedWorld,
+    node: String,
+    ran: Vec<(Vec<String>, i32, Facts)>,
+}
+
+impl HostOps for RecordingHost {
+    fn run(&mut self, argv: &[String]) -> HostOutput {
+        let reply = Host::exec(&mut self.world, &self.node, argv);
+        let mut facts = Facts::default();
+        Host::observe(&self.world, &mut facts);
+        self.ran.push((argv.to_vec(), reply.code, facts));
+        HostOutput {
+            code: reply.code,
+            stdout: reply.stdout,
+            stderr: reply.stderr,
+        }
+    }
+}
+
+/// The OS family a node's agent runs with: `--host-os auto`, read from the simulated host's
+/// os-release.
+pub fn agent_os(w: &SharedWorld, node: &str) -> Result<nodewright_api::OsFamily, Error> {
+    let world = w.lock();
+    let host = world
+        .nodes
+        .get(node)
+        .ok_or_else(|| harness(format!("a task for {node}, which has no simulated host")))?;
+    let (id, like) = nodewright_api::hostos::os_release_ids(host.os.os_release());
+    nodewright_api::OsFamily::from_os_release(&id.unwrap_or_default(), &like.unwrap_or_default())
+        .map_err(|e| harness(format!("{node}: {e}")))
+}
+
+/// The site's `EdgeCluster`, as the operator reads it in these runs.
+pub fn edge_cluster() -> Result<EdgeCluster, Error> {
+    let spec: EdgeClusterSpec =
+        serde_json::from_value(serde_json::json!({"profile": {"topology": "MultiNode"}})).map_err(harness)?;
+    let mut cluster = EdgeCluster::new("site", spec);
+    cluster.metadata.namespace = Some(NAMESPACE.into());
+    Ok(cluster)
+}
+
+/// Every Node of the in-memory cluster as the operator's watch delivers it.
+pub fn node_metas(cluster: &MemCluster) -> Result<BTreeMap<String, NodeMeta>, Error> {
+    cluster
+        .nodes()
+        .map(|n| {
+            let node: Node = serde_json::from_value(n.to_json()).map_err(harness)?;
+            Ok((
+                n.name.clone(),
+                NodeMeta {
+                    resource_version: node.metadata.resource_version.unwrap_or_default(),
+                    taints: node.spec.and_then(|s| s.taints).unwrap_or_default(),
+                    labels: node.metadata.labels.unwrap_or_default(),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// How a workflow's progress reads in the report: what its object entered, whether it is over,
+/// and what it waits for.
+trait Progress {
+    /// The report's lines for what the object entered between `before` and `after` (none: it
+    /// entered nothing). `legacy_key` is the exit code of the turn's write of the legacy key.
+    fn entered(&self, before: &Objects, after: &Objects, legacy_key: i32) -> Vec<String>;
+    /// Whether every object of the workflow is over.
+    fn over(&self, objects: &Objects) -> bool;
+    /// What the workflow waits for, as its status says it.
+    fn waiting(&self, objects: &Objects) -> Option<String>;
+}
+
+/// The migration's progress: its phases, as the legacy key names them.
+struct MigrationProgress;
+
+impl Progress for MigrationProgress {
+    fn entered(&self, before: &Objects, after: &Objects, legacy_key: i32) -> Vec<String> {
+        let history = |o: &Objects| {
+            o.migrations
+                .first()
+                .and_then(|m| m.status.as_ref())
+                .map(|s| s.history.clone())
+                .unwrap_or_default()
+        };
+        let (was, now) = (history(before), history(after));
+        if now.len() <= was.len() {
+            return Vec::new();
+        }
+        now.last()
+            .map(|entered| {
+                format!(
+                    "migration enters {}{} (legacy key -> {legacy_key})",
+                    migration::legacy_phase(entered.phase),
+                    entered
+                        .message
+                        .as_ref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                )
+            })
+            .into_iter()
+            .collect()
+    }
+
+    fn over(&self, objects: &Objects) -> bool {
+        objects
+            .migrations
+            .iter()
+            .all(|m| m.status.as_ref().is_some_and(migration::is_over))
+    }
+
+    fn waiting(&self, objects: &Objects) -> Option<String> {
+        objects
+            .migrations
+            .first()
+            .and_then(|m| m.status.as_ref())
+            .and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == "Progressing" && c.reason == "Waiting")
+            })
+            .map(|c| c.message.clone())
+    }
+}
+
+/// The storage upgrade's progress: its site-level state and the node it is at.
+struct UpgradeProgress;
+
+/// Where an upgrade is: its state, the node, and why it is there.
+fn upgrade_at(u: &StorageUpgrade) -> Option<(UpgradeState, Option<String>, Option<String>)> {
+    let s = u.status.as_ref()?;
+    Some((s.state?, s.current_node.clone(), s.message.clone()))
+}
+
+impl Progress for UpgradeProgress {
+    fn entered(&self, before: &Objects, after: &Objects, legacy_key: i32) -> Vec<String> {
+        let mut out = Vec::new();
+        for u in &after.upgrades {
+            let name = u.metadata.name.as_deref().unwrap_or_default();
+            let was = before
+                .upgrades
+                .iter()
+                .find(|b| b.metadata.name == u.metadata.name)
+                .and_then(upgrade_at);
+            let now = upgrade_at(u);
+            let moved = |a: &Option<(UpgradeState, Option<String>, Option<String>)>| {
+                a.as_ref().map(|(s, n, _)| (*s, n.clone()))
+            };
+            if moved(&was) == moved(&now) {
+                continue;
+            }
+            let Some((state, node, message)) = now else {
+                continue;
+            };
+            out.push(format!(
+                "storage-upgrade {name} enters {}{}{} (legacy key -> {legacy_key})",
+                nodewright_parity::upgrade::legacy::state_text(state),
+                node.map(|n| format!(" on {n}")).unwrap_or_default(),
+                message.map(|m| format!(": {m}")).unwrap_or_default()
+            ));
+        }
+        out
+    }
+
+    /// Never: the controller also translates a new request of the legacy key into a
+    /// StorageUpgrade, and releases the gate and mirrors the end after the last state; a turn
+    /// ends when its plan changes nothing.
+    fn over(&self, _: &Objects) -> bool {
+        false
+    }
+
+    fn waiting(&self, objects: &Objects) -> Option<String> {
+        objects
+            .upgrades
+            .iter()
+            .filter_map(|u| u.status.as_ref())
+            .flat_map(|s| s.conditions.iter())
+            .find(|c| c.type_ == "Progressing" && c.reason == "Waiting")
+            .map(|c| c.message.clone())
+    }
+}
+
+/// The snapshot of one turn, built from what the harness holds.
+struct Held {
+    cluster: EdgeCluster,
+    nodes: BTreeMap<String, NodeMeta>,
+    tasks: Vec<NodeTask>,
+    pods: Vec<PodMeta>,
+}
+
+/// Every pod bound to a node, as the operator's gather lists them for a drain: the scenario's
+/// workload pods, and the legacy DaemonSet's pods (which a drain leaves alone).
+fn pod_metas(cluster: &MemCluster) -> Vec<PodMeta> {
+    let mut pods: Vec<PodMeta> = cluster
+        .pods()
+        .map(|(namespace, name, node)| PodMeta {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            node: node.to_owned(),
+            daemon_set: false,
+            mirror: false,
+            finished: false,
+        })
+        .collect();
+    for p in cluster.script_pods() {
+        pods.push(PodMeta {
+            namespace: p["metadata"]["namespace"].as_str().unwrap_or_default().to_owned(),
+            name: p["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+            node: p["spec"]["nodeName"].as_str().unwrap_or_default().to_owned(),
+            daemon_set: true,
+            mirror: false,
+            finished: false,
+        });
+    }
+    pods
+}
+
+impl Held {
+    fn gather(nw: &Nodewright<'_>, objects: &Objects) -> Result<Held, Error> {
+        Ok(Held {
+            cluster: edge_cluster()?,
+            nodes: node_metas(&nw.cluster.0.borrow())?,
+            tasks: objects.task_list(),
+            pods: pod_metas(&nw.cluster.0.borrow()),
+        })
+    }
+}
+
+/// Everything the in-memory cluster holds that a decision may read (every Node whole, with its
+/// cordon and annotations, and every workload pod), to tell whether a write changed it.
+fn fingerprint(cluster: &MemCluster) -> String {
+    let nodes: Vec<serde_json::Value> = cluster.nodes().map(|n| n.to_json()).collect();
+    let pods: Vec<(&str, &str, &str)> = cluster.pods().collect();
+    format!("{}{pods:?}", serde_json::Value::Array(nodes))
+}
+
+/// The most decisions one operator turn makes before it leaves the rest to the next turn.
+const MAX_DECISIONS_PER_TURN: usize = 256;
+
+/// One operator turn for `workflow` through `controller`'s plan: plan, write, and plan again from
+/// what the writes changed, until the workflow waits or is over. Every write is carried out as
+/// [`Nodewright::apply`] says; the report gets one line per action, one per state entered, and
+/// the reason it waits when that changed.
+pub fn turn(
+    workflow: Workflow,
+    controller: &dyn WorkflowController,
+    objects: &mut Objects,
+    index: &mut Index,
+    nw: &mut Nodewright<'_>,
+    settings: &Settings,
+    lines: &mut Vec<String>,
+) -> Result<(), Error> {
+    let progress: &dyn Progress = match workflow {
+        Workflow::Migration => &MigrationProgress,
+        Workflow::StorageUpgrade => &UpgradeProgress,
+        _ => {
+            return Err(harness(format!(
+                "{workflow}: the harness does not drive it through turns"
+            )));
+        }
+    };
+    let now = nw.now;
+    // A bound against a controller that never settles: an upgrade of three nodes takes about a
+    // hundred decisions when every step succeeds at once.
+    for _ in 0..MAX_DECISIONS_PER_TURN {
+        if progress.over(objects) {
+            return Ok(());
+        }
+        refresh(index, &nw.cluster.0.borrow(), now)?;
+        let held = Held::gather(nw, objects)?;
+        let snapshot = Snapshot {
+            now,
+            cluster: &held.cluster,
+            index,
+            nodes: &held.nodes,
+            cluster_state_version: None,
+            migrations: &objects.migrations,
+            tasks: &held.tasks,
+            upgrades: &objects.upgrades,
+            pods: &held.pods,
+            gate: objects.gate.as_ref(),
+            settings,
+        };
+        let sequences = controller.plan(&snapshot);
+        let before = objects.clone();
+        let cluster_before = fingerprint(&nw.cluster.0.borrow());
+        let facts_before = observe(nw.world, nw.cluster);
+        let mut failed = false;
+        let mut changed = false;
+        let mut ran_tasks = false;
+        let mut legacy_key = 0;
+        for sequence in &sequences {
+            for write in &sequence.writes {
+                let applied = nw.apply(workflow, &held.nodes, objects, write)?;
+                lines.extend(applied.lines);
+                ran_tasks |= applied.ran_task;
+                changed |= applied.changed;
+                if matches!(write, Write::PatchClusterState { .. }) {
+                    legacy_key = applied.code;
+                }
+                if applied.code != 0 {
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if failed {
+            lines.push(format!("{workflow}: an action failed; deciding again next turn"));
+            return Ok(());
+        }
+        let entered = progress.entered(&before, objects, legacy_key);
+        if !entered.is_empty() {
+            lines.extend(entered);
+            objects.last_wait.remove(&workflow);
+            continue;
+        }
+        // The agents have just run the tasks the decision waited for, or the writes changed what
+        // the next decision reads (the gate, a new object, a cordon or an eviction): decide again
+        // at once. A status rewritten with nothing else changed is a decision that waits.
+        if ran_tasks
+            || changed
+            || *observe(nw.world, nw.cluster) != *facts_before
+            || fingerprint(&nw.cluster.0.borrow()) != cluster_before
+        {
+            continue;
+        }
+        if let Some(reason) = progress.waiting(objects)
+            && objects.last_wait.get(&workflow) != Some(&reason)
+        {
+            lines.push(format!("{workflow} waits: {reason}"));
+            objects.last_wait.insert(workflow, reason);
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
+/// One turn of the taints controller: its plan once, each Node patch carried to the in-memory
+/// cluster; one line per action it makes.
+pub fn taints_turn(
+    index: &Index,
+    nw: &mut Nodewright<'_>,
+    settings: &Settings,
+    lines: &mut Vec<String>,
+) -> Result<(), Error> {
+    let mut objects = Objects::default();
+    let held = Held::gather(nw, &objects)?;
+    let snapshot = Snapshot {
+        now: nw.now,
+        cluster: &held.cluster,
+        index,
+        nodes: &held.nodes,
+        cluster_state_version: None,
+        migrations: &[],
+        tasks: &[],
+        upgrades: &[],
+        pods: &[],
+        gate: None,
+        settings,
+    };
+    for sequence in nodewright_parity::controllers::taints::Taints.plan(&snapshot) {
+        for write in &sequence.writes {
+            if !matches!(write, Write::PatchNode { .. }) {
+                return Err(harness(
+                    "the taints controller planned a write other than a Node patch",
+                ));
+            }
+            let applied = nw.apply(Workflow::Taints, &held.nodes, &mut objects, write)?;
+            lines.extend(applied.lines);
+        }
+    }
+    Ok(())
+}
