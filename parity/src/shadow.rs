@@ -14,10 +14,10 @@ use nodewright_bridge::index::{Index, UpgradeEvent};
 use nodewright_api::migration::{MigrationPhase as Phase, MigrationSpec, MigrationStatus};
 
 use crate::migration::{self, Outcome};
-use crate::upgrade;
 use crate::observed::{node_taints, storage_facts, upgrade_state};
 use crate::taints::{self, NodeTaints, StorageFacts};
 use crate::takeover::Workflow;
+use crate::upgrade;
 
 /// What the script did against what the operator would have done.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -186,7 +186,8 @@ impl Replay {
                 None
             }
             UpgradeEvent::Changed { from, to, node, .. } => {
-                let (Some(from), Some(to)) = (upgrade::legacy::state_of(from), upgrade::legacy::state_of(to)) else {
+                let (Some(from), Some(to)) = (upgrade::legacy::state_of(from), upgrade::legacy::state_of(to))
+                else {
                     return None;
                 };
                 let target = node.clone().filter(|_| to != UpgradeState::Pending);
@@ -253,7 +254,9 @@ impl Replay {
             }
             (s, S::RollingBack) if s.is_per_node() => self.same_node(node, &here),
             (S::RollingBack, S::RolledBack | S::Failed) => Ok(()),
-            (s, next) if s.is_per_node() && upgrade::next_state(s) == Some(next) => self.same_node(node, &here),
+            (s, next) if s.is_per_node() && upgrade::next_state(s) == Some(next) => {
+                self.same_node(node, &here)
+            }
             // A node done (after UNCORDON, or skipped at PREFLIGHT): the next one in order, or the
             // end.
             (S::Uncordon | S::Preflight, S::Preflight | S::Completed) => {
@@ -610,7 +613,10 @@ mod upgrade_tests {
     #[test]
     fn the_golden_upgrade_and_its_rollbacks_replay_without_divergence() {
         for (name, logs) in [
-            ("storage-upgrade", include_str!("../../golden/snapshots/storage-upgrade@logs.snap")),
+            (
+                "storage-upgrade",
+                include_str!("../../golden/snapshots/storage-upgrade@logs.snap"),
+            ),
             (
                 "storage-upgrade-rollback",
                 include_str!("../../golden/snapshots/storage-upgrade-rollback@logs.snap"),
@@ -631,8 +637,15 @@ mod upgrade_tests {
         assert_eq!(found.len(), 1, "{found:#?}");
         let d = &found[0];
         assert_eq!(d.node.as_deref(), Some("edge-2"));
-        assert_eq!(d.script, "edge-2 moved the upgrade from PENDING to PREFLIGHT on edge-2");
-        assert!(d.operator.starts_with("would keep edge-2 in PENDING"), "{}", d.operator);
+        assert_eq!(
+            d.script,
+            "edge-2 moved the upgrade from PENDING to PREFLIGHT on edge-2"
+        );
+        assert!(
+            d.operator.starts_with("would keep edge-2 in PENDING"),
+            "{}",
+            d.operator
+        );
         assert!(d.observed.contains("node=edge-1"), "{}", d.observed);
         // Reported once: a later look does not report it again.
         assert!(storage_upgrade(&index, i64::MAX).is_empty());
@@ -647,6 +660,10 @@ mod upgrade_tests {
         index.feed_log("edge-1", log.as_bytes(), 0);
         let found = storage_upgrade(&index, 0);
         assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(found[0].operator.starts_with("would not move from PREFLIGHT to BACKUP_CONFIG"));
+        assert!(
+            found[0]
+                .operator
+                .starts_with("would not move from PREFLIGHT to BACKUP_CONFIG")
+        );
     }
 }

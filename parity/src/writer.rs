@@ -892,4 +892,100 @@ mod report_tests {
             None
         );
     }
+
+    fn node_patch(unschedulable: Option<bool>, what: &str) -> Write {
+        Write::PatchNode {
+            name: "edge-2".into(),
+            resource_version: "9".into(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            taints: None,
+            unschedulable,
+            what: vec![what.into()],
+        }
+    }
+
+    #[test]
+    fn a_cordon_and_an_uncordon_are_reported_as_such_other_node_patches_as_updates() {
+        let reason = |w: &Write| report(w).unwrap().0;
+        assert_eq!(reason(&node_patch(Some(true), "cordon")), "NodeCordoned");
+        assert_eq!(reason(&node_patch(Some(false), "uncordon")), "NodeUncordoned");
+        assert_eq!(
+            reason(&node_patch(None, "annotate vx-rail.io/upgrade-state")),
+            "NodeUpdated"
+        );
+        let (_, _, note) = report(&node_patch(Some(true), "cordon")).unwrap();
+        assert_eq!(note, "Node edge-2: cordon");
+    }
+
+    #[test]
+    fn a_storage_upgrade_status_write_says_where_the_upgrade_stands_and_a_failed_one_warns() {
+        use nodewright_api::storageupgrade::{NodeUpgradeStatus, UpgradeState};
+        let mut status = StorageUpgradeStatus {
+            state: Some(UpgradeState::DemotePrimaries),
+            current_node: Some("edge-2".into()),
+            nodes: vec![
+                serde_json::from_value::<NodeUpgradeStatus>(
+                    serde_json::json!({"node": "edge-2", "state": "DemotePrimaries"}),
+                )
+                .unwrap(),
+            ],
+            ..StorageUpgradeStatus::default()
+        };
+        let at = nodewright_kit::clock::time(100);
+        nodewright_api::common::set_condition(
+            &mut status.conditions,
+            "Progressing",
+            nodewright_api::common::ConditionStatus::True,
+            "Waiting",
+            "draining edge-2: waiting for shop/db-0 to leave",
+            Some(1),
+            &at,
+        );
+        let write = |status: &StorageUpgradeStatus| Write::StorageUpgradeStatus {
+            name: "up".into(),
+            resource_version: "3".into(),
+            status: Box::new(status.clone()),
+        };
+        let (reason, _, note) = report(&write(&status)).unwrap();
+        assert_eq!(reason, "StorageUpgradeProgressed");
+        assert_eq!(
+            note,
+            "StorageUpgrade up: DemotePrimaries; node edge-2 in DemotePrimaries: draining edge-2: waiting for shop/db-0 to leave"
+        );
+        assert_eq!(failure(&write(&status)), None);
+        nodewright_api::common::set_condition(
+            &mut status.conditions,
+            "Failed",
+            nodewright_api::common::ConditionStatus::True,
+            "RolledBack",
+            "edge-2 rolled back to 9.2.12",
+            Some(1),
+            &at,
+        );
+        let (reason, action, note) = failure(&write(&status)).unwrap();
+        assert_eq!((reason.as_str(), action), ("RolledBack", "FailStorageUpgrade"));
+        assert!(note.starts_with("StorageUpgrade up: RolledBack: "), "{note}");
+    }
+
+    #[test]
+    fn an_eviction_refusal_names_the_budget_the_api_server_gave() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure",
+            "code": 429,
+            "reason": "TooManyRequests",
+            "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+            "details": {"causes": [{
+                "reason": "DisruptionBudget",
+                "message": "The disruption budget db-budget needs 2 healthy pods and has 2 currently",
+            }]},
+        }))
+        .unwrap();
+        assert_eq!(
+            refusal(&status),
+            "Cannot evict pod as it would violate the pod's disruption budget. (The disruption budget db-budget needs 2 healthy pods and has 2 currently)"
+        );
+        let bare = kube::core::Status::failure("Too many requests", "TooManyRequests");
+        assert_eq!(refusal(&bare), "Too many requests");
+    }
 }

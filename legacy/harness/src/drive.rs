@@ -869,3 +869,201 @@ pub fn taints_turn(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The harness's stand-ins for the API server's guards: what a write does, and what refuses it.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use nodewright_api::common::ClusterRef;
+    use nodewright_api::storageupgrade::{StorageUpgradeSpec, StorageUpgradeStatus};
+    use nodewright_legacy_sim::host::{DEFAULT_EPOCH, NodeSpec, World};
+
+    struct Fixture {
+        world: SharedWorld,
+        cluster: SharedCluster,
+        steps: Vec<Step>,
+        agents: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let specs = [NodeSpec::edge("edge-1", "10.0.0.1")];
+            Fixture {
+                world: SharedWorld::new(World::from_specs(1, DEFAULT_EPOCH, &specs).unwrap()),
+                cluster: SharedCluster::new(),
+                steps: Vec::new(),
+                agents: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn nodewright(&mut self) -> Nodewright<'_> {
+            Nodewright {
+                cluster: &self.cluster,
+                world: &self.world,
+                steps: &mut self.steps,
+                tick: 1,
+                now: 1_767_225_600,
+                agents: self.agents.path(),
+            }
+        }
+    }
+
+    fn apply(nw: &mut Nodewright<'_>, objects: &mut Objects, write: &Write) -> (i32, Vec<String>) {
+        let applied = nw
+            .apply(Workflow::StorageUpgrade, &BTreeMap::new(), objects, write)
+            .unwrap();
+        (applied.code, applied.lines)
+    }
+
+    fn upgrade(name: &str) -> StorageUpgrade {
+        StorageUpgrade::new(
+            name,
+            StorageUpgradeSpec {
+                owner: nodewright_api::WorkflowOwner::Operator,
+                cluster_ref: ClusterRef { name: "site".into() },
+                from_version: "9.2.12".into(),
+                to_version: "9.2.14".into(),
+                node_order: Vec::new(),
+                rollback: false,
+            },
+        )
+    }
+
+    #[test]
+    fn the_storage_gate_has_one_holder_and_is_released_only_under_its_resource_version() {
+        let mut f = Fixture::new();
+        let mut nw = f.nodewright();
+        let mut objects = Objects::default();
+        let take = |holder: &str| Write::AcquireGate {
+            holder: holder.into(),
+        };
+        assert_eq!(apply(&mut nw, &mut objects, &take("StorageUpgrade/a")).0, 0);
+        let held = objects.gate.clone().unwrap();
+        assert_eq!(held.holder, "StorageUpgrade/a");
+        let (code, lines) = apply(&mut nw, &mut objects, &take("Migration/m"));
+        assert_eq!(code, 1, "a second holder is refused");
+        assert_eq!(
+            lines,
+            ["operator: storage gate held by StorageUpgrade/a, not acquired for Migration/m"]
+        );
+        let release = |rv: &str| Write::ReleaseGate {
+            holder: "StorageUpgrade/a".into(),
+            resource_version: rv.into(),
+        };
+        assert_eq!(apply(&mut nw, &mut objects, &release("lease-0")).0, 1);
+        assert_eq!(
+            objects.gate.as_ref(),
+            Some(&held),
+            "a stale release changes nothing"
+        );
+        assert_eq!(
+            apply(&mut nw, &mut objects, &release(&held.resource_version)).0,
+            0
+        );
+        assert_eq!(objects.gate, None);
+        assert_eq!(
+            apply(&mut nw, &mut objects, &release(&held.resource_version)).0,
+            0,
+            "an absent gate counts as released"
+        );
+        assert_eq!(apply(&mut nw, &mut objects, &take("Migration/m")).0, 0);
+        assert_ne!(
+            objects.gate.as_ref().unwrap().resource_version,
+            held.resource_version,
+            "a new Lease has a new resourceVersion"
+        );
+    }
+
+    #[test]
+    fn a_storage_upgrade_is_created_once_and_its_status_written_only_from_its_current_version() {
+        let mut f = Fixture::new();
+        let mut nw = f.nodewright();
+        let mut objects = Objects::default();
+        let create = Write::CreateStorageUpgrade(Box::new(upgrade("storage-9-2-14")));
+        let (code, lines) = apply(&mut nw, &mut objects, &create);
+        assert_eq!(code, 0);
+        assert_eq!(
+            lines,
+            ["operator: creates StorageUpgrade storage-9-2-14: 9.2.12 -> 9.2.14"]
+        );
+        assert_eq!(
+            apply(&mut nw, &mut objects, &create),
+            (0, Vec::new()),
+            "AlreadyExists is done"
+        );
+        assert_eq!(objects.upgrades.len(), 1);
+        let status = |rv: &str, message: &str| Write::StorageUpgradeStatus {
+            name: "storage-9-2-14".into(),
+            resource_version: rv.into(),
+            status: Box::new(StorageUpgradeStatus {
+                message: Some(message.into()),
+                ..StorageUpgradeStatus::default()
+            }),
+        };
+        assert_eq!(apply(&mut nw, &mut objects, &status("1", "first")).0, 0);
+        let (code, lines) = apply(&mut nw, &mut objects, &status("1", "from an old copy"));
+        assert_eq!(code, 1);
+        assert!(lines[0].contains("resourceVersion 1 is not 2"), "{lines:?}");
+        let u = &objects.upgrades[0];
+        assert_eq!(u.status.as_ref().unwrap().message.as_deref(), Some("first"));
+        assert_eq!(u.metadata.uid.as_deref(), Some("storage-9-2-14-golden"));
+    }
+
+    #[test]
+    fn an_eviction_deletes_the_pod_and_a_cordon_is_a_recorded_kubectl_step() {
+        let mut f = Fixture::new();
+        Cluster::add_node(&mut f.cluster, "edge-1").unwrap();
+        Cluster::add_pod(&mut f.cluster, "default", "app-0", "edge-1").unwrap();
+        let mut nw = f.nodewright();
+        let mut objects = Objects::default();
+        let evict = Write::Evict {
+            namespace: "default".into(),
+            name: "app-0".into(),
+            node: "edge-1".into(),
+        };
+        let (code, lines) = apply(&mut nw, &mut objects, &evict);
+        assert_eq!(code, 0, "{lines:?}");
+        assert_eq!(lines, ["operator: evict default/app-0 from edge-1 -> 0"]);
+        assert_eq!(f.cluster.0.borrow().pods().count(), 0);
+        let mut nw = f.nodewright();
+        let cordon = Write::PatchNode {
+            name: "edge-1".into(),
+            resource_version: String::new(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::from([("vx-rail.io/upgrade-state".into(), "state=PREFLIGHT".into())]),
+            taints: None,
+            unschedulable: Some(true),
+            what: vec!["cordon".into()],
+        };
+        assert_eq!(apply(&mut nw, &mut objects, &cordon).0, 0);
+        let node = f.cluster.0.borrow().nodes().next().unwrap().to_json();
+        assert_eq!(node["spec"]["unschedulable"], serde_json::json!(true));
+        assert_eq!(
+            node["metadata"]["annotations"]["vx-rail.io/upgrade-state"],
+            serde_json::json!("state=PREFLIGHT")
+        );
+        let argvs: Vec<String> = f
+            .steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                invariants::Action::Command { argv, .. } => Some(argv.join(" ")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            argvs,
+            [
+                "kubectl delete pod -n default app-0",
+                "kubectl annotate node edge-1 --overwrite vx-rail.io/upgrade-state=state=PREFLIGHT",
+                "kubectl cordon edge-1",
+            ]
+        );
+        assert!(
+            f.steps
+                .iter()
+                .all(|s| s.workflow == Some(Workflow::StorageUpgrade))
+        );
+    }
+}

@@ -239,10 +239,20 @@ fn a_migration_nodewright_mirrors_into_the_legacy_key_is_never_driven_by_the_scr
 
 #[test]
 fn a_storage_upgrade_nodewright_mirrors_is_never_driven_by_the_script_and_holds_its_storage_step() {
+    // While the operator installs on edge-2, and while it rolls edge-2 back (a state the
+    // script's own upgrade does not count as "in the upgrade" for the storage step).
+    for state in ["INSTALL_PACKAGES", "ROLLING_BACK"] {
+        mirrored_upgrade_holds_the_script(state);
+    }
+}
+
+fn mirrored_upgrade_holds_the_script(state: &str) {
     // No takeover at all: the key alone says the upgrade is Nodewright's. Its agent has taken
-    // edge-2's storage down for the package install (satellite stopped, modules out, resources
-    // down: the host as a power cut leaves it), and the desired version asks for an upgrade.
-    let mirrored = "state=INSTALL_PACKAGES;from=9.2.12;to=9.2.14;order=edge-1,edge-2,edge-3;node=edge-2;done=edge-1;rolled=;by=nodewright;started=1767225690;since=1767225690;owner=operator";
+    // edge-2's storage down (satellite stopped, modules out, resources down: the host as a
+    // power cut leaves it), and the desired version asks for an upgrade.
+    let mirrored = format!(
+        "state={state};from=9.2.12;to=9.2.14;order=edge-1,edge-2,edge-3;node=edge-2;done=edge-1;rolled=;by=nodewright;started=1767225690;since=1767225690;owner=operator"
+    );
     let patch = format!("{{\"data\":{{\"desired-storage-version\":\"9.2.14\",\"upgrade\":\"{mirrored}\"}}}}");
     let mut scenario = load("storage-upgrade");
     for e in &mut scenario.events {
@@ -256,7 +266,7 @@ fn a_storage_upgrade_nodewright_mirrors_is_never_driven_by_the_script_and_holds_
         tick: 3,
         action: Action::Fault(serde_json::json!({"PowerOff": {"node": "edge-2"}})),
     });
-    let config = config("mirrored-upgrade");
+    let config = config(&format!("mirrored-upgrade-{state}"));
     let mut cluster = Cluster::new();
     let trace = run(
         &scenario,
@@ -275,7 +285,10 @@ fn a_storage_upgrade_nodewright_mirrors_is_never_driven_by_the_script_and_holds_
         })
         .map(line)
         .collect();
-    assert!(writes.is_empty(), "the script wrote the upgrade: {writes:#?}");
+    assert!(
+        writes.is_empty(),
+        "{state}: the script wrote the upgrade: {writes:#?}"
+    );
     // edge-2's storage step leaves its modules and satellite to the upgrade.
     let restarted: Vec<String> = by_nodes(&trace)
         .filter(|e| e.tick >= 3 && e.node == "edge-2")
@@ -283,14 +296,17 @@ fn a_storage_upgrade_nodewright_mirrors_is_never_driven_by_the_script_and_holds_
         .filter(|l| l.starts_with("modprobe") || l.starts_with("systemctl start") || l.starts_with("drbdadm"))
         .filter(|l| !l.starts_with("drbdadm status"))
         .collect();
-    assert!(restarted.is_empty(), "edge-2 touched its storage: {restarted:#?}");
+    assert!(
+        restarted.is_empty(),
+        "{state}: edge-2 touched its storage: {restarted:#?}"
+    );
     for node in ["edge-1", "edge-2", "edge-3"] {
         let log = &trace.logs[node];
         assert!(
-            log.contains(
-                "component=upgrade msg=\"storage upgrade owned by nodewright, not touching it\" state=INSTALL_PACKAGES node=edge-2 to=9.2.14"
-            ),
-            "{node}: {log}"
+            log.contains(&format!(
+                "component=upgrade msg=\"storage upgrade owned by nodewright, not touching it\" state={state} node=edge-2 to=9.2.14"
+            )),
+            "{node} ({state}): {log}"
         );
         assert!(!log.contains("msg=\"upgrade state changed\""), "{node}: {log}");
     }
