@@ -240,9 +240,9 @@ fn the_storage_upgrade_handed_over_from_legacy_completes_node_by_node_through_an
         stuck_after: Duration::from_secs(60),
     };
     let upgrades: Api<StorageUpgrade> = Api::namespaced(client.clone(), NS);
-    let takeover_cms: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let kube_system: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
     let takeover_mode = || -> Option<String> {
-        rt.block_on(takeover_cms.get_opt(nodewright_parity::takeover::CONFIGMAP))
+        rt.block_on(kube_system.get_opt(nodewright_parity::takeover::CONFIGMAP))
             .ok()
             .flatten()
             .and_then(|cm| cm.data)
@@ -451,7 +451,7 @@ fn the_storage_upgrade_handed_over_from_legacy_completes_node_by_node_through_an
 
     // The legacy key mirrors Nodewright's upgrade, and the gate is given back.
     let key = rt
-        .block_on(takeover_cms.get("vx-rail-cluster-state"))
+        .block_on(kube_system.get("vx-rail-cluster-state"))
         .unwrap()
         .data
         .unwrap()
@@ -509,6 +509,14 @@ fn the_storage_upgrade_handed_over_from_legacy_completes_node_by_node_through_an
         let resumed = t.spec.node_name == "edge-3" && t.spec.idempotency_key.contains("install");
         let attempts = if resumed { 2 } else { 1 };
         assert_eq!(s.attempts, attempts, "{}: {s:?}", t.spec.idempotency_key);
+        if resumed {
+            // The new agent found the step started and not finished in the journal, and the
+            // host already on the version: it settled the task without installing again.
+            let message = s.message.as_deref().unwrap_or_default();
+            assert!(message.starts_with("resumed after an interruption"), "{message}");
+            assert!(message.contains("already"), "{message}");
+            assert_eq!(s.claimed_by.as_deref(), Some("agent-edge-3-new"));
+        }
     }
     assert!(keys.values().all(|&c| c == 1), "{keys:?}");
     assert!(tasks.len() >= 3 * 16, "{} tasks", tasks.len());
