@@ -189,6 +189,7 @@ fn fleet(nodes: u32, tick_seconds: u64) -> Scenario {
             size_mib: 1024,
             nodes: names.iter().take(3).cloned().collect(),
             primary: Some("edge-1".to_owned()),
+            open_by: Vec::new(),
         }],
         events,
         env: BTreeMap::new(),
