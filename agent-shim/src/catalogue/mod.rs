@@ -1187,9 +1187,24 @@ mod tests {
         );
         assert!(
             adjust
-                .judge_on(OsFamily::Debian, &out(1, "", "no resources defined!\n"))
+                .judge_on(OsFamily::Debian, &out(10, "", "drbd.conf: parse error\n"))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_node_with_no_drbd_resource_configured_has_nothing_to_take_down_or_bring_up() {
+        let none = out(1, "", "no resources defined!\n");
+        let down = parse_step("drbd-down", &[]).unwrap();
+        assert!(matches!(
+            down.judge_on(OsFamily::Debian, &none),
+            Ok(Verdict::AlreadyDone(_))
+        ));
+        let adjust = parse_step("drbd-adjust", &[]).unwrap();
+        assert!(matches!(
+            adjust.judge_on(OsFamily::Rpm, &none),
+            Ok(Verdict::AlreadyDone(_))
+        ));
     }
 
     #[test]

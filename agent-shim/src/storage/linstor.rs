@@ -38,6 +38,13 @@ fn no_module(out: &HostOutput) -> bool {
     out.code == 20 && out.stderr.contains("generic netlink family")
 }
 
+/// `drbdadm … all` on a node whose configuration has no DRBD resource (a member that holds no
+/// replica): drbdadm refuses with `no resources defined!`, and there is nothing to take down or
+/// bring up.
+fn no_resources(out: &HostOutput) -> bool {
+    out.code == 1 && out.stderr.contains("no resources defined")
+}
+
 /// What a failed `drbdadm status` said, for an error.
 fn failed(out: &HostOutput) -> String {
     format!("drbdadm status exited {}: {}", out.code, out.stderr.trim())
@@ -196,6 +203,11 @@ impl StorageBackend for LinstorDrbd {
                 "the DRBD module is not loaded: nothing is up".into(),
             ));
         }
+        if no_resources(check) {
+            return Ok(Verdict::AlreadyDone(
+                "no DRBD resource is configured on this node".into(),
+            ));
+        }
         if !check.success() {
             return Err(failed(check));
         }
@@ -217,6 +229,11 @@ impl StorageBackend for LinstorDrbd {
     }
 
     fn judge_adjust_all(&self, check: &HostOutput) -> Result<Verdict, String> {
+        if no_resources(check) {
+            return Ok(Verdict::AlreadyDone(
+                "no DRBD resource is configured on this node: nothing to bring up".into(),
+            ));
+        }
         if !check.success() {
             return Err(format!(
                 "drbdadm --dry-run adjust all exited {}: {}",
