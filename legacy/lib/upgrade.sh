@@ -49,9 +49,11 @@ upgrade_run() {
 
     # An upgrade Nodewright runs is mirrored here (owner=operator) so that every node holds its
     # hands while it runs (the storage step treats the node it is on as in the upgrade:
-    # node_in_upgrade); it is never started, advanced or rolled back from this script, whatever
-    # the takeover says, and no new one is started over it.
-    if [[ $(blob_get "$UP" owner) == operator ]]; then
+    # node_in_upgrade); it is never advanced or rolled back from this script, whatever the
+    # takeover says, and no new one is started over it. Once it has ended (COMPLETED,
+    # ROLLED_BACK, FAILED) it is history like the script's own: a script that decides the
+    # workflow again starts the next version from desired-storage-version as before.
+    if [[ $(blob_get "$UP" owner) == operator ]] && ! upgrade_is_terminal "$state"; then
         log info upgrade "storage upgrade owned by nodewright, not touching it" state="${state:-none}" \
             node="$(blob_get "$UP" node)" to="$(blob_get "$UP" to)"
         return 0

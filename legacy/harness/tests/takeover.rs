@@ -325,6 +325,45 @@ fn mirrored_upgrade_holds_the_script(state: &str) {
 }
 
 #[test]
+fn after_an_upgrade_nodewright_ran_has_ended_the_script_starts_the_next_version_itself() {
+    // The workflow handed back to the script (no takeover at all): the key still holds
+    // Nodewright's finished upgrade to 9.2.12, and a person asks for 9.2.14.
+    let finished = "state=COMPLETED;from=9.2.10;to=9.2.12;order=edge-1,edge-2,edge-3;node=;done=edge-1,edge-2,edge-3;rolled=;by=nodewright;started=1767225690;since=1767225690;finished=1767225700;owner=operator";
+    let patch = format!("{{\"data\":{{\"desired-storage-version\":\"9.2.14\",\"upgrade\":\"{finished}\"}}}}");
+    let mut scenario = load("storage-upgrade");
+    for e in &mut scenario.events {
+        if let Action::Kubectl(args) = &mut e.action
+            && let Some(p) = args.iter_mut().find(|a| a.contains("desired-storage-version"))
+        {
+            *p = patch.clone();
+        }
+    }
+    let config = config("after-operator-upgrade");
+    let mut cluster = Cluster::new();
+    let trace = run(
+        &scenario,
+        &mut world_for(&scenario).unwrap(),
+        &mut cluster,
+        &config,
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&config.work_dir);
+    let log = &trace.logs["edge-1"];
+    assert!(
+        log.contains("component=upgrade msg=\"storage upgrade started\" from=9.2.12 to=9.2.14"),
+        "{log}"
+    );
+    assert!(!log.contains("not touching it"), "{log}");
+    let state = cluster
+        .config_map("kube-system", "vx-rail-cluster-state")
+        .unwrap();
+    let upgrade = &state.data["upgrade"];
+    assert!(upgrade.starts_with("state=COMPLETED;"), "{upgrade}");
+    assert!(upgrade.contains(";to=9.2.14;"), "{upgrade}");
+    assert!(!upgrade.contains("owner=operator"), "{upgrade}");
+}
+
+#[test]
 fn taints_in_shadow_mode_make_exactly_the_legacy_writes_besides_the_acknowledgement() {
     let (trace, _) = run_with(
         "taints-during-resync",
