@@ -752,8 +752,8 @@ fn a_migration_requested_during_an_operator_upgrade_waits_for_the_storage_gate()
         "{}",
         owned.report
     );
-    // The upgrade holds the gate from the request on; the migration checks its preconditions
-    // meanwhile (PREFLIGHT reads only) and changes nothing until the upgrade released the gate.
+    // The upgrade holds the gate from the request on; the migration, requested meanwhile, waits
+    // for the gate before its first phase and changes nothing until the upgrade released it.
     let released = owned
         .report
         .find("storage gate released by StorageUpgrade/")
@@ -769,9 +769,25 @@ fn a_migration_requested_during_an_operator_upgrade_waits_for_the_storage_gate()
     );
     let first_migration_task = owned.report.find("task mig-").unwrap_or(usize::MAX);
     assert!(released < first_migration_task, "{}", owned.report);
+    let at = |what: &str| {
+        owned
+            .report
+            .find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in the report:\n{}", owned.report))
+    };
     assert!(
-        owned.report.find("migration enters PREFLIGHT") < Some(released),
-        "the migration was requested while the upgrade ran:\n{}",
+        at("a person creates Migration") < released,
+        "the migration was not requested while the upgrade ran:\n{}",
+        owned.report
+    );
+    assert!(
+        at("migration waits: waiting for the storage gate, held by StorageUpgrade/") < released,
+        "the migration did not say what it waits for:\n{}",
+        owned.report
+    );
+    assert!(
+        at("migration enters PREFLIGHT") > released,
+        "the migration entered a phase while the upgrade held the gate:\n{}",
         owned.report
     );
 }
