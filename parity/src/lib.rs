@@ -18,6 +18,7 @@
 
 pub mod controllers;
 pub mod gather;
+pub mod keys;
 pub mod migration;
 pub mod observed;
 pub mod run;

@@ -22,22 +22,7 @@ fn short(p: Phase) -> &'static str {
 /// The idempotency key (and NodeTask name) of one step of a migration: stable for the migration,
 /// the phase and the step's target, so that deciding again finds the task already created.
 pub fn task_key(uid: &str, phase: Phase, what: &str) -> String {
-    let what: String = what
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let key = format!("{}{}-{what}", key_prefix(uid), short(phase));
-    key.chars()
-        .take(128)
-        .collect::<String>()
-        .trim_end_matches(['-', '.'])
-        .to_owned()
+    crate::keys::idempotency_key(&format!("{}{}-", key_prefix(uid), short(phase)), what)
 }
 
 /// The start of every key of one migration's tasks.

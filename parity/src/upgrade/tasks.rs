@@ -23,22 +23,7 @@ pub fn key_prefix(uid: &str) -> String {
 /// names the state and how many times the node entered it, so a state entered again after a
 /// reboot runs its step again, and the step).
 pub fn task_key(uid: &str, node: &str, what: &str) -> String {
-    let what: String = format!("{node}-{what}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let key = format!("{}{what}", key_prefix(uid));
-    key.chars()
-        .take(128)
-        .collect::<String>()
-        .trim_end_matches(['-', '.'])
-        .to_owned()
+    crate::keys::idempotency_key(&key_prefix(uid), &format!("{node}-{what}"))
 }
 
 /// A task request of one state: `tag` names the state and the attempt (`quorum-check1`,
