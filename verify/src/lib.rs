@@ -9,9 +9,12 @@
 //! - [`store`]: the API server as a shared store with resourceVersion preconditions and stale reads.
 //! - [`trace`]: counterexamples as numbered actor steps with the state that mattered.
 //! - [`check`]: a bounded breadth-first run that collects state counts and traces.
+//! - [`flow`]: the storage-upgrade and migration workflows: the legacy script's rules and the
+//!   operator's decisions, the node agents and the hosts' storage.
 //!
 //! `docs/verification.md` says what each model covers, what it abstracts away, and what is proven.
 
 pub mod check;
+pub mod flow;
 pub mod store;
 pub mod trace;
