@@ -3,7 +3,8 @@
 //! in the script's order and with what `BackupConfig` recorded: the old package reinstalled
 //! (the satellite, resources and modules taken down first, as best effort), the modules loaded,
 //! the satellite started (when it ran before), the resources adjusted, the taint removed and the
-//! node uncordoned. A step that fails, or a node whose rollback outlasts its deadline, fails the
+//! node uncordoned; a node whose resources were down is rolled back once DRBD reads healthy on
+//! it again, so that the next node's undo never takes the last UpToDate replica down. A step that fails, or a node whose rollback outlasts its deadline, fails the
 //! upgrade, saying on which node and at which step.
 
 use std::collections::BTreeMap;
@@ -12,9 +13,10 @@ use nodewright_api::storageupgrade::{StorageUpgradeSpec, StorageUpgradeStatus, U
 
 use super::legacy::state_text;
 use super::status;
-use super::tasks::{Progress, ordered, request};
+use super::tasks::{Progress, ordered, output, request};
 use super::{
-    Action, Change, Decision, Facts, MODULES, PACKAGE, PACKAGE_REVISION, SATELLITE, TaskRequest, TaskResult,
+    Action, Change, Decision, Facts, MODULES, PACKAGE, PACKAGE_REVISION, RESYNC_POLL, SATELLITE, TaskRequest,
+    TaskResult, quorum,
 };
 
 /// The nodes to roll back, newest first: the nodes that entered a per-node state, the one the
@@ -197,6 +199,50 @@ pub(super) fn rollback(
             cordon: nf.cordoned.then_some(false),
             taint: nf.upgrade_taint.then_some(false),
         });
+    }
+
+    // A node whose resources were taken down comes back with replicas that resync from their
+    // peers: the next node's undo may take its own resources down, so this node is rolled back
+    // only once DRBD reads healthy here (every resource UpToDate with every peer), read every
+    // RESYNC_POLL seconds as WAIT_RESYNC reads it. Without this wait, a two-node site whose
+    // second node failed lost its last UpToDate replica when the first node's undo took its
+    // resources down during the second's resync (found by the workflow model, verify/).
+    if entered(State::DownResources) {
+        let poll = elapsed.max(0) / RESYNC_POLL;
+        let read = |k: i64| request(uid, &format!("{tag}-resync{k}"), &node, "drbd-status", &[]);
+        let newest = (0..=poll).rev().find(|k| tasks.contains_key(&read(*k).key));
+        let waiting = match newest {
+            None => Some((Some(read(poll)), "waiting for a DRBD read".to_owned())),
+            Some(k) => {
+                let want = read(k);
+                match ordered(tasks, std::slice::from_ref(&want), |_| false) {
+                    Progress::Failed(_, why) => return give_up(State::WaitResync, why),
+                    Progress::Pending(_, key) => Some((None, format!("waiting for node task {key}"))),
+                    Progress::Done => match quorum::drbd(output(tasks, &want)) {
+                        Err(e) => return give_up(State::WaitResync, e),
+                        Ok(st) if st.unhealthy().is_empty() => None,
+                        Ok(st) => Some((
+                            (k < poll).then(|| read(poll)),
+                            format!("resync not finished: {}", st.unhealthy().join(", ")),
+                        )),
+                    },
+                }
+            }
+        };
+        if let Some((create, why)) = waiting {
+            if elapsed > facts.rollback_timeout {
+                return give_up(
+                    State::WaitResync,
+                    format!("timed out after {}s: {why}", facts.rollback_timeout),
+                );
+            }
+            let mut d = Decision::wait(format!("rolling {node} back: {why}"));
+            if let Some(t) = create {
+                d.watching = Some(t.key.clone());
+                d.actions.push(Action::Task(t));
+            }
+            return d;
+        }
     }
 
     // This node is back on the old version: the next touched node, or the end.

@@ -776,3 +776,30 @@ fn a_gate_lost_mid_upgrade_is_taken_again_before_anything_else() {
     w.turn();
     assert_eq!(w.facts.gate.as_deref(), Some("StorageUpgrade/up"));
 }
+
+#[test]
+fn a_rolled_back_node_waits_for_its_resync_before_the_next_node_is_undone() {
+    let mut w = World::new();
+    w.run_until(|w| w.state() == S::InstallPackages && w.status.current_node.as_deref() == Some("edge-2"));
+    w.spec.rollback = true;
+    // Once its resources are adjusted again, edge-2 sees its peers resyncing.
+    w.hosts.get_mut("edge-2").unwrap().peer_disk = "Inconsistent";
+    for _ in 0..100 {
+        w.turn();
+    }
+    assert_eq!(w.node_state("edge-2"), S::RollingBack);
+    assert_ne!(w.node_state("edge-1"), S::RollingBack);
+    assert_eq!(
+        w.created("edge-1", "drbd-down").len(),
+        1,
+        "edge-1's undo must not take its resources down while edge-2 resyncs"
+    );
+    let msg = w.status.message.clone().unwrap_or_default();
+    assert!(msg.contains("resync not finished"), "{msg}");
+    // Read again every RESYNC_POLL seconds (a turn is a second here).
+    assert!(w.created("edge-2", "drbd-status").len() >= 3);
+    w.hosts.get_mut("edge-2").unwrap().peer_disk = "UpToDate";
+    w.run_to_end();
+    assert_eq!(w.state(), S::RolledBack);
+    assert_eq!(w.node_state("edge-1"), S::RolledBack);
+}

@@ -1017,14 +1017,15 @@ impl OperatorFlow {
         }
     }
 
-    /// The upgrade waits in WAIT_RESYNC for the clock: nothing of its turn pending, every task
-    /// of its current node's state done (the last DRBD read said "not yet").
+    /// The upgrade waits for the clock in WAIT_RESYNC (or in a rollback, for a node's resync):
+    /// nothing of its turn pending, every task done, nothing to decide but its status (the last
+    /// DRBD read said "not yet").
     fn waits_for_time(&self, s: &OperatorState) -> bool {
         let Some(st) = Self::upgrade_status(s) else {
             return false;
         };
         let cap = u16::try_from(2 * self.nodes).unwrap_or(u16::MAX);
-        st.state == Some(State::WaitResync)
+        matches!(st.state, Some(State::WaitResync | State::RollingBack))
             && s.ticks < cap
             && s.site.resyncable().is_empty()
             && !s.pending.iter().any(|(w, _)| *w == Wf::Upgrade)
