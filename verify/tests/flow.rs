@@ -121,3 +121,18 @@ fn an_upgrade_and_a_migration_never_run_at_once_through_the_storage_gate() {
     let o = check::run(m, bounds(400));
     passes(&o, &[]);
 }
+
+#[test]
+fn stale_informers_and_a_crash_mid_turn_break_nothing_in_the_first_steps() {
+    // Each informer kind lags on its own; the operator may crash between two writes of a turn.
+    // Shallow: the start, the gate and PREFLIGHT's reads (deeper: `nodewright-verify flow --stale
+    // --crashes 1 --depth N`; a crash alone is checked exhaustively there, see the docs).
+    let mut m = OperatorFlow::new(2, 1);
+    m.stale_reads = true;
+    m.crashes = 1;
+    let o = check::run(m, bounds(28));
+    passes(
+        &o,
+        &[operator::REACHES_UPGRADE_COMPLETED, operator::REACHES_SECOND_NODE],
+    );
+}

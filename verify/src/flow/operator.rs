@@ -1041,7 +1041,7 @@ impl OperatorFlow {
 
     fn stale(&self, s: &OperatorState, kind: &str) -> bool {
         let cached = s.cache.iter().filter(|(k, _)| k.kind == kind);
-        !cached.map(|(k, v)| (k, v)).eq(s.store.list(kind))
+        !cached.eq(s.store.list(kind))
     }
 
     fn fresh_cache(&self, store: &Store<Obj>) -> BTreeMap<Key, Snapshot<Obj>> {
