@@ -13,5 +13,6 @@
 //! `docs/verification.md` says what each model covers, what it abstracts away, and what is proven.
 
 pub mod check;
+pub mod fence;
 pub mod store;
 pub mod trace;
