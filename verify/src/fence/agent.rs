@@ -379,12 +379,11 @@ impl Model for AgentModel {
             actions.push(Action::Crash(p8));
             match agent.stage {
                 Stage::NoLock if state.lock.is_none() => actions.push(Action::Lock(p8)),
-                Stage::Idle => {
+                Stage::Idle
                     if Self::decision(state, p)
-                        .is_some_and(|(d, _)| matches!(d, Decision::Run(_) | Decision::Report(_)))
-                    {
-                        actions.push(Action::Decide(p8));
-                    }
+                        .is_some_and(|(d, _)| matches!(d, Decision::Run(_) | Decision::Report(_))) =>
+                {
+                    actions.push(Action::Decide(p8));
                 }
                 Stage::Claiming { .. } => actions.push(Action::Claim(p8)),
                 Stage::Reporting { .. } => actions.push(Action::Report(p8)),

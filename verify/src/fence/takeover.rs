@@ -982,25 +982,25 @@ impl Explain for TakeoverModel {
             "migration: {progress} of {STEPS} steps, last by {}",
             decider_str(by)
         );
-        if property == AT_MOST_ONE_DECIDER {
-            if let Some((n, g)) = state.ghost.double {
-                let _ = writeln!(
-                    out,
-                    "double decider: script {} stepped from its snapshot of generation {g} after the operator had stepped",
-                    node_name(usize::from(n))
-                );
-            }
+        if property == AT_MOST_ONE_DECIDER
+            && let Some((n, g)) = state.ghost.double
+        {
+            let _ = writeln!(
+                out,
+                "double decider: script {} stepped from its snapshot of generation {g} after the operator had stepped",
+                node_name(usize::from(n))
+            );
         }
-        if property == DEPOSED_NEVER_WRITES {
-            if let Some((r, holder, w)) = state.ghost.deposed {
-                let _ = writeln!(
-                    out,
-                    "deposed write: {} landed `{}` while the Lease was held by {}",
-                    replica_name(usize::from(r)),
-                    write_str(&w),
-                    holder.map_or("nobody", |h| replica_name(usize::from(h)))
-                );
-            }
+        if property == DEPOSED_NEVER_WRITES
+            && let Some((r, holder, w)) = state.ghost.deposed
+        {
+            let _ = writeln!(
+                out,
+                "deposed write: {} landed `{}` while the Lease was held by {}",
+                replica_name(usize::from(r)),
+                write_str(&w),
+                holder.map_or("nobody", |h| replica_name(usize::from(h)))
+            );
         }
         for i in 0..self.nodes {
             let (ack, at) = Self::report_of(&state.store, i);
