@@ -42,7 +42,7 @@ struct FenceArgs {
     #[arg(long, default_value_t = 12)]
     depth: usize,
     /// Cluster time stops after this many ticks of 5 s (takeover model).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 3)]
     ticks: u8,
     /// Checker threads.
     #[arg(long, default_value_t = 2)]

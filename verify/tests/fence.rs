@@ -7,7 +7,7 @@
 use nodewright_verify::check::{self, Bounds, Outcome};
 use nodewright_verify::fence::Bug;
 use nodewright_verify::fence::agent::{AgentModel, KEY_ONCE};
-use nodewright_verify::fence::takeover::{AT_MOST_ONE_DECIDER, DEPOSED_NEVER_WRITES, TakeoverModel};
+use nodewright_verify::fence::takeover::{AT_MOST_ONE_DECIDER, DEPOSED_NEVER_WRITES, Start, TakeoverModel};
 use nodewright_verify::trace::Trace;
 
 const TICKS: u8 = 3;
@@ -59,8 +59,9 @@ fn with_three_nodes_the_product_fence_never_lets_a_script_and_the_operator_both_
 
 #[test]
 fn a_deposed_leader_lands_a_write_it_sent_before_it_lost_the_lease() {
+    // One node is enough: the window is the writer's, between its leadership check and the API server.
     let o = check::run_until(
-        TakeoverModel::new(2, TICKS, None),
+        TakeoverModel::new(1, TICKS, None),
         bounds(10),
         DEPOSED_NEVER_WRITES,
     );
@@ -68,7 +69,7 @@ fn a_deposed_leader_lands_a_write_it_sent_before_it_lost_the_lease() {
         .counterexample(DEPOSED_NEVER_WRITES)
         .expect("the writer's check-then-send window");
     let text = numbered(t);
-    assert!(t.mentions("leads, sends"), "{text}");
+    assert!(t.mentions("operator-a: leads, sends"), "{text}");
     assert!(
         t.mentions("operator-b: reads the Lease (held by operator-a)") && t.mentions("acquires it"),
         "{text}"
@@ -83,26 +84,22 @@ fn a_deposed_leader_lands_a_write_it_sent_before_it_lost_the_lease() {
         t.focus.contains("while the Lease was held by operator-b"),
         "{text}"
     );
-    // What holds instead: the write it lands is guarded by the version it decided from, and no
-    // script and operator both decide (checked by the bounded runs above, deposed writes included).
+    // What holds instead — the late write is guarded by the version it was decided from, and no
+    // script and operator both decide — is what the bounded runs above check, deposed writes included.
 }
 
-#[test]
-fn the_clock_liveness_fence_lets_a_stalled_script_decide_after_the_operator() {
-    let model = TakeoverModel::new(2, TICKS, Some(Bug::ClockLiveness));
-    let o = check::run_until(model, bounds(10), AT_MOST_ONE_DECIDER);
-    let t = o
-        .counterexample(AT_MOST_ONE_DECIDER)
-        .expect("seeded bug (a) is found");
+/// The counterexample both seeded fence bugs share at their shortest: the handover is under way,
+/// the first node's script stalled holding generation 1, and the operator steps without waiting.
+fn assert_stale_script_steps_after_the_operator(t: &Trace) {
     let text = numbered(t);
-    // A script reads the old takeover and stalls; by the operator's clock (5 s ahead) its last
-    // report looks old enough to call it gone, with no acknowledgement of generation 2.
     assert!(
-        t.mentions("reads takeover (generation 1, migration shadow"),
+        t.start
+            .as_deref()
+            .is_some_and(|s| s.contains("edge-1, whose script holds generation 1")),
         "{text}"
     );
     assert!(
-        t.mentions("decides to project generation 2 (migration operator); the fence lets it act"),
+        t.mentions("operator-a: reads takeover (generation 2, rv 2), decides the fence lets it act"),
         "{text}"
     );
     assert!(
@@ -112,30 +109,70 @@ fn the_clock_liveness_fence_lets_a_stalled_script_decide_after_the_operator() {
     assert!(
         t.steps
             .last()
-            .is_some_and(|s| s.starts_with("script edge-") && s.contains("takes migration step")),
+            .is_some_and(|s| s.starts_with("script edge-1: takes migration step 2")),
         "{text}"
     );
     assert!(t.focus.contains("after the operator had stepped"), "{text}");
 }
 
 #[test]
+fn the_clock_liveness_fence_lets_a_stalled_script_on_a_slow_clock_decide_after_the_operator() {
+    let model = TakeoverModel::new(2, TICKS, Some(Bug::ClockLiveness));
+    let o = check::run_until(model, bounds(8), AT_MOST_ONE_DECIDER);
+    let t = o
+        .counterexample(AT_MOST_ONE_DECIDER)
+        .expect("seeded bug (a) is found");
+    assert_stale_script_steps_after_the_operator(t);
+    // What the clock rule went by: a report 20 s old by the operator's clock, from a node whose
+    // clock is 10 s slow, of a loop that is stalled, not gone.
+    assert!(
+        t.focus
+            .contains("node edge-1: acknowledged 1, last report -15 s (node clock), pod running"),
+        "{}",
+        t
+    );
+}
+
+#[test]
 fn the_fence_that_skips_the_acknowledgement_lets_a_stale_script_decide_after_the_operator() {
     let model = TakeoverModel::new(2, TICKS, Some(Bug::SkipAck));
-    let o = check::run_until(model, bounds(10), AT_MOST_ONE_DECIDER);
+    let o = check::run_until(model, bounds(8), AT_MOST_ONE_DECIDER);
+    let t = o
+        .counterexample(AT_MOST_ONE_DECIDER)
+        .expect("seeded bug (b) is found");
+    assert_stale_script_steps_after_the_operator(t);
+}
+
+#[test]
+fn the_fence_that_skips_the_acknowledgement_is_found_from_before_the_handover_too() {
+    // No script stalled at the start: the bug needs a script to read generation 1 just before the
+    // operator projects generation 2 and steps in the same turn.
+    let model = TakeoverModel::new(2, TICKS, Some(Bug::SkipAck)).starting(Start::Before);
+    let o = check::run_until(model, bounds(9), AT_MOST_ONE_DECIDER);
     let t = o
         .counterexample(AT_MOST_ONE_DECIDER)
         .expect("seeded bug (b) is found");
     let text = numbered(t);
     assert!(
+        t.start
+            .as_deref()
+            .is_some_and(|s| s.starts_with("before the handover")),
+        "{text}"
+    );
+    assert!(
         t.mentions("reads takeover (generation 1, migration shadow"),
         "{text}"
     );
-    assert!(t.mentions("take migration step 1"), "{text}");
     assert!(
-        t.steps.last().is_some_and(|s| s.contains("takes migration step")),
+        t.mentions("decides to project generation 2 (migration operator); the fence lets it act"),
         "{text}"
     );
-    assert!(t.focus.contains("holds generation 1 (shadow)"), "{text}");
+    assert!(
+        t.steps
+            .last()
+            .is_some_and(|s| s.starts_with("script edge-") && s.contains("takes migration step")),
+        "{text}"
+    );
 }
 
 #[test]

@@ -229,8 +229,22 @@ pub struct TakeoverModel {
     pub max_tick: u8,
     /// A seeded bug replacing the fence, or `None` for the product's.
     pub bug: Option<Bug>,
+    /// Which initial states are explored.
+    pub start: Start,
     lease: LeaseConfig,
     base: Instant,
+}
+
+/// The initial states explored ([`TakeoverModel::start`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Both of the others.
+    Both,
+    /// Before the handover: generation 1, the migration in `shadow`, acknowledged everywhere.
+    Before,
+    /// The handover under way: generation 2 (`operator`) projected and acknowledged by every node
+    /// but the first, whose script holds generation 1 and has not reported since.
+    Midway,
 }
 
 /// One turn's decision, as the operator's loop makes it (`parity::run::plan_turn`).
@@ -289,9 +303,15 @@ impl TakeoverModel {
             nodes,
             max_tick,
             bug,
+            start: Start::Both,
             lease: LeaseConfig::standard("nodewright", "nodewright-operator", ""),
             base: Instant::now(),
         }
+    }
+
+    /// The same model, exploring only the initial states `start`.
+    pub fn starting(self, start: Start) -> TakeoverModel {
+        TakeoverModel { start, ..self }
     }
 
     fn instant(&self, secs: i64) -> Instant {
@@ -532,53 +552,65 @@ impl TakeoverModel {
     }
 }
 
-impl Model for TakeoverModel {
-    type State = State;
-    type Action = Action;
-
-    fn init_states(&self) -> Vec<State> {
+impl TakeoverModel {
+    /// An initial state. Before the handover (`mid` false): generation 1, the migration in `shadow`,
+    /// acknowledged everywhere. In the middle of it (`mid` true): generation 2 (migration
+    /// `operator`) projected and acknowledged by every node but the first, whose script read
+    /// generation 1 and has not reported since (a stalled loop).
+    fn start_state(&self, mid: bool) -> Option<State> {
         let mut store = Store::new();
-        let mut created = Ok(0);
-        let mut put = |key, value| {
-            if let Err(e) = store.create(key, value) {
-                created = Err(e);
-            }
+        let generation = if mid { 2 } else { 1 };
+        let mode = if mid {
+            WorkflowMode::Operator
+        } else {
+            WorkflowMode::Shadow
         };
-        put(
-            key_takeover(),
-            Obj::Takeover {
-                generation: 1,
-                mode: WorkflowMode::Shadow,
-            },
-        );
-        put(
-            key_state(),
-            Obj::ClusterState {
-                progress: 0,
-                by: Decider::Nobody,
-            },
-        );
-        put(key_lease(), Obj::Lease { holder: Some(0) });
+        store
+            .create(
+                key_takeover(),
+                Obj::Takeover {
+                    generation: 1,
+                    mode: WorkflowMode::Shadow,
+                },
+            )
+            .ok()?;
+        if mid {
+            store
+                .update(&key_takeover(), Obj::Takeover { generation, mode }, None)
+                .ok()?;
+        }
+        store
+            .create(
+                key_state(),
+                Obj::ClusterState {
+                    progress: 0,
+                    by: Decider::Nobody,
+                },
+            )
+            .ok()?;
+        store.create(key_lease(), Obj::Lease { holder: Some(0) }).ok()?;
         for i in 0..self.nodes {
-            put(
-                key_report(i),
-                Obj::Report {
-                    ack: Some(1),
-                    at: Some(node_skew(i) - LOOP),
-                },
-            );
-            put(
-                key_node(i),
-                Obj::Node {
-                    not_ready_since: None,
-                },
-            );
-            put(key_pod(i), Obj::Pod { running: true });
+            let ack = if i == 0 { 1 } else { generation };
+            store
+                .create(
+                    key_report(i),
+                    Obj::Report {
+                        ack: Some(ack),
+                        at: Some(node_skew(i) - LOOP),
+                    },
+                )
+                .ok()?;
+            store
+                .create(
+                    key_node(i),
+                    Obj::Node {
+                        not_ready_since: None,
+                    },
+                )
+                .ok()?;
+            store.create(key_pod(i), Obj::Pod { running: true }).ok()?;
         }
-        if created.is_err() {
-            return Vec::new();
-        }
-        let lease_rv = store.rv(&key_lease()).unwrap_or(0);
+        let lease_rv = store.rv(&key_lease())?;
         let leader = Replica {
             up: true,
             seen: Some((lease_rv, Some(0), 0)),
@@ -595,13 +627,31 @@ impl Model for TakeoverModel {
             crashed: false,
             sent: None,
         };
-        vec![State {
+        let mut scripts = vec![Script::default(); self.nodes];
+        if mid && let Some(first) = scripts.first_mut() {
+            first.snapshot = Some((1, WorkflowMode::Shadow));
+        }
+        Some(State {
             now: 0,
             store,
-            scripts: vec![Script::default(); self.nodes],
+            scripts,
             replicas: [leader, follower],
             ghost: Ghost::default(),
-        }]
+        })
+    }
+}
+
+impl Model for TakeoverModel {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        let mids: &[bool] = match self.start {
+            Start::Both => &[false, true],
+            Start::Before => &[false],
+            Start::Midway => &[true],
+        };
+        mids.iter().filter_map(|mid| self.start_state(*mid)).collect()
     }
 
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
@@ -963,6 +1013,19 @@ impl Explain for TakeoverModel {
             Action::Crash(r) => format!("{}: crashes", replica_name(usize::from(*r))),
             Action::Restart(r) => format!("{}: starts again", replica_name(usize::from(*r))),
         }
+    }
+
+    fn start(&self, state: &State) -> Option<String> {
+        let generation = Self::takeover_of(&state.store).map_or(0, |t| t.value.0);
+        Some(if generation >= 2 {
+            format!(
+                "the handover under way: takeover generation 2 (migration operator) acknowledged by every node but {}, whose script holds generation 1 (shadow)",
+                node_name(0)
+            )
+        } else {
+            "before the handover: takeover generation 1 (migration shadow), acknowledged by every node"
+                .to_owned()
+        })
     }
 
     fn focus(&self, property: &str, state: &State) -> String {
