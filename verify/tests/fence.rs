@@ -145,10 +145,11 @@ fn the_fence_that_skips_the_acknowledgement_lets_a_stale_script_decide_after_the
 
 #[test]
 fn the_fence_that_skips_the_acknowledgement_is_found_from_before_the_handover_too() {
-    // No script stalled at the start: the bug needs a script to read generation 1 just before the
-    // operator projects generation 2 and steps in the same turn.
-    let model = TakeoverModel::new(2, TICKS, Some(Bug::SkipAck)).starting(Start::Before);
-    let o = check::run_until(model, bounds(9), AT_MOST_ONE_DECIDER);
+    // No script stalled at the start: the bug needs a script to read generation 1 before the
+    // operator projects generation 2, and to step after the operator's next turn stepped without
+    // waiting for its acknowledgement.
+    let model = TakeoverModel::new(1, TICKS, Some(Bug::SkipAck)).starting(Start::Before);
+    let o = check::run_until(model, bounds(10), AT_MOST_ONE_DECIDER);
     let t = o
         .counterexample(AT_MOST_ONE_DECIDER)
         .expect("seeded bug (b) is found");
@@ -164,7 +165,11 @@ fn the_fence_that_skips_the_acknowledgement_is_found_from_before_the_handover_to
         "{text}"
     );
     assert!(
-        t.mentions("decides to project generation 2 (migration operator); the fence lets it act"),
+        t.mentions("decides to project generation 2 (migration operator)"),
+        "{text}"
+    );
+    assert!(
+        t.mentions("reads takeover (generation 2, rv 2), decides the fence lets it act"),
         "{text}"
     );
     assert!(
@@ -181,5 +186,18 @@ fn a_node_task_key_never_runs_again_once_its_result_is_journalled_through_crashe
     assert!(o.counterexample(KEY_ONCE).is_none(), "{}", summary(&o));
     // Crashes between claiming, journalling and reporting, a second pod taking the journal over,
     // and a task created again under the same key are all reached.
+    assert!(o.unreached.is_empty(), "not reached: {:?}", o.unreached);
+}
+
+#[test]
+fn a_script_pod_created_while_the_operator_projects_cannot_act_on_the_old_generation() {
+    // The interleaving the product allowed before `run::may_act_this_turn`: the only script's pod
+    // is gone when the operator decides, so the fence let it act in the turn that projects
+    // generation 2; the pod is created again and its script reads generation 1 before generation 2
+    // lands, and steps after the operator did. Now the operator acts only in a later turn, which
+    // sees the new pod.
+    let model = TakeoverModel::new(1, TICKS, None).starting(Start::Before);
+    let o = check::run(model, bounds(12));
+    assert!(o.counterexample(AT_MOST_ONE_DECIDER).is_none(), "{}", summary(&o));
     assert!(o.unreached.is_empty(), "not reached: {:?}", o.unreached);
 }

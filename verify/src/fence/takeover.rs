@@ -19,6 +19,7 @@ use std::time::Duration;
 use nodewright_api::common::WorkflowMode;
 use nodewright_api::edgecluster::WorkflowModes;
 use nodewright_kit::lease::{self, LeaseConfig, Observed};
+use nodewright_parity::run;
 use nodewright_parity::takeover::{
     self, Holding, InFlight, NodeReady, ScriptFacts, ScriptPod, Takeover, Workflow,
 };
@@ -448,7 +449,22 @@ impl TakeoverModel {
                 rv: takeover_rv,
             });
         }
-        if fence.is_ok() && progress < STEPS {
+        // Whether the turn acts: the product's `run::may_act_this_turn` (the fence, and never in a
+        // turn that writes the takeover); with a seeded bug, the same rule over the bug's fence.
+        let acts = match self.bug {
+            None => run::may_act_this_turn(
+                &run::Fence {
+                    scripts: facts,
+                    now,
+                    grace: GRACE,
+                },
+                &plan.takeover,
+                WORKFLOW,
+                plan.changed,
+            ),
+            Some(_) => !plan.changed && fence.is_ok(),
+        };
+        if acts && progress < STEPS {
             writes.push(OpWrite::Step {
                 progress,
                 rv: state_rv,
@@ -963,6 +979,13 @@ impl Explain for TakeoverModel {
                     );
                 }
                 match &d.fence {
+                    Ok(()) if d.changed => {
+                        let _ = write!(
+                            out,
+                            " the fence would let it act (at {} s on its clock), but not in the turn that projects",
+                            self.replica_now(before, r)
+                        );
+                    }
                     Ok(()) => {
                         let _ = write!(
                             out,
