@@ -3,7 +3,7 @@
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use stateright::{Checker, Expectation};
+use stateright::{Checker, Expectation, HasDiscoveries};
 
 use crate::trace::{Explain, Trace, explain};
 
@@ -50,6 +50,26 @@ where
     M::State: Hash + Send + Sync + Clone + PartialEq + std::fmt::Debug,
     M::Action: Clone + PartialEq + std::fmt::Debug,
 {
+    explore(model, bounds, HasDiscoveries::All)
+}
+
+/// Like [`run`], but stops as soon as `property` has a discovery (a counterexample for an `always`
+/// property): for checks that expect one, such as a seeded bug's.
+pub fn run_until<M>(model: M, bounds: Bounds, property: &'static str) -> Outcome
+where
+    M: Explain + Send + Sync + Clone + 'static,
+    M::State: Hash + Send + Sync + Clone + PartialEq + std::fmt::Debug,
+    M::Action: Clone + PartialEq + std::fmt::Debug,
+{
+    explore(model, bounds, HasDiscoveries::AnyOf([property].into()))
+}
+
+fn explore<M>(model: M, bounds: Bounds, finish_when: HasDiscoveries) -> Outcome
+where
+    M: Explain + Send + Sync + Clone + 'static,
+    M::State: Hash + Send + Sync + Clone + PartialEq + std::fmt::Debug,
+    M::Action: Clone + PartialEq + std::fmt::Debug,
+{
     let properties = model.properties();
     let explainer = model.clone();
     let started = Instant::now();
@@ -57,6 +77,7 @@ where
         .checker()
         .threads(bounds.threads.max(1))
         .target_max_depth(bounds.depth)
+        .finish_when(finish_when)
         .spawn_bfs()
         .join();
     let elapsed = started.elapsed();

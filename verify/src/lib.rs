@@ -15,6 +15,7 @@
 //! `docs/verification.md` says what each model covers, what it abstracts away, and what is proven.
 
 pub mod check;
+pub mod fence;
 pub mod flow;
 pub mod store;
 pub mod trace;

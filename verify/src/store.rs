@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// An object's address: its kind (`ConfigMap`, `Lease`, `NodeTask`, …) and its name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -24,12 +25,13 @@ pub struct Key {
     /// The object's kind.
     pub kind: &'static str,
     /// The object's name (namespaces are not modelled: one namespace per kind is enough here).
-    pub name: String,
+    /// Shared, so that copying a store — once per explored state — copies no text.
+    pub name: Arc<str>,
 }
 
 impl Key {
     /// A key for `kind`/`name`.
-    pub fn new(kind: &'static str, name: impl Into<String>) -> Key {
+    pub fn new(kind: &'static str, name: impl Into<Arc<str>>) -> Key {
         Key {
             kind,
             name: name.into(),
@@ -226,7 +228,7 @@ mod tests {
         s.create(cm("b"), 1).unwrap();
         s.create(Key::new("Lease", "x"), 2).unwrap();
         s.create(cm("a"), 3).unwrap();
-        let names: Vec<_> = s.list("ConfigMap").map(|(k, _)| k.name.as_str()).collect();
+        let names: Vec<_> = s.list("ConfigMap").map(|(k, _)| &*k.name).collect();
         assert_eq!(names, ["a", "b"]);
     }
 }

@@ -27,6 +27,11 @@ pub trait Explain: Model {
     /// The part of `state` that matters to `property` (the last state of a counterexample), one
     /// item per line, without indentation.
     fn focus(&self, property: &str, state: &Self::State) -> String;
+
+    /// A line naming the initial state a path starts from, for a model with more than one.
+    fn start(&self, _state: &Self::State) -> Option<String> {
+        None
+    }
 }
 
 /// A counterexample (or an example of a `sometimes` property) as numbered actor steps.
@@ -37,6 +42,8 @@ pub struct Trace {
     /// Whether the path breaks the property (an `always`/`eventually` counterexample) rather than
     /// illustrating it (a `sometimes` example).
     pub violation: bool,
+    /// The initial state it starts from, when the model has more than one ([`Explain::start`]).
+    pub start: Option<String>,
     /// One line per step, in order, without numbers: `actor: what it did`.
     pub steps: Vec<String>,
     /// The state that matters to the property after the last step.
@@ -59,6 +66,9 @@ impl fmt::Display for Trace {
             self.property,
             self.steps.len()
         )?;
+        if let Some(start) = &self.start {
+            writeln!(f, "  from: {start}")?;
+        }
         for (i, step) in self.steps.iter().enumerate() {
             writeln!(f, "  {}. {step}", i + 1)?;
         }
@@ -82,6 +92,7 @@ where
             steps.push(model.describe(before, action, after));
         }
     }
+    let start = steps_and_states.first().and_then(|(first, _)| model.start(first));
     let focus = match steps_and_states.last() {
         Some((last, _)) => model.focus(property, last),
         None => String::new(),
@@ -89,6 +100,7 @@ where
     Trace {
         property: property.to_string(),
         violation,
+        start,
         steps,
         focus,
     }

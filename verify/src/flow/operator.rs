@@ -422,7 +422,7 @@ impl OperatorFlow {
                     cordoned,
                     taint,
                     role,
-                } => Some((k.name, (cordoned, taint, role, v.rv))),
+                } => Some((k.name.to_string(), (cordoned, taint, role, v.rv))),
                 _ => None,
             })
             .collect()
@@ -442,7 +442,7 @@ impl OperatorFlow {
         self.list(s, "NodeTask")
             .into_iter()
             .filter_map(|(k, v)| match v.value {
-                Obj::Task(t) if t.wf == wf => Some((k.name, t)),
+                Obj::Task(t) if t.wf == wf => Some((k.name.to_string(), t)),
                 _ => None,
             })
             .collect()
@@ -1260,8 +1260,8 @@ impl Model for OperatorFlow {
             if let Obj::Task(t) = &v.value
                 && t.phase.is_none()
             {
-                actions.push(OpAction::Run(k.name.clone()));
-                actions.push(OpAction::Fail(k.name.clone()));
+                actions.push(OpAction::Run(k.name.to_string()));
+                actions.push(OpAction::Fail(k.name.to_string()));
             }
         }
         for (r, n) in s.site.resyncable() {
