@@ -202,12 +202,15 @@ pub(super) fn rollback(
     }
 
     // A node whose resources were taken down comes back with replicas that resync from their
-    // peers: the next node's undo may take its own resources down, so this node is rolled back
-    // only once DRBD reads healthy here (every resource UpToDate with every peer), read every
+    // peers: the next node's undo may take its own resources down, so, when another node is
+    // still to be undone, this node is rolled back only once DRBD reads healthy here (every resource UpToDate with every peer), read every
     // RESYNC_POLL seconds as WAIT_RESYNC reads it. Without this wait, a two-node site whose
     // second node failed lost its last UpToDate replica when the first node's undo took its
     // resources down during the second's resync (found by the workflow model, verify/).
-    if entered(State::DownResources) {
+    let next = touched.iter().find(|n| {
+        n.as_str() != node.as_str() && status::node(status, n).is_none_or(|s| s.state != State::RolledBack)
+    });
+    if entered(State::DownResources) && next.is_some() {
         let poll = elapsed.max(0) / RESYNC_POLL;
         let read = |k: i64| request(uid, &format!("{tag}-resync{k}"), &node, "drbd-status", &[]);
         let newest = (0..=poll).rev().find(|k| tasks.contains_key(&read(*k).key));
@@ -251,9 +254,6 @@ pub(super) fn rollback(
         state: State::RolledBack,
         message: Some(format!("back on {from}")),
     }];
-    let next = touched.iter().find(|n| {
-        n.as_str() != node.as_str() && status::node(status, n).is_none_or(|s| s.state != State::RolledBack)
-    });
     match next {
         Some(next) => changes.push(Change {
             node: Some(next.clone()),
