@@ -1,0 +1,129 @@
+//! One record of the trail and its canonical JSON encoding.
+
+use serde::{Deserialize, Serialize};
+
+/// What an entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// A request to the API server, from its audit webhook backend.
+    Request,
+    /// A decision of the operator (a workflow's state transition and the facts it was made from).
+    Decision,
+    /// The result of one step the node agent ran.
+    Step,
+}
+
+/// The object a request or decision is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// The API group (`""` for the core group).
+    pub api_group: String,
+    /// The kind, or the resource when the kind is not known (API server audit events name the
+    /// resource).
+    pub kind: String,
+    /// The namespace; absent for cluster-scoped objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The object's name.
+    pub name: String,
+    /// The object's uid, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+/// One field that a request changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// The field's path, e.g. `metadata.labels.nodewright.io/mode`.
+    pub path: String,
+    /// The value before; absent when the field was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<serde_json::Value>,
+    /// The value after; absent when the field was removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<serde_json::Value>,
+}
+
+/// The workflow instance a decision or step belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowRef {
+    /// The workflow's kind, e.g. `StorageUpgrade`.
+    pub kind: String,
+    /// The workflow object's name.
+    pub name: String,
+    /// The workflow object's uid.
+    pub uid: String,
+    /// The state the workflow entered or was in, when the entry is about one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// One record of the trail, stored as one leaf of the log.
+///
+/// Its leaf bytes are its canonical JSON: `serde_json` with the fields in the order below, and no
+/// optional field (an `Option` that is `None`, an empty list, a `null` detail) written when absent.
+/// Reading accepts the absent fields back as `None`, empty and `Null`, so an entry read from the
+/// log encodes to the same bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// What the entry records.
+    pub kind: EntryKind,
+    /// When, in RFC 3339; for requests, the API server's `stageTimestamp`.
+    pub time: String,
+    /// The deduplication key: a request's audit ID; a decision's `<workflow uid>/<decision seq or
+    /// key>`; a step's NodeTask idempotency key, `/`, and the attempt.
+    pub id: String,
+    /// Who: the user or service account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The user's groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// The verb (`create`, `patch`, …) for requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verb: Option<String>,
+    /// The object the entry is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectRef>,
+    /// The fields a request changed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+    /// The workflow instance a decision or step belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<WorkflowRef>,
+    /// The ids of the entries this one follows from (request → decision → step).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caused_by: Vec<String>,
+    /// Facts a decision was made from, a step's exit code and output digest, …; `Null` when none.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+}
+
+impl Entry {
+    /// The entry's canonical JSON: its leaf bytes in the log.
+    ///
+    /// # Errors
+    /// Fails only if a `detail` or change value cannot be encoded (a map with non-string keys
+    /// cannot occur in a `serde_json::Value`, so in practice never).
+    pub fn to_leaf(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// Decodes an entry from its leaf bytes, requiring them to be canonical (re-encoding gives the
+    /// same bytes), so that one entry has exactly one leaf.
+    ///
+    /// # Errors
+    /// A description of what is wrong: not JSON, not an entry, or not in canonical form.
+    pub fn from_leaf(bytes: &[u8]) -> Result<Entry, String> {
+        let entry: Entry = serde_json::from_slice(bytes).map_err(|e| format!("not an entry: {e}"))?;
+        let again = entry.to_leaf().map_err(|e| format!("cannot re-encode: {e}"))?;
+        if again != bytes {
+            return Err(
+                "not in canonical form (fields out of order, whitespace, or an absent field written)"
+                    .to_string(),
+            );
+        }
+        Ok(entry)
+    }
+}
