@@ -2,6 +2,7 @@
 //! its module; nothing else lives here.
 
 mod agent;
+mod audit;
 mod bridge;
 mod cluster;
 mod operator;
@@ -32,6 +33,8 @@ struct Cli {
 enum Command {
     /// Run the node agent on one node: claim its NodeTasks, run their host steps, report the results.
     Agent(Box<agent::Args>),
+    /// The audit trail: receive the API server's audit webhook (serve), print (log) and verify the log.
+    Audit(Box<audit::Args>),
     /// Run the read-only observation bridge against a cluster, or once over an offline bundle.
     Bridge(Box<bridge::Args>),
     /// Print every Nodewright CustomResourceDefinition as YAML.
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
             .map(|yaml| out(&yaml))
             .map_err(anyhow::Error::from),
         Command::Agent(args) => agent::run(*args),
+        Command::Audit(args) => audit::run(*args),
         Command::Bridge(args) => bridge::run(*args),
         Command::Operator(args) => operator::run(*args),
         Command::Parse(args) => parse::run(args),
