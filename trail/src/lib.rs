@@ -13,3 +13,8 @@ pub mod publish;
 pub mod query;
 pub mod serve;
 pub mod trail;
+
+/// The audit policy the API server needs for the trail (`audit.k8s.io/v1` `Policy`, YAML): every
+/// completed change to Nodewright's objects, to ConfigMaps in the legacy namespace and to Nodes,
+/// at `RequestResponse`, and nothing else.
+pub const POLICY: &str = include_str!("../audit-policy.yaml");
