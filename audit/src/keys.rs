@@ -188,7 +188,7 @@ impl Verifier {
 /// checked the algorithm byte, the seed's length and the key id).
 fn verifier_key_of(skey: &str, name: &str) -> Result<String, String> {
     use base64::Engine as _;
-    let key64 = skey.rsplit('+').next().unwrap_or_default();
+    let key64 = skey.splitn(5, '+').nth(4).unwrap_or_default();
     let key = base64::engine::general_purpose::STANDARD
         .decode(key64)
         .map_err(|e| format!("key bytes: {e}"))?;

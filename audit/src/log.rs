@@ -298,7 +298,7 @@ impl Log {
         let old_tail = self.tail.clone();
         let mut results = Vec::with_capacity(entries.len());
         let mut new_ids = Vec::new();
-        let mut bundles: Vec<(TileId, Vec<u8>)> = Vec::new();
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         let mut pending = std::mem::take(&mut self.tail);
         let outcome = (|| -> Result<(), Error> {
             for (entry, leaf) in entries.iter().zip(leaves) {
@@ -325,7 +325,10 @@ impl Log {
                         n: index / TILE_WIDTH,
                         w: None,
                     };
-                    bundles.push((id, layout::encode_bundle(pending.iter().map(Vec::as_slice))));
+                    files.push((
+                        id.rel_path(),
+                        layout::encode_bundle(pending.iter().map(Vec::as_slice)),
+                    ));
                     pending.clear();
                 }
             }
@@ -338,12 +341,11 @@ impl Log {
                     n: self.size / TILE_WIDTH,
                     w: u32::try_from(pending.len()).ok(),
                 };
-                bundles.push((id, layout::encode_bundle(pending.iter().map(Vec::as_slice))));
+                files.push((
+                    id.rel_path(),
+                    layout::encode_bundle(pending.iter().map(Vec::as_slice)),
+                ));
             }
-            let mut files: Vec<(String, Vec<u8>)> = bundles
-                .iter()
-                .map(|(id, data)| (id.rel_path(), data.clone()))
-                .collect();
             files.extend(
                 self.hashes
                     .tiles(old_size, self.size)?

@@ -273,20 +273,24 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<Report, VerifyError> {
                 "the log's first {} entries do not hash to the trusted root {}: history before entry {} was rewritten", t.size, t.root, t.size)));
         }
     }
+    // A trusted checkpoint that the entries match vouches for its entries: a bad signature on the
+    // current checkpoint then leaves exactly the entries after it unvouched for.
+    let vouched = trusted
+        .as_ref()
+        .filter(|t| t.size <= size && hashes.root(t.size).ok() == Some(t.root))
+        .map(|t| t.size);
     let report = match current {
-        Err(mut e) => {
-            if let Some(t) = &trusted {
-                if e.location == Location::Checkpoint && e.what.starts_with("not signed by a trusted key") {
-                    // What the trusted checkpoint vouches for is intact; what follows is not vouched for.
-                    e = VerifyError::new(
-                        Location::Entry(t.size),
-                        format!(
-                            "entries from {} on are covered only by a checkpoint that is {}",
-                            t.size, e.what
-                        ),
-                    );
-                }
-            }
+        Err(e) => {
+            let e = match vouched {
+                Some(t) if e.what.starts_with("not signed by a trusted key") => VerifyError::new(
+                    Location::Entry(t),
+                    format!(
+                        "entries from {t} on are covered only by a checkpoint that is {}",
+                        e.what
+                    ),
+                ),
+                _ => e,
+            };
             problems.push(e);
             None
         }
