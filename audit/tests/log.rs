@@ -3,7 +3,7 @@
 
 mod support;
 
-use nodewright_audit::{Log, Location, read, verify};
+use nodewright_audit::{Location, Log, read, verify};
 use support::{ORIGIN, entry, log_of, opts, signer};
 
 #[test]
@@ -24,7 +24,16 @@ fn entries_appended_are_read_back_in_order_and_the_log_verifies() {
     assert_eq!(report.unsigned_entries, 0);
     assert_eq!(report.signed_by.len(), 1);
     // 600 entries: level 0 has two full tiles and a partial one; level 1 a partial of width 2.
-    for path in ["tile/entries/000", "tile/entries/001", "tile/entries/002.p/88", "tile/0/000", "tile/0/001", "tile/0/002.p/88", "tile/1/000.p/2", "checkpoint"] {
+    for path in [
+        "tile/entries/000",
+        "tile/entries/001",
+        "tile/entries/002.p/88",
+        "tile/0/000",
+        "tile/0/001",
+        "tile/0/002.p/88",
+        "tile/1/000.p/2",
+        "checkpoint",
+    ] {
         assert!(dir.path().join(path).is_file(), "{path} missing");
     }
     // Superseded partials are gone.
@@ -43,7 +52,10 @@ fn the_checkpoint_is_a_c2sp_checkpoint_signed_by_the_origin_key() {
     assert_eq!(lines[2], cp.root);
     assert_eq!(lines[3], "");
     assert!(lines[4].starts_with(&format!("— {ORIGIN} ")), "{}", lines[4]);
-    assert_eq!(std::fs::read_to_string(dir.path().join("checkpoint")).unwrap(), cp.note);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("checkpoint")).unwrap(),
+        cp.note
+    );
 }
 
 #[test]
@@ -52,16 +64,25 @@ fn an_entry_whose_id_is_already_in_the_log_is_not_appended_again_even_after_reop
     let key = signer();
     let mut log = Log::open(dir.path(), key.clone(), ORIGIN).unwrap();
     let got = log.append(&[entry(1), entry(2), entry(1)]).unwrap();
-    assert_eq!(got.iter().map(|a| (a.index, a.duplicate)).collect::<Vec<_>>(), [(0, false), (1, false), (0, true)]);
+    assert_eq!(
+        got.iter().map(|a| (a.index, a.duplicate)).collect::<Vec<_>>(),
+        [(0, false), (1, false), (0, true)]
+    );
     let got = log.append(&[entry(2), entry(3)]).unwrap();
-    assert_eq!(got.iter().map(|a| (a.index, a.duplicate)).collect::<Vec<_>>(), [(1, true), (2, false)]);
+    assert_eq!(
+        got.iter().map(|a| (a.index, a.duplicate)).collect::<Vec<_>>(),
+        [(1, true), (2, false)]
+    );
     // A batch of only duplicates writes nothing.
     assert!(log.append(&[entry(3)]).unwrap()[0].duplicate);
     drop(log);
     let mut log = Log::open(dir.path(), key.clone(), ORIGIN).unwrap();
     assert_eq!(log.size(), 3);
     let got = log.append(&[entry(1), entry(4)]).unwrap();
-    assert_eq!(got.iter().map(|a| (a.index, a.duplicate)).collect::<Vec<_>>(), [(0, true), (3, false)]);
+    assert_eq!(
+        got.iter().map(|a| (a.index, a.duplicate)).collect::<Vec<_>>(),
+        [(0, true), (3, false)]
+    );
     log.checkpoint().unwrap();
     assert_eq!(verify(dir.path(), &opts(&key)).unwrap().entries, 4);
 }
@@ -88,7 +109,10 @@ fn entries_appended_after_the_checkpoint_are_reported_as_not_yet_signed() {
     let mut log = log_of(dir.path(), &key, 10);
     log.append(&[entry(10), entry(11)]).unwrap();
     let report = verify(dir.path(), &opts(&key)).unwrap();
-    assert_eq!((report.entries, report.checkpoint_size, report.unsigned_entries), (12, 10, 2));
+    assert_eq!(
+        (report.entries, report.checkpoint_size, report.unsigned_entries),
+        (12, 10, 2)
+    );
 }
 
 #[test]
@@ -98,10 +122,18 @@ fn a_bad_batch_appends_nothing_and_says_which_entry() {
     let mut big = entry(2);
     big.detail = serde_json::json!({ "output": "x".repeat(70_000) });
     let err = log.append(&[entry(1), big]).unwrap_err().to_string();
-    assert!(err.contains("audit-id-00000002") && err.contains("at most 65535"), "{err}");
+    assert!(
+        err.contains("audit-id-00000002") && err.contains("at most 65535"),
+        "{err}"
+    );
     let mut anonymous = entry(3);
     anonymous.id.clear();
-    assert!(log.append(&[anonymous]).unwrap_err().to_string().contains("empty id"));
+    assert!(
+        log.append(&[anonymous])
+            .unwrap_err()
+            .to_string()
+            .contains("empty id")
+    );
     assert_eq!(log.size(), 0);
     assert_eq!(log.append(&[entry(1)]).unwrap()[0].index, 0);
 }
@@ -109,7 +141,9 @@ fn a_bad_batch_appends_nothing_and_says_which_entry() {
 #[test]
 fn opening_with_a_key_not_named_after_the_origin_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Log::open(dir.path(), signer(), "another.origin").unwrap_err().to_string();
+    let err = Log::open(dir.path(), signer(), "another.origin")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("must be the origin"), "{err}");
 }
 
@@ -119,9 +153,17 @@ fn open_discards_what_an_unfinished_append_left_and_the_log_verifies() {
     let key = signer();
     drop(log_of(dir.path(), &key, 300));
     // A temporary file of a write cut short, and a bundle beyond a gap (never acknowledged).
-    std::fs::write(dir.path().join("tile/entries/001.p/.45.tmp"), b"\x00\x10{\"kind\":").unwrap();
+    std::fs::write(
+        dir.path().join("tile/entries/001.p/.45.tmp"),
+        b"\x00\x10{\"kind\":",
+    )
+    .unwrap();
     std::fs::create_dir_all(dir.path().join("tile/entries/003.p")).unwrap();
-    std::fs::write(dir.path().join("tile/entries/003.p/1"), support::encode(&[b"{}".to_vec()])).unwrap();
+    std::fs::write(
+        dir.path().join("tile/entries/003.p/1"),
+        support::encode(&[b"{}".to_vec()]),
+    )
+    .unwrap();
     let log = Log::open(dir.path(), key.clone(), ORIGIN).unwrap();
     assert_eq!(log.size(), 300);
     let mut discarded = log.discarded().to_vec();
@@ -148,7 +190,10 @@ fn opening_a_log_that_lost_signed_entries_fails_instead_of_continuing_shorter() 
     drop(log_of(dir.path(), &key, 300));
     std::fs::remove_dir_all(dir.path().join("tile/entries/001.p")).unwrap();
     let err = Log::open(dir.path(), key, ORIGIN).unwrap_err().to_string();
-    assert!(err.contains("signed for 300 entries, but only 256 are on disk"), "{err}");
+    assert!(
+        err.contains("signed for 300 entries, but only 256 are on disk"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use nodewright_audit::{Entry, EntryKind, FieldChange, Log, ObjectRef, Signer, Ve
 
 pub const ORIGIN: &str = "audit.nodewright.test/site-a";
 
-/// A fixed test key (generated once, so that runs are reproducible).
+/// A freshly generated key named after the test origin.
 pub fn signer() -> Signer {
     Signer::generate(ORIGIN).unwrap().0
 }
