@@ -15,6 +15,9 @@ use crate::{MAX_ENTRY_BYTES, TILE_WIDTH};
 /// The name of the checkpoint file in a log directory.
 pub(crate) const CHECKPOINT_FILE: &str = "checkpoint";
 
+/// The file a writer holds an exclusive lock on.
+const LOCK_FILE: &str = "lock";
+
 /// Why the log could not be opened, appended to, or read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -77,6 +80,12 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// Another process has the log open for writing.
+    #[error("log {0}: another writer has it open (the lock on its `lock` file is held)")]
+    Locked(PathBuf),
+    /// An earlier append failed to write; the files may hold part of it.
+    #[error("log {0}: an earlier append failed part-way; open the log again to recover it before appending")]
+    NeedsRecovery(PathBuf),
     /// The tree library refused an operation (a bug if it happens).
     #[error("tree computation failed: {0}")]
     Tree(String),
@@ -177,6 +186,10 @@ pub struct Log {
     /// The leaves of the last, incomplete entry bundle.
     tail: Vec<Vec<u8>>,
     discarded: Vec<String>,
+    /// Set when a write failed part-way: the files may be ahead of the memory state.
+    poisoned: bool,
+    /// Held for the life of the writer: one writer per directory.
+    _lock: File,
 }
 
 impl Log {
@@ -200,12 +213,29 @@ impl Log {
             });
         }
         fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("opening", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(dir.to_path_buf())),
+            Err(fs::TryLockError::Error(e)) => return Err(io("locking", &lock_path)(e)),
+        }
         let (tiles, others) = layout::list_tiles(dir).map_err(io("listing", dir))?;
         let mut discarded = Vec::new();
+        // Temporary files of a write that did not finish (`.<name>.tmp`); anything else that is
+        // not a tile is left alone.
         for other in others {
-            let path = dir.join(&other);
-            fs::remove_file(&path).map_err(io("removing", &path))?;
-            discarded.push(other);
+            let name = other.rsplit('/').next().unwrap_or_default();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let path = dir.join(&other);
+                fs::remove_file(&path).map_err(io("removing", &path))?;
+                discarded.push(other);
+            }
         }
         let leaves = read_prefix(dir, &tiles)?;
         let mut log = Log {
@@ -217,6 +247,8 @@ impl Log {
             ids: HashMap::new(),
             tail: Vec::new(),
             discarded,
+            poisoned: false,
+            _lock: lock,
         };
         for leaf in leaves {
             let index = log.size;
@@ -266,13 +298,16 @@ impl Log {
     /// appended again: its result says `duplicate` and the index of the entry already there.
     ///
     /// The batch is checked first (every entry has an id and fits in a bundle); if one does not,
-    /// nothing is appended. If writing fails, nothing of the batch is acknowledged and the
-    /// in-memory state is rolled back; the files may hold part of the batch, which the next
-    /// `open` or append settles.
+    /// nothing is appended. If writing fails, nothing of the batch is acknowledged; the files may
+    /// hold part of it, so every later `append` and `checkpoint` fails with
+    /// [`Error::NeedsRecovery`] until the log is opened again (which recovers it).
     ///
     /// # Errors
     /// An entry has an empty id or is larger than [`MAX_ENTRY_BYTES`]; a write fails.
     pub fn append(&mut self, entries: &[Entry]) -> Result<Vec<Appended>, Error> {
+        if self.poisoned {
+            return Err(Error::NeedsRecovery(self.dir.clone()));
+        }
         let mut leaves = Vec::with_capacity(entries.len());
         for entry in entries {
             if entry.id.is_empty() {
@@ -370,6 +405,9 @@ impl Log {
                 self.size = old_size;
                 self.hashes.truncate(old_size);
                 self.tail = old_tail;
+                // The files may now hold part of this batch (e.g. a wider partial bundle than
+                // the next append would write): only `open`'s recovery may continue from here.
+                self.poisoned = true;
                 Err(e)
             }
         }
@@ -381,6 +419,9 @@ impl Log {
     /// # Errors
     /// Signing or writing fails.
     pub fn checkpoint(&mut self) -> Result<Checkpoint, Error> {
+        if self.poisoned {
+            return Err(Error::NeedsRecovery(self.dir.clone()));
+        }
         let root = self.hashes.root(self.size)?;
         let text = tlog_tiles::Checkpoint::new(&self.origin, self.size, root, "")
             .map_err(|e| Error::Tree(format!("checkpoint: {e}")))?

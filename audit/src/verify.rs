@@ -248,6 +248,9 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<Report, VerifyError> {
     // Hash tiles against the entries.
     let hash_tiles = check_hash_tiles(dir, &tiles, &hashes, size, &mut problems);
 
+    // Every hash tile of the tree must be there (a wider partial stands for a narrower one).
+    check_tiles_present(&tiles, &hashes, size, &mut problems);
+
     // Partial bundles left beside the run must agree with it.
     check_other_bundles(dir, &tiles, &leaves, &mut problems);
 
@@ -583,6 +586,25 @@ fn check_other_bundles(dir: &Path, tiles: &[TileId], leaves: &[Vec<u8>], problem
                 ));
                 break;
             }
+        }
+    }
+}
+
+/// Every hash tile of a tree of `size` entries is on disk, full or as a partial at least as wide.
+fn check_tiles_present(tiles: &[TileId], hashes: &Hashes, size: u64, problems: &mut Vec<VerifyError>) {
+    let Ok(expected) = hashes.tiles(0, size) else {
+        return;
+    };
+    for (id, _) in expected {
+        let present = tiles
+            .iter()
+            .any(|t| t.tree == id.tree && t.n == id.n && t.width() >= id.width());
+        if !present {
+            problems.push(VerifyError::new(
+                Location::Tile(id.rel_path()),
+                format!("missing: the tree of the log's {size} entries needs it"),
+            ));
+            return;
         }
     }
 }

@@ -206,3 +206,55 @@ fn verify_without_a_checkpoint_file_says_so() {
     assert_eq!(err.location, Location::Checkpoint);
     assert!(err.to_string().starts_with("checkpoint: cannot read"), "{err}");
 }
+
+#[test]
+fn a_second_writer_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = signer();
+    let first = Log::open(dir.path(), key.clone(), ORIGIN).unwrap();
+    let err = Log::open(dir.path(), key.clone(), ORIGIN)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another writer has it open"), "{err}");
+    drop(first);
+    Log::open(dir.path(), key, ORIGIN).unwrap();
+}
+
+#[test]
+fn after_a_failed_write_the_log_must_be_reopened_before_appending_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = signer();
+    let mut log = Log::open(dir.path(), key.clone(), ORIGIN).unwrap();
+    log.append(&[entry(0)]).unwrap();
+    // A file where the hash tiles' directory must be makes the write fail.
+    std::fs::remove_dir_all(dir.path().join("tile/0")).unwrap();
+    std::fs::write(dir.path().join("tile/0"), b"not a directory").unwrap();
+    assert!(log.append(&[entry(1)]).is_err());
+    let err = log.append(&[entry(2)]).unwrap_err().to_string();
+    assert!(err.contains("open the log again"), "{err}");
+    assert!(
+        log.checkpoint()
+            .unwrap_err()
+            .to_string()
+            .contains("open the log again")
+    );
+    drop(log);
+    std::fs::remove_file(dir.path().join("tile/0")).unwrap();
+    let mut log = Log::open(dir.path(), key.clone(), ORIGIN).unwrap();
+    // Entry 1's bundle may or may not have reached the disk before the failure; it was never
+    // acknowledged, and its id is deduplicated if it is sent again.
+    let again = log.append(&[entry(1), entry(2)]).unwrap();
+    assert_eq!(again[1].index, again[0].index + 1);
+    log.checkpoint().unwrap();
+    verify(dir.path(), &opts(&key)).unwrap();
+}
+
+#[test]
+fn verify_names_a_missing_hash_tile() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = signer();
+    drop(log_of(dir.path(), &key, 300));
+    std::fs::remove_file(dir.path().join("tile/0/000")).unwrap();
+    let err = verify(dir.path(), &opts(&key)).unwrap_err();
+    assert_eq!(err.location, Location::Tile("tile/0/000".to_string()), "{err}");
+}

@@ -71,7 +71,8 @@ fn a_log_truncated_with_its_hash_tiles_and_an_older_checkpoint_is_caught_by_the_
     let trusted = log.checkpoint().unwrap().note;
     drop(log);
     // Everything after 512 removed consistently, and the genuine checkpoint of 512 put back.
-    for p in ["tile/entries/002.p", "tile/0/002.p", "tile/1/000.p"] {
+    // (The level-1 tile is the same at 512 and 600 entries: two hashes.)
+    for p in ["tile/entries/002.p", "tile/0/002.p"] {
         std::fs::remove_dir_all(dir.path().join(p)).unwrap();
     }
     std::fs::write(dir.path().join("checkpoint"), old).unwrap();
