@@ -633,8 +633,13 @@ fn read_prefix(dir: &Path, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, Error> {
 /// Writes each `(relative path, bytes)` durably: to a temporary file in the same directory,
 /// fsync'd, renamed into place; then every directory touched is fsync'd (and the parents of
 /// directories created). Only when this returns are the files guaranteed to survive a crash.
+///
+/// The fsyncs of one step run concurrently, so that the file system can commit them together:
+/// which of the files reach the disk first does not matter, since nothing is acknowledged before
+/// all have, and recovery keeps only a contiguous run of entries.
 pub(crate) fn write_durably(dir: &Path, files: &[(impl AsRef<str>, Vec<u8>)]) -> Result<(), Error> {
     let mut dirs = BTreeSet::new();
+    let mut written = Vec::with_capacity(files.len());
     for (rel, bytes) in files {
         let path = dir.join(rel.as_ref());
         let parent = path.parent().unwrap_or(dir).to_path_buf();
@@ -658,15 +663,50 @@ pub(crate) fn write_durably(dir: &Path, files: &[(impl AsRef<str>, Vec<u8>)]) ->
         let tmp = parent.join(format!(".{name}.tmp"));
         let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;
         file.write_all(bytes).map_err(io("writing", &tmp))?;
-        file.sync_all().map_err(io("syncing", &tmp))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(io("renaming into place", &path))?;
+        written.push((tmp, path, file));
         dirs.insert(parent);
     }
-    for d in dirs {
-        File::open(&d)
-            .and_then(|f| f.sync_all())
-            .map_err(io("syncing directory", &d))?;
+    sync_concurrently(written.iter().map(|(tmp, _, file)| (tmp.as_path(), file)))?;
+    for (tmp, path, file) in written {
+        drop(file);
+        fs::rename(&tmp, &path).map_err(io("renaming into place", &path))?;
+    }
+    let opened = dirs
+        .into_iter()
+        .map(|d| {
+            File::open(&d)
+                .map(|f| (d.clone(), f))
+                .map_err(io("opening directory", &d))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    sync_concurrently(opened.iter().map(|(d, f)| (d.as_path(), f)))
+}
+
+/// `fsync`s the files, up to eight at a time on their own threads.
+fn sync_concurrently<'a>(files: impl Iterator<Item = (&'a Path, &'a File)>) -> Result<(), Error> {
+    let files: Vec<_> = files.collect();
+    if let [(path, file)] = files.as_slice() {
+        return file.sync_all().map_err(io("syncing", path));
+    }
+    for chunk in files.chunks(8) {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|(path, file)| (path, scope.spawn(|| file.sync_all())))
+                .collect();
+            for (path, thread) in running {
+                match thread.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(io("syncing", path)(e)),
+                    Err(_) => {
+                        return Err(io("syncing", path)(std::io::Error::other(
+                            "the syncing thread panicked",
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        })?;
     }
     Ok(())
 }
