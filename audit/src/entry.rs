@@ -127,3 +127,62 @@ impl Entry {
         Ok(entry)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn step() -> Entry {
+        Entry {
+            kind: EntryKind::Step,
+            time: "2026-12-07T18:00:00Z".to_string(),
+            id: "upgrade-7f3a/node-2/drbd-adjust/1".to_string(),
+            user: None,
+            groups: Vec::new(),
+            verb: None,
+            object: None,
+            changes: Vec::new(),
+            workflow: Some(WorkflowRef {
+                kind: "StorageUpgrade".to_string(),
+                name: "site-a".to_string(),
+                uid: "7f3a".to_string(),
+                state: None,
+            }),
+            caused_by: vec!["7f3a/12".to_string()],
+            detail: serde_json::json!({ "exit": 0 }),
+        }
+    }
+
+    #[test]
+    fn an_entry_is_written_with_its_fields_in_order_and_absent_ones_left_out() {
+        let leaf = String::from_utf8(step().to_leaf().unwrap()).unwrap();
+        assert_eq!(
+            leaf,
+            r#"{"kind":"step","time":"2026-12-07T18:00:00Z","id":"upgrade-7f3a/node-2/drbd-adjust/1","workflow":{"kind":"StorageUpgrade","name":"site-a","uid":"7f3a"},"caused_by":["7f3a/12"],"detail":{"exit":0}}"#
+        );
+        assert_eq!(Entry::from_leaf(leaf.as_bytes()).unwrap(), step());
+    }
+
+    #[test]
+    fn a_leaf_that_is_not_canonical_is_refused() {
+        let spaced = r#"{"kind": "step","time":"t","id":"x"}"#;
+        assert!(
+            Entry::from_leaf(spaced.as_bytes())
+                .unwrap_err()
+                .contains("canonical")
+        );
+        let null_written = r#"{"kind":"step","time":"t","id":"x","user":null}"#;
+        assert!(
+            Entry::from_leaf(null_written.as_bytes())
+                .unwrap_err()
+                .contains("canonical")
+        );
+        let unknown_kind = r#"{"kind":"rumour","time":"t","id":"x"}"#;
+        assert!(
+            Entry::from_leaf(unknown_kind.as_bytes())
+                .unwrap_err()
+                .starts_with("not an entry")
+        );
+    }
+}

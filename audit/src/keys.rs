@@ -78,7 +78,12 @@ impl Signer {
         let inner = signed_note::StandardSigner::new(text.trim()).map_err(|e| KeyError::Format {
             what: what.to_string(),
             expected: "signer key",
-            reason: e.to_string(),
+            reason: match e {
+                signed_note::SignerError::Format => "expected PRIVATE+KEY+<name>+<id>+<base64>",
+                signed_note::SignerError::Alg => "not an Ed25519 key",
+                signed_note::SignerError::Id => "its id does not match its name and key",
+            }
+            .to_string(),
         })?;
         let format = |reason: String| KeyError::Format {
             what: what.to_string(),
@@ -201,4 +206,34 @@ fn verifier_key_of(skey: &str, name: &str) -> Result<String, String> {
         name,
         &signing.verifying_key(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_generated_key_reads_back_from_its_text_with_the_same_public_half() {
+        let (signer, text) = Signer::generate("audit.example/site").unwrap();
+        assert!(text.starts_with("PRIVATE+KEY+audit.example/site+"));
+        let again = Signer::from_text(&format!("{text}\n"), "a Secret").unwrap();
+        assert_eq!(again.verifier_key(), signer.verifier_key());
+        let verifier = Verifier::from_text(signer.verifier_key(), "a file").unwrap();
+        assert_eq!(verifier.name(), "audit.example/site");
+        assert_eq!(verifier.text(), signer.verifier_key());
+    }
+
+    #[test]
+    fn a_key_in_another_form_is_refused_saying_where_it_came_from() {
+        let err = Signer::from_text("ssh-ed25519 AAAA", "Secret nodewright/audit-key").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Secret nodewright/audit-key is not a signer key in the signed-note encoding (expected PRIVATE+KEY+<name>+<id>+<base64>)"
+        );
+        let (signer, _) = Signer::generate("audit.example/site").unwrap();
+        // A verifier key is not a signer key, and the other way round.
+        assert!(Signer::from_text(signer.verifier_key(), "x").is_err());
+        assert!(Signer::generate("has space").is_err());
+    }
 }
