@@ -91,6 +91,24 @@ pub enum Error {
     Tree(String),
 }
 
+impl Error {
+    /// A short, stable label for a failure metric.
+    #[must_use]
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::KeyName { .. } | Error::Key(_) => "key",
+            Error::EntryTooLarge { .. } => "entry_too_large",
+            Error::EmptyId { .. } => "empty_id",
+            Error::Corrupt { .. } => "corrupt",
+            Error::Checkpoint { .. } => "checkpoint_mismatch",
+            Error::Locked(_) => "locked",
+            Error::NeedsRecovery(_) => "needs_recovery",
+            Error::Tree(_) => "tree",
+        }
+    }
+}
+
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error + use<> {
     let path = path.to_path_buf();
     move |source| Error::Io { op, path, source }
