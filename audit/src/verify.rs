@@ -198,8 +198,23 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<Report, VerifyError> {
             "no verifier key given: nothing to check the signatures with",
         ));
     }
-    let snapshot = Snapshot::load(dir)?;
-    check(&snapshot, opts)
+    // A directory a writer is appending to changes while it is read: tiles listed in one
+    // directory may be newer than those listed in another. When verification fails and the
+    // listing has changed since, it is read and checked again; on a directory nobody writes to
+    // (a copy), the first result stands.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let snapshot = Snapshot::load(dir)?;
+        let result = check(&snapshot, opts);
+        if result.is_ok() || attempts >= 5 {
+            return result;
+        }
+        match layout::list_tiles(dir) {
+            Ok((now, _)) if now != snapshot.tiles => continue,
+            _ => return result,
+        }
+    }
 }
 
 /// A log directory as read from disk: verification's only I/O. [`check`] decides from it.
@@ -213,26 +228,39 @@ struct Snapshot {
 }
 
 impl Snapshot {
+    /// Reads the directory. The checkpoint is read first, so that the tiles read after it hold
+    /// at least the entries it covers even while a writer appends. A writer removes a partial
+    /// tile once a wider one is durable; a tile listed and then gone is read again from a new
+    /// listing.
     fn load(dir: &Path) -> Result<Snapshot, VerifyError> {
-        let (tiles, _others) = layout::list_tiles(dir).map_err(|e| {
-            VerifyError::new(Location::Directory, format!("cannot list {}: {e}", dir.display()))
-        })?;
-        let files = tiles
-            .iter()
-            .map(|id| {
-                (
-                    *id,
-                    fs::read(id.path(dir)).map_err(|e| format!("cannot read {}: {e}", id.rel_path())),
-                )
-            })
-            .collect();
-        let path = dir.join(CHECKPOINT_FILE);
-        let checkpoint = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()));
-        Ok(Snapshot {
-            tiles,
-            files,
-            checkpoint,
-        })
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let path = dir.join(CHECKPOINT_FILE);
+            let checkpoint = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+            let (tiles, _others) = layout::list_tiles(dir).map_err(|e| {
+                VerifyError::new(Location::Directory, format!("cannot list {}: {e}", dir.display()))
+            })?;
+            let mut vanished = false;
+            let mut files = HashMap::new();
+            for id in &tiles {
+                let read = match fs::read(id.path(dir)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 10 => {
+                        vanished = true;
+                        break;
+                    }
+                    read => read.map_err(|e| format!("cannot read {}: {e}", id.rel_path())),
+                };
+                files.insert(*id, read);
+            }
+            if !vanished {
+                return Ok(Snapshot {
+                    tiles,
+                    files,
+                    checkpoint,
+                });
+            }
+        }
     }
 
     fn read(&self, id: &TileId) -> Result<&[u8], String> {

@@ -258,3 +258,28 @@ fn verify_names_a_missing_hash_tile() {
     let err = verify(dir.path(), &opts(&key)).unwrap_err();
     assert_eq!(err.location, Location::Tile("tile/0/000".to_string()), "{err}");
 }
+
+#[test]
+fn a_log_being_appended_to_verifies_at_every_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = signer();
+    let mut log = log_of(dir.path(), &key, 10);
+    let path = dir.path().to_path_buf();
+    let writer = std::thread::spawn(move || {
+        // Batches of 7 and a checkpoint after each: partial tiles are replaced all the time.
+        for start in (10..1200).step_by(7) {
+            log.append(&(start..start + 7).map(entry).collect::<Vec<_>>())
+                .unwrap();
+            log.checkpoint().unwrap();
+        }
+    });
+    let mut runs = 0;
+    while !writer.is_finished() {
+        verify(&path, &opts(&key)).unwrap_or_else(|e| panic!("verify run {runs}: {e}"));
+        runs += 1;
+    }
+    writer.join().unwrap();
+    eprintln!("{runs} verifications while the log grew");
+    assert!(runs > 0);
+    assert_eq!(verify(&path, &opts(&key)).unwrap().checkpoint_size, 1200);
+}
