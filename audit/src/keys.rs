@@ -95,6 +95,20 @@ impl Signer {
         Ok(Signer { inner, verifier })
     }
 
+    /// Reads a signer key from bytes holding its text, e.g. a Secret's value. `what` names where
+    /// they came from.
+    ///
+    /// # Errors
+    /// The bytes are not UTF-8 or not a signer key.
+    pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Signer, KeyError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| KeyError::Format {
+            what: what.to_string(),
+            expected: "signer key",
+            reason: "not UTF-8 text".to_string(),
+        })?;
+        Signer::from_text(text, what)
+    }
+
     /// Reads a signer key from a file.
     ///
     /// # Errors
@@ -217,7 +231,7 @@ mod tests {
     fn a_generated_key_reads_back_from_its_text_with_the_same_public_half() {
         let (signer, text) = Signer::generate("audit.example/site").unwrap();
         assert!(text.starts_with("PRIVATE+KEY+audit.example/site+"));
-        let again = Signer::from_text(&format!("{text}\n"), "a Secret").unwrap();
+        let again = Signer::from_bytes(format!("{text}\n").as_bytes(), "a Secret").unwrap();
         assert_eq!(again.verifier_key(), signer.verifier_key());
         let verifier = Verifier::from_text(signer.verifier_key(), "a file").unwrap();
         assert_eq!(verifier.name(), "audit.example/site");
@@ -235,5 +249,9 @@ mod tests {
         // A verifier key is not a signer key, and the other way round.
         assert!(Signer::from_text(signer.verifier_key(), "x").is_err());
         assert!(Signer::generate("has space").is_err());
+        let err = Signer::from_bytes(&[0xff, 0xfe], "Secret x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("(not UTF-8 text)"), "{err}");
     }
 }
