@@ -654,10 +654,13 @@ fn check_tiles_present(tiles: &[TileId], hashes: &Hashes, size: u64, problems: &
     let Ok(expected) = hashes.tiles(0, size) else {
         return;
     };
+    let mut widest: HashMap<(Tree, u64), u64> = HashMap::new();
+    for t in tiles {
+        let w = widest.entry((t.tree, t.n)).or_default();
+        *w = (*w).max(t.width());
+    }
     for (id, _) in expected {
-        let present = tiles
-            .iter()
-            .any(|t| t.tree == id.tree && t.n == id.n && t.width() >= id.width());
+        let present = widest.get(&(id.tree, id.n)).is_some_and(|&w| w >= id.width());
         if !present {
             problems.push(VerifyError::new(
                 Location::Tile(id.rel_path()),
