@@ -3,7 +3,8 @@
 //! The test re-runs its own binary as the writer (`child_appends_until_killed`, which does
 //! nothing unless the parent set `AUDIT_CRASH_DIR`): the child appends batches in a loop and
 //! prints `ack <id>` for every entry once `append` returned; the parent kills it after a varying
-//! number of acknowledgements, reopens the log and checks every acknowledged id is there.
+//! number of acknowledgements, reopens the log and checks every acknowledged id is there, and
+//! that sending again what was not acknowledged appends each entry once.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
@@ -15,7 +16,7 @@ use nodewright_audit::{Log, Signer, VerifyOptions, verify};
 use support::{ORIGIN, entry};
 
 #[test]
-#[ignore = "the writer half of writer_killed_mid_append_loses_nothing_it_acknowledged"]
+#[ignore = "the writer half of writer_killed_mid_append_loses_nothing_it_acknowledged_and_a_retry_appends_nothing_twice"]
 fn child_appends_until_killed() {
     let (Ok(dir), Ok(key)) = (std::env::var("AUDIT_CRASH_DIR"), std::env::var("AUDIT_CRASH_KEY")) else {
         return;
@@ -39,7 +40,7 @@ fn child_appends_until_killed() {
 }
 
 #[test]
-fn writer_killed_mid_append_loses_nothing_it_acknowledged() {
+fn writer_killed_mid_append_loses_nothing_it_acknowledged_and_a_retry_appends_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let (signer, key_text) = Signer::generate(ORIGIN).unwrap();
     let mut acked: Vec<String> = Vec::new();
@@ -77,7 +78,7 @@ fn writer_killed_mid_append_loses_nothing_it_acknowledged() {
 
         let mut log = Log::open(dir.path(), signer.clone(), ORIGIN).unwrap();
         eprintln!(
-            "round {round}: {} acknowledged, {} in the log, recovery removed {:?}",
+            "round {round}: {} acknowledged, {} in the log after the kill, recovery removed {:?}",
             acked.len(),
             log.size(),
             log.discarded()
@@ -89,6 +90,23 @@ fn writer_killed_mid_append_loses_nothing_it_acknowledged() {
             );
         }
         assert!(log.size() >= acked.len() as u64);
+        // The sender retries what it has no acknowledgement for (the batch in flight and the one
+        // after): what the killed writer already made durable is recognised, nothing twice.
+        let last: u64 = acked
+            .last()
+            .unwrap()
+            .trim_start_matches("audit-id-")
+            .parse()
+            .unwrap();
+        let retry: Vec<_> = (last + 1..last + 1 + 74).map(entry).collect();
+        let results = log.append(&retry).unwrap();
+        let already = results.iter().filter(|r| r.duplicate).count() as u64;
+        assert_eq!(
+            log.size(),
+            last + 1 + 74,
+            "round {round}: {already} of the retried entries were there"
+        );
+        acked.extend(retry.into_iter().map(|e| e.id));
         let cp = log.checkpoint().unwrap();
         let report = verify(
             dir.path(),
