@@ -61,8 +61,9 @@ pub struct WorkflowRef {
 
 /// One record of the trail, stored as one leaf of the log.
 ///
-/// Its leaf bytes are its canonical JSON: `serde_json` with the fields in the order below, and no
-/// optional field (an `Option` that is `None`, an empty list, a `null` detail) written when absent.
+/// Its leaf bytes are its canonical JSON: `serde_json` with the fields in the order below, no
+/// optional field (an `Option` that is `None`, an empty list, a `null` detail) written when absent,
+/// and the keys of objects inside `detail` and the changes' values sorted.
 /// Reading accepts the absent fields back as `None`, empty and `Null`, so an entry read from the
 /// log encodes to the same bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,7 +108,23 @@ impl Entry {
     /// Fails only if a `detail` or change value cannot be encoded (a map with non-string keys
     /// cannot occur in a `serde_json::Value`, so in practice never).
     pub fn to_leaf(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
+        if !self
+            .changes
+            .iter()
+            .any(|c| c.old.as_ref().is_some_and(has_object) || c.new.as_ref().is_some_and(has_object))
+            && !has_object(&self.detail)
+        {
+            return serde_json::to_vec(self);
+        }
+        // Object keys sorted whatever `serde_json`'s map keeps (insertion order when a dependency
+        // turns on its `preserve_order` feature), so that every build writes the same bytes.
+        let mut canonical = self.clone();
+        for change in &mut canonical.changes {
+            change.old = change.old.as_ref().map(sorted);
+            change.new = change.new.as_ref().map(sorted);
+        }
+        canonical.detail = sorted(&self.detail);
+        serde_json::to_vec(&canonical)
     }
 
     /// Decodes an entry from its leaf bytes, requiring them to be canonical (re-encoding gives the
@@ -125,5 +142,103 @@ impl Entry {
             );
         }
         Ok(entry)
+    }
+}
+
+fn has_object(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(_) => true,
+        serde_json::Value::Array(items) => items.iter().any(has_object),
+        _ => false,
+    }
+}
+
+/// A copy of `value` whose objects have their keys in sorted order.
+fn sorted(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            serde_json::Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
+        }
+        serde_json::Value::Array(items) => serde_json::Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn step() -> Entry {
+        Entry {
+            kind: EntryKind::Step,
+            time: "2026-12-07T18:00:00Z".to_string(),
+            id: "upgrade-7f3a/node-2/drbd-adjust/1".to_string(),
+            user: None,
+            groups: Vec::new(),
+            verb: None,
+            object: None,
+            changes: Vec::new(),
+            workflow: Some(WorkflowRef {
+                kind: "StorageUpgrade".to_string(),
+                name: "site-a".to_string(),
+                uid: "7f3a".to_string(),
+                state: None,
+            }),
+            caused_by: vec!["7f3a/12".to_string()],
+            detail: serde_json::json!({ "exit": 0 }),
+        }
+    }
+
+    #[test]
+    fn an_entry_is_written_with_its_fields_in_order_and_absent_ones_left_out() {
+        let leaf = String::from_utf8(step().to_leaf().unwrap()).unwrap();
+        assert_eq!(
+            leaf,
+            r#"{"kind":"step","time":"2026-12-07T18:00:00Z","id":"upgrade-7f3a/node-2/drbd-adjust/1","workflow":{"kind":"StorageUpgrade","name":"site-a","uid":"7f3a"},"caused_by":["7f3a/12"],"detail":{"exit":0}}"#
+        );
+        assert_eq!(Entry::from_leaf(leaf.as_bytes()).unwrap(), step());
+    }
+
+    #[test]
+    fn object_keys_inside_values_are_written_sorted() {
+        let mut entry = step();
+        entry.detail = serde_json::json!({ "zeta": 1, "alpha": { "y": [ { "b": 1, "a": 2 } ], "x": 0 } });
+        let leaf = String::from_utf8(entry.to_leaf().unwrap()).unwrap();
+        assert!(
+            leaf.ends_with(r#""detail":{"alpha":{"x":0,"y":[{"a":2,"b":1}]},"zeta":1}}"#),
+            "{leaf}"
+        );
+        assert_eq!(Entry::from_leaf(leaf.as_bytes()).unwrap(), entry);
+    }
+
+    #[test]
+    fn a_leaf_that_is_not_canonical_is_refused() {
+        let spaced = r#"{"kind": "step","time":"t","id":"x"}"#;
+        assert!(
+            Entry::from_leaf(spaced.as_bytes())
+                .unwrap_err()
+                .contains("canonical")
+        );
+        let null_written = r#"{"kind":"step","time":"t","id":"x","user":null}"#;
+        assert!(
+            Entry::from_leaf(null_written.as_bytes())
+                .unwrap_err()
+                .contains("canonical")
+        );
+        let unsorted = r#"{"kind":"step","time":"t","id":"x","detail":{"b":1,"a":2}}"#;
+        assert!(
+            Entry::from_leaf(unsorted.as_bytes())
+                .unwrap_err()
+                .contains("canonical")
+        );
+        let unknown_kind = r#"{"kind":"rumour","time":"t","id":"x"}"#;
+        assert!(
+            Entry::from_leaf(unknown_kind.as_bytes())
+                .unwrap_err()
+                .starts_with("not an entry")
+        );
     }
 }

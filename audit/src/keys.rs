@@ -78,7 +78,12 @@ impl Signer {
         let inner = signed_note::StandardSigner::new(text.trim()).map_err(|e| KeyError::Format {
             what: what.to_string(),
             expected: "signer key",
-            reason: e.to_string(),
+            reason: match e {
+                signed_note::SignerError::Format => "expected PRIVATE+KEY+<name>+<id>+<base64>",
+                signed_note::SignerError::Alg => "not an Ed25519 key",
+                signed_note::SignerError::Id => "its id does not match its name and key",
+            }
+            .to_string(),
         })?;
         let format = |reason: String| KeyError::Format {
             what: what.to_string(),
@@ -88,6 +93,20 @@ impl Signer {
         let verifier_key = verifier_key_of(text.trim(), inner.name()).map_err(format)?;
         let verifier = Verifier::from_text(&verifier_key, what)?;
         Ok(Signer { inner, verifier })
+    }
+
+    /// Reads a signer key from bytes holding its text, e.g. a Secret's value. `what` names where
+    /// they came from.
+    ///
+    /// # Errors
+    /// The bytes are not UTF-8 or not a signer key.
+    pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Signer, KeyError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| KeyError::Format {
+            what: what.to_string(),
+            expected: "signer key",
+            reason: "not UTF-8 text".to_string(),
+        })?;
+        Signer::from_text(text, what)
     }
 
     /// Reads a signer key from a file.
@@ -188,7 +207,7 @@ impl Verifier {
 /// checked the algorithm byte, the seed's length and the key id).
 fn verifier_key_of(skey: &str, name: &str) -> Result<String, String> {
     use base64::Engine as _;
-    let key64 = skey.rsplit('+').next().unwrap_or_default();
+    let key64 = skey.splitn(5, '+').nth(4).unwrap_or_default();
     let key = base64::engine::general_purpose::STANDARD
         .decode(key64)
         .map_err(|e| format!("key bytes: {e}"))?;
@@ -201,4 +220,38 @@ fn verifier_key_of(skey: &str, name: &str) -> Result<String, String> {
         name,
         &signing.verifying_key(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_generated_key_reads_back_from_its_text_with_the_same_public_half() {
+        let (signer, text) = Signer::generate("audit.example/site").unwrap();
+        assert!(text.starts_with("PRIVATE+KEY+audit.example/site+"));
+        let again = Signer::from_bytes(format!("{text}\n").as_bytes(), "a Secret").unwrap();
+        assert_eq!(again.verifier_key(), signer.verifier_key());
+        let verifier = Verifier::from_text(signer.verifier_key(), "a file").unwrap();
+        assert_eq!(verifier.name(), "audit.example/site");
+        assert_eq!(verifier.text(), signer.verifier_key());
+    }
+
+    #[test]
+    fn a_key_in_another_form_is_refused_saying_where_it_came_from() {
+        let err = Signer::from_text("ssh-ed25519 AAAA", "Secret nodewright/audit-key").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Secret nodewright/audit-key is not a signer key in the signed-note encoding (expected PRIVATE+KEY+<name>+<id>+<base64>)"
+        );
+        let (signer, _) = Signer::generate("audit.example/site").unwrap();
+        // A verifier key is not a signer key, and the other way round.
+        assert!(Signer::from_text(signer.verifier_key(), "x").is_err());
+        assert!(Signer::generate("has space").is_err());
+        let err = Signer::from_bytes(&[0xff, 0xfe], "Secret x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("(not UTF-8 text)"), "{err}");
+    }
 }

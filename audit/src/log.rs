@@ -15,6 +15,9 @@ use crate::{MAX_ENTRY_BYTES, TILE_WIDTH};
 /// The name of the checkpoint file in a log directory.
 pub(crate) const CHECKPOINT_FILE: &str = "checkpoint";
 
+/// The file a writer holds an exclusive lock on.
+const LOCK_FILE: &str = "lock";
+
 /// Why the log could not be opened, appended to, or read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -77,9 +80,33 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// Another process has the log open for writing.
+    #[error("log {0}: another writer has it open (the lock on its `lock` file is held)")]
+    Locked(PathBuf),
+    /// An earlier append failed to write; the files may hold part of it.
+    #[error("log {0}: an earlier append failed part-way; open the log again to recover it before appending")]
+    NeedsRecovery(PathBuf),
     /// The tree library refused an operation (a bug if it happens).
     #[error("tree computation failed: {0}")]
     Tree(String),
+}
+
+impl Error {
+    /// A short, stable label for a failure metric.
+    #[must_use]
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::KeyName { .. } | Error::Key(_) => "key",
+            Error::EntryTooLarge { .. } => "entry_too_large",
+            Error::EmptyId { .. } => "empty_id",
+            Error::Corrupt { .. } => "corrupt",
+            Error::Checkpoint { .. } => "checkpoint_mismatch",
+            Error::Locked(_) => "locked",
+            Error::NeedsRecovery(_) => "needs_recovery",
+            Error::Tree(_) => "tree",
+        }
+    }
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error + use<> {
@@ -177,6 +204,10 @@ pub struct Log {
     /// The leaves of the last, incomplete entry bundle.
     tail: Vec<Vec<u8>>,
     discarded: Vec<String>,
+    /// Set when a write failed part-way: the files may be ahead of the memory state.
+    poisoned: bool,
+    /// Held for the life of the writer: one writer per directory.
+    _lock: File,
 }
 
 impl Log {
@@ -200,12 +231,29 @@ impl Log {
             });
         }
         fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("opening", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked(dir.to_path_buf())),
+            Err(fs::TryLockError::Error(e)) => return Err(io("locking", &lock_path)(e)),
+        }
         let (tiles, others) = layout::list_tiles(dir).map_err(io("listing", dir))?;
         let mut discarded = Vec::new();
+        // Temporary files of a write that did not finish (`.<name>.tmp`); anything else that is
+        // not a tile is left alone.
         for other in others {
-            let path = dir.join(&other);
-            fs::remove_file(&path).map_err(io("removing", &path))?;
-            discarded.push(other);
+            let name = other.rsplit('/').next().unwrap_or_default();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let path = dir.join(&other);
+                fs::remove_file(&path).map_err(io("removing", &path))?;
+                discarded.push(other);
+            }
         }
         let leaves = read_prefix(dir, &tiles)?;
         let mut log = Log {
@@ -217,6 +265,8 @@ impl Log {
             ids: HashMap::new(),
             tail: Vec::new(),
             discarded,
+            poisoned: false,
+            _lock: lock,
         };
         for leaf in leaves {
             let index = log.size;
@@ -266,13 +316,16 @@ impl Log {
     /// appended again: its result says `duplicate` and the index of the entry already there.
     ///
     /// The batch is checked first (every entry has an id and fits in a bundle); if one does not,
-    /// nothing is appended. If writing fails, nothing of the batch is acknowledged and the
-    /// in-memory state is rolled back; the files may hold part of the batch, which the next
-    /// `open` or append settles.
+    /// nothing is appended. If writing fails, nothing of the batch is acknowledged; the files may
+    /// hold part of it, so every later `append` and `checkpoint` fails with
+    /// [`Error::NeedsRecovery`] until the log is opened again (which recovers it).
     ///
     /// # Errors
     /// An entry has an empty id or is larger than [`MAX_ENTRY_BYTES`]; a write fails.
     pub fn append(&mut self, entries: &[Entry]) -> Result<Vec<Appended>, Error> {
+        if self.poisoned {
+            return Err(Error::NeedsRecovery(self.dir.clone()));
+        }
         let mut leaves = Vec::with_capacity(entries.len());
         for entry in entries {
             if entry.id.is_empty() {
@@ -298,7 +351,7 @@ impl Log {
         let old_tail = self.tail.clone();
         let mut results = Vec::with_capacity(entries.len());
         let mut new_ids = Vec::new();
-        let mut bundles: Vec<(TileId, Vec<u8>)> = Vec::new();
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         let mut pending = std::mem::take(&mut self.tail);
         let outcome = (|| -> Result<(), Error> {
             for (entry, leaf) in entries.iter().zip(leaves) {
@@ -325,7 +378,10 @@ impl Log {
                         n: index / TILE_WIDTH,
                         w: None,
                     };
-                    bundles.push((id, layout::encode_bundle(pending.iter().map(Vec::as_slice))));
+                    files.push((
+                        id.rel_path(),
+                        layout::encode_bundle(pending.iter().map(Vec::as_slice)),
+                    ));
                     pending.clear();
                 }
             }
@@ -338,12 +394,11 @@ impl Log {
                     n: self.size / TILE_WIDTH,
                     w: u32::try_from(pending.len()).ok(),
                 };
-                bundles.push((id, layout::encode_bundle(pending.iter().map(Vec::as_slice))));
+                files.push((
+                    id.rel_path(),
+                    layout::encode_bundle(pending.iter().map(Vec::as_slice)),
+                ));
             }
-            let mut files: Vec<(String, Vec<u8>)> = bundles
-                .iter()
-                .map(|(id, data)| (id.rel_path(), data.clone()))
-                .collect();
             files.extend(
                 self.hashes
                     .tiles(old_size, self.size)?
@@ -368,6 +423,9 @@ impl Log {
                 self.size = old_size;
                 self.hashes.truncate(old_size);
                 self.tail = old_tail;
+                // The files may now hold part of this batch (e.g. a wider partial bundle than
+                // the next append would write): only `open`'s recovery may continue from here.
+                self.poisoned = true;
                 Err(e)
             }
         }
@@ -379,6 +437,9 @@ impl Log {
     /// # Errors
     /// Signing or writing fails.
     pub fn checkpoint(&mut self) -> Result<Checkpoint, Error> {
+        if self.poisoned {
+            return Err(Error::NeedsRecovery(self.dir.clone()));
+        }
         let root = self.hashes.root(self.size)?;
         let text = tlog_tiles::Checkpoint::new(&self.origin, self.size, root, "")
             .map_err(|e| Error::Tree(format!("checkpoint: {e}")))?
@@ -590,8 +651,13 @@ fn read_prefix(dir: &Path, tiles: &[TileId]) -> Result<Vec<Vec<u8>>, Error> {
 /// Writes each `(relative path, bytes)` durably: to a temporary file in the same directory,
 /// fsync'd, renamed into place; then every directory touched is fsync'd (and the parents of
 /// directories created). Only when this returns are the files guaranteed to survive a crash.
+///
+/// The fsyncs of one step run concurrently, so that the file system can commit them together:
+/// which of the files reach the disk first does not matter, since nothing is acknowledged before
+/// all have, and recovery keeps only a contiguous run of entries.
 pub(crate) fn write_durably(dir: &Path, files: &[(impl AsRef<str>, Vec<u8>)]) -> Result<(), Error> {
     let mut dirs = BTreeSet::new();
+    let mut written = Vec::with_capacity(files.len());
     for (rel, bytes) in files {
         let path = dir.join(rel.as_ref());
         let parent = path.parent().unwrap_or(dir).to_path_buf();
@@ -615,15 +681,50 @@ pub(crate) fn write_durably(dir: &Path, files: &[(impl AsRef<str>, Vec<u8>)]) ->
         let tmp = parent.join(format!(".{name}.tmp"));
         let mut file = File::create(&tmp).map_err(io("creating", &tmp))?;
         file.write_all(bytes).map_err(io("writing", &tmp))?;
-        file.sync_all().map_err(io("syncing", &tmp))?;
-        drop(file);
-        fs::rename(&tmp, &path).map_err(io("renaming into place", &path))?;
+        written.push((tmp, path, file));
         dirs.insert(parent);
     }
-    for d in dirs {
-        File::open(&d)
-            .and_then(|f| f.sync_all())
-            .map_err(io("syncing directory", &d))?;
+    sync_concurrently(written.iter().map(|(tmp, _, file)| (tmp.as_path(), file)))?;
+    for (tmp, path, file) in written {
+        drop(file);
+        fs::rename(&tmp, &path).map_err(io("renaming into place", &path))?;
+    }
+    let opened = dirs
+        .into_iter()
+        .map(|d| {
+            File::open(&d)
+                .map(|f| (d.clone(), f))
+                .map_err(io("opening directory", &d))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    sync_concurrently(opened.iter().map(|(d, f)| (d.as_path(), f)))
+}
+
+/// `fsync`s the files, up to eight at a time on their own threads.
+fn sync_concurrently<'a>(files: impl Iterator<Item = (&'a Path, &'a File)>) -> Result<(), Error> {
+    let files: Vec<_> = files.collect();
+    if let [(path, file)] = files.as_slice() {
+        return file.sync_all().map_err(io("syncing", path));
+    }
+    for chunk in files.chunks(8) {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = chunk
+                .iter()
+                .map(|(path, file)| (path, scope.spawn(|| file.sync_all())))
+                .collect();
+            for (path, thread) in running {
+                match thread.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(io("syncing", path)(e)),
+                    Err(_) => {
+                        return Err(io("syncing", path)(std::io::Error::other(
+                            "the syncing thread panicked",
+                        )));
+                    }
+                }
+            }
+            Ok(())
+        })?;
     }
     Ok(())
 }

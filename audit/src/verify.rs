@@ -198,8 +198,83 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<Report, VerifyError> {
             "no verifier key given: nothing to check the signatures with",
         ));
     }
-    let (tiles, _others) = layout::list_tiles(dir)
-        .map_err(|e| VerifyError::new(Location::Directory, format!("cannot list {}: {e}", dir.display())))?;
+    // A directory a writer is appending to changes while it is read: tiles listed in one
+    // directory may be newer than those listed in another. When verification fails and the
+    // listing has changed since, it is read and checked again; on a directory nobody writes to
+    // (a copy), the first result stands.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let snapshot = Snapshot::load(dir)?;
+        let result = check(&snapshot, opts);
+        if result.is_ok() || attempts >= 5 {
+            return result;
+        }
+        match layout::list_tiles(dir) {
+            Ok((now, _)) if now != snapshot.tiles => continue,
+            _ => return result,
+        }
+    }
+}
+
+/// A log directory as read from disk: verification's only I/O. [`check`] decides from it.
+struct Snapshot {
+    /// Every tile file, sorted.
+    tiles: Vec<TileId>,
+    /// Each tile file's bytes, or why it could not be read.
+    files: HashMap<TileId, Result<Vec<u8>, String>>,
+    /// The `checkpoint` file's bytes, or why it could not be read.
+    checkpoint: Result<Vec<u8>, String>,
+}
+
+impl Snapshot {
+    /// Reads the directory. The checkpoint is read first, so that the tiles read after it hold
+    /// at least the entries it covers even while a writer appends. A writer removes a partial
+    /// tile once a wider one is durable; a tile listed and then gone is read again from a new
+    /// listing.
+    fn load(dir: &Path) -> Result<Snapshot, VerifyError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let path = dir.join(CHECKPOINT_FILE);
+            let checkpoint = fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+            let (tiles, _others) = layout::list_tiles(dir).map_err(|e| {
+                VerifyError::new(Location::Directory, format!("cannot list {}: {e}", dir.display()))
+            })?;
+            let mut vanished = false;
+            let mut files = HashMap::new();
+            for id in &tiles {
+                let read = match fs::read(id.path(dir)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 10 => {
+                        vanished = true;
+                        break;
+                    }
+                    read => read.map_err(|e| format!("cannot read {}: {e}", id.rel_path())),
+                };
+                files.insert(*id, read);
+            }
+            if !vanished {
+                return Ok(Snapshot {
+                    tiles,
+                    files,
+                    checkpoint,
+                });
+            }
+        }
+    }
+
+    fn read(&self, id: &TileId) -> Result<&[u8], String> {
+        match self.files.get(id) {
+            Some(Ok(bytes)) => Ok(bytes),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(format!("{} is not there", id.rel_path())),
+        }
+    }
+}
+
+/// Verification proper, decided from what was read.
+fn check(snapshot: &Snapshot, opts: &VerifyOptions) -> Result<Report, VerifyError> {
+    let tiles = &snapshot.tiles;
     let mut problems: Vec<VerifyError> = Vec::new();
 
     // The checkpoints first: their sizes say which entries must be there.
@@ -207,16 +282,13 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<Report, VerifyError> {
         .checkpoint
         .as_ref()
         .map(|text| parse_note(text.as_bytes(), &opts.verifiers, &Location::TrustedCheckpoint));
-    let current = match fs::read(dir.join(CHECKPOINT_FILE)) {
-        Ok(bytes) => parse_note(&bytes, &opts.verifiers, &Location::Checkpoint),
-        Err(e) => Err(VerifyError::new(
-            Location::Checkpoint,
-            format!("cannot read {}: {e}", dir.join(CHECKPOINT_FILE).display()),
-        )),
+    let current = match &snapshot.checkpoint {
+        Ok(bytes) => parse_note(bytes, &opts.verifiers, &Location::Checkpoint),
+        Err(e) => Err(VerifyError::new(Location::Checkpoint, e.clone())),
     };
 
     // Entries: the run of bundles from index 0.
-    let (leaves, bundle_problem) = read_leaves(dir, &tiles);
+    let (leaves, bundle_problem) = read_leaves(snapshot);
     problems.extend(bundle_problem);
     let mut ids: HashMap<String, u64> = HashMap::new();
     for (i, leaf) in leaves.iter().enumerate() {
@@ -246,10 +318,13 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<Report, VerifyError> {
     }
 
     // Hash tiles against the entries.
-    let hash_tiles = check_hash_tiles(dir, &tiles, &hashes, size, &mut problems);
+    let hash_tiles = check_hash_tiles(snapshot, &hashes, size, &mut problems);
+
+    // Every hash tile of the tree must be there (a wider partial stands for a narrower one).
+    check_tiles_present(tiles, &hashes, size, &mut problems);
 
     // Partial bundles left beside the run must agree with it.
-    check_other_bundles(dir, &tiles, &leaves, &mut problems);
+    check_other_bundles(snapshot, &leaves, &mut problems);
 
     let trusted = match trusted {
         Some(Ok(t)) => Some(t),
@@ -273,20 +348,24 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Result<Report, VerifyError> {
                 "the log's first {} entries do not hash to the trusted root {}: history before entry {} was rewritten", t.size, t.root, t.size)));
         }
     }
+    // A trusted checkpoint that the entries match vouches for its entries: a bad signature on the
+    // current checkpoint then leaves exactly the entries after it unvouched for.
+    let vouched = trusted
+        .as_ref()
+        .filter(|t| t.size <= size && hashes.root(t.size).ok() == Some(t.root))
+        .map(|t| t.size);
     let report = match current {
-        Err(mut e) => {
-            if let Some(t) = &trusted {
-                if e.location == Location::Checkpoint && e.what.starts_with("not signed by a trusted key") {
-                    // What the trusted checkpoint vouches for is intact; what follows is not vouched for.
-                    e = VerifyError::new(
-                        Location::Entry(t.size),
-                        format!(
-                            "entries from {} on are covered only by a checkpoint that is {}",
-                            t.size, e.what
-                        ),
-                    );
-                }
-            }
+        Err(e) => {
+            let e = match vouched {
+                Some(t) if e.what.starts_with("not signed by a trusted key") => VerifyError::new(
+                    Location::Entry(t),
+                    format!(
+                        "entries from {t} on are covered only by a checkpoint that is {}",
+                        e.what
+                    ),
+                ),
+                _ => e,
+            };
             problems.push(e);
             None
         }
@@ -399,24 +478,15 @@ fn check_current(
 }
 
 /// The leaves of the run of entry bundles from index 0, and the first problem in them.
-fn read_leaves(dir: &Path, tiles: &[TileId]) -> (Vec<Vec<u8>>, Option<VerifyError>) {
+fn read_leaves(snapshot: &Snapshot) -> (Vec<Vec<u8>>, Option<VerifyError>) {
     let mut leaves = Vec::new();
-    for id in crate::log::bundle_run(tiles) {
+    for id in crate::log::bundle_run(&snapshot.tiles) {
         let start = id.n * TILE_WIDTH;
-        let path = id.path(dir);
-        let bytes = match fs::read(&path) {
+        let bytes = match snapshot.read(&id) {
             Ok(bytes) => bytes,
-            Err(e) => {
-                return (
-                    leaves,
-                    Some(VerifyError::new(
-                        Location::Entry(start),
-                        format!("cannot read {}: {e}", id.rel_path()),
-                    )),
-                );
-            }
+            Err(e) => return (leaves, Some(VerifyError::new(Location::Entry(start), e))),
         };
-        match layout::decode_bundle(&bytes) {
+        match layout::decode_bundle(bytes) {
             Ok(bundle) => {
                 let count = bundle.len() as u64;
                 leaves.extend(bundle);
@@ -454,14 +524,13 @@ fn read_leaves(dir: &Path, tiles: &[TileId]) -> (Vec<Vec<u8>>, Option<VerifyErro
 /// names the entry; one in a higher tile (whose level-0 tiles match) names the tile. Returns how
 /// many tiles were compared.
 fn check_hash_tiles(
-    dir: &Path,
-    tiles: &[TileId],
+    snapshot: &Snapshot,
     hashes: &Hashes,
     size: u64,
     problems: &mut Vec<VerifyError>,
 ) -> usize {
     let mut by_level: BTreeMap<u8, Vec<TileId>> = BTreeMap::new();
-    for id in tiles {
+    for id in &snapshot.tiles {
         if let Tree::Level(l) = id.tree {
             by_level.entry(l).or_default().push(*id);
         }
@@ -471,14 +540,10 @@ fn check_hash_tiles(
         let mut level_problem: Option<VerifyError> = None;
         for id in ids {
             checked += 1;
-            let path = id.path(dir);
-            let data = match fs::read(&path) {
+            let data = match snapshot.read(&id) {
                 Ok(data) => data,
                 Err(e) => {
-                    problems.push(VerifyError::new(
-                        Location::Tile(id.rel_path()),
-                        format!("cannot read: {e}"),
-                    ));
+                    problems.push(VerifyError::new(Location::Tile(id.rel_path()), e));
                     continue;
                 }
             };
@@ -550,7 +615,8 @@ fn check_hash_tiles(
 
 /// Partial bundles that are not part of the run (kept after a later one was written) must hold
 /// the same entries as the run at their positions.
-fn check_other_bundles(dir: &Path, tiles: &[TileId], leaves: &[Vec<u8>], problems: &mut Vec<VerifyError>) {
+fn check_other_bundles(snapshot: &Snapshot, leaves: &[Vec<u8>], problems: &mut Vec<VerifyError>) {
+    let tiles = &snapshot.tiles;
     let run = crate::log::bundle_run(tiles);
     for id in tiles
         .iter()
@@ -560,10 +626,10 @@ fn check_other_bundles(dir: &Path, tiles: &[TileId], leaves: &[Vec<u8>], problem
         if start >= leaves.len() as u64 {
             continue; // beyond the run: written by an append that never completed
         }
-        let Ok(bytes) = fs::read(id.path(dir)) else {
+        let Ok(bytes) = snapshot.read(id) else {
             continue;
         };
-        let Ok(bundle) = layout::decode_bundle(&bytes) else {
+        let Ok(bundle) = layout::decode_bundle(bytes) else {
             problems.push(VerifyError::new(
                 Location::Entry(start),
                 format!("{} cannot be decoded", id.rel_path()),
@@ -579,6 +645,28 @@ fn check_other_bundles(dir: &Path, tiles: &[TileId], leaves: &[Vec<u8>], problem
                 ));
                 break;
             }
+        }
+    }
+}
+
+/// Every hash tile of a tree of `size` entries is on disk, full or as a partial at least as wide.
+fn check_tiles_present(tiles: &[TileId], hashes: &Hashes, size: u64, problems: &mut Vec<VerifyError>) {
+    let Ok(expected) = hashes.tiles(0, size) else {
+        return;
+    };
+    let mut widest: HashMap<(Tree, u64), u64> = HashMap::new();
+    for t in tiles {
+        let w = widest.entry((t.tree, t.n)).or_default();
+        *w = (*w).max(t.width());
+    }
+    for (id, _) in expected {
+        let present = widest.get(&(id.tree, id.n)).is_some_and(|&w| w >= id.width());
+        if !present {
+            problems.push(VerifyError::new(
+                Location::Tile(id.rel_path()),
+                format!("missing: the tree of the log's {size} entries needs it"),
+            ));
+            return;
         }
     }
 }
