@@ -173,8 +173,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let health =
-        nodewright_kit::admin::Health::new(Vec::<String>::new(), std::time::Duration::from_secs(3600));
+    // Live while the runtime turns: a timer beats. The webhook answers on the same runtime.
+    let health = nodewright_kit::admin::Health::new(Vec::<String>::new(), std::time::Duration::from_secs(60));
+    {
+        let health = health.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                health.beat();
+            }
+        });
+    }
     nodewright_kit::admin::start_admin(args.admin_addr, Arc::new(registry), health, admin_stop).await?;
     if !args.no_publish {
         let client = nodewright_kit::process::client(args.kubeconfig.as_deref()).await?;

@@ -94,3 +94,19 @@ app.kubernetes.io/name: nodewright
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: admission
 {{- end -}}
+
+{{/* The audit trail's writer: "<release>-audit". */}}
+{{- define "nodewright.audit.name" -}}
+{{- printf "%s-audit" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "nodewright.audit.selectorLabels" -}}
+app.kubernetes.io/name: nodewright
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: audit
+{{- end -}}
+
+{{- define "nodewright.audit.labels" -}}
+{{ include "nodewright.labels" . }}
+{{ include "nodewright.audit.selectorLabels" . }}
+{{- end -}}
