@@ -132,10 +132,16 @@ pub fn text(index: u64, entry: &Entry) -> String {
         EntryKind::Request => format!(" {}{object}", entry.verb.as_deref().unwrap_or("-")),
         EntryKind::Decision => {
             let wf = entry.workflow.as_ref();
+            // A status write in the same phase (new conditions, a task's progress) stays in it.
+            let entered = entry
+                .changes
+                .iter()
+                .any(|c| c.path == "/status/phase" || c.path == "/status/state");
             format!(
-                " {}/{} entered {}",
+                " {}/{} {} {}",
                 wf.map_or("-", |w| w.kind.as_str()),
                 wf.map_or("-", |w| w.name.as_str()),
+                if entered { "entered" } else { "stays in" },
                 wf.and_then(|w| w.state.as_deref()).unwrap_or("-")
             )
         }
