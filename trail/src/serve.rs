@@ -98,26 +98,39 @@ impl Metrics {
 pub struct Writer {
     log: Log,
     trail: Trail,
+    dir: std::path::PathBuf,
+}
+
+/// A trail that has observed every entry of the log in `dir`.
+fn rebuilt(scope: crate::events::Scope, dir: &Path) -> anyhow::Result<Trail> {
+    let mut trail = Trail::new(scope);
+    for item in nodewright_audit::read(dir)? {
+        let (_, entry) = item?;
+        trail.observe(&entry);
+    }
+    Ok(trail)
 }
 
 impl Writer {
-    /// A writer over an opened log, with the trail's links rebuilt from the entries already in it.
-    pub fn new(log: Log, mut trail: Trail, dir: &Path) -> anyhow::Result<Writer> {
-        for item in nodewright_audit::read(dir)? {
-            let (_, entry) = item?;
-            trail.observe(&entry);
-        }
-        Ok(Writer { log, trail })
+    /// A writer over the log opened in `dir`, with the trail's links rebuilt from the entries
+    /// already in it.
+    pub fn new(log: Log, trail: Trail, dir: &Path) -> anyhow::Result<Writer> {
+        let trail = rebuilt(trail.scope().clone(), dir)?;
+        Ok(Writer {
+            log,
+            trail,
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Appends the entries `events` yield; returns them once durable, with the new checkpoint.
-    /// On failure the trail's state is left as it was, so that the batch sent again yields the
-    /// same entries.
+    /// On failure the trail is rebuilt from what the log holds, so that the batch the API server
+    /// sends again yields what was not appended (at the cost of each object's last content:
+    /// the next change of each lists its fields with old values unknown).
     pub fn ingest(
         &mut self,
         events: &[crate::events::Event],
     ) -> anyhow::Result<(Vec<Entry>, Option<Published>)> {
-        let before = self.trail.clone();
         let entries = self.trail.ingest(events);
         if entries.is_empty() {
             return Ok((entries, None));
@@ -133,7 +146,12 @@ impl Writer {
                 Ok((entries, Some(published)))
             }
             Err(e) => {
-                self.trail = before;
+                match rebuilt(self.trail.scope().clone(), &self.dir) {
+                    Ok(trail) => self.trail = trail,
+                    Err(again) => {
+                        tracing::error!(error = %format!("{again:#}"), "cannot read the log back after a failed append");
+                    }
+                }
                 Err(e.into())
             }
         }

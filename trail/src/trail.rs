@@ -69,6 +69,11 @@ impl Trail {
         }
     }
 
+    /// What the trail keeps.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
     /// Learns the links from an entry already in the log (at start, in log order).
     pub fn observe(&mut self, entry: &Entry) {
         self.seen.insert(entry.id.clone());
