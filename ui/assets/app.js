@@ -54,6 +54,10 @@ async function getJSON(url) {
 }
 
 const main = () => document.getElementById('main');
+// Replaces the view's content; null and false children (absent sections) are left out.
+function setMain(...children) {
+  main().replaceChildren(...children.flat().filter(c => c !== null && c !== undefined && c !== false));
+}
 let rendered = 0;
 function done() {
   rendered += 1;
@@ -61,7 +65,7 @@ function done() {
 }
 
 function showError(e) {
-  main().replaceChildren(h('h1', {}, 'Error'), h('p', { role: 'alert' }, String(e.message || e)));
+  setMain(h('h1', {}, 'Error'), h('p', { role: 'alert' }, String(e.message || e)));
   done();
 }
 
@@ -100,7 +104,7 @@ function sitesSkeleton() {
     h('label', { for: 'f-site' }, 'Site'),
     h('select', { id: 'f-site', onchange: e => setSitesQuery({ site: e.target.value, page: 1 }) },
       h('option', { value: '' }, 'any')));
-  main().replaceChildren(
+  setMain(
     h('h1', {}, 'Sites'),
     h('div', { id: 'sites' }),
     h('h2', {}, 'Nodes'),
@@ -162,7 +166,7 @@ function renderSites(view) {
 function renderNode(view) {
   const n = view.node, s = n.status || {};
   const sat = s.linstorSatellite;
-  main().replaceChildren(
+  setMain(
     h('h1', {}, n.spec.nodeName, ' ', badge(view.state)),
     h('p', {}, 'EdgeNode ', n.metadata.namespace + '/' + n.metadata.name, ' · site ',
       view.site ? h('a', { href: '/sites?site=' + encodeURIComponent(view.site) }, view.site) : '—'),
@@ -228,7 +232,7 @@ function upgradeGrid(u, states) {
 }
 
 function renderWorkflows(view) {
-  main().replaceChildren(
+  setMain(
     h('h1', {}, 'Workflows'),
     h('h2', {}, 'Storage upgrades'),
     view.upgrades.length === 0 ? h('p', { class: 'empty' }, 'No StorageUpgrade.') : view.upgrades.map(u => {
@@ -262,7 +266,7 @@ function renderWorkflows(view) {
 // ---- Takeover ------------------------------------------------------------------------------
 
 function renderTakeover(sites) {
-  main().replaceChildren(
+  setMain(
     h('h1', {}, 'Takeover'),
     sites.length === 0 ? h('p', { class: 'empty' }, 'No EdgeCluster yet.') : sites.map(s => {
       const key = s.namespace + '/' + s.name;
@@ -313,7 +317,7 @@ async function refresh() {
     } else if (r.view === 'takeover') {
       renderTakeover(await getJSON('/api/takeover'));
     } else {
-      main().replaceChildren(h('h1', {}, 'Not found'), h('p', {}, 'No view at ' + location.pathname + '.'));
+      setMain(h('h1', {}, 'Not found'), h('p', {}, 'No view at ' + location.pathname + '.'));
     }
     done();
   } catch (e) {
