@@ -219,3 +219,39 @@ pub mod fixture {
         store
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn apply_replaces_delete_removes_and_reset_starts_over() {
+        let mut store = Store::default();
+        store.nodes.apply(fixture::node("site-a", 1));
+        store.nodes.apply(fixture::node("site-a", 1));
+        store.nodes.apply(fixture::node("site-a", 2));
+        assert_eq!(store.nodes.items.len(), 2);
+        store.nodes.delete(&fixture::node("site-a", 1));
+        assert!(store.nodes.get(fixture::NAMESPACE, "edge-1").is_none());
+        store.nodes.reset(vec![fixture::node("site-a", 7)]);
+        let names: Vec<_> = store.nodes.items.keys().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["edge-7"]);
+    }
+
+    #[test]
+    fn only_the_takeover_and_node_config_maps_are_kept() {
+        let cm = |name: &str| ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(keeps_config_map(&cm("nodewright-takeover")));
+        assert!(keeps_config_map(&cm("vx-rail-node-edge-1")));
+        assert!(!keeps_config_map(&cm("vx-rail-cluster-state")));
+        assert!(!keeps_config_map(&cm("kube-root-ca.crt")));
+    }
+}

@@ -505,3 +505,125 @@ pub fn takeover(store: &Store) -> Vec<TakeoverSite> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::fixture;
+
+    fn query(f: impl FnOnce(&mut NodeQuery)) -> NodeQuery {
+        let mut q = NodeQuery::default();
+        f(&mut q);
+        q
+    }
+
+    #[test]
+    fn a_node_is_counted_in_its_worst_state() {
+        let store = fixture::site(100);
+        let view = sites(&store, &NodeQuery::default()).unwrap();
+        let counts: std::collections::BTreeMap<_, _> = view.sites[0].states.iter().copied().collect();
+        // Multiples of 11 (network) take precedence over multiples of 7 (storage): 0 and 77 are both.
+        assert_eq!(counts[&NodeState::NetworkDegraded], 10);
+        assert_eq!(counts[&NodeState::StorageDegraded], 15 - 2);
+        assert_eq!(counts[&NodeState::Ready], 100 - 10 - 13);
+        assert_eq!(view.sites[0].nodes, 100);
+    }
+
+    #[test]
+    fn the_node_list_is_paged_and_the_page_is_clamped_to_the_last() {
+        let store = fixture::site(120);
+        let view = sites(&store, &query(|q| q.per = Some(50))).unwrap();
+        assert_eq!((view.nodes.total, view.nodes.pages, view.nodes.items.len()), (120, 3, 50));
+        let last = sites(&store, &query(|q| q.page = Some(9))).unwrap();
+        assert_eq!((last.nodes.page, last.nodes.items.len()), (3, 20));
+    }
+
+    #[test]
+    fn the_node_list_filters_by_state_and_name_and_sorts_either_way() {
+        let store = fixture::site(100);
+        let view = sites(
+            &store,
+            &query(|q| {
+                q.state = Some("StorageDegraded".into());
+                q.q = Some("EDGE-4".into());
+            }),
+        )
+        .unwrap();
+        let names: Vec<_> = view.nodes.items.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["edge-42", "edge-49"]);
+        let view = sites(
+            &store,
+            &query(|q| {
+                q.sort = Some("lastRun".into());
+                q.dir = Some("desc".into());
+            }),
+        )
+        .unwrap();
+        assert_eq!(view.nodes.items[0].name, "edge-99", "the latest run first");
+    }
+
+    #[test]
+    fn an_unknown_state_sort_or_direction_is_a_clear_error() {
+        let store = fixture::site(1);
+        assert_eq!(
+            sites(&store, &query(|q| q.state = Some("Sad".into()))).unwrap_err(),
+            QueryError::State("Sad".into())
+        );
+        assert_eq!(
+            sites(&store, &query(|q| q.sort = Some("age".into()))).unwrap_err(),
+            QueryError::Sort("age".into())
+        );
+        assert_eq!(
+            sites(&store, &query(|q| q.dir = Some("up".into()))).unwrap_err(),
+            QueryError::Dir("up".into())
+        );
+    }
+
+    #[test]
+    fn a_node_without_status_is_unknown_and_without_a_site_reference_joins_the_only_site_of_its_namespace() {
+        let mut store = fixture::site(0);
+        let mut node = fixture::node("site-a", 1);
+        node.status = None;
+        node.spec.cluster_ref = None;
+        store.nodes.apply(node);
+        let view = sites(&store, &NodeQuery::default()).unwrap();
+        assert_eq!(view.nodes.items[0].state, NodeState::Unknown);
+        assert_eq!(view.nodes.items[0].site.as_deref(), Some("nodewright-system/site-a"));
+        store.clusters.apply(fixture::cluster("site-b"));
+        let view = sites(&store, &NodeQuery::default()).unwrap();
+        assert_eq!(view.nodes.items[0].site, None, "two sites: which one is not guessed");
+    }
+
+    #[test]
+    fn the_takeover_shows_each_nodes_acknowledgement_against_the_generation() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let mut store = fixture::site(2);
+        let cm = |name: &str, key: &str, value: &str| ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("kube-system".into()),
+                ..Default::default()
+            },
+            data: Some([(key.to_owned(), value.to_owned())].into()),
+            ..Default::default()
+        };
+        store.config_maps.apply(cm("nodewright-takeover", "generation", "5"));
+        store.config_maps.apply(cm("vx-rail-node-edge-0", "takeover-generation", "5"));
+        store.config_maps.apply(cm("vx-rail-node-edge-1", "takeover-generation", "4"));
+        let view = takeover(&store);
+        assert_eq!(view[0].generation, Some(5));
+        let acks: Vec<_> = view[0].nodes.iter().map(|n| (n.node.as_str(), n.acknowledged, n.current)).collect();
+        assert_eq!(acks, [("edge-0", Some(5), true), ("edge-1", Some(4), false)]);
+        assert_eq!(view[0].workflows.len(), 6);
+    }
+
+    #[test]
+    fn a_missing_node_is_none_and_a_present_one_carries_its_site() {
+        let store = fixture::site(3);
+        assert!(node(&store, "nodewright-system", "edge-9").is_none());
+        let view = node(&store, "nodewright-system", "edge-2").unwrap();
+        assert_eq!(view.site.as_deref(), Some("nodewright-system/site-a"));
+    }
+}
