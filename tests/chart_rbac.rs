@@ -583,11 +583,19 @@ async fn the_uis_complete_permissions_are_reading_nodewrights_resources_and_the_
         ("get,list,watch", "nodewright.io/storageupgrades[]"),
         ("get,list,watch", "nodewright.io/migrations[]"),
     ];
-    assert_eq!(it.granted_to("ui", &it.ctx.namespace), expand(&own), "in its own namespace");
+    assert_eq!(
+        it.granted_to("ui", &it.ctx.namespace),
+        expand(&own),
+        "in its own namespace"
+    );
     assert_eq!(
         it.granted_to("ui", &it.legacy),
         expand(&[("get,list,watch", "/configmaps[]")]),
         "in the legacy namespace"
     );
-    assert_eq!(it.granted_to("ui", &it.other), BTreeSet::new(), "in any other namespace");
+    assert_eq!(
+        it.granted_to("ui", &it.other),
+        BTreeSet::new(),
+        "in any other namespace"
+    );
 }

@@ -167,8 +167,8 @@ pub mod fixture {
     /// a degraded network, the others are ready.
     pub fn node(cluster: &str, i: usize) -> EdgeNode {
         let name = format!("edge-{i}");
-        let network = i % 11 == 0;
-        let storage = i % 7 == 0;
+        let network = i.is_multiple_of(11);
+        let storage = i.is_multiple_of(7);
         let at = 1_780_000_000 + i as i64;
         EdgeNode {
             metadata: ObjectMeta {

@@ -8,8 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use nodewright_api::common::condition_type;
 use nodewright_api::storageupgrade::UpgradeState;
-use nodewright_parsers::contract::takeover_key;
 use nodewright_api::{EdgeCluster, EdgeNode, Migration, StorageUpgrade, WorkflowMode};
+use nodewright_parsers::contract::takeover_key;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Key, Store};
@@ -195,7 +195,9 @@ pub struct SitesView {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum QueryError {
     /// An unknown `state`.
-    #[error("state {0:?} is not one of NetworkDegraded, StorageDegraded, NotReady, Stale, Upgrading, Ready, Unknown")]
+    #[error(
+        "state {0:?} is not one of NetworkDegraded, StorageDegraded, NotReady, Stale, Upgrading, Ready, Unknown"
+    )]
     State(String),
     /// An unknown `sort`.
     #[error("sort {0:?} is not one of name, state, site, lastRun")]
@@ -234,7 +236,9 @@ fn node_row(store: &Store, node: &EdgeNode) -> NodeRow {
         state: node_state(node),
         network: reason(conditions, condition_type::NETWORK_DEGRADED),
         storage: reason(conditions, condition_type::STORAGE_DEGRADED),
-        last_run: status.and_then(|s| s.last_legacy_run.as_ref()).map(|r| r.time.clone()),
+        last_run: status
+            .and_then(|s| s.last_legacy_run.as_ref())
+            .map(|r| r.time.clone()),
     }
 }
 
@@ -535,7 +539,10 @@ mod tests {
     fn the_node_list_is_paged_and_the_page_is_clamped_to_the_last() {
         let store = fixture::site(120);
         let view = sites(&store, &query(|q| q.per = Some(50))).unwrap();
-        assert_eq!((view.nodes.total, view.nodes.pages, view.nodes.items.len()), (120, 3, 50));
+        assert_eq!(
+            (view.nodes.total, view.nodes.pages, view.nodes.items.len()),
+            (120, 3, 50)
+        );
         let last = sites(&store, &query(|q| q.page = Some(9))).unwrap();
         assert_eq!((last.nodes.page, last.nodes.items.len()), (3, 20));
     }
@@ -590,10 +597,16 @@ mod tests {
         store.nodes.apply(node);
         let view = sites(&store, &NodeQuery::default()).unwrap();
         assert_eq!(view.nodes.items[0].state, NodeState::Unknown);
-        assert_eq!(view.nodes.items[0].site.as_deref(), Some("nodewright-system/site-a"));
+        assert_eq!(
+            view.nodes.items[0].site.as_deref(),
+            Some("nodewright-system/site-a")
+        );
         store.clusters.apply(fixture::cluster("site-b"));
         let view = sites(&store, &NodeQuery::default()).unwrap();
-        assert_eq!(view.nodes.items[0].site, None, "two sites: which one is not guessed");
+        assert_eq!(
+            view.nodes.items[0].site, None,
+            "two sites: which one is not guessed"
+        );
     }
 
     #[test]
@@ -609,12 +622,22 @@ mod tests {
             data: Some([(key.to_owned(), value.to_owned())].into()),
             ..Default::default()
         };
-        store.config_maps.apply(cm("nodewright-takeover", "generation", "5"));
-        store.config_maps.apply(cm("vx-rail-node-edge-0", "takeover-generation", "5"));
-        store.config_maps.apply(cm("vx-rail-node-edge-1", "takeover-generation", "4"));
+        store
+            .config_maps
+            .apply(cm("nodewright-takeover", "generation", "5"));
+        store
+            .config_maps
+            .apply(cm("vx-rail-node-edge-0", "takeover-generation", "5"));
+        store
+            .config_maps
+            .apply(cm("vx-rail-node-edge-1", "takeover-generation", "4"));
         let view = takeover(&store);
         assert_eq!(view[0].generation, Some(5));
-        let acks: Vec<_> = view[0].nodes.iter().map(|n| (n.node.as_str(), n.acknowledged, n.current)).collect();
+        let acks: Vec<_> = view[0]
+            .nodes
+            .iter()
+            .map(|n| (n.node.as_str(), n.acknowledged, n.current))
+            .collect();
         assert_eq!(acks, [("edge-0", Some(5), true), ("edge-1", Some(4), false)]);
         assert_eq!(view[0].workflows.len(), 6);
     }

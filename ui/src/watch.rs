@@ -75,9 +75,7 @@ async fn run<K>(
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let mut stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
     let mut relist: Vec<K> = Vec::new();
     let mut synced = false;
     while let Some(event) = stream.next().await {

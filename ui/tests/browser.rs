@@ -61,7 +61,10 @@ impl Browser {
                     break (port.trim().to_owned(), path.trim().to_owned());
                 }
             }
-            assert!(Instant::now() < deadline, "chromium did not start its DevTools server");
+            assert!(
+                Instant::now() < deadline,
+                "chromium did not start its DevTools server"
+            );
             std::thread::sleep(Duration::from_millis(100));
         };
         let stream = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
@@ -120,15 +123,13 @@ impl Browser {
             Some("Runtime.exceptionThrown") => self
                 .errors
                 .push(format!("exception: {}", v["params"]["exceptionDetails"])),
-            Some("Runtime.consoleAPICalled") if v["params"]["type"] == "error" => {
-                self.errors.push(format!("console.error: {}", v["params"]["args"]))
-            }
-            Some("Log.entryAdded") if v["params"]["entry"]["level"] == "error" => self.errors.push(
-                format!(
-                    "{}: {}",
-                    v["params"]["entry"]["url"], v["params"]["entry"]["text"]
-                ),
-            ),
+            Some("Runtime.consoleAPICalled") if v["params"]["type"] == "error" => self
+                .errors
+                .push(format!("console.error: {}", v["params"]["args"])),
+            Some("Log.entryAdded") if v["params"]["entry"]["level"] == "error" => self.errors.push(format!(
+                "{}: {}",
+                v["params"]["entry"]["url"], v["params"]["entry"]["text"]
+            )),
             _ => {}
         }
     }
@@ -417,7 +418,16 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
     // Sites: the roll-up and the node list.
     b.open(&format!("{base}/sites"));
     let text = b.text();
-    for want in ["site-a", "MultiNode", "NodesDegraded", "edge-1", "edge-3", "StorageDegraded", "DiskFailed", "3 nodes match"] {
+    for want in [
+        "site-a",
+        "MultiNode",
+        "NodesDegraded",
+        "edge-1",
+        "edge-3",
+        "StorageDegraded",
+        "DiskFailed",
+        "3 nodes match",
+    ] {
         assert!(text.contains(want), "the Sites view lacks {want:?}:\n{text}");
     }
     b.screenshot("sites");
@@ -437,21 +447,33 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
     // Live: a status change shows without reloading.
     b.open(&format!("{base}/sites"));
     b.eval("window.notReloaded = true");
-    b.wait_for("the change stream", "document.getElementById('live').textContent === 'live'", Duration::from_secs(5));
+    b.wait_for(
+        "the change stream",
+        "document.getElementById('live').textContent === 'live'",
+        Duration::from_secs(5),
+    );
     let patch = format!(
         "apiVersion: nodewright.io/v1alpha1\nkind: EdgeNode\nmetadata: {{name: edge-2, namespace: {}}}\nspec: {{nodeName: edge-2, clusterRef: {{name: site-a}}}}\nstatus:\n  conditions:\n  - {{type: Ready, status: \"False\", reason: Observed, message: \"\", lastTransitionTime: \"{}\"}}\n  - {{type: NetworkDegraded, status: \"True\", reason: BondDown, message: \"bond0 down\", lastTransitionTime: \"{}\"}}\n",
         ctx.namespace,
         now(),
         now()
     );
-    rt.block_on(nodewright_testenv::apply_yaml(&ctx.client, &patch, None)).unwrap();
+    rt.block_on(nodewright_testenv::apply_yaml(&ctx.client, &patch, None))
+        .unwrap();
     let took = b.wait_for(
         "edge-2's network degradation to show live",
         "[...document.querySelectorAll('#node-table tbody tr')].some(r => r.innerText.includes('edge-2') && r.innerText.includes('BondDown'))",
         Duration::from_secs(5),
     );
-    eprintln!("a status change showed in the browser {} ms after the API accepted it", took.as_millis());
-    assert_eq!(b.eval("window.notReloaded === true"), json!(true), "the page reloaded");
+    eprintln!(
+        "a status change showed in the browser {} ms after the API accepted it",
+        took.as_millis()
+    );
+    assert_eq!(
+        b.eval("window.notReloaded === true"),
+        json!(true),
+        "the page reloaded"
+    );
 
     // Keyboard: from the top, Tab reaches the skip link, the views, the filters and a node link;
     // Enter on the node link opens the node.
@@ -467,22 +489,54 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
         }
         reached.push(what);
     }
-    for want in ["A:#main", "A:/workflows", "A:/takeover", "INPUT:f-q", "SELECT:f-state", "BUTTON:"] {
-        assert!(reached.iter().any(|r| r.starts_with(want)), "Tab never reached {want}: {reached:?}");
+    for want in [
+        "A:#main",
+        "A:/workflows",
+        "A:/takeover",
+        "INPUT:f-q",
+        "SELECT:f-state",
+        "BUTTON:",
+    ] {
+        assert!(
+            reached.iter().any(|r| r.starts_with(want)),
+            "Tab never reached {want}: {reached:?}"
+        );
     }
     let link = reached.last().unwrap().clone();
-    assert!(link.starts_with("A:/nodes/"), "Tab never reached a node: {reached:?}");
+    assert!(
+        link.starts_with("A:/nodes/"),
+        "Tab never reached a node: {reached:?}"
+    );
     b.key("Enter", "Enter", 13, Some("\r"));
     b.wait_for(
         "Enter on a node link to open the node",
-        &format!("location.pathname === {:?} && document.body && Number(document.body.dataset.rendered || 0) >= 1", &link[2..]),
+        &format!(
+            "location.pathname === {:?} && document.body && Number(document.body.dataset.rendered || 0) >= 1",
+            &link[2..]
+        ),
         Duration::from_secs(10),
     );
 
     // Node: bond, slaves, VLANs, LINSTOR, DRBD and its peers, conditions, the last legacy run.
     b.open(&format!("{base}/nodes/{}/edge-1", ctx.namespace));
     let text = b.text();
-    for want in ["bond0", "active-backup", "eno2", "bond0.100", "10.10.0.1/24", "Online", "1.29.0", "pool0", "r0", "SyncSource", "synced 62 %", "AllLinksUp", "2.4.1", "drbd-9-2", "Completed"] {
+    for want in [
+        "bond0",
+        "active-backup",
+        "eno2",
+        "bond0.100",
+        "10.10.0.1/24",
+        "Online",
+        "1.29.0",
+        "pool0",
+        "r0",
+        "SyncSource",
+        "synced 62 %",
+        "AllLinksUp",
+        "2.4.1",
+        "drbd-9-2",
+        "Completed",
+    ] {
         assert!(text.contains(want), "the Node view lacks {want:?}:\n{text}");
     }
     b.screenshot("node");
@@ -495,11 +549,19 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
     let current = b.eval("[...document.querySelectorAll('table.grid td.current')].map(td => td.closest('tr').querySelector('th').innerText + ' ' + td.innerText)");
     let current: Vec<String> = serde_json::from_value(current).unwrap();
     assert!(
-        current.iter().any(|c| c.starts_with("edge-2") && c.contains("install-packages: running")),
+        current
+            .iter()
+            .any(|c| c.starts_with("edge-2") && c.contains("install-packages: running")),
         "{current:?}"
     );
     let text = b.text();
-    for want in ["9.1.0 → 9.2.0", "1 of 3 nodes done", "RolledBack", "rollback: rolled back", "placing r0 on edge-2"] {
+    for want in [
+        "9.1.0 → 9.2.0",
+        "1 of 3 nodes done",
+        "RolledBack",
+        "rollback: rolled back",
+        "placing r0 on edge-2",
+    ] {
         assert!(text.contains(want), "the Workflows view lacks {want:?}:\n{text}");
     }
     b.screenshot("workflows");
@@ -508,12 +570,21 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
     // Takeover: modes, acknowledgements, divergences with their facts.
     b.open(&format!("{base}/takeover"));
     let text = b.text();
-    for want in ["Takeover generation 4", "storage-upgrade", "edge-3 has not acknowledged generation 4", "would wait in WaitResync", "r0 on edge-1 SyncSource 62 %"] {
+    for want in [
+        "Takeover generation 4",
+        "storage-upgrade",
+        "edge-3 has not acknowledged generation 4",
+        "would wait in WaitResync",
+        "r0 on edge-1 SyncSource 62 %",
+    ] {
         assert!(text.contains(want), "the Takeover view lacks {want:?}:\n{text}");
     }
     let acks = b.eval("[...document.querySelectorAll('table')].find(t => t.caption.innerText.startsWith('Acknowledgements')).innerText");
     let acks = acks.as_str().unwrap();
-    assert!(acks.contains("edge-3\t3\tno") && acks.contains("edge-1\t4\tyes"), "{acks}");
+    assert!(
+        acks.contains("edge-3\t3\tno") && acks.contains("edge-1\t4\tyes"),
+        "{acks}"
+    );
     b.screenshot("takeover");
     violations.extend(b.axe(&axe).into_iter().map(|v| format!("/takeover: {v}")));
 
