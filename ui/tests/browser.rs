@@ -209,7 +209,10 @@ impl Browser {
              .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).join(', '))}))",
         );
         // A check that ran no rule would pass anything.
-        assert!(v["passes"].as_u64().unwrap() > 10, "axe-core ran too few rules: {v}");
+        assert!(
+            v["passes"].as_u64().unwrap() > 10,
+            "axe-core ran too few rules: {v}"
+        );
         serde_json::from_value(v["bad"].clone()).unwrap()
     }
 
