@@ -43,7 +43,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         nodewright: args.namespace.clone(),
         legacy: args.legacy_namespace.clone(),
     };
-    nodewright_ui::watch::spawn(&client, &namespaces, &shared);
+    let _watches = nodewright_ui::watch::spawn(&client, &namespaces, &shared);
     eprintln!(
         "nodewright ui: reading namespaces {} and {}; open http://{addr}/",
         args.namespace, args.legacy_namespace

@@ -392,7 +392,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {} for the UI", args.ui_addr))?;
     let ui_shared = nodewright_ui::Shared::new(nodewright_ui::watch::KINDS);
-    nodewright_ui::watch::spawn(
+    let ui_watches = nodewright_ui::watch::spawn(
         &client,
         &nodewright_ui::watch::Namespaces {
             nodewright: NAMESPACE.to_owned(),
@@ -482,6 +482,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let _ = bridge.await;
     let _ = stop_ui.send(());
     let _ = ui.await;
+    drop(ui_watches);
     drop(log_source);
     stop.store(true, Ordering::Relaxed);
     let fleet_result = match fleet_result {

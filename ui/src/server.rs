@@ -40,6 +40,9 @@ pub struct Shared {
     changes: broadcast::Sender<Change>,
     synced: Arc<AtomicUsize>,
     kinds: usize,
+    /// Set when the server stops: ends every open change stream, which would otherwise hold the
+    /// graceful shutdown open for as long as a browser keeps the page.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -51,6 +54,7 @@ impl Shared {
             changes,
             synced: Arc::default(),
             kinds,
+            stopping: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -121,8 +125,12 @@ pub async fn serve(
     shared: Shared,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let stopping = shared.stopping.clone();
     axum::serve(listener, router(shared))
-        .with_graceful_shutdown(stop)
+        .with_graceful_shutdown(async move {
+            stop.await;
+            stopping.send_replace(true);
+        })
         .await
 }
 
@@ -199,8 +207,14 @@ async fn readyz(State(shared): State<Shared>) -> Response {
 
 async fn events(State(shared): State<Shared>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = shared.changes.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        let change = match rx.recv().await {
+    let stopping = shared.stopping.subscribe();
+    let stream = futures::stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
+        let received = tokio::select! {
+            r = rx.recv() => r,
+            // The server stops (or is gone): end the stream; the browser reconnects elsewhere.
+            _ = stopping.wait_for(|s| *s) => return None,
+        };
+        let change = match received {
             Ok(change) => change,
             // Too slow a reader missed some: tell it everything may have changed.
             Err(broadcast::error::RecvError::Lagged(_)) => Change {
@@ -211,7 +225,7 @@ async fn events(State(shared): State<Shared>) -> Sse<impl Stream<Item = Result<E
             Err(broadcast::error::RecvError::Closed) => return None,
         };
         let data = serde_json::to_string(&change).unwrap_or_default();
-        Some((Ok(Event::default().event("change").data(data)), rx))
+        Some((Ok(Event::default().event("change").data(data)), (rx, stopping)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

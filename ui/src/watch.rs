@@ -26,44 +26,58 @@ pub struct Namespaces {
 /// How many watches [`spawn`] starts (for [`Shared::new`]).
 pub const KINDS: usize = 5;
 
-/// Starts the watches that keep `shared` current. They run until the runtime stops.
-pub fn spawn(client: &Client, namespaces: &Namespaces, shared: &Shared) {
+/// The running watches; dropping it stops them.
+#[must_use = "dropping the watches stops them"]
+pub struct Watches(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the watches that keep `shared` current, until the returned [`Watches`] is dropped.
+pub fn spawn(client: &Client, namespaces: &Namespaces, shared: &Shared) -> Watches {
     let ns = &namespaces.nodewright;
-    tokio::spawn(run(
-        Api::<EdgeCluster>::namespaced(client.clone(), ns),
-        shared.clone(),
-        "EdgeCluster",
-        |s| &mut s.clusters,
-        |_| true,
-    ));
-    tokio::spawn(run(
-        Api::<EdgeNode>::namespaced(client.clone(), ns),
-        shared.clone(),
-        "EdgeNode",
-        |s| &mut s.nodes,
-        |_| true,
-    ));
-    tokio::spawn(run(
-        Api::<StorageUpgrade>::namespaced(client.clone(), ns),
-        shared.clone(),
-        "StorageUpgrade",
-        |s| &mut s.upgrades,
-        |_| true,
-    ));
-    tokio::spawn(run(
-        Api::<Migration>::namespaced(client.clone(), ns),
-        shared.clone(),
-        "Migration",
-        |s| &mut s.migrations,
-        |_| true,
-    ));
-    tokio::spawn(run(
-        Api::<ConfigMap>::namespaced(client.clone(), &namespaces.legacy),
-        shared.clone(),
-        "ConfigMap",
-        |s| &mut s.config_maps,
-        keeps_config_map,
-    ));
+    Watches(vec![
+        tokio::spawn(run(
+            Api::<EdgeCluster>::namespaced(client.clone(), ns),
+            shared.clone(),
+            "EdgeCluster",
+            |s| &mut s.clusters,
+            |_| true,
+        )),
+        tokio::spawn(run(
+            Api::<EdgeNode>::namespaced(client.clone(), ns),
+            shared.clone(),
+            "EdgeNode",
+            |s| &mut s.nodes,
+            |_| true,
+        )),
+        tokio::spawn(run(
+            Api::<StorageUpgrade>::namespaced(client.clone(), ns),
+            shared.clone(),
+            "StorageUpgrade",
+            |s| &mut s.upgrades,
+            |_| true,
+        )),
+        tokio::spawn(run(
+            Api::<Migration>::namespaced(client.clone(), ns),
+            shared.clone(),
+            "Migration",
+            |s| &mut s.migrations,
+            |_| true,
+        )),
+        tokio::spawn(run(
+            Api::<ConfigMap>::namespaced(client.clone(), &namespaces.legacy),
+            shared.clone(),
+            "ConfigMap",
+            |s| &mut s.config_maps,
+            keeps_config_map,
+        )),
+    ])
 }
 
 async fn run<K>(

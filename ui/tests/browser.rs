@@ -388,7 +388,7 @@ data: {{takeover-generation: "3"}}
 fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chromium() {
     let axe = axe_source();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (ctx, legacy_ns, port) = rt.block_on(async {
+    let (ctx, legacy_ns, port, _watches) = rt.block_on(async {
         let ctx = nodewright_testenv::TestContext::new("ui-browser").await.unwrap();
         nodewright_testenv::install_crds(&ctx.client, &nodewright_api::crds())
             .await
@@ -405,7 +405,7 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
             nodewright: ctx.namespace.clone(),
             legacy: legacy_ns.clone(),
         };
-        nodewright_ui::watch::spawn(&ctx.client, &namespaces, &shared);
+        let watches = nodewright_ui::watch::spawn(&ctx.client, &namespaces, &shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(nodewright_ui::serve(listener, shared, std::future::pending()));
@@ -414,7 +414,7 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
             r.contains("200 OK").then_some(())
         })
         .await;
-        (ctx, legacy_ns, port)
+        (ctx, legacy_ns, port, watches)
     });
     let base = format!("http://127.0.0.1:{port}");
     let mut b = Browser::launch();
