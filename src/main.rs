@@ -7,6 +7,7 @@ mod bridge;
 mod cluster;
 mod operator;
 mod parse;
+mod ui;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +44,8 @@ enum Command {
     Operator(Box<operator::Args>),
     /// Parse a host-tool output or legacy artefact and print it as typed JSON.
     Parse(parse::Args),
+    /// Serve the read-only web UI: sites, nodes, workflows and the takeover, live.
+    Ui(Box<ui::Args>),
 }
 
 /// Writes to standard output; a reader that stops early (`| head`) is not an error.
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Bridge(args) => bridge::run(*args),
         Command::Operator(args) => operator::run(*args),
         Command::Parse(args) => parse::run(args),
+        Command::Ui(args) => ui::run(*args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -72,6 +72,9 @@ struct Args {
     /// Address of the audit writer's admin server (/metrics).
     #[arg(long, default_value = "127.0.0.1:8082")]
     audit_admin_addr: SocketAddr,
+    /// Address of the web UI.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    ui_addr: SocketAddr,
     /// The legacy script.
     #[arg(long, default_value = "legacy/vx-rail-node-init.sh")]
     script: PathBuf,
@@ -395,6 +398,24 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         },
     ));
 
+    // The web UI, read-only, as `nodewright ui` runs it.
+    let ui_listener = tokio::net::TcpListener::bind(args.ui_addr)
+        .await
+        .with_context(|| format!("listening on {} for the UI", args.ui_addr))?;
+    let ui_shared = nodewright_ui::Shared::new(nodewright_ui::watch::KINDS);
+    let ui_watches = nodewright_ui::watch::spawn(
+        &client,
+        &nodewright_ui::watch::Namespaces {
+            nodewright: NAMESPACE.to_owned(),
+            legacy: LEGACY_NAMESPACE.to_owned(),
+        },
+        &ui_shared,
+    );
+    let (stop_ui, ui_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ui = tokio::spawn(nodewright_ui::serve(ui_listener, ui_shared, async {
+        let _ = ui_stopped.await;
+    }));
+
     // The fleet, in a thread of its own: the script runs as real processes, one loop per tick.
     let stop = Arc::new(AtomicBool::new(false));
     let scenario = fleet(args.nodes, args.tick_seconds);
@@ -470,6 +491,9 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     drop(operator_log_source);
     let _ = stop_bridge.send(());
     let _ = bridge.await;
+    let _ = stop_ui.send(());
+    let _ = ui.await;
+    drop(ui_watches);
     drop(log_source);
     stop.store(true, Ordering::Relaxed);
     let fleet_result = match fleet_result {
@@ -545,6 +569,7 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
     let kubeconfig = control_plane.kubeconfig().display().to_string();
     println!(
         "\nNodewright demo is running ({:.1}s): {}\n\
+         Web UI: http://{}/   (sites, nodes, the storage upgrade node by node, the takeover; live)\n\
          A simulated site of {} edge nodes runs the legacy vx-rail-node-init script every {}s,\n\
          against this API server with the real kubectl; the read-only bridge observes it, and the\n\
          operator runs taints, the storage upgrade and the migration in shadow.\n\
@@ -571,6 +596,7 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
          Press Ctrl-C to stop.",
         started.elapsed().as_secs_f64(),
         control_plane.server(),
+        args.ui_addr,
         args.nodes,
         args.tick_seconds,
         if args.nodes > 1 {

@@ -2,7 +2,7 @@
 //! the legacy script's writes into Ready EdgeNodes and a Ready EdgeCluster, the script's log is
 //! served through the real pods/log API, the metrics are there, the operator runs the site's
 //! shadow and tells the scripts, the audit writer records the site in a log that verifies against
-//! the checkpoint it published, and Ctrl-C stops it all cleanly.
+//! the checkpoint it published, the web UI shows the site, and Ctrl-C stops it all cleanly.
 
 // Test code: a failed expectation is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -38,7 +38,7 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
             .local_addr()
             .unwrap()
     };
-    let (admin, operator_admin, audit_admin) = (free(), free(), free());
+    let (admin, operator_admin, audit_admin, ui) = (free(), free(), free(), free());
     let mut demo = Command::new(exe)
         .current_dir(root)
         .args([
@@ -52,6 +52,8 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
             &operator_admin.to_string(),
             "--audit-admin-addr",
             &audit_admin.to_string(),
+            "--ui-addr",
+            &ui.to_string(),
         ])
         .arg("--state-dir")
         .arg(state.path())
@@ -72,6 +74,7 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
         banner.push_str(&line);
     }
     assert!(banner.contains("kubectl get nodewright -A"), "{banner}");
+    assert!(banner.contains(&format!("Web UI: http://{ui}/")), "{banner}");
 
     let client = nodewright_testenv::client_from(&state.path().join("kubeconfig"))
         .await
@@ -108,6 +111,15 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
         .unwrap();
     let logs = String::from_utf8_lossy(&logs.stdout);
     assert!(logs.contains("msg=\"iteration finished\""), "{logs}");
+
+    // The UI shows the same site, read through the API.
+    let sites = nodewright_testenv::eventually("the UI's sites view", Duration::from_secs(30), || async {
+        let r = nodewright_testenv::http_get(ui.port(), "/api/sites").await.ok()?;
+        let body: serde_json::Value = serde_json::from_str(r.split("\r\n\r\n").nth(1)?).ok()?;
+        (body["nodes"]["total"] == 2).then_some(body)
+    })
+    .await;
+    assert_eq!(sites["sites"][0]["name"], "site", "{sites}");
 
     let metrics = http_get_metrics(admin).await;
     assert!(
