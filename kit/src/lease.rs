@@ -66,7 +66,8 @@ impl LeaseConfig {
     /// lease duration minus a quarter of it. Others count the lease duration from when they *see*
     /// the renew, which is later than when it was sent, so the leader steps down at least a quarter
     /// of the lease duration before anyone else may take over; that margin covers a write the
-    /// writer started just before the step-down.
+    /// writer started just before the step-down, if it reaches the API server within the margin
+    /// (nothing guarantees that: docs/verification.md).
     pub fn renew_deadline(&self) -> Duration {
         self.lease_duration.saturating_sub(self.lease_duration / 4)
     }

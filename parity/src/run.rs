@@ -345,6 +345,17 @@ impl Memory {
     }
 }
 
+/// Whether an owned workflow acts this turn: only once the fence lets it, and never in a turn that
+/// writes the takeover (`projecting`). The fence's facts — which script pods exist, what they
+/// acknowledged — were read before any script could see the generation this turn projects: a pod
+/// created meanwhile (gone when read, so "proven unable to act") can start and read the old
+/// generation before the new one lands, then act on it. The next turn reads the facts again with the
+/// new generation in place. Found by the model check `nodewright-verify fence --nodes 1 --depth 12`
+/// (docs/verification.md).
+pub fn may_act_this_turn(fence: &Fence, takeover: &Takeover, workflow: Workflow, projecting: bool) -> bool {
+    !projecting && fence.may_act(takeover, workflow).is_ok()
+}
+
 /// What one turn writes, decided.
 #[derive(Debug, Default)]
 pub struct TurnPlan {
@@ -428,7 +439,7 @@ pub fn plan_turn(
 
     let owned = controllers
         .iter()
-        .filter(|c| fence.may_act(&plan.takeover, c.workflow()).is_ok())
+        .filter(|c| may_act_this_turn(fence, &plan.takeover, c.workflow(), needs_write))
         .map(|c| (c.workflow(), c.plan(snapshot)))
         .filter(|(_, sequences)| !sequences.is_empty())
         .collect();
@@ -940,6 +951,24 @@ mod tests {
         let status = plan.status.unwrap();
         let m = status["takeover"]["workflows"][4]["message"].as_str().unwrap();
         assert!(m.contains("to read takeover generation 5"), "{m}");
+    }
+
+    #[test]
+    fn an_owned_workflow_does_not_act_in_the_turn_that_projects_its_takeover_even_with_every_script_pod_gone()
+    {
+        let mut projected = Takeover {
+            generation: 2,
+            ..Takeover::default()
+        };
+        projected.modes.insert(Workflow::Taints, WorkflowMode::Operator);
+        let mut gone = script("edge-1", Some(1));
+        gone.pod = ScriptPod::Gone;
+        let fence = fence(vec![gone]);
+        // The fence alone would let it act: the only script's pod was gone when read.
+        assert!(fence.may_act(&projected, Workflow::Taints).is_ok());
+        // But a pod created since may hold generation 1 until generation 2 lands.
+        assert!(!may_act_this_turn(&fence, &projected, Workflow::Taints, true));
+        assert!(may_act_this_turn(&fence, &projected, Workflow::Taints, false));
     }
 
     #[test]

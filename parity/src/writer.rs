@@ -1,6 +1,10 @@
 //! The operator's one writer: every write a plan asks for goes through [`Writer`], which checks
 //! that this replica still leads before each one and sends each one guarded, so that a replica
-//! that lost its Lease, or a decision made from a copy that changed since, never lands.
+//! that lost its Lease sends nothing more, and a decision made from a copy that changed since
+//! never lands. A write sent just before the Lease was lost can still land after another replica
+//! took over (nothing bounds how long a request takes to reach the API server; the model check
+//! `nodewright-verify fence` shows the interleaving): being guarded, it lands only on the version
+//! it was decided from, never over a newer leader's decision (docs/verification.md).
 //!
 //! Guards: NodeTasks are created under their idempotency key (a repeat is refused as existing,
 //! and counts as done), and so are StorageUpgrades (under the name derived from the version
