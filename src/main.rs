@@ -2,10 +2,12 @@
 //! its module; nothing else lives here.
 
 mod agent;
+mod audit;
 mod bridge;
 mod cluster;
 mod operator;
 mod parse;
+mod ui;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +34,8 @@ struct Cli {
 enum Command {
     /// Run the node agent on one node: claim its NodeTasks, run their host steps, report the results.
     Agent(Box<agent::Args>),
+    /// The audit trail: receive the API server's audit webhook (serve), print (log) and verify the log.
+    Audit(Box<audit::Args>),
     /// Run the read-only observation bridge against a cluster, or once over an offline bundle.
     Bridge(Box<bridge::Args>),
     /// Print every Nodewright CustomResourceDefinition as YAML.
@@ -40,6 +44,8 @@ enum Command {
     Operator(Box<operator::Args>),
     /// Parse a host-tool output or legacy artefact and print it as typed JSON.
     Parse(parse::Args),
+    /// Serve the read-only web UI: sites, nodes, workflows and the takeover, live.
+    Ui(Box<ui::Args>),
 }
 
 /// Writes to standard output; a reader that stops early (`| head`) is not an error.
@@ -55,9 +61,11 @@ fn main() -> std::process::ExitCode {
             .map(|yaml| out(&yaml))
             .map_err(anyhow::Error::from),
         Command::Agent(args) => agent::run(*args),
+        Command::Audit(args) => audit::run(*args),
         Command::Bridge(args) => bridge::run(*args),
         Command::Operator(args) => operator::run(*args),
         Command::Parse(args) => parse::run(args),
+        Command::Ui(args) => ui::run(*args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

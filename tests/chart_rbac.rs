@@ -17,7 +17,7 @@ use serde_json::Value;
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/nodewright");
 const RELEASE: &str = "nw";
 const DAEMONSET: &str = "vx-rail-node-init";
-const ENABLE_ALL: &str = "operator.enabled=true,agent.enabled=true";
+const ENABLE_ALL: &str = "operator.enabled=true,agent.enabled=true,ui.enabled=true";
 
 /// The chart installed in a fresh namespace, observing a fresh legacy namespace.
 struct Installed {
@@ -376,7 +376,7 @@ async fn the_bridges_complete_permissions_are_exactly_the_read_only_set() {
 #[test]
 fn by_default_the_chart_renders_neither_the_operator_nor_the_agent() {
     let manifest = render("nodewright", "kube-system", &[]);
-    for component in ["operator", "agent"] {
+    for component in ["operator", "agent", "ui"] {
         assert!(
             !manifest.contains(&format!("app.kubernetes.io/component: {component}")),
             "{component} rendered by default:\n{manifest}"
@@ -393,6 +393,7 @@ fn by_default_the_chart_renders_neither_the_operator_nor_the_agent() {
     for name in [
         "kind: Deployment\nmetadata:\n  name: nw-operator",
         "kind: DaemonSet\nmetadata:\n  name: nw-agent",
+        "kind: Deployment\nmetadata:\n  name: nw-ui",
         "kind: ValidatingAdmissionPolicy\nmetadata:\n  name: nodewright-nw-agent-own-node",
         "kind: ValidatingAdmissionPolicyBinding\nmetadata:\n  name: nodewright-nw-agent-own-node",
     ] {
@@ -571,4 +572,30 @@ async fn the_operator_applies_the_takeover_configmap_patches_the_cluster_state_a
         Err(kube::Error::Api(status)) if status.code == 403 => {}
         other => panic!("expected 403, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_uis_complete_permissions_are_reading_nodewrights_resources_and_the_legacy_configmaps() {
+    let it = install("chart-ui").await;
+    let own = [
+        ("get,list,watch", "nodewright.io/edgeclusters[]"),
+        ("get,list,watch", "nodewright.io/edgenodes[]"),
+        ("get,list,watch", "nodewright.io/storageupgrades[]"),
+        ("get,list,watch", "nodewright.io/migrations[]"),
+    ];
+    assert_eq!(
+        it.granted_to("ui", &it.ctx.namespace),
+        expand(&own),
+        "in its own namespace"
+    );
+    assert_eq!(
+        it.granted_to("ui", &it.legacy),
+        expand(&[("get,list,watch", "/configmaps[]")]),
+        "in the legacy namespace"
+    );
+    assert_eq!(
+        it.granted_to("ui", &it.other),
+        BTreeSet::new(),
+        "in any other namespace"
+    );
 }

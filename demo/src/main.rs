@@ -69,6 +69,12 @@ struct Args {
     /// Address of the operator's admin server (/metrics, /healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:8081")]
     operator_admin_addr: SocketAddr,
+    /// Address of the audit writer's admin server (/metrics).
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    audit_admin_addr: SocketAddr,
+    /// Address of the web UI.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    ui_addr: SocketAddr,
     /// The legacy script.
     #[arg(long, default_value = "legacy/vx-rail-node-init.sh")]
     script: PathBuf,
@@ -290,13 +296,21 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         "Starting the local control plane (kube-apiserver + etcd) in {} ...",
         state_dir.display()
     );
+    let audit = start_audit(&state_dir, args.audit_admin_addr).await?;
     let options = Options {
         dir: Some(state_dir.clone()),
         port: (args.port != 0).then_some(args.port),
+        audit_webhook: Some(audit.webhook.clone()),
         ..Options::default()
     };
     let control_plane = tokio::task::spawn_blocking(move || ControlPlane::start(options)).await??;
     let client = control_plane.client().await?;
+    tokio::spawn(nodewright_audit_trail::publish::run(
+        client.clone(),
+        NAMESPACE.to_owned(),
+        audit.verifier_key.clone(),
+        audit.updates.clone(),
+    ));
     nodewright_testenv::install_crds(&client, &nodewright_api::crds()).await?;
     let ns = Namespace {
         metadata: ObjectMeta {
@@ -384,6 +398,24 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         },
     ));
 
+    // The web UI, read-only, as `nodewright ui` runs it.
+    let ui_listener = tokio::net::TcpListener::bind(args.ui_addr)
+        .await
+        .with_context(|| format!("listening on {} for the UI", args.ui_addr))?;
+    let ui_shared = nodewright_ui::Shared::new(nodewright_ui::watch::KINDS);
+    let ui_watches = nodewright_ui::watch::spawn(
+        &client,
+        &nodewright_ui::watch::Namespaces {
+            nodewright: NAMESPACE.to_owned(),
+            legacy: LEGACY_NAMESPACE.to_owned(),
+        },
+        &ui_shared,
+    );
+    let (stop_ui, ui_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ui = tokio::spawn(nodewright_ui::serve(ui_listener, ui_shared, async {
+        let _ = ui_stopped.await;
+    }));
+
     // The fleet, in a thread of its own: the script runs as real processes, one loop per tick.
     let stop = Arc::new(AtomicBool::new(false));
     let scenario = fleet(args.nodes, args.tick_seconds);
@@ -459,6 +491,9 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     drop(operator_log_source);
     let _ = stop_bridge.send(());
     let _ = bridge.await;
+    let _ = stop_ui.send(());
+    let _ = ui.await;
+    drop(ui_watches);
     drop(log_source);
     stop.store(true, Ordering::Relaxed);
     let fleet_result = match fleet_result {
@@ -471,6 +506,60 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The audit trail's writer, serving the API server's webhook on loopback.
+struct Audit {
+    webhook: nodewright_testenv::AuditWebhook,
+    verifier_key: String,
+    updates: tokio::sync::watch::Receiver<Option<nodewright_audit_trail::serve::Published>>,
+}
+
+/// Starts the audit writer before the control plane (whose webhook posts to it): a fresh signing
+/// key and self-signed certificate in `<state>/audit`, the log in `<state>/audit-log`.
+async fn start_audit(state_dir: &Path, admin_addr: SocketAddr) -> anyhow::Result<Audit> {
+    use nodewright_audit_trail::serve::{self, Metrics, Shared, Writer};
+    let dir = state_dir.join("audit");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])?;
+    let cert_pem = certified.cert.pem();
+    std::fs::write(dir.join("tls.crt"), &cert_pem)?;
+    std::fs::write(dir.join("tls.key"), certified.signing_key.serialize_pem())?;
+    let tls = serve::tls_acceptor(&dir.join("tls.crt"), &dir.join("tls.key"))?;
+    let (signer, signer_text) = nodewright_audit::Signer::generate("nodewright-dev/site")?;
+    std::fs::write(dir.join("signer.key"), format!("{signer_text}\n"))?;
+    let verifier_key = signer.verifier_key().to_owned();
+    std::fs::write(dir.join("verifier.key"), format!("{verifier_key}\n"))?;
+    let log_dir = state_dir.join("audit-log");
+    let origin = signer.name().to_owned();
+    let log = nodewright_audit::Log::open(&log_dir, signer, &origin)?;
+    let writer = Writer::new(
+        log,
+        nodewright_audit_trail::trail::Trail::new(Default::default()),
+        &log_dir,
+    )?;
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry)?;
+    let (published, updates) = tokio::sync::watch::channel(None);
+    let shared = Arc::new(Shared::new(writer, metrics, published));
+    shared.publish_current()?;
+    // Metrics only: the demonstration has no probe, so liveness never matters.
+    let health = nodewright_kit::admin::Health::new(Vec::<String>::new(), Duration::from_secs(86_400 * 365));
+    nodewright_kit::admin::start_admin(admin_addr, Arc::new(registry), health, std::future::pending())
+        .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(serve::serve(listener, Some(tls), shared, std::future::pending()));
+    Ok(Audit {
+        webhook: nodewright_testenv::AuditWebhook {
+            url: format!("https://127.0.0.1:{port}/audit"),
+            ca_pem: Some(cert_pem),
+            policy: nodewright_audit_trail::POLICY.to_owned(),
+            mode: "blocking".into(),
+        },
+        verifier_key,
+        updates,
+    })
+}
+
 fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Instant, state_dir: &Path) {
     let kubectl = control_plane
         .kubectl()
@@ -480,6 +569,7 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
     let kubeconfig = control_plane.kubeconfig().display().to_string();
     println!(
         "\nNodewright demo is running ({:.1}s): {}\n\
+         Web UI: http://{}/   (sites, nodes, the storage upgrade node by node, the takeover; live)\n\
          A simulated site of {} edge nodes runs the legacy vx-rail-node-init script every {}s,\n\
          against this API server with the real kubectl; the read-only bridge observes it, and the\n\
          operator runs taints, the storage upgrade and the migration in shadow.\n\
@@ -499,11 +589,14 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
          \x20 kubectl get configmap nodewright-takeover -n {LEGACY_NAMESPACE} -o yaml   # what the scripts are told\n\
          \x20 kubectl get edgecluster site -n {NAMESPACE} -o jsonpath='{{.status.takeover}}'\n\
          \x20 kubectl get edgecluster site -n {NAMESPACE} -o jsonpath='{{.status.divergences}}'\n\
-         \x20 curl -s http://{}/metrics | grep nodewright_shadow\n\n\
+         \x20 curl -s http://{}/metrics | grep nodewright_shadow\n\
+         \x20 nodewright audit log {}   # who changed what, the operator's decisions, the host steps\n\
+         \x20 nodewright audit verify {} --from-cluster --key {}\n\n\
          Control-plane log: {}; the fleet's hosts: {}\n\
          Press Ctrl-C to stop.",
         started.elapsed().as_secs_f64(),
         control_plane.server(),
+        args.ui_addr,
         args.nodes,
         args.tick_seconds,
         if args.nodes > 1 {
@@ -513,6 +606,9 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
         },
         args.admin_addr,
         args.operator_admin_addr,
+        state_dir.join("audit-log").display(),
+        state_dir.join("audit-log").display(),
+        state_dir.join("audit/verifier.key").display(),
         control_plane.log_path().display(),
         state_dir.join("fleet/roots").display(),
     );

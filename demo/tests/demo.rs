@@ -1,7 +1,8 @@
 //! The main job, end to end: `nodewright-dev` with a two-node fleet comes up, the bridge turns
 //! the legacy script's writes into Ready EdgeNodes and a Ready EdgeCluster, the script's log is
 //! served through the real pods/log API, the metrics are there, the operator runs the site's
-//! shadow and tells the scripts, and Ctrl-C stops it all cleanly.
+//! shadow and tells the scripts, the audit writer records the site in a log that verifies against
+//! the checkpoint it published, the web UI shows the site, and Ctrl-C stops it all cleanly.
 
 // Test code: a failed expectation is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -37,7 +38,7 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
             .local_addr()
             .unwrap()
     };
-    let (admin, operator_admin) = (free(), free());
+    let (admin, operator_admin, audit_admin, ui) = (free(), free(), free(), free());
     let mut demo = Command::new(exe)
         .current_dir(root)
         .args([
@@ -49,6 +50,10 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
             &admin.to_string(),
             "--operator-admin-addr",
             &operator_admin.to_string(),
+            "--audit-admin-addr",
+            &audit_admin.to_string(),
+            "--ui-addr",
+            &ui.to_string(),
         ])
         .arg("--state-dir")
         .arg(state.path())
@@ -69,6 +74,7 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
         banner.push_str(&line);
     }
     assert!(banner.contains("kubectl get nodewright -A"), "{banner}");
+    assert!(banner.contains(&format!("Web UI: http://{ui}/")), "{banner}");
 
     let client = nodewright_testenv::client_from(&state.path().join("kubeconfig"))
         .await
@@ -105,6 +111,15 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
         .unwrap();
     let logs = String::from_utf8_lossy(&logs.stdout);
     assert!(logs.contains("msg=\"iteration finished\""), "{logs}");
+
+    // The UI shows the same site, read through the API.
+    let sites = nodewright_testenv::eventually("the UI's sites view", Duration::from_secs(30), || async {
+        let r = nodewright_testenv::http_get(ui.port(), "/api/sites").await.ok()?;
+        let body: serde_json::Value = serde_json::from_str(r.split("\r\n\r\n").nth(1)?).ok()?;
+        (body["nodes"]["total"] == 2).then_some(body)
+    })
+    .await;
+    assert_eq!(sites["sites"][0]["name"], "site", "{sites}");
 
     let metrics = http_get_metrics(admin).await;
     assert!(
@@ -145,6 +160,26 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
         operator_metrics.contains("nodewright_workflow_mode{mode=\"shadow\",workflow=\"taints\"} 1"),
         "{operator_metrics}"
     );
+    // The audit writer published a checkpoint of what the API server sent it.
+    let audit_metrics = http_get_metrics(audit_admin).await;
+    assert!(
+        audit_metrics.contains("nodewright_audit_tree_size "),
+        "{audit_metrics}"
+    );
+    let published = Command::new(nodewright_testenv::default_bin_dir().join("kubectl"))
+        .env("KUBECONFIG", state.path().join("kubeconfig"))
+        .args([
+            "get",
+            "configmap",
+            "nodewright-audit-checkpoint",
+            "-n",
+            "nodewright-system",
+        ])
+        .args(["-o", "jsonpath={.data.checkpoint}"])
+        .output()
+        .unwrap();
+    let checkpoint = String::from_utf8(published.stdout).unwrap();
+    assert!(checkpoint.starts_with("nodewright-dev/site\n"), "{checkpoint}");
     Command::new("kill")
         .args(["-INT", &demo.id().to_string()])
         .status()
@@ -163,6 +198,16 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
     let mut err = String::new();
     demo.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(status.success(), "{status}: {err}");
+    let verifier = nodewright_audit::Verifier::from_file(&state.path().join("audit/verifier.key")).unwrap();
+    let report = nodewright_audit::verify(
+        &state.path().join("audit-log"),
+        &nodewright_audit::VerifyOptions {
+            verifiers: vec![verifier],
+            checkpoint: Some(checkpoint),
+        },
+    )
+    .unwrap();
+    assert!(report.entries > 0, "{report:?}");
 }
 
 /// `GET /metrics` over a plain HTTP/1.0 connection (so that the streamed body is not chunked).

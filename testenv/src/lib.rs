@@ -104,6 +104,70 @@ pub struct Options {
     pub bin_dir: Option<PathBuf>,
     /// How long to wait for `/readyz`.
     pub ready_timeout: Duration,
+    /// Extra kube-apiserver flags, passed through as `--apiserver-arg`.
+    pub apiserver_args: Vec<String>,
+    /// Send the API server's audit events to a webhook (the audit trail's writer).
+    pub audit_webhook: Option<AuditWebhook>,
+}
+
+/// Where and what the API server's audit webhook backend sends.
+#[derive(Clone, Debug)]
+pub struct AuditWebhook {
+    /// The writer's URL, for example `https://127.0.0.1:8443/audit`.
+    pub url: String,
+    /// The PEM certificate of the CA that signed the writer's certificate (or the writer's own,
+    /// self-signed). `None` only for an `http://` URL.
+    pub ca_pem: Option<String>,
+    /// The audit policy (`audit.k8s.io/v1` `Policy`, YAML).
+    pub policy: String,
+    /// `blocking`: each request waits until its event was sent (in order, as the trail's links
+    /// need; see docs/audit.md), or `batch`.
+    pub mode: String,
+}
+
+impl AuditWebhook {
+    /// Writes the policy and the webhook's kubeconfig into `dir` and returns the kube-apiserver
+    /// flags that use them.
+    pub fn write_files(&self, dir: &Path) -> Result<Vec<String>, Error> {
+        let audit_dir = dir.join("audit");
+        let write = |path: &Path, text: &str| {
+            std::fs::write(path, text).map_err(|source| Error::Io {
+                what: "writing",
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        std::fs::create_dir_all(&audit_dir).map_err(|source| Error::Io {
+            what: "creating",
+            path: audit_dir.clone(),
+            source,
+        })?;
+        let policy = audit_dir.join("policy.yaml");
+        write(&policy, &self.policy)?;
+        let ca = match &self.ca_pem {
+            Some(pem) => {
+                let path = audit_dir.join("webhook-ca.pem");
+                write(&path, pem)?;
+                format!("\n    certificate-authority: {}", path.display())
+            }
+            None => String::new(),
+        };
+        let kubeconfig = audit_dir.join("webhook.kubeconfig");
+        write(
+            &kubeconfig,
+            &format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: audit\n  cluster:\n    server: {}{ca}\nusers:\n- name: apiserver\n  user: {{}}\ncontexts:\n- name: audit\n  context:\n    cluster: audit\n    user: apiserver\ncurrent-context: audit\n",
+                self.url
+            ),
+        )?;
+        Ok(vec![
+            format!("--audit-policy-file={}", policy.display()),
+            format!("--audit-webhook-config-file={}", kubeconfig.display()),
+            format!("--audit-webhook-mode={}", self.mode),
+            "--audit-webhook-initial-backoff=1s".into(),
+            "--audit-webhook-batch-max-wait=1s".into(),
+        ])
+    }
 }
 
 impl Default for Options {
@@ -113,6 +177,8 @@ impl Default for Options {
             port: None,
             bin_dir: None,
             ready_timeout: Duration::from_secs(120),
+            apiserver_args: Vec::new(),
+            audit_webhook: None,
         }
     }
 }
@@ -381,6 +447,13 @@ fn spawn(
     if temporary {
         // When its owner goes away, so does its temporary directory.
         cmd.arg("--remove-dir-when-orphaned");
+    }
+    let mut apiserver_args = options.apiserver_args.clone();
+    if let Some(webhook) = &options.audit_webhook {
+        apiserver_args.extend(webhook.write_files(dir)?);
+    }
+    for arg in apiserver_args {
+        cmd.arg(format!("--apiserver-arg={arg}"));
     }
     let mut child = cmd
         .spawn()

@@ -94,3 +94,37 @@ app.kubernetes.io/name: nodewright
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: admission
 {{- end -}}
+
+{{/* The audit trail's writer: "<release>-audit". */}}
+{{- define "nodewright.audit.name" -}}
+{{- printf "%s-audit" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "nodewright.audit.selectorLabels" -}}
+app.kubernetes.io/name: nodewright
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: audit
+{{- end -}}
+
+{{- define "nodewright.audit.labels" -}}
+{{ include "nodewright.labels" . }}
+{{ include "nodewright.audit.selectorLabels" . }}
+{{/* The web UI: "<release>-ui"; its Role in the legacy namespace carries the release namespace. */}}
+{{- define "nodewright.ui.name" -}}
+{{- printf "%s-ui" .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "nodewright.ui.sharedName" -}}
+{{- printf "%s-%s-ui" .Release.Namespace .Release.Name -}}
+{{- end -}}
+
+{{- define "nodewright.ui.selectorLabels" -}}
+app.kubernetes.io/name: nodewright
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: ui
+{{- end -}}
+
+{{- define "nodewright.ui.labels" -}}
+{{ include "nodewright.labels" . }}
+{{ include "nodewright.ui.selectorLabels" . }}
+{{- end -}}

@@ -1,0 +1,354 @@
+// Nodewright UI: renders the view the URL names from the server's JSON, and renders it again when
+// /events says something changed. No framework, no build step: the file is served as written.
+'use strict';
+
+// h('tag', {attr: value}, child, ...): an element; text children are text nodes, never HTML.
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function time(t) {
+  if (!t) return '—';
+  const d = new Date(t);
+  return isNaN(d) ? String(t) : d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+function badge(text, kind) {
+  return h('span', { class: 'badge ' + (kind || String(text)) }, text);
+}
+
+// A table: rows, and columns as [header, row => cell content].
+function table(caption, rows, columns) {
+  if (!rows || rows.length === 0) return h('p', { class: 'empty' }, caption + ': none.');
+  return h('table', {},
+    h('caption', {}, caption),
+    h('thead', {}, h('tr', {}, columns.map(([name]) => h('th', { scope: 'col' }, name)))),
+    h('tbody', {}, rows.map(r => h('tr', {}, columns.map(([, f]) => h('td', {}, f(r)))))));
+}
+
+function conditions(list, caption) {
+  return table(caption || 'Conditions', list || [], [
+    ['Type', c => c.type],
+    ['Status', c => badge(c.status, 'cond-' + c.status)],
+    ['Reason', c => c.reason],
+    ['Message', c => c.message],
+    ['Since', c => time(c.lastTransitionTime)],
+  ]);
+}
+
+async function getJSON(url) {
+  const r = await fetch(url, { headers: { accept: 'application/json' } });
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+}
+
+const main = () => document.getElementById('main');
+// Replaces the view's content; null and false children (absent sections) are left out.
+function setMain(...children) {
+  main().replaceChildren(...children.flat().filter(c => c !== null && c !== undefined && c !== false));
+}
+let rendered = 0;
+function done() {
+  rendered += 1;
+  document.body.dataset.rendered = String(rendered);
+}
+
+function showError(e) {
+  setMain(h('h1', {}, 'Error'), h('p', { role: 'alert' }, String(e.message || e)));
+  done();
+}
+
+// ---- Sites ---------------------------------------------------------------------------------
+
+const STATES = ['NetworkDegraded', 'StorageDegraded', 'NotReady', 'Stale', 'Upgrading', 'Ready', 'Unknown'];
+
+function sitesQuery() {
+  const p = new URLSearchParams(location.search);
+  return { site: p.get('site') || '', state: p.get('state') || '', q: p.get('q') || '',
+    sort: p.get('sort') || 'name', dir: p.get('dir') || 'asc', page: Number(p.get('page') || 1) };
+}
+
+function setSitesQuery(changes) {
+  const q = Object.assign(sitesQuery(), changes);
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v !== '' && !(k === 'page' && v === 1) && !(k === 'sort' && v === 'name') && !(k === 'dir' && v === 'asc')) p.set(k, v);
+  }
+  const s = p.toString();
+  history.replaceState(null, '', location.pathname + (s ? '?' + s : ''));
+  refresh();
+}
+
+function sitesSkeleton() {
+  const q = sitesQuery();
+  let typing;
+  const form = h('form', { class: 'filters', role: 'search', onsubmit: e => e.preventDefault() },
+    h('label', { for: 'f-q' }, 'Node name'),
+    h('input', { id: 'f-q', type: 'search', value: q.q, autocomplete: 'off',
+      oninput: e => { clearTimeout(typing); typing = setTimeout(() => setSitesQuery({ q: e.target.value, page: 1 }), 200); } }),
+    h('label', { for: 'f-state' }, 'State'),
+    h('select', { id: 'f-state', onchange: e => setSitesQuery({ state: e.target.value, page: 1 }) },
+      h('option', { value: '' }, 'any'),
+      STATES.map(s => h('option', { value: s, selected: s === q.state }, s))),
+    h('label', { for: 'f-site' }, 'Site'),
+    h('select', { id: 'f-site', onchange: e => setSitesQuery({ site: e.target.value, page: 1 }) },
+      h('option', { value: '' }, 'any')));
+  setMain(
+    h('h1', {}, 'Sites'),
+    h('div', { id: 'sites' }),
+    h('h2', {}, 'Nodes'),
+    form,
+    h('div', { id: 'nodes' }));
+}
+
+function renderSites(view) {
+  const q = sitesQuery();
+  const siteSelect = document.getElementById('f-site');
+  const keep = siteSelect.value || q.site;
+  siteSelect.replaceChildren(h('option', { value: '' }, 'any'),
+    view.sites.map(s => { const k = s.namespace + '/' + s.name; return h('option', { value: k, selected: k === keep }, k); }));
+  document.getElementById('sites').replaceChildren(...(view.sites.length === 0
+    ? [h('p', { class: 'empty' }, 'No EdgeCluster yet.')]
+    : view.sites.map(s => {
+      const ready = (s.conditions || []).find(c => c.type === 'Ready');
+      const key = s.namespace + '/' + s.name;
+      return h('section', { class: 'card', 'aria-labelledby': 'site-' + key },
+        h('h3', { id: 'site-' + key }, key, ' ', badge(ready ? (ready.status === 'True' ? 'Ready' : 'NotReady') : 'Unknown')),
+        h('p', {}, s.topology, ' · ', s.nodes, ' nodes · legacy ', s.legacyVersion || '—',
+          ' · last heartbeat ', time(s.lastLegacyHeartbeat)),
+        h('ul', { class: 'counts', 'aria-label': 'Nodes of ' + key + ' by state' },
+          s.states.filter(([, n]) => n > 0).map(([state, n]) =>
+            h('li', {}, h('a', { href: '/sites?site=' + encodeURIComponent(key) + '&state=' + state,
+              onclick: e => { e.preventDefault(); setSitesQuery({ site: key, state, page: 1 }); } },
+            badge(state), ' ', n)))),
+        conditions(s.conditions, 'Conditions of ' + key));
+    })));
+  const page = view.nodes;
+  const sortButton = (label, key) => {
+    const active = q.sort === key;
+    return h('th', { scope: 'col', 'aria-sort': active ? (q.dir === 'desc' ? 'descending' : 'ascending') : 'none' },
+      h('button', { type: 'button', class: 'sort',
+        onclick: () => setSitesQuery({ sort: key, dir: active && q.dir === 'asc' ? 'desc' : 'asc', page: 1 }) },
+      label, active ? (q.dir === 'desc' ? ' ▼' : ' ▲') : ''));
+  };
+  const rows = page.items.map(n => h('tr', {},
+    h('td', {}, h('a', { href: '/nodes/' + encodeURIComponent(n.namespace) + '/' + encodeURIComponent(n.name) }, n.nodeName)),
+    h('td', {}, n.site || '—'),
+    h('td', {}, badge(n.state)),
+    h('td', {}, n.network || '—'),
+    h('td', {}, n.storage || '—'),
+    h('td', {}, time(n.lastRun))));
+  document.getElementById('nodes').replaceChildren(
+    h('table', { id: 'node-table' },
+      h('caption', {}, page.total + ' nodes match'),
+      h('thead', {}, h('tr', {}, sortButton('Node', 'name'), sortButton('Site', 'site'), sortButton('State', 'state'),
+        h('th', { scope: 'col' }, 'Network'), h('th', { scope: 'col' }, 'Storage'), sortButton('Last legacy run', 'lastRun'))),
+      h('tbody', {}, rows)),
+    h('nav', { class: 'pager', 'aria-label': 'Pages of nodes' },
+      h('button', { type: 'button', disabled: page.page <= 1, onclick: () => setSitesQuery({ page: page.page - 1 }) }, 'Previous'),
+      h('span', {}, 'Page ' + page.page + ' of ' + page.pages),
+      h('button', { type: 'button', disabled: page.page >= page.pages, onclick: () => setSitesQuery({ page: page.page + 1 }) }, 'Next')));
+}
+
+// ---- Node ----------------------------------------------------------------------------------
+
+function renderNode(view) {
+  const n = view.node, s = n.status || {};
+  const sat = s.linstorSatellite;
+  setMain(
+    h('h1', {}, n.spec.nodeName, ' ', badge(view.state)),
+    h('p', {}, 'EdgeNode ', n.metadata.namespace + '/' + n.metadata.name, ' · site ',
+      view.site ? h('a', { href: '/sites?site=' + encodeURIComponent(view.site) }, view.site) : '—'),
+    conditions(s.conditions),
+    h('h2', {}, 'Network'),
+    (s.bonds || []).length === 0 ? h('p', { class: 'empty' }, 'Bonds: none.') :
+      s.bonds.map(b => h('div', {},
+        h('h3', {}, 'Bond ', b.name, ' ', badge(b.linkState, 'link-' + b.linkState)),
+        h('p', {}, 'mode ', b.mode, ' · active slave ', b.activeSlave || '—'),
+        table('Slaves of ' + b.name, b.slaves, [
+          ['Slave', x => x.name], ['Link', x => badge(x.linkState, 'link-' + x.linkState)],
+          ['Failures', x => x.linkFailures], ['Speed (Mb/s)', x => x.speedMbps ?? '—']]))),
+    table('VLANs', s.vlans, [
+      ['VLAN', v => v.name], ['ID', v => v.id], ['Parent', v => v.parent], ['Purpose', v => v.purpose],
+      ['Link', v => badge(v.linkState, 'link-' + v.linkState)], ['Addresses', v => (v.addresses || []).join(', ') || '—']]),
+    h('h2', {}, 'Storage'),
+    sat ? h('p', {}, 'LINSTOR satellite ', badge(sat.state), ' version ', sat.version || '—') : h('p', { class: 'empty' }, 'LINSTOR satellite: not seen.'),
+    sat ? table('Storage pools', sat.storagePools, [
+      ['Pool', p => p.name], ['Driver', p => p.driver], ['Free bytes', p => p.freeBytes ?? '—'], ['Total bytes', p => p.totalBytes ?? '—']]) : null,
+    table('DRBD resources', s.drbdResources, [
+      ['Resource', r => r.name], ['Role', r => r.role], ['Disk', r => r.diskState],
+      ['Quorum', r => r.quorum === undefined ? '—' : (r.quorum ? 'yes' : 'no')], ['Suspended', r => r.suspended ? 'yes' : 'no'],
+      ['Peers', r => h('ul', { class: 'plain' }, (r.peers || []).map(p => h('li', {},
+        p.node, ': ', p.connection, ', ', p.role, ', disk ', p.peerDisk, ', ', p.replication,
+        p.syncPercent !== undefined ? ', synced ' + p.syncPercent + ' %' : '')))]]),
+    h('h2', {}, 'Legacy script'),
+    s.lastLegacyRun ? h('p', {}, 'Last run ', time(s.lastLegacyRun.time), ' · version ', s.lastLegacyRun.scriptVersion || '—',
+      ' · outcome ', s.lastLegacyRun.outcome || '—') : h('p', { class: 'empty' }, 'No legacy run seen.'),
+    table('Managed taints', s.managedTaints, [
+      ['Key', t => t.key], ['Value', t => t.value || '—'], ['Effect', t => t.effect], ['Since', t => time(t.since)]]),
+    s.bootRecovery ? h('p', {}, 'Boot recovery ', badge(s.bootRecovery.phase), ' since ', time(s.bootRecovery.phaseSince),
+      ' ', s.bootRecovery.message || '') : null,
+    table('Storage upgrades', view.upgrades, [
+      ['Upgrade', u => u.name], ['State', u => badge(u.state)], ['Since', u => time(u.since)]]),
+    table('Parse diagnostics', s.parseDiagnostics, [
+      ['Source', d => d.source], ['Line', d => d.line], ['Column', d => d.column], ['Message', d => d.message], ['First seen', d => time(d.firstSeen)]]));
+}
+
+// ---- Workflows -----------------------------------------------------------------------------
+
+function upgradeGrid(u, states) {
+  const st = u.status || {};
+  const nodes = (st.order && st.order.length ? st.order : (u.spec.nodeOrder && u.spec.nodeOrder.length ? u.spec.nodeOrder : (st.nodes || []).map(n => n.node)));
+  const byNode = Object.fromEntries((st.nodes || []).map(n => [n.node, n]));
+  const id = 'grid-' + u.metadata.namespace + '-' + u.metadata.name;
+  return h('div', { class: 'scroll', role: 'region', 'aria-labelledby': id + '-cap', tabindex: '0' },
+    h('table', { class: 'grid', id },
+      h('caption', { id: id + '-cap' }, 'Nodes of ', u.metadata.name, ' by state: when each state was entered'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Node'), states.map(s => h('th', { scope: 'col' }, h('span', { class: 'vert' }, s))))),
+      h('tbody', {}, nodes.map(name => {
+        const n = byNode[name] || { history: [] };
+        const entered = {};
+        for (const t of n.history || []) entered[t.phase] = t;
+        return h('tr', {}, h('th', { scope: 'row' }, name), states.map(s => {
+          const current = n.state === s;
+          const t = entered[s];
+          const cls = current ? 'cell current' : (t ? 'cell past' : 'cell');
+          const step = current && n.step ? [h('br'), n.step.step, ': ', n.step.result || 'running'] : [];
+          return h('td', { class: cls, title: t && t.message ? t.message : null },
+            t ? time(t.at).slice(11) : (current ? time(n.since).slice(11) : ''), current ? h('span', { class: 'sr' }, ' (current)') : '', step);
+        }));
+      }))));
+}
+
+function renderWorkflows(view) {
+  setMain(
+    h('h1', {}, 'Workflows'),
+    h('h2', {}, 'Storage upgrades'),
+    view.upgrades.length === 0 ? h('p', { class: 'empty' }, 'No StorageUpgrade.') : view.upgrades.map(u => {
+      const st = u.status || {};
+      return h('section', { class: 'card' },
+        h('h3', {}, u.metadata.namespace + '/' + u.metadata.name, ' ', badge(st.state || 'Pending')),
+        h('p', {}, u.spec.fromVersion, ' → ', u.spec.toVersion, ' · owner ', u.spec.owner,
+          ' · node ', st.currentNode || '—',
+          st.progress ? ' · ' + st.progress.done + ' of ' + st.progress.total + ' nodes done' : '',
+          u.spec.rollback ? ' · rollback requested' : '',
+          st.failedState ? ' · failed in ' + st.failedState + ' on ' + (st.failedNode || '?') : ''),
+        st.message ? h('p', {}, st.message) : null,
+        upgradeGrid(u, view.states),
+        conditions(st.conditions, 'Conditions of ' + u.metadata.name));
+    }),
+    h('h2', {}, 'Migrations'),
+    view.migrations.length === 0 ? h('p', { class: 'empty' }, 'No Migration.') : view.migrations.map(m => {
+      const st = m.status || {};
+      const rollback = st.phase === 'RollingBack' ? 'rolling back' : st.phase === 'RolledBack' ? 'rolled back'
+        : m.spec.rollback ? 'rollback requested' : 'none';
+      return h('section', { class: 'card' },
+        h('h3', {}, m.metadata.namespace + '/' + m.metadata.name, ' ', badge(st.phase || 'Pending')),
+        h('p', {}, 'owner ', m.spec.owner, ' · ', m.spec.sourceNode, ' + ', (m.spec.joiningNodes || []).join(', '),
+          ' · replicas ', m.spec.replicas ?? '—', ' · rollback: ', rollback),
+        h('ol', { class: 'timeline', 'aria-label': 'Phases of ' + m.metadata.name },
+          (st.history || []).map(t => h('li', {}, h('time', { datetime: t.at }, time(t.at)), ' ', badge(t.phase), ' ', t.message || ''))),
+        conditions(st.conditions, 'Conditions of ' + m.metadata.name));
+    }));
+}
+
+// ---- Takeover ------------------------------------------------------------------------------
+
+function renderTakeover(sites) {
+  setMain(
+    h('h1', {}, 'Takeover'),
+    sites.length === 0 ? h('p', { class: 'empty' }, 'No EdgeCluster yet.') : sites.map(s => {
+      const key = s.namespace + '/' + s.name;
+      return h('section', { class: 'card' },
+        h('h2', {}, key),
+        h('p', {}, 'Takeover generation ', s.generation ?? '—'),
+        table('Workflows of ' + key, s.workflows, [
+          ['Workflow', w => w.workflow], ['Requested', w => badge(w.requested, 'mode-' + w.requested)],
+          ['In effect', w => w.effective ? badge(w.effective, 'mode-' + w.effective) : '—'],
+          ['Acknowledged', w => w.acknowledged === null || w.acknowledged === undefined ? '—' : (w.acknowledged ? 'yes' : 'no')],
+          ['Divergences', w => w.divergences], ['Why', w => w.message || '']]),
+        table('Acknowledgements of ' + key, s.nodes, [
+          ['Node', n => n.node], ['Acknowledged generation', n => n.acknowledged ?? '—'],
+          ['Current', n => badge(n.current ? 'yes' : 'no', n.current ? 'ack-yes' : 'ack-no')]]),
+        table('Shadow divergences of ' + key, s.divergences, [
+          ['At', d => time(d.at)], ['Workflow', d => d.workflow], ['Node', d => d.node || '—'],
+          ['Script did', d => d.script], ['Operator would', d => d.operator], ['Facts', d => h('pre', {}, d.observed)]]));
+    }));
+}
+
+// ---- Routing and live updates --------------------------------------------------------------
+
+function route() {
+  const p = location.pathname;
+  let m;
+  if (p === '/' || p === '/sites') return { view: 'sites', title: 'Sites' };
+  if ((m = p.match(/^\/nodes\/([^/]+)\/([^/]+)$/))) return { view: 'node', ns: decodeURIComponent(m[1]), name: decodeURIComponent(m[2]), title: decodeURIComponent(m[2]) };
+  if (p === '/workflows') return { view: 'workflows', title: 'Workflows' };
+  if (p === '/takeover') return { view: 'takeover', title: 'Takeover' };
+  return { view: 'missing', title: 'Not found' };
+}
+
+let inFlight = false, again = false;
+async function refresh() {
+  if (inFlight) { again = true; return; }
+  inFlight = true;
+  const r = route();
+  try {
+    if (r.view === 'sites') {
+      const q = sitesQuery();
+      const p = new URLSearchParams({ sort: q.sort, dir: q.dir, page: q.page });
+      for (const k of ['site', 'state', 'q']) if (q[k]) p.set(k, q[k]);
+      renderSites(await getJSON('/api/sites?' + p));
+    } else if (r.view === 'node') {
+      renderNode(await getJSON('/api/nodes/' + encodeURIComponent(r.ns) + '/' + encodeURIComponent(r.name)));
+    } else if (r.view === 'workflows') {
+      renderWorkflows(await getJSON('/api/workflows'));
+    } else if (r.view === 'takeover') {
+      renderTakeover(await getJSON('/api/takeover'));
+    } else {
+      setMain(h('h1', {}, 'Not found'), h('p', {}, 'No view at ' + location.pathname + '.'));
+    }
+    done();
+  } catch (e) {
+    showError(e);
+  } finally {
+    inFlight = false;
+    if (again) { again = false; refresh(); }
+  }
+}
+
+let pending;
+function changed() {
+  clearTimeout(pending);
+  pending = setTimeout(refresh, 150);
+}
+
+function live() {
+  const status = document.getElementById('live');
+  const events = new EventSource('/events');
+  events.addEventListener('open', () => { status.textContent = 'live'; status.className = 'on'; });
+  events.addEventListener('error', () => { status.textContent = 'reconnecting…'; status.className = 'off'; });
+  events.addEventListener('change', changed);
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  const r = route();
+  document.title = r.title + ' · Nodewright';
+  for (const a of document.querySelectorAll('nav a[data-view]')) {
+    if (a.dataset.view === r.view || (r.view === 'node' && a.dataset.view === 'sites')) a.setAttribute('aria-current', 'page');
+  }
+  if (r.view === 'sites') sitesSkeleton();
+  live();
+  refresh();
+});

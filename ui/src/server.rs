@@ -1,0 +1,231 @@
+//! The HTTP side: the page shell and its assets (compiled into the binary), the views as JSON, and
+//! `/events`, a server-sent event per change the watches saw. Read-only: every route is a GET.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::store::Store;
+use crate::views::{self, NodeQuery};
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+const APP_JS: &str = include_str!("../assets/app.js");
+const STYLE_CSS: &str = include_str!("../assets/style.css");
+
+/// What changed, as sent on `/events`.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// The kind (`EdgeCluster`, `EdgeNode`, …).
+    pub kind: &'static str,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name (empty for a relist of the whole kind).
+    pub name: String,
+}
+
+/// What the watches and the handlers share.
+#[derive(Clone)]
+pub struct Shared {
+    store: Arc<RwLock<Store>>,
+    changes: broadcast::Sender<Change>,
+    synced: Arc<AtomicUsize>,
+    kinds: usize,
+    /// Set when the server stops: ends every open change stream, which would otherwise hold the
+    /// graceful shutdown open for as long as a browser keeps the page.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl Shared {
+    /// An empty store, ready once `kinds` watches have listed.
+    pub fn new(kinds: usize) -> Shared {
+        let (changes, _) = broadcast::channel(1024);
+        Shared {
+            store: Arc::default(),
+            changes,
+            synced: Arc::default(),
+            kinds,
+            stopping: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// A store already filled (tests, benchmarks, a one-off rendering).
+    pub fn with_store(store: Store) -> Shared {
+        let shared = Shared::new(0);
+        if let Ok(mut s) = shared.store.write() {
+            *s = store;
+        }
+        shared
+    }
+
+    /// Changes the store with `f` and tells every open page what changed.
+    pub fn update(&self, change: Change, f: impl FnOnce(&mut Store)) {
+        // A poisoned lock means a panic while writing, which the store's functions do not do;
+        // recover the data rather than stop serving.
+        let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
+        f(&mut store);
+        drop(store);
+        // No page open is not an error.
+        let _ = self.changes.send(change);
+    }
+
+    /// Records that one more watch has listed its kind.
+    pub fn mark_synced(&self) {
+        self.synced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn ready(&self) -> bool {
+        self.synced.load(Ordering::Relaxed) >= self.kinds
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Store> {
+        self.store.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The UI's routes over `shared`.
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/sites", get(page))
+        .route("/nodes/{namespace}/{name}", get(page))
+        .route("/workflows", get(page))
+        .route("/takeover", get(page))
+        .route(
+            "/assets/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/assets/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
+        )
+        .route("/api/sites", get(api_sites))
+        .route("/api/nodes/{namespace}/{name}", get(api_node))
+        .route("/api/workflows", get(api_workflows))
+        .route("/api/takeover", get(api_takeover))
+        .route("/events", get(events))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "no such page\n") })
+        .with_state(shared)
+}
+
+/// Serves `router(shared)` on `listener` until `stop` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Shared,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stopping = shared.stopping.clone();
+    axum::serve(listener, router(shared))
+        .with_graceful_shutdown(async move {
+            stop.await;
+            stopping.send_replace(true);
+        })
+        .await
+}
+
+fn hardened(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    // Everything the page needs comes from this server; nothing inline, nothing from elsewhere.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    hardened(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+async fn page() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+fn json<T: Serialize>(value: &T) -> Response {
+    let mut r = Json(value).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    hardened(r)
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    hardened((status, Json(serde_json::json!({ "error": message }))).into_response())
+}
+
+async fn api_sites(State(shared): State<Shared>, Query(query): Query<NodeQuery>) -> Response {
+    let store = shared.read();
+    match views::sites(&store, &query) {
+        Ok(view) => json(&view),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn api_node(State(shared): State<Shared>, Path((namespace, name)): Path<(String, String)>) -> Response {
+    let store = shared.read();
+    match views::node(&store, &namespace, &name) {
+        Some(view) => json(&view),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no EdgeNode {name} in namespace {namespace}"),
+        ),
+    }
+}
+
+async fn api_workflows(State(shared): State<Shared>) -> Response {
+    json(&views::workflows(&shared.read()))
+}
+
+async fn api_takeover(State(shared): State<Shared>) -> Response {
+    json(&views::takeover(&shared.read()))
+}
+
+async fn readyz(State(shared): State<Shared>) -> Response {
+    if shared.ready() {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "listing\n").into_response()
+    }
+}
+
+async fn events(State(shared): State<Shared>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = shared.changes.subscribe();
+    let stopping = shared.stopping.subscribe();
+    let stream = futures::stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
+        let received = tokio::select! {
+            r = rx.recv() => r,
+            // The server stops (or is gone): end the stream; the browser reconnects elsewhere.
+            _ = stopping.wait_for(|s| *s) => return None,
+        };
+        let change = match received {
+            Ok(change) => change,
+            // Too slow a reader missed some: tell it everything may have changed.
+            Err(broadcast::error::RecvError::Lagged(_)) => Change {
+                kind: "All",
+                namespace: String::new(),
+                name: String::new(),
+            },
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        let data = serde_json::to_string(&change).unwrap_or_default();
+        Some((Ok(Event::default().event("change").data(data)), (rx, stopping)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

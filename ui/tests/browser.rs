@@ -1,0 +1,600 @@
+//! The UI in a real browser: headless Chromium (Debian's package), driven over the DevTools
+//! protocol, against `nodewright ui`'s server reading a real API server filled with a site, its
+//! nodes, a storage upgrade, a migration and the takeover. Every view renders with that data; a
+//! status change arrives without reloading; no console error; keyboard navigation works; axe-core
+//! finds no serious or critical violation.
+//!
+//! With `NODEWRIGHT_UI_SCREENSHOTS=<dir>`, it also saves a screenshot of each view there
+//! (`scripts/ui-screenshots` writes docs/img/ui-*.png that way).
+
+// Test code: a failed expectation is a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use tungstenite::{Message, WebSocket};
+
+/// A Chromium process and one page of it, attached over the DevTools protocol.
+struct Browser {
+    child: Child,
+    ws: WebSocket<TcpStream>,
+    next_id: u64,
+    session: String,
+    /// Console errors, uncaught exceptions and failed loads the page reported.
+    errors: Vec<String>,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn launch() -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let child = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--remote-debugging-port=0",
+                "--window-size=1280,900",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromium is not installed: run scripts/install-tools");
+        // Chromium writes the port it chose and the browser's path into the profile.
+        let active = profile.path().join("DevToolsActivePort");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (port, path) = loop {
+            if let Ok(text) = std::fs::read_to_string(&active) {
+                let mut lines = text.lines();
+                if let (Some(port), Some(path)) = (lines.next(), lines.next()) {
+                    break (port.trim().to_owned(), path.trim().to_owned());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromium did not start its DevTools server"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let stream = TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let (ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}{path}"), stream).unwrap();
+        let mut browser = Browser {
+            child,
+            ws,
+            next_id: 0,
+            session: String::new(),
+            errors: Vec::new(),
+            _profile: profile,
+        };
+        let target = browser.call_browser("Target.createTarget", json!({"url": "about:blank"}));
+        let attached = browser.call_browser(
+            "Target.attachToTarget",
+            json!({"targetId": target["targetId"], "flatten": true}),
+        );
+        browser.session = attached["sessionId"].as_str().unwrap().to_owned();
+        for domain in ["Page.enable", "Runtime.enable", "Log.enable"] {
+            browser.call(domain, json!({}));
+        }
+        browser.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+        );
+        browser
+    }
+
+    fn send(&mut self, method: &str, params: Value, session: bool) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if session {
+            msg["sessionId"] = json!(self.session);
+        }
+        self.ws.send(Message::text(msg.to_string())).unwrap();
+        loop {
+            let text = match self.ws.read().unwrap() {
+                Message::Text(t) => t.to_string(),
+                _ => continue,
+            };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["id"] == json!(id) {
+                if let Some(e) = v.get("error") {
+                    panic!("{method}: {e}");
+                }
+                return v["result"].clone();
+            }
+            self.event(&v);
+        }
+    }
+
+    fn event(&mut self, v: &Value) {
+        match v["method"].as_str() {
+            Some("Runtime.exceptionThrown") => self
+                .errors
+                .push(format!("exception: {}", v["params"]["exceptionDetails"])),
+            Some("Runtime.consoleAPICalled") if v["params"]["type"] == "error" => self
+                .errors
+                .push(format!("console.error: {}", v["params"]["args"])),
+            Some("Log.entryAdded") if v["params"]["entry"]["level"] == "error" => self.errors.push(format!(
+                "{}: {}",
+                v["params"]["entry"]["url"], v["params"]["entry"]["text"]
+            )),
+            _ => {}
+        }
+    }
+
+    fn call_browser(&mut self, method: &str, params: Value) -> Value {
+        self.send(method, params, false)
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.send(method, params, true)
+    }
+
+    /// Evaluates `expression` in the page (awaiting a promise) and returns its value.
+    fn eval(&mut self, expression: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
+        );
+        if let Some(e) = r.get("exceptionDetails") {
+            panic!("evaluating {expression}: {e}");
+        }
+        r["result"]["value"].clone()
+    }
+
+    /// Polls `expression` until it is true; the time it took, or a panic naming `what`.
+    fn wait_for(&mut self, what: &str, expression: &str, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.eval(expression) == json!(true) {
+                return start.elapsed();
+            }
+            if start.elapsed() > timeout {
+                let body = self.eval("document.getElementById('main').innerText");
+                panic!("timed out waiting for {what}; the page shows:\n{body}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Opens `url` and waits until the view has rendered its data once.
+    fn open(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url}));
+        self.wait_for(
+            &format!("{url} to render"),
+            "document.readyState === 'complete' && document.body && Number(document.body.dataset.rendered || 0) >= 1",
+            Duration::from_secs(15),
+        );
+    }
+
+    fn text(&mut self) -> String {
+        self.eval("document.getElementById('main').innerText")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn key(&mut self, key: &str, code: &str, vk: u32, text: Option<&str>) {
+        let mut down = json!({"type": "keyDown", "key": key, "code": code, "windowsVirtualKeyCode": vk});
+        if let Some(t) = text {
+            down["text"] = json!(t);
+        }
+        self.call("Input.dispatchKeyEvent", down);
+        self.call(
+            "Input.dispatchKeyEvent",
+            json!({"type": "keyUp", "key": key, "code": code, "windowsVirtualKeyCode": vk}),
+        );
+    }
+
+    /// Serious and critical accessibility violations on the page, as axe-core reports them.
+    fn axe(&mut self, axe_source: &str) -> Vec<String> {
+        if self.eval("typeof axe === 'undefined'") == json!(true) {
+            self.eval(&format!("{axe_source};true"));
+        }
+        let v = self.eval(
+            "axe.run(document, {resultTypes: ['violations']}).then(r => ({passes: r.passes.length, bad: r.violations \
+             .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+             .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ')).join(', '))}))",
+        );
+        // A check that ran no rule would pass anything.
+        assert!(
+            v["passes"].as_u64().unwrap() > 10,
+            "axe-core ran too few rules: {v}"
+        );
+        serde_json::from_value(v["bad"].clone()).unwrap()
+    }
+
+    fn screenshot(&mut self, name: &str) {
+        let Some(dir) = std::env::var_os("NODEWRIGHT_UI_SCREENSHOTS") else {
+            return;
+        };
+        let shot = self.call(
+            "Page.captureScreenshot",
+            json!({"format": "png", "captureBeyondViewport": false}),
+        );
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("ui-{name}.png")), png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn axe_source() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/node_modules/axe-core/axe.min.js");
+    let mut text = String::new();
+    std::fs::File::open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/install-tools", path.display()))
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+/// The site as YAML: an EdgeCluster whose storage upgrade is in shadow with a divergence, three
+/// EdgeNodes (one with degraded storage), a storage upgrade half-way, a migration that rolled back.
+fn site_yaml(ns: &str, legacy_ns: &str) -> String {
+    let t = now();
+    format!(
+        r#"apiVersion: nodewright.io/v1alpha1
+kind: EdgeCluster
+metadata: {{name: site-a, namespace: {ns}}}
+spec:
+  profile: {{topology: MultiNode}}
+  legacy: {{namespace: {legacy_ns}}}
+  workflows: {{storageUpgrade: shadow, taints: shadow}}
+status:
+  observedGeneration: 1
+  legacyVersion: "2.4.1"
+  conditions:
+  - {{type: Ready, status: "False", reason: NodesDegraded, message: "2 of 3 nodes ready", lastTransitionTime: "{t}"}}
+  nodes: {{total: 3, ready: 2, networkDegraded: 0, storageDegraded: 1}}
+  takeover:
+    generation: 4
+    workflows:
+    - {{workflow: storage-upgrade, requested: shadow, effective: shadow, acknowledged: true, divergences: 1}}
+    - {{workflow: taints, requested: shadow, effective: legacy, acknowledged: false, message: "edge-3 has not acknowledged generation 4"}}
+  divergences:
+  - {{at: "{t}", workflow: storage-upgrade, node: edge-2, script: "entered InstallPackages", operator: "would wait in WaitResync", observed: "r0 on edge-1 SyncSource 62 %"}}
+---
+apiVersion: nodewright.io/v1alpha1
+kind: EdgeNode
+metadata: {{name: edge-1, namespace: {ns}}}
+spec: {{nodeName: edge-1, clusterRef: {{name: site-a}}}}
+status:
+  conditions:
+  - {{type: Ready, status: "True", reason: Observed, message: "", lastTransitionTime: "{t}"}}
+  - {{type: NetworkDegraded, status: "False", reason: AllLinksUp, message: "", lastTransitionTime: "{t}"}}
+  bonds:
+  - name: bond0
+    mode: active-backup
+    activeSlave: eno1
+    linkState: up
+    slaves:
+    - {{name: eno1, linkState: up, linkFailures: 0, speedMbps: 10000}}
+    - {{name: eno2, linkState: up, linkFailures: 2, speedMbps: 10000}}
+  vlans:
+  - {{name: bond0.100, id: 100, parent: bond0, purpose: StorageReplication, linkState: up, addresses: ["10.10.0.1/24"]}}
+  linstorSatellite: {{state: Online, version: "1.29.0", storagePools: [{{name: pool0, driver: LVM_THIN, freeBytes: 1000, totalBytes: 4000}}]}}
+  drbdResources:
+  - name: r0
+    role: Primary
+    diskState: UpToDate
+    quorum: true
+    peers:
+    - {{node: edge-2, connection: Connected, role: Secondary, peerDisk: Inconsistent, replication: SyncSource, syncPercent: 62}}
+  lastLegacyRun: {{time: "{t}", scriptVersion: "2.4.1", outcome: ok}}
+---
+apiVersion: nodewright.io/v1alpha1
+kind: EdgeNode
+metadata: {{name: edge-2, namespace: {ns}}}
+spec: {{nodeName: edge-2, clusterRef: {{name: site-a}}}}
+status:
+  conditions:
+  - {{type: Ready, status: "True", reason: Observed, message: "", lastTransitionTime: "{t}"}}
+---
+apiVersion: nodewright.io/v1alpha1
+kind: EdgeNode
+metadata: {{name: edge-3, namespace: {ns}}}
+spec: {{nodeName: edge-3, clusterRef: {{name: site-a}}}}
+status:
+  conditions:
+  - {{type: Ready, status: "False", reason: Observed, message: "", lastTransitionTime: "{t}"}}
+  - {{type: StorageDegraded, status: "True", reason: DiskFailed, message: "r0 Diskless", lastTransitionTime: "{t}"}}
+---
+apiVersion: nodewright.io/v1alpha1
+kind: StorageUpgrade
+metadata: {{name: drbd-9-2, namespace: {ns}}}
+spec: {{owner: legacy, clusterRef: {{name: site-a}}, fromVersion: "9.1.0", toVersion: "9.2.0", nodeOrder: [edge-1, edge-2, edge-3]}}
+status:
+  state: InstallPackages
+  currentNode: edge-2
+  order: [edge-1, edge-2, edge-3]
+  progress: {{done: 1, total: 3}}
+  nodes:
+  - node: edge-1
+    state: Completed
+    history:
+    - {{phase: Preflight, at: "{t}"}}
+    - {{phase: WaitResync, at: "{t}"}}
+    - {{phase: Completed, at: "{t}"}}
+  - node: edge-2
+    state: InstallPackages
+    since: "{t}"
+    step: {{task: upgrade-edge-2, step: install-packages, result: running}}
+    history:
+    - {{phase: Preflight, at: "{t}"}}
+    - {{phase: InstallPackages, at: "{t}"}}
+---
+apiVersion: nodewright.io/v1alpha1
+kind: Migration
+metadata: {{name: grow, namespace: {ns}}}
+spec: {{owner: legacy, clusterRef: {{name: site-a}}, sourceNode: edge-1, joiningNodes: [edge-2], rollback: true}}
+status:
+  phase: RolledBack
+  history:
+  - {{phase: Preflight, at: "{t}"}}
+  - {{phase: PlacingReplicas, at: "{t}", message: "placing r0 on edge-2"}}
+  - {{phase: RollingBack, at: "{t}", message: "rollback requested"}}
+  - {{phase: RolledBack, at: "{t}"}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: nodewright-takeover, namespace: {legacy_ns}}}
+data: {{generation: "4", storage-upgrade: shadow, taints: shadow}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: vx-rail-node-edge-1, namespace: {legacy_ns}}}
+data: {{takeover-generation: "4"}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: vx-rail-node-edge-2, namespace: {legacy_ns}}}
+data: {{takeover-generation: "4"}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: vx-rail-node-edge-3, namespace: {legacy_ns}}}
+data: {{takeover-generation: "3"}}
+"#
+    )
+}
+
+#[test]
+fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chromium() {
+    let axe = axe_source();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ctx, legacy_ns, port, _watches) = rt.block_on(async {
+        let ctx = nodewright_testenv::TestContext::new("ui-browser").await.unwrap();
+        nodewright_testenv::install_crds(&ctx.client, &nodewright_api::crds())
+            .await
+            .unwrap();
+        let legacy_ns = nodewright_testenv::unique_name("ui-legacy");
+        nodewright_testenv::create_namespace(&ctx.client, &legacy_ns, &[])
+            .await
+            .unwrap();
+        nodewright_testenv::apply_yaml(&ctx.client, &site_yaml(&ctx.namespace, &legacy_ns), None)
+            .await
+            .unwrap();
+        let shared = nodewright_ui::Shared::new(nodewright_ui::watch::KINDS);
+        let namespaces = nodewright_ui::watch::Namespaces {
+            nodewright: ctx.namespace.clone(),
+            legacy: legacy_ns.clone(),
+        };
+        let watches = nodewright_ui::watch::spawn(&ctx.client, &namespaces, &shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(nodewright_ui::serve(listener, shared, std::future::pending()));
+        nodewright_testenv::eventually("the UI to list every kind", Duration::from_secs(30), || async {
+            let r = nodewright_testenv::http_get(port, "/readyz").await.ok()?;
+            r.contains("200 OK").then_some(())
+        })
+        .await;
+        (ctx, legacy_ns, port, watches)
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let mut b = Browser::launch();
+    let mut violations = Vec::new();
+
+    // Sites: the roll-up and the node list.
+    b.open(&format!("{base}/sites"));
+    let text = b.text();
+    for want in [
+        "site-a",
+        "MultiNode",
+        "NodesDegraded",
+        "edge-1",
+        "edge-3",
+        "StorageDegraded",
+        "DiskFailed",
+        "3 nodes match",
+    ] {
+        assert!(text.contains(want), "the Sites view lacks {want:?}:\n{text}");
+    }
+    b.screenshot("sites");
+    violations.extend(b.axe(&axe).into_iter().map(|v| format!("/sites: {v}")));
+
+    // Filtering and sorting go through the server and keep the URL.
+    b.eval("document.getElementById('f-state').value = 'StorageDegraded'; document.getElementById('f-state').dispatchEvent(new Event('change')); true");
+    b.wait_for(
+        "the state filter",
+        "document.querySelectorAll('#node-table tbody tr').length === 1 && location.search.includes('state=StorageDegraded')",
+        Duration::from_secs(5),
+    );
+    b.open(&format!("{base}/sites?sort=name&dir=desc"));
+    let first = b.eval("document.querySelector('#node-table tbody tr td').innerText");
+    assert_eq!(first, json!("edge-3"), "sorted by name, descending");
+
+    // Live: a status change shows without reloading.
+    b.open(&format!("{base}/sites"));
+    b.eval("window.notReloaded = true");
+    b.wait_for(
+        "the change stream",
+        "document.getElementById('live').textContent === 'live'",
+        Duration::from_secs(5),
+    );
+    let patch = format!(
+        "apiVersion: nodewright.io/v1alpha1\nkind: EdgeNode\nmetadata: {{name: edge-2, namespace: {}}}\nspec: {{nodeName: edge-2, clusterRef: {{name: site-a}}}}\nstatus:\n  conditions:\n  - {{type: Ready, status: \"False\", reason: Observed, message: \"\", lastTransitionTime: \"{}\"}}\n  - {{type: NetworkDegraded, status: \"True\", reason: BondDown, message: \"bond0 down\", lastTransitionTime: \"{}\"}}\n",
+        ctx.namespace,
+        now(),
+        now()
+    );
+    rt.block_on(nodewright_testenv::apply_yaml(&ctx.client, &patch, None))
+        .unwrap();
+    let took = b.wait_for(
+        "edge-2's network degradation to show live",
+        "[...document.querySelectorAll('#node-table tbody tr')].some(r => r.innerText.includes('edge-2') && r.innerText.includes('BondDown'))",
+        Duration::from_secs(5),
+    );
+    eprintln!(
+        "a status change showed in the browser {} ms after the API accepted it",
+        took.as_millis()
+    );
+    assert_eq!(
+        b.eval("window.notReloaded === true"),
+        json!(true),
+        "the page reloaded"
+    );
+
+    // Keyboard: from the top, Tab reaches the skip link, the views, the filters and a node link;
+    // Enter on the node link opens the node.
+    b.eval("document.activeElement.blur(); window.scrollTo(0, 0); true");
+    let mut reached = Vec::new();
+    for _ in 0..40 {
+        b.key("Tab", "Tab", 9, None);
+        let what = b.eval("(e => e.tagName + ':' + (e.id || e.getAttribute('href') || e.innerText))(document.activeElement)");
+        let what = what.as_str().unwrap_or_default().to_owned();
+        if what.starts_with("A:/nodes/") {
+            reached.push(what);
+            break;
+        }
+        reached.push(what);
+    }
+    for want in [
+        "A:#main",
+        "A:/workflows",
+        "A:/takeover",
+        "INPUT:f-q",
+        "SELECT:f-state",
+        "BUTTON:",
+    ] {
+        assert!(
+            reached.iter().any(|r| r.starts_with(want)),
+            "Tab never reached {want}: {reached:?}"
+        );
+    }
+    let link = reached.last().unwrap().clone();
+    assert!(
+        link.starts_with("A:/nodes/"),
+        "Tab never reached a node: {reached:?}"
+    );
+    b.key("Enter", "Enter", 13, Some("\r"));
+    b.wait_for(
+        "Enter on a node link to open the node",
+        &format!(
+            "location.pathname === {:?} && document.body && Number(document.body.dataset.rendered || 0) >= 1",
+            &link[2..]
+        ),
+        Duration::from_secs(10),
+    );
+
+    // Node: bond, slaves, VLANs, LINSTOR, DRBD and its peers, conditions, the last legacy run.
+    b.open(&format!("{base}/nodes/{}/edge-1", ctx.namespace));
+    let text = b.text();
+    for want in [
+        "bond0",
+        "active-backup",
+        "eno2",
+        "bond0.100",
+        "10.10.0.1/24",
+        "Online",
+        "1.29.0",
+        "pool0",
+        "r0",
+        "SyncSource",
+        "synced 62 %",
+        "AllLinksUp",
+        "2.4.1",
+        "drbd-9-2",
+        "Completed",
+    ] {
+        assert!(text.contains(want), "the Node view lacks {want:?}:\n{text}");
+    }
+    b.screenshot("node");
+    violations.extend(b.axe(&axe).into_iter().map(|v| format!("/nodes: {v}")));
+
+    // Workflows: the grid of 21 states, the migration's timeline and its rollback.
+    b.open(&format!("{base}/workflows"));
+    let columns = b.eval("document.querySelectorAll('table.grid thead th').length");
+    assert_eq!(columns, json!(22), "a node column and 21 states");
+    let current = b.eval("[...document.querySelectorAll('table.grid td.current')].map(td => td.closest('tr').querySelector('th').innerText + ' ' + td.innerText)");
+    let current: Vec<String> = serde_json::from_value(current).unwrap();
+    assert!(
+        current
+            .iter()
+            .any(|c| c.starts_with("edge-2") && c.contains("install-packages: running")),
+        "{current:?}"
+    );
+    let text = b.text();
+    for want in [
+        "9.1.0 → 9.2.0",
+        "1 of 3 nodes done",
+        "RolledBack",
+        "rollback: rolled back",
+        "placing r0 on edge-2",
+    ] {
+        assert!(text.contains(want), "the Workflows view lacks {want:?}:\n{text}");
+    }
+    b.screenshot("workflows");
+    violations.extend(b.axe(&axe).into_iter().map(|v| format!("/workflows: {v}")));
+
+    // Takeover: modes, acknowledgements, divergences with their facts.
+    b.open(&format!("{base}/takeover"));
+    let text = b.text();
+    for want in [
+        "Takeover generation 4",
+        "storage-upgrade",
+        "edge-3 has not acknowledged generation 4",
+        "would wait in WaitResync",
+        "r0 on edge-1 SyncSource 62 %",
+    ] {
+        assert!(text.contains(want), "the Takeover view lacks {want:?}:\n{text}");
+    }
+    let acks = b.eval("[...document.querySelectorAll('table')].find(t => t.caption.innerText.startsWith('Acknowledgements')).innerText");
+    let acks = acks.as_str().unwrap();
+    assert!(
+        acks.contains("edge-3\t3\tno") && acks.contains("edge-1\t4\tyes"),
+        "{acks}"
+    );
+    b.screenshot("takeover");
+    violations.extend(b.axe(&axe).into_iter().map(|v| format!("/takeover: {v}")));
+
+    assert!(violations.is_empty(), "axe-core: {violations:#?}");
+    assert!(b.errors.is_empty(), "the page reported errors: {:#?}", b.errors);
+    drop(b);
+    let _ = legacy_ns;
+}
