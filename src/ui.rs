@@ -1,4 +1,4 @@
-//! `nodewright ui`: the read-only web UI, against a cluster (`--kubeconfig`, or in-cluster
+//! `nodewright ui`: the web UI (read-only unless `--enable-actions`), against a cluster (`--kubeconfig`, or in-cluster
 //! configuration), on 127.0.0.1:8090 unless `--listen` says otherwise, until interrupted.
 
 use std::net::SocketAddr;
@@ -24,6 +24,11 @@ pub struct Args {
     /// Address to serve on. Only this machine can reach the default; a pod sets 0.0.0.0:8090.
     #[arg(long, default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
+    /// Let people act from the page (request an upgrade, roll one back, change a workflow's mode):
+    /// each action needs the person's bearer token, checked with a TokenReview, and is sent as that
+    /// person by impersonation. Off by default: the page then only shows each action's command.
+    #[arg(long)]
+    enable_actions: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -33,20 +38,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let client = nodewright_kit::process::client(args.kubeconfig.as_deref()).await?;
+    let config = nodewright_kit::process::config(args.kubeconfig.as_deref()).await?;
+    let client = kube::Client::try_from(config.clone())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    let shared = nodewright_ui::Shared::new(KINDS);
+    let mut shared = nodewright_ui::Shared::new(KINDS);
+    if args.enable_actions {
+        shared = shared.with_actions(config);
+    }
     let namespaces = Namespaces {
         nodewright: args.namespace.clone(),
         legacy: args.legacy_namespace.clone(),
     };
     let _watches = nodewright_ui::watch::spawn(&client, &namespaces, &shared);
     eprintln!(
-        "nodewright ui: reading namespaces {} and {}; open http://{addr}/",
-        args.namespace, args.legacy_namespace
+        "nodewright ui: reading namespaces {} and {}; actions {}; open http://{addr}/",
+        args.namespace,
+        args.legacy_namespace,
+        if args.enable_actions {
+            "on (as the person, by impersonation)"
+        } else {
+            "off"
+        }
     );
     nodewright_ui::serve(listener, shared, stop_signal()?).await?;
     Ok(())

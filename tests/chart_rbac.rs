@@ -68,6 +68,11 @@ fn render(namespace: &str, legacy: &str, set: &[&str]) -> String {
 }
 
 async fn install(prefix: &str) -> Installed {
+    install_with(prefix, &[]).await
+}
+
+/// [`install`] with extra `--set`s.
+async fn install_with(prefix: &str, set: &[&str]) -> Installed {
     let ctx = TestContext::new(prefix).await.unwrap();
     let legacy = TestContext::new(&format!("{prefix}-legacy"))
         .await
@@ -84,7 +89,7 @@ async fn install(prefix: &str) -> Installed {
     // Everything, with the operator and the agent enabled, the Deployments, DaemonSet, Service
     // and admission policy too: the server validates them, though with no scheduler or kubelet
     // here nothing runs.
-    let manifest = render(&ctx.namespace, &legacy, &[ENABLE_ALL]);
+    let manifest = render(&ctx.namespace, &legacy, &[&[ENABLE_ALL], set].concat());
     let mut apply = ctx.control_plane.kubectl();
     apply.args(["apply", "--server-side", "-f", "-"]);
     let (ok, stdout, stderr) = output(apply, Some(&manifest));
@@ -597,5 +602,43 @@ async fn the_uis_complete_permissions_are_reading_nodewrights_resources_and_the_
         it.granted_to("ui", &it.other),
         BTreeSet::new(),
         "in any other namespace"
+    );
+}
+
+#[tokio::test]
+async fn with_actions_on_the_ui_may_also_review_tokens_and_impersonate_and_still_writes_nothing_itself() {
+    let it = install_with("chart-ui-act", &["ui.actions.enabled=true"]).await;
+    let acting = [
+        ("create", "authentication.k8s.io/tokenreviews[]"),
+        ("impersonate", "/users[]"),
+        ("impersonate", "/groups[]"),
+        ("impersonate", "/serviceaccounts[]"),
+    ];
+    let own = [
+        ("get,list,watch", "nodewright.io/edgeclusters[]"),
+        ("get,list,watch", "nodewright.io/edgenodes[]"),
+        ("get,list,watch", "nodewright.io/storageupgrades[]"),
+        ("get,list,watch", "nodewright.io/migrations[]"),
+    ];
+    assert_eq!(
+        it.granted_to("ui", &it.ctx.namespace),
+        expand(&[&own[..], &acting[..]].concat()),
+        "in its own namespace"
+    );
+    assert_eq!(
+        it.granted_to("ui", &it.other),
+        expand(&acting),
+        "in any other namespace: only reviewing tokens and impersonating"
+    );
+    let deployment = render(
+        &it.ctx.namespace,
+        &it.legacy,
+        &[ENABLE_ALL, "ui.actions.enabled=true"],
+    );
+    assert!(deployment.contains("- --enable-actions"), "{deployment}");
+    let off = render(&it.ctx.namespace, &it.legacy, &[ENABLE_ALL]);
+    assert!(
+        !off.contains("--enable-actions") && !off.contains("impersonate"),
+        "{off}"
     );
 }

@@ -102,6 +102,73 @@ async fn the_ui_prints_its_address_and_serves_the_site_it_reads_and_refuses_writ
     let mut reply = String::new();
     s.read_to_string(&mut reply).await.unwrap();
     assert!(reply.starts_with("HTTP/1.0 405"), "{reply}");
+    assert!(line.contains("actions off"), "{line}");
+    let actions = http_get(port, "/api/actions").await.unwrap();
+    assert!(actions.contains(r#"{"enabled":false}"#), "{actions}");
+
+    ui.kill().unwrap();
+    ui.wait().unwrap();
+}
+
+#[tokio::test]
+async fn with_enable_actions_the_ui_says_so_and_refuses_an_action_without_a_token() {
+    let ctx = TestContext::new("ui-cli-act").await.unwrap();
+    let mut ui = nodewright()
+        .args(["ui", "--enable-actions", "--listen", "127.0.0.1:0"])
+        .args([
+            "--legacy-namespace",
+            &ctx.namespace,
+            "--namespace",
+            &ctx.namespace,
+        ])
+        .arg("--kubeconfig")
+        .arg(ctx.control_plane.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(ui.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("open http://") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "nodewright ui ended early"
+        );
+    }
+    assert!(line.contains("actions on"), "{line}");
+    let port: u16 = line
+        .trim()
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let actions = http_get(port, "/api/actions").await.unwrap();
+    assert!(actions.contains(r#"{"enabled":true}"#), "{actions}");
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = format!(
+        r#"{{"action":"rollback","namespace":"{}","name":"up-1"}}"#,
+        ctx.namespace
+    );
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /api/actions HTTP/1.0\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).await.unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.0 401") && reply.contains("no bearer token"),
+        "{reply}"
+    );
 
     ui.kill().unwrap();
     ui.wait().unwrap();

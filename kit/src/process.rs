@@ -73,7 +73,7 @@ pub async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<Client> {
 
 /// The client configuration from `kubeconfig`, or from the in-cluster configuration, then
 /// `$KUBECONFIG`.
-async fn config(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Config> {
+pub async fn config(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Config> {
     let config = match kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path)

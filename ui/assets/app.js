@@ -231,10 +231,11 @@ function upgradeGrid(u, states) {
       }))));
 }
 
-function renderWorkflows(view) {
+function renderWorkflows(view, sites) {
   setMain(
     h('h1', {}, 'Workflows'),
     h('h2', {}, 'Storage upgrades'),
+    sites.length > 0 ? upgradePanel(sites) : null,
     view.upgrades.length === 0 ? h('p', { class: 'empty' }, 'No StorageUpgrade.') : view.upgrades.map(u => {
       const st = u.status || {};
       return h('section', { class: 'card' },
@@ -246,7 +247,8 @@ function renderWorkflows(view) {
           st.failedState ? ' · failed in ' + st.failedState + ' on ' + (st.failedNode || '?') : ''),
         st.message ? h('p', {}, st.message) : null,
         upgradeGrid(u, view.states),
-        conditions(st.conditions, 'Conditions of ' + u.metadata.name));
+        conditions(st.conditions, 'Conditions of ' + u.metadata.name),
+        u.spec.owner === 'operator' && !u.spec.rollback ? rollbackPanel(u) : null);
     }),
     h('h2', {}, 'Migrations'),
     view.migrations.length === 0 ? h('p', { class: 'empty' }, 'No Migration.') : view.migrations.map(m => {
@@ -283,8 +285,117 @@ function renderTakeover(sites) {
           ['Current', n => badge(n.current ? 'yes' : 'no', n.current ? 'ack-yes' : 'ack-no')]]),
         table('Shadow divergences of ' + key, s.divergences, [
           ['At', d => time(d.at)], ['Workflow', d => d.workflow], ['Node', d => d.node || '—'],
-          ['Script did', d => d.script], ['Operator would', d => d.operator], ['Facts', d => h('pre', {}, d.observed)]]));
+          ['Script did', d => d.script], ['Operator would', d => d.operator], ['Facts', d => h('pre', {}, d.observed)]]),
+        modePanel(s));
     }));
+}
+
+// ---- Actions -------------------------------------------------------------------------------
+// Every action is shown as its exact kubectl command (from /api/actions/preview). With actions on
+// (nodewright ui --enable-actions), a person can also run it here: their bearer token, kept in this
+// tab only (sessionStorage), goes in the Authorization header; the server checks it and acts as them.
+
+let actionsEnabled = false;
+const TOKEN_KEY = 'nodewright.token';
+// What a person typed in the action forms, kept across re-renders (the views re-render live).
+const formState = {};
+
+async function postJSON(url, body, token) {
+  const headers = { 'content-type': 'application/json', accept: 'application/json' };
+  if (token) headers.authorization = 'Bearer ' + token;
+  const r = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body), credentials: 'omit' });
+  let answer = {};
+  try { answer = await r.json(); } catch (_) { /* an empty body */ }
+  return { status: r.status, body: answer };
+}
+
+// A labelled control whose value is kept in formState[id].
+function field(id, label, control) {
+  if (formState[id] !== undefined) control.value = formState[id];
+  else formState[id] = control.value;
+  control.id = id;
+  return h('label', { for: id }, label, ' ', control);
+}
+
+function choice(id, label, values, initial) {
+  const el = h('select', {}, values.map(v => h('option', { value: v, selected: v === initial }, v)));
+  return field(id, label, el);
+}
+
+function text(id, label, initial) {
+  return field(id, label, h('input', { type: 'text', value: initial || '', size: 14 }));
+}
+
+// A panel for one action: its controls, the command, and (actions on) the token and a Run button.
+// build(value) makes the action from the controls' values (value(id) reads one).
+function actionPanel(id, title, controls, build) {
+  const command = h('pre', { class: 'command', id: id + '-command' }, '…');
+  const result = h('p', { role: 'status', id: id + '-result' });
+  const value = k => formState[id + '-' + k];
+  const update = async () => {
+    const action = build(value);
+    if (Object.values(action).some(v => v === undefined || v === '')) {
+      command.textContent = 'Fill in every field to see the command.';
+      return;
+    }
+    const answer = await postJSON('/api/actions/preview', build(value));
+    command.textContent = answer.status === 200 ? answer.body.command : 'Not a valid action: ' + answer.body.error;
+  };
+  const form = h('form', { class: 'act filters', 'aria-label': title, 'data-action': id },
+    controls,
+    actionsEnabled ? [
+      field(id + '-token', 'Your bearer token', h('input', { type: 'password', autocomplete: 'off', size: 16,
+        value: sessionStorage.getItem(TOKEN_KEY) || '' })),
+      h('button', { type: 'submit' }, 'Run as you'),
+    ] : null);
+  form.addEventListener('input', e => {
+    const k = e.target.id;
+    formState[k] = e.target.value;
+    if (k === id + '-token') sessionStorage.setItem(TOKEN_KEY, e.target.value);
+    else update();
+  });
+  form.addEventListener('submit', async e => {
+    e.preventDefault();
+    const token = sessionStorage.getItem(TOKEN_KEY) || '';
+    const answer = await postJSON('/api/actions', build(value), token);
+    result.textContent = answer.status === 200
+      ? 'Done, as ' + answer.body.user + '.'
+      : 'Refused (' + answer.status + '): ' + (answer.body.error || 'no answer');
+  });
+  update();
+  return h('section', { class: 'card' }, h('h3', {}, title),
+    actionsEnabled ? null : h('p', { class: 'empty' }, 'Actions are off in this UI: run the command with your own credentials.'),
+    form, h('p', {}, 'The same with kubectl:'), command, result);
+}
+
+const WORKFLOW_KEYS = ['bootstrap', 'migration', 'storageUpgrade', 'bondFlip', 'taints', 'bootRecovery'];
+
+function modePanel(site) {
+  const id = 'mode-' + site.namespace + '-' + site.name;
+  return actionPanel(id, 'Change a workflow\'s mode on ' + site.namespace + '/' + site.name, [
+    choice(id + '-workflow', 'Workflow', WORKFLOW_KEYS, 'storageUpgrade'),
+    choice(id + '-mode', 'Mode', ['legacy', 'shadow', 'operator'], 'shadow'),
+  ], v => ({ action: 'setMode', namespace: site.namespace, cluster: site.name, workflow: v('workflow'), mode: v('mode') }));
+}
+
+function rollbackPanel(u) {
+  const ns = u.metadata.namespace, name = u.metadata.name;
+  return actionPanel('rollback-' + ns + '-' + name, 'Roll back ' + ns + '/' + name, [],
+    () => ({ action: 'rollback', namespace: ns, name }));
+}
+
+function upgradePanel(sites) {
+  const id = 'upgrade';
+  const keys = sites.map(s => s.namespace + '/' + s.name);
+  return actionPanel(id, 'Request a storage upgrade', [
+    choice(id + '-site', 'Site', keys, keys[0]),
+    text(id + '-name', 'Name', 'storage-upgrade'),
+    text(id + '-from', 'From version', ''),
+    text(id + '-to', 'To version', ''),
+  ], v => {
+    const [namespace, cluster] = (v('site') || '/').split('/');
+    return { action: 'requestUpgrade', namespace, cluster, name: v('name'), fromVersion: v('from'), toVersion: v('to') };
+  });
 }
 
 // ---- Routing and live updates --------------------------------------------------------------
@@ -313,7 +424,8 @@ async function refresh() {
     } else if (r.view === 'node') {
       renderNode(await getJSON('/api/nodes/' + encodeURIComponent(r.ns) + '/' + encodeURIComponent(r.name)));
     } else if (r.view === 'workflows') {
-      renderWorkflows(await getJSON('/api/workflows'));
+      const [view, sites] = await Promise.all([getJSON('/api/workflows'), getJSON('/api/takeover')]);
+      renderWorkflows(view, sites);
     } else if (r.view === 'takeover') {
       renderTakeover(await getJSON('/api/takeover'));
     } else {
@@ -328,11 +440,21 @@ async function refresh() {
   }
 }
 
-let pending;
+let pending, deferred = false;
 function changed() {
   clearTimeout(pending);
-  pending = setTimeout(refresh, 150);
+  pending = setTimeout(() => {
+    // Re-rendering under a person's hands would take their focus: wait until they leave the form.
+    if (document.activeElement && document.activeElement.closest('form.act')) { deferred = true; return; }
+    refresh();
+  }, 150);
 }
+document.addEventListener('focusout', e => {
+  if (deferred && e.target.closest && e.target.closest('form.act') && !(e.relatedTarget && e.relatedTarget.closest && e.relatedTarget.closest('form.act'))) {
+    deferred = false;
+    changed();
+  }
+});
 
 function live() {
   const status = document.getElementById('live');
@@ -340,7 +462,11 @@ function live() {
   events.addEventListener('open', () => { status.textContent = 'live'; status.className = 'on'; });
   events.addEventListener('error', () => { status.textContent = 'reconnecting…'; status.className = 'off'; });
   events.addEventListener('change', changed);
+  // A page kept in the back/forward cache would hold its stream open, and a browser opens only a
+  // few connections to one server: close it when the page is left, open another on return.
+  window.addEventListener('pagehide', () => events.close(), { once: true });
 }
+window.addEventListener('pageshow', e => { if (e.persisted) { live(); refresh(); } });
 
 document.addEventListener('DOMContentLoaded', () => {
   const r = route();
@@ -350,5 +476,5 @@ document.addEventListener('DOMContentLoaded', () => {
   }
   if (r.view === 'sites') sitesSkeleton();
   live();
-  refresh();
+  getJSON('/api/actions').then(a => { actionsEnabled = a.enabled; }, () => {}).finally(refresh);
 });

@@ -6,6 +6,7 @@
 //! [`server`] serves the views as JSON, the page shell and its assets (built into the binary: an edge
 //! site may have no internet), and the change stream.
 
+pub mod actions;
 pub mod server;
 pub mod store;
 pub mod views;

@@ -1,20 +1,26 @@
 //! The HTTP side: the page shell and its assets (compiled into the binary), the views as JSON, and
-//! `/events`, a server-sent event per change the watches saw. Read-only: every route is a GET.
+//! `/events`, a server-sent event per change the watches saw. Read-only unless actions are turned
+//! on ([`Shared::with_actions`]): then `POST /api/actions` authenticates the person's bearer token
+//! with a TokenReview and acts as that person by impersonation, so that RBAC decides and the API
+//! server's audit records the person. `POST /api/actions/preview` (always there) returns the exact
+//! `kubectl` command of an action.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::Stream;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::actions::{Action, Request};
 use crate::store::Store;
 use crate::views::{self, NodeQuery};
 
@@ -43,6 +49,10 @@ pub struct Shared {
     /// Set when the server stops: ends every open change stream, which would otherwise hold the
     /// graceful shutdown open for as long as a browser keeps the page.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// With actions on: the UI's own client configuration (it must be allowed to create
+    /// TokenReviews and to impersonate users and groups); each action is sent with a copy that
+    /// impersonates the person.
+    actions: Option<Arc<kube::Config>>,
 }
 
 impl Shared {
@@ -55,7 +65,15 @@ impl Shared {
             synced: Arc::default(),
             kinds,
             stopping: tokio::sync::watch::Sender::new(false),
+            actions: None,
         }
+    }
+
+    /// Turns actions on: `config` is the UI's own client configuration, used for TokenReviews and,
+    /// impersonating the person, for the actions.
+    pub fn with_actions(mut self, config: kube::Config) -> Shared {
+        self.actions = Some(Arc::new(config));
+        self
     }
 
     /// A store already filled (tests, benchmarks, a one-off rendering).
@@ -112,6 +130,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/nodes/{namespace}/{name}", get(api_node))
         .route("/api/workflows", get(api_workflows))
         .route("/api/takeover", get(api_takeover))
+        .route("/api/actions", get(api_actions).post(act))
+        .route("/api/actions/preview", post(preview))
         .route("/events", get(events))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -195,6 +215,159 @@ async fn api_workflows(State(shared): State<Shared>) -> Response {
 
 async fn api_takeover(State(shared): State<Shared>) -> Response {
     json(&views::takeover(&shared.read()))
+}
+
+async fn api_actions(State(shared): State<Shared>) -> Response {
+    json(&serde_json::json!({ "enabled": shared.actions.is_some() }))
+}
+
+async fn preview(body: Bytes) -> Response {
+    match Action::parse(&body) {
+        Ok(action) => json(&serde_json::json!({ "command": action.kubectl() })),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// The bearer token of `Authorization: Bearer <token>`, if that is what the header holds.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The person behind `token` (user name and groups), or `None` when the API server does not
+/// authenticate it.
+async fn authenticate(
+    client: kube::Client,
+    token: &str,
+) -> Result<Option<(String, Vec<String>)>, kube::Error> {
+    use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+    let review = TokenReview {
+        spec: TokenReviewSpec {
+            token: token.to_owned(),
+            ..TokenReviewSpec::default()
+        },
+        ..TokenReview::default()
+    };
+    let reviewed = kube::Api::<TokenReview>::all(client)
+        .create(&kube::api::PostParams::default(), &review)
+        .await?;
+    let Some(status) = reviewed.status else {
+        return Ok(None);
+    };
+    if status.authenticated != Some(true) {
+        return Ok(None);
+    }
+    Ok(status
+        .user
+        .and_then(|u| u.username.map(|name| (name, u.groups.unwrap_or_default()))))
+}
+
+/// Sends `request` with `client` (which impersonates the person).
+async fn send(client: kube::Client, request: Request) -> Result<(), kube::Error> {
+    use kube::api::{Patch, PatchParams, PostParams};
+    use nodewright_api::{EdgeCluster, StorageUpgrade};
+    let params = PatchParams {
+        field_manager: Some("nodewright-ui".into()),
+        ..PatchParams::default()
+    };
+    match request {
+        Request::Create { namespace, object } => {
+            let upgrade: StorageUpgrade = serde_json::from_value(object).map_err(kube::Error::SerdeError)?;
+            let params = PostParams {
+                field_manager: params.field_manager.clone(),
+                ..PostParams::default()
+            };
+            kube::Api::<StorageUpgrade>::namespaced(client, &namespace)
+                .create(&params, &upgrade)
+                .await?;
+        }
+        Request::PatchStorageUpgrade {
+            namespace,
+            name,
+            patch,
+        } => {
+            kube::Api::<StorageUpgrade>::namespaced(client, &namespace)
+                .patch(&name, &params, &Patch::Merge(patch))
+                .await?;
+        }
+        Request::PatchEdgeCluster {
+            namespace,
+            name,
+            patch,
+        } => {
+            kube::Api::<EdgeCluster>::namespaced(client, &namespace)
+                .patch(&name, &params, &Patch::Merge(patch))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn kube_error(what: &str, e: kube::Error) -> Response {
+    match e {
+        // The API server's answer (403 when RBAC does not allow the person, 404, 409, 422 …)
+        // goes back as it is.
+        kube::Error::Api(status) => error(
+            StatusCode::from_u16(status.code).unwrap_or(StatusCode::BAD_GATEWAY),
+            status.message,
+        ),
+        other => error(StatusCode::BAD_GATEWAY, format!("{what}: {other}")),
+    }
+}
+
+/// `POST /api/actions`: only with actions on, only with a bearer token the API server
+/// authenticates; the action is sent as that person. No cookie is read: a page of another origin
+/// cannot make a browser send the `Authorization` header here (that needs CORS, which this server
+/// never allows), so there is nothing to forge.
+async fn act(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(config) = shared.actions.clone() else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "actions are off in this UI (nodewright ui --enable-actions); run the command shown instead"
+                .into(),
+        );
+    };
+    let Some(token) = bearer(&headers) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "no bearer token: send Authorization: Bearer <your token>".into(),
+        );
+    };
+    let action = match Action::parse(&body) {
+        Ok(action) => action,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let own = match kube::Client::try_from((*config).clone()) {
+        Ok(client) => client,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("client: {e}")),
+    };
+    let (user, groups) = match authenticate(own, token).await {
+        Ok(Some(person)) => person,
+        Ok(None) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "the API server does not accept this token".into(),
+            );
+        }
+        Err(e) => return kube_error("token review", e),
+    };
+    let mut as_person = (*config).clone();
+    as_person.auth_info.impersonate = Some(user.clone());
+    as_person.auth_info.impersonate_groups = Some(groups);
+    let client = match kube::Client::try_from(as_person) {
+        Ok(client) => client,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("client: {e}")),
+    };
+    let command = action.kubectl();
+    match send(client, action.request()).await {
+        Ok(()) => {
+            tracing::info!(%user, %command, "action done");
+            json(&serde_json::json!({ "user": user, "command": command }))
+        }
+        Err(e) => kube_error("action", e),
+    }
 }
 
 async fn readyz(State(shared): State<Shared>) -> Response {

@@ -163,7 +163,10 @@ impl Browser {
             }
             if start.elapsed() > timeout {
                 let body = self.eval("document.getElementById('main').innerText");
-                panic!("timed out waiting for {what}; the page shows:\n{body}");
+                panic!(
+                    "timed out waiting for {what}; the page shows:\n{body}\nerrors: {:#?}",
+                    self.errors
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -400,7 +403,12 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
         nodewright_testenv::apply_yaml(&ctx.client, &site_yaml(&ctx.namespace, &legacy_ns), None)
             .await
             .unwrap();
-        let shared = nodewright_ui::Shared::new(nodewright_ui::watch::KINDS);
+        // Actions on, as `nodewright ui --enable-actions`: the UI's own rights are the admin's.
+        let kubeconfig = kube::config::Kubeconfig::read_from(ctx.control_plane.kubeconfig()).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        let shared = nodewright_ui::Shared::new(nodewright_ui::watch::KINDS).with_actions(config);
         let namespaces = nodewright_ui::watch::Namespaces {
             nodewright: ctx.namespace.clone(),
             legacy: legacy_ns.clone(),
@@ -590,10 +598,88 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
         acks.contains("edge-3\t3\tno") && acks.contains("edge-1\t4\tyes"),
         "{acks}"
     );
+    // Every action shows its kubectl command; with actions on, the page asks for a token.
+    let ns = &ctx.namespace;
+    let form = format!("mode-{ns}-site-a");
+    b.wait_for(
+        "the mode change's command",
+        &format!("document.getElementById('{form}-command').textContent.startsWith('kubectl ')"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        b.eval(&format!("document.getElementById('{form}-command').textContent")),
+        json!(format!(
+            r#"kubectl -n {ns} patch edgecluster site-a --type=merge -p '{{"spec":{{"workflows":{{"storageUpgrade":"shadow"}}}}}}'"#
+        ))
+    );
+    assert_eq!(
+        b.eval(&format!(
+            "document.querySelector('label[for=\"{form}-token\"]').innerText.trim()"
+        )),
+        json!("Your bearer token")
+    );
     b.screenshot("takeover");
     violations.extend(b.axe(&axe).into_iter().map(|v| format!("/takeover: {v}")));
 
+    // Changing the form changes the command; a wrong token is refused; a person allowed by RBAC
+    // changes the mode, and the page says as whom.
+    let set = |id: &str, value: &str| {
+        format!(
+            "(e => {{ e.value = {value:?}; e.dispatchEvent(new Event('input', {{ bubbles: true }})); return true; }})(document.getElementById('{form}-{id}'))"
+        )
+    };
+    b.eval(&set("workflow", "taints"));
+    b.eval(&set("mode", "operator"));
+    b.wait_for(
+        "the command to follow the form",
+        &format!("document.getElementById('{form}-command').textContent.includes('\"taints\":\"operator\"')"),
+        Duration::from_secs(5),
+    );
+    b.eval(&set("token", "not-a-token"));
+    b.eval(&format!(
+        "document.querySelector('form[data-action=\"{form}\"] button[type=submit]').click(); true"
+    ));
+    b.wait_for(
+        "a wrong token to be refused",
+        &format!("document.getElementById('{form}-result').textContent.startsWith('Refused (401)')"),
+        Duration::from_secs(10),
+    );
+    let yaml = format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: site-owner, namespace: {ns}}}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: site-owner, namespace: {ns}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}}\nsubjects:\n- {{kind: ServiceAccount, name: site-owner, namespace: {ns}}}\n"
+    );
+    rt.block_on(nodewright_testenv::apply_yaml(&ctx.client, &yaml, None))
+        .unwrap();
+    let out = ctx
+        .kubectl()
+        .args(["create", "token", "site-owner"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    b.eval(&set("token", &token));
+    b.eval(&format!(
+        "document.querySelector('form[data-action=\"{form}\"] button[type=submit]').click(); true"
+    ));
+    b.wait_for(
+        "the mode change to be done as the person",
+        &format!(
+            "document.getElementById('{form}-result').textContent === 'Done, as system:serviceaccount:{ns}:site-owner.'"
+        ),
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        b.eval("[sessionStorage.getItem('nodewright.token') !== null, document.cookie]"),
+        json!([true, ""]),
+        "the token is kept in the tab's sessionStorage, never in a cookie"
+    );
+    let site: nodewright_api::EdgeCluster = rt.block_on(ctx.api().get("site-a")).unwrap();
+    assert_eq!(site.spec.workflows.taints.as_str(), "operator");
+    assert_eq!(site.spec.workflows.storage_upgrade.as_str(), "shadow");
+
     assert!(violations.is_empty(), "axe-core: {violations:#?}");
+    // The browser logs the 401 the wrong token was meant to get; nothing else may be logged.
+    b.errors
+        .retain(|e| !(e.contains("/api/actions\"") && e.contains("status of 401")));
     assert!(b.errors.is_empty(), "the page reported errors: {:#?}", b.errors);
     drop(b);
     let _ = legacy_ns;

@@ -109,6 +109,8 @@ app.kubernetes.io/component: audit
 {{- define "nodewright.audit.labels" -}}
 {{ include "nodewright.labels" . }}
 {{ include "nodewright.audit.selectorLabels" . }}
+{{- end -}}
+
 {{/* The web UI: "<release>-ui"; its Role in the legacy namespace carries the release namespace. */}}
 {{- define "nodewright.ui.name" -}}
 {{- printf "%s-ui" .Release.Name | trunc 63 | trimSuffix "-" -}}
