@@ -4,8 +4,9 @@
 //! (the satellite, resources and modules taken down first, as best effort), the modules loaded,
 //! the satellite started (when it ran before), the resources adjusted, the taint removed and the
 //! node uncordoned; a node whose resources were down is rolled back once DRBD reads healthy on
-//! it again, so that the next node's undo never takes the last UpToDate replica down. A step that fails, or a node whose rollback outlasts its deadline, fails the
-//! upgrade, saying on which node and at which step.
+//! it again, so that the next node's undo never takes the last UpToDate replica down. A step
+//! that fails, or a node whose rollback outlasts its deadline, fails the upgrade, saying on which
+//! node and at which step.
 
 use std::collections::BTreeMap;
 
@@ -203,8 +204,8 @@ pub(super) fn rollback(
 
     // A node whose resources were taken down comes back with replicas that resync from their
     // peers: the next node's undo may take its own resources down, so, when another node is
-    // still to be undone, this node is rolled back only once DRBD reads healthy here (every resource UpToDate with every peer), read every
-    // RESYNC_POLL seconds as WAIT_RESYNC reads it. Without this wait, a two-node site whose
+    // still to be undone, this node is rolled back only once DRBD reads healthy here (every
+    // resource UpToDate with every peer), read every RESYNC_POLL seconds as WAIT_RESYNC reads it. Without this wait, a two-node site whose
     // second node failed lost its last UpToDate replica when the first node's undo took its
     // resources down during the second's resync (found by the workflow model, verify/).
     let next = touched.iter().find(|n| {
