@@ -29,6 +29,15 @@ pub struct Args {
     /// person by impersonation. Off by default: the page then only shows each action's command.
     #[arg(long)]
     enable_actions: bool,
+    /// The audit trail's log directory (the writer's, read-only, or a copy): turns on the Audit
+    /// view, which selects entries as `nodewright audit log` does and verifies the log against
+    /// the checkpoint published to the cluster.
+    #[arg(long)]
+    audit_dir: Option<PathBuf>,
+    /// Namespace of the published audit checkpoint (the ConfigMap nodewright-audit-checkpoint);
+    /// default: --namespace.
+    #[arg(long)]
+    audit_namespace: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -48,15 +57,33 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if args.enable_actions {
         shared = shared.with_actions(config);
     }
+    if let Some(dir) = &args.audit_dir {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "--audit-dir {}: not a directory (the audit writer's log directory)",
+            dir.display()
+        );
+        shared = shared.with_audit(nodewright_ui::audit::Source {
+            dir: dir.clone(),
+            namespace: args
+                .audit_namespace
+                .clone()
+                .unwrap_or_else(|| args.namespace.clone()),
+            client: client.clone(),
+        });
+    }
     let namespaces = Namespaces {
         nodewright: args.namespace.clone(),
         legacy: args.legacy_namespace.clone(),
     };
     let _watches = nodewright_ui::watch::spawn(&client, &namespaces, &shared);
     eprintln!(
-        "nodewright ui: reading namespaces {} and {}; actions {}; open http://{addr}/",
+        "nodewright ui: reading namespaces {} and {}; audit log {}; actions {}; open http://{addr}/",
         args.namespace,
         args.legacy_namespace,
+        args.audit_dir
+            .as_ref()
+            .map_or_else(|| "none (--audit-dir)".to_owned(), |d| d.display().to_string()),
         if args.enable_actions {
             "on (as the person, by impersonation)"
         } else {

@@ -402,7 +402,12 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let ui_listener = tokio::net::TcpListener::bind(args.ui_addr)
         .await
         .with_context(|| format!("listening on {} for the UI", args.ui_addr))?;
-    let ui_shared = nodewright_ui::Shared::new(nodewright_ui::watch::KINDS);
+    let ui_shared =
+        nodewright_ui::Shared::new(nodewright_ui::watch::KINDS).with_audit(nodewright_ui::audit::Source {
+            dir: state_dir.join("audit-log"),
+            namespace: NAMESPACE.to_owned(),
+            client: client.clone(),
+        });
     let ui_watches = nodewright_ui::watch::spawn(
         &client,
         &nodewright_ui::watch::Namespaces {
@@ -569,7 +574,7 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
     let kubeconfig = control_plane.kubeconfig().display().to_string();
     println!(
         "\nNodewright demo is running ({:.1}s): {}\n\
-         Web UI: http://{}/   (sites, nodes, the storage upgrade node by node, the takeover; live)\n\
+         Web UI: http://{}/   (sites, nodes, the storage upgrade node by node, the takeover, the audit trail; live)\n\
          A simulated site of {} edge nodes runs the legacy vx-rail-node-init script every {}s,\n\
          against this API server with the real kubectl; the read-only bridge observes it, and the\n\
          operator runs taints, the storage upgrade and the migration in shadow.\n\

@@ -2,7 +2,7 @@
 //! the legacy script's writes into Ready EdgeNodes and a Ready EdgeCluster, the script's log is
 //! served through the real pods/log API, the metrics are there, the operator runs the site's
 //! shadow and tells the scripts, the audit writer records the site in a log that verifies against
-//! the checkpoint it published, the web UI shows the site, and Ctrl-C stops it all cleanly.
+//! the checkpoint it published, the web UI shows the site and the audit log verified, and Ctrl-C stops it all cleanly.
 
 // Test code: a failed expectation is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -180,6 +180,14 @@ async fn the_demo_brings_up_a_fleet_the_bridge_observes_and_stops_cleanly_on_ctr
         .unwrap();
     let checkpoint = String::from_utf8(published.stdout).unwrap();
     assert!(checkpoint.starts_with("nodewright-dev/site\n"), "{checkpoint}");
+    // The UI's Audit view reads the demo's log and verifies it against that checkpoint.
+    let audit = nodewright_testenv::eventually("the UI's audit view", Duration::from_secs(30), || async {
+        let r = nodewright_testenv::http_get(ui.port(), "/api/audit").await.ok()?;
+        let body: serde_json::Value = serde_json::from_str(r.split("\r\n\r\n").nth(1)?).ok()?;
+        (body["total"].as_u64()? > 0 && body["verification"]["result"] == "verified").then_some(body)
+    })
+    .await;
+    assert_eq!(audit["enabled"], true, "{audit}");
     Command::new("kill")
         .args(["-INT", &demo.id().to_string()])
         .status()

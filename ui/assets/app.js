@@ -290,6 +290,78 @@ function renderTakeover(sites) {
     }));
 }
 
+// ---- Audit ---------------------------------------------------------------------------------
+// The audit trail's entries, selected as `nodewright audit log` selects them (by object, user,
+// time, or from an entry along its links), and whether the log verifies against the checkpoint
+// published to the cluster.
+
+const AUDIT_FIELDS = ['object', 'user', 'since', 'from'];
+function auditQuery() {
+  const p = new URLSearchParams(location.search);
+  const q = {};
+  for (const k of AUDIT_FIELDS) q[k] = p.get(k) || '';
+  return q;
+}
+function auditHref(changes) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(changes)) if (v) p.set(k, v);
+  const s = p.toString();
+  return '/audit' + (s ? '?' + s : '');
+}
+
+function verificationPanel(v) {
+  if (!v) return null;
+  let body;
+  if (v.result === 'verified') {
+    body = [badge('verified', 'verified'), ' ', v.entries + ' entries; the log\u2019s checkpoint covers ' + v.checkpointSize +
+      (v.publishedSize !== null && v.publishedSize !== undefined ? ', consistent with the checkpoint of ' + v.publishedSize + ' published to the cluster' : '') +
+      (v.unsignedEntries ? '; ' + v.unsignedEntries + ' entries not yet covered by a signature' : '') + '.'];
+  } else if (v.result === 'notVerified') {
+    body = [badge('not verified', 'not-verified'), ' ',
+      v.index !== null && v.index !== undefined ? h('span', {}, 'first bad index: ', h('strong', { id: 'first-bad' }, v.index), ' — ') : null,
+      v.location + ': ' + v.message];
+  } else {
+    body = [badge('not verified', 'not-verified'), ' ', 'nothing to verify against: ' + v.reason];
+  }
+  return h('section', { class: 'card', id: 'verification', 'aria-label': 'Verification' },
+    h('h2', {}, 'Against the published checkpoint'), h('p', {}, body));
+}
+
+function renderAudit(view) {
+  if (!view.enabled) {
+    setMain(h('h1', {}, 'Audit'), h('p', { id: 'audit-off' }, view.howToEnable));
+    return;
+  }
+  const q = auditQuery();
+  const input = (k, label, hint) => [h('label', { for: 'a-' + k }, label),
+    h('input', { id: 'a-' + k, name: k, type: 'text', value: q[k], placeholder: hint, autocomplete: 'off' })];
+  const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Select entries', method: 'get', action: '/audit' },
+    input('object', 'Object', 'Kind/name'), input('user', 'User', 'user name'),
+    input('since', 'Since', '2026-12-07T18:00:00Z'),
+    q.from ? h('input', { type: 'hidden', name: 'from', value: q.from }) : null,
+    h('button', { type: 'submit' }, 'Select'),
+    AUDIT_FIELDS.some(k => q[k]) ? h('a', { href: '/audit' }, 'All entries') : null);
+  const link = l => h('a', { href: auditHref({ from: l.id }), title: 'this entry and what follows from it' },
+    l.index !== null && l.index !== undefined ? '#' + l.index : l.id + ' (not in the log)');
+  setMain(
+    h('h1', {}, 'Audit'),
+    verificationPanel(view.verification),
+    form,
+    q.from ? h('p', {}, 'Entry ', h('code', {}, q.from), ' and everything that follows from it.') : null,
+    h('p', { id: 'audit-count' }, view.selected + ' of ' + view.total + ' entries' +
+      (view.selected > view.entries.length ? ', the newest ' + view.entries.length + ' shown' : '') + ', newest first.'),
+    table('Entries', view.entries, [
+      ['#', e => h('span', { id: 'entry-' + e.index }, e.index)],
+      ['Time', e => time(e.time)],
+      ['Kind', e => badge(e.kind, 'kind-' + e.kind)],
+      ['User', e => [e.user || '—', e.impersonator ? h('div', {}, 'by ' + e.impersonator) : null]],
+      ['Object', e => e.object || '—'],
+      ['Entry', e => h('pre', {}, e.text)],
+      ['Caused by', e => e.causedBy.length === 0 ? '—' : h('ul', { class: 'plain' }, e.causedBy.map(l => h('li', {}, link(l))))],
+      ['Follows', e => h('a', { href: auditHref({ from: e.id }), 'aria-label': 'what follows from entry ' + e.index }, 'what follows')],
+    ]));
+}
+
 // ---- Actions -------------------------------------------------------------------------------
 // Every action is shown as its exact kubectl command (from /api/actions/preview). With actions on
 // (nodewright ui --enable-actions), a person can also run it here: their bearer token, kept in this
@@ -407,6 +479,7 @@ function route() {
   if ((m = p.match(/^\/nodes\/([^/]+)\/([^/]+)$/))) return { view: 'node', ns: decodeURIComponent(m[1]), name: decodeURIComponent(m[2]), title: decodeURIComponent(m[2]) };
   if (p === '/workflows') return { view: 'workflows', title: 'Workflows' };
   if (p === '/takeover') return { view: 'takeover', title: 'Takeover' };
+  if (p === '/audit') return { view: 'audit', title: 'Audit' };
   return { view: 'missing', title: 'Not found' };
 }
 
@@ -428,6 +501,11 @@ async function refresh() {
       renderWorkflows(view, sites);
     } else if (r.view === 'takeover') {
       renderTakeover(await getJSON('/api/takeover'));
+    } else if (r.view === 'audit') {
+      const q = auditQuery();
+      const p = new URLSearchParams();
+      for (const k of AUDIT_FIELDS) if (q[k]) p.set(k, q[k]);
+      renderAudit(await getJSON('/api/audit?' + p));
     } else {
       setMain(h('h1', {}, 'Not found'), h('p', {}, 'No view at ' + location.pathname + '.'));
     }

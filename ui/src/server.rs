@@ -53,6 +53,8 @@ pub struct Shared {
     /// TokenReviews and to impersonate users and groups); each action is sent with a copy that
     /// impersonates the person.
     actions: Option<Arc<kube::Config>>,
+    /// With `--audit-dir`: where the Audit view reads the log and the published checkpoint.
+    audit: Option<Arc<crate::audit::Source>>,
 }
 
 impl Shared {
@@ -66,7 +68,14 @@ impl Shared {
             kinds,
             stopping: tokio::sync::watch::Sender::new(false),
             actions: None,
+            audit: None,
         }
+    }
+
+    /// Turns the Audit view on: it reads the log and the published checkpoint from `source`.
+    pub fn with_audit(mut self, source: crate::audit::Source) -> Shared {
+        self.audit = Some(Arc::new(source));
+        self
     }
 
     /// Turns actions on: `config` is the UI's own client configuration, used for TokenReviews and,
@@ -118,6 +127,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/nodes/{namespace}/{name}", get(page))
         .route("/workflows", get(page))
         .route("/takeover", get(page))
+        .route("/audit", get(page))
         .route(
             "/assets/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
@@ -130,6 +140,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/api/nodes/{namespace}/{name}", get(api_node))
         .route("/api/workflows", get(api_workflows))
         .route("/api/takeover", get(api_takeover))
+        .route("/api/audit", get(api_audit))
         .route("/api/actions", get(api_actions).post(act))
         .route("/api/actions/preview", post(preview))
         .route("/events", get(events))
@@ -215,6 +226,25 @@ async fn api_workflows(State(shared): State<Shared>) -> Response {
 
 async fn api_takeover(State(shared): State<Shared>) -> Response {
     json(&views::takeover(&shared.read()))
+}
+
+async fn api_audit(State(shared): State<Shared>, Query(query): Query<crate::audit::AuditQuery>) -> Response {
+    let Some(source) = shared.audit.clone() else {
+        return json(&crate::audit::disabled());
+    };
+    // A bad selection is answered before the log is read.
+    if let Err(e) = query.filter() {
+        return error(StatusCode::BAD_REQUEST, e);
+    }
+    let (entries, verification) = match source.load().await {
+        Ok(loaded) => loaded,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let dir = source.dir.display().to_string();
+    match crate::audit::view(&dir, &entries, &query, verification) {
+        Ok(view) => json(&view),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
 }
 
 async fn api_actions(State(shared): State<Shared>) -> Response {

@@ -387,10 +387,89 @@ data: {{takeover-generation: "3"}}
     )
 }
 
+/// An audit log of three entries (a person's request, the operator's decision linked to it,
+/// another person's request), signed, and its checkpoint published in `namespace` as the writer
+/// publishes it. Returns the published ConfigMap as JSON.
+fn audit_log(dir: &Path, namespace: &str) -> String {
+    use nodewright_audit::{Entry, EntryKind, ObjectRef, WorkflowRef};
+    let (signer, _) = nodewright_audit::Signer::generate("ui-test/site").unwrap();
+    let verifier_key = signer.verifier_key().to_owned();
+    let origin = signer.name().to_owned();
+    let mut log = nodewright_audit::Log::open(dir, signer, &origin).unwrap();
+    let object = |kind: &str, name: &str| ObjectRef {
+        api_group: "nodewright.io".into(),
+        kind: kind.into(),
+        namespace: Some(namespace.into()),
+        name: name.into(),
+        uid: None,
+    };
+    let entry = |kind, id: &str, user: &str, time: &str| Entry {
+        kind,
+        time: time.into(),
+        id: id.into(),
+        user: Some(user.into()),
+        groups: vec![],
+        verb: Some("patch".into()),
+        object: None,
+        changes: vec![],
+        workflow: None,
+        caused_by: vec![],
+        detail: Value::Null,
+    };
+    let mut request = entry(EntryKind::Request, "req-alice", "alice", "2026-12-07T18:00:00Z");
+    request.object = Some(object("StorageUpgrade", "drbd-9-2"));
+    request.detail = json!({"impersonator": "system:serviceaccount:ui:nodewright-ui"});
+    let mut decision = entry(EntryKind::Decision, "wf-1", "operator-x", "2026-12-07T18:00:01Z");
+    decision.verb = None;
+    decision.workflow = Some(WorkflowRef {
+        kind: "StorageUpgrade".into(),
+        name: "drbd-9-2".into(),
+        uid: "u1".into(),
+        state: Some("Cordon".into()),
+    });
+    decision.caused_by = vec!["req-alice".into()];
+    let mut other = entry(EntryKind::Request, "req-bob", "bob", "2026-12-07T18:05:00Z");
+    other.object = Some(object("EdgeCluster", "site-a"));
+    log.append(&[request, decision, other]).unwrap();
+    let checkpoint = log.checkpoint().unwrap();
+    let published = nodewright_audit_trail::serve::Published {
+        size: checkpoint.size,
+        checkpoint: checkpoint.note,
+        at: 1_796_666_400,
+    };
+    nodewright_audit_trail::publish::config_map(namespace, &published, &verifier_key).to_string()
+}
+
+/// Changes one byte of the entry whose JSON holds `from` in the log's entry bundles.
+fn tamper(dir: &Path, from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    let mut stack = vec![dir.join("tile/entries")];
+    let mut changed = 0;
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let Some(at) = bytes.windows(from.len()).position(|w| w == from.as_bytes()) else {
+                continue;
+            };
+            let mut bytes = bytes;
+            bytes[at..at + from.len()].copy_from_slice(to.as_bytes());
+            std::fs::write(&path, bytes).unwrap();
+            changed += 1;
+        }
+    }
+    assert_eq!(changed, 1, "{from:?} is in exactly one bundle");
+}
+
 #[test]
 fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chromium() {
     let axe = axe_source();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let audit_dir = tempfile::tempdir().unwrap();
     let (ctx, legacy_ns, port, _watches) = rt.block_on(async {
         let ctx = nodewright_testenv::TestContext::new("ui-browser").await.unwrap();
         nodewright_testenv::install_crds(&ctx.client, &nodewright_api::crds())
@@ -408,7 +487,18 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
         let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
             .unwrap();
-        let shared = nodewright_ui::Shared::new(nodewright_ui::watch::KINDS).with_actions(config);
+        // The audit view reads a log and the checkpoint published for it, as with --audit-dir.
+        let published = audit_log(audit_dir.path(), &ctx.namespace);
+        nodewright_testenv::apply_yaml(&ctx.client, &published, None)
+            .await
+            .unwrap();
+        let shared = nodewright_ui::Shared::new(nodewright_ui::watch::KINDS)
+            .with_actions(config)
+            .with_audit(nodewright_ui::audit::Source {
+                dir: audit_dir.path().to_path_buf(),
+                namespace: ctx.namespace.clone(),
+                client: ctx.client.clone(),
+            });
         let namespaces = nodewright_ui::watch::Namespaces {
             nodewright: ctx.namespace.clone(),
             legacy: legacy_ns.clone(),
@@ -675,6 +765,52 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
     let site: nodewright_api::EdgeCluster = rt.block_on(ctx.api().get("site-a")).unwrap();
     assert_eq!(site.spec.workflows.taints.as_str(), "operator");
     assert_eq!(site.spec.workflows.storage_upgrade.as_str(), "shadow");
+
+    // Audit: the entries newest first, verified against the published checkpoint; a link leads
+    // to the entry it names and what follows from it; the selection is the URL's.
+    b.open(&format!("{base}/audit"));
+    let text = b.text();
+    for want in [
+        "verified",
+        "consistent with the checkpoint of 3 published to the cluster",
+        "3 of 3 entries",
+        "alice",
+        "by system:serviceaccount:ui:nodewright-ui",
+        "StorageUpgrade/drbd-9-2 stays in Cordon",
+        "EdgeCluster/",
+    ] {
+        assert!(text.contains(want), "the Audit view lacks {want:?}:\n{text}");
+    }
+    assert!(!text.contains("not verified"), "{text}");
+    b.screenshot("audit");
+    violations.extend(b.axe(&axe).into_iter().map(|v| format!("/audit: {v}")));
+    // The decision's link to the request it follows from.
+    b.eval("document.querySelector('#main td a[href=\"/audit?from=req-alice\"]').click(); true");
+    b.wait_for(
+        "the link to lead to the request and what follows from it",
+        "location.search === '?from=req-alice' && document.getElementById('audit-count') && document.getElementById('audit-count').innerText.startsWith('2 of 3')",
+        Duration::from_secs(10),
+    );
+    b.open(&format!("{base}/audit?user=bob"));
+    assert!(b.text().contains("1 of 3 entries"), "{}", b.text());
+    b.open(&format!(
+        "{base}/audit?object=StorageUpgrade/drbd-9-2&since=2026-12-07T18:00:01Z"
+    ));
+    assert!(b.text().contains("1 of 3 entries"), "{}", b.text());
+    // A changed entry: not verified, and the first bad index named.
+    tamper(audit_dir.path(), "operator-x", "operator-y");
+    b.open(&format!("{base}/audit"));
+    let text = b.text();
+    assert!(text.contains("not verified"), "{text}");
+    assert_eq!(
+        b.eval("document.getElementById('first-bad').innerText"),
+        json!("1")
+    );
+    violations.extend(
+        b.axe(&axe)
+            .into_iter()
+            .map(|v| format!("/audit (not verified): {v}")),
+    );
 
     assert!(violations.is_empty(), "axe-core: {violations:#?}");
     // The browser logs the 401 the wrong token was meant to get; nothing else may be logged.
