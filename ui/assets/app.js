@@ -192,6 +192,7 @@ function renderNode(view) {
       ['Peers', r => h('ul', { class: 'plain' }, (r.peers || []).map(p => h('li', {},
         p.node, ': ', p.connection, ', ', p.role, ', disk ', p.peerDisk, ', ', p.replication,
         p.syncPercent !== undefined ? ', synced ' + p.syncPercent + ' %' : '')))]]),
+    resyncPlots(view.resync || [], view.upgrades || []),
     h('h2', {}, 'Legacy script'),
     s.lastLegacyRun ? h('p', {}, 'Last run ', time(s.lastLegacyRun.time), ' · version ', s.lastLegacyRun.scriptVersion || '—',
       ' · outcome ', s.lastLegacyRun.outcome || '—') : h('p', { class: 'empty' }, 'No legacy run seen.'),
@@ -203,6 +204,44 @@ function renderNode(view) {
       ['Upgrade', u => u.name], ['State', u => badge(u.state)], ['Since', u => time(u.since)]]),
     table('Parse diagnostics', s.parseDiagnostics, [
       ['Source', d => d.source], ['Line', d => d.line], ['Column', d => d.column], ['Message', d => d.message], ['First seen', d => time(d.firstSeen)]]));
+}
+
+// Resync progress over time, one inline SVG plot per resource and peer, from the samples the
+// server kept as the watch saw the EdgeNode change (the EdgeNode holds only the current %).
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+function resyncPlots(samples, upgrades) {
+  if (samples.length === 0) return null;
+  const series = {};
+  for (const s of samples) (series[s.resource + ' with ' + s.peer] ||= []).push(s);
+  const waiting = upgrades.filter(u => u.state === 'WaitResync').map(u => u.name);
+  const W = 320, H = 120, P = 24;
+  return h('section', { id: 'resync' },
+    h('h2', {}, 'Resync progress'),
+    waiting.length ? h('p', {}, 'In WaitResync of ', waiting.join(', '), '.') : null,
+    Object.entries(series).map(([name, pts]) => {
+      const t0 = pts[0].at, t1 = pts[pts.length - 1].at, span = Math.max(t1 - t0, 1);
+      // One sample so far: it sits at the right, where the next ones will follow.
+      const x = t => pts.length === 1 ? W - P : P + (W - 2 * P) * (t - t0) / span;
+      const y = p => P / 2 + (H - P) * (100 - p) / 100;
+      const label = 'Resync of ' + name + ': ' + pts[0].percent + ' % to ' + pts[pts.length - 1].percent +
+        ' % over ' + Math.round((t1 - t0) / 1000) + ' s, ' + pts.length + ' samples';
+      return h('figure', { class: 'resync' },
+        svg('svg', { viewBox: '0 0 ' + W + ' ' + H, width: W, height: H, role: 'img', 'aria-label': label },
+          svg('title', {}, label),
+          svg('line', { x1: P, y1: y(100), x2: W - P, y2: y(100), stroke: '#d0d4da' }),
+          svg('line', { x1: P, y1: y(0), x2: W - P, y2: y(0), stroke: '#4a5058' }),
+          svg('text', { x: 2, y: y(100) + 4, 'font-size': 10, fill: '#4a5058' }, '100'),
+          svg('text', { x: 10, y: y(0) + 4, 'font-size': 10, fill: '#4a5058' }, '0'),
+          svg('polyline', { class: 'series', fill: 'none', stroke: '#0b5cad', 'stroke-width': 2,
+            points: pts.map(s => x(s.at).toFixed(1) + ',' + y(s.percent).toFixed(1)).join(' ') }),
+          pts.map(s => svg('circle', { cx: x(s.at).toFixed(1), cy: y(s.percent).toFixed(1), r: 2.5, fill: '#0b5cad' }))),
+        h('figcaption', {}, label, ' (', time(new Date(t0).toISOString()), ' – ', time(new Date(t1).toISOString()), ')'));
+    }));
 }
 
 // ---- Workflows -----------------------------------------------------------------------------

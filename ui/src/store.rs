@@ -66,6 +66,25 @@ pub struct Store {
     pub migrations: Objects<Migration>,
     /// The legacy namespaces' takeover and node ConfigMaps (others are not kept).
     pub config_maps: Objects<ConfigMap>,
+    /// Each node's DRBD resync progress as the watch saw it change, oldest first (at most
+    /// [`RESYNC_SAMPLES`] a node): the EdgeNode carries only the current percentage.
+    pub resync: BTreeMap<Key, Vec<ResyncSample>>,
+}
+
+/// The most resync samples kept for one node.
+pub const RESYNC_SAMPLES: usize = 600;
+
+/// One resync percentage seen on a node.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ResyncSample {
+    /// When the watch saw it, Unix milliseconds.
+    pub at: i64,
+    /// The DRBD resource.
+    pub resource: String,
+    /// The peer it resyncs with.
+    pub peer: String,
+    /// Percent done.
+    pub percent: i32,
 }
 
 /// Whether the UI keeps `cm`: the takeover ConfigMap and the node ConfigMaps, where each script
@@ -78,6 +97,43 @@ pub fn keeps_config_map(cm: &ConfigMap) -> bool {
 }
 
 impl Store {
+    /// Records the resync percentages of `node` seen at `at` (Unix milliseconds): one sample per
+    /// resource and peer whose percentage changed since the last one kept; the oldest go first
+    /// beyond [`RESYNC_SAMPLES`].
+    pub fn record_resync(&mut self, node: &EdgeNode, at: i64) {
+        let Some(status) = &node.status else {
+            return;
+        };
+        let samples = self.resync.entry(key_of(node)).or_default();
+        for r in &status.drbd_resources {
+            for p in &r.peers {
+                let Some(percent) = p.sync_percent else {
+                    continue;
+                };
+                let last = samples
+                    .iter()
+                    .rev()
+                    .find(|s| s.resource == r.name && s.peer == p.node);
+                if last.is_some_and(|s| s.percent == percent) {
+                    continue;
+                }
+                samples.push(ResyncSample {
+                    at,
+                    resource: r.name.clone(),
+                    peer: p.node.clone(),
+                    percent,
+                });
+            }
+        }
+        if samples.len() > RESYNC_SAMPLES {
+            let extra = samples.len() - RESYNC_SAMPLES;
+            samples.drain(..extra);
+        }
+        if samples.is_empty() {
+            self.resync.remove(&key_of(node));
+        }
+    }
+
     /// The generation the script on `node` acknowledged, from its node ConfigMap in `namespace`.
     pub fn acknowledged(&self, namespace: &str, node: &str) -> Option<u64> {
         use nodewright_parsers::contract::{node_config_map, node_key};
@@ -225,6 +281,54 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    fn syncing(percent: Option<i32>) -> EdgeNode {
+        use nodewright_api::edgenode::{DrbdPeerStatus, DrbdResourceStatus};
+        let mut node = fixture::node("site-a", 1);
+        let status = node.status.get_or_insert_with(Default::default);
+        status.drbd_resources = vec![DrbdResourceStatus {
+            name: "r0".into(),
+            role: "Primary".into(),
+            disk_state: "UpToDate".into(),
+            quorum: None,
+            suspended: false,
+            peers: vec![DrbdPeerStatus {
+                node: "edge-2".into(),
+                connection: "Connected".into(),
+                role: "Secondary".into(),
+                peer_disk: "Inconsistent".into(),
+                replication: "SyncSource".into(),
+                sync_percent: percent,
+            }],
+        }];
+        node
+    }
+
+    #[test]
+    fn resync_progress_is_kept_as_it_changes_bounded_and_only_while_a_resync_shows() {
+        let mut store = Store::default();
+        let key = key_of(&syncing(None));
+        store.record_resync(&syncing(None), 0);
+        assert!(!store.resync.contains_key(&key), "no resync, no samples");
+        store.record_resync(&syncing(Some(10)), 1_000);
+        store.record_resync(&syncing(Some(10)), 2_000);
+        store.record_resync(&syncing(Some(40)), 3_000);
+        let got: Vec<(i64, i32)> = store.resync[&key].iter().map(|s| (s.at, s.percent)).collect();
+        assert_eq!(
+            got,
+            [(1_000, 10), (3_000, 40)],
+            "an unchanged percentage adds nothing"
+        );
+        assert_eq!(store.resync[&key][0].peer, "edge-2");
+        for i in 0..(RESYNC_SAMPLES as i64 + 5) {
+            store.record_resync(&syncing(Some(i32::try_from(i % 2).unwrap())), 10_000 + i);
+        }
+        assert_eq!(store.resync[&key].len(), RESYNC_SAMPLES);
+        assert_eq!(
+            store.resync[&key].last().unwrap().at,
+            10_000 + RESYNC_SAMPLES as i64 + 4
+        );
+    }
 
     #[test]
     fn apply_replaces_delete_removes_and_reset_starts_over() {

@@ -343,6 +343,8 @@ pub struct NodeView {
     pub site: Option<String>,
     /// The storage upgrades it takes part in.
     pub upgrades: Vec<NodeUpgrade>,
+    /// Its DRBD resync progress over time, as the UI saw it change (oldest first).
+    pub resync: Vec<crate::store::ResyncSample>,
 }
 
 /// The Node view of `namespace`/`name`, if it exists.
@@ -368,6 +370,11 @@ pub fn node(store: &Store, namespace: &str, name: &str) -> Option<NodeView> {
         state: node_state(node),
         site: store.cluster_of(node).map(|k| site_key(&k)),
         upgrades,
+        resync: store
+            .resync
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+            .unwrap_or_default(),
     })
 }
 

@@ -48,6 +48,7 @@ pub fn spawn(client: &Client, namespaces: &Namespaces, shared: &Shared) -> Watch
             "EdgeCluster",
             |s| &mut s.clusters,
             |_| true,
+            Hooks::NONE,
         )),
         tokio::spawn(run(
             Api::<EdgeNode>::namespaced(client.clone(), ns),
@@ -55,6 +56,12 @@ pub fn spawn(client: &Client, namespaces: &Namespaces, shared: &Shared) -> Watch
             "EdgeNode",
             |s| &mut s.nodes,
             |_| true,
+            Hooks {
+                seen: |s, node, at| s.record_resync(node, at),
+                gone: |s, node| {
+                    s.resync.remove(&crate::store::key_of(node));
+                },
+            },
         )),
         tokio::spawn(run(
             Api::<StorageUpgrade>::namespaced(client.clone(), ns),
@@ -62,6 +69,7 @@ pub fn spawn(client: &Client, namespaces: &Namespaces, shared: &Shared) -> Watch
             "StorageUpgrade",
             |s| &mut s.upgrades,
             |_| true,
+            Hooks::NONE,
         )),
         tokio::spawn(run(
             Api::<Migration>::namespaced(client.clone(), ns),
@@ -69,6 +77,7 @@ pub fn spawn(client: &Client, namespaces: &Namespaces, shared: &Shared) -> Watch
             "Migration",
             |s| &mut s.migrations,
             |_| true,
+            Hooks::NONE,
         )),
         tokio::spawn(run(
             Api::<ConfigMap>::namespaced(client.clone(), &namespaces.legacy),
@@ -76,8 +85,30 @@ pub fn spawn(client: &Client, namespaces: &Namespaces, shared: &Shared) -> Watch
             "ConfigMap",
             |s| &mut s.config_maps,
             keeps_config_map,
+            Hooks::NONE,
         )),
     ])
+}
+
+/// What the store keeps about a kind beyond its objects (a node's resync progress over time).
+struct Hooks<K> {
+    /// An object seen (applied, or listed), with the time, Unix milliseconds.
+    seen: fn(&mut Store, &K, i64),
+    /// An object deleted.
+    gone: fn(&mut Store, &K),
+}
+
+impl<K> Hooks<K> {
+    const NONE: Hooks<K> = Hooks {
+        seen: |_, _, _| {},
+        gone: |_, _| {},
+    };
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 async fn run<K>(
@@ -86,6 +117,7 @@ async fn run<K>(
     kind: &'static str,
     objects: fn(&mut Store) -> &mut Objects<K>,
     keep: fn(&K) -> bool,
+    hooks: Hooks<K>,
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
@@ -114,7 +146,13 @@ async fn run<K>(
                     namespace: String::new(),
                     name: String::new(),
                 };
-                shared.update(change, |s| objects(s).reset(all));
+                let at = now_ms();
+                shared.update(change, |s| {
+                    for obj in &all {
+                        (hooks.seen)(s, obj, at);
+                    }
+                    objects(s).reset(all);
+                });
                 if !synced {
                     synced = true;
                     shared.mark_synced();
@@ -127,7 +165,11 @@ async fn run<K>(
                         namespace: obj.namespace().unwrap_or_default(),
                         name: obj.name_any(),
                     };
-                    shared.update(change, |s| objects(s).apply(obj));
+                    let at = now_ms();
+                    shared.update(change, |s| {
+                        (hooks.seen)(s, &obj, at);
+                        objects(s).apply(obj);
+                    });
                 }
             }
             watcher::Event::Delete(obj) => {
@@ -137,7 +179,10 @@ async fn run<K>(
                         namespace: obj.namespace().unwrap_or_default(),
                         name: obj.name_any(),
                     };
-                    shared.update(change, |s| objects(s).delete(&obj));
+                    shared.update(change, |s| {
+                        (hooks.gone)(s, &obj);
+                        objects(s).delete(&obj);
+                    });
                 }
             }
         }

@@ -408,6 +408,39 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
     b.screenshot("node");
     violations.extend(b.axe(&axe).into_iter().map(|v| format!("/nodes: {v}")));
 
+    // Resync progress: the plot grows as the EdgeNode's sync % changes, without reloading.
+    assert_eq!(
+        b.eval("document.querySelector('#resync polyline.series').getAttribute('points').split(' ').length"),
+        json!(1)
+    );
+    let out = ctx
+        .kubectl()
+        .args([
+            "patch",
+            "edgenode",
+            "edge-1",
+            "--subresource=status",
+            "--type=json",
+            "-p",
+        ])
+        .arg(r#"[{"op":"replace","path":"/status/drbdResources/0/peers/0/syncPercent","value":80}]"#)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    b.wait_for(
+        "the resync plot to gain the new sample",
+        "(p => p && p.getAttribute('points').split(' ').length === 2)(document.querySelector('#resync polyline.series'))",
+        Duration::from_secs(5),
+    );
+    assert!(
+        b.text().contains("Resync of r0 with edge-2: 62 % to 80 %"),
+        "{}",
+        b.text()
+    );
+    b.eval("document.getElementById('resync').scrollIntoView(); true");
+    b.screenshot("node-resync");
+    violations.extend(b.axe(&axe).into_iter().map(|v| format!("/nodes (resync): {v}")));
+
     // Workflows: the grid of 21 states, the migration's timeline and its rollback.
     b.open(&format!("{base}/workflows"));
     let columns = b.eval("document.querySelectorAll('table.grid thead th').length");
