@@ -47,6 +47,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
+    if let Some(dir) = &args.audit_dir {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "--audit-dir {}: not a directory (the audit writer's log directory)",
+            dir.display()
+        );
+    }
     let config = nodewright_kit::process::config(args.kubeconfig.as_deref()).await?;
     let client = kube::Client::try_from(config.clone())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -58,11 +65,6 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         shared = shared.with_actions(config);
     }
     if let Some(dir) = &args.audit_dir {
-        anyhow::ensure!(
-            dir.is_dir(),
-            "--audit-dir {}: not a directory (the audit writer's log directory)",
-            dir.display()
-        );
         shared = shared.with_audit(nodewright_ui::audit::Source {
             dir: dir.clone(),
             namespace: args

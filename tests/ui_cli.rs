@@ -22,6 +22,27 @@ fn by_default_the_ui_listens_on_the_loopback_only() {
     assert!(help.contains("[default: 127.0.0.1:8090]"), "{help}");
 }
 
+#[test]
+fn an_audit_dir_that_is_not_a_directory_is_refused_with_its_path() {
+    let out = nodewright()
+        .args([
+            "ui",
+            "--listen",
+            "127.0.0.1:0",
+            "--audit-dir",
+            "/nonexistent/audit-log",
+        ])
+        .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--audit-dir /nonexistent/audit-log: not a directory"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn the_ui_prints_its_address_and_serves_the_site_it_reads_and_refuses_writes() {
     let ctx = TestContext::new("ui-cli").await.unwrap();
@@ -87,6 +108,14 @@ async fn the_ui_prints_its_address_and_serves_the_site_it_reads_and_refuses_writ
     assert!(
         missing.starts_with("HTTP/1.0 404") && missing.contains("no EdgeNode edge-9"),
         "{missing}"
+    );
+    // Without --audit-dir the Audit view says how to turn it on.
+    let audit = http_get(port, "/api/audit").await.unwrap();
+    assert!(
+        audit.starts_with("HTTP/1.0 200")
+            && audit.contains("\"enabled\":false")
+            && audit.contains("--audit-dir"),
+        "{audit}"
     );
     let bad = http_get(port, "/api/sites?sort=age").await.unwrap();
     assert!(
