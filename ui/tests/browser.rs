@@ -508,10 +508,12 @@ fn every_view_renders_the_site_live_accessibly_and_by_keyboard_in_headless_chrom
     violations.extend(b.axe(&axe).into_iter().map(|v| format!("/takeover: {v}")));
 
     // Changing the form changes the command; a wrong token is refused; a person allowed by RBAC
-    // changes the mode, and the page says as whom.
+    // changes the mode, and the page says as whom. Each field is focused before it is filled, as
+    // a person's typing does: the page defers a live re-render while a form has the focus (without
+    // it, a change event arriving mid-fill re-rendered the form under the test, seen once in CI).
     let set = |id: &str, value: &str| {
         format!(
-            "(e => {{ e.value = {value:?}; e.dispatchEvent(new Event('input', {{ bubbles: true }})); return true; }})(document.getElementById('{form}-{id}'))"
+            "(e => {{ e.focus(); e.value = {value:?}; e.dispatchEvent(new Event('input', {{ bubbles: true }})); return true; }})(document.getElementById('{form}-{id}'))"
         )
     };
     b.eval(&set("workflow", "taints"));
