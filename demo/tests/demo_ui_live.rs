@@ -135,7 +135,7 @@ fn a_person_opening_the_printed_address_watches_the_cable_pull_and_the_upgrade_n
     b.eval("document.querySelector('nav a[data-view=\"workflows\"]').click(); true");
     b.wait_for(
         "the Workflows view",
-        "location.pathname === '/workflows' && Number(document.body.dataset.rendered || 0) >= 1",
+        "location.pathname === '/workflows' && document.body && Number(document.body.dataset.rendered || 0) >= 1",
         Duration::from_secs(15),
     );
     b.eval(WATCH_GRID);

@@ -143,27 +143,39 @@ impl Browser {
 
     /// Evaluates `expression` in the page (awaiting a promise) and returns its value.
     pub fn eval(&mut self, expression: &str) -> Value {
+        self.try_eval(expression)
+            .unwrap_or_else(|e| panic!("evaluating {expression}: {e}"))
+    }
+
+    /// Evaluates `expression` in the page; the exception it threw, if any.
+    pub fn try_eval(&mut self, expression: &str) -> Result<Value, Value> {
         let r = self.call(
             "Runtime.evaluate",
             json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
         );
-        if let Some(e) = r.get("exceptionDetails") {
-            panic!("evaluating {expression}: {e}");
+        match r.get("exceptionDetails") {
+            Some(e) => Err(e.clone()),
+            None => Ok(r["result"]["value"].clone()),
         }
-        r["result"]["value"].clone()
     }
 
     /// Polls `expression` until it is true; the time it took, or a panic naming `what`.
+    ///
+    /// A poll that lands while the page is between documents (no `body` yet) throws; that counts
+    /// as "not yet", and the last such exception is reported if the wait times out.
     pub fn wait_for(&mut self, what: &str, expression: &str, timeout: Duration) -> Duration {
         let start = Instant::now();
+        let mut last_exception = None;
         loop {
-            if self.eval(expression) == json!(true) {
-                return start.elapsed();
+            match self.try_eval(expression) {
+                Ok(v) if v == json!(true) => return start.elapsed(),
+                Ok(_) => {}
+                Err(e) => last_exception = Some(e),
             }
             if start.elapsed() > timeout {
-                let body = self.eval("document.getElementById('main').innerText");
+                let body = self.try_eval("document.getElementById('main').innerText");
                 panic!(
-                    "timed out waiting for {what}; the page shows:\n{body}\nerrors: {:#?}",
+                    "timed out waiting for {what}; the page shows:\n{body:?}\nlast exception: {last_exception:?}\nerrors: {:#?}",
                     self.errors
                 );
             }
