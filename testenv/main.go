@@ -56,6 +56,7 @@ type options struct {
 	verbosity         int
 	readyTimeout      time.Duration
 	extraAPIServerArg multiFlag
+	serviceAccounts   bool
 }
 
 type multiFlag []string
@@ -72,6 +73,7 @@ func main() {
 	flag.BoolVar(&o.removeDirOnExit, "remove-dir-when-orphaned", false, "delete DIR when shutting down because the parent died or standard input closed (not on a signal, so that a stopped control plane can be started again on the same DIR)")
 	flag.IntVar(&o.verbosity, "v", 0, "kube-apiserver log verbosity")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 120*time.Second, "give up if /readyz does not answer ok within this time")
+	flag.BoolVar(&o.serviceAccounts, "service-account-admission", false, "keep the ServiceAccount admission plugin on (pods get their tokens); only when a kube-controller-manager runs and creates each namespace's default ServiceAccount")
 	flag.Var(&o.extraAPIServerArg, "apiserver-arg", "an extra kube-apiserver flag, e.g. --apiserver-arg=--audit-log-path=/tmp/a.log (repeatable)")
 	flag.Parse()
 	if o.dir == "" {
@@ -136,7 +138,7 @@ func run(o options) error {
 	}()
 
 	cmd := app.NewAPIServerCommand()
-	cmd.SetArgs(append(apiserverArgs(p, pki, o.verbosity), o.extraAPIServerArg...))
+	cmd.SetArgs(append(apiserverArgs(p, pki, o.verbosity, o.serviceAccounts), o.extraAPIServerArg...))
 	if code := cli.Run(cmd); code != 0 {
 		return fmt.Errorf("kube-apiserver exited with code %d", code)
 	}
@@ -145,7 +147,13 @@ func run(o options) error {
 
 // apiserverArgs are the kube-apiserver flags. Each one is here for a reason written beside it; the
 // rest are kube-apiserver's defaults, so that tests see the behaviour a real cluster has.
-func apiserverArgs(p ports, pki *pkiFiles, verbosity int) []string {
+func apiserverArgs(p ports, pki *pkiFiles, verbosity int, serviceAccounts bool) []string {
+	disabledAdmission := "ServiceAccount"
+	if serviceAccounts {
+		// A kube-controller-manager runs (the real single-node cluster): it creates the default
+		// ServiceAccounts, so the plugin can stay on and mount the pods' tokens.
+		disabledAdmission = ""
+	}
 	return []string{
 		// Storage: the embedded etcd below, over plain HTTP on loopback.
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", p.EtcdClient),
@@ -171,9 +179,9 @@ func apiserverArgs(p ports, pki *pkiFiles, verbosity int) []string {
 		"--service-cluster-ip-range=10.0.0.0/24",
 		// The legacy DaemonSet is privileged and uses hostNetwork/hostPID; allow such pods to be created.
 		"--allow-privileged=true",
-		// No controller-manager runs, so nobody creates the "default" ServiceAccount a namespace needs
-		// before pods can be admitted by this plugin.
-		"--disable-admission-plugins=ServiceAccount",
+		// Unless --service-account-admission says a controller-manager runs, nobody creates the
+		// "default" ServiceAccount a namespace needs before pods can be admitted by this plugin.
+		"--disable-admission-plugins=" + disabledAdmission,
 		// The apiserver authenticates to kubelets (real or stand-in) with this client certificate.
 		// There is deliberately no --kubelet-certificate-authority: as with kubeadm's defaults, the
 		// apiserver then does not verify kubelet serving certificates, and the stand-in kubelet
