@@ -84,7 +84,13 @@ fn chart_version(chart: &Path) -> String {
 /// The cluster's Nodewright CRDs by name.
 fn cluster_crds(plane: &ControlPlane) -> BTreeMap<String, Value> {
     let mut kubectl = plane.kubectl();
-    kubectl.args(["get", "customresourcedefinitions", "-o", "json", "--show-managed-fields"]);
+    kubectl.args([
+        "get",
+        "customresourcedefinitions",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
     let list: Value = serde_json::from_str(&run(kubectl, None)).unwrap();
     list["items"]
         .as_array()
