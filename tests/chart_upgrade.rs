@@ -3,7 +3,9 @@
 //! (tests/fixtures/nodewright-<version>.tgz, packaged by `scripts/previous-chart`) installed,
 //! `helm upgrade` to this chart leaves the CRDs exactly as they were, the documented
 //! `helm show crds … | kubectl apply --server-side …` brings them to this chart's, and every
-//! version this chart declares is served; `helm uninstall` leaves them.
+//! version this chart declares is served; `helm uninstall` leaves them. And a CRD that changes
+//! between versions reaches the cluster only by that command, which needs `--force-conflicts`
+//! because Helm created the CRDs and owns their fields.
 
 // Test code: a failed expectation is a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -23,7 +25,8 @@ const NAMESPACE: &str = "nodewright-system";
 /// The field manager docs/chart.md's command applies the CRDs with.
 const MANAGER: &str = "nodewright-crds";
 
-fn run(mut cmd: Command, stdin: Option<&str>) -> String {
+/// Runs `cmd` with `stdin`: whether it succeeded, its standard output and its standard error.
+fn try_run(mut cmd: Command, stdin: Option<&str>) -> (bool, String, String) {
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
@@ -36,13 +39,43 @@ fn run(mut cmd: Command, stdin: Option<&str>) -> String {
         child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
+    (
         out.status.success(),
-        "{cmd:?} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `cmd` with `stdin`, which must succeed; its standard output.
+fn run(cmd: Command, stdin: Option<&str>) -> String {
+    let shown = format!("{cmd:?}");
+    let (ok, stdout, stderr) = try_run(cmd, stdin);
+    assert!(ok, "{shown} failed: {stdout}{stderr}");
     stdout
+}
+
+/// The documented command's `kubectl apply`, with or without `--force-conflicts`.
+fn apply_crds(plane: &ControlPlane, yaml: &str, force: bool) -> (bool, String, String) {
+    let mut apply = plane.kubectl();
+    apply.args(["apply", "--server-side", &format!("--field-manager={MANAGER}")]);
+    if force {
+        apply.arg("--force-conflicts");
+    }
+    apply.args(["-f", "-"]);
+    try_run(apply, Some(yaml))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 fn helm(plane: &ControlPlane) -> Command {
@@ -223,16 +256,8 @@ fn helm_upgrade_leaves_the_crds_and_the_documented_command_brings_them_to_this_c
 
     // The documented command (docs/chart.md, NOTES.txt).
     let (yaml, current_crds) = chart_crds(&plane, current);
-    let mut apply = plane.kubectl();
-    apply.args([
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        &format!("--field-manager={MANAGER}"),
-        "-f",
-        "-",
-    ]);
-    run(apply, Some(&yaml));
+    let (ok, stdout, stderr) = apply_crds(&plane, &yaml, true);
+    assert!(ok, "{stdout}{stderr}");
     let applied = cluster_crds(&plane);
     assert_eq!(
         applied.keys().collect::<Vec<_>>(),
@@ -295,4 +320,67 @@ fn helm_upgrade_leaves_the_crds_and_the_documented_command_brings_them_to_this_c
         cluster_crds(&plane).keys().collect::<Vec<_>>(),
         current_crds.keys().collect::<Vec<_>>()
     );
+}
+
+/// The EdgeCluster CRD's description of its `Nodes` printer column, as the cluster serves it.
+fn nodes_column(plane: &ControlPlane) -> String {
+    cluster_crds(plane)["edgeclusters.nodewright.io"]["spec"]["versions"][0]["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Nodes")
+        .map(|c| c["description"].as_str().unwrap().to_owned())
+        .unwrap()
+}
+
+#[test]
+fn a_changed_crd_reaches_the_cluster_only_by_the_documented_command_which_takes_helms_fields_over() {
+    let plane = ControlPlane::start(Options::default()).unwrap();
+    let mut install = helm(&plane);
+    install
+        .args(["install", RELEASE, CHART])
+        .args(["--namespace", NAMESPACE, "--create-namespace"]);
+    run(install, None);
+    assert_eq!(nodes_column(&plane), "Nodes observed");
+
+    // The next chart version changes a CRD: here, the description of EdgeCluster's Nodes column.
+    let work = tempfile::tempdir().unwrap();
+    let next = work.path().join("nodewright");
+    copy_dir(Path::new(CHART), &next);
+    let crds_file = next.join("crds/nodewright.io.yaml");
+    let crds = std::fs::read_to_string(&crds_file).unwrap();
+    let changed = crds.replacen(
+        "    - description: Nodes observed\n",
+        "    - description: Nodes observed by the bridge\n",
+        1,
+    );
+    assert_ne!(
+        changed, crds,
+        "the column's description is where the test expects it"
+    );
+    std::fs::write(&crds_file, changed).unwrap();
+
+    let mut upgrade = helm(&plane);
+    upgrade
+        .args(["upgrade", RELEASE])
+        .arg(&next)
+        .args(["--namespace", NAMESPACE]);
+    run(upgrade, None);
+    assert_eq!(
+        nodes_column(&plane),
+        "Nodes observed",
+        "helm upgrade did not change the CRD"
+    );
+
+    // Helm created the CRDs, so the changed field is Helm's: without --force-conflicts the apply
+    // stops there, changing nothing.
+    let (yaml, _) = chart_crds(&plane, &next);
+    let (ok, stdout, stderr) = apply_crds(&plane, &yaml, false);
+    assert!(!ok, "the apply without --force-conflicts went through: {stdout}");
+    assert!(stderr.contains("conflict"), "{stderr}");
+    assert_eq!(nodes_column(&plane), "Nodes observed");
+
+    let (ok, stdout, stderr) = apply_crds(&plane, &yaml, true);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(nodes_column(&plane), "Nodes observed by the bridge");
 }
