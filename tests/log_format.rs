@@ -95,7 +95,7 @@ fn text_logs_carry_no_colour_codes_when_standard_error_is_not_a_terminal() {
 fn log_level_filters_by_module_and_level() {
     let dir = tempfile::tempdir().unwrap();
     // The kit's admin server logs at info too; only the command's own module stays at info.
-    let log = audit_writer_log(dir.path(), &["--log-level", "warn,nodewright=info"]);
+    let log = audit_writer_log(dir.path(), &["--log-level", "warn,nodewright::audit=info"]);
     assert!(log.contains("nodewright audit serve: log "), "{log}");
     assert!(!log.contains("admin server listening"), "{log}");
     let log = audit_writer_log(tempfile::tempdir().unwrap().path(), &[]);

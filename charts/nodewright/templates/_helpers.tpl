@@ -158,3 +158,14 @@ that names a UID outside it. */}}
 {{- $own := index . 1 | default dict -}}
 {{- printf "%s:%s" ($own.repository | default $root.Values.image.repository) ($own.tag | default $root.Values.image.tag | default $root.Chart.AppVersion) -}}
 {{- end -}}
+
+{{/* A component's log options, as `nodewright` arguments: the component's `logLevel`, else the
+release's `logLevel`; the release's `logFormat`. Called with (list $ .Values.<component>). */}}
+{{- define "nodewright.logArgs" -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+- --log-format
+- {{ $root.Values.logFormat | quote }}
+- --log-level
+- {{ $component.logLevel | default $root.Values.logLevel | quote }}
+{{- end -}}
