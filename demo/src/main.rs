@@ -595,6 +595,9 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
          \x20 kubectl get edgecluster site -n {NAMESPACE} -o jsonpath='{{.status.takeover}}'\n\
          \x20 kubectl get edgecluster site -n {NAMESPACE} -o jsonpath='{{.status.divergences}}'\n\
          \x20 curl -s http://{}/metrics | grep nodewright_shadow\n\
+         \x20 # Prometheus: scrape the two admin addresses above (/metrics), load the alert rules\n\
+         \x20 # charts/nodewright/monitoring/alerts.yaml; the dashboards' queries (charts/nodewright/dashboards/*.json)\n\
+         \x20 # run as they are in Prometheus' UI (docs/monitoring.md)\n\
          \x20 nodewright audit log {}   # who changed what, the operator's decisions, the host steps\n\
          \x20 nodewright audit verify {} --from-cluster --key {}\n\n\
          Control-plane log: {}; the fleet's hosts: {}\n\
