@@ -455,12 +455,37 @@ pub fn workflow_metrics(observation: &Observation) -> Vec<WorkflowMetrics> {
             name: u.name.clone(),
             phase: phase_name(&state),
             terminal: state.is_terminal(),
-            phase_since_unix: u.status.since.as_ref().map(|t| t.0.as_second()),
+            // The legacy upgrade's status has no `since` or `progress` of its own yet: the
+            // newest per-node transition, else the start, says when the current state began, and
+            // the nodes of its order say how far it is.
+            phase_since_unix: u
+                .status
+                .since
+                .as_ref()
+                .or_else(|| {
+                    u.status
+                        .nodes
+                        .iter()
+                        .filter_map(|n| n.history.last().map(|h| &h.at))
+                        .max_by_key(|t| t.0)
+                })
+                .or(u.status.started_at.as_ref())
+                .map(|t| t.0.as_second()),
             progress: u
                 .status
                 .progress
                 .as_ref()
-                .map(|p| (i64::from(p.done), i64::from(p.total))),
+                .map(|p| (i64::from(p.done), i64::from(p.total)))
+                .or_else(|| {
+                    let total = i64::try_from(u.status.nodes.len()).unwrap_or(i64::MAX);
+                    let done = u
+                        .status
+                        .nodes
+                        .iter()
+                        .filter(|n| n.state == nodewright_api::storageupgrade::UpgradeState::Completed)
+                        .count();
+                    (total > 0).then(|| (i64::try_from(done).unwrap_or(i64::MAX), total))
+                }),
         });
     }
     for m in &observation.migrations {

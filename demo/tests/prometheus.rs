@@ -12,8 +12,8 @@
 //!   (`/api/v1/rules`, `health: ok`).
 //!
 //! Prometheus runs on 127.0.0.1 with a private data directory, scraping and evaluating every
-//! second; the demo runs two nodes at one-second ticks, so that the storage upgrade (asked for at
-//! tick 14) shows in the workflow panels. The test polls until every check passes and fails at
+//! second; the demo runs two nodes at one-second ticks with the storage upgrade asked for at tick 3
+//! (`--upgrade-at-tick`), so that it shows in the workflow panels early. The test polls until every check passes and fails at
 //! its deadline naming each panel or alert that still errs or has no data. It takes about 45
 //! seconds on the project's 2-core machine.
 
@@ -240,7 +240,7 @@ async fn every_dashboard_query_and_alert_expression_evaluates_against_a_real_pro
     );
     let mut demo = Command::new(exe)
         .current_dir(root)
-        .args(["--nodes", "2", "--tick-seconds", "1"])
+        .args(["--nodes", "2", "--tick-seconds", "1", "--upgrade-at-tick", "3"])
         .args(["--admin-addr", &admin.to_string()])
         .args(["--operator-admin-addr", &operator_admin.to_string()])
         .args(["--audit-admin-addr", &audit_admin.to_string()])
