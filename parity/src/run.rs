@@ -894,6 +894,32 @@ mod tests {
     use k8s_openapi::api::core::v1::ConfigMap;
     use takeover::{NodeReady, ScriptPod};
 
+    #[test]
+    fn turn_errors_and_divergences_start_at_zero_and_count_by_label() {
+        use nodewright_kit::admin::Encode as _;
+        let m = OperatorMetrics::new().unwrap();
+        let text = m.registry().encode().unwrap();
+        for stage in ["list-pods", "takeover", "sequence", "status"] {
+            let line = format!("nodewright_operator_turn_errors_total{{stage=\"{stage}\"}} 0");
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        for w in Workflow::ALL {
+            let line = format!(
+                "nodewright_shadow_divergences_total{{workflow=\"{}\"}} 0",
+                w.key()
+            );
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        m.turn_error(TurnStage::Status);
+        m.turn_error(TurnStage::Status);
+        let text = m.registry().encode().unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l == "nodewright_operator_turn_errors_total{stage=\"status\"} 2"),
+            "{text}"
+        );
+    }
+
     fn fence(scripts: Vec<ScriptFacts>) -> Fence {
         Fence {
             scripts,
