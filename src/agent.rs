@@ -4,6 +4,7 @@
 //! task's status. Everything it does lives in `nodewright-agent-shim`; this module only wires the
 //! arguments to it.
 
+use nodewright_kit::logging::LogArgs;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,7 +66,7 @@ fn host_os(args: &Args) -> anyhow::Result<nodewright_api::OsFamily> {
 }
 
 /// Runs `nodewright agent`.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, log: &LogArgs) -> anyhow::Result<()> {
     // Checked before anything starts: without its node the agent would not know which tasks are
     // its own.
     let node = args
@@ -75,7 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .filter(|n| !n.trim().is_empty())
         .context("no node name: pass --node or set NODE_NAME (the chart sets it from spec.nodeName)")?;
     let host_os = host_os(&args)?;
-    nodewright_kit::process::init_tracing();
+    nodewright_kit::logging::init(log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run_cluster(args, node, host_os))
 }
@@ -88,7 +89,7 @@ async fn run_cluster(args: Args, node: String, host_os: nodewright_api::OsFamily
     options.operator = args.operator_identity.filter(|o| !o.trim().is_empty());
     options.admin_addr = args.admin_addr;
     let host = ProcessHost::new(Duration::from_secs(args.command_timeout_seconds.max(1)));
-    eprintln!(
+    tracing::info!(
         "nodewright agent: node {}, {} host, pod {}, NodeTasks in namespace {}, journal in {}",
         options.node,
         options.host_os,

@@ -129,10 +129,10 @@ pub struct KeygenArgs {
 }
 
 /// Runs `nodewright audit`.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, logging: &nodewright_kit::logging::LogArgs) -> anyhow::Result<()> {
     match args.command {
         Command::Serve(a) => {
-            nodewright_kit::process::init_tracing();
+            nodewright_kit::logging::init(logging)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(serve(*a))
         }
@@ -198,7 +198,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    eprintln!(
+    tracing::info!(
         "nodewright audit serve: log {}, webhook on {}://{}, checkpoint published to {}",
         args.dir.display(),
         if tls.is_some() { "https" } else { "http" },

@@ -2,6 +2,7 @@
 //! in-cluster configuration) until interrupted, or once over an offline bundle (`--bundle DIR`),
 //! printing the typed observation.
 
+use nodewright_kit::logging::LogArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -50,11 +51,11 @@ impl Args {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, log: &LogArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.bundle {
         return bundle(&args, dir);
     }
-    nodewright_kit::process::init_tracing();
+    nodewright_kit::logging::init(log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run_cluster(args))
 }
@@ -108,7 +109,7 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
     options.lease = args.process.lease("nodewright-bridge");
     // The log source must outlive the loop: dropping it stops following.
     let (_log_source, logs) = args.legacy.logs("bridge", &client).await;
-    eprintln!(
+    tracing::info!(
         "nodewright bridge: observing {}/{} (ConfigMaps, Nodes{}), writing status into namespace {}; admin on http://{}",
         args.legacy.legacy_namespace,
         args.legacy.legacy_daemonset,

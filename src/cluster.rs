@@ -61,7 +61,7 @@ impl LegacyArgs {
         match LogSource::start(client.clone(), config).await {
             Ok((source, events)) => (Some(source), Some(nodewright_bridge::run::log_changes(events))),
             Err(e) => {
-                eprintln!("nodewright {command}: not following the legacy pods' logs: {e}");
+                tracing::warn!("nodewright {command}: not following the legacy pods' logs: {e}");
                 (None, None)
             }
         }

@@ -4,6 +4,7 @@
 mod agent;
 mod audit;
 mod bridge;
+mod check;
 mod cluster;
 mod operator;
 mod parse;
@@ -28,6 +29,8 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: nodewright_kit::logging::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -38,6 +41,8 @@ enum Command {
     Audit(Box<audit::Args>),
     /// Run the read-only observation bridge against a cluster, or once over an offline bundle.
     Bridge(Box<bridge::Args>),
+    /// GET each URL and exit non-zero, saying which and why, unless every one answers 2xx (the chart's `helm test`).
+    Check(check::Args),
     /// Print every Nodewright CustomResourceDefinition as YAML.
     Crds,
     /// Run the parity controllers: project the takeover, own the workflows in operator mode, record shadow divergences.
@@ -60,17 +65,25 @@ fn main() -> std::process::ExitCode {
         Command::Crds => nodewright_api::crds_yaml()
             .map(|yaml| out(&yaml))
             .map_err(anyhow::Error::from),
-        Command::Agent(args) => agent::run(*args),
-        Command::Audit(args) => audit::run(*args),
-        Command::Bridge(args) => bridge::run(*args),
-        Command::Operator(args) => operator::run(*args),
+        Command::Agent(args) => agent::run(*args, &cli.log),
+        Command::Audit(args) => audit::run(*args, &cli.log),
+        Command::Bridge(args) => bridge::run(*args, &cli.log),
+        Command::Check(args) => check::run(args),
+        Command::Operator(args) => operator::run(*args, &cli.log),
         Command::Parse(args) => parse::run(args),
-        Command::Ui(args) => ui::run(*args),
+        Command::Ui(args) => ui::run(*args, &cli.log),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("nodewright: {e:#}");
+            // A command that logs as JSON ends with a JSON line too, so that a pipeline reads
+            // why it stopped; otherwise one plain line.
+            match nodewright_kit::logging::installed_format() {
+                Some(nodewright_kit::logging::LogFormat::Json) => {
+                    tracing::error!(error = format!("{e:#}"), "nodewright stopped with an error");
+                }
+                _ => eprintln!("nodewright: {e:#}"),
+            }
             std::process::ExitCode::FAILURE
         }
     }

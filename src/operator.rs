@@ -2,6 +2,7 @@
 //! configuration) until interrupted — the takeover projection, the workflows in `operator` mode
 //! and the shadow divergences.
 
+use nodewright_kit::logging::LogArgs;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -45,8 +46,8 @@ pub struct Args {
 const ADMIN_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8081);
 
 /// Runs `nodewright operator`.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    nodewright_kit::process::init_tracing();
+pub fn run(args: Args, log: &LogArgs) -> anyhow::Result<()> {
+    nodewright_kit::logging::init(log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run_cluster(args))
 }
@@ -73,7 +74,7 @@ async fn run_cluster(args: Args) -> anyhow::Result<()> {
     options.admin_addr = Some(admin_addr);
     options.lease = args.process.lease("nodewright-operator");
     let (_log_source, logs) = args.legacy.logs("operator", &client).await;
-    eprintln!(
+    tracing::info!(
         "nodewright operator: site {}/{}, legacy {}/{}; admin on http://{}",
         args.process.namespace,
         args.legacy.cluster_name,

@@ -1,6 +1,7 @@
 //! `nodewright ui`: the web UI (read-only unless `--enable-actions`), against a cluster (`--kubeconfig`, or in-cluster
 //! configuration), on 127.0.0.1:8090 unless `--listen` says otherwise, until interrupted.
 
+use nodewright_kit::logging::LogArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -40,8 +41,8 @@ pub struct Args {
     audit_namespace: Option<String>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
-    nodewright_kit::process::init_tracing();
+pub fn run(args: Args, log: &LogArgs) -> anyhow::Result<()> {
+    nodewright_kit::logging::init(log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(serve(args))
 }
@@ -79,7 +80,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         legacy: args.legacy_namespace.clone(),
     };
     let _watches = nodewright_ui::watch::spawn(&client, &namespaces, &shared);
-    eprintln!(
+    tracing::info!(
         "nodewright ui: reading namespaces {} and {}; audit log {}; actions {}; open http://{addr}/",
         args.namespace,
         args.legacy_namespace,

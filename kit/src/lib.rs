@@ -8,8 +8,9 @@
 //! - [`backoff`]: exponential backoff with jitter for retries and reconnects;
 //! - [`failpoint`]: named points where a crash test kills or pauses the process (compiled in only
 //!   with the `failpoints` feature);
-//! - [`process`]: the shared command-line options, the client, the replica's identity, logging and
-//!   the stop signal.
+//! - [`process`]: the shared command-line options, the client, the replica's identity and the stop
+//!   signal;
+//! - [`logging`]: the log options (`--log-format text|json`, `--log-level`) and the logger.
 //!
 //! Boundaries: the kit talks to the Kubernetes API only about its Lease; it knows nothing of the
 //! legacy script, of Nodewright's resources or of any workflow.
@@ -19,4 +20,5 @@ pub mod backoff;
 pub mod clock;
 pub mod failpoint;
 pub mod lease;
+pub mod logging;
 pub mod process;

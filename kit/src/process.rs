@@ -1,5 +1,5 @@
 //! What every Nodewright command that runs against a cluster does before its loop: parse the
-//! options all of them share ([`ProcessArgs`]), build a client, name this replica, log, and stop on
+//! options all of them share ([`ProcessArgs`]), build a client, name this replica, and stop on
 //! SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
@@ -111,20 +111,6 @@ pub fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
             _ = term.recv() => {}
         }
     })
-}
-
-/// Logs to standard error, filtered by `$RUST_LOG` (default `info`), with colour only when standard
-/// error is a terminal: a pod's log is read by `kubectl logs` and log collectors, where escape codes
-/// are noise.
-pub fn init_tracing() {
-    use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 #[cfg(test)]

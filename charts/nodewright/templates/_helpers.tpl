@@ -130,3 +130,42 @@ app.kubernetes.io/component: ui
 {{ include "nodewright.labels" . }}
 {{ include "nodewright.ui.selectorLabels" . }}
 {{- end -}}
+
+{{/* The pod security context of every component but the agent (which runs as root, and says
+why): `securityContext.pod`, less the fixed user and group IDs when `securityContext.openshift`
+is on, since OpenShift's restricted SCC assigns each namespace its own UID range and refuses a pod
+that names a UID outside it. */}}
+{{- define "nodewright.podSecurityContext" -}}
+{{- $ctx := deepCopy .Values.securityContext.pod -}}
+{{- if .Values.securityContext.openshift -}}
+{{- $ctx = omit $ctx "runAsUser" "runAsGroup" "fsGroup" -}}
+{{- end -}}
+{{- toYaml $ctx -}}
+{{- end -}}
+
+{{/* The container security context of every component but the agent. */}}
+{{- define "nodewright.containerSecurityContext" -}}
+{{- $ctx := deepCopy .Values.securityContext.container -}}
+{{- if .Values.securityContext.openshift -}}
+{{- $ctx = omit $ctx "runAsUser" "runAsGroup" -}}
+{{- end -}}
+{{- toYaml $ctx -}}
+{{- end -}}
+
+{{/* The nodewright image for a component whose `image` may override the top-level one. */}}
+{{- define "nodewright.image" -}}
+{{- $root := index . 0 -}}
+{{- $own := index . 1 | default dict -}}
+{{- printf "%s:%s" ($own.repository | default $root.Values.image.repository) ($own.tag | default $root.Values.image.tag | default $root.Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* A component's log options, as `nodewright` arguments: the component's `logLevel`, else the
+release's `logLevel`; the release's `logFormat`. Called with (list $ .Values.<component>). */}}
+{{- define "nodewright.logArgs" -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+- --log-format
+- {{ $root.Values.logFormat | quote }}
+- --log-level
+- {{ $component.logLevel | default $root.Values.logLevel | quote }}
+{{- end -}}
