@@ -48,6 +48,10 @@ pub struct Args {
     /// no attribution is checked.
     #[arg(long)]
     operator_identity: Option<String>,
+    /// Address of the agent's admin server (/metrics with steps by result, step durations and
+    /// the journal's size; /healthz; /readyz). Unset, none is served.
+    #[arg(long)]
+    admin_addr: Option<std::net::SocketAddr>,
 }
 
 /// The host's OS family from `--host-os` (and, for `auto`, the host's os-release).
@@ -83,6 +87,7 @@ async fn run_cluster(args: Args, node: String, host_os: nodewright_api::OsFamily
     let mut options = AgentOptions::new(node, args.namespace, pod_name, args.state_dir);
     options.host_os = host_os;
     options.operator = args.operator_identity.filter(|o| !o.trim().is_empty());
+    options.admin_addr = args.admin_addr;
     let host = ProcessHost::new(Duration::from_secs(args.command_timeout_seconds.max(1)));
     tracing::info!(
         "nodewright agent: node {}, {} host, pod {}, NodeTasks in namespace {}, journal in {}",

@@ -126,11 +126,49 @@ fn the_defaults_and_every_component_enabled_pass_the_schema() {
 }
 
 #[test]
-fn a_monitoring_key_is_left_for_the_monitoring_objects() {
-    // The monitoring objects (ServiceMonitor, PrometheusRule, dashboards) add their values under
-    // `monitoring`; the schema keeps that key open for them.
-    let (ok, stderr) = template(&["monitoring.enabled=false"]);
-    assert!(ok, "{stderr}");
+fn the_monitoring_objects_render_only_when_asked_for() {
+    let kinds = |docs: &[Value]| -> Vec<String> {
+        let mut kinds: Vec<String> = docs
+            .iter()
+            .filter(|d| {
+                d["apiVersion"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("monitoring.coreos.com/"))
+                    || d["metadata"]["labels"]["grafana_dashboard"] == "1"
+            })
+            .map(|d| d["kind"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    assert!(kinds(&rendered(&["operator.enabled=true"])).is_empty());
+    let on = rendered(&[
+        "operator.enabled=true",
+        "monitoring.serviceMonitor.enabled=true",
+        "monitoring.prometheusRule.enabled=true",
+        "monitoring.dashboards.enabled=true",
+    ]);
+    assert_eq!(
+        kinds(&on),
+        [
+            "ConfigMap",
+            "ConfigMap",
+            "ConfigMap",
+            "ConfigMap",
+            "ConfigMap",
+            "PrometheusRule",
+            "ServiceMonitor",
+            "ServiceMonitor"
+        ]
+    );
+    // The ServiceMonitor of the operator has its Service.
+    assert!(
+        on.iter()
+            .any(|d| d["kind"] == "Service" && d["metadata"]["name"] == "nw-operator"),
+        "the operator's metrics Service is rendered"
+    );
+    let (ok, stderr) = template(&["monitoring.dashboards.lable=x"]);
+    assert!(!ok && stderr.contains("lable"), "{stderr}");
 }
 
 /// `helm template` with `set`, as JSON documents.

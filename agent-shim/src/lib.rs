@@ -15,6 +15,8 @@
 //! - [`storage`] (pure): the storage-backend seam — how nodes, pools and replicas are listed,
 //!   created and removed, and the lists read; LINSTOR/DRBD today, chosen by the profile;
 //! - [`host`]: the [`HostOps`] trait and [`ProcessHost`], which runs real commands;
+//! - [`metrics`]: steps by result, step durations and the journal's size, served on
+//!   `AgentOptions::admin_addr`;
 //! - [`runtime`]: the loop — watch, claim (optimistic concurrency on `resourceVersion`), run,
 //!   report — the only module that talks to the API server.
 //!
@@ -41,6 +43,7 @@ pub mod catalogue;
 pub mod decide;
 pub mod host;
 pub mod journal;
+pub mod metrics;
 pub mod os;
 pub mod runtime;
 pub mod status;
@@ -73,6 +76,17 @@ pub enum Error {
         /// The state directory.
         path: PathBuf,
     },
+    /// The metrics could not be registered.
+    #[error("registering metrics: {0}")]
+    Metrics(String),
+    /// The admin server could not listen on its address.
+    #[error("admin server on {addr}: {source}")]
+    Admin {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -81,6 +95,8 @@ impl Error {
         match self {
             Error::Journal { .. } => "journal",
             Error::StateDirInUse { .. } => "state_dir_in_use",
+            Error::Metrics(_) => "metrics",
+            Error::Admin { .. } => "admin",
         }
     }
 }

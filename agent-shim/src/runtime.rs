@@ -32,7 +32,9 @@ use crate::catalogue::{self, Plan, Recheck, StepOutcome};
 use crate::decide::{Decision, EarlierResult, Identity, LeaveReason, RunReason, decide};
 use crate::host::{EXIT_TIMED_OUT, HostOps};
 use crate::journal::{Finished, Journal, JournalLimits, Record, Started, TimedOut};
+use crate::metrics::{AgentMetrics, StepResult};
 use crate::status::{self, Completion, reason};
+use nodewright_kit::admin::Health;
 
 /// How the agent runs.
 #[derive(Clone, Debug)]
@@ -64,6 +66,8 @@ pub struct AgentOptions {
     pub operator: Option<String>,
     /// How long the check that settles a timed-out step may run (see [`crate::journal`]).
     pub settle_timeout: Duration,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` ([`crate::metrics`]), if anywhere.
+    pub admin_addr: Option<std::net::SocketAddr>,
 }
 
 impl AgentOptions {
@@ -87,6 +91,7 @@ impl AgentOptions {
             host_os: nodewright_api::OsFamily::Debian,
             operator: None,
             settle_timeout: Duration::from_secs(60),
+            admin_addr: None,
         }
     }
 }
@@ -188,6 +193,7 @@ struct Agent<H> {
     journal: Journal,
     host: Arc<Mutex<H>>,
     stop: watch::Receiver<bool>,
+    metrics: AgentMetrics,
 }
 
 /// Runs the agent until `shutdown` completes. Returns an error only when the state directory
@@ -241,6 +247,22 @@ async fn run_until<H: HostOps>(
     for s in journal.state().interrupted() {
         info!(key = %s.key, task = %s.task_name, attempt = s.attempt, "journal shows an interrupted step; it resumes when its task is seen");
     }
+    let metrics = AgentMetrics::new().map_err(|e| Error::Metrics(e.to_string()))?;
+    // Live while the loop turns (it beats on every resync), ready once the NodeTasks are listed.
+    let health = Health::new(["nodetasks"], options.resync * 4);
+    if let Some(addr) = options.admin_addr {
+        let mut stopped = stop.clone();
+        nodewright_kit::admin::start_admin(
+            addr,
+            Arc::new(metrics.registry().clone()),
+            health.clone(),
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        )
+        .await
+        .map_err(|source| Error::Admin { addr, source })?;
+    }
     let api: Api<NodeTask> = Api::namespaced(client.clone(), &options.namespace);
     let selector = format!("spec.nodeName={}", options.node);
     let mut agent = Agent {
@@ -261,7 +283,9 @@ async fn run_until<H: HostOps>(
         journal,
         host: Arc::new(Mutex::new(host)),
         stop: stop.clone(),
+        metrics,
     };
+    agent.observe_journal();
     info!(node = %agent.me.node, pod = %agent.me.pod, namespace = %agent.options.namespace, host_os = %agent.options.host_os, operator = ?agent.options.operator, "node agent started");
     if agent.options.operator.is_none() {
         warn!("no operator identity (--operator-identity): tasks are run whoever created them");
@@ -313,7 +337,10 @@ async fn run_until<H: HostOps>(
                     queue.retain(|n| *n != name);
                 }
                 Some(Ok(watcher::Event::Init)) => known.clear(),
-                Some(Ok(watcher::Event::InitDone)) => debug!(tasks = known.len(), "NodeTasks listed"),
+                Some(Ok(watcher::Event::InitDone)) => {
+                    health.synced("nodetasks");
+                    debug!(tasks = known.len(), "NodeTasks listed");
+                }
                 Some(Err(e)) => warn!(error = %e, "watching NodeTasks failed; retrying"),
                 None => {
                     warn!("the NodeTask watch ended; restarting it");
@@ -323,6 +350,8 @@ async fn run_until<H: HostOps>(
                 }
             },
             _ = resync.tick() => {
+                health.beat();
+                agent.observe_journal();
                 blocked = false;
                 for name in &known {
                     enqueue(&mut queue, name.clone());
@@ -344,6 +373,7 @@ async fn run_until<H: HostOps>(
                 } else if let Some(name) = queue.pop_front() {
                     agent.process(&name).await;
                 }
+                agent.observe_journal();
             }
         }
     }
@@ -352,6 +382,12 @@ async fn run_until<H: HostOps>(
 }
 
 impl<H: HostOps> Agent<H> {
+    /// Sets the journal's metrics from the journal as it is now.
+    fn observe_journal(&self) {
+        let bytes = std::fs::metadata(self.journal.path()).map_or(0, |m| m.len());
+        self.metrics.journal(self.journal.lines(), bytes);
+    }
+
     fn stopping(&self) -> bool {
         *self.stop.borrow()
     }
@@ -649,6 +685,8 @@ impl<H: HostOps> Agent<H> {
             at: now().0.to_string(),
         };
         if let Err(e) = self.journal.append(Record::Started(started)) {
+            self.metrics
+                .step(&task.spec.step, StepResult::JournalFailed, None);
             warn!(task = %name, error = %e, "cannot journal the step; not running it");
             let done = Completion {
                 succeeded: false,
@@ -665,7 +703,18 @@ impl<H: HostOps> Agent<H> {
                 .await;
         }
 
+        let began = Instant::now();
         let outcome = self.execute(&plan, task.spec.timeout_seconds).await;
+        let result = if outcome.code == EXIT_TIMED_OUT {
+            StepResult::TimedOut
+        } else if outcome.unknown {
+            StepResult::Unknown
+        } else if outcome.succeeded() {
+            StepResult::Succeeded
+        } else {
+            StepResult::Failed
+        };
+        self.metrics.step(&task.spec.step, result, Some(began.elapsed()));
         if outcome.unknown {
             return self.record_unknown(claimed, &prefix, outcome).await;
         }

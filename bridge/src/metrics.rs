@@ -76,6 +76,23 @@ pub struct BondMetrics {
     pub slaves: Vec<(String, bool, i64)>,
 }
 
+/// One workflow object (StorageUpgrade, Migration, BondFlip) the bridge observed, as plain data.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkflowMetrics {
+    /// The kind (`StorageUpgrade`, `Migration`, `BondFlip`).
+    pub kind: String,
+    /// The object's name.
+    pub name: String,
+    /// The current phase in the API's spelling (`WaitResync`, `Completed`, …).
+    pub phase: String,
+    /// Whether the phase is one the workflow stays in (completed, rolled back, failed).
+    pub terminal: bool,
+    /// When the current phase was entered, in Unix seconds, when known.
+    pub phase_since_unix: Option<i64>,
+    /// Nodes done and nodes to do, for a workflow that goes node by node (a storage upgrade).
+    pub progress: Option<(i64, i64)>,
+}
+
 /// A per-node family: rendered by hand from [`NodeMetrics`] at scrape time rather than kept as
 /// series in the registry. A site of thousands of nodes has about 30 series a node; as
 /// `IntGaugeVec` children they took about 15 KiB a node, and encoding them through the registry
@@ -262,6 +279,12 @@ pub struct Metrics {
     watch_events: IntCounterVec,
     watch_lag: HistogramVec,
     leader: IntGauge,
+    workflow_phase: IntGaugeVec,
+    workflow_since: IntGaugeVec,
+    workflow_nodes_done: IntGaugeVec,
+    workflow_nodes_total: IntGaugeVec,
+    /// The label sets of the workflow series last set, to remove those of workflows that left.
+    workflow_series: Mutex<Vec<(String, String, String)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -374,6 +397,31 @@ impl Metrics {
                 "leader",
                 "Whether this replica holds the writer lease (1) or not (0).",
             )?,
+            workflow_phase: gauge_vec(
+                r,
+                "workflow_phase",
+                "Workflow objects (StorageUpgrade, Migration, BondFlip) by current phase: 1 on the current phase; terminal is true for Completed, RolledBack and Failed.",
+                &["kind", "name", "phase", "terminal"],
+            )?,
+            workflow_since: gauge_vec(
+                r,
+                "workflow_phase_since_timestamp_seconds",
+                "When the workflow entered its current phase, in Unix seconds.",
+                &["kind", "name", "phase"],
+            )?,
+            workflow_nodes_done: gauge_vec(
+                r,
+                "workflow_nodes_done",
+                "Nodes a node-by-node workflow (a storage upgrade) has finished.",
+                &["kind", "name"],
+            )?,
+            workflow_nodes_total: gauge_vec(
+                r,
+                "workflow_nodes",
+                "Nodes a node-by-node workflow (a storage upgrade) has to do.",
+                &["kind", "name"],
+            )?,
+            workflow_series: Mutex::new(Vec::new()),
             nodes: Mutex::new(NodeValues::default()),
             registry,
         };
@@ -430,6 +478,67 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// Replaces every workflow's series with those of `workflows`: a workflow that is gone, or
+    /// that left a phase, leaves no series behind. Series that stay are set in place, so a
+    /// scrape never sees a workflow missing while it is being updated.
+    pub fn set_workflows(&self, workflows: &[WorkflowMetrics]) {
+        let mut last = lock(&self.workflow_series);
+        let now: Vec<(String, String, String)> = workflows
+            .iter()
+            .map(|w| (w.kind.clone(), w.name.clone(), w.phase.clone()))
+            .collect();
+        for w in workflows {
+            let terminal = if w.terminal { "true" } else { "false" };
+            let _ = self.workflow_phase.remove_label_values(&[
+                w.kind.as_str(),
+                &w.name,
+                &w.phase,
+                if w.terminal { "false" } else { "true" },
+            ]);
+            self.workflow_phase
+                .with_label_values(&[w.kind.as_str(), &w.name, &w.phase, terminal])
+                .set(1);
+            match w.phase_since_unix {
+                Some(at) => self
+                    .workflow_since
+                    .with_label_values(&[&w.kind, &w.name, &w.phase])
+                    .set(at),
+                None => {
+                    let _ = self
+                        .workflow_since
+                        .remove_label_values(&[&w.kind, &w.name, &w.phase]);
+                }
+            }
+            match w.progress {
+                Some((done, total)) => {
+                    self.workflow_nodes_done
+                        .with_label_values(&[&w.kind, &w.name])
+                        .set(done);
+                    self.workflow_nodes_total
+                        .with_label_values(&[&w.kind, &w.name])
+                        .set(total);
+                }
+                None => {
+                    let _ = self.workflow_nodes_done.remove_label_values(&[&w.kind, &w.name]);
+                    let _ = self.workflow_nodes_total.remove_label_values(&[&w.kind, &w.name]);
+                }
+            }
+        }
+        for (kind, name, phase) in last.iter().filter(|s| !now.contains(s)) {
+            for terminal in ["true", "false"] {
+                let _ = self
+                    .workflow_phase
+                    .remove_label_values(&[kind.as_str(), name, phase, terminal]);
+            }
+            let _ = self.workflow_since.remove_label_values(&[kind, name, phase]);
+            if !now.iter().any(|(k, n, _)| k == kind && n == name) {
+                let _ = self.workflow_nodes_done.remove_label_values(&[kind, name]);
+                let _ = self.workflow_nodes_total.remove_label_values(&[kind, name]);
+            }
+        }
+        *last = now;
     }
 
     /// Counts one legacy output of `format` that did not parse.
@@ -818,6 +927,50 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
         }
+    }
+
+    fn workflow(name: &str, phase: &str, terminal: bool, progress: Option<(i64, i64)>) -> WorkflowMetrics {
+        WorkflowMetrics {
+            kind: "StorageUpgrade".into(),
+            name: name.into(),
+            phase: phase.into(),
+            terminal,
+            phase_since_unix: Some(1_790_000_000),
+            progress,
+        }
+    }
+
+    #[test]
+    fn a_workflow_that_moves_on_or_leaves_takes_its_old_series_with_it() {
+        let m = metrics();
+        m.set_workflows(&[
+            workflow("up-1", "WaitResync", false, Some((1, 3))),
+            workflow("up-2", "Pending", false, None),
+        ]);
+        assert_eq!(
+            samples(&m, "nodewright_bridge_workflow_nodes_done"),
+            ["nodewright_bridge_workflow_nodes_done{kind=\"StorageUpgrade\",name=\"up-1\"} 1"]
+        );
+        m.set_workflows(&[workflow("up-1", "Completed", true, Some((3, 3)))]);
+
+        assert_eq!(
+            samples(&m, "nodewright_bridge_workflow_phase"),
+            [
+                "nodewright_bridge_workflow_phase{kind=\"StorageUpgrade\",name=\"up-1\",phase=\"Completed\",terminal=\"true\"} 1"
+            ]
+        );
+        assert_eq!(
+            samples(&m, "nodewright_bridge_workflow_phase_since_timestamp_seconds"),
+            [
+                "nodewright_bridge_workflow_phase_since_timestamp_seconds{kind=\"StorageUpgrade\",name=\"up-1\",phase=\"Completed\"} 1790000000"
+            ]
+        );
+        assert_eq!(
+            samples(&m, "nodewright_bridge_workflow_nodes"),
+            ["nodewright_bridge_workflow_nodes{kind=\"StorageUpgrade\",name=\"up-1\"} 3"]
+        );
+        m.set_workflows(&[]);
+        assert!(!m.encode().unwrap().contains("up-1"));
     }
 
     #[test]

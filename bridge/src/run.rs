@@ -25,7 +25,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::index::{Diagnostic, Dirty, Index, LegacyNames};
-use crate::metrics::{BondMetrics, Metrics, NodeMetrics};
+use crate::metrics::{BondMetrics, Metrics, NodeMetrics, WorkflowMetrics};
 use crate::observe::{Observation, ObserveConfig, Observed, observe};
 use crate::source::{self, Change};
 use crate::writer::{Desired, Fingerprints, StatusWriter, WriteReport, WriterConfig};
@@ -435,6 +435,84 @@ pub fn node_metrics<'a>(
         .filter_map(|name| Some((name.as_str(), one_node_metrics(observation, index, name)?)))
 }
 
+/// A phase in the API's spelling (`WaitResync`), as the CRD's status shows it.
+fn phase_name(phase: &impl serde::Serialize) -> String {
+    serde_json::to_value(phase)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "Unknown".to_owned())
+}
+
+/// The metric values of every workflow object the observation has.
+pub fn workflow_metrics(observation: &Observation) -> Vec<WorkflowMetrics> {
+    use nodewright_api::bondflip::BondFlipPhase as B;
+    use nodewright_api::migration::MigrationPhase as M;
+    let mut out = Vec::new();
+    for u in &observation.upgrades {
+        let Some(state) = u.status.state else { continue };
+        out.push(WorkflowMetrics {
+            kind: "StorageUpgrade".to_owned(),
+            name: u.name.clone(),
+            phase: phase_name(&state),
+            terminal: state.is_terminal(),
+            // The legacy upgrade's status has no `since` or `progress` of its own yet: the
+            // newest per-node transition, else the start, says when the current state began, and
+            // the nodes of its order say how far it is.
+            phase_since_unix: u
+                .status
+                .since
+                .as_ref()
+                .or_else(|| {
+                    u.status
+                        .nodes
+                        .iter()
+                        .filter_map(|n| n.history.last().map(|h| &h.at))
+                        .max_by_key(|t| t.0)
+                })
+                .or(u.status.started_at.as_ref())
+                .map(|t| t.0.as_second()),
+            progress: u
+                .status
+                .progress
+                .as_ref()
+                .map(|p| (i64::from(p.done), i64::from(p.total)))
+                .or_else(|| {
+                    let total = i64::try_from(u.status.nodes.len()).unwrap_or(i64::MAX);
+                    let done = u
+                        .status
+                        .nodes
+                        .iter()
+                        .filter(|n| n.state == nodewright_api::storageupgrade::UpgradeState::Completed)
+                        .count();
+                    (total > 0).then(|| (i64::try_from(done).unwrap_or(i64::MAX), total))
+                }),
+        });
+    }
+    for m in &observation.migrations {
+        let Some(phase) = m.status.phase else { continue };
+        out.push(WorkflowMetrics {
+            kind: "Migration".to_owned(),
+            name: m.name.clone(),
+            phase: phase_name(&phase),
+            terminal: matches!(phase, M::Completed | M::RolledBack | M::Failed),
+            phase_since_unix: m.status.history.last().map(|h| h.at.0.as_second()),
+            progress: None,
+        });
+    }
+    for b in &observation.bond_flips {
+        let Some(phase) = b.status.phase else { continue };
+        out.push(WorkflowMetrics {
+            kind: "BondFlip".to_owned(),
+            name: b.name.clone(),
+            phase: phase_name(&phase),
+            terminal: matches!(phase, B::Completed | B::RolledBack | B::Failed),
+            phase_since_unix: b.status.history.last().map(|h| h.at.0.as_second()),
+            progress: None,
+        });
+    }
+    out
+}
+
 /// The metric values of one node, if the observation has it.
 pub fn one_node_metrics(observation: &Observation, index: &Index, name: &str) -> Option<NodeMetrics> {
     observation.nodes.get(name).map(|n| {
@@ -687,6 +765,7 @@ async fn carry_out(
                 .map(|n| (n.clone(), one_node_metrics(observation, &bridge.index, n))),
         );
     }
+    metrics.set_workflows(&workflow_metrics(observation));
     metrics.observe_reconcile(started.elapsed());
     // After a full reconcile every object is compared, and those the writer wrote as they are now
     // are left out before their JSON is built; otherwise only the site, the workflow objects and

@@ -63,6 +63,10 @@ struct Args {
     /// simulated hosts' clocks move by as much).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     tick_seconds: u64,
+    /// The fleet's tick at which an operator asks for DRBD 9.2.14 and the storage upgrade starts
+    /// (a test that needs the upgrade sooner sets it lower).
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(2..))]
+    upgrade_at_tick: u32,
     /// Address of the bridge's admin server (/metrics, /healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:8080")]
     admin_addr: SocketAddr,
@@ -116,7 +120,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 /// bond failover on edge-2 (a cable pulled and plugged back); then an operator asks for a newer
 /// DRBD and the script upgrades the nodes one by one. After that the loops go on, with nothing to
 /// do.
-fn fleet(nodes: u32, tick_seconds: u64) -> Scenario {
+fn fleet(nodes: u32, tick_seconds: u64, upgrade_at_tick: u32) -> Scenario {
     let names: Vec<String> = (1..=nodes).map(|i| format!("edge-{i}")).collect();
     let scenario_nodes = names
         .iter()
@@ -167,7 +171,7 @@ fn fleet(nodes: u32, tick_seconds: u64) -> Scenario {
         });
     }
     events.push(Event {
-        tick: 14,
+        tick: upgrade_at_tick,
         action: Action::Kubectl(
             [
                 "-n",
@@ -423,7 +427,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
 
     // The fleet, in a thread of its own: the script runs as real processes, one loop per tick.
     let stop = Arc::new(AtomicBool::new(false));
-    let scenario = fleet(args.nodes, args.tick_seconds);
+    let scenario = fleet(args.nodes, args.tick_seconds, args.upgrade_at_tick);
     let epoch = u64::try_from(nodewright_kit::clock::unix_now()).unwrap_or(0);
     let mut world = WallClockHosts(world_for_at(&scenario, epoch)?);
     let work_dir = state_dir.join("fleet");
@@ -578,7 +582,7 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
          A simulated site of {} edge nodes runs the legacy vx-rail-node-init script every {}s,\n\
          against this API server with the real kubectl; the read-only bridge observes it, and the\n\
          operator runs taints, the storage upgrade and the migration in shadow.\n\
-         {}At tick 14 an operator asks for DRBD 9.2.14 and the script upgrades the nodes one at\n\
+         {}At tick {} an operator asks for DRBD 9.2.14 and the script upgrades the nodes one at\n\
          a time.\n\n\
          Use it from another shell:\n\
          \x20 export KUBECONFIG={kubeconfig}\n\
@@ -595,6 +599,9 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
          \x20 kubectl get edgecluster site -n {NAMESPACE} -o jsonpath='{{.status.takeover}}'\n\
          \x20 kubectl get edgecluster site -n {NAMESPACE} -o jsonpath='{{.status.divergences}}'\n\
          \x20 curl -s http://{}/metrics | grep nodewright_shadow\n\
+         \x20 # Prometheus: scrape the two admin addresses above (/metrics), load the alert rules\n\
+         \x20 # charts/nodewright/monitoring/alerts.yaml; the dashboards' queries (charts/nodewright/dashboards/*.json)\n\
+         \x20 # run as they are in Prometheus' UI (docs/monitoring.md)\n\
          \x20 nodewright audit log {}   # who changed what, the operator's decisions, the host steps\n\
          \x20 nodewright audit verify {} --from-cluster --key {}\n\n\
          Control-plane log: {}; the fleet's hosts: {}\n\
@@ -609,6 +616,7 @@ fn print_where_to_look(control_plane: &ControlPlane, args: &Args, started: Insta
         } else {
             ""
         },
+        args.upgrade_at_tick,
         args.admin_addr,
         args.operator_admin_addr,
         state_dir.join("audit-log").display(),

@@ -134,7 +134,24 @@ impl Encode for Registry {
 #[derive(Clone)]
 struct AdminState {
     metrics: Arc<dyn Encode>,
+    process: Arc<Registry>,
     health: Health,
+}
+
+/// A registry holding the process collector (`process_cpu_seconds_total`,
+/// `process_resident_memory_bytes`, `process_open_fds`, `process_start_time_seconds`, …), with the
+/// names every Prometheus client library gives them (no component prefix), so that one
+/// dashboard query covers every Nodewright process. The collector reads `/proc/self`; off Linux
+/// the registry is empty.
+pub fn process_registry() -> Registry {
+    let registry = Registry::new();
+    #[cfg(target_os = "linux")]
+    if let Err(e) = registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    )) {
+        tracing::warn!(error = %e, "the process collector could not be registered; no process_* metrics");
+    }
+    registry
 }
 
 fn probe(result: Result<(), String>) -> Response {
@@ -145,10 +162,20 @@ fn probe(result: Result<(), String>) -> Response {
 }
 
 async fn get_metrics(State(state): State<AdminState>) -> Response {
+    // The process families come last: gathered when the component's own text is out.
+    let process = state.process.clone();
     match state.metrics.chunks() {
         Ok(chunks) => (
             [(header::CONTENT_TYPE, CONTENT_TYPE)],
-            axum::body::Body::from_stream(chunks),
+            axum::body::Body::from_stream(futures::StreamExt::chain(
+                chunks,
+                futures::stream::once(async move {
+                    Ok::<_, std::convert::Infallible>(process.encode().unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "encoding the process metrics failed");
+                        String::new()
+                    }))
+                }),
+            )),
         )
             .into_response(),
         Err(e) => {
@@ -182,7 +209,11 @@ pub async fn serve_admin(
         .route("/metrics", get(get_metrics))
         .route("/healthz", get(get_healthz))
         .route("/readyz", get(get_readyz))
-        .with_state(AdminState { metrics, health });
+        .with_state(AdminState {
+            metrics,
+            process: Arc::new(process_registry()),
+            health,
+        });
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
@@ -245,6 +276,23 @@ mod tests {
         assert!(err.starts_with("process loop stalled: last beat 1"), "{err}");
         assert!(err.ends_with("(limit 10.0s)"), "{err}");
         assert!(!err.contains('\n'));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_process_registry_has_the_standard_process_families() {
+        let text = process_registry().encode().unwrap();
+        for family in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{family} missing in\n{text}"
+            );
+        }
     }
 
     #[test]

@@ -160,6 +160,33 @@ pub struct OperatorMetrics {
     mode: IntGaugeVec,
     generation: IntGauge,
     leader: IntGauge,
+    turn_errors: IntCounterVec,
+}
+
+/// Where a turn failed, for `nodewright_operator_turn_errors_total{stage}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TurnStage {
+    /// Listing the pods of the nodes an upgrade drains (the turn is not planned).
+    ListPods,
+    /// Projecting the takeover ConfigMap (a conflict, decided again at once, is not one).
+    Takeover,
+    /// A write of an owned workflow's sequence (a conflict, or a refusal by a budget or the
+    /// gate, is not one).
+    Sequence,
+    /// Writing the EdgeCluster status.
+    Status,
+}
+
+impl TurnStage {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            TurnStage::ListPods => "list-pods",
+            TurnStage::Takeover => "takeover",
+            TurnStage::Sequence => "sequence",
+            TurnStage::Status => "status",
+        }
+    }
 }
 
 impl OperatorMetrics {
@@ -192,6 +219,27 @@ impl OperatorMetrics {
             "Generation of the takeover ConfigMap the operator projected",
         )?;
         let leader = IntGauge::new("nodewright_operator_leader", "1 while this replica leads")?;
+        let turn_errors = IntCounterVec::new(
+            Opts::new(
+                "nodewright_operator_turn_errors_total",
+                "Turns that failed part way, by stage (list-pods, takeover, sequence, status); the next turn decides again",
+            ),
+            &["stage"],
+        )?;
+        registry.register(Box::new(turn_errors.clone()))?;
+        for w in Workflow::ALL {
+            // Zero from the start, so that increase() sees the first divergence.
+            divergences.with_label_values(&[w.key()]);
+        }
+        for stage in [
+            TurnStage::ListPods,
+            TurnStage::Takeover,
+            TurnStage::Sequence,
+            TurnStage::Status,
+        ] {
+            // Zero from the start, so that rate() and alerts see the series before the first error.
+            turn_errors.with_label_values(&[stage.label()]);
+        }
         registry.register(Box::new(divergences.clone()))?;
         registry.register(Box::new(actions.clone()))?;
         registry.register(Box::new(mode.clone()))?;
@@ -204,7 +252,13 @@ impl OperatorMetrics {
             mode,
             generation,
             leader,
+            turn_errors,
         })
+    }
+
+    /// Counts one turn that failed at `stage`.
+    pub fn turn_error(&self, stage: TurnStage) {
+        self.turn_errors.with_label_values(&[stage.label()]).inc();
     }
 
     /// The registry, to serve or to read in tests.
@@ -686,6 +740,7 @@ pub async fn run(
                 let drained_pods = match list_pods_on(&client, &draining).await {
                     Ok(pods) => pods,
                     Err(e) => {
+                        metrics.turn_error(TurnStage::ListPods);
                         // A node whose pods could not be listed would look empty, as if drained:
                         // no turn is planned without them.
                         tracing::warn!(error = %e, nodes = ?draining, "listing the pods of the nodes an upgrade drains failed; no turn until they are listed");
@@ -770,6 +825,9 @@ async fn write_turn(
         {
             Ok(()) => tracing::info!(generation = plan.takeover.generation, "projected the takeover"),
             Err(e) => {
+                if !matches!(e, WriteError::Conflict(_)) {
+                    metrics.turn_error(TurnStage::Takeover);
+                }
                 tracing::warn!(error = %e, "projecting the takeover failed; deciding again");
                 return if matches!(e, WriteError::Conflict(_)) {
                     TurnOutcome::Conflict
@@ -791,6 +849,9 @@ async fn write_turn(
                     // Not an error: a budget or the gate says "not now"; the Event says which.
                     tracing::info!(workflow = %workflow, written = done, of = sequence.writes.len(), refused = %e, "the API server declined a write for now; deciding again next turn");
                     continue;
+                }
+                if !matches!(e, WriteError::Conflict(_)) {
+                    metrics.turn_error(TurnStage::Sequence);
                 }
                 tracing::warn!(workflow = %workflow, written = done, of = sequence.writes.len(), error = %e, "not every write of the plan was made; deciding again");
             } else {
@@ -818,6 +879,7 @@ async fn write_turn(
         {
             Ok(()) => memory.last_status = Some(status),
             Err(e) => {
+                metrics.turn_error(TurnStage::Status);
                 tracing::warn!(error = %e, "writing the EdgeCluster status failed; trying again next turn")
             }
         }
@@ -831,6 +893,32 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
     use takeover::{NodeReady, ScriptPod};
+
+    #[test]
+    fn turn_errors_and_divergences_start_at_zero_and_count_by_label() {
+        use nodewright_kit::admin::Encode as _;
+        let m = OperatorMetrics::new().unwrap();
+        let text = m.registry().encode().unwrap();
+        for stage in ["list-pods", "takeover", "sequence", "status"] {
+            let line = format!("nodewright_operator_turn_errors_total{{stage=\"{stage}\"}} 0");
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        for w in Workflow::ALL {
+            let line = format!(
+                "nodewright_shadow_divergences_total{{workflow=\"{}\"}} 0",
+                w.key()
+            );
+            assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
+        }
+        m.turn_error(TurnStage::Status);
+        m.turn_error(TurnStage::Status);
+        let text = m.registry().encode().unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l == "nodewright_operator_turn_errors_total{stage=\"status\"} 2"),
+            "{text}"
+        );
+    }
 
     fn fence(scripts: Vec<ScriptFacts>) -> Fence {
         Fence {
