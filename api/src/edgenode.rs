@@ -402,3 +402,42 @@ pub struct ParseDiagnostic {
     /// When this was first seen.
     pub first_seen: Time,
 }
+
+impl SatelliteState {
+    /// The state of a row of `linstor node list`, as printed (`Online`, `OFFLINE`,
+    /// `OFFLINE (VERSION MISMATCH)`, `Connected`, …).
+    pub fn from_linstor(state: &str) -> SatelliteState {
+        let upper = state.trim().to_ascii_uppercase();
+        if upper == "ONLINE" {
+            SatelliteState::Online
+        } else if upper.contains("VERSION MISMATCH") {
+            SatelliteState::VersionMismatch
+        } else if upper.starts_with("OFFLINE") {
+            SatelliteState::Offline
+        } else if upper == "CONNECTED" {
+            SatelliteState::Connected
+        } else {
+            SatelliteState::Unknown
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linstor_node_states_map_to_satellite_states_whatever_their_case() {
+        assert_eq!(SatelliteState::from_linstor("Online"), SatelliteState::Online);
+        assert_eq!(SatelliteState::from_linstor("OFFLINE"), SatelliteState::Offline);
+        assert_eq!(
+            SatelliteState::from_linstor("OFFLINE (VERSION MISMATCH)"),
+            SatelliteState::VersionMismatch
+        );
+        assert_eq!(
+            SatelliteState::from_linstor("Connected"),
+            SatelliteState::Connected
+        );
+        assert_eq!(SatelliteState::from_linstor("EVICTED"), SatelliteState::Unknown);
+    }
+}
