@@ -401,6 +401,8 @@ fn by_default_the_chart_renders_neither_the_operator_nor_the_agent() {
         "kind: Deployment\nmetadata:\n  name: nw-ui",
         "kind: ValidatingAdmissionPolicy\nmetadata:\n  name: nodewright-nw-agent-own-node",
         "kind: ValidatingAdmissionPolicyBinding\nmetadata:\n  name: nodewright-nw-agent-own-node",
+        "kind: ValidatingAdmissionPolicy\nmetadata:\n  name: nodewright-nw-agent-own-facts",
+        "kind: ValidatingAdmissionPolicyBinding\nmetadata:\n  name: nodewright-nw-agent-own-facts",
     ] {
         assert!(manifest.contains(name), "{name} missing:\n{manifest}");
     }
@@ -465,7 +467,7 @@ async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
 }
 
 #[tokio::test]
-async fn the_agents_complete_permissions_are_its_namespaces_nodetasks_and_their_status() {
+async fn the_agents_complete_permissions_are_its_namespaces_nodetasks_their_status_and_its_facts() {
     let it = install("chart-agent").await;
     let own = [
         ("get,list,watch", "nodewright.io/nodetasks[]"),
@@ -473,6 +475,8 @@ async fn the_agents_complete_permissions_are_its_namespaces_nodetasks_and_their_
         // The Migration behind a site-storage delete, and Events about refused tasks.
         ("get", "nodewright.io/migrations[]"),
         ("create,patch", "events.k8s.io/events[]"),
+        // Its host's facts, by server-side apply (the admission policy narrows it to its node's).
+        ("get,create,patch", "nodewright.io/nodefacts[]"),
     ];
     assert_eq!(
         it.granted_to("agent", &it.ctx.namespace),
