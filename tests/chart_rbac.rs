@@ -336,6 +336,8 @@ async fn the_bridges_complete_permissions_are_exactly_the_read_only_set() {
         ("create,patch", "/events[]"),
         ("create,patch", "events.k8s.io/events[]"),
         ("delete", "nodewright.io/edgenodes[]"),
+        // The agents' host facts, merged into EdgeNode status.
+        ("get,list,watch", "nodewright.io/nodefacts[]"),
     ];
     own.extend(
         kinds
