@@ -152,7 +152,7 @@ async fn site(prefix: &str) -> Site {
         "kind: RoleBinding",
         "kind: ValidatingAdmissionPolicy\n",
         "kind: ValidatingAdmissionPolicyBinding",
-        "name: nw-agent-own-facts",
+        "-nw-agent-own-facts\n",
     ] {
         assert!(objects.contains(kind), "{kind} missing from:\n{objects}");
     }
