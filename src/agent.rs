@@ -1,7 +1,8 @@
 //! `nodewright agent`: the node agent on one node (`--kubeconfig`, or in-cluster configuration)
 //! until interrupted. It claims the `NodeTask`s of its own node in `--namespace`, runs their host
 //! steps with real commands, journals them under `--state-dir` and reports each result in the
-//! task's status. Everything it does lives in `nodewright-agent-shim`; this module only wires the
+//! task's status, and publishes the host's facts as the node's `NodeFacts`. Everything it does
+//! lives in `nodewright-agent-shim`; this module only wires the
 //! arguments to it.
 
 use nodewright_kit::logging::LogArgs;
@@ -9,7 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use nodewright_agent_shim::{AgentOptions, ProcessHost};
+use nodewright_agent_shim::facts::PublishPolicy;
+use nodewright_agent_shim::{AgentOptions, FactsOptions, ProcessHost};
 
 /// Arguments of `nodewright agent`.
 #[derive(clap::Args)]
@@ -52,6 +54,17 @@ pub struct Args {
     /// the journal's size; /healthz; /readyz). Unset, none is served.
     #[arg(long)]
     admin_addr: Option<std::net::SocketAddr>,
+    /// Seconds between two reads of the host's facts (bonds, VLANs, DRBD, the LINSTOR satellite,
+    /// packages, modules, boot id), published as this node's NodeFacts; 0 publishes none.
+    #[arg(long, default_value_t = 10)]
+    facts_interval_seconds: u64,
+    /// The least number of seconds between two publications of changed facts.
+    #[arg(long, default_value_t = 5)]
+    facts_min_interval_seconds: u64,
+    /// Seconds after which unchanged facts are published again, so that their observedAt shows
+    /// the agent alive.
+    #[arg(long, default_value_t = 60)]
+    facts_refresh_seconds: u64,
 }
 
 /// The host's OS family from `--host-os` (and, for `auto`, the host's os-release).
@@ -88,6 +101,13 @@ async fn run_cluster(args: Args, node: String, host_os: nodewright_api::OsFamily
     options.host_os = host_os;
     options.operator = args.operator_identity.filter(|o| !o.trim().is_empty());
     options.admin_addr = args.admin_addr;
+    options.facts = (args.facts_interval_seconds > 0).then(|| FactsOptions {
+        poll: Duration::from_secs(args.facts_interval_seconds),
+        policy: PublishPolicy {
+            min_interval: Duration::from_secs(args.facts_min_interval_seconds),
+            refresh: Duration::from_secs(args.facts_refresh_seconds.max(args.facts_interval_seconds)),
+        },
+    });
     let host = ProcessHost::new(Duration::from_secs(args.command_timeout_seconds.max(1)));
     tracing::info!(
         "nodewright agent: node {}, {} host, pod {}, NodeTasks in namespace {}, journal in {}",

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use nodewright_agent_shim::Claim;
+use nodewright_api::nodefacts::{FACTS_FIELD_MANAGER, NodeFacts};
 use nodewright_api::nodetask::{NodeTask, NodeTaskPhase, NodeTaskSpec};
 use nodewright_testenv::TestContext;
 
@@ -151,13 +152,15 @@ async fn site(prefix: &str) -> Site {
         "kind: RoleBinding",
         "kind: ValidatingAdmissionPolicy\n",
         "kind: ValidatingAdmissionPolicyBinding",
+        "-nw-agent-own-facts\n",
     ] {
         assert!(objects.contains(kind), "{kind} missing from:\n{objects}");
     }
     let applied = nodewright_testenv::apply_yaml(&ctx.client, &objects, None)
         .await
         .unwrap();
-    assert_eq!(applied, 5, "{objects}");
+    // The two policies (tasks' status, facts) and their bindings.
+    assert_eq!(applied, 7, "{objects}");
     let admin: Api<NodeTask> = ctx.api();
     for node in ["a", "b"] {
         admin.create(&PostParams::default(), &task(node)).await.unwrap();
@@ -344,4 +347,79 @@ async fn the_agent_can_neither_create_delete_nor_change_tasks_nor_touch_anything
             .await
             .map(|_| ()),
     );
+}
+
+/// Applies node `node`'s facts under the name `name` as the agent does (server-side apply).
+async fn apply_facts(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    node: &str,
+) -> Result<NodeFacts, kube::Error> {
+    let api: Api<NodeFacts> = Api::namespaced(client.clone(), ns);
+    let object = serde_json::json!({
+        "apiVersion": "nodewright.io/v1alpha1",
+        "kind": "NodeFacts",
+        "metadata": { "name": name },
+        "spec": { "nodeName": node, "observedAt": "2026-01-01T00:00:00Z", "bootId": "b0" },
+    });
+    api.patch(
+        name,
+        &PatchParams::apply(FACTS_FIELD_MANAGER),
+        &Patch::Apply(&object),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_agent_publishes_its_own_nodes_facts_and_is_refused_another_nodes_or_a_misnamed_one() {
+    let site = site("agent-own-facts").await;
+    let ns = site.ctx.namespace.clone();
+    let agent_a = as_agent(&site.ctx, Some("a")).await;
+    // The facts policy is loaded beside the tasks' one, but asynchronously too: wait until it
+    // refuses node b's facts to node a's agent.
+    let refused = nodewright_testenv::eventually(
+        "the own-facts policy to be enforced",
+        Duration::from_secs(30),
+        || {
+            let (agent_a, ns) = (agent_a.clone(), ns.clone());
+            async move {
+                match apply_facts(&agent_a, &ns, "b", "b").await {
+                    Err(e) if code(&e) == Some(403) => Some(e),
+                    Err(e) => panic!("{e}"),
+                    // Written before the policy was loaded; the next try is an update, checked the same.
+                    Ok(_) => None,
+                }
+            }
+        },
+    )
+    .await;
+    let text = message(&refused);
+    assert!(
+        text.contains("a node agent may write its own node's NodeFacts only"),
+        "{text}"
+    );
+    assert!(
+        text.contains("b is for node b") && text.contains("runs on node a"),
+        "{text}"
+    );
+
+    // Its own node's, named after it: created, then updated.
+    let created = apply_facts(&agent_a, &ns, "a", "a").await.unwrap();
+    assert_eq!(created.spec.node_name, "a");
+    apply_facts(&agent_a, &ns, "a", "a").await.unwrap();
+    // Its own node's facts under another name are refused too.
+    let misnamed = apply_facts(&agent_a, &ns, "not-a", "a").await.unwrap_err();
+    assert_eq!(code(&misnamed), Some(403), "{misnamed}");
+    // A token bound to no node writes no facts.
+    let unbound = as_agent(&site.ctx, None).await;
+    let refused = apply_facts(&unbound, &ns, "a", "a").await.unwrap_err();
+    assert!(message(&refused).contains("no node"), "{}", message(&refused));
+    // RBAC: no delete.
+    let agent_facts: Api<NodeFacts> = Api::namespaced(agent_a, &ns);
+    let refused = agent_facts
+        .delete("a", &DeleteParams::default())
+        .await
+        .unwrap_err();
+    assert_eq!(code(&refused), Some(403), "{refused}");
 }

@@ -336,6 +336,8 @@ async fn the_bridges_complete_permissions_are_exactly_the_read_only_set() {
         ("create,patch", "/events[]"),
         ("create,patch", "events.k8s.io/events[]"),
         ("delete", "nodewright.io/edgenodes[]"),
+        // The agents' host facts, merged into EdgeNode status.
+        ("get,list,watch", "nodewright.io/nodefacts[]"),
     ];
     own.extend(
         kinds
@@ -401,6 +403,8 @@ fn by_default_the_chart_renders_neither_the_operator_nor_the_agent() {
         "kind: Deployment\nmetadata:\n  name: nw-ui",
         "kind: ValidatingAdmissionPolicy\nmetadata:\n  name: nodewright-nw-agent-own-node",
         "kind: ValidatingAdmissionPolicyBinding\nmetadata:\n  name: nodewright-nw-agent-own-node",
+        "kind: ValidatingAdmissionPolicy\nmetadata:\n  name: nodewright-nw-agent-own-facts",
+        "kind: ValidatingAdmissionPolicyBinding\nmetadata:\n  name: nodewright-nw-agent-own-facts",
     ] {
         assert!(manifest.contains(name), "{name} missing:\n{manifest}");
     }
@@ -465,7 +469,7 @@ async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
 }
 
 #[tokio::test]
-async fn the_agents_complete_permissions_are_its_namespaces_nodetasks_and_their_status() {
+async fn the_agents_complete_permissions_are_its_namespaces_nodetasks_their_status_and_its_facts() {
     let it = install("chart-agent").await;
     let own = [
         ("get,list,watch", "nodewright.io/nodetasks[]"),
@@ -473,6 +477,8 @@ async fn the_agents_complete_permissions_are_its_namespaces_nodetasks_and_their_
         // The Migration behind a site-storage delete, and Events about refused tasks.
         ("get", "nodewright.io/migrations[]"),
         ("create,patch", "events.k8s.io/events[]"),
+        // Its host's facts, by server-side apply (the admission policy narrows it to its node's).
+        ("get,create,patch", "nodewright.io/nodefacts[]"),
     ];
     assert_eq!(
         it.granted_to("agent", &it.ctx.namespace),

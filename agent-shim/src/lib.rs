@@ -17,6 +17,8 @@
 //! - [`host`]: the [`HostOps`] trait and [`ProcessHost`], which runs real commands;
 //! - [`metrics`]: steps by result, step durations and the journal's size, served on
 //!   `AgentOptions::admin_addr`;
+//! - [`facts`] (pure but for one function that runs read-only commands through [`HostOps`]):
+//!   the host's facts as the node's `NodeFacts`, and the rate limit of their publication;
 //! - [`runtime`]: the loop — watch, claim (optimistic concurrency on `resourceVersion`), run,
 //!   report — the only module that talks to the API server.
 //!
@@ -29,7 +31,9 @@
 //!   guarded by `resourceVersion`. The agent sends no `patch`, and the chart grants none;
 //! - `migrations.nodewright.io`: `get` — the one `Migration` that controls a site-storage delete,
 //!   read just before [`decide::authorize`] lets it run;
-//! - `events.events.k8s.io`: `create`, `patch` — a Warning Event for each refused task.
+//! - `events.events.k8s.io`: `create`, `patch` — a Warning Event for each refused task;
+//! - `nodefacts.nodewright.io`: `get`, `create`, `patch` — its node's host facts, by server-side
+//!   apply of the object named after the node (an admission policy refuses any other node's).
 //!
 //! It never creates, deletes or changes the spec of a `NodeTask`, and reads nothing else from the
 //! API server. It refuses a task its `nodewright.io/created-by` does not attribute to the operator
@@ -41,6 +45,7 @@
 
 pub mod catalogue;
 pub mod decide;
+pub mod facts;
 pub mod host;
 pub mod journal;
 pub mod metrics;
@@ -54,7 +59,7 @@ use std::path::PathBuf;
 pub use catalogue::{BACKUP_DIR, Backup, Plan, Step, StepError, StepOutcome, plan, plan_on, plan_with};
 pub use host::{HostOps, HostOutput, ProcessHost};
 pub use journal::{Journal, JournalLimits};
-pub use runtime::{AgentOptions, Claim, claim, run};
+pub use runtime::{AgentOptions, Claim, FactsOptions, claim, run};
 
 /// Errors that stop the agent. Everything that concerns one task is reported in that task's
 /// status or logged, and never stops the loop.

@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use nodewright_api::migration::Migration;
+use nodewright_api::nodefacts::{FACTS_FIELD_MANAGER, NodeFacts, NodeFactsSpec};
 use nodewright_api::nodetask::{NodeTask, NodeTaskPhase, NodeTaskStatus, SITE_STORAGE_DELETES};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -30,10 +31,12 @@ use tracing::{debug, info, warn};
 use crate::Error;
 use crate::catalogue::{self, Plan, Recheck, StepOutcome};
 use crate::decide::{Decision, EarlierResult, Identity, LeaveReason, RunReason, decide};
+use crate::facts::{self, PublishPolicy};
 use crate::host::{EXIT_TIMED_OUT, HostOps};
 use crate::journal::{Finished, Journal, JournalLimits, Record, Started, TimedOut};
 use crate::metrics::{AgentMetrics, StepResult};
 use crate::status::{self, Completion, reason};
+use crate::{os, storage};
 use nodewright_kit::admin::Health;
 
 /// How the agent runs.
@@ -68,6 +71,31 @@ pub struct AgentOptions {
     pub settle_timeout: Duration,
     /// Where to serve `/metrics`, `/healthz` and `/readyz` ([`crate::metrics`]), if anywhere.
     pub admin_addr: Option<std::net::SocketAddr>,
+    /// Whether and how often the host's facts are read and published as the node's
+    /// `NodeFacts` ([`crate::facts`]); `None` publishes none.
+    pub facts: Option<FactsOptions>,
+}
+
+/// How the agent reads and publishes its host's facts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FactsOptions {
+    /// How often the host is read.
+    pub poll: Duration,
+    /// The rate limit of publication: at most one per `min_interval`, at least one per `refresh`.
+    pub policy: PublishPolicy,
+}
+
+impl Default for FactsOptions {
+    /// A read every 10 s; a change is published at most every 5 s; an unchanged host every 60 s.
+    fn default() -> Self {
+        FactsOptions {
+            poll: Duration::from_secs(10),
+            policy: PublishPolicy {
+                min_interval: Duration::from_secs(5),
+                refresh: Duration::from_secs(60),
+            },
+        }
+    }
 }
 
 impl AgentOptions {
@@ -92,6 +120,7 @@ impl AgentOptions {
             operator: None,
             settle_timeout: Duration::from_secs(60),
             admin_addr: None,
+            facts: None,
         }
     }
 }
@@ -194,6 +223,10 @@ struct Agent<H> {
     host: Arc<Mutex<H>>,
     stop: watch::Receiver<bool>,
     metrics: AgentMetrics,
+    /// This node's `NodeFacts`.
+    facts_api: Api<NodeFacts>,
+    /// The facts last published, and when.
+    published: Option<(NodeFactsSpec, Instant)>,
 }
 
 /// Runs the agent until `shutdown` completes. Returns an error only when the state directory
@@ -268,6 +301,8 @@ async fn run_until<H: HostOps>(
     let mut agent = Agent {
         api: api.clone(),
         migrations: Api::namespaced(client.clone(), &options.namespace),
+        facts_api: Api::namespaced(client.clone(), &options.namespace),
+        published: None,
         recorder: Recorder::new(
             client,
             Reporter {
@@ -298,6 +333,13 @@ async fn run_until<H: HostOps>(
     let mut queue: VecDeque<String> = VecDeque::new();
     let mut resync = tokio::time::interval(agent.options.resync);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The host's facts: read at once, then every poll interval (a far-off tick when disabled,
+    // and the branch is off anyway).
+    let facts_enabled = agent.options.facts.is_some();
+    let mut facts_tick = tokio::time::interval(agent.options.facts.map_or(Duration::from_secs(3600), |f| {
+        f.poll.max(Duration::from_millis(100))
+    }));
+    facts_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Set while a timed-out step could not be settled (its check gave no answer): nothing runs
     // until the next resync tries the check again.
     let mut blocked = false;
@@ -349,6 +391,7 @@ async fn run_until<H: HostOps>(
                         .boxed();
                 }
             },
+            _ = facts_tick.tick(), if facts_enabled => agent.publish_facts().await,
             _ = resync.tick() => {
                 health.beat();
                 agent.observe_journal();
@@ -386,6 +429,65 @@ impl<H: HostOps> Agent<H> {
     fn observe_journal(&self) {
         let bytes = std::fs::metadata(self.journal.path()).map_or(0, |m| m.len());
         self.metrics.journal(self.journal.lines(), bytes);
+    }
+
+    /// Reads the host's facts and, when [`facts::should_publish`] says so, applies them to this
+    /// node's `NodeFacts` (server-side apply under the agent's own field manager, never forced).
+    /// The host is read under its mutex, so a read never overlaps a step. A failed apply is
+    /// logged and tried again at the next read.
+    async fn publish_facts(&mut self) {
+        let Some(options) = self.options.facts else { return };
+        let host = Arc::clone(&self.host);
+        let node = self.me.node.clone();
+        let family = self.options.host_os;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut host = host.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            facts::read_host(
+                &mut *host,
+                &node,
+                now(),
+                os::for_family(family),
+                storage::for_backend(storage::BackendKind::default()),
+            )
+        })
+        .await;
+        let fresh = match read {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                warn!(error = %e, "reading the host's facts did not complete");
+                return;
+            }
+        };
+        let last = self.published.as_ref().map(|(f, at)| (f, at.elapsed()));
+        let Some(reason) = facts::should_publish(last, &fresh, options.policy) else {
+            return;
+        };
+        let changed = last
+            .map(|(f, _)| facts::changed_groups(f, &fresh))
+            .unwrap_or_default();
+        let object = serde_json::json!({
+            "apiVersion": NodeFacts::api_version(&()),
+            "kind": NodeFacts::kind(&()),
+            "metadata": { "name": self.me.node },
+            "spec": fresh,
+        });
+        match self
+            .facts_api
+            .patch(
+                &self.me.node,
+                &PatchParams::apply(FACTS_FIELD_MANAGER),
+                &Patch::Apply(&object),
+            )
+            .await
+        {
+            Ok(_) => {
+                info!(node = %self.me.node, reason = ?reason, changed = ?changed, unreadable = fresh.unreadable.len(), "host facts published");
+                self.published = Some((fresh, Instant::now()));
+            }
+            Err(e) => {
+                warn!(node = %self.me.node, error = %e, "publishing the host's facts failed; tried again at the next read")
+            }
+        }
     }
 
     fn stopping(&self) -> bool {

@@ -106,6 +106,53 @@ pub struct EdgeNodeStatus {
     /// Legacy state that could not be parsed, newest first. The last good observation is kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parse_diagnostics: Vec<ParseDiagnostic>,
+    /// Where each group of host facts above came from, once the node's agent has published
+    /// facts (a `NodeFacts`): the agent's when they are fresh and readable, the script's reports
+    /// otherwise. Absent while no agent reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["group".into()]))]
+    pub fact_sources: Vec<FactSource>,
+}
+
+/// A group of host facts in `EdgeNode` status.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FactGroup {
+    /// `bonds`.
+    Bonds,
+    /// `vlans`.
+    Vlans,
+    /// `linstorSatellite`.
+    LinstorSatellite,
+    /// `drbdResources`.
+    DrbdResources,
+}
+
+/// Who reported a group of host facts.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FactOrigin {
+    /// The node agent, read from the host (`NodeFacts`).
+    Agent,
+    /// The legacy script's reports (its node ConfigMap, the site ConfigMap).
+    Legacy,
+}
+
+/// Where one group of host facts came from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FactSource {
+    /// The group.
+    pub group: FactGroup,
+    /// Who reported what the status shows.
+    pub source: FactOrigin,
+    /// When the agent last read the host (its `NodeFacts.spec.observedAt`), whichever source is
+    /// used: an old time next to `legacy` says why the agent's facts were passed over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_observed_at: Option<Time>,
+    /// Why the agent's facts were not used, when they were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Linux bonding modes, as the bonding driver names them.
@@ -401,4 +448,43 @@ pub struct ParseDiagnostic {
     pub message: String,
     /// When this was first seen.
     pub first_seen: Time,
+}
+
+impl SatelliteState {
+    /// The state of a row of `linstor node list`, as printed (`Online`, `OFFLINE`,
+    /// `OFFLINE (VERSION MISMATCH)`, `Connected`, …).
+    pub fn from_linstor(state: &str) -> SatelliteState {
+        let upper = state.trim().to_ascii_uppercase();
+        if upper == "ONLINE" {
+            SatelliteState::Online
+        } else if upper.contains("VERSION MISMATCH") {
+            SatelliteState::VersionMismatch
+        } else if upper.starts_with("OFFLINE") {
+            SatelliteState::Offline
+        } else if upper == "CONNECTED" {
+            SatelliteState::Connected
+        } else {
+            SatelliteState::Unknown
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linstor_node_states_map_to_satellite_states_whatever_their_case() {
+        assert_eq!(SatelliteState::from_linstor("Online"), SatelliteState::Online);
+        assert_eq!(SatelliteState::from_linstor("OFFLINE"), SatelliteState::Offline);
+        assert_eq!(
+            SatelliteState::from_linstor("OFFLINE (VERSION MISMATCH)"),
+            SatelliteState::VersionMismatch
+        );
+        assert_eq!(
+            SatelliteState::from_linstor("Connected"),
+            SatelliteState::Connected
+        );
+        assert_eq!(SatelliteState::from_linstor("EVICTED"), SatelliteState::Unknown);
+    }
 }

@@ -14,6 +14,7 @@ pub mod edgecluster;
 pub mod edgenode;
 pub mod hostos;
 pub mod migration;
+pub mod nodefacts;
 pub mod nodetask;
 pub mod storageupgrade;
 
@@ -23,6 +24,7 @@ pub use edgecluster::{EdgeCluster, EdgeClusterSpec, EdgeClusterStatus};
 pub use edgenode::{EdgeNode, EdgeNodeSpec, EdgeNodeStatus};
 pub use hostos::{OsFamily, UnknownOs};
 pub use migration::{Migration, MigrationSpec, MigrationStatus};
+pub use nodefacts::{NodeFacts, NodeFactsSpec};
 pub use nodetask::{NodeTask, NodeTaskSpec, NodeTaskStatus, StepName};
 pub use storageupgrade::{StorageUpgrade, StorageUpgradeSpec, StorageUpgradeStatus};
 
@@ -60,6 +62,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         StorageUpgrade::crd(),
         BondFlip::crd(),
         NodeTask::crd(),
+        NodeFacts::crd(),
     ];
     for crd in &mut crds {
         for version in &mut crd.spec.versions {
@@ -123,7 +126,8 @@ mod tests {
                 "Migration",
                 "StorageUpgrade",
                 "BondFlip",
-                "NodeTask"
+                "NodeTask",
+                "NodeFacts"
             ]
         );
         for crd in &crds {
@@ -169,7 +173,7 @@ mod tests {
                 _ => {}
             }
         }
-        assert_eq!(value.len(), 6);
+        assert_eq!(value.len(), 7);
         value.iter().for_each(check);
     }
 }

@@ -629,9 +629,15 @@ pub async fn run(
     }
     let (leader, elector) = nodewright_kit::lease::start_election(&client, options.lease.clone(), stopped());
     let watch_metrics = metrics.clone();
-    let mut rx = source::start_sources(&client, &options.legacy.namespace, logs, move |_| {
-        watch_metrics.watch_event("watch", "error", None);
-    });
+    let mut rx = source::start_sources(
+        &client,
+        &options.legacy.namespace,
+        Some(&options.namespace),
+        logs,
+        move |_| {
+            watch_metrics.watch_event("watch", "error", None);
+        },
+    );
 
     let edge_nodes: kube::Api<EdgeNode> = kube::Api::namespaced(client.clone(), &options.namespace);
     let edge_node_resource = ApiResource::erase::<EdgeNode>(&());

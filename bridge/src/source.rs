@@ -17,6 +17,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
+use nodewright_api::nodefacts::NodeFacts;
 use tokio::sync::mpsc;
 
 use crate::index::Index;
@@ -52,6 +53,12 @@ pub enum Change {
         /// The node.
         node: String,
     },
+    /// A node agent published its host's facts (`NodeFacts`).
+    NodeFacts(Box<NodeFacts>),
+    /// A `NodeFacts` was deleted.
+    NodeFactsDeleted(Box<NodeFacts>),
+    /// One step of a streamed (re)list of `NodeFacts`.
+    NodeFactsRelist(Relist<Box<NodeFacts>>),
 }
 
 /// A watch's (re)list, streamed: [`Relist::Start`], each object, then [`Relist::Done`], after
@@ -110,17 +117,19 @@ impl Change {
                 "nodes"
             }
             Change::Log { .. } | Change::LogRestarted { .. } => "logs",
+            Change::NodeFacts(_) | Change::NodeFactsDeleted(_) | Change::NodeFactsRelist(_) => "nodefacts",
         }
     }
 
     /// The kind of event, as a metric label.
     pub fn event(&self) -> &'static str {
         match self {
-            Change::ConfigMap(_) | Change::Node(_) => "apply",
-            Change::ConfigMapDeleted(_) | Change::NodeDeleted(_) => "delete",
+            Change::ConfigMap(_) | Change::Node(_) | Change::NodeFacts(_) => "apply",
+            Change::ConfigMapDeleted(_) | Change::NodeDeleted(_) | Change::NodeFactsDeleted(_) => "delete",
             Change::ConfigMapsReset(_) | Change::NodesReset(_) => "reset",
             Change::ConfigMapsRelist(r) => r.event(),
             Change::NodesRelist(r) => r.event(),
+            Change::NodeFactsRelist(r) => r.event(),
             Change::Log { .. } => "log",
             Change::LogRestarted { .. } => "log_restart",
         }
@@ -132,6 +141,7 @@ impl Change {
         let meta = match self {
             Change::ConfigMap(c) | Change::ConfigMapDeleted(c) => c.meta(),
             Change::Node(n) | Change::NodeDeleted(n) => n.meta(),
+            Change::NodeFacts(f) | Change::NodeFactsDeleted(f) => f.meta(),
             _ => return None,
         };
         let managed = meta
@@ -174,6 +184,11 @@ pub fn apply(index: &mut Index, change: Change, now: i64) {
             index.feed_log(&node, &bytes, now);
         }
         Change::LogRestarted { node } => index.reset_log(&node),
+        Change::NodeFacts(facts) => index.apply_node_facts(&facts),
+        Change::NodeFactsDeleted(facts) => index.delete_node_facts(&facts),
+        Change::NodeFactsRelist(Relist::Start) => index.relist_node_facts_start(),
+        Change::NodeFactsRelist(Relist::Object(facts)) => index.apply_node_facts(&facts),
+        Change::NodeFactsRelist(Relist::Done) => index.relist_node_facts_done(),
     }
 }
 
@@ -228,6 +243,20 @@ pub fn watch_nodes(client: Client) -> impl Stream<Item = Result<Change, watcher:
         |n| Change::Node(Box::new(n)),
         |n| Change::NodeDeleted(Box::new(n)),
         |r| Change::NodesRelist(r.map(Box::new)),
+    )
+}
+
+/// Watches the agents' `NodeFacts` in `namespace` (the release namespace).
+pub fn watch_node_facts(
+    client: Client,
+    namespace: &str,
+) -> impl Stream<Item = Result<Change, watcher::Error>> + Send + use<> {
+    let api: Api<NodeFacts> = Api::namespaced(client, namespace);
+    changes(
+        watcher(api, list_config()).default_backoff(),
+        |f| Change::NodeFacts(Box::new(f)),
+        |f| Change::NodeFactsDeleted(Box::new(f)),
+        |r| Change::NodeFactsRelist(r.map(Box::new)),
     )
 }
 
@@ -417,12 +446,13 @@ pub fn newest_legacy_time(index: &Index) -> Option<i64> {
         .max()
 }
 
-/// Watches the legacy ConfigMaps of `legacy_namespace` and every Node, and forwards `logs`, into
-/// one channel. A watch error is passed to `on_error` (for logs and metrics); the watch carries
+/// Watches the legacy ConfigMaps of `legacy_namespace`, every Node and, given
+/// `facts_namespace`, the agents' `NodeFacts` there, and forwards `logs`, into one channel. A watch error is passed to `on_error` (for logs and metrics); the watch carries
 /// on with backoff.
 pub fn start_sources(
     client: &Client,
     legacy_namespace: &str,
+    facts_namespace: Option<&str>,
     logs: Option<mpsc::Receiver<Change>>,
     on_error: impl Fn(&kube::runtime::watcher::Error) + Clone + Send + Sync + 'static,
 ) -> mpsc::Receiver<Change> {
@@ -432,6 +462,13 @@ pub fn start_sources(
         tx.clone(),
         on_error.clone(),
     );
+    if let Some(namespace) = facts_namespace {
+        forward(
+            watch_node_facts(client.clone(), namespace),
+            tx.clone(),
+            on_error.clone(),
+        );
+    }
     forward(watch_nodes(client.clone()), tx.clone(), on_error);
     if let Some(mut logs) = logs {
         tokio::spawn(async move {

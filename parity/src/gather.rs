@@ -117,7 +117,10 @@ impl Gathered {
             Change::ConfigMap(_)
             | Change::ConfigMapDeleted(_)
             | Change::Log { .. }
-            | Change::LogRestarted { .. } => {}
+            | Change::LogRestarted { .. }
+            | Change::NodeFacts(_)
+            | Change::NodeFactsDeleted(_)
+            | Change::NodeFactsRelist(_) => {}
         }
     }
 

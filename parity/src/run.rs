@@ -616,7 +616,8 @@ pub async fn run(
             .map_err(|source| Error::Admin { addr, source })?;
     }
     let (mut leader, elector) = lease::start_election(&client, options.lease.clone(), stopped());
-    let mut rx = source::start_sources(&client, &options.legacy.namespace, logs, |_| {});
+    // The operator does not decide from the agents' facts yet: it watches no NodeFacts.
+    let mut rx = source::start_sources(&client, &options.legacy.namespace, None, logs, |_| {});
 
     // Nodewright's own objects: a change to any of them (a person's, or this operator's own
     // write coming back) calls for a turn.

@@ -12,11 +12,12 @@
 //! This file holds the [`Index`] and its bookkeeping (new errors, the change set, node entries).
 //! What it holds is typed in `state`; it is fed by source, one file each: `config_maps` (the
 //! site-wide, node and takeover ConfigMaps), `nodes` (Node objects), `logs` (the node's legacy
-//! log); `history` records the workflow transitions all three show.
+//! log), `facts` (the agents' `NodeFacts`, which are not legacy state but are read beside it); `history` records the workflow transitions all three show.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 mod config_maps;
+mod facts;
 mod history;
 mod logs;
 mod nodes;
@@ -55,6 +56,10 @@ pub struct Index {
     relisting_config_maps: Option<ListedConfigMaps>,
     /// The Nodes a Node relist in progress has listed so far.
     relisting_nodes: Option<BTreeSet<String>>,
+    /// The agents' host facts by node (`NodeFacts`), as last published.
+    agent_facts: BTreeMap<String, nodewright_api::nodefacts::NodeFactsSpec>,
+    /// The nodes a `NodeFacts` relist in progress has listed so far.
+    relisting_facts: Option<BTreeSet<String>>,
     /// What has been taken in.
     pub stats: IndexStats,
 }
@@ -84,10 +89,14 @@ impl Index {
     }
 
     fn node(&mut self, name: &str) -> &mut NodeEntry {
+        self.mark_dirty(name);
+        self.nodes.entry(name.to_owned()).or_default()
+    }
+
+    fn mark_dirty(&mut self, name: &str) {
         if !self.dirty.all {
             self.dirty.nodes.insert(name.to_owned());
         }
-        self.nodes.entry(name.to_owned()).or_default()
     }
 
     fn prune_node(&mut self, name: &str) {

@@ -28,6 +28,7 @@ use crate::index::{Dirty, Index};
 mod bond_flip;
 mod cluster;
 mod conditions;
+mod facts;
 mod migration;
 mod node;
 mod node_health;
@@ -36,6 +37,7 @@ mod tests;
 mod upgrade;
 mod workflow;
 
+pub use facts::AGENT_FACTS_FRESH_SECONDS;
 pub use workflow::workflow_conditions;
 
 use bond_flip::bond_flips;

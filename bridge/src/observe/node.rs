@@ -78,6 +78,7 @@ pub(super) fn node_status(
     if let Some(d) = cm.and_then(|c| c.drbd_status.value.as_ref()) {
         out.drbd_resources = drbd_resources(d);
     }
+    super::facts::merge(&mut out, index.node_facts(name), now);
     let taints = object.map(|o| o.taints.as_slice()).unwrap_or_default();
     out.managed_taints = managed_taints(taints);
     out.boot_recovery = cm
