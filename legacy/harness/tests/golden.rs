@@ -45,7 +45,7 @@ fn scenarios() -> Vec<(String, Scenario)> {
 fn run_hermetic(name: &str, scenario: &Scenario, attempt: u32) -> (Trace, String) {
     let config = RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
-        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
         work_dir: std::env::temp_dir().join(format!("vxr-golden-{}-{name}-{attempt}", std::process::id())),
         stuck_after: Duration::from_secs(30),
     };
