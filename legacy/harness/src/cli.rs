@@ -133,9 +133,11 @@ fn run(request: &Request) -> Result<(String, bool), String> {
     let script = std::env::var_os("VXR_SCRIPT")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../vx-rail-node-init.sh"));
+    // The tools are linked to the small `vxr-tool` built beside this binary, when it is there.
+    let tool = me.with_file_name("vxr-tool");
     let config = RunConfig {
         script,
-        sim_binary: me,
+        sim_binary: if tool.is_file() { tool } else { me },
         work_dir: std::env::temp_dir().join(format!("vxr-sim-run-{}", std::process::id())),
         stuck_after: Duration::from_secs(60),
     };

@@ -230,7 +230,7 @@ fn a_persons_request_the_operators_decisions_and_the_agents_host_steps_of_a_migr
     };
     let run_config = RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
-        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
         work_dir: std::env::temp_dir().join(format!("vxr-audit-real-{}", std::process::id())),
         stuck_after: Duration::from_secs(60),
     };

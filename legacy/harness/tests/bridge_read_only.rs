@@ -142,7 +142,7 @@ async fn the_bridge_under_the_charts_rbac_observes_a_whole_scenario_and_changes_
     };
     let config = RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
-        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
         work_dir: std::env::temp_dir().join(format!("vxr-bridge-ro-{}", std::process::id())),
         stuck_after: Duration::from_secs(60),
     };

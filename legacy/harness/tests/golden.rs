@@ -1,5 +1,5 @@
 //! Golden runs: every scenario in `golden/scenarios/` runs the legacy script on the simulated
-//! world with the in-memory cluster, twice, and must give byte-identical traces both times and
+//! world with the in-memory cluster, twice (at the same time), and must give byte-identical traces both times and
 //! match the reviewed snapshots in `golden/snapshots/`: every host command per node in order,
 //! every Kubernetes write, every node's log, and the cluster's end state (every Node and
 //! ConfigMap, as a `kubectl get -o yaml` list — the bridge's golden observations start from it).
@@ -45,7 +45,7 @@ fn scenarios() -> Vec<(String, Scenario)> {
 fn run_hermetic(name: &str, scenario: &Scenario, attempt: u32) -> (Trace, String) {
     let config = RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
-        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
         work_dir: std::env::temp_dir().join(format!("vxr-golden-{}-{name}-{attempt}", std::process::id())),
         stuck_after: Duration::from_secs(30),
     };
@@ -99,8 +99,11 @@ fn every_scenario_matches_its_golden_trace_and_is_deterministic() {
     settings.set_omit_expression(true);
     settings.bind(|| {
         for (name, scenario) in &scenarios {
-            let (first, end) = run_hermetic(name, scenario, 1);
-            let (second, end_again) = run_hermetic(name, scenario, 2);
+            // The two runs at once, one per core: they share nothing but the script.
+            let ((first, end), (second, end_again)) = std::thread::scope(|s| {
+                let again = s.spawn(|| run_hermetic(name, scenario, 2));
+                (run_hermetic(name, scenario, 1), again.join().unwrap())
+            });
             assert_eq!(first, second, "{name}: two runs of the same scenario differ");
             assert_eq!(end, end_again, "{name}: two runs end in different cluster states");
             // The legacy run keeps every invariant, or violates exactly its incident's

@@ -24,7 +24,7 @@ fn load(name: &str) -> Scenario {
 fn config(name: &str, backend: &str) -> RunConfig {
     RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
-        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
         work_dir: std::env::temp_dir().join(format!("vxr-real-{}-{name}-{backend}", std::process::id())),
         stuck_after: Duration::from_secs(60),
     }

@@ -141,7 +141,7 @@ fn every_scenario_in_every_mode_keeps_the_invariants_or_names_its_incidents() {
                     let label = label(modes);
                     let config = RunConfig {
                         script: repo().join("legacy/vx-rail-node-init.sh"),
-                        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+                        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
                         work_dir: std::env::temp_dir()
                             .join(format!("vxr-invariants-{}-{i}", std::process::id())),
                         stuck_after: Duration::from_secs(60),
@@ -195,7 +195,7 @@ fn an_operator_plan_replayed_with_the_second_node_started_early_is_caught() {
         .unwrap();
     let config = RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
-        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
         work_dir: std::env::temp_dir().join(format!("vxr-invariants-replay-{}", std::process::id())),
         stuck_after: Duration::from_secs(60),
     };

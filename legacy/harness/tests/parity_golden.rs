@@ -65,7 +65,7 @@ fn run_parity_under(
 ) -> ParityRun {
     let config = RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
-        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
         work_dir: std::env::temp_dir().join(format!(
             "vxr-parity-{}-{name}-{label}-{}",
             std::process::id(),

@@ -44,7 +44,7 @@ fn scenario(name: &str) -> Scenario {
 fn config(label: &str) -> RunConfig {
     RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
-        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
         work_dir: std::env::temp_dir().join(format!("vxr-parity-real-{}-{label}", std::process::id())),
         stuck_after: Duration::from_secs(60),
     }

@@ -102,7 +102,7 @@ fn config(name: &str) -> RunConfig {
     std::fs::write(&script, SCRIPT).unwrap();
     RunConfig {
         script,
-        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
         work_dir: work,
         stuck_after: Duration::from_secs(20),
     }

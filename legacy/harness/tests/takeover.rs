@@ -29,7 +29,7 @@ fn load(name: &str) -> Scenario {
 fn config(tag: &str) -> RunConfig {
     RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
-        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
         work_dir: std::env::temp_dir().join(format!("vxr-takeover-{}-{tag}", std::process::id())),
         stuck_after: Duration::from_secs(30),
     }

@@ -235,7 +235,7 @@ fn the_storage_upgrade_handed_over_from_legacy_completes_node_by_node_through_an
     };
     let config = RunConfig {
         script: repo().join("legacy/vx-rail-node-init.sh"),
-        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-sim")),
+        sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
         work_dir: std::env::temp_dir().join(format!("vxr-upgrade-real-{}", std::process::id())),
         stuck_after: Duration::from_secs(60),
     };

@@ -544,7 +544,8 @@ pub fn node_conf_text(config: &BTreeMap<String, String>) -> String {
 pub struct RunConfig {
     /// The legacy script.
     pub script: PathBuf,
-    /// The `vxr-sim` binary, linked under every simulated tool's name.
+    /// The binary linked under every simulated tool's name: `vxr-tool` (the harness's small
+    /// forwarding binary, cheapest to start), or `vxr-sim`, which is every tool as well.
     pub sim_binary: PathBuf,
     /// A scratch directory for roots, tools and the socket (emptied first).
     pub work_dir: PathBuf,

@@ -275,8 +275,21 @@ pub fn run_round_carrying(
     let mut last_progress = Instant::now();
 
     loop {
-        // Collect what arrived and which processes ended.
-        while let Ok(message) = rx.recv_timeout(Duration::from_millis(2)) {
+        // Collect what arrived and which processes ended. Only a running process can send
+        // anything or end: while one runs, wait a little for its next request (or poll for its
+        // end); once none runs, take what is there and go on without waiting.
+        loop {
+            let message = if states.iter().any(|s| matches!(s, State::Busy)) {
+                match rx.recv_timeout(POLL) {
+                    Ok(message) => message,
+                    Err(_) => break,
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(message) => message,
+                    Err(_) => break,
+                }
+            };
             let (request, stream) = message?;
             let Some(index) = names.iter().position(|n| *n == request.node) else {
                 let mut stream = stream;
@@ -388,6 +401,10 @@ pub fn run_round_carrying(
     }
     Ok(slots)
 }
+
+/// How long the scheduler waits for a running script's next request before it looks whether
+/// the script has ended.
+const POLL: Duration = Duration::from_millis(2);
 
 fn accept_loop(
     listener: UnixListener,

@@ -168,7 +168,7 @@ impl Browser {
         let mut last_exception = None;
         loop {
             match self.try_eval(expression) {
-                Ok(v) if v == json!(true) => return start.elapsed(),
+                Ok(Value::Bool(true)) => return start.elapsed(),
                 Ok(_) => {}
                 Err(e) => last_exception = Some(e),
             }
