@@ -17,9 +17,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use nodewright_api::edgenode::{
-    BondMode, BondSlaveStatus, BondStatus, DrbdPeerStatus, DrbdResourceStatus, LinkState, SatelliteState,
-};
+use nodewright_api::edgenode::{BondSlaveStatus, BondStatus, LinkState, SatelliteState};
+use nodewright_api::from_host::{bond_mode, drbd_resource};
 use nodewright_api::nodefacts::{NodeFactsSpec, PackageFacts, SatelliteFacts, UnreadableFact, VlanFacts};
 use nodewright_parsers as p;
 
@@ -231,19 +230,6 @@ fn link_state(up: bool) -> LinkState {
     if up { LinkState::Up } else { LinkState::Down }
 }
 
-/// The API's bond mode for the driver's.
-fn bond_mode(m: p::BondMode) -> BondMode {
-    match m {
-        p::BondMode::BalanceRr => BondMode::BalanceRr,
-        p::BondMode::ActiveBackup => BondMode::ActiveBackup,
-        p::BondMode::BalanceXor => BondMode::BalanceXor,
-        p::BondMode::Broadcast => BondMode::Broadcast,
-        p::BondMode::Lacp => BondMode::Lacp,
-        p::BondMode::BalanceTlb => BondMode::BalanceTlb,
-        p::BondMode::BalanceAlb => BondMode::BalanceAlb,
-    }
-}
-
 /// Bonds (with their slaves' carrier as the bonding driver reports it) and VLANs (with the
 /// addresses of `addresses`, when that read succeeded), in name order.
 fn network(links: &p::IpLinks, addresses: Option<&p::IpLinks>) -> (Vec<BondStatus>, Vec<VlanFacts>) {
@@ -333,43 +319,6 @@ fn network(links: &p::IpLinks, addresses: Option<&p::IpLinks>) -> (Vec<BondStatu
     (bonds, vlans)
 }
 
-/// One resource of `drbdadm status`, as the API shows it: its first volume's disk state, and per
-/// peer its first volume's replication and disk state. DRBD's short form leaves `Connected` and
-/// `Established` out; they are filled in here.
-fn drbd_resource(r: &p::DrbdResource) -> DrbdResourceStatus {
-    let device = r.devices.first();
-    DrbdResourceStatus {
-        name: r.name.clone(),
-        role: r.role.clone(),
-        disk_state: device.map_or_else(|| "Diskless".to_owned(), |d| d.disk.clone()),
-        quorum: device.and_then(|d| d.quorum),
-        suspended: r.suspended.as_deref().is_some_and(|s| s != "no"),
-        peers: r
-            .connections
-            .iter()
-            .map(|c| {
-                let pd = c.peer_devices.first();
-                let connection = c.connection.clone().unwrap_or_else(|| "Connected".to_owned());
-                let connected = connection == "Connected";
-                DrbdPeerStatus {
-                    node: c.name.clone(),
-                    role: c.role.clone().unwrap_or_else(|| "Unknown".to_owned()),
-                    peer_disk: pd
-                        .and_then(|d| d.peer_disk.clone())
-                        .unwrap_or_else(|| "DUnknown".to_owned()),
-                    replication: pd
-                        .and_then(|d| d.replication.clone())
-                        .unwrap_or_else(|| if connected { "Established" } else { "Off" }.to_owned()),
-                    sync_percent: pd
-                        .and_then(|d| d.done_percent)
-                        .map(|d| d.clamp(0.0, 100.0).floor() as i32),
-                    connection,
-                }
-            })
-            .collect(),
-    }
-}
-
 /// Why facts are published.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PublishReason {
@@ -450,6 +399,7 @@ mod tests {
     use crate::os::Debian;
     use crate::storage::LinstorDrbd;
     use k8s_openapi::jiff::Timestamp;
+    use nodewright_api::edgenode::BondMode;
     use nodewright_legacy_sim::host::{DEFAULT_EPOCH, Fault, NodeSpec, VlanSpec, World};
 
     fn run_on(world: &mut World, node: &str) -> NodeFactsSpec {

@@ -12,6 +12,8 @@ pub mod bondflip;
 pub mod common;
 pub mod edgecluster;
 pub mod edgenode;
+#[cfg(feature = "host")]
+pub mod from_host;
 pub mod hostos;
 pub mod migration;
 pub mod nodefacts;

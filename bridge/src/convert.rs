@@ -154,18 +154,8 @@ pub fn legacy_taint_effect(s: TaintEffect) -> p::TaintEffect {
     }
 }
 
-/// The API's bonding mode for the bonding driver's.
-pub fn bond_mode(m: p::BondMode) -> BondMode {
-    match m {
-        p::BondMode::BalanceRr => BondMode::BalanceRr,
-        p::BondMode::ActiveBackup => BondMode::ActiveBackup,
-        p::BondMode::BalanceXor => BondMode::BalanceXor,
-        p::BondMode::Broadcast => BondMode::Broadcast,
-        p::BondMode::Lacp => BondMode::Lacp,
-        p::BondMode::BalanceTlb => BondMode::BalanceTlb,
-        p::BondMode::BalanceAlb => BondMode::BalanceAlb,
-    }
-}
+/// The API's bonding mode for the bonding driver's (shared with the agent's host facts).
+pub use nodewright_api::from_host::bond_mode;
 
 /// The API's bonding mode named exactly `text` (`active-backup`, `802.3ad`, …), as the legacy
 /// status, bond-flip request and log spell it.

@@ -5,10 +5,11 @@
 use k8s_openapi::api::core::v1::Taint;
 use nodewright_api::common::ClusterRef;
 use nodewright_api::edgenode::{
-    BondSlaveStatus, BondStatus, BootRecoveryStatus, DrbdPeerStatus, DrbdResourceStatus, EdgeNodeSpec,
-    EdgeNodeStatus, LegacyRun, LinkState, ManagedTaint, ParseDiagnostic, SatelliteState, SatelliteStatus,
-    VlanPurpose, VlanStatus,
+    BondSlaveStatus, BondStatus, BootRecoveryStatus, DrbdResourceStatus, EdgeNodeSpec, EdgeNodeStatus,
+    LegacyRun, LinkState, ManagedTaint, ParseDiagnostic, SatelliteState, SatelliteStatus, VlanPurpose,
+    VlanStatus,
 };
+use nodewright_api::from_host::drbd_resource;
 use nodewright_kit::clock::time;
 use nodewright_parsers as p;
 use nodewright_parsers::contract;
@@ -252,44 +253,9 @@ fn satellite(index: &Index, node: &str, status: Option<&p::NodeStatus>) -> Optio
     })
 }
 
+/// The script's report of `drbdadm status`, read as the agent reads its own (one conversion).
 fn drbd_resources(status: &p::DrbdStatus) -> Vec<DrbdResourceStatus> {
-    status
-        .resources
-        .iter()
-        .map(|r| {
-            let device = r.devices.first();
-            DrbdResourceStatus {
-                name: r.name.clone(),
-                role: r.role.clone(),
-                disk_state: device
-                    .map(|d| d.disk.clone())
-                    .unwrap_or_else(|| "Unknown".to_owned()),
-                quorum: device.and_then(|d| d.quorum),
-                suspended: r.suspended.as_deref().is_some_and(|s| s != "no"),
-                peers: r
-                    .connections
-                    .iter()
-                    .map(|c| {
-                        let pd = c.peer_devices.first();
-                        DrbdPeerStatus {
-                            node: c.name.clone(),
-                            connection: c.connection.clone().unwrap_or_else(|| "Connected".to_owned()),
-                            role: c.role.clone().unwrap_or_else(|| "Unknown".to_owned()),
-                            peer_disk: pd
-                                .and_then(|d| d.peer_disk.clone())
-                                .unwrap_or_else(|| "Unknown".to_owned()),
-                            replication: pd
-                                .and_then(|d| d.replication.clone())
-                                .unwrap_or_else(|| "Established".to_owned()),
-                            sync_percent: pd
-                                .and_then(|d| d.done_percent)
-                                .map(|p| p.clamp(0.0, 100.0) as i32),
-                        }
-                    })
-                    .collect(),
-            }
-        })
-        .collect()
+    status.resources.iter().map(drbd_resource).collect()
 }
 
 fn boot_recovery(b: &p::BootRecovery) -> Option<BootRecoveryStatus> {
