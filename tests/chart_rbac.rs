@@ -438,6 +438,7 @@ async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
         ("get,list,watch,create", "nodewright.io/storageupgrades[]"),
         ("update", "nodewright.io/storageupgrades/status[]"),
         ("get,list,watch,create", "nodewright.io/nodetasks[]"),
+        ("get,list,watch", "nodewright.io/nodefacts[]"),
         ("get,create,update", "coordination.k8s.io/leases[]"),
         // The storage gate: watched by name, released by a delete.
         (

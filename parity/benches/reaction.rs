@@ -651,6 +651,7 @@ async fn time_plan(client: &kube::Client, rounds: usize) -> anyhow::Result<(Vec<
             upgrades: &[],
             pods: &[],
             gate: None,
+            facts: &[],
             settings: &settings,
         };
         // The bench's site has no legacy pods: the fence reads every script acknowledgement, and

@@ -45,6 +45,7 @@ use nodewright_api::edgecluster::{
     Divergence as ApiDivergence, EdgeCluster, TakeoverStatus, WorkflowTakeover,
 };
 use nodewright_api::migration::Migration;
+use nodewright_api::nodefacts::NodeFacts;
 use nodewright_api::nodetask::NodeTask;
 use nodewright_api::storageupgrade::StorageUpgrade;
 use nodewright_bridge::index::{Index, LegacyNames};
@@ -616,7 +617,6 @@ pub async fn run(
             .map_err(|source| Error::Admin { addr, source })?;
     }
     let (mut leader, elector) = lease::start_election(&client, options.lease.clone(), stopped());
-    // The operator does not decide from the agents' facts yet: it watches no NodeFacts.
     let mut rx = source::start_sources(&client, &options.legacy.namespace, None, logs, |_| {});
 
     // Nodewright's own objects: a change to any of them (a person's, or this operator's own
@@ -659,6 +659,14 @@ pub async fn run(
         own_changed.clone(),
     );
     let pods_listed = ready_flag(&pods, &own_changed);
+    // The agents' host facts: a decision reads them where they are fresh
+    // ([`Snapshot::fresh_facts`]) and falls back to the scripts' reports where they are not, so
+    // a turn does not wait for them to be listed.
+    let node_facts = reflect(
+        Api::<NodeFacts>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default(),
+        own_changed.clone(),
+    );
 
     let writer = Writer::new(
         client.clone(),
@@ -736,6 +744,7 @@ pub async fn run(
                 let migrations: Vec<Migration> = migrations.state().iter().map(|m| (**m).clone()).collect();
                 let tasks: Vec<NodeTask> = tasks.state().iter().map(|t| (**t).clone()).collect();
                 let upgrades: Vec<StorageUpgrade> = upgrades.state().iter().map(|u| (**u).clone()).collect();
+                let facts: Vec<NodeFacts> = node_facts.state().iter().map(|f| (**f).clone()).collect();
                 let gate = gather::gate(gate_lease.state().first().map(|l| &**l));
                 let draining = gather::draining_nodes(&upgrades, &options.cluster);
                 let drained_pods = match list_pods_on(&client, &draining).await {
@@ -759,6 +768,7 @@ pub async fn run(
                     upgrades: &upgrades,
                     pods: &drained_pods,
                     gate: gate.as_ref(),
+                    facts: &facts,
                     settings: &settings,
                 };
                 let now = snapshot.now;
@@ -1017,6 +1027,7 @@ mod tests {
             upgrades: &[],
             pods: &[],
             gate: None,
+            facts: &[],
             settings: &settings,
         };
         plan_turn(&mut Memory::new(0), &snapshot, fence, &controllers::all())

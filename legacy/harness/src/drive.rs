@@ -777,6 +777,7 @@ pub fn turn(
             upgrades: &objects.upgrades,
             pods: &held.pods,
             gate: objects.gate.as_ref(),
+            facts: &[],
             settings,
         };
         let sequences = controller.plan(&snapshot);
@@ -854,6 +855,7 @@ pub fn taints_turn(
         upgrades: &[],
         pods: &[],
         gate: None,
+        facts: &[],
         settings,
     };
     for sequence in nodewright_parity::controllers::taints::Taints.plan(&snapshot) {

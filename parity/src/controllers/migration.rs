@@ -413,6 +413,7 @@ mod tests {
             upgrades: &[],
             pods: &[],
             gate,
+            facts: &[],
             settings: &settings,
         };
         Migrations.plan(&snapshot)

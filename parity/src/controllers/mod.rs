@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ObjectReference, Taint};
 use nodewright_api::edgecluster::EdgeCluster;
 use nodewright_api::migration::{Migration, MigrationStatus};
+use nodewright_api::nodefacts::NodeFacts;
 use nodewright_api::nodetask::NodeTask;
 use nodewright_api::storageupgrade::{StorageUpgrade, StorageUpgradeStatus};
 use nodewright_bridge::index::Index;
@@ -100,9 +101,30 @@ pub struct Snapshot<'a> {
     pub pods: &'a [PodMeta],
     /// The site-wide storage gate, when held.
     pub gate: Option<&'a Gate>,
+    /// The agents' `NodeFacts` of the site's namespace, one per node that has an agent, fresh or
+    /// not: a decision checks `spec.observedAt` against [`Snapshot::now`] before it trusts one
+    /// ([`Snapshot::fresh_facts`]).
+    pub facts: &'a [NodeFacts],
     /// Settings that the decisions read.
     pub settings: &'a Settings,
 }
+
+impl Snapshot<'_> {
+    /// The facts `node`'s agent published, when they were read at most
+    /// [`AGENT_FACTS_FRESH_SECONDS`] before [`Snapshot::now`] (and not in the future by more
+    /// than that: a clock that far ahead proves nothing either).
+    pub fn fresh_facts(&self, node: &str) -> Option<&nodewright_api::nodefacts::NodeFactsSpec> {
+        self.facts
+            .iter()
+            .map(|f| &f.spec)
+            .find(|f| f.node_name == node)
+            .filter(|f| (self.now - f.observed_at.0.as_second()).abs() <= AGENT_FACTS_FRESH_SECONDS)
+    }
+}
+
+/// How old (seconds) an agent's facts may be and still be decided from: three of the agent's
+/// default refresh intervals, as the bridge counts them.
+pub const AGENT_FACTS_FRESH_SECONDS: i64 = nodewright_bridge::observe::AGENT_FACTS_FRESH_SECONDS;
 
 /// The operator's settings that decisions read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,4 +278,83 @@ pub fn all() -> Vec<Box<dyn WorkflowController>> {
         Box::new(migration::Migrations),
         Box::new(upgrade::StorageUpgrades),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use nodewright_api::edgecluster::EdgeClusterSpec;
+    use nodewright_api::nodefacts::NodeFactsSpec;
+
+    use super::*;
+
+    const NOW: i64 = 1_790_000_000;
+
+    fn facts(node: &str, observed_at: i64) -> NodeFacts {
+        NodeFacts::new(
+            node,
+            NodeFactsSpec {
+                node_name: node.into(),
+                observed_at: Time(k8s_openapi::jiff::Timestamp::from_second(observed_at).unwrap()),
+                boot_id: Some(format!("boot-{node}")),
+                bonds: vec![],
+                vlans: vec![],
+                drbd_resources: vec![],
+                satellite: None,
+                packages: vec![],
+                modules: vec![],
+                unreadable: vec![],
+            },
+        )
+    }
+
+    #[test]
+    fn an_agents_facts_are_decided_from_only_while_they_are_fresh() {
+        let cluster = EdgeCluster::new(
+            "site",
+            serde_json::from_value::<EdgeClusterSpec>(
+                serde_json::json!({"profile": {"topology": "SingleNode"}}),
+            )
+            .unwrap(),
+        );
+        let index = Index::new(nodewright_bridge::index::LegacyNames::default());
+        let nodes = BTreeMap::new();
+        let settings = Settings {
+            stale_after: 300,
+            migration_timeout: 1800,
+            upgrade_state_timeout: 1800,
+            upgrade_rollback_timeout: 1800,
+        };
+        let all = [
+            facts("fresh", NOW - AGENT_FACTS_FRESH_SECONDS),
+            facts("stale", NOW - AGENT_FACTS_FRESH_SECONDS - 1),
+            facts("ahead", NOW + AGENT_FACTS_FRESH_SECONDS + 1),
+        ];
+        let snapshot = Snapshot {
+            now: NOW,
+            cluster: &cluster,
+            index: &index,
+            nodes: &nodes,
+            cluster_state_version: None,
+            migrations: &[],
+            tasks: &[],
+            upgrades: &[],
+            pods: &[],
+            gate: None,
+            facts: &all,
+            settings: &settings,
+        };
+        assert_eq!(
+            snapshot.fresh_facts("fresh").and_then(|f| f.boot_id.as_deref()),
+            Some("boot-fresh")
+        );
+        assert!(snapshot.fresh_facts("stale").is_none(), "older than the window");
+        assert!(
+            snapshot.fresh_facts("ahead").is_none(),
+            "a clock far ahead proves nothing"
+        );
+        assert!(snapshot.fresh_facts("absent").is_none(), "no agent, no facts");
+    }
 }

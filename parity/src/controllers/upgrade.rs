@@ -418,6 +418,7 @@ mod tests {
             upgrades,
             pods: &[],
             gate,
+            facts: &[],
             settings: &settings,
         };
         StorageUpgrades.plan(&snapshot)
