@@ -194,6 +194,14 @@ async fn a_valid_object_of_every_kind_is_accepted() {
         EdgeNodeSpec {
             node_name: "edge-1".into(),
             cluster_ref: Some(cluster_ref.clone()),
+            host: Some(
+                serde_json::from_value(serde_json::json!({
+                    "bond": {"name": "bond0", "mode": "active-backup", "miimon": 100, "slaves": ["eno1", "eno2"]},
+                    "storageVlan": {"id": 100, "address": "10.100.0.11/24"},
+                    "storage": {"pool": "pool0", "volumeGroup": "vg0/thinpool"}
+                }))
+                .unwrap(),
+            ),
         },
     );
     ctx.api::<EdgeNode>().create(&pp, &node).await.unwrap();

@@ -699,6 +699,7 @@ async fn node_names_that_are_not_dns_1123_subdomains_are_refused_by_the_crds() {
                 nodewright_api::EdgeNodeSpec {
                     node_name: "edge-1.".to_owned(),
                     cluster_ref: None,
+                    host: None,
                 },
             ),
         )

@@ -137,6 +137,7 @@ pub fn facts_from(
         packages: Vec::new(),
         modules: Vec::new(),
         unreadable: Vec::new(),
+        node_config: None,
     };
     let mut links: Option<p::IpLinks> = None;
     let mut addresses: Option<p::IpLinks> = None;

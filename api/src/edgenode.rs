@@ -66,6 +66,12 @@ pub struct EdgeNodeSpec {
     /// The site this node belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_ref: Option<ClusterRef>,
+    /// What the node's host is meant to look like (its `node.conf`, in the API): the bond, the
+    /// VLANs and addresses, the storage pool. Set by a person, or adopted once by the bootstrap
+    /// workflow from the `node.conf` the node's agent reports; the workflows Nodewright owns
+    /// decide from it. Absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<crate::hostconfig::HostConfig>,
 }
 
 /// What Nodewright observes on the node.

@@ -14,6 +14,7 @@ pub mod edgecluster;
 pub mod edgenode;
 #[cfg(feature = "host")]
 pub mod from_host;
+pub mod hostconfig;
 pub mod hostos;
 pub mod migration;
 pub mod nodefacts;
@@ -24,6 +25,7 @@ pub use bondflip::{BondFlip, BondFlipSpec, BondFlipStatus};
 pub use common::{WorkflowMode, WorkflowOwner};
 pub use edgecluster::{EdgeCluster, EdgeClusterSpec, EdgeClusterStatus};
 pub use edgenode::{EdgeNode, EdgeNodeSpec, EdgeNodeStatus};
+pub use hostconfig::HostConfig;
 pub use hostos::{OsFamily, UnknownOs};
 pub use migration::{Migration, MigrationSpec, MigrationStatus};
 pub use nodefacts::{NodeFacts, NodeFactsSpec};

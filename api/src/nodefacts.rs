@@ -96,6 +96,11 @@ pub struct NodeFactsSpec {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["source".into()]))]
     #[schemars(length(max = 32))]
     pub unreadable: Vec<UnreadableFact>,
+    /// The node's `/etc/vx-rail/node.conf` as the agent read and parsed it (what the legacy
+    /// script configures the host from); absent when the file does not exist. A file that does
+    /// not parse is listed in `unreadable` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_config: Option<crate::hostconfig::HostConfig>,
 }
 
 /// One VLAN sub-interface as the host shows it.

@@ -237,6 +237,7 @@ pub mod fixture {
                 cluster_ref: Some(ClusterRef {
                     name: cluster.to_owned(),
                 }),
+                host: None,
             },
             status: Some(EdgeNodeStatus {
                 observed_generation: Some(1),

@@ -89,6 +89,7 @@ mod tests {
                 packages: Vec::new(),
                 modules: Vec::new(),
                 unreadable: Vec::new(),
+                node_config: None,
             },
         )
     }

@@ -38,6 +38,8 @@ pub(super) fn observed_node(
             cluster_ref: Some(ClusterRef {
                 name: config.cluster_name.clone(),
             }),
+            // A person's or the bootstrap workflow's: the bridge's apply never names it.
+            host: None,
         },
         status,
     }

@@ -306,6 +306,7 @@ mod tests {
                 packages: vec![],
                 modules: vec![],
                 unreadable: vec![],
+                node_config: None,
             },
         )
     }
