@@ -439,6 +439,7 @@ async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
         ("update", "nodewright.io/storageupgrades/status[]"),
         ("get,list,watch,create", "nodewright.io/nodetasks[]"),
         ("get,list,watch", "nodewright.io/nodefacts[]"),
+        ("get,list,watch", "nodewright.io/edgenodes[]"),
         ("get,create,update", "coordination.k8s.io/leases[]"),
         // The storage gate: watched by name, released by a delete.
         (

@@ -652,6 +652,7 @@ async fn time_plan(client: &kube::Client, rounds: usize) -> anyhow::Result<(Vec<
             pods: &[],
             gate: None,
             facts: &[],
+            edge_nodes: &[],
             settings: &settings,
         };
         // The bench's site has no legacy pods: the fence reads every script acknowledgement, and

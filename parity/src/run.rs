@@ -44,6 +44,7 @@ use nodewright_api::WorkflowMode;
 use nodewright_api::edgecluster::{
     Divergence as ApiDivergence, EdgeCluster, TakeoverStatus, WorkflowTakeover,
 };
+use nodewright_api::edgenode::EdgeNode;
 use nodewright_api::migration::Migration;
 use nodewright_api::nodefacts::NodeFacts;
 use nodewright_api::nodetask::NodeTask;
@@ -662,6 +663,11 @@ pub async fn run(
     // The agents' host facts: a decision reads them where they are fresh
     // ([`Snapshot::fresh_facts`]) and falls back to the scripts' reports where they are not, so
     // a turn does not wait for them to be listed.
+    let edge_nodes = reflect(
+        Api::<EdgeNode>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default(),
+        own_changed.clone(),
+    );
     let node_facts = reflect(
         Api::<NodeFacts>::namespaced(client.clone(), &options.namespace),
         watcher::Config::default(),
@@ -745,6 +751,7 @@ pub async fn run(
                 let tasks: Vec<NodeTask> = tasks.state().iter().map(|t| (**t).clone()).collect();
                 let upgrades: Vec<StorageUpgrade> = upgrades.state().iter().map(|u| (**u).clone()).collect();
                 let facts: Vec<NodeFacts> = node_facts.state().iter().map(|f| (**f).clone()).collect();
+                let edge_nodes: Vec<EdgeNode> = edge_nodes.state().iter().map(|n| (**n).clone()).collect();
                 let gate = gather::gate(gate_lease.state().first().map(|l| &**l));
                 let draining = gather::draining_nodes(&upgrades, &options.cluster);
                 let drained_pods = match list_pods_on(&client, &draining).await {
@@ -769,6 +776,7 @@ pub async fn run(
                     pods: &drained_pods,
                     gate: gate.as_ref(),
                     facts: &facts,
+                    edge_nodes: &edge_nodes,
                     settings: &settings,
                 };
                 let now = snapshot.now;
@@ -1028,6 +1036,7 @@ mod tests {
             pods: &[],
             gate: None,
             facts: &[],
+            edge_nodes: &[],
             settings: &settings,
         };
         plan_turn(&mut Memory::new(0), &snapshot, fence, &controllers::all())

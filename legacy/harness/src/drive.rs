@@ -778,6 +778,7 @@ pub fn turn(
             pods: &held.pods,
             gate: objects.gate.as_ref(),
             facts: &[],
+            edge_nodes: &[],
             settings,
         };
         let sequences = controller.plan(&snapshot);
@@ -856,6 +857,7 @@ pub fn taints_turn(
         pods: &[],
         gate: None,
         facts: &[],
+        edge_nodes: &[],
         settings,
     };
     for sequence in nodewright_parity::controllers::taints::Taints.plan(&snapshot) {

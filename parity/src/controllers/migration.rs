@@ -414,6 +414,7 @@ mod tests {
             pods: &[],
             gate,
             facts: &[],
+            edge_nodes: &[],
             settings: &settings,
         };
         Migrations.plan(&snapshot)

@@ -28,6 +28,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Taint};
 use nodewright_api::edgecluster::EdgeCluster;
+use nodewright_api::edgenode::EdgeNode;
+use nodewright_api::hostconfig::HostConfig;
 use nodewright_api::migration::{Migration, MigrationStatus};
 use nodewright_api::nodefacts::NodeFacts;
 use nodewright_api::nodetask::NodeTask;
@@ -105,6 +107,8 @@ pub struct Snapshot<'a> {
     /// not: a decision checks `spec.observedAt` against [`Snapshot::now`] before it trusts one
     /// ([`Snapshot::fresh_facts`]).
     pub facts: &'a [NodeFacts],
+    /// The site's `EdgeNode`s (their `spec.host`: what each host is meant to look like).
+    pub edge_nodes: &'a [EdgeNode],
     /// Settings that the decisions read.
     pub settings: &'a Settings,
 }
@@ -120,6 +124,32 @@ impl Snapshot<'_> {
             .find(|f| f.node_name == node)
             .filter(|f| (self.now - f.observed_at.0.as_second()).abs() <= AGENT_FACTS_FRESH_SECONDS)
     }
+
+    /// What `node`'s host is meant to look like, and where that was read: the `EdgeNode`'s
+    /// `spec.host` when set (the API is where it changes), else the `node.conf` its agent
+    /// reported in fresh facts (the file the legacy script configures the host from). `None`
+    /// when neither is known: a workflow that needs it waits.
+    pub fn host_config(&self, node: &str) -> Option<(&HostConfig, HostConfigSource)> {
+        self.edge_nodes
+            .iter()
+            .find(|n| n.spec.node_name == node)
+            .and_then(|n| n.spec.host.as_ref())
+            .map(|h| (h, HostConfigSource::EdgeNode))
+            .or_else(|| {
+                self.fresh_facts(node)
+                    .and_then(|f| f.node_config.as_ref())
+                    .map(|h| (h, HostConfigSource::NodeConf))
+            })
+    }
+}
+
+/// Where a node's [`HostConfig`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostConfigSource {
+    /// `EdgeNode.spec.host`.
+    EdgeNode,
+    /// The node's `node.conf`, as its agent reported it in `NodeFacts.spec.nodeConfig`.
+    NodeConf,
 }
 
 /// How old (seconds) an agent's facts may be and still be decided from: three of the agent's
@@ -345,6 +375,7 @@ mod tests {
             pods: &[],
             gate: None,
             facts: &all,
+            edge_nodes: &[],
             settings: &settings,
         };
         assert_eq!(
@@ -357,5 +388,87 @@ mod tests {
             "a clock far ahead proves nothing"
         );
         assert!(snapshot.fresh_facts("absent").is_none(), "no agent, no facts");
+    }
+
+    fn host(storage_ip: &str) -> HostConfig {
+        serde_json::from_value(serde_json::json!({
+            "bond": {"name": "bond0", "mode": "active-backup", "miimon": 100, "slaves": ["eno1", "eno2"]},
+            "storageVlan": {"id": 100, "address": storage_ip},
+            "storage": {"pool": "pool0", "volumeGroup": "vg0/thinpool"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_nodes_host_config_is_its_edge_nodes_spec_else_the_node_conf_its_agent_reported_fresh() {
+        let cluster = EdgeCluster::new(
+            "site",
+            serde_json::from_value::<EdgeClusterSpec>(
+                serde_json::json!({"profile": {"topology": "SingleNode"}}),
+            )
+            .unwrap(),
+        );
+        let index = Index::new(nodewright_bridge::index::LegacyNames::default());
+        let nodes = BTreeMap::new();
+        let settings = Settings {
+            stale_after: 300,
+            migration_timeout: 1800,
+            upgrade_state_timeout: 1800,
+            upgrade_rollback_timeout: 1800,
+        };
+        let reported = |node: &str, at: i64, ip: &str| {
+            let mut f = facts(node, at);
+            f.spec.node_config = Some(host(ip));
+            f
+        };
+        let all = [
+            reported("both", NOW, "10.100.0.1/24"),
+            reported("file", NOW, "10.100.0.2/24"),
+            reported("old", NOW - AGENT_FACTS_FRESH_SECONDS - 1, "10.100.0.3/24"),
+        ];
+        let mut spec = nodewright_api::EdgeNodeSpec {
+            node_name: "both".into(),
+            cluster_ref: None,
+            host: Some(host("10.100.0.9/24")),
+        };
+        let edge_nodes = [EdgeNode::new("both", spec.clone()), {
+            spec.node_name = "file".into();
+            spec.host = None;
+            EdgeNode::new("file", spec)
+        }];
+        let snapshot = Snapshot {
+            now: NOW,
+            cluster: &cluster,
+            index: &index,
+            nodes: &nodes,
+            cluster_state_version: None,
+            migrations: &[],
+            tasks: &[],
+            upgrades: &[],
+            pods: &[],
+            gate: None,
+            facts: &all,
+            edge_nodes: &edge_nodes,
+            settings: &settings,
+        };
+        let ip = |node: &str| {
+            snapshot
+                .host_config(node)
+                .map(|(h, source)| (h.storage_ip().map(str::to_owned), source))
+        };
+        assert_eq!(
+            ip("both"),
+            Some((Some("10.100.0.9".into()), HostConfigSource::EdgeNode))
+        );
+        assert_eq!(
+            ip("file"),
+            Some((Some("10.100.0.2".into()), HostConfigSource::NodeConf))
+        );
+        assert_eq!(
+            ip("old"),
+            None,
+            "a node.conf reported long ago is not decided from"
+        );
+        assert_eq!(ip("absent"), None);
     }
 }

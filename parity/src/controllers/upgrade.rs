@@ -419,6 +419,7 @@ mod tests {
             pods: &[],
             gate,
             facts: &[],
+            edge_nodes: &[],
             settings: &settings,
         };
         StorageUpgrades.plan(&snapshot)
