@@ -176,6 +176,7 @@ async fn a_valid_object_of_every_kind_is_accepted() {
             operating_system: Some("debian".into()),
         },
         expected_nodes: Some(3),
+        primary_node: None,
         workflows: Default::default(),
         legacy: Default::default(),
     };

@@ -491,6 +491,7 @@ impl TaintSite {
                 operating_system: None,
             },
             expected_nodes: None,
+            primary_node: None,
             workflows: nodewright_api::edgecluster::WorkflowModes {
                 taints: nodewright_api::WorkflowMode::Shadow,
                 ..Default::default()
@@ -785,6 +786,7 @@ impl MigrationSite {
                 operating_system: None,
             },
             expected_nodes: None,
+            primary_node: None,
             workflows: nodewright_api::edgecluster::WorkflowModes {
                 migration: nodewright_api::WorkflowMode::Shadow,
                 ..Default::default()

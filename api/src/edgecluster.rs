@@ -56,6 +56,14 @@ pub struct EdgeClusterSpec {
     #[schemars(range(min = 1, max = 1000))]
     pub expected_nodes: Option<i32>,
 
+    /// The node that is the site's primary (it runs the LINSTOR controller) when the operator
+    /// bootstraps the site. Absent: the first by name of the nodes present when the site state is
+    /// created. Read once, when the operator creates the site state; the site state names the
+    /// primary from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub primary_node: Option<String>,
+
     /// Who decides each workflow. Every workflow starts in `legacy`; move it to `shadow` to compare
     /// the operator's decisions with the script's, then to `operator` to hand it over.
     #[serde(default)]

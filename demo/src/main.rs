@@ -372,6 +372,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 operating_system: None,
             },
             expected_nodes: None,
+            primary_node: None,
             workflows: WorkflowModes {
                 taints: WorkflowMode::Shadow,
                 storage_upgrade: WorkflowMode::Shadow,

@@ -486,6 +486,7 @@ async fn legacy_site(client: &kube::Client, names: &[String], concurrency: usize
             operating_system: None,
         },
         expected_nodes: None,
+        primary_node: None,
         workflows: Default::default(),
         legacy: Default::default(),
     };

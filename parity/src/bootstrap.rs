@@ -33,6 +33,9 @@ use nodewright_parsers::contract::cluster_key;
 use nodewright_parsers::{ClusterBlob, Member, NetworkPlan, NodeRole};
 use serde::Serialize;
 
+/// What a [`Action::PatchSiteState`] says when it rewrites the network plan.
+pub const PLAN_UPDATED: &str = "network plan updated";
+
 /// The header of the legacy member list.
 pub const MEMBERS_HEADER: &str = "node,storage_ip,role,joined";
 
@@ -397,7 +400,7 @@ pub fn decide(facts: &Facts) -> Decision {
             if let Some(primary) = facts.nodes.iter().find(|n| n.name == cluster.primary) {
                 let plan = network_plan(&primary.host, &rows);
                 if !same_plan(state.network_plan.as_deref(), &plan) {
-                    what.push("network plan updated".to_owned());
+                    what.push(PLAN_UPDATED.to_owned());
                     data.insert(cluster_key::NETWORK_PLAN.to_owned(), plan);
                 }
             }

@@ -493,12 +493,32 @@ pub fn plan_turn(
                 .iter()
                 .any(|w| plan.takeover.mode(*w) != WorkflowMode::Legacy));
 
-    let owned = controllers
+    let mut owned: Vec<(Workflow, Vec<Sequence>)> = controllers
         .iter()
         .filter(|c| may_act_this_turn(fence, &plan.takeover, c.workflow(), needs_write))
         .map(|c| (c.workflow(), c.plan(snapshot)))
         .filter(|(_, sequences)| !sequences.is_empty())
         .collect();
+    // Bootstrap in operator mode creates the nodes' ConfigMaps ahead of the fence: a script
+    // acknowledges the takeover in its node ConfigMap, which it no longer creates itself
+    // (controllers::bootstrap::admit says why that create is safe).
+    if plan.takeover.mode(Workflow::Bootstrap) == WorkflowMode::Operator && !needs_write {
+        let scripts: Vec<String> = fence
+            .scripts
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.pod,
+                    takeover::ScriptPod::Running { .. } | takeover::ScriptPod::NotRunning { .. }
+                )
+            })
+            .map(|s| s.node.clone())
+            .collect();
+        let admitted = controllers::bootstrap::admit(snapshot, &scripts);
+        if !admitted.is_empty() {
+            owned.insert(0, (Workflow::Bootstrap, admitted));
+        }
+    }
 
     let shadowed: Vec<Workflow> = Workflow::ALL
         .into_iter()
@@ -515,7 +535,10 @@ pub fn plan_turn(
     } else {
         mig::Facts::default()
     };
-    let found = shadow::divergences(index, &shadowed, now, memory.last_look, &facts);
+    let mut found = shadow::divergences(index, &shadowed, now, memory.last_look, &facts);
+    if shadowed.contains(&Workflow::Bootstrap) {
+        found.extend(shadow::bootstrap(snapshot));
+    }
     memory.last_look = now;
     let at = nodewright_kit::clock::time(now);
     let mut new_divergences = Vec::new();
@@ -529,10 +552,15 @@ pub fn plan_turn(
     }
     memory.open = found.iter().map(Divergence::key).collect();
 
-    let status = json!({
+    let mut status = json!({
         "takeover": takeover_status(&plan, fence, &memory.counts),
         "divergences": memory.recent,
     });
+    // Bootstrap's progress, while the operator owns it: the `Bootstrapped` condition (the
+    // operator's one entry of the conditions the bridge writes the others of).
+    if plan.takeover.mode(Workflow::Bootstrap) == WorkflowMode::Operator {
+        status["conditions"] = json!([controllers::bootstrap::condition(snapshot)]);
+    }
     TurnPlan {
         write_takeover: needs_write.then(|| plan.takeover.to_data()),
         takeover: plan.takeover,

@@ -462,6 +462,151 @@ fn describe_migration_facts(facts: &migration::Facts, spec: &MigrationSpec) -> S
     out.trim_end_matches("; ").to_owned()
 }
 
+/// Bootstrap: the site state as the scripts left it, against what the operator would write from
+/// the same state ([`crate::bootstrap::decide`]): a cluster state missing, a member row missing or
+/// with another storage address than the node's host configuration (the lost row of two nodes
+/// joining in one iteration, VXR-141, shows here), a role label that is not the row's, a primary
+/// other than the one the `EdgeCluster` names, a network plan whose bond or VLANs are not the
+/// primary's host configuration. A node counts once its script has reported (its first loop is
+/// where it joins), and only with a known host configuration. The plan's node list is not
+/// compared: the script brings it in step on the primary's next loop, by design.
+pub fn bootstrap(snapshot: &crate::controllers::Snapshot<'_>) -> Vec<Divergence> {
+    use crate::bootstrap::{self as boot, Action};
+    use crate::controllers::bootstrap::ROLE_LABEL;
+    let mut facts = crate::controllers::bootstrap::facts(snapshot);
+    let reported = |n: &str| {
+        snapshot
+            .index
+            .nodes
+            .get(n)
+            .and_then(|e| e.config_map.as_ref())
+            .is_some_and(|c| c.status.value.is_some())
+    };
+    facts.nodes.retain(|n| reported(&n.name));
+    facts.without_host.clear();
+    if facts.nodes.is_empty() {
+        return Vec::new();
+    }
+    let members: Vec<String> = match facts.state.as_ref().map(|s| &s.members) {
+        Some(Ok(rows)) => rows
+            .iter()
+            .map(|m| format!("{}({})", m.node, m.role.as_str()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let observed = format!(
+        "members: {}; reported with a host configuration: {}",
+        if members.is_empty() {
+            "none".to_owned()
+        } else {
+            members.join(",")
+        },
+        facts
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut out = Vec::new();
+    if let (Some(named), Some(Ok(cluster))) = (&facts.primary_node, facts.state.as_ref().map(|s| &s.cluster))
+        && *named != cluster.primary
+    {
+        out.push(Divergence {
+            workflow: Workflow::Bootstrap,
+            node: Some(cluster.primary.clone()),
+            script: format!("made {} the primary", cluster.primary),
+            operator: format!("would have made {named} the primary (spec.primaryNode)"),
+            observed: observed.clone(),
+        });
+    }
+    // The plan's node list follows the member list on the primary's next loop: compared against
+    // the plan's own nodes, only its bond and VLANs can diverge.
+    if let Some(state) = facts.state.as_mut()
+        && let Some(written) = &state.network_plan
+        && let Ok(plan) = nodewright_parsers::parse_network_plan(written)
+        && let Ok(rows) = &state.members
+    {
+        let planned: Vec<nodewright_parsers::Member> = plan
+            .nodes
+            .iter()
+            .filter_map(|p| rows.iter().find(|m| m.node == p.name).cloned())
+            .collect();
+        if planned.len() == plan.nodes.len() {
+            let primary = state.cluster.as_ref().ok().map(|c| c.primary.clone());
+            if let Some(host) = primary.and_then(|p| facts.nodes.iter().find(|n| n.name == p)) {
+                let want = boot::network_plan(&host.host, &planned);
+                if nodewright_parsers::parse_network_plan(&want).ok() != Some(plan) {
+                    out.push(Divergence {
+                        workflow: Workflow::Bootstrap,
+                        node: Some(host.name.clone()),
+                        script: format!("wrote the network plan {written}"),
+                        operator: format!("would write {want} (the primary's host configuration)"),
+                        observed: observed.clone(),
+                    });
+                }
+            }
+        }
+        // Taken as the operator's own rendering from here on: the rows decide the rest.
+        if let Ok(rows) = &state.members
+            && let Some(primary) = state.cluster.as_ref().ok().map(|c| c.primary.clone())
+            && let Some(host) = facts.nodes.iter().find(|n| n.name == primary)
+        {
+            state.network_plan = Some(boot::network_plan(&host.host, rows));
+        }
+    }
+    for action in boot::decide(&facts).actions {
+        let d = match action {
+            Action::CreateSiteState { primary, .. } => Divergence {
+                workflow: Workflow::Bootstrap,
+                node: None,
+                script: "left the site without a cluster state after its nodes reported".to_owned(),
+                operator: format!("would create it with {primary} as primary"),
+                observed: observed.clone(),
+            },
+            Action::PatchSiteState { what, .. } => {
+                let what: Vec<String> = what.into_iter().filter(|w| w != boot::PLAN_UPDATED).collect();
+                if what.is_empty() {
+                    continue;
+                }
+                Divergence {
+                    workflow: Workflow::Bootstrap,
+                    node: None,
+                    script: format!(
+                        "left the member list as {}",
+                        if members.is_empty() {
+                            "empty".to_owned()
+                        } else {
+                            members.join(",")
+                        }
+                    ),
+                    operator: format!("would write: {}", what.join("; ")),
+                    observed: observed.clone(),
+                }
+            }
+            Action::RoleLabel { node, role } => {
+                let had = facts
+                    .nodes
+                    .iter()
+                    .find(|n| n.name == node)
+                    .and_then(|n| n.role_label.clone());
+                Divergence {
+                    workflow: Workflow::Bootstrap,
+                    script: match had {
+                        Some(r) => format!("left {node} labelled {ROLE_LABEL}={r}"),
+                        None => format!("left {node} without a {ROLE_LABEL} label"),
+                    },
+                    operator: format!("would label it {ROLE_LABEL}={role} (its member row)"),
+                    node: Some(node),
+                    observed: observed.clone(),
+                }
+            }
+        };
+        out.push(d);
+    }
+    out
+}
+
 /// Every divergence of the workflows `shadowed` names. `last_look` is when the caller last
 /// looked: transitions before it were compared then. `_now` is not read by today's comparisons.
 pub fn divergences(

@@ -90,7 +90,7 @@ impl Workflow {
     pub fn has_shadow(self) -> bool {
         matches!(
             self,
-            Workflow::Migration | Workflow::Taints | Workflow::StorageUpgrade
+            Workflow::Migration | Workflow::Taints | Workflow::StorageUpgrade | Workflow::Bootstrap
         )
     }
 
@@ -98,7 +98,7 @@ impl Workflow {
     pub fn has_operator(self) -> bool {
         matches!(
             self,
-            Workflow::Migration | Workflow::Taints | Workflow::StorageUpgrade
+            Workflow::Migration | Workflow::Taints | Workflow::StorageUpgrade | Workflow::Bootstrap
         )
     }
 }

@@ -40,6 +40,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use nodewright_api::edgecluster::EdgeCluster;
+use nodewright_api::edgenode::EdgeNode;
 use nodewright_api::migration::Migration;
 use nodewright_api::nodetask::{CREATED_BY_ANNOTATION, NodeTask};
 use nodewright_api::storageupgrade::{StorageUpgrade, StorageUpgradeStatus};
@@ -49,7 +50,7 @@ use prometheus::IntCounterVec;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::controllers::{GATE_LEASE, Sequence, Write};
+use crate::controllers::{GATE_LEASE, LegacyConfigMap, Sequence, Write};
 
 /// What a write that succeeded did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,6 +235,10 @@ impl Writer {
                 if *reason == EVICTION_REFUSED_REASON {
                     self.warning(&sequence.regarding, reason, "Evict", message.clone())
                         .await;
+                } else if *reason == HOST_CONFIG_CONFLICT_REASON {
+                    // A person's spec.host stands; they should know the node.conf says otherwise.
+                    self.warning(&sequence.regarding, reason, "ApplyHostConfig", message.clone())
+                        .await;
                 } else {
                     self.event(&sequence.regarding, reason, "AcquireGate", message.clone())
                         .await;
@@ -391,6 +396,14 @@ impl Writer {
                 }
             }
             Write::AcquireGate { holder } => self.acquire_gate(holder).await,
+            Write::CreateLegacyConfigMap { name, data, .. } => {
+                self.create_legacy_config_map(name, data).await
+            }
+            Write::ApplyHostConfig {
+                edge_node,
+                node_name,
+                host,
+            } => self.apply_host_config(edge_node, node_name, host).await,
             Write::ReleaseGate {
                 holder,
                 resource_version,
@@ -477,6 +490,99 @@ impl Writer {
             || format!("StorageUpgrade {name} status"),
         )?;
         Ok(Made::Acted)
+    }
+
+    /// Creates a legacy ConfigMap (the cluster state, or a node's) with `data`, labelled as the
+    /// operator's. A create never overwrites: the cluster state found existing was created by
+    /// someone else since the decision read it absent (a conflict: decide again from it); a
+    /// node's found existing is done (its script, or an earlier turn, made it).
+    async fn create_legacy_config_map(
+        &self,
+        which: &LegacyConfigMap,
+        data: &BTreeMap<String, String>,
+    ) -> Result<Made, WriteError> {
+        let name = match which {
+            LegacyConfigMap::ClusterState => self.legacy.cluster_state.clone(),
+            LegacyConfigMap::Node(node) => format!("{}{node}", self.legacy.node_prefix),
+        };
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.legacy.namespace);
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    FIELD_MANAGER.to_owned(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            data: Some(data.clone()),
+            ..ConfigMap::default()
+        };
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        match api.create(&params, &cm).await {
+            Ok(_) => Ok(Made::Acted),
+            Err(kube::Error::Api(e)) if e.is_already_exists() => match which {
+                LegacyConfigMap::ClusterState => Err(WriteError::Conflict(format!(
+                    "ConfigMap {name} (created by someone else since the decision read it absent)"
+                ))),
+                LegacyConfigMap::Node(_) => Ok(Made::AlreadyDone),
+            },
+            Err(source) => Err(WriteError::Api {
+                what: format!("ConfigMap {name}"),
+                source,
+            }),
+        }
+    }
+
+    /// Server-side applies `EdgeNode` `edge_node`'s `spec.host` under the operator's field
+    /// manager, not forced: when another manager (a person) owns the field, the API server
+    /// answers 409 and nothing is written; that is a [`WriteError::Refused`]
+    /// ([`HOST_CONFIG_CONFLICT_REASON`]), reported in a Warning Event. The EdgeNode must exist
+    /// (an apply would create one; the bridge creates them).
+    async fn apply_host_config(
+        &self,
+        edge_node: &str,
+        node_name: &str,
+        host: &nodewright_api::hostconfig::HostConfig,
+    ) -> Result<Made, WriteError> {
+        let api: Api<EdgeNode> = Api::namespaced(self.client.clone(), &self.namespace);
+        let what = || format!("EdgeNode {edge_node} spec.host");
+        match api.get_opt(edge_node).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(WriteError::Conflict(format!(
+                    "EdgeNode {edge_node} (gone since the decision read it)"
+                )));
+            }
+            Err(source) => return Err(WriteError::Api { what: what(), source }),
+        }
+        let body = json!({
+            "apiVersion": "nodewright.io/v1alpha1",
+            "kind": "EdgeNode",
+            "metadata": {"name": edge_node},
+            "spec": {"nodeName": node_name, "host": host},
+        });
+        match api
+            .patch(
+                edge_node,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            Ok(_) => Ok(Made::Acted),
+            Err(kube::Error::Api(e)) if e.code == 409 => Err(WriteError::Refused {
+                reason: HOST_CONFIG_CONFLICT_REASON,
+                message: format!(
+                    "EdgeNode {edge_node}: spec.host is not adopted from node {node_name}'s node.conf: it is owned by another field manager, whose value stands ({})",
+                    e.message
+                ),
+            }),
+            Err(source) => Err(WriteError::Api { what: what(), source }),
+        }
     }
 
     /// Takes the storage gate for `holder`: creates the Lease [`GATE_LEASE`] naming it. The
@@ -743,6 +849,23 @@ pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
                 "{holder} holds the storage gate (Lease {GATE_LEASE}): no other storage-changing workflow starts until it is released"
             ),
         )),
+        Write::CreateLegacyConfigMap { name, what, .. } => Some((
+            match name {
+                LegacyConfigMap::ClusterState => "SiteStateCreated",
+                LegacyConfigMap::Node(_) => "NodeConfigMapCreated",
+            },
+            "CreateConfigMap",
+            what.clone(),
+        )),
+        Write::ApplyHostConfig {
+            edge_node, node_name, ..
+        } => Some((
+            "HostConfigAdopted",
+            "ApplyHostConfig",
+            format!(
+                "EdgeNode {edge_node}: spec.host adopted from the node.conf node {node_name}'s agent reported"
+            ),
+        )),
         Write::ReleaseGate { holder, .. } => Some((
             "StorageGateReleased",
             "ReleaseGate",
@@ -810,12 +933,18 @@ fn failpoints(w: &Write) -> (&'static str, &'static str) {
         Write::Evict { .. } => ("writer.eviction.before", "writer.eviction.after"),
         Write::CreateStorageUpgrade(_) => ("writer.create.before", "writer.create.after"),
         Write::AcquireGate { .. } | Write::ReleaseGate { .. } => ("writer.gate.before", "writer.gate.after"),
+        Write::CreateLegacyConfigMap { .. } => ("writer.configmap.before", "writer.configmap.after"),
+        Write::ApplyHostConfig { .. } => ("writer.host-config.before", "writer.host-config.after"),
     }
 }
 
 /// The reason of the Warning Event raised when the Eviction API refused an eviction (a
 /// PodDisruptionBudget does not allow it now).
 pub const EVICTION_REFUSED_REASON: &str = "EvictionRefused";
+
+/// The reason of the Warning Event raised when a node's `node.conf` could not be adopted into
+/// its `EdgeNode.spec.host` because another field manager (a person) owns the field.
+pub const HOST_CONFIG_CONFLICT_REASON: &str = "HostConfigConflict";
 
 /// The reason of the Event raised when the storage gate could not be taken (another workflow
 /// took it since the decision read it free).

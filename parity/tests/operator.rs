@@ -198,6 +198,7 @@ impl Site {
                 operating_system: None,
             },
             expected_nodes: None,
+            primary_node: None,
             workflows: Default::default(),
             legacy: Default::default(),
         };

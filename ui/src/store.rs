@@ -211,6 +211,7 @@ pub mod fixture {
                     operating_system: None,
                 },
                 expected_nodes: None,
+                primary_node: None,
                 workflows: WorkflowModes::default(),
                 legacy: LegacySource::default(),
             },

@@ -98,6 +98,7 @@ fn cluster_spec(state: Option<&ClusterState>, config: &ObserveConfig, out: &Obse
             operating_system: None,
         },
         expected_nodes: None,
+        primary_node: None,
         workflows: WorkflowModes::default(),
         legacy: LegacySource {
             namespace: config.legacy_namespace.clone(),

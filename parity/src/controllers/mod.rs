@@ -20,6 +20,7 @@
 //! Adding a workflow means adding one module here that implements [`WorkflowController`], with
 //! unit tests of its `plan`, and naming it in [`all`].
 
+pub mod bootstrap;
 pub mod migration;
 pub mod taints;
 pub mod upgrade;
@@ -254,6 +255,26 @@ pub enum Write {
         /// `StorageUpgrade/<name>` or `Migration/<name>`.
         holder: String,
     },
+    /// Create a legacy ConfigMap with these keys. Guard: the create (it never overwrites).
+    CreateLegacyConfigMap {
+        /// Which one.
+        name: LegacyConfigMap,
+        /// Its keys.
+        data: BTreeMap<String, String>,
+        /// What it does, for logs and Events.
+        what: String,
+    },
+    /// Server-side apply an `EdgeNode`'s `spec.host` (the node's `node.conf`, adopted into the
+    /// API) under the operator's field manager. Guard: never forced — a field another manager (a
+    /// person) owns is a conflict, reported and not overwritten.
+    ApplyHostConfig {
+        /// The `EdgeNode`.
+        edge_node: String,
+        /// Its `spec.nodeName` (sent with the value, as the schema requires it).
+        node_name: String,
+        /// The host configuration.
+        host: Box<HostConfig>,
+    },
     /// Give the site-wide storage gate back. Guard: a delete of its Lease with a
     /// `resourceVersion` precondition; NotFound counts as released.
     ReleaseGate {
@@ -262,6 +283,16 @@ pub enum Write {
         /// The precondition.
         resource_version: ResourceVersion,
     },
+}
+
+/// A ConfigMap of the legacy namespace the operator may create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LegacyConfigMap {
+    /// The cluster-state ConfigMap (`vx-rail-cluster-state`): one that exists already was
+    /// created by someone else since the decision read it absent, a conflict (decide again).
+    ClusterState,
+    /// A node's ConfigMap (`vx-rail-node-<node>`): one that exists already counts as done.
+    Node(String),
 }
 
 impl Write {
@@ -276,6 +307,8 @@ impl Write {
             Write::StorageUpgradeStatus { .. } => "status",
             Write::CreateStorageUpgrade(_) => "create",
             Write::AcquireGate { .. } | Write::ReleaseGate { .. } => "gate",
+            Write::CreateLegacyConfigMap { .. } => "configmap",
+            Write::ApplyHostConfig { .. } => "host-config",
         }
     }
 }
@@ -307,6 +340,7 @@ pub fn all() -> Vec<Box<dyn WorkflowController>> {
         Box::new(taints::Taints),
         Box::new(migration::Migrations),
         Box::new(upgrade::StorageUpgrades),
+        Box::new(bootstrap::Bootstrap),
     ]
 }
 
