@@ -520,38 +520,38 @@ pub fn bootstrap(snapshot: &crate::controllers::Snapshot<'_>) -> Vec<Divergence>
             observed: observed.clone(),
         });
     }
-    // The plan's node list follows the member list on the primary's next loop: compared against
-    // the plan's own nodes, only its bond and VLANs can diverge.
-    if let Some(state) = facts.state.as_mut()
-        && let Some(written) = &state.network_plan
-        && let Ok(plan) = nodewright_parsers::parse_network_plan(written)
-        && let Ok(rows) = &state.members
-    {
-        let planned: Vec<nodewright_parsers::Member> = plan
-            .nodes
-            .iter()
-            .filter_map(|p| rows.iter().find(|m| m.node == p.name).cloned())
-            .collect();
-        if planned.len() == plan.nodes.len() {
-            let primary = state.cluster.as_ref().ok().map(|c| c.primary.clone());
-            if let Some(host) = primary.and_then(|p| facts.nodes.iter().find(|n| n.name == p)) {
-                let want = boot::network_plan(&host.host, &planned);
-                if nodewright_parsers::parse_network_plan(&want).ok() != Some(plan) {
-                    out.push(Divergence {
-                        workflow: Workflow::Bootstrap,
-                        node: Some(host.name.clone()),
-                        script: format!("wrote the network plan {written}"),
-                        operator: format!("would write {want} (the primary's host configuration)"),
-                        observed: observed.clone(),
-                    });
-                }
+    // The plan's node list follows the member list on the primary's next loop: rendered with the
+    // plan's own nodes, only its bond and VLANs can diverge.
+    if let Some(state) = facts.state.as_mut() {
+        let primary = state.cluster.as_ref().ok().map(|c| c.primary.clone());
+        let host = primary.and_then(|p| facts.nodes.iter().find(|n| n.name == p));
+        if let (Some(host), Some(written)) = (host, &state.network_plan)
+            && let Ok(plan) = nodewright_parsers::parse_network_plan(written)
+        {
+            let planned: Vec<nodewright_parsers::Member> = plan
+                .nodes
+                .iter()
+                .map(|p| nodewright_parsers::Member {
+                    node: p.name.clone(),
+                    storage_ip: p.storage_ip.clone(),
+                    role: nodewright_parsers::NodeRole::from_text(&p.role),
+                    joined: 0,
+                })
+                .collect();
+            let want = boot::network_plan(&host.host, &planned);
+            if nodewright_parsers::parse_network_plan(&want).ok() != Some(plan) {
+                out.push(Divergence {
+                    workflow: Workflow::Bootstrap,
+                    node: Some(host.name.clone()),
+                    script: format!("wrote the network plan {written}"),
+                    operator: format!("would write {want} (the primary's host configuration)"),
+                    observed: observed.clone(),
+                });
             }
         }
-        // Taken as the operator's own rendering from here on: the rows decide the rest.
-        if let Ok(rows) = &state.members
-            && let Some(primary) = state.cluster.as_ref().ok().map(|c| c.primary.clone())
-            && let Some(host) = facts.nodes.iter().find(|n| n.name == primary)
-        {
+        // Compared: from here on the plan counts as the operator's own rendering, and the rows
+        // decide the rest.
+        if let (Some(host), Ok(rows)) = (host, &state.members) {
             state.network_plan = Some(boot::network_plan(&host.host, rows));
         }
     }

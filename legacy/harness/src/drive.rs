@@ -20,6 +20,8 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Node;
 use nodewright_agent_shim::{HostOps, HostOutput, StepOutcome};
 use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec};
+use nodewright_api::edgenode::EdgeNode;
+use nodewright_api::hostconfig::HostConfig;
 use nodewright_api::migration::Migration;
 use nodewright_api::nodetask::{NodeTask, NodeTaskPhase, NodeTaskStatus, WorkflowKind};
 use nodewright_api::storageupgrade::{StorageUpgrade, UpgradeState};
@@ -28,7 +30,7 @@ use nodewright_legacy_sim::cluster::Cluster as MemCluster;
 use nodewright_legacy_sim::run::{Cluster, Facts, Host};
 use nodewright_parity::Workflow;
 use nodewright_parity::controllers::{
-    Gate, NodeMeta, PodMeta, Settings, Snapshot, WorkflowController, Write,
+    Gate, LegacyConfigMap, NodeMeta, PodMeta, Settings, Snapshot, WorkflowController, Write,
 };
 use nodewright_parity::migration;
 use nodewright_parsers::contract::cluster_key;
@@ -64,6 +66,8 @@ pub struct Objects {
     gate_leases: u64,
     /// Per workflow, the last reason it waited for (reported once, not every turn).
     last_wait: BTreeMap<Workflow, String>,
+    /// The site's EdgeNodes (their `spec.host`), for the workflows that read them.
+    pub edge_nodes: Vec<EdgeNode>,
 }
 
 /// The next `resourceVersion` of an object the harness keeps.
@@ -209,9 +213,20 @@ impl Nodewright<'_> {
         code
     }
 
-    /// The operator's merge patch of the cluster-state ConfigMap's `data`.
-    fn patch_cluster_state(&mut self, workflow: Workflow, data: &BTreeMap<String, String>) -> i32 {
-        let patch = serde_json::json!({ "data": data }).to_string();
+    /// The operator's merge patch of the cluster-state ConfigMap's `data`, with its
+    /// `resourceVersion` precondition when the decision read one (the in-memory cluster refuses a
+    /// patch from another version as the API server does, 409).
+    fn patch_cluster_state(
+        &mut self,
+        workflow: Workflow,
+        resource_version: Option<&str>,
+        data: &BTreeMap<String, String>,
+    ) -> i32 {
+        let mut patch = serde_json::json!({ "data": data });
+        if let Some(rv) = resource_version {
+            patch["metadata"] = serde_json::json!({ "resourceVersion": rv });
+        }
+        let patch = patch.to_string();
         self.kubectl(
             workflow,
             &[
@@ -288,13 +303,75 @@ impl Nodewright<'_> {
                     }
                 }
             }
-            Write::PatchClusterState { data, .. } => {
-                applied.code = self.patch_cluster_state(workflow, data);
+            Write::PatchClusterState {
+                data,
+                resource_version,
+            } => {
+                applied.code = self.patch_cluster_state(workflow, resource_version.as_deref(), data);
                 if let Some(cluster) = data.get(cluster_key::CLUSTER) {
                     applied.lines.push(format!(
                         "operator: cluster-state cluster={cluster} -> {}",
                         applied.code
                     ));
+                }
+                if workflow == Workflow::Bootstrap {
+                    let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+                    applied.lines.push(format!(
+                        "operator: cluster-state {} at resourceVersion {} -> {}",
+                        keys.join(", "),
+                        resource_version.as_deref().unwrap_or("none"),
+                        applied.code
+                    ));
+                }
+            }
+            Write::CreateLegacyConfigMap { name, data, what } => {
+                let name = match name {
+                    LegacyConfigMap::ClusterState => "vx-rail-cluster-state".to_owned(),
+                    LegacyConfigMap::Node(n) => format!("vx-rail-node-{n}"),
+                };
+                let mut args: Vec<String> = ["-n", "kube-system", "create", "configmap", &name]
+                    .map(String::from)
+                    .into();
+                args.extend(data.iter().map(|(k, v)| format!("--from-literal={k}={v}")));
+                let exists = nw_config_map_exists(self.cluster, &name);
+                applied.code = self.kubectl(workflow, &args);
+                // A node's ConfigMap that exists is done; the cluster state that exists was made
+                // by someone else since the decision read it absent: decide again.
+                if applied.code != 0 && exists && name.starts_with("vx-rail-node-") {
+                    applied.code = 0;
+                }
+                applied
+                    .lines
+                    .push(format!("operator: {what} -> {}", applied.code));
+            }
+            Write::ApplyHostConfig { edge_node, .. } => {
+                // Never forced: a spec.host already set is someone else's and stays.
+                match objects
+                    .edge_nodes
+                    .iter_mut()
+                    .find(|n| n.metadata.name.as_deref() == Some(edge_node.as_str()))
+                {
+                    Some(n) if n.spec.host.is_none() => {
+                        if let Write::ApplyHostConfig { host, .. } = write {
+                            n.spec.host = Some((**host).clone());
+                        }
+                        applied.lines.push(format!(
+                            "operator: EdgeNode {edge_node} spec.host adopted from its node.conf"
+                        ));
+                        applied.changed = true;
+                    }
+                    Some(_) => {
+                        applied.code = 1;
+                        applied.lines.push(format!(
+                            "operator: EdgeNode {edge_node} spec.host is owned by another field manager; not adopted"
+                        ));
+                    }
+                    None => {
+                        applied.code = 1;
+                        applied.lines.push(format!(
+                            "operator: EdgeNode {edge_node} does not exist; not adopted"
+                        ));
+                    }
                 }
             }
             Write::MigrationStatus {
@@ -514,6 +591,206 @@ impl HostOps for RecordingHost {
             stderr: reply.stderr,
         }
     }
+}
+
+fn nw_config_map_exists(cluster: &SharedCluster, name: &str) -> bool {
+    cluster.0.borrow().config_map("kube-system", name).is_some()
+}
+
+/// The site's EdgeCluster for a run whose bootstrap Nodewright shadows or owns: the topology the
+/// scenario's node.conf files give (`SITE_TOPOLOGY` of the node that runs the LINSTOR controller)
+/// and that node as `spec.primaryNode` (the node the scenario builds to run the controller).
+pub fn bootstrap_cluster(scenario: &nodewright_legacy_sim::run::Scenario) -> Result<EdgeCluster, Error> {
+    let primary = scenario
+        .nodes
+        .iter()
+        .find(|n| n.host.controller)
+        .ok_or_else(|| harness("bootstrap: the scenario has no node that runs the LINSTOR controller"))?;
+    let topology = match primary.config.get("SITE_TOPOLOGY").map(String::as_str) {
+        Some("multi") => "MultiNode",
+        _ => "SingleNode",
+    };
+    let spec: EdgeClusterSpec = serde_json::from_value(serde_json::json!({
+        "profile": {"topology": topology},
+        "primaryNode": primary.name,
+    }))
+    .map_err(harness)?;
+    let mut cluster = EdgeCluster::new("site", spec);
+    cluster.metadata.namespace = Some(NAMESPACE.into());
+    cluster.metadata.generation = Some(1);
+    Ok(cluster)
+}
+
+/// A node's `node.conf` (the scenario's `config`) as the `HostConfig` a person would set as its
+/// EdgeNode's `spec.host`.
+pub fn host_config_of(node: &str, conf: &BTreeMap<String, String>) -> Result<HostConfig, Error> {
+    let get = |k: &str| {
+        conf.get(k)
+            .map(String::as_str)
+            .ok_or_else(|| harness(format!("{node}: node.conf has no {k}")))
+    };
+    let number = |k: &str| -> Result<i64, Error> {
+        get(k)?
+            .parse()
+            .map_err(|_| harness(format!("{node}: node.conf {k} is not a number")))
+    };
+    let mgmt = match conf.get("MGMT_VLAN_ID").filter(|v| !v.is_empty()) {
+        Some(id) => serde_json::json!({
+            "id": id.parse::<i64>().map_err(|_| harness(format!("{node}: node.conf MGMT_VLAN_ID is not a number")))?,
+            "address": conf.get("MGMT_IP"),
+        }),
+        None => serde_json::Value::Null,
+    };
+    let mut value = serde_json::json!({
+        "bond": {
+            "name": get("BOND_NAME")?,
+            "mode": get("BOND_MODE")?,
+            "miimon": number("BOND_MIIMON")?,
+            "slaves": get("BOND_SLAVES")?.split_whitespace().collect::<Vec<_>>(),
+        },
+        "storageVlan": {"id": number("STORAGE_VLAN_ID")?, "address": get("STORAGE_IP")?},
+        "storage": {"pool": get("STORAGE_POOL")?, "volumeGroup": get("STORAGE_VG")?},
+    });
+    if !mgmt.is_null() {
+        value["mgmtVlan"] = mgmt;
+    }
+    serde_json::from_value(value).map_err(|e| harness(format!("{node}: node.conf: {e}")))
+}
+
+/// The site's EdgeNodes, each with its node.conf as `spec.host` (set by a person, in these runs).
+pub fn edge_nodes_of(scenario: &nodewright_legacy_sim::run::Scenario) -> Result<Vec<EdgeNode>, Error> {
+    scenario
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut e = EdgeNode::new(
+                &n.name,
+                nodewright_api::EdgeNodeSpec {
+                    node_name: n.name.clone(),
+                    cluster_ref: None,
+                    host: Some(host_config_of(&n.name, &n.config)?),
+                },
+            );
+            e.metadata.namespace = Some(NAMESPACE.into());
+            Ok(e)
+        })
+        .collect()
+}
+
+/// The snapshot parts a bootstrap decision reads from the in-memory cluster: the Nodes and the
+/// cluster-state ConfigMap's `resourceVersion`.
+fn bootstrap_view(cluster: &MemCluster) -> Result<(BTreeMap<String, NodeMeta>, Option<String>), Error> {
+    Ok((
+        node_metas(cluster)?,
+        cluster
+            .config_map("kube-system", "vx-rail-cluster-state")
+            .map(|c| c.resource_version.to_string()),
+    ))
+}
+
+/// What the operator would do about bootstrap, compared with what the scripts did
+/// (`shadow::bootstrap`), from the index and the in-memory cluster.
+pub fn bootstrap_divergences(
+    index: &Index,
+    mem: &MemCluster,
+    objects: &Objects,
+    cluster: &EdgeCluster,
+    settings: &Settings,
+    now: i64,
+) -> Result<Vec<nodewright_parity::Divergence>, Error> {
+    let (nodes, version) = bootstrap_view(mem)?;
+    let snapshot = Snapshot {
+        now,
+        cluster,
+        index,
+        nodes: &nodes,
+        cluster_state_version: version.as_deref(),
+        migrations: &[],
+        tasks: &[],
+        upgrades: &[],
+        pods: &[],
+        gate: None,
+        facts: &[],
+        edge_nodes: &objects.edge_nodes,
+        settings,
+    };
+    Ok(nodewright_parity::shadow::bootstrap(&snapshot))
+}
+
+/// One operator turn of bootstrap: the nodes' ConfigMaps (ahead of the fence, as the operator's
+/// turn makes them), and, when the fence lets it act (`acts`), the controller's plan, written and
+/// planned again from what it wrote until it asks for nothing. One line per action, and one when
+/// the `Bootstrapped` condition changes.
+#[allow(clippy::too_many_arguments)]
+pub fn bootstrap_turn(
+    objects: &mut Objects,
+    index: &mut Index,
+    nw: &mut Nodewright<'_>,
+    settings: &Settings,
+    cluster: &EdgeCluster,
+    acts: bool,
+    lines: &mut Vec<String>,
+) -> Result<(), Error> {
+    use nodewright_parity::controllers::bootstrap::{self as boot, Bootstrap};
+    for _ in 0..8 {
+        refresh(index, &nw.cluster.0.borrow(), nw.now)?;
+        let (nodes, version) = bootstrap_view(&nw.cluster.0.borrow())?;
+        let edge_nodes = objects.edge_nodes.clone();
+        let fence = crate::world::fence(&nw.cluster.0.borrow(), index, nw.now).map_err(harness)?;
+        let scripts: Vec<String> = fence
+            .scripts
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.pod,
+                    nodewright_parity::takeover::ScriptPod::Running { .. }
+                        | nodewright_parity::takeover::ScriptPod::NotRunning { .. }
+                )
+            })
+            .map(|s| s.node.clone())
+            .collect();
+        let snapshot = Snapshot {
+            now: nw.now,
+            cluster,
+            index,
+            nodes: &nodes,
+            cluster_state_version: version.as_deref(),
+            migrations: &[],
+            tasks: &[],
+            upgrades: &[],
+            pods: &[],
+            gate: None,
+            facts: &[],
+            edge_nodes: &edge_nodes,
+            settings,
+        };
+        let mut sequences = boot::admit(&snapshot, &scripts);
+        if acts {
+            sequences.extend(Bootstrap.plan(&snapshot));
+        }
+        let condition = acts.then(|| boot::condition(&snapshot));
+        if sequences.is_empty() {
+            if let Some(c) = condition {
+                let said = format!("Bootstrapped={} ({}): {}", c.status, c.reason, c.message);
+                if objects.last_wait.get(&Workflow::Bootstrap) != Some(&said) {
+                    lines.push(format!("bootstrap: {said}"));
+                    objects.last_wait.insert(Workflow::Bootstrap, said);
+                }
+            }
+            return Ok(());
+        }
+        for sequence in &sequences {
+            for write in &sequence.writes {
+                let applied = nw.apply(Workflow::Bootstrap, &nodes, objects, write)?;
+                lines.extend(applied.lines);
+                if applied.code != 0 {
+                    lines.push("bootstrap: an action failed; deciding again next turn".to_owned());
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The OS family a node's agent runs with: `--host-os auto`, read from the simulated host's

@@ -31,6 +31,10 @@ use crate::drive::{self, Nodewright, Objects, agent_os};
 use crate::invariants::{self, Step};
 use crate::world::{self, Rule, SharedCluster, SharedWorld, host_state};
 
+/// How many of the scripts' loops longer a run whose bootstrap the operator owns is made (see
+/// [`run_with_rule`]).
+pub const BOOTSTRAP_HANDSHAKE_LOOPS: u32 = 2;
+
 /// The Migration's uid in these runs (fixed, so task names are stable in the snapshots).
 const MIGRATION_UID: &str = "6f1d7c2a-golden";
 
@@ -276,6 +280,15 @@ pub fn run_with_rule(
         }
         scenario.events = kept;
     }
+    // A new site whose bootstrap the operator owns takes two of the scripts' loops longer: each
+    // node's first loop finds no node ConfigMap to report and acknowledge in (the operator creates
+    // it after that loop), and the operator acts once the second loop acknowledged. The run is
+    // longer by those two loops, so that it ends where the legacy run does.
+    let mut extended = 0;
+    if modes.contains(&(Workflow::Bootstrap, WorkflowMode::Operator)) {
+        extended = BOOTSTRAP_HANDSHAKE_LOOPS;
+        scenario.ticks += extended;
+    }
     let cluster = SharedCluster::new();
     let world = SharedWorld::new(run::world_for(&scenario)?);
     let shadowed: Vec<Workflow> = modes
@@ -323,6 +336,22 @@ pub fn run_with_rule(
     if !rpm_hosts.is_empty() {
         let _ = writeln!(report, "agents (--host-os auto): {}", rpm_hosts.join(", "));
     }
+    // Bootstrap, shadowed or owned, reads the site's EdgeCluster (its topology and primary) and
+    // each node's EdgeNode with its node.conf as spec.host.
+    let bootstrap_modes = modes.iter().any(|(w, _)| *w == Workflow::Bootstrap);
+    let site = if bootstrap_modes {
+        objects.edge_nodes = drive::edge_nodes_of(&scenario)?;
+        Some(drive::bootstrap_cluster(&scenario)?)
+    } else {
+        None
+    };
+    if extended > 0 {
+        let _ = writeln!(
+            report,
+            "ticks: {} (+{extended}: the takeover handshake of a new site whose bootstrap the operator owns)",
+            scenario.ticks
+        );
+    }
     let agents = config.work_dir.join("agents");
     let mut last_look = world.now();
     let mut after_tick = |tick: u32, outputs: &[run::TickOutput]| {
@@ -338,7 +367,17 @@ pub fn run_with_rule(
             }
             let mut current = BTreeSet::new();
             let facts = observed::migration_facts(&index, now, 300, timeout);
-            let found = shadow::divergences(&index, &shadowed, now, last_look, &facts);
+            let mut found = shadow::divergences(&index, &shadowed, now, last_look, &facts);
+            if let (true, Some(site)) = (shadowed.contains(&Workflow::Bootstrap), &site) {
+                found.extend(drive::bootstrap_divergences(
+                    &index,
+                    &cluster.0.borrow(),
+                    &objects,
+                    site,
+                    &settings,
+                    now,
+                )?);
+            }
             last_look = now;
             for d in found {
                 let key = d.key();
@@ -382,6 +421,36 @@ pub fn run_with_rule(
                 agents: &agents,
             };
             for wf in &operated {
+                if let (Workflow::Bootstrap, Some(site)) = (*wf, &site) {
+                    // The nodes' ConfigMaps go ahead of the fence (a script acknowledges in its
+                    // own); the rest waits for it.
+                    let acts = match rule {
+                        Rule::Fence => fence.may_act(&t, *wf).map_err(|waiting| {
+                            waiting
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join("; and for ")
+                        }),
+                        Rule::OldClock => world::old_clock_rule(&index, &t, *wf, now)
+                            .map_err(|nodes| format!("acknowledgement from {}", nodes.join(","))),
+                    };
+                    if let Err(waiting) = &acts {
+                        lines.push(format!("{wf}: waiting for {waiting}"));
+                    }
+                    if t.mode(Workflow::Bootstrap) == WorkflowMode::Operator {
+                        drive::bootstrap_turn(
+                            &mut objects,
+                            &mut index,
+                            &mut nw,
+                            &settings,
+                            site,
+                            acts.is_ok(),
+                            &mut lines,
+                        )?;
+                    }
+                    continue;
+                }
                 // What the operator waits for, as its status says it (the fence), or the nodes the
                 // old clock rule waited for.
                 let may_act = match rule {

@@ -1214,6 +1214,14 @@ fn config_map_from_json(current: &ConfigMap, view: &Value) -> Result<(ConfigMap,
                     match mk.as_str() {
                         "labels" => cm.labels = strings(Some(mv), "metadata.labels")?,
                         "annotations" => cm.annotations = strings(Some(mv), "metadata.annotations")?,
+                        // A resourceVersion in the patch is a precondition: another one is the
+                        // API server's 409, as kubectl prints it.
+                        "resourceVersion" if current.to_json()["metadata"].get(mk) != Some(mv) => {
+                            return Err(Failure::Verbatim(format!(
+                                "Error from server (Conflict): Operation cannot be fulfilled on configmaps {}: the object has been modified; please apply your changes to the latest version and try again",
+                                golang::quote(&current.name)
+                            )));
+                        }
                         "name" | "namespace" | "resourceVersion" | "creationTimestamp" => {
                             let original = current.to_json();
                             if original["metadata"].get(mk) != Some(mv) {
@@ -1422,6 +1430,48 @@ mod tests {
         assert_eq!(kubectl(&mut c, &patch).0, "configmap/s patched (no change)\n");
         let data = &c.config_map("kube-system", "s").unwrap().data;
         assert_eq!(data.keys().collect::<Vec<_>>(), ["a", "c"]);
+    }
+
+    #[test]
+    fn a_merge_patch_carrying_another_resource_version_is_a_conflict_and_changes_nothing() {
+        let mut c = world();
+        c.add_config_map(ConfigMap::new("kube-system", "s").entry("a", "1"))
+            .unwrap();
+        let rv = c.config_map("kube-system", "s").unwrap().resource_version;
+        let patch = |version: u64| {
+            let body =
+                format!(r#"{{"metadata":{{"resourceVersion":"{version}"}},"data":{{"a":"{version}"}}}}"#);
+            [
+                "patch",
+                "configmap",
+                "s",
+                "-n",
+                "kube-system",
+                "--type",
+                "merge",
+                "-p",
+            ]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .chain(std::iter::once(body))
+            .collect::<Vec<String>>()
+        };
+        let stale = patch(rv + 7);
+        let stale: Vec<&str> = stale.iter().map(String::as_str).collect();
+        let (_, err, code) = kubectl(&mut c, &stale);
+        assert_eq!(code, 1);
+        assert_eq!(
+            err.trim_end(),
+            "Error from server (Conflict): Operation cannot be fulfilled on configmaps \"s\": the object has been modified; please apply your changes to the latest version and try again"
+        );
+        assert_eq!(c.config_map("kube-system", "s").unwrap().data["a"], "1");
+        let current = patch(rv);
+        let current: Vec<&str> = current.iter().map(String::as_str).collect();
+        assert_eq!(kubectl(&mut c, &current).2, 0);
+        assert_eq!(
+            c.config_map("kube-system", "s").unwrap().data["a"],
+            rv.to_string()
+        );
     }
 
     #[test]
