@@ -429,6 +429,9 @@ async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
         ("create,patch,update", "/configmaps[nodewright-takeover]"),
         // The migration controller's mirrored key and, in FINALIZING, the site's topology.
         ("patch", "/configmaps[vx-rail-cluster-state]"),
+        // Bootstrap: the cluster state and the nodes' ConfigMaps (the names are the admission
+        // policy's, operator-configmap-policy.yaml).
+        ("create", "/configmaps[]"),
     ];
     let own = [
         ("get,list,watch", "nodewright.io/edgeclusters[]"),
@@ -439,7 +442,8 @@ async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
         ("update", "nodewright.io/storageupgrades/status[]"),
         ("get,list,watch,create", "nodewright.io/nodetasks[]"),
         ("get,list,watch", "nodewright.io/nodefacts[]"),
-        ("get,list,watch", "nodewright.io/edgenodes[]"),
+        // spec.host adopted from a node's node.conf, by a server-side apply.
+        ("get,list,watch,patch", "nodewright.io/edgenodes[]"),
         ("get,create,update", "coordination.k8s.io/leases[]"),
         // The storage gate: watched by name, released by a delete.
         (
@@ -557,7 +561,11 @@ async fn the_operator_applies_the_takeover_configmap_patches_the_cluster_state_a
     forbidden(apply("vx-rail-node-edge-9", "1").await);
     let other: ConfigMap =
         serde_json::from_value(serde_json::json!({"metadata": {"name": "anything"}})).unwrap();
-    forbidden(operator.create(&PostParams::default(), &other).await);
+    // A create (bootstrap's, of a node's ConfigMap) is RBAC's to allow by verb only; which names
+    // is the admission policy's (tests/privilege_admission.rs).
+    let node_cm: ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "vx-rail-node-edge-9"}})).unwrap();
+    operator.create(&PostParams::default(), &node_cm).await.unwrap();
     // What the migration controller sends: a merge patch of keys of the cluster state.
     let mirror = serde_json::json!({"data": {"migration": "phase=PREFLIGHT;owner=operator"}});
     operator

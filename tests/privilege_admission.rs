@@ -122,6 +122,8 @@ fn task(name: &str, step: &str, args: &[&str], created_by: Option<&str>) -> Node
 
 struct Site {
     ctx: TestContext,
+    /// The legacy namespace.
+    legacy: String,
     operator: String,
     /// NodeTasks as the operator.
     as_operator: Api<NodeTask>,
@@ -141,7 +143,7 @@ async fn site(prefix: &str) -> Site {
         .await
         .unwrap();
     let objects = policies_and_rbac(&render(&ctx.namespace, &legacy));
-    for name in ["-nodetasks", "-operator-nodes"] {
+    for name in ["-nodetasks", "-operator-nodes", "-operator-configmaps"] {
         assert!(
             objects.contains(&format!("name: {}-{RELEASE}{name}", ctx.namespace)),
             "policy {name} missing from:\n{objects}"
@@ -177,6 +179,7 @@ async fn site(prefix: &str) -> Site {
     .await;
     Site {
         ctx,
+        legacy,
         operator,
         as_operator,
         as_admin,
@@ -625,6 +628,49 @@ async fn the_operators_node_patches_change_only_its_own_taints_labels_cordon_and
         .await
         .unwrap();
     admin_nodes.delete(&name, &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_operator_creates_only_the_cluster_state_the_takeover_and_the_nodes_configmaps() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let site = site("priv-configmaps").await;
+    let operator: Api<ConfigMap> = Api::namespaced(acting_as(&site.ctx, &site.operator).await, &site.legacy);
+    let cm = |name: &str| -> ConfigMap {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap()
+    };
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    // The policy is loaded apart from the others: wait for it (a dry run).
+    nodewright_testenv::eventually(
+        "the ConfigMap policy to be enforced",
+        Duration::from_secs(30),
+        || {
+            let (operator, dry) = (operator.clone(), dry.clone());
+            async move {
+                match operator.create(&dry, &cm("probe")).await {
+                    Err(e) if code(&e) == Some(403) && message(&e).contains("may create only") => Some(()),
+                    Err(e) => panic!("refused, but not by the policy: {e}"),
+                    Ok(_) => None,
+                }
+            }
+        },
+    )
+    .await;
+    let refusal = refused(
+        "a ConfigMap of another name",
+        operator
+            .create(&PostParams::default(), &cm("kube-root-ca-like"))
+            .await,
+    );
+    assert!(
+        refusal.contains("the operator may create only the ConfigMaps vx-rail-cluster-state, nodewright-takeover and vx-rail-node-<node>, not kube-root-ca-like"),
+        "{refusal}"
+    );
+    for name in ["vx-rail-cluster-state", "vx-rail-node-edge-1"] {
+        operator.create(&PostParams::default(), &cm(name)).await.unwrap();
+    }
 }
 
 #[tokio::test]
