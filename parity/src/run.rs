@@ -205,7 +205,7 @@ impl OperatorMetrics {
         let actions = IntCounterVec::new(
             Opts::new(
                 "nodewright_operator_actions_total",
-                "Writes the operator's controllers asked for, by workflow, kind of write (task, node, cluster-state, status, eviction, create, gate) and result (ok, conflict, refused, not-leader, unguarded, error)",
+                "Writes the operator's controllers asked for, by workflow, kind of write (task, node, cluster-state, status, eviction, create, gate, configmap, host-config) and result (ok, conflict, refused, not-leader, unguarded, error)",
             ),
             &["workflow", "kind", "result"],
         )?;

@@ -1102,6 +1102,42 @@ mod report_tests {
     }
 
     #[test]
+    fn bootstraps_creates_and_adoptions_are_reported_each_with_its_own_reason() {
+        let create = |name: LegacyConfigMap| Write::CreateLegacyConfigMap {
+            name,
+            data: BTreeMap::new(),
+            what: "made".into(),
+        };
+        let reason = |w: &Write| report(w).unwrap().0;
+        assert_eq!(reason(&create(LegacyConfigMap::ClusterState)), "SiteStateCreated");
+        assert_eq!(
+            reason(&create(LegacyConfigMap::Node("edge-1".into()))),
+            "NodeConfigMapCreated"
+        );
+        let host: nodewright_api::hostconfig::HostConfig = serde_json::from_value(serde_json::json!({
+            "bond": {"name": "bond0", "mode": "active-backup", "miimon": 100, "slaves": ["eno1"]},
+            "storageVlan": {"id": 100, "address": "10.100.0.11/24"},
+            "storage": {"pool": "pool0", "volumeGroup": "vg0/thinpool"}
+        }))
+        .unwrap();
+        let adopt = Write::ApplyHostConfig {
+            edge_node: "edge-1".into(),
+            node_name: "edge-1".into(),
+            host: Box::new(host),
+        };
+        let (reason, action, note) = report(&adopt).unwrap();
+        assert_eq!((reason, action), ("HostConfigAdopted", "ApplyHostConfig"));
+        assert_eq!(
+            note,
+            "EdgeNode edge-1: spec.host adopted from the node.conf node edge-1's agent reported"
+        );
+        assert_eq!(
+            (adopt.kind(), create(LegacyConfigMap::ClusterState).kind()),
+            ("host-config", "configmap")
+        );
+    }
+
+    #[test]
     fn an_eviction_refusal_names_the_budget_the_api_server_gave() {
         let status: kube::core::Status = serde_json::from_value(serde_json::json!({
             "status": "Failure",

@@ -801,3 +801,94 @@ async fn a_storage_upgrade_status_decided_from_an_older_copy_is_refused_and_a_cu
         events(&listed)
     );
 }
+
+/// Bootstrap's creates: the cluster state once (a second create, from a decision that read it
+/// absent, is a conflict and changes nothing), a node's ConfigMap once (a second counts as done).
+#[tokio::test]
+async fn bootstrap_creates_the_cluster_state_once_and_a_nodes_configmap_idempotently() {
+    use nodewright_parity::controllers::LegacyConfigMap;
+    let f = fixture("writer-bootstrap-cm").await;
+    let create = |which: LegacyConfigMap, value: &str| Write::CreateLegacyConfigMap {
+        name: which,
+        data: BTreeMap::from([("cluster".to_owned(), value.to_owned())]),
+        what: "test".into(),
+    };
+    f.writer
+        .write(&create(LegacyConfigMap::ClusterState, "primary=edge-1"))
+        .await
+        .unwrap();
+    let again = f
+        .writer
+        .write(&create(LegacyConfigMap::ClusterState, "primary=edge-2"))
+        .await;
+    assert!(matches!(again, Err(WriteError::Conflict(_))), "{again:?}");
+    let cms: Api<ConfigMap> = Api::namespaced(f.ctx.client.clone(), &f.legacy.namespace);
+    let state = cms.get(&f.legacy.cluster_state).await.unwrap();
+    assert_eq!(state.data.unwrap()["cluster"], "primary=edge-1");
+    let node = create(LegacyConfigMap::Node("edge-1".into()), "x");
+    f.writer.write(&node).await.unwrap();
+    f.writer.write(&node).await.unwrap();
+    assert!(cms.get("vx-rail-node-edge-1").await.is_ok());
+}
+
+/// The adoption of a node.conf into EdgeNode.spec.host: applied when nobody set it; refused, and
+/// the person's value kept, when a person did (a server-side apply never forced).
+#[tokio::test]
+async fn a_node_conf_is_adopted_into_spec_host_and_never_over_a_persons_value() {
+    use nodewright_api::edgenode::{EdgeNode, EdgeNodeSpec};
+    use nodewright_api::hostconfig::HostConfig;
+    let f = fixture("writer-bootstrap-host").await;
+    let host = |ip: &str| -> HostConfig {
+        serde_json::from_value(json!({
+            "bond": {"name": "bond0", "mode": "active-backup", "miimon": 100, "slaves": ["eno1", "eno2"]},
+            "storageVlan": {"id": 100, "address": ip},
+            "storage": {"pool": "pool0", "volumeGroup": "vg0/thinpool"}
+        }))
+        .unwrap()
+    };
+    let nodes: Api<EdgeNode> = Api::namespaced(f.ctx.client.clone(), &f.ctx.namespace);
+    for name in ["edge-1", "edge-2"] {
+        let spec = EdgeNodeSpec {
+            node_name: name.into(),
+            cluster_ref: None,
+            host: None,
+        };
+        nodes
+            .create(&PostParams::default(), &EdgeNode::new(name, spec))
+            .await
+            .unwrap();
+    }
+    // A person sets edge-2's by their own apply.
+    let person = json!({
+        "apiVersion": "nodewright.io/v1alpha1", "kind": "EdgeNode",
+        "metadata": {"name": "edge-2"},
+        "spec": {"nodeName": "edge-2", "host": host("10.100.0.99/24")},
+    });
+    nodes
+        .patch("edge-2", &PatchParams::apply("jane"), &Patch::Apply(&person))
+        .await
+        .unwrap();
+    let adopt = |name: &str| Write::ApplyHostConfig {
+        edge_node: name.into(),
+        node_name: name.into(),
+        host: Box::new(host("10.100.0.12/24")),
+    };
+    f.writer.write(&adopt("edge-1")).await.unwrap();
+    assert_eq!(
+        nodes.get("edge-1").await.unwrap().spec.host,
+        Some(host("10.100.0.12/24"))
+    );
+    let refused = f.writer.write(&adopt("edge-2")).await;
+    match refused {
+        Err(WriteError::Refused { reason, message }) => {
+            assert_eq!(reason, nodewright_parity::writer::HOST_CONFIG_CONFLICT_REASON);
+            assert!(message.contains("owned by another field manager"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        nodes.get("edge-2").await.unwrap().spec.host,
+        Some(host("10.100.0.99/24")),
+        "the person's value stands"
+    );
+}

@@ -3,7 +3,8 @@
 //! the one in which two nodes join in the same loop (`migration-single-to-multi`, VXR-141). The
 //! invariants matrix (`invariants.rs`) leaves bootstrap's modes out: in the other scenarios the
 //! site exists before the run and bootstrap has only its steady part to do, which these runs
-//! cover too. Legacy mode is `golden.rs`'s. Five runs, about 10 s on two cores.
+//! cover too. Legacy mode is `golden.rs`'s. Seven runs (two of them legacy, to compare the end
+//! with), 35–60 s on two cores shared with other builds (22 s of CPU).
 //!
 //! - shadow: 0 violated, no divergence on the bootstrap scenarios; the lost member row of two
 //!   nodes joining in one loop is one divergence naming the row;
