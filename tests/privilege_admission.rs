@@ -122,8 +122,6 @@ fn task(name: &str, step: &str, args: &[&str], created_by: Option<&str>) -> Node
 
 struct Site {
     ctx: TestContext,
-    /// The legacy namespace.
-    legacy: String,
     operator: String,
     /// NodeTasks as the operator.
     as_operator: Api<NodeTask>,
@@ -179,7 +177,6 @@ async fn site(prefix: &str) -> Site {
     .await;
     Site {
         ctx,
-        legacy,
         operator,
         as_operator,
         as_admin,
@@ -634,7 +631,10 @@ async fn the_operators_node_patches_change_only_its_own_taints_labels_cordon_and
 async fn the_operator_creates_only_the_cluster_state_the_takeover_and_the_nodes_configmaps() {
     use k8s_openapi::api::core::v1::ConfigMap;
     let site = site("priv-configmaps").await;
-    let operator: Api<ConfigMap> = Api::namespaced(acting_as(&site.ctx, &site.operator).await, &site.legacy);
+    // site() applies every namespaced object of the chart into the test's namespace, the legacy
+    // namespace's Role (with its ConfigMap create) included; the policy is not namespaced.
+    let operator: Api<ConfigMap> =
+        Api::namespaced(acting_as(&site.ctx, &site.operator).await, &site.ctx.namespace);
     let cm = |name: &str| -> ConfigMap {
         serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap()
     };
@@ -642,7 +642,8 @@ async fn the_operator_creates_only_the_cluster_state_the_takeover_and_the_nodes_
         dry_run: true,
         ..PostParams::default()
     };
-    // The policy is loaded apart from the others: wait for it (a dry run).
+    // The policy is loaded apart from the others, and the legacy namespace's Role may not be in
+    // RBAC's cache yet: wait for both (a dry run).
     nodewright_testenv::eventually(
         "the ConfigMap policy to be enforced",
         Duration::from_secs(30),
@@ -651,6 +652,8 @@ async fn the_operator_creates_only_the_cluster_state_the_takeover_and_the_nodes_
             async move {
                 match operator.create(&dry, &cm("probe")).await {
                     Err(e) if code(&e) == Some(403) && message(&e).contains("may create only") => Some(()),
+                    // The Role and its binding were just created: RBAC's cache may not have them.
+                    Err(e) if code(&e) == Some(403) && message(&e).contains("cannot create resource") => None,
                     Err(e) => panic!("refused, but not by the policy: {e}"),
                     Ok(_) => None,
                 }
