@@ -154,7 +154,7 @@ pub fn joining_role(node: &str, primary: &str, topology: &str) -> &'static str {
 
 /// The primary a new site gets, or what it waits for: the node `spec.primaryNode` names once it
 /// is present, else the first by name of the nodes present.
-pub fn choose_primary<'a>(facts: &'a Facts) -> Result<&'a SiteNode, String> {
+pub fn choose_primary(facts: &Facts) -> Result<&SiteNode, String> {
     match &facts.primary_node {
         Some(named) => facts.nodes.iter().find(|n| &n.name == named).ok_or_else(|| {
             format!(
