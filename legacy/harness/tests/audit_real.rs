@@ -150,6 +150,7 @@ fn a_persons_request_the_operators_decisions_and_the_agents_host_steps_of_a_migr
             operating_system: None,
         },
         expected_nodes: None,
+        primary_node: None,
         workflows: WorkflowModes::default(),
         legacy: Default::default(),
     };

@@ -167,6 +167,7 @@ fn a_migration_owned_by_the_operator_completes_once_through_a_kill_of_the_operat
             operating_system: None,
         },
         expected_nodes: None,
+        primary_node: None,
         workflows: WorkflowModes::default(),
         legacy: Default::default(),
     };

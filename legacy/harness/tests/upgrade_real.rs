@@ -164,6 +164,7 @@ fn the_storage_upgrade_handed_over_from_legacy_completes_node_by_node_through_an
             operating_system: None,
         },
         expected_nodes: None,
+        primary_node: None,
         // Every workflow legacy: the scripts decide the upgrade for the first ticks.
         workflows: WorkflowModes::default(),
         legacy: Default::default(),
