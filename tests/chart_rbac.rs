@@ -440,6 +440,8 @@ async fn the_operators_complete_permissions_are_exactly_what_its_loop_uses() {
         ("patch", "nodewright.io/migrations/status[]"),
         ("get,list,watch,create", "nodewright.io/storageupgrades[]"),
         ("update", "nodewright.io/storageupgrades/status[]"),
+        ("get,list,watch,create", "nodewright.io/bondflips[]"),
+        ("update", "nodewright.io/bondflips/status[]"),
         ("get,list,watch,create", "nodewright.io/nodetasks[]"),
         ("get,list,watch", "nodewright.io/nodefacts[]"),
         // spec.host adopted from a node's node.conf, by a server-side apply.

@@ -146,6 +146,13 @@ fn now() -> Time {
     Time(Timestamp::now())
 }
 
+/// Now, in Unix seconds.
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 fn parse_time(s: &str) -> Option<Time> {
     s.parse::<Timestamp>().ok().map(Time)
 }
@@ -279,6 +286,12 @@ async fn run_until<H: HostOps>(
     };
     for s in journal.state().interrupted() {
         info!(key = %s.key, task = %s.task_name, attempt = s.attempt, "journal shows an interrupted step; it resumes when its task is seen");
+    }
+    // A bond flip left unconfirmed by the agent before this one is undone first, before the API
+    // is asked anything: the link to it may run over that bond.
+    let mut host = host;
+    for line in catalogue::flip::recover(&mut host, &options.state_dir) {
+        warn!(state_dir = %options.state_dir.display(), "{line}");
     }
     let metrics = AgentMetrics::new().map_err(|e| Error::Metrics(e.to_string()))?;
     // Live while the loop turns (it beats on every resync), ready once the NodeTasks are listed.
@@ -852,8 +865,55 @@ impl<H: HostOps> Agent<H> {
             finished_at: parse_time(&finished.at).unwrap_or_else(now),
         };
         let pod = self.me.pod.clone();
-        self.report_until_written(claimed, |t| status::completed(t.status.as_ref(), &pod, &done))
-            .await
+        let report =
+            self.report_until_written(claimed, |t| status::completed(t.status.as_ref(), &pod, &done));
+        match &plan.step {
+            catalogue::Step::BondFlip(f) if succeeded => self.confirm_flip(&f.bond, report).await,
+            _ => report.await,
+        }
+    }
+
+    /// A bond flip whose probe passed is confirmed only once its result reached the API server:
+    /// then its mode is persisted and its journal entry removed. A report that does not land by
+    /// the flip's deadline (the node cannot reach the API over the new bond) reverts it on the
+    /// node.
+    async fn confirm_flip(
+        &self,
+        bond: &str,
+        report: impl Future<Output = Result<(), WriteError>>,
+    ) -> Result<(), WriteError> {
+        let state_dir = self.options.state_dir.clone();
+        let left = catalogue::flip::pending(&state_dir)
+            .0
+            .iter()
+            .find(|p| p.bond == bond)
+            .map_or(0, |p| p.deadline.saturating_sub(unix_seconds()));
+        let reported = tokio::time::timeout(Duration::from_secs(left.max(1)), report).await;
+        let confirmed = matches!(reported, Ok(Ok(())));
+        let host = Arc::clone(&self.host);
+        let bond_name = bond.to_owned();
+        let dir = state_dir.clone();
+        let settled = tokio::task::spawn_blocking(move || {
+            let mut host = host.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if confirmed {
+                catalogue::flip::confirm(&mut *host, &dir, &bond_name).map(|_| "confirmed and persisted")
+            } else {
+                catalogue::flip::revert_pending(&mut *host, &dir, &bond_name)
+                    .map(|_| "not confirmed in time: reverted on the node")
+            }
+        })
+        .await;
+        match settled {
+            Ok(Ok(what)) => info!(bond, "bond flip {what}"),
+            Ok(Err(e)) => {
+                warn!(bond, error = %e, "settling the bond flip failed; the journal entry stays and is reverted at the next start")
+            }
+            Err(e) => warn!(bond, error = %e, "settling the bond flip did not complete"),
+        }
+        match reported {
+            Ok(r) => r,
+            Err(_) => Err(WriteError::Stopping),
+        }
     }
 
     /// A step that ran out of time after it may have changed the host: journalled as timed out

@@ -149,3 +149,163 @@ pub struct BondFlipStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 }
+
+/// The first word of a `bond-flip` step's output when the agent undid the flip on the node
+/// (its probe failed, or the flip was not confirmed in time): the operator reads it as a
+/// rollback, not as a failure that left the bond changed.
+pub const REVERTED: &str = "reverted";
+
+/// Every bonding mode with the name the kernel, `node.conf` and `ip` give it.
+pub const MODE_NAMES: [(BondMode, &str); 7] = [
+    (BondMode::BalanceRr, "balance-rr"),
+    (BondMode::ActiveBackup, "active-backup"),
+    (BondMode::BalanceXor, "balance-xor"),
+    (BondMode::Broadcast, "broadcast"),
+    (BondMode::Lacp, "802.3ad"),
+    (BondMode::BalanceTlb, "balance-tlb"),
+    (BondMode::BalanceAlb, "balance-alb"),
+];
+
+/// The name of a bonding mode (`802.3ad`, `active-backup`, …).
+pub fn mode_name(mode: BondMode) -> &'static str {
+    MODE_NAMES
+        .iter()
+        .find(|(m, _)| *m == mode)
+        .map_or("balance-rr", |(_, n)| n)
+}
+
+/// The bonding mode a name spells, if it is one.
+pub fn mode_named(name: &str) -> Option<BondMode> {
+    MODE_NAMES.iter().find(|(_, n)| *n == name).map(|(m, _)| *m)
+}
+
+/// Whether a mode has an active slave.
+pub fn has_active_slave(mode: BondMode) -> bool {
+    matches!(
+        mode,
+        BondMode::ActiveBackup | BondMode::BalanceTlb | BondMode::BalanceAlb
+    )
+}
+
+impl BondState {
+    /// How a `bond-flip` step's argument spells the state: `mode`, or `mode:active-slave`.
+    pub fn to_arg(&self) -> String {
+        match &self.active_slave {
+            Some(s) => format!("{}:{s}", mode_name(self.mode)),
+            None => mode_name(self.mode).to_owned(),
+        }
+    }
+
+    /// Reads [`BondState::to_arg`]'s spelling back; `Err` says what is wrong.
+    pub fn from_arg(arg: &str) -> Result<BondState, String> {
+        let (mode, slave) = match arg.split_once(':') {
+            Some((m, s)) => (m, Some(s)),
+            None => (arg, None),
+        };
+        let mode = mode_named(mode).ok_or_else(|| format!("{mode:?} is not a bonding mode"))?;
+        let active_slave = match slave {
+            Some("") => return Err("the active slave after `:` is empty".to_owned()),
+            Some(s) if !has_active_slave(mode) => {
+                return Err(format!(
+                    "mode {} has no active slave ({s} given)",
+                    mode_name(mode)
+                ));
+            }
+            Some(s) => Some(s.to_owned()),
+            None => None,
+        };
+        Ok(BondState { mode, active_slave })
+    }
+
+    /// Whether a bond in mode `mode` with active slave `active` is in this state (a state
+    /// without an active slave accepts whichever the driver chose).
+    pub fn matches(&self, mode: BondMode, active: Option<&str>) -> bool {
+        self.mode == mode && self.active_slave.as_deref().is_none_or(|s| active == Some(s))
+    }
+}
+
+impl BondFlipSpec {
+    /// The state the flip moves the bond to: the target's mode (else the current one) and the
+    /// target's active slave; a mode change without one leaves the choice to the driver, an
+    /// active-slave change keeps the mode.
+    pub fn target_state(&self) -> BondState {
+        let mode = self.to.mode.unwrap_or(self.from.mode);
+        BondState {
+            mode,
+            active_slave: self.to.active_slave.clone().or_else(|| {
+                (self.to.mode.is_none_or(|m| m == self.from.mode))
+                    .then(|| self.from.active_slave.clone())
+                    .flatten()
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_state_is_spelled_mode_and_active_slave_and_read_back() {
+        let s = BondState {
+            mode: BondMode::ActiveBackup,
+            active_slave: Some("eno2".into()),
+        };
+        assert_eq!(s.to_arg(), "active-backup:eno2");
+        assert_eq!(BondState::from_arg("active-backup:eno2").unwrap(), s);
+        assert_eq!(
+            BondState::from_arg("802.3ad").unwrap(),
+            BondState {
+                mode: BondMode::Lacp,
+                active_slave: None
+            }
+        );
+        assert!(
+            BondState::from_arg("802.3ad:eno1")
+                .unwrap_err()
+                .contains("no active slave")
+        );
+        assert!(
+            BondState::from_arg("fast")
+                .unwrap_err()
+                .contains("not a bonding mode")
+        );
+        assert!(BondState::from_arg("active-backup:").is_err());
+    }
+
+    #[test]
+    fn a_flips_target_keeps_what_it_does_not_change() {
+        let spec = |to_mode: Option<BondMode>, to_slave: Option<&str>| BondFlipSpec {
+            owner: crate::WorkflowOwner::Operator,
+            node_name: "edge-1".into(),
+            bond: "bond0".into(),
+            from: BondState {
+                mode: BondMode::ActiveBackup,
+                active_slave: Some("eno1".into()),
+            },
+            to: BondTarget {
+                mode: to_mode,
+                active_slave: to_slave.map(str::to_owned),
+            },
+        };
+        assert_eq!(
+            spec(Some(BondMode::Lacp), None).target_state().to_arg(),
+            "802.3ad"
+        );
+        assert_eq!(
+            spec(None, Some("eno2")).target_state().to_arg(),
+            "active-backup:eno2"
+        );
+        assert!(
+            spec(None, None)
+                .target_state()
+                .matches(BondMode::ActiveBackup, Some("eno1"))
+        );
+        assert!(
+            !spec(Some(BondMode::Lacp), None)
+                .target_state()
+                .matches(BondMode::ActiveBackup, None)
+        );
+    }
+}

@@ -159,11 +159,15 @@ pub enum StepName {
     /// Save the DRBD state (`drbdsetup status --verbose --statistics`, `drbdadm status all`)
     /// under the agent's state directory, in `backup/<label>/`: `<label>`; output is the directory.
     StorageBackup,
+    /// Change a bond's mode and/or active slave, probe the storage network after the change and
+    /// revert on the node, without the API, when the probe fails or the flip is not confirmed in
+    /// time: `<bond> <from> <to> <storage-interface> <peers>` (see `nodewright_api::bondflip`).
+    BondFlip,
 }
 
 impl StepName {
     /// Every step, in catalogue order.
-    pub const ALL: [StepName; 22] = [
+    pub const ALL: [StepName; 23] = [
         StepName::LinstorNodeCreate,
         StepName::LinstorNodeDelete,
         StepName::StoragePoolCreate,
@@ -186,6 +190,7 @@ impl StepName {
         StepName::PackageRefresh,
         StepName::ServiceStatus,
         StepName::StorageBackup,
+        StepName::BondFlip,
     ];
 
     /// The name as a `NodeTask` spells it (the same as its serde name).
@@ -213,6 +218,7 @@ impl StepName {
             StepName::PackageRefresh => "package-refresh",
             StepName::ServiceStatus => "service-status",
             StepName::StorageBackup => "storage-backup",
+            StepName::BondFlip => "bond-flip",
         }
     }
 }
@@ -368,6 +374,7 @@ mod tests {
             StepName::PackageRefresh => 19,
             StepName::ServiceStatus => 20,
             StepName::StorageBackup => 21,
+            StepName::BondFlip => 22,
         };
         for (i, step) in StepName::ALL.into_iter().enumerate() {
             assert_eq!(index(step), i, "{step}");

@@ -2,13 +2,29 @@
 # Bond + VLAN networking, from node.conf.
 #
 # The bond is created with node.conf's mode. A mode flip requested through the cluster-state
-# ConfigMap (bond-flip.<node>) is applied to the running bond only; node.conf is not rewritten, so
-# a flipped mode is lost when boot recovery re-assembles the bond after a reboot (VXR-311, open).
+# ConfigMap (bond-flip.<node>) and applied by this script changes the running bond only; node.conf
+# is not rewritten, so a flipped mode is lost when boot recovery re-assembles the bond after a
+# reboot (VXR-311, open). A flip made by the node agent (bond-flip in operator mode) rewrites
+# node.conf's BOND_MODE once confirmed, so its mode survives a reboot.
 
 BOND_MODES="balance-rr active-backup balance-xor broadcast 802.3ad balance-tlb balance-alb"
 
+# A node agent flipping a bond (its bond-flip step) keeps the bond's state before the flip in
+# <agent state dir>/bond-flip/<bond>.json from before it changes the bond until the flip is
+# confirmed or reverted. While that file exists the network step leaves the bond and its VLANs
+# alone: re-enslaving a slave or switching the active slave mid-flip would fight the agent and
+# its probe. A file past its deadline by more than BOND_FLIP_HOLD_GRACE seconds no longer holds
+# the bond (an agent gone that long reverts it when it starts again).
+BOND_FLIP_DIR="/var/lib/nodewright-agent/bond-flip"
+BOND_FLIP_HOLD_GRACE=300
+
 network_run() {
     NET_STATE=ok
+    if bond_flip_held; then
+        bond_read "$CONF_BOND_NAME"
+        network_summary
+        return 0
+    fi
     network_assemble
     bond_watch_failover
     if takeover_operator bond-flip; then
@@ -17,6 +33,25 @@ network_run() {
         bond_apply_flip_request
     fi
     network_summary
+}
+
+# bond_flip_held: succeeds when a node agent's flip of the bond is in progress (see
+# BOND_FLIP_DIR), and logs that the bond is left alone.
+bond_flip_held() {
+    local f="${VXR_ROOT}${BOND_FLIP_DIR}/${CONF_BOND_NAME}.json" text deadline=0
+    [[ -f $f ]] || return 1
+    text=$(<"$f") || text=""
+    if [[ $text =~ \"deadline\":([0-9]+) ]]; then
+        deadline=${BASH_REMATCH[1]}
+    fi
+    if (($(now_epoch) > deadline + BOND_FLIP_HOLD_GRACE)); then
+        log warn network "bond flip marker is past its deadline, not holding the bond" \
+            bond="$CONF_BOND_NAME" marker="$f" deadline="$deadline"
+        return 1
+    fi
+    log info network "bond flip in progress by the node agent, leaving the bond alone" \
+        bond="$CONF_BOND_NAME" marker="$f" deadline="$deadline"
+    return 0
 }
 
 # network_assemble: bond, slaves, VLANs and addresses. Also used by boot recovery.

@@ -654,6 +654,7 @@ async fn time_plan(client: &kube::Client, rounds: usize) -> anyhow::Result<(Vec<
             gate: None,
             facts: &[],
             edge_nodes: &[],
+            bond_flips: &[],
             settings: &settings,
         };
         // The bench's site has no legacy pods: the fence reads every script acknowledgement, and

@@ -16,6 +16,7 @@
 //! operator's process loop, which reads the API through watches, and [`writer`] the one place
 //! that writes it.
 
+pub mod bondflip;
 pub mod bootstrap;
 pub mod controllers;
 pub mod gather;

@@ -41,6 +41,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use nodewright_api::WorkflowMode;
+use nodewright_api::bondflip::BondFlip;
 use nodewright_api::edgecluster::{
     Divergence as ApiDivergence, EdgeCluster, TakeoverStatus, WorkflowTakeover,
 };
@@ -701,6 +702,14 @@ pub async fn run(
         watcher::Config::default(),
         own_changed.clone(),
     );
+    // The BondFlips (the operator's and the bridge's `owner: legacy` ones): until they are
+    // listed, a missing flip proves nothing (one flip per node at a time), so no turn plans.
+    let bond_flips = reflect(
+        Api::<BondFlip>::namespaced(client.clone(), &options.namespace),
+        watcher::Config::default(),
+        own_changed.clone(),
+    );
+    let bond_flips_listed = ready_flag(&bond_flips, &own_changed);
 
     let writer = Writer::new(
         client.clone(),
@@ -771,8 +780,11 @@ pub async fn run(
                     tracing::debug!(cluster = %options.cluster, "no EdgeCluster yet; nothing to project");
                     continue;
                 };
-                if !gate_listed.load(Ordering::SeqCst) || !upgrades_listed.load(Ordering::SeqCst) {
-                    tracing::debug!("the StorageUpgrades or the storage gate are not listed yet; no turn");
+                if !gate_listed.load(Ordering::SeqCst)
+                    || !upgrades_listed.load(Ordering::SeqCst)
+                    || !bond_flips_listed.load(Ordering::SeqCst)
+                {
+                    tracing::debug!("the StorageUpgrades, the BondFlips or the storage gate are not listed yet; no turn");
                     continue;
                 }
                 let migrations: Vec<Migration> = migrations.state().iter().map(|m| (**m).clone()).collect();
@@ -780,6 +792,7 @@ pub async fn run(
                 let upgrades: Vec<StorageUpgrade> = upgrades.state().iter().map(|u| (**u).clone()).collect();
                 let facts: Vec<NodeFacts> = node_facts.state().iter().map(|f| (**f).clone()).collect();
                 let edge_nodes: Vec<EdgeNode> = edge_nodes.state().iter().map(|n| (**n).clone()).collect();
+                let flips: Vec<BondFlip> = bond_flips.state().iter().map(|f| (**f).clone()).collect();
                 let gate = gather::gate(gate_lease.state().first().map(|l| &**l));
                 let draining = gather::draining_nodes(&upgrades, &options.cluster);
                 let drained_pods = match list_pods_on(&client, &draining).await {
@@ -805,6 +818,7 @@ pub async fn run(
                     gate: gate.as_ref(),
                     facts: &facts,
                     edge_nodes: &edge_nodes,
+                    bond_flips: &flips,
                     settings: &settings,
                 };
                 let now = snapshot.now;
@@ -1065,6 +1079,7 @@ mod tests {
             gate: None,
             facts: &[],
             edge_nodes: &[],
+            bond_flips: &[],
             settings: &settings,
         };
         plan_turn(&mut Memory::new(0), &snapshot, fence, &controllers::all())

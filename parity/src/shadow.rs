@@ -106,6 +106,124 @@ pub fn taints(index: &Index) -> Vec<Divergence> {
     out
 }
 
+/// Bond flips the script handled (`bond-flip.<node>` answered `applied` or `failed`) since
+/// `last_look`, against the operator's decision for the same request
+/// ([`crate::bondflip::decide`]'s rules, from what the index shows):
+/// - a flip applied while a storage upgrade or a migration is in flight: the operator's flip
+///   waits in `Pending` while the storage gate is held (`DeferredToStorage`);
+/// - a mode flip applied that left the node's storage network broken (the node reports its
+///   network degraded or its storage VLAN not up, or a DRBD peer not `Connected`, after the flip):
+///   the operator's agent probes every DRBD peer over the storage VLAN after the flip and reverts
+///   on the node when one does not answer (`RevertedOnNode`).
+///
+/// The rest agrees by construction: the script refuses what the operator's preflight refuses (a
+/// slave that is not the bond's, a mode without active slave, a slave without carrier, an unknown
+/// mode), and answers a request for the current state `applied` as the operator does.
+pub fn bond_flip(index: &Index, last_look: i64) -> Vec<Divergence> {
+    use nodewright_parsers::{BondFlipAction, BondFlipState};
+    let Some(cluster) = &index.cluster else {
+        return Vec::new();
+    };
+    let storage = {
+        let mut busy = Vec::new();
+        if let Some(u) = &cluster.upgrade.value
+            && !u.state.is_terminal()
+        {
+            busy.push(format!("the storage upgrade in state {}", u.state.as_str()));
+        }
+        if let Some(m) = &cluster.migration.value
+            && !m.phase.is_terminal()
+        {
+            busy.push(format!("the migration in phase {}", m.phase.as_str()));
+        }
+        busy
+    };
+    let mut out = Vec::new();
+    for (node, field) in &cluster.bond_flips {
+        let Some(f) = &field.value else { continue };
+        if f.unknown.get("owner").map(String::as_str) == Some("operator") {
+            continue;
+        }
+        let Some(done) = f.done.and_then(|d| i64::try_from(d).ok()) else {
+            continue;
+        };
+        if done < last_look || !matches!(f.state, BondFlipState::Applied | BondFlipState::Failed) {
+            continue;
+        }
+        let applied = f.state == BondFlipState::Applied && f.msg.is_none();
+        let action = match &f.action {
+            BondFlipAction::Mode => "mode",
+            BondFlipAction::Active => "active",
+            BondFlipAction::Unknown(a) => a.as_str(),
+        };
+        let script = format!("applied the bond flip {action}={} on {node}", f.value);
+        let entry = index.nodes.get(node);
+        let status = entry
+            .and_then(|e| e.config_map.as_ref())
+            .and_then(|c| c.status.value.as_ref())
+            .filter(|s| i64::try_from(s.at).is_ok_and(|at| at >= done));
+        let mut observed = format!("request {action}={} answered {} at {done}", f.value, f.state);
+        if !storage.is_empty() {
+            let _ = write!(observed, "; {}", storage.join(", "));
+        }
+        if applied && !storage.is_empty() {
+            out.push(Divergence {
+                workflow: Workflow::BondFlip,
+                node: Some(node.clone()),
+                script: script.clone(),
+                operator: format!(
+                    "would wait in Pending: {} holds the storage gate (DeferredToStorage)",
+                    storage.join(" and ")
+                ),
+                observed: observed.clone(),
+            });
+        }
+        let Some(status) = status else { continue };
+        if !(applied && f.action == BondFlipAction::Mode) {
+            continue;
+        }
+        let mut broken = Vec::new();
+        if status.net != nodewright_parsers::NetHealth::Ok {
+            broken.push(format!("network {}", status.net.as_str()));
+        }
+        if let Some(v) = &status.storage_vlan
+            && v.operstate != "up"
+        {
+            broken.push(format!("storage VLAN {} {}", v.interface, v.operstate));
+        }
+        let drbd = entry
+            .and_then(|e| e.config_map.as_ref())
+            .and_then(|c| c.drbd_status.value.as_ref());
+        for r in drbd.map(|d| d.resources.as_slice()).unwrap_or_default() {
+            for c in &r.connections {
+                let state = c.connection.as_deref().unwrap_or("unknown");
+                if state != "Connected" {
+                    broken.push(format!("{} peer {} {state}", r.name, c.name));
+                }
+            }
+        }
+        if broken.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            observed,
+            "; after the flip the node reports bond_mode={} {}",
+            status.bond_mode,
+            broken.join(", ")
+        );
+        out.push(Divergence {
+            workflow: Workflow::BondFlip,
+            node: Some(node.clone()),
+            script,
+            operator:
+                "would revert on the node: the storage-network probe after the flip fails (RevertedOnNode)"
+                    .to_owned(),
+            observed,
+        });
+    }
+    out
+}
+
 /// The storage upgrade, state by state: every start and state change the scripts logged, merged
 /// in time order (a node's records of one second in its log's order, nodes by name), replayed
 /// against the rules the operator's decision follows: one upgrade at a time, one node at a time
@@ -622,6 +740,7 @@ pub fn divergences(
             Workflow::Taints => out.extend(taints(index)),
             Workflow::StorageUpgrade => out.extend(storage_upgrade(index, last_look)),
             Workflow::Migration => out.extend(migration(index, migration_facts, last_look)),
+            Workflow::BondFlip => out.extend(bond_flip(index, last_look)),
             _ => {}
         }
     }
@@ -810,5 +929,106 @@ mod upgrade_tests {
                 .operator
                 .starts_with("would not move from PREFLIGHT to BACKUP_CONFIG")
         );
+    }
+}
+
+#[cfg(test)]
+mod bond_flip_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use nodewright_bridge::index::LegacyNames;
+
+    const T0: i64 = 1_767_225_690;
+
+    fn cm(name: &str, data: &[(&str, String)]) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cm.metadata.namespace = Some("kube-system".into());
+        cm.data = Some(data.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect());
+        cm
+    }
+
+    /// A site whose edge-1 answered `flip` and then reported `net` and its storage VLAN `vlan`,
+    /// with the migration `migration` in the cluster state when given.
+    fn site(flip: &str, net: &str, vlan: &str, migration: Option<&str>) -> Index {
+        let mut index = Index::new(LegacyNames::default());
+        let mut data = vec![
+            (
+                "cluster",
+                "primary=edge-1;topology=single;replicas=1;storage_pool=pool0;created=100;schema=4"
+                    .to_owned(),
+            ),
+            ("bond-flip.edge-1", flip.to_owned()),
+        ];
+        if let Some(m) = migration {
+            data.push(("migration", m.to_owned()));
+        }
+        index.apply_config_map(&cm("vx-rail-cluster-state", &data), T0 + 20);
+        let status = format!(
+            "at={};state=ready;role=primary;net={net};bond=bond0;bond_mode=802.3ad;bond_active=none;\
+             slaves=eno1:up:0,eno2:up:0;storage_vlan=bond0.100:{vlan};mgmt_vlan=;satellite=active;drbd=ok;\
+             resources=0;uptodate=0;syncing=0;taint=none;boot=;upgrade=;drbd_version=9.2.5",
+            T0 + 10
+        );
+        index.apply_config_map(&cm("vx-rail-node-edge-1", &[("status", status)]), T0 + 20);
+        index
+    }
+
+    const APPLIED: &str =
+        "action=mode;value=802.3ad;state=applied;id=flip-2;requested=1767225690;done=1767225695";
+
+    #[test]
+    fn a_mode_flip_that_left_the_storage_network_working_agrees_with_the_operator() {
+        assert_eq!(bond_flip(&site(APPLIED, "ok", "up", None), T0), vec![]);
+    }
+
+    #[test]
+    fn a_mode_flip_that_broke_the_storage_vlan_is_one_the_operator_would_have_reverted() {
+        let index = site(APPLIED, "degraded", "down", None);
+        let found = bond_flip(&index, T0);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found[0].script, "applied the bond flip mode=802.3ad on edge-1");
+        assert!(
+            found[0].operator.contains("RevertedOnNode"),
+            "{}",
+            found[0].operator
+        );
+        assert!(
+            found[0].observed.contains("storage VLAN bond0.100 down"),
+            "{}",
+            found[0].observed
+        );
+        // Compared once: a later look does not report it again.
+        assert!(bond_flip(&index, T0 + 60).is_empty());
+    }
+
+    #[test]
+    fn a_flip_applied_during_a_migration_is_one_the_operator_would_have_deferred() {
+        let migration =
+            format!("phase=WAITING_FOR_RESYNC;source=edge-1;joining=edge-2;replicas=2;since={T0}");
+        let found = bond_flip(&site(APPLIED, "ok", "up", Some(&migration)), T0);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].operator.contains("DeferredToStorage"),
+            "{}",
+            found[0].operator
+        );
+        assert!(
+            found[0]
+                .observed
+                .contains("the migration in phase WAITING_FOR_RESYNC")
+        );
+    }
+
+    #[test]
+    fn refusals_and_answers_for_the_current_state_agree_and_the_operators_own_answers_are_not_compared() {
+        let refused = "action=active;value=eno9;state=failed;id=a;done=1767225695;msg=not a slave of bond0";
+        assert_eq!(bond_flip(&site(refused, "degraded", "down", None), T0), vec![]);
+        let already =
+            "action=mode;value=802.3ad;state=applied;id=b;done=1767225695;msg=already in mode 802.3ad";
+        assert_eq!(bond_flip(&site(already, "degraded", "down", None), T0), vec![]);
+        let ours = format!("{APPLIED};owner=operator");
+        assert_eq!(bond_flip(&site(&ours, "degraded", "down", None), T0), vec![]);
     }
 }

@@ -90,7 +90,11 @@ impl Workflow {
     pub fn has_shadow(self) -> bool {
         matches!(
             self,
-            Workflow::Migration | Workflow::Taints | Workflow::StorageUpgrade | Workflow::Bootstrap
+            Workflow::Migration
+                | Workflow::Taints
+                | Workflow::StorageUpgrade
+                | Workflow::Bootstrap
+                | Workflow::BondFlip
         )
     }
 
@@ -688,19 +692,27 @@ mod tests {
                 .contains("no operator controller")
         );
         let p = plan(
-            &modes(|m| m.bond_flip = WorkflowMode::Shadow),
+            &modes(|m| m.boot_recovery = WorkflowMode::Shadow),
             &Takeover::default(),
             &[],
             &BTreeSet::new(),
         );
-        assert_eq!(p.takeover.mode(Workflow::BondFlip), WorkflowMode::Legacy);
+        assert_eq!(p.takeover.mode(Workflow::BootRecovery), WorkflowMode::Legacy);
         assert!(
-            p.workflows[3]
+            p.workflows[5]
                 .message
                 .as_deref()
                 .unwrap()
                 .contains("no shadow decisions")
         );
+        // The bond flip has its shadow decisions.
+        let p = plan(
+            &modes(|m| m.bond_flip = WorkflowMode::Shadow),
+            &Takeover::default(),
+            &[],
+            &BTreeSet::new(),
+        );
+        assert_eq!(p.takeover.mode(Workflow::BondFlip), WorkflowMode::Shadow);
     }
 
     #[test]

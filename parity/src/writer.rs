@@ -39,6 +39,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{DeleteOptions, MicroTime, O
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use nodewright_api::bondflip::BondFlip;
 use nodewright_api::edgecluster::EdgeCluster;
 use nodewright_api::edgenode::EdgeNode;
 use nodewright_api::migration::Migration;
@@ -394,6 +395,41 @@ impl Writer {
                         source,
                     }),
                 }
+            }
+            Write::CreateBondFlip(flip) => {
+                let api: Api<BondFlip> = Api::namespaced(self.client.clone(), &self.namespace);
+                let name = flip.metadata.name.clone().unwrap_or_default();
+                match api.create(&PostParams::default(), flip).await {
+                    Ok(_) => Ok(Made::Acted),
+                    // Created by an earlier turn.
+                    Err(kube::Error::Api(e)) if e.is_already_exists() => Ok(Made::AlreadyDone),
+                    Err(source) => Err(WriteError::Api {
+                        what: format!("BondFlip {name}"),
+                        source,
+                    }),
+                }
+            }
+            Write::BondFlipStatus {
+                name,
+                resource_version,
+                status,
+            } => {
+                if resource_version.is_empty() {
+                    return Err(WriteError::Unguarded(format!("BondFlip {name}")));
+                }
+                let api: Api<BondFlip> = Api::namespaced(self.client.clone(), &self.namespace);
+                let body = json!({
+                    "apiVersion": "nodewright.io/v1alpha1",
+                    "kind": "BondFlip",
+                    "metadata": {"name": name, "resourceVersion": resource_version},
+                    "status": status,
+                });
+                guarded(
+                    api.replace_subresource("status", name, &PostParams::default(), &body)
+                        .await,
+                    || format!("BondFlip {name} status"),
+                )?;
+                Ok(Made::Acted)
             }
             Write::AcquireGate { holder } => self.acquire_gate(holder).await,
             Write::CreateLegacyConfigMap { name, data, .. } => {
@@ -871,6 +907,35 @@ pub fn report(w: &Write) -> Option<(&'static str, &'static str, String)> {
             "ReleaseGate",
             format!("{holder} released the storage gate (Lease {GATE_LEASE})"),
         )),
+        Write::CreateBondFlip(flip) => Some((
+            "BondFlipCreated",
+            "CreateBondFlip",
+            format!(
+                "BondFlip {} of {} on {}: {} → {} (from the legacy request bond-flip.{})",
+                flip.metadata.name.as_deref().unwrap_or_default(),
+                flip.spec.bond,
+                flip.spec.node_name,
+                flip.spec.from.to_arg(),
+                flip.spec.target_state().to_arg(),
+                flip.spec.node_name
+            ),
+        )),
+        Write::BondFlipStatus { name, status, .. } => Some((
+            "BondFlipProgressed",
+            "UpdateStatus",
+            bond_flip_progress(name, status),
+        )),
+    }
+}
+
+/// Where a BondFlip stands: its phase and its `Progressing` condition's reason and message.
+fn bond_flip_progress(name: &str, status: &nodewright_api::bondflip::BondFlipStatus) -> String {
+    let phase = status
+        .phase
+        .map_or_else(|| "no phase".to_owned(), |p| format!("{p:?}"));
+    match status.conditions.iter().find(|c| c.type_ == "Progressing") {
+        Some(c) if !c.message.is_empty() => format!("BondFlip {name}: {phase} ({}): {}", c.reason, c.message),
+        _ => format!("BondFlip {name}: {phase}"),
     }
 }
 
@@ -909,6 +974,7 @@ pub fn failure(w: &Write) -> Option<(String, &'static str, String)> {
         Write::StorageUpgradeStatus { name, status, .. } => {
             ("StorageUpgrade", "FailStorageUpgrade", name, &status.conditions)
         }
+        Write::BondFlipStatus { name, status, .. } => ("BondFlip", "FailBondFlip", name, &status.conditions),
         _ => return None,
     };
     let failed = conditions
@@ -935,6 +1001,8 @@ fn failpoints(w: &Write) -> (&'static str, &'static str) {
         Write::AcquireGate { .. } | Write::ReleaseGate { .. } => ("writer.gate.before", "writer.gate.after"),
         Write::CreateLegacyConfigMap { .. } => ("writer.configmap.before", "writer.configmap.after"),
         Write::ApplyHostConfig { .. } => ("writer.host-config.before", "writer.host-config.after"),
+        Write::CreateBondFlip(_) => ("writer.create.before", "writer.create.after"),
+        Write::BondFlipStatus { .. } => ("writer.status.before", "writer.status.after"),
     }
 }
 

@@ -80,6 +80,10 @@ impl Plan {
         if let Some(backup) = &self.backup {
             return self.execute_backup(host, deadline, backup, state_dir);
         }
+        if let super::Step::BondFlip(f) = &self.step {
+            let ran = super::flip::execute(host, f, deadline, state_dir);
+            return StepOutcome::new(ran.code, ran.output, ran.message);
+        }
         let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
         let timed_out = |output: String, unknown: bool| StepOutcome {
             unknown,

@@ -16,6 +16,7 @@
 
 mod args;
 mod execute;
+pub mod flip;
 
 use nodewright_parsers::{BondMode, parse_ip_json};
 
@@ -180,6 +181,9 @@ pub enum Step {
         /// The backup's name: its directory is `backup/<label>/`.
         label: String,
     },
+    /// Flip a bond's mode and/or active slave, probe the storage network, revert on the node
+    /// when the probe fails ([`flip`]).
+    BondFlip(flip::Flip),
 }
 
 /// The usage line of a step: its arguments, for messages and docs. The step names themselves are
@@ -198,6 +202,7 @@ pub const fn usage(step: StepName) -> &'static str {
         StepName::DrbdDemote => "<resource>",
         StepName::ServiceStatus => "<unit>",
         StepName::StorageBackup => "<label>",
+        StepName::BondFlip => "<bond> <from> <to> <storage-interface> <peers>",
         StepName::DrbdDown
         | StepName::DrbdAdjust
         | StepName::DrbdVersion
@@ -340,6 +345,7 @@ pub fn parse_step(step: &str, args: &[String]) -> Result<Step, StepError> {
         StepName::StorageBackup => Step::StorageBackup {
             label: label_arg(name, 1, &args[0])?,
         },
+        StepName::BondFlip => Step::BondFlip(flip::parse(args)?),
     })
 }
 
@@ -387,6 +393,7 @@ impl Step {
             Step::PackageRefresh => StepName::PackageRefresh,
             Step::ServiceStatus { .. } => StepName::ServiceStatus,
             Step::StorageBackup { .. } => StepName::StorageBackup,
+            Step::BondFlip(_) => StepName::BondFlip,
         }
     }
 
@@ -468,6 +475,9 @@ impl Step {
                 None,
                 backend.backup_reads().into_iter().map(|(_, argv)| argv).collect(),
             ),
+            // The mutation depends on the slaves the check finds, and the probe and the revert
+            // on how the mutation went: `flip::execute` runs them.
+            Step::BondFlip(_) => (Some(words(&["ip", "-j", "-d", "link", "show"])), Vec::new()),
         };
         let backup = match &self {
             Step::StorageBackup { label } => Some(Backup {
@@ -610,6 +620,7 @@ impl Step {
                 backend.judge_replica_delete(node, resource, check_stdout)
             }
             Step::BondSetActive { bond, slave } => judge_bond(check_stdout, bond, slave),
+            Step::BondFlip(f) => flip::judge(check_stdout, f),
             Step::DrbdStatus
             | Step::LinstorNodeList
             | Step::LinstorStoragePoolList
@@ -701,6 +712,9 @@ mod tests {
                     match (name, i) {
                         (StepName::LinstorNodeCreate, 1) => "10.0.0.3",
                         (StepName::PackageInstall, 1) => "9.2.14-1",
+                        (StepName::BondFlip, 1) => "active-backup",
+                        (StepName::BondFlip, 2) => "802.3ad",
+                        (StepName::BondFlip, 4) => "10.0.0.3",
                         _ => "edge-3",
                     }
                     .to_owned()

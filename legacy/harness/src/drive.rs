@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Node;
 use nodewright_agent_shim::{HostOps, HostOutput, StepOutcome};
+use nodewright_api::bondflip::BondFlip;
 use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec};
 use nodewright_api::edgenode::EdgeNode;
 use nodewright_api::hostconfig::HostConfig;
@@ -60,6 +61,9 @@ pub struct Objects {
     pub upgrades: Vec<StorageUpgrade>,
     /// Every NodeTask created, by name, with the result its agent reported.
     pub tasks: BTreeMap<String, NodeTask>,
+    /// The site's BondFlips (the operator's; the bridge's `owner: legacy` ones are not kept
+    /// here).
+    pub bond_flips: Vec<BondFlip>,
     /// The site-wide storage gate (the Lease `nodewright-storage-gate`), while it is held.
     pub gate: Option<Gate>,
     /// How many times the gate was taken: each new Lease has a new `resourceVersion`.
@@ -93,6 +97,17 @@ impl Objects {
         u.metadata.resource_version = Some("1".into());
         u.metadata.generation = Some(1);
         self.upgrades.push(u);
+    }
+
+    /// Adds a BondFlip a person created, or that the operator created from the legacy request.
+    /// Its uid is derived from its name, so that task keys are stable in the snapshots.
+    pub fn create_bond_flip(&mut self, mut f: BondFlip) {
+        let name = f.metadata.name.clone().unwrap_or_default();
+        f.metadata.namespace = Some(NAMESPACE.into());
+        f.metadata.uid = Some(format!("{name}-golden"));
+        f.metadata.resource_version = Some("1".into());
+        f.metadata.generation = Some(1);
+        self.bond_flips.push(f);
     }
 
     /// The NodeTasks with their results, as the controllers read them.
@@ -425,6 +440,50 @@ impl Nodewright<'_> {
                     bump(&mut u.metadata.resource_version);
                 }
             }
+            Write::BondFlipStatus {
+                name,
+                resource_version,
+                status,
+            } => {
+                let Some(f) = objects
+                    .bond_flips
+                    .iter_mut()
+                    .find(|f| f.metadata.name.as_deref() == Some(name))
+                else {
+                    return Err(harness(format!(
+                        "a status for BondFlip {name}, which does not exist"
+                    )));
+                };
+                if f.metadata.resource_version.as_deref() != Some(resource_version.as_str()) {
+                    applied.code = 1;
+                    applied.lines.push(format!(
+                        "operator: BondFlip {name} status refused: resourceVersion {resource_version} is not {}",
+                        f.metadata.resource_version.as_deref().unwrap_or("none")
+                    ));
+                } else {
+                    f.status = Some((**status).clone());
+                    bump(&mut f.metadata.resource_version);
+                }
+            }
+            Write::CreateBondFlip(flip) => {
+                let name = flip.metadata.name.clone().unwrap_or_default();
+                // Guard: the name; AlreadyExists counts as done.
+                if objects
+                    .bond_flips
+                    .iter()
+                    .any(|f| f.metadata.name.as_deref() == Some(name.as_str()))
+                {
+                    return Ok(applied);
+                }
+                applied.lines.push(format!(
+                    "operator: creates BondFlip {name}: {} {} -> {}",
+                    flip.spec.bond,
+                    flip.spec.from.to_arg(),
+                    flip.spec.target_state().to_arg()
+                ));
+                objects.create_bond_flip((**flip).clone());
+                applied.changed = true;
+            }
             Write::CreateStorageUpgrade(upgrade) => {
                 let name = upgrade.metadata.name.clone().unwrap_or_default();
                 // Guard: the name; AlreadyExists counts as done.
@@ -712,6 +771,7 @@ pub fn bootstrap_divergences(
         gate: None,
         facts: &[],
         edge_nodes: &objects.edge_nodes,
+        bond_flips: &objects.bond_flips,
         settings,
     };
     Ok(nodewright_parity::shadow::bootstrap(&snapshot))
@@ -762,6 +822,7 @@ pub fn bootstrap_turn(
             gate: None,
             facts: &[],
             edge_nodes: &edge_nodes,
+            bond_flips: &[],
             settings,
         };
         let mut sequences = boot::admit(&snapshot, &scripts);
@@ -1056,6 +1117,7 @@ pub fn turn(
             gate: objects.gate.as_ref(),
             facts: &[],
             edge_nodes: &[],
+            bond_flips: &objects.bond_flips,
             settings,
         };
         let sequences = controller.plan(&snapshot);
@@ -1135,6 +1197,7 @@ pub fn taints_turn(
         gate: None,
         facts: &[],
         edge_nodes: &[],
+        bond_flips: &[],
         settings,
     };
     for sequence in nodewright_parity::controllers::taints::Taints.plan(&snapshot) {

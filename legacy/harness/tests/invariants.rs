@@ -56,8 +56,13 @@ fn scenarios() -> Vec<(String, Scenario)> {
 fn every_mode() -> Vec<Modes> {
     let mut modes = Vec::new();
     // Bootstrap's modes run only over the scenarios that bootstrap a site (tests/bootstrap.rs),
-    // not over every scenario.
-    for w in Workflow::ALL.into_iter().filter(|w| *w != Workflow::Bootstrap) {
+    // and the bond flip's only over the scenarios that flip a bond
+    // (`the_bond_scenarios_keep_the_invariants_with_the_bond_flip_in_shadow`), not over every
+    // scenario.
+    for w in Workflow::ALL
+        .into_iter()
+        .filter(|w| !matches!(w, Workflow::Bootstrap | Workflow::BondFlip))
+    {
         if w.has_shadow() {
             modes.push(vec![(w, WorkflowMode::Shadow)]);
         }
@@ -183,6 +188,54 @@ fn every_scenario_in_every_mode_keeps_the_invariants_or_names_its_incidents() {
     );
     let failures = failures.into_inner().unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The bond flip in `shadow`, over the scenarios that exercise it only (the others have no
+/// `bond-flip.<node>` request, so a run of them would compare nothing and only add to the
+/// matrix's time): `bond-mode-flip` (an active-slave and a mode flip requested of the script) and
+/// `bond-failover` (carrier failover and a cable pull, which must not read as a flip). Every
+/// invariant holds and the operator's decisions agree with the script's: no divergence.
+#[test]
+fn the_bond_scenarios_keep_the_invariants_with_the_bond_flip_in_shadow() {
+    let modes = [(Workflow::BondFlip, WorkflowMode::Shadow)];
+    for name in ["bond-mode-flip", "bond-failover"] {
+        let (_, scenario) = scenarios().into_iter().find(|(n, _)| n == name).unwrap();
+        let config = RunConfig {
+            script: repo().join("legacy/vx-rail-node-init.sh"),
+            sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
+            work_dir: std::env::temp_dir().join(format!("vxr-invariants-bond-{name}-{}", std::process::id())),
+            stuck_after: Duration::from_secs(60),
+        };
+        let run = parity::run(scenario.clone(), &modes, 0, &config).unwrap();
+        invariants::as_expected(&run.invariants(), &scenario, &modes)
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", run.report));
+        assert_eq!(
+            run.divergences
+                .iter()
+                .filter(|(_, d)| d.workflow == Workflow::BondFlip)
+                .count(),
+            0,
+            "{name}: {:#?}",
+            run.divergences
+        );
+        if name == "bond-mode-flip" {
+            // In shadow the script still decides: it applied both requests and answered them.
+            let applied = run
+                .steps
+                .iter()
+                .filter(|s| {
+                    matches!(&s.action, invariants::Action::Command { argv, .. }
+                        if argv.iter().any(|a| a == "802.3ad") && argv.iter().any(|a| a == "mode"))
+                })
+                .count();
+            assert_eq!(applied, 1, "the script's mode change ran once");
+            assert!(
+                run.script_writes.contains("state=applied;id=flip-2"),
+                "{}",
+                run.script_writes
+            );
+        }
+    }
 }
 
 /// A real operator run of the stale-state race, replayed as if the plan had been wrong: the

@@ -415,6 +415,7 @@ mod tests {
             gate,
             facts: &[],
             edge_nodes: &[],
+            bond_flips: &[],
             settings: &settings,
         };
         Migrations.plan(&snapshot)

@@ -20,6 +20,7 @@
 //! Adding a workflow means adding one module here that implements [`WorkflowController`], with
 //! unit tests of its `plan`, and naming it in [`all`].
 
+pub mod bondflip;
 pub mod bootstrap;
 pub mod migration;
 pub mod taints;
@@ -28,6 +29,7 @@ pub mod upgrade;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ObjectReference, Taint};
+use nodewright_api::bondflip::{BondFlip, BondFlipStatus};
 use nodewright_api::edgecluster::EdgeCluster;
 use nodewright_api::edgenode::EdgeNode;
 use nodewright_api::hostconfig::HostConfig;
@@ -110,6 +112,9 @@ pub struct Snapshot<'a> {
     pub facts: &'a [NodeFacts],
     /// The site's `EdgeNode`s (their `spec.host`: what each host is meant to look like).
     pub edge_nodes: &'a [EdgeNode],
+    /// The BondFlips of the site's namespace (the operator's and the bridge's `owner: legacy`
+    /// ones).
+    pub bond_flips: &'a [BondFlip],
     /// Settings that the decisions read.
     pub settings: &'a Settings,
 }
@@ -283,6 +288,18 @@ pub enum Write {
         /// The precondition.
         resource_version: ResourceVersion,
     },
+    /// Create a BondFlip (translated from a legacy `bond-flip.<node>` request). Guard: the name,
+    /// derived from the request's id; AlreadyExists counts as done.
+    CreateBondFlip(Box<BondFlip>),
+    /// Replace a BondFlip's status. Guard: `resourceVersion`.
+    BondFlipStatus {
+        /// The BondFlip.
+        name: String,
+        /// The precondition.
+        resource_version: ResourceVersion,
+        /// The new status.
+        status: Box<BondFlipStatus>,
+    },
 }
 
 /// A ConfigMap of the legacy namespace the operator may create.
@@ -309,6 +326,8 @@ impl Write {
             Write::AcquireGate { .. } | Write::ReleaseGate { .. } => "gate",
             Write::CreateLegacyConfigMap { .. } => "configmap",
             Write::ApplyHostConfig { .. } => "host-config",
+            Write::CreateBondFlip(_) => "create",
+            Write::BondFlipStatus { .. } => "status",
         }
     }
 }
@@ -341,6 +360,7 @@ pub fn all() -> Vec<Box<dyn WorkflowController>> {
         Box::new(migration::Migrations),
         Box::new(upgrade::StorageUpgrades),
         Box::new(bootstrap::Bootstrap),
+        Box::new(bondflip::BondFlips),
     ]
 }
 
@@ -410,6 +430,7 @@ mod tests {
             gate: None,
             facts: &all,
             edge_nodes: &[],
+            bond_flips: &[],
             settings: &settings,
         };
         assert_eq!(
@@ -483,6 +504,7 @@ mod tests {
             gate: None,
             facts: &all,
             edge_nodes: &edge_nodes,
+            bond_flips: &[],
             settings: &settings,
         };
         let ip = |node: &str| {

@@ -420,6 +420,7 @@ mod tests {
             gate,
             facts: &[],
             edge_nodes: &[],
+            bond_flips: &[],
             settings: &settings,
         };
         StorageUpgrades.plan(&snapshot)

@@ -131,6 +131,7 @@ impl World {
             gate: None,
             facts: &self.facts,
             edge_nodes: &self.edge_nodes,
+            bond_flips: &[],
             settings: &self.settings,
         }
     }

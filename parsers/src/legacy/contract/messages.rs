@@ -60,6 +60,10 @@ pub enum Message {
     NodeConfigMapCreated,
     /// `bootstrap`, warn: `node ConfigMap could not be created (exists?)`; fields `configmap`.
     NodeConfigMapNotCreated,
+    /// `network`, info: `bond flip in progress by the node agent, leaving the bond alone`; fields `bond marker deadline`.
+    BondHeldByAgentFlip,
+    /// `network`, warn: `bond flip marker is past its deadline, not holding the bond`; fields `bond marker deadline`.
+    BondFlipMarkerStale,
     /// `network`, warn: `bond is down, bringing it up`; fields `bond`.
     BondDownBringingUp,
     /// `network`, warn: `bond missing, creating it`; fields `bond mode miimon slaves`.
@@ -234,7 +238,7 @@ pub enum Message {
 
 impl Message {
     /// Every message, in the contract's order.
-    pub const ALL: [Message; 110] = [
+    pub const ALL: [Message; 112] = [
         Message::Starting,
         Message::IterationFinished,
         Message::CommandFailed,
@@ -260,6 +264,8 @@ impl Message {
         Message::NetworkPlanUpdated,
         Message::NodeConfigMapCreated,
         Message::NodeConfigMapNotCreated,
+        Message::BondHeldByAgentFlip,
+        Message::BondFlipMarkerStale,
         Message::BondDownBringingUp,
         Message::BondMissingCreating,
         Message::BondCreated,
@@ -383,6 +389,8 @@ impl Message {
             Message::NetworkPlanUpdated => "network plan updated",
             Message::NodeConfigMapCreated => "node ConfigMap created",
             Message::NodeConfigMapNotCreated => "node ConfigMap could not be created (exists?)",
+            Message::BondHeldByAgentFlip => "bond flip in progress by the node agent, leaving the bond alone",
+            Message::BondFlipMarkerStale => "bond flip marker is past its deadline, not holding the bond",
             Message::BondDownBringingUp => "bond is down, bringing it up",
             Message::BondMissingCreating => "bond missing, creating it",
             Message::BondCreated => "bond created",
@@ -515,7 +523,9 @@ impl Message {
             | Message::NetworkPlanUpdated
             | Message::NodeConfigMapCreated
             | Message::NodeConfigMapNotCreated => Some("bootstrap"),
-            Message::BondDownBringingUp
+            Message::BondHeldByAgentFlip
+            | Message::BondFlipMarkerStale
+            | Message::BondDownBringingUp
             | Message::BondMissingCreating
             | Message::BondCreated
             | Message::BondStatusFileMissing
@@ -612,6 +622,7 @@ impl Message {
             | Message::InitialisingSite
             | Message::SiteInitialised
             | Message::JoiningSite
+            | Message::BondHeldByAgentFlip
             | Message::NetworkPlanUpdated
             | Message::NodeConfigMapCreated
             | Message::BondCreated
@@ -684,6 +695,7 @@ impl Message {
             | Message::ClusterStateCreatedMeanwhile
             | Message::StorageIpChanged
             | Message::NodeConfigMapNotCreated
+            | Message::BondFlipMarkerStale
             | Message::BondDownBringingUp
             | Message::BondMissingCreating
             | Message::SlaveReenslaved

@@ -65,6 +65,12 @@ impl Message {
                 _ => None,
             },
             Component::Network => match text {
+                "bond flip in progress by the node agent, leaving the bond alone" => {
+                    Some(Message::BondHeldByAgentFlip)
+                }
+                "bond flip marker is past its deadline, not holding the bond" => {
+                    Some(Message::BondFlipMarkerStale)
+                }
                 "bond is down, bringing it up" => Some(Message::BondDownBringingUp),
                 "bond missing, creating it" => Some(Message::BondMissingCreating),
                 "bond created" => Some(Message::BondCreated),
