@@ -27,7 +27,7 @@ use nodewright_parity::migration;
 use nodewright_parity::taints;
 use nodewright_parity::{Workflow, observed, shadow, takeover};
 
-use crate::drive::{self, Nodewright, Objects, agent_os};
+use crate::drive::{self, AgentFacts, Nodewright, Objects, agent_os};
 use crate::invariants::{self, Step};
 use crate::world::{self, Rule, SharedCluster, SharedWorld, host_state};
 
@@ -324,6 +324,7 @@ pub fn run_with_rule(
         let _ = writeln!(report, "agents (--host-os auto): {}", rpm_hosts.join(", "));
     }
     let agents = config.work_dir.join("agents");
+    let mut hosts = AgentFacts::new();
     let mut last_look = world.now();
     let mut after_tick = |tick: u32, outputs: &[run::TickOutput]| {
         let mut lines = Vec::new();
@@ -380,6 +381,7 @@ pub fn run_with_rule(
                 tick,
                 now,
                 agents: &agents,
+                hosts: &mut hosts,
             };
             for wf in &operated {
                 // What the operator waits for, as its status says it (the fence), or the nodes the
