@@ -130,6 +130,11 @@ pub struct AgentFacts {
     /// Set when the scenario runs without agents publishing facts (the operator then has only
     /// the scripts' reports, as before the agents reported their hosts).
     pub silent: bool,
+    /// Set when the operator's decisions get none of the scripts' reports of the hosts: no
+    /// node's `status` or `drbd-status` blob, no `linstor-nodes` key (a site whose scripts no
+    /// longer act as sensors). The site's own state (members, plan, workflow keys) and the
+    /// takeover acknowledgements stay.
+    pub scripts_silent: bool,
 }
 
 impl AgentFacts {
@@ -174,6 +179,22 @@ impl AgentFacts {
             self.published.insert(node, facts);
         }
         Ok(())
+    }
+
+    /// Takes the scripts' reports of the hosts out of `index` when they are silenced.
+    pub fn silence_scripts(&self, index: &mut Index) {
+        if !self.scripts_silent {
+            return;
+        }
+        for entry in index.nodes.values_mut() {
+            if let Some(cm) = entry.config_map.as_mut() {
+                cm.status.value = None;
+                cm.drbd_status.value = None;
+            }
+        }
+        if let Some(cluster) = index.cluster.as_mut() {
+            cluster.linstor_nodes.value = None;
+        }
     }
 
     /// What the agents published, in node order.
@@ -878,6 +899,7 @@ pub fn turn(
             return Ok(());
         }
         refresh(index, &nw.cluster.0.borrow(), now)?;
+        nw.hosts.silence_scripts(index);
         let held = Held::gather(nw, objects)?;
         let snapshot = Snapshot {
             now,

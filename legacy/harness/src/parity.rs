@@ -218,11 +218,24 @@ pub fn run(
 /// Like [`run`], with the operator acting on its owned workflows under `rule`: the fence it runs,
 /// or the clock rule the fence replaced (to show what that rule would have done).
 pub fn run_with_rule(
+    scenario: Scenario,
+    modes: &[(Workflow, WorkflowMode)],
+    from: u32,
+    config: &RunConfig,
+    rule: Rule,
+) -> Result<ParityRun, Error> {
+    run_with_sensors(scenario, modes, from, config, rule, AgentFacts::new())
+}
+
+/// Like [`run_with_rule`], with what the operator hears of the hosts set by `sensors` (agents
+/// silent, or the scripts' reports silenced for its decisions).
+pub fn run_with_sensors(
     mut scenario: Scenario,
     modes: &[(Workflow, WorkflowMode)],
     from: u32,
     config: &RunConfig,
     rule: Rule,
+    sensors: AgentFacts,
 ) -> Result<ParityRun, Error> {
     check_modes(modes).map_err(Error::Harness)?;
     if from > 0 {
@@ -324,7 +337,7 @@ pub fn run_with_rule(
         let _ = writeln!(report, "agents (--host-os auto): {}", rpm_hosts.join(", "));
     }
     let agents = config.work_dir.join("agents");
-    let mut hosts = AgentFacts::new();
+    let mut hosts = sensors;
     let mut last_look = world.now();
     let mut after_tick = |tick: u32, outputs: &[run::TickOutput]| {
         let mut lines = Vec::new();
@@ -338,7 +351,7 @@ pub fn run_with_rule(
                 index.feed_log(&o.node, o.output.as_bytes(), now);
             }
             let mut current = BTreeSet::new();
-            let facts = observed::migration_facts(&index, now, 300, timeout);
+            let facts = observed::migration_facts(&index, &[], now, 300, timeout);
             let found = shadow::divergences(&index, &shadowed, now, last_look, &facts);
             last_look = now;
             for d in found {
