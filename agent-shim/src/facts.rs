@@ -1,12 +1,13 @@
 //! The host's facts: what the agent reads of its own node and publishes as the node's
 //! `NodeFacts` (bonds and slaves, VLANs and addresses, DRBD resources and peers, the LINSTOR
-//! satellite, storage package versions, loaded modules, the boot id).
+//! satellite, storage package versions, loaded modules, the boot id, and the node's `node.conf`
+//! typed as `HostConfig`).
 //!
 //! Pure but for [`read_host`], which runs the read-only commands of [`Read`] through the
 //! [`HostOps`] seam and hands their outputs to [`facts_from`]. The commands are the host's own
 //! tools, asked the way the OS and storage seams ask them, and their outputs are read with the
 //! project's parsers (`ip -j`, `drbdadm status`, `linstor node list`, `lsmod`, the package
-//! queries): the same on a real host and on the simulated one. A read that fails leaves its fact
+//! queries, `node.conf` as the script reads it): the same on a real host and on the simulated one. A read that fails leaves its fact
 //! out and says so in `unreadable`; it never stops the others.
 //!
 //! [`should_publish`] is the rate limit: publish on a change, but not more often than a minimum
@@ -35,6 +36,8 @@ pub const MODULES: [&str; 4] = ["8021q", "bonding", "drbd", "drbd_transport_tcp"
 pub const SATELLITE_UNIT: &str = "linstor-satellite";
 /// Where the kernel tells the boot id.
 pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+/// The node's own configuration file, the legacy script's `node.conf`.
+pub const NODE_CONF: &str = "/etc/vx-rail/node.conf";
 
 /// One read-only question to the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +58,8 @@ pub enum Read {
     Package(&'static str),
     /// `lsmod`.
     Modules,
+    /// `cat /etc/vx-rail/node.conf`: the node's configuration as the script reads it.
+    NodeConf,
 }
 
 /// Every read, in the order they run.
@@ -69,6 +74,7 @@ pub fn reads() -> Vec<Read> {
     ];
     out.extend(PACKAGES.iter().map(|p| Read::Package(p)));
     out.push(Read::Modules);
+    out.push(Read::NodeConf);
     out
 }
 
@@ -87,6 +93,7 @@ pub fn argv(read: Read, os: &dyn HostOs, storage: &dyn StorageBackend) -> Vec<St
         Read::StorageNodes => storage.node_list(),
         Read::Package(name) => os.package_query(name),
         Read::Modules => os.module_query(),
+        Read::NodeConf => words(&["cat", NODE_CONF]),
     }
 }
 
@@ -203,6 +210,11 @@ pub fn facts_from(
                         .map(|m| (*m).to_owned())
                         .collect();
                 })
+                .map_err(|e| e.to_string()),
+            // Read as the script reads it, then typed: a file the script refuses, or whose values
+            // could not work on a host, is unreadable with the line and key at fault.
+            Read::NodeConf if out.success() => nodewright_api::from_host::parse_host_config(&out.stdout)
+                .map(|c| facts.node_config = Some(c))
                 .map_err(|e| e.to_string()),
             _ => Err(command_failed(out)),
         };
@@ -386,6 +398,9 @@ pub fn changed_groups(a: &NodeFactsSpec, b: &NodeFactsSpec) -> Vec<&'static str>
     if a.modules != b.modules {
         out.push("modules");
     }
+    if a.node_config != b.node_config {
+        out.push("nodeConfig");
+    }
     if a.unreadable != b.unreadable {
         out.push("unreadable");
     }
@@ -403,21 +418,45 @@ mod tests {
     use nodewright_api::edgenode::BondMode;
     use nodewright_legacy_sim::host::{DEFAULT_EPOCH, Fault, NodeSpec, VlanSpec, World};
 
-    fn run_on(world: &mut World, node: &str) -> NodeFactsSpec {
-        let answers: Vec<(Read, Vec<String>, HostOutput)> = reads()
+    /// `edge-1`'s `node.conf`, as a field technician wrote it.
+    const EDGE_1_CONF: &str =
+        "# edge-1\nBOND_SLAVES=eno1 eno2\nSTORAGE_VLAN_ID=100\nSTORAGE_IP=10.10.100.11/24 # storage\n";
+
+    /// The host's answer to `argv`; the simulated host has no files of its own, so its
+    /// `node.conf` is `conf` (`None`: no such file).
+    fn answer(world: &mut World, node: &str, argv: &[String], conf: Option<&str>) -> HostOutput {
+        if argv == ["cat", NODE_CONF] {
+            return match conf {
+                Some(text) => HostOutput {
+                    code: 0,
+                    stdout: text.to_owned(),
+                    stderr: String::new(),
+                },
+                None => HostOutput::failed(1, format!("cat: {NODE_CONF}: No such file or directory\n")),
+            };
+        }
+        let out = world.exec(node, argv, &[]);
+        HostOutput {
+            code: out.code,
+            stdout: out.stdout_str(),
+            stderr: out.stderr_str(),
+        }
+    }
+
+    fn answers(world: &mut World, node: &str, conf: Option<&str>) -> Vec<(Read, Vec<String>, HostOutput)> {
+        reads()
             .into_iter()
             .map(|r| {
                 let argv = argv(r, &Debian, &LinstorDrbd);
-                let out = world.exec(node, &argv, &[]);
-                let out = HostOutput {
-                    code: out.code,
-                    stdout: out.stdout_str(),
-                    stderr: out.stderr_str(),
-                };
+                let out = answer(world, node, &argv, conf);
                 (r, argv, out)
             })
-            .collect();
-        facts_from(node, at(0), &Debian, &answers)
+            .collect()
+    }
+
+    fn run_on(world: &mut World, node: &str) -> NodeFactsSpec {
+        let conf = (node == "edge-1").then_some(EDGE_1_CONF);
+        facts_from(node, at(0), &Debian, &answers(world, node, conf))
     }
 
     fn at(secs: i64) -> Time {
@@ -485,6 +524,66 @@ mod tests {
                 ("linstor-satellite", Some("1.29.2-1"))
             ]
         );
+        let conf = facts.node_config.as_ref().unwrap();
+        assert_eq!(conf.bond.name, "bond0", "the script's default");
+        assert_eq!(conf.bond.slaves, ["eno1", "eno2"]);
+        assert_eq!(conf.storage_vlan.address.as_deref(), Some("10.10.100.11/24"));
+    }
+
+    #[test]
+    fn a_node_conf_the_script_would_refuse_is_unreadable_at_its_line_and_the_other_facts_stay() {
+        let mut world = world();
+        let conf = "BOND_SLAVES=eno1\nSTORAGE_VLAN_ID=1OO\nSTORAGE_IP=10.10.100.11/24\n";
+        let facts = facts_from(
+            "edge-1",
+            at(0),
+            &Debian,
+            &answers(&mut world, "edge-1", Some(conf)),
+        );
+        assert_eq!(facts.node_config, None);
+        let [u] = facts.unreadable.as_slice() else {
+            panic!("{:?}", facts.unreadable)
+        };
+        assert_eq!(u.source, "cat /etc/vx-rail/node.conf");
+        assert_eq!(
+            u.message,
+            "node.conf: line 2, STORAGE_VLAN_ID: not a VLAN id (digits): \"1OO\""
+        );
+        assert!(facts.boot_id.is_some() && !facts.bonds.is_empty() && facts.satellite.is_some());
+    }
+
+    #[test]
+    fn a_node_without_a_node_conf_says_the_file_is_missing() {
+        let mut world = world();
+        let facts = run_on(&mut world, "edge-2");
+        assert_eq!(facts.node_config, None);
+        let sources: Vec<(&str, &str)> = facts
+            .unreadable
+            .iter()
+            .map(|u| (u.source.as_str(), u.message.as_str()))
+            .collect();
+        assert_eq!(
+            sources,
+            [(
+                "cat /etc/vx-rail/node.conf",
+                "exited 1: cat: /etc/vx-rail/node.conf: No such file or directory"
+            )]
+        );
+    }
+
+    #[test]
+    fn an_edited_node_conf_is_a_change_of_its_own() {
+        let mut world = world();
+        let before = run_on(&mut world, "edge-1");
+        let edited = format!("{EDGE_1_CONF}BOND_MODE=802.3ad\n");
+        let after = facts_from(
+            "edge-1",
+            at(0),
+            &Debian,
+            &answers(&mut world, "edge-1", Some(&edited)),
+        );
+        assert_eq!(after.node_config.as_ref().unwrap().bond.mode, BondMode::Lacp);
+        assert_eq!(changed_groups(&before, &after), ["nodeConfig"]);
     }
 
     #[test]
@@ -521,22 +620,7 @@ mod tests {
     #[test]
     fn a_read_that_fails_is_listed_as_unreadable_and_the_other_facts_stay() {
         let mut world = world();
-        let mut answers: Vec<(Read, Vec<String>, HostOutput)> = reads()
-            .into_iter()
-            .map(|r| {
-                let argv = argv(r, &Debian, &LinstorDrbd);
-                let out = world.exec("edge-1", &argv, &[]);
-                (
-                    r,
-                    argv,
-                    HostOutput {
-                        code: out.code,
-                        stdout: out.stdout_str(),
-                        stderr: out.stderr_str(),
-                    },
-                )
-            })
-            .collect();
+        let mut answers = answers(&mut world, "edge-1", Some(EDGE_1_CONF));
         // The controller is unreachable, and `ip` printed something that is not JSON.
         for (read, _, out) in &mut answers {
             match read {

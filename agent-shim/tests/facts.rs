@@ -16,7 +16,7 @@ use nodewright_api::nodefacts::NodeFacts;
 use nodewright_legacy_sim::host::{DEFAULT_EPOCH, Fault, NodeSpec, VlanSpec, World};
 
 /// `edge-1`: an active-backup bond over eno1/eno2, the storage VLAN on it, the LINSTOR
-/// controller and a pool.
+/// controller and a pool, and its `node.conf`.
 fn bonded_world() -> Arc<Mutex<World>> {
     let mut one = NodeSpec::edge("edge-1", "10.10.100.11")
         .with_controller()
@@ -28,7 +28,13 @@ fn bonded_world() -> Arc<Mutex<World>> {
         name: "bond0.100".to_owned(),
         cidr: Some("10.10.100.11/24".to_owned()),
     });
-    Arc::new(Mutex::new(World::from_specs(7, DEFAULT_EPOCH, &[one]).unwrap()))
+    let mut world = World::from_specs(7, DEFAULT_EPOCH, &[one]).unwrap();
+    world.write_file(
+        "edge-1",
+        "/etc/vx-rail/node.conf",
+        "BOND_SLAVES=eno1 eno2\nSTORAGE_VLAN_ID=100\nSTORAGE_IP=10.10.100.11/24\n",
+    );
+    Arc::new(Mutex::new(world))
 }
 
 #[tokio::test]
@@ -66,6 +72,8 @@ async fn the_agent_publishes_its_host_facts_and_a_pulled_cable_shows_up_within_t
             .all(|s| s.link_state == LinkState::Up)
     );
     assert_eq!(facts.vlans[0].addresses, ["10.10.100.11/24"]);
+    let conf = facts.node_config.as_ref().expect("node.conf read");
+    assert_eq!((conf.bond.name.as_str(), conf.storage_vlan.id), ("bond0", 100));
     assert_eq!(
         facts.satellite.as_ref().and_then(|s| s.registration),
         Some(SatelliteState::Online)

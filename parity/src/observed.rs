@@ -6,6 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use nodewright_api::edgecluster::TakeoverStatus;
+use nodewright_api::edgenode::{LinkState, SatelliteState};
+use nodewright_api::nodefacts::{NodeFacts as AgentFacts, NodeFactsSpec};
 use nodewright_bridge::index::{Index, NodeEntry};
 use nodewright_parsers::{DrbdHealth, NodeState, UpgradeState};
 
@@ -186,8 +188,160 @@ pub fn in_flight(index: &Index) -> Vec<InFlight> {
     out
 }
 
-/// The site's facts for the migration decision.
-pub fn migration_facts(index: &Index, now: i64, stale_after: i64, timeout: i64) -> crate::migration::Facts {
+/// `node`'s agent facts, when its agent published them within
+/// [`crate::controllers::AGENT_FACTS_FRESH_SECONDS`] of `now` (the bridge's freshness window).
+pub fn fresh_agent_facts<'a>(agents: &'a [AgentFacts], node: &str, now: i64) -> Option<&'a NodeFactsSpec> {
+    agents
+        .iter()
+        .map(|f| &f.spec)
+        .find(|f| f.node_name == node)
+        .filter(|f| {
+            (now - f.observed_at.0.as_second()).abs() <= crate::controllers::AGENT_FACTS_FRESH_SECONDS
+        })
+}
+
+/// Whether the agent could read DRBD (`drbdadm status` answered, or said the module is not
+/// loaded).
+fn agent_read_drbd(a: &NodeFactsSpec) -> bool {
+    !a.unreadable
+        .iter()
+        .any(|u| u.source.starts_with("drbdadm") || u.source.starts_with("drbdsetup"))
+}
+
+/// One node's migration facts with its agent's fresh facts put in place of the script's report,
+/// fact by fact, where the agent has them:
+/// - the node is live as of the agent's read (`reported_at`: the later of the two);
+/// - with the node's `node.conf` read, its bond and storage VLAN (`<bond>.<id>:up|down|absent`),
+///   and `net_ok` when the bond's link and the storage VLAN are up (the script's `net=ok`);
+/// - with DRBD read, the local disks (UpToDate or Diskless, with the module loaded: the script's
+///   `drbd_local_uptodate`), a resync running, and each peer's disk.
+///
+/// What the agent could not read stays as the script reported it.
+pub fn merge_migration_node(f: &mut crate::migration::NodeFacts, a: &NodeFactsSpec) {
+    let at = a.observed_at.0.as_second();
+    f.reported_at = Some(f.reported_at.map_or(at, |s| s.max(at)));
+    if let Some(conf) = &a.node_config {
+        let name = format!("{}.{}", conf.bond.name, conf.storage_vlan.id);
+        let state = match a.vlans.iter().find(|v| v.name == name) {
+            Some(v) if v.link_state == LinkState::Up => "up",
+            Some(_) => "down",
+            None => "absent",
+        };
+        let bond_up = a
+            .bonds
+            .iter()
+            .any(|b| b.name == conf.bond.name && b.link_state == LinkState::Up);
+        f.net_ok = bond_up && state == "up";
+        f.storage_vlan = Some(format!("{name}:{state}"));
+    }
+    if agent_read_drbd(a) {
+        let module = a.modules.iter().any(|m| m == "drbd");
+        f.local_uptodate = module
+            && a.drbd_resources
+                .iter()
+                .all(|r| matches!(r.disk_state.as_str(), "UpToDate" | "Diskless"));
+        f.syncing = a
+            .drbd_resources
+            .iter()
+            .flat_map(|r| &r.peers)
+            .any(|p| p.replication.starts_with("Sync"));
+        f.peers = a
+            .drbd_resources
+            .iter()
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    r.peers
+                        .iter()
+                        .map(|p| (p.node.clone(), p.peer_disk.clone()))
+                        .collect(),
+                )
+            })
+            .collect();
+    }
+}
+
+/// LINSTOR's word for a satellite's state, as `linstor node list` prints it (the `linstor-nodes`
+/// key's); `None` for a node LINSTOR does not list or whose state is unknown.
+fn linstor_state(s: SatelliteState) -> Option<&'static str> {
+    match s {
+        SatelliteState::Online => Some("Online"),
+        SatelliteState::Offline => Some("OFFLINE"),
+        SatelliteState::Connected => Some("Connected"),
+        SatelliteState::VersionMismatch => Some("OFFLINE(VERSION MISMATCH)"),
+        SatelliteState::Unregistered | SatelliteState::Unknown => None,
+    }
+}
+
+/// The site's facts for the migration decision: the legacy state (members, plan, cluster blob),
+/// each node's facts from its script's last report, or from its agent's fresh facts (see
+/// [`merge_migration_node`]) where the script has reported nothing; each satellite's
+/// registration from the primary's `linstor-nodes` key, or as each node's agent reads it from
+/// LINSTOR where there is no such key. So a site whose scripts report nothing is decided from
+/// its agents alone.
+pub fn migration_facts(
+    index: &Index,
+    agents: &[AgentFacts],
+    now: i64,
+    stale_after: i64,
+    timeout: i64,
+) -> crate::migration::Facts {
+    let mut facts = script_migration_facts(index, now, stale_after, timeout);
+    let key_reported = index
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.linstor_nodes.value.is_some());
+    let mut names: BTreeSet<String> = facts.nodes.keys().cloned().collect();
+    names.extend(agents.iter().map(|a| a.spec.node_name.clone()));
+    for name in names {
+        let Some(a) = fresh_agent_facts(agents, &name, now) else {
+            continue;
+        };
+        let node = facts.nodes.entry(name.clone()).or_default();
+        // For now the script's report, where there is one, is what the decision reads (the
+        // golden runs' timing depends on it); the agent's facts stand in where it has none.
+        if node.reported_at.is_none() {
+            merge_migration_node(node, a);
+        }
+        if key_reported {
+            continue;
+        }
+        match a.satellite.as_ref().and_then(|s| s.registration) {
+            None | Some(SatelliteState::Unknown) => {}
+            Some(SatelliteState::Unregistered) => {
+                facts.linstor_nodes.remove(&name);
+            }
+            Some(state) => {
+                if let Some(word) = linstor_state(state) {
+                    facts.linstor_nodes.insert(name, word.to_owned());
+                }
+            }
+        }
+    }
+    facts
+}
+
+/// The storage package's upstream version as the agent reports it: without the epoch and the
+/// Debian revision (the script's `upstream_version`); `None` when it reports none.
+fn agent_installed(a: &NodeFactsSpec) -> Option<String> {
+    let v = a
+        .packages
+        .iter()
+        .find(|p| p.name == crate::upgrade::PACKAGE)?
+        .version
+        .as_deref()?;
+    let v = v.split_once(':').map_or(v, |(_, rest)| rest);
+    let v = v.rsplit_once('-').map_or(v, |(upstream, _)| upstream);
+    Some(v.to_owned())
+}
+
+/// The site's facts for the migration decision from the scripts' reports alone.
+fn script_migration_facts(
+    index: &Index,
+    now: i64,
+    stale_after: i64,
+    timeout: i64,
+) -> crate::migration::Facts {
     use crate::migration::{Facts, NodeFacts};
     let cluster = index.cluster.as_ref();
     let nodes = index
@@ -259,8 +413,13 @@ pub fn migration_facts(index: &Index, now: i64, stale_after: i64, timeout: i64) 
 /// The site's facts for the storage-upgrade decision. A Node whose kubelet has not reported a
 /// Ready condition counts as Ready (a site without kubelet reports cannot tell); one that reports
 /// `False` or `Unknown` is away.
+///
+/// The installed storage version is the script's last report, else the node's agent's (the
+/// `drbd-dkms` package's upstream version, as the script's `installed_version` reads it) where
+/// its facts are fresh and name a version.
 pub fn upgrade_facts(
     index: &Index,
+    agents: &[AgentFacts],
     now: i64,
     settings: &crate::controllers::Settings,
     gate: Option<&crate::controllers::Gate>,
@@ -284,7 +443,9 @@ pub fn upgrade_facts(
                     cordoned: object.is_some_and(|o| o.unschedulable),
                     upgrade_taint: taints.is_some_and(|t| t.upgrade),
                     boot_id: object.and_then(|o| o.boot_id.clone()),
-                    installed: status.and_then(|s| s.drbd_version.clone()),
+                    installed: status
+                        .and_then(|s| s.drbd_version.clone())
+                        .or_else(|| fresh_agent_facts(agents, name, now).and_then(agent_installed)),
                 },
             )
         })
@@ -415,5 +576,165 @@ mod tests {
         // A Node without a pod: its pod is gone.
         let facts = script_facts(&index, &ready, Some(&BTreeMap::new()));
         assert!(facts.iter().all(|f| f.pod == ScriptPod::Gone));
+    }
+
+    const NOW: i64 = 1_767_225_600;
+
+    /// A node ConfigMap with the script's status report at `at`: bond0 and its storage VLAN
+    /// down, its one resource not UpToDate, drbd-dkms 9.2.9.
+    fn reported(node: &str, at: i64) -> ConfigMap {
+        let mut cm = node_cm(node, "1");
+        cm.data.as_mut().unwrap().insert(
+            "status".into(),
+            format!(
+                "at={at};state=ready;role=member;net=degraded;bond=bond0;bond_mode=active-backup;\
+                 bond_active=eno1;slaves=eno1:up:0;storage_vlan=bond0.100:down;mgmt_vlan=;satellite=active;\
+                 drbd=ok;resources=1;uptodate=0;syncing=0;taint=none;boot=;upgrade=;drbd_version=9.2.9"
+            ),
+        );
+        cm
+    }
+
+    /// `node`'s agent facts read at `at`: bond0 up, bond0.100 up, node.conf read, one resource
+    /// UpToDate with `peer` UpToDate, registered Online, drbd-dkms 9.2.12-1.
+    fn agent(node: &str, peer: &str, at: i64) -> AgentFacts {
+        let spec: NodeFactsSpec = serde_json::from_value(serde_json::json!({
+            "nodeName": node,
+            "observedAt": k8s_openapi::jiff::Timestamp::from_second(at).unwrap().to_string(),
+            "bonds": [{"name": "bond0", "mode": "active-backup", "linkState": "up", "slaves": []}],
+            "vlans": [{"name": "bond0.100", "id": 100, "parent": "bond0", "linkState": "up", "addresses": []}],
+            "drbdResources": [{"name": "pvc-1", "role": "Secondary", "diskState": "UpToDate", "suspended": false,
+                "peers": [{"node": peer, "role": "Primary", "connection": "Connected",
+                    "replication": "Established", "peerDisk": "UpToDate"}]}],
+            "satellite": {"service": "active", "registration": "Online"},
+            "packages": [{"name": "drbd-dkms", "version": "9.2.12-1", "state": "installed"}],
+            "modules": ["bonding", "drbd"],
+            "nodeConfig": {
+                "bond": {"name": "bond0", "mode": "active-backup", "miimon": 100, "slaves": ["eno1"]},
+                "storageVlan": {"id": 100, "address": "10.100.0.12/24"},
+                "storage": {"pool": "pool0", "volumeGroup": "vg0/thinpool"}
+            }
+        }))
+        .unwrap();
+        AgentFacts::new(node, spec)
+    }
+
+    fn site() -> Index {
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(&reported("edge-2", NOW - 1000), NOW);
+        index
+    }
+
+    /// A site whose script on edge-2 reports nothing of its host.
+    fn silent_site() -> Index {
+        let mut index = Index::new(LegacyNames::default());
+        index.apply_config_map(&node_cm("edge-2", "1"), NOW);
+        index
+    }
+
+    #[test]
+    fn a_scripts_report_is_read_first_while_there_is_one() {
+        let facts = migration_facts(&site(), &[agent("edge-2", "edge-1", NOW - 10)], NOW, 300, 1800);
+        let f = &facts.nodes["edge-2"];
+        assert_eq!(f.reported_at, Some(NOW - 1000));
+        assert_eq!(f.storage_vlan.as_deref(), Some("bond0.100:down"));
+        assert!(!f.net_ok && !f.local_uptodate);
+    }
+
+    #[test]
+    fn a_node_with_fresh_agent_facts_is_live_and_its_network_drbd_and_registration_come_from_them() {
+        let facts = migration_facts(
+            &silent_site(),
+            &[agent("edge-2", "edge-1", NOW - 10)],
+            NOW,
+            300,
+            1800,
+        );
+        let f = &facts.nodes["edge-2"];
+        assert_eq!(f.reported_at, Some(NOW - 10));
+        assert!(f.net_ok);
+        assert_eq!(f.storage_vlan.as_deref(), Some("bond0.100:up"));
+        assert!(f.local_uptodate && !f.syncing);
+        assert_eq!(f.peers["pvc-1"]["edge-1"], "UpToDate");
+        assert_eq!(
+            facts.linstor_nodes.get("edge-2").map(String::as_str),
+            Some("Online")
+        );
+    }
+
+    #[test]
+    fn a_node_whose_agent_facts_are_stale_or_absent_falls_back_to_its_scripts_report() {
+        let stale = agent(
+            "edge-2",
+            "edge-1",
+            NOW - crate::controllers::AGENT_FACTS_FRESH_SECONDS - 1,
+        );
+        for agents in [vec![], vec![stale]] {
+            let facts = migration_facts(&site(), &agents, NOW, 300, 1800);
+            let f = &facts.nodes["edge-2"];
+            assert_eq!(f.reported_at, Some(NOW - 1000));
+            assert!(!f.net_ok);
+            assert_eq!(f.storage_vlan.as_deref(), Some("bond0.100:down"));
+            assert!(!f.local_uptodate);
+            assert!(facts.linstor_nodes.is_empty(), "no linstor-nodes key, no agent");
+            let none = migration_facts(&silent_site(), &agents, NOW, 300, 1800);
+            assert_eq!(none.nodes["edge-2"].reported_at, None, "nobody reports: not live");
+        }
+    }
+
+    #[test]
+    fn what_the_agent_could_not_read_stays_as_the_script_reported_it() {
+        let mut a = agent("edge-2", "edge-1", NOW);
+        a.spec.node_config = None;
+        a.spec.drbd_resources.clear();
+        a.spec.unreadable.push(nodewright_api::nodefacts::UnreadableFact {
+            source: "drbdadm status all".into(),
+            message: "exited 10".into(),
+        });
+        let mut f = migration_facts(&site(), &[], NOW, 300, 1800).nodes["edge-2"].clone();
+        merge_migration_node(&mut f, &a.spec);
+        assert_eq!(f.reported_at, Some(NOW), "the node is live");
+        assert_eq!(
+            f.storage_vlan.as_deref(),
+            Some("bond0.100:down"),
+            "no node.conf: the script's"
+        );
+        assert!(!f.local_uptodate, "no DRBD read: the script's");
+    }
+
+    #[test]
+    fn without_the_drbd_module_the_local_disks_are_not_uptodate_as_the_script_says() {
+        let mut a = agent("edge-2", "edge-1", NOW);
+        a.spec.modules.retain(|m| m != "drbd");
+        a.spec.drbd_resources.clear();
+        let facts = migration_facts(&silent_site(), &[a], NOW, 300, 1800);
+        assert!(!facts.nodes["edge-2"].local_uptodate);
+    }
+
+    #[test]
+    fn an_unregistered_satellite_is_not_listed_and_a_resyncing_peer_is_syncing() {
+        let mut a = agent("edge-2", "edge-1", NOW);
+        a.spec.satellite.as_mut().unwrap().registration = Some(SatelliteState::Unregistered);
+        a.spec.drbd_resources[0].peers[0].replication = "SyncSource".into();
+        a.spec.drbd_resources[0].peers[0].peer_disk = "Inconsistent".into();
+        let facts = migration_facts(&silent_site(), &[a], NOW, 300, 1800);
+        assert!(!facts.linstor_nodes.contains_key("edge-2"));
+        assert!(facts.nodes["edge-2"].syncing);
+        assert_eq!(facts.nodes["edge-2"].peers["pvc-1"]["edge-1"], "Inconsistent");
+    }
+
+    #[test]
+    fn the_installed_storage_version_is_the_scripts_else_the_agents_upstream_version() {
+        let settings = crate::controllers::Settings {
+            stale_after: 300,
+            migration_timeout: 1800,
+            upgrade_state_timeout: 1800,
+            upgrade_rollback_timeout: 1800,
+        };
+        let agents = [agent("edge-2", "edge-1", NOW)];
+        let agent_only = upgrade_facts(&silent_site(), &agents, NOW, &settings, None);
+        assert_eq!(agent_only.nodes["edge-2"].installed.as_deref(), Some("9.2.12"));
+        let both = upgrade_facts(&site(), &agents, NOW, &settings, None);
+        assert_eq!(both.nodes["edge-2"].installed.as_deref(), Some("9.2.9"));
     }
 }

@@ -529,6 +529,7 @@ pub fn plan_turn(
     let facts = if shadowed.contains(&Workflow::Migration) {
         observed::migration_facts(
             index,
+            snapshot.facts,
             now,
             snapshot.settings.stale_after,
             snapshot.settings.migration_timeout,

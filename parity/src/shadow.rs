@@ -822,7 +822,7 @@ mod tests {
     #[test]
     fn a_script_passing_preflight_with_a_joining_node_the_operator_thinks_dead_is_a_divergence() {
         let index = site(T0 - 1000);
-        let facts = crate::observed::migration_facts(&index, T0 + 90, 300, 1800);
+        let facts = crate::observed::migration_facts(&index, &[], T0 + 90, 300, 1800);
         let found = migration(&index, &facts, T0 + 30);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(
@@ -845,7 +845,7 @@ mod tests {
     #[test]
     fn a_script_passing_preflight_with_every_node_alive_agrees_with_the_operator() {
         let index = site(T0 + 50);
-        let facts = crate::observed::migration_facts(&index, T0 + 90, 300, 1800);
+        let facts = crate::observed::migration_facts(&index, &[], T0 + 90, 300, 1800);
         assert_eq!(migration(&index, &facts, T0 + 30), vec![]);
     }
 }

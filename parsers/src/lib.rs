@@ -1,7 +1,8 @@
 //! Parsers for the host-tool outputs the legacy edge script copies into its logs and ConfigMaps:
 //! `/proc/net/bonding/*`, DRBD (`drbdadm status`, `drbdsetup events2`, `/proc/drbd`), `linstor`
 //! list tables and iproute2 (`ip link`/`ip addr`, text and JSON); what the package and module
-//! tools say about one package or module (`dpkg-query`, `rpm -q`, `lsmod`); and the artefacts the script
+//! tools say about one package or module (`dpkg-query`, `rpm -q`, `lsmod`); the node's own
+//! `/etc/vx-rail/node.conf`, read as the script reads it; and the artefacts the script
 //! writes itself (ConfigMap blobs, member list, network plan, Node annotations, labels and taints,
 //! and its logs of both generations, read by a streaming [`LogReader`]).
 //!
@@ -20,6 +21,7 @@ mod formats;
 mod iproute;
 mod legacy;
 mod linstor;
+mod nodeconf;
 mod packages;
 mod text;
 
@@ -55,6 +57,7 @@ pub use linstor::{
     parse_linstor_resource_list, parse_linstor_storage_pool_list, parse_linstor_table,
     parse_linstor_volume_list,
 };
+pub use nodeconf::{ConfValue, KEYS as NODE_CONF_KEYS, NodeConf, NodeConfError, UnknownKey, parse_node_conf};
 pub use packages::{
     DpkgPackage, LsmodModule, RpmQuery, parse_dpkg_query_status, parse_lsmod, parse_rpm_query,
 };

@@ -179,3 +179,20 @@ fn every_block_of_the_simulated_logs_parses_with_the_parser_for_its_command() {
     }
     assert!(checked >= 5, "only {checked} blocks checked");
 }
+
+#[test]
+fn every_node_conf_fixture_matches_its_snapshot() {
+    for path in fixtures("node_conf") {
+        let input = std::fs::read_to_string(&path).unwrap();
+        let name = format!("node_conf__{}", path.file_stem().unwrap().to_string_lossy());
+        let value =
+            p::parse_node_conf(&input).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
+        insta::with_settings!({
+            snapshot_path => "snapshots",
+            prepend_module_to_snapshot => false,
+            description => format!("tests/fixtures/node_conf/{}", path.file_name().unwrap().to_string_lossy()),
+        }, {
+            insta::assert_json_snapshot!(name, value);
+        });
+    }
+}

@@ -21,9 +21,10 @@ use k8s_openapi::api::core::v1::Node;
 use nodewright_agent_shim::{HostOps, HostOutput, StepOutcome};
 use nodewright_api::bondflip::BondFlip;
 use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec};
-use nodewright_api::edgenode::EdgeNode;
+use nodewright_api::edgenode::{EdgeNode, EdgeNodeSpec};
 use nodewright_api::hostconfig::HostConfig;
 use nodewright_api::migration::Migration;
+use nodewright_api::nodefacts::NodeFacts;
 use nodewright_api::nodetask::{NodeTask, NodeTaskPhase, NodeTaskStatus, WorkflowKind};
 use nodewright_api::storageupgrade::{StorageUpgrade, UpgradeState};
 use nodewright_bridge::index::Index;
@@ -131,6 +132,131 @@ pub struct Nodewright<'a> {
     /// The scratch directory under which each node's agent keeps its state directory (its
     /// backups), `<agents>/<node>`.
     pub agents: &'a std::path::Path,
+    /// What the node agents last published of their hosts.
+    pub hosts: &'a mut AgentFacts,
+}
+
+/// The node agents' `NodeFacts`, as they would stand in the API server: each agent whose node
+/// runs (its DaemonSet pod exists, as the legacy script's does) reads its simulated host through
+/// the agent's own facts code ([`nodewright_agent_shim::facts::read_host`], the same commands,
+/// parsers and `node.conf` reading as on a real host) whenever the operator gathers a snapshot;
+/// a node that is off keeps the facts it last published, which age until they are no longer
+/// fresh. Reads change nothing on the host and are not steps.
+#[derive(Clone, Debug, Default)]
+pub struct AgentFacts {
+    published: BTreeMap<String, NodeFacts>,
+    /// Set when the scenario runs without agents publishing facts (the operator then has only
+    /// the scripts' reports, as before the agents reported their hosts).
+    pub silent: bool,
+    /// Set when the operator's decisions get none of the scripts' reports of the hosts: no
+    /// node's `status` or `drbd-status` blob, no `linstor-nodes` key (a site whose scripts no
+    /// longer act as sensors). The site's own state (members, plan, workflow keys) and the
+    /// takeover acknowledgements stay.
+    pub scripts_silent: bool,
+}
+
+impl AgentFacts {
+    /// No agent has published yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every running node's agent reads its host at `now`.
+    pub fn read(&mut self, world: &SharedWorld, cluster: &MemCluster, now: i64) -> Result<(), Error> {
+        if self.silent {
+            return Ok(());
+        }
+        let running: Vec<String> = cluster
+            .script_pods()
+            .iter()
+            .filter_map(|p| p["spec"]["nodeName"].as_str().map(str::to_owned))
+            .collect();
+        let at = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(now).map_err(harness)?,
+        );
+        for node in running {
+            if !world.lock().nodes.contains_key(&node) {
+                continue;
+            }
+            let family = agent_os(world, &node)?;
+            let mut host = ReadingHost {
+                world: world.clone(),
+                node: node.clone(),
+            };
+            let spec = nodewright_agent_shim::facts::read_host(
+                &mut host,
+                &node,
+                at.clone(),
+                nodewright_agent_shim::os::for_family(family),
+                nodewright_agent_shim::storage::for_backend(
+                    nodewright_agent_shim::storage::BackendKind::default(),
+                ),
+            );
+            let mut facts = NodeFacts::new(&node, spec);
+            facts.metadata.namespace = Some(NAMESPACE.into());
+            self.published.insert(node, facts);
+        }
+        Ok(())
+    }
+
+    /// Takes the scripts' reports of the hosts out of `index` when they are silenced.
+    pub fn silence_scripts(&self, index: &mut Index) {
+        if !self.scripts_silent {
+            return;
+        }
+        for entry in index.nodes.values_mut() {
+            if let Some(cm) = entry.config_map.as_mut() {
+                cm.status.value = None;
+                cm.drbd_status.value = None;
+            }
+        }
+        if let Some(cluster) = index.cluster.as_mut() {
+            cluster.linstor_nodes.value = None;
+        }
+    }
+
+    /// What the agents published, in node order.
+    pub fn all(&self) -> Vec<NodeFacts> {
+        self.published.values().cloned().collect()
+    }
+}
+
+/// One node's host as its agent's facts read sees it: the simulated host's commands and files,
+/// nothing recorded (a read changes nothing).
+struct ReadingHost {
+    world: SharedWorld,
+    node: String,
+}
+
+impl HostOps for ReadingHost {
+    fn run(&mut self, argv: &[String]) -> HostOutput {
+        let reply = Host::exec(&mut self.world, &self.node, argv);
+        HostOutput {
+            code: reply.code,
+            stdout: reply.stdout,
+            stderr: reply.stderr,
+        }
+    }
+}
+
+/// One `EdgeNode` per Node of the cluster, as the bridge creates them: the site's, with no
+/// `spec.host` (a person's or the bootstrap workflow's to set).
+pub fn edge_nodes(cluster: &MemCluster) -> Vec<EdgeNode> {
+    cluster
+        .nodes()
+        .map(|n| {
+            let mut e = EdgeNode::new(
+                &n.name,
+                EdgeNodeSpec {
+                    node_name: n.name.clone(),
+                    cluster_ref: Some(nodewright_api::common::ClusterRef { name: "site".into() }),
+                    host: None,
+                },
+            );
+            e.metadata.namespace = Some(NAMESPACE.into());
+            e
+        })
+        .collect()
 }
 
 /// What one write did.
@@ -1022,6 +1148,8 @@ struct Held {
     nodes: BTreeMap<String, NodeMeta>,
     tasks: Vec<NodeTask>,
     pods: Vec<PodMeta>,
+    facts: Vec<NodeFacts>,
+    edge_nodes: Vec<EdgeNode>,
 }
 
 /// Every pod bound to a node, as the operator's gather lists them for a drain: the scenario's
@@ -1052,12 +1180,17 @@ fn pod_metas(cluster: &MemCluster) -> Vec<PodMeta> {
 }
 
 impl Held {
-    fn gather(nw: &Nodewright<'_>, objects: &Objects) -> Result<Held, Error> {
+    /// What the operator's reflectors hold now; the agents read their hosts first.
+    fn gather(nw: &mut Nodewright<'_>, objects: &Objects) -> Result<Held, Error> {
+        let cluster = nw.cluster.0.borrow();
+        nw.hosts.read(nw.world, &cluster, nw.now)?;
         Ok(Held {
             cluster: edge_cluster()?,
-            nodes: node_metas(&nw.cluster.0.borrow())?,
+            nodes: node_metas(&cluster)?,
             tasks: objects.task_list(),
-            pods: pod_metas(&nw.cluster.0.borrow()),
+            pods: pod_metas(&cluster),
+            facts: nw.hosts.all(),
+            edge_nodes: edge_nodes(&cluster),
         })
     }
 }
@@ -1103,6 +1236,7 @@ pub fn turn(
             return Ok(());
         }
         refresh(index, &nw.cluster.0.borrow(), now)?;
+        nw.hosts.silence_scripts(index);
         let held = Held::gather(nw, objects)?;
         let snapshot = Snapshot {
             now,
@@ -1115,8 +1249,8 @@ pub fn turn(
             upgrades: &objects.upgrades,
             pods: &held.pods,
             gate: objects.gate.as_ref(),
-            facts: &[],
-            edge_nodes: &[],
+            facts: &held.facts,
+            edge_nodes: &held.edge_nodes,
             bond_flips: &objects.bond_flips,
             settings,
         };
@@ -1195,8 +1329,8 @@ pub fn taints_turn(
         upgrades: &[],
         pods: &[],
         gate: None,
-        facts: &[],
-        edge_nodes: &[],
+        facts: &held.facts,
+        edge_nodes: &held.edge_nodes,
         bond_flips: &[],
         settings,
     };
@@ -1229,6 +1363,7 @@ mod tests {
         cluster: SharedCluster,
         steps: Vec<Step>,
         agents: tempfile::TempDir,
+        hosts: AgentFacts,
     }
 
     impl Fixture {
@@ -1239,6 +1374,7 @@ mod tests {
                 cluster: SharedCluster::new(),
                 steps: Vec::new(),
                 agents: tempfile::tempdir().unwrap(),
+                hosts: AgentFacts::new(),
             }
         }
 
@@ -1250,8 +1386,62 @@ mod tests {
                 tick: 1,
                 now: 1_767_225_600,
                 agents: self.agents.path(),
+                hosts: &mut self.hosts,
             }
         }
+    }
+
+    #[test]
+    fn a_running_nodes_agent_publishes_its_host_and_node_conf_and_a_node_that_is_off_keeps_its_last_facts() {
+        let mut f = Fixture::new();
+        let specs = [NodeSpec::edge("edge-1", "10.0.0.1").with_controller()];
+        f.world = SharedWorld::new(World::from_specs(1, DEFAULT_EPOCH, &specs).unwrap());
+        f.world.lock().write_file(
+            "edge-1",
+            "/etc/vx-rail/node.conf",
+            "BOND_SLAVES=eno1 eno2\nSTORAGE_VLAN_ID=100\nSTORAGE_IP=10.100.0.11/24\n",
+        );
+        let now = 1_767_225_600;
+        let mut hosts = AgentFacts::new();
+        hosts.read(&f.world, &f.cluster.0.borrow(), now).unwrap();
+        assert!(hosts.all().is_empty(), "no pod on edge-1 yet: no agent runs");
+        f.cluster.0.borrow_mut().set_script_pod("edge-1", true);
+        hosts.read(&f.world, &f.cluster.0.borrow(), now).unwrap();
+        let [facts] = hosts.all().try_into().unwrap();
+        assert_eq!(facts.metadata.name.as_deref(), Some("edge-1"));
+        assert_eq!(facts.spec.observed_at.0.as_second(), now);
+        assert!(facts.spec.unreadable.is_empty(), "{:?}", facts.spec.unreadable);
+        let boot_id = f.world.lock().nodes["edge-1"].boot_id.clone();
+        assert_eq!(facts.spec.boot_id, Some(boot_id));
+        assert_eq!(
+            facts.spec.node_config.as_ref().map(|c| c.storage_vlan.id),
+            Some(100)
+        );
+        // The node goes off: its agent publishes no more, and what it published ages.
+        f.cluster.0.borrow_mut().set_script_pod("edge-1", false);
+        hosts.read(&f.world, &f.cluster.0.borrow(), now + 600).unwrap();
+        let [kept] = hosts.all().try_into().unwrap();
+        assert_eq!(kept.spec.observed_at.0.as_second(), now);
+        // Silent agents publish nothing at all.
+        let mut silent = AgentFacts {
+            silent: true,
+            ..AgentFacts::new()
+        };
+        f.cluster.0.borrow_mut().set_script_pod("edge-1", true);
+        silent.read(&f.world, &f.cluster.0.borrow(), now).unwrap();
+        assert!(silent.all().is_empty());
+    }
+
+    #[test]
+    fn there_is_one_edge_node_per_node_without_host_configuration_as_the_bridge_creates_them() {
+        let f = Fixture::new();
+        Cluster::add_node(&mut *f.cluster.0.borrow_mut(), "edge-1").unwrap();
+        let nodes = edge_nodes(&f.cluster.0.borrow());
+        let [n] = nodes.as_slice() else {
+            panic!("{nodes:?}")
+        };
+        assert_eq!(n.spec.node_name, "edge-1");
+        assert_eq!(n.spec.host, None);
     }
 
     fn apply(nw: &mut Nodewright<'_>, objects: &mut Objects, write: &Write) -> (i32, Vec<String>) {

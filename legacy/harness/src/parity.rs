@@ -27,7 +27,7 @@ use nodewright_parity::migration;
 use nodewright_parity::taints;
 use nodewright_parity::{Workflow, observed, shadow, takeover};
 
-use crate::drive::{self, Nodewright, Objects, agent_os};
+use crate::drive::{self, AgentFacts, Nodewright, Objects, agent_os};
 use crate::invariants::{self, Step};
 use crate::world::{self, Rule, SharedCluster, SharedWorld, host_state};
 
@@ -222,11 +222,24 @@ pub fn run(
 /// Like [`run`], with the operator acting on its owned workflows under `rule`: the fence it runs,
 /// or the clock rule the fence replaced (to show what that rule would have done).
 pub fn run_with_rule(
+    scenario: Scenario,
+    modes: &[(Workflow, WorkflowMode)],
+    from: u32,
+    config: &RunConfig,
+    rule: Rule,
+) -> Result<ParityRun, Error> {
+    run_with_sensors(scenario, modes, from, config, rule, AgentFacts::new())
+}
+
+/// Like [`run_with_rule`], with what the operator hears of the hosts set by `sensors` (agents
+/// silent, or the scripts' reports silenced for its decisions).
+pub fn run_with_sensors(
     mut scenario: Scenario,
     modes: &[(Workflow, WorkflowMode)],
     from: u32,
     config: &RunConfig,
     rule: Rule,
+    sensors: AgentFacts,
 ) -> Result<ParityRun, Error> {
     check_modes(modes).map_err(Error::Harness)?;
     if from > 0 {
@@ -353,6 +366,7 @@ pub fn run_with_rule(
         );
     }
     let agents = config.work_dir.join("agents");
+    let mut hosts = sensors;
     let mut last_look = world.now();
     let mut after_tick = |tick: u32, outputs: &[run::TickOutput]| {
         let mut lines = Vec::new();
@@ -366,7 +380,7 @@ pub fn run_with_rule(
                 index.feed_log(&o.node, o.output.as_bytes(), now);
             }
             let mut current = BTreeSet::new();
-            let facts = observed::migration_facts(&index, now, 300, timeout);
+            let facts = observed::migration_facts(&index, &[], now, 300, timeout);
             let mut found = shadow::divergences(&index, &shadowed, now, last_look, &facts);
             if let (true, Some(site)) = (shadowed.contains(&Workflow::Bootstrap), &site) {
                 found.extend(drive::bootstrap_divergences(
@@ -419,6 +433,7 @@ pub fn run_with_rule(
                 tick,
                 now,
                 agents: &agents,
+                hosts: &mut hosts,
             };
             for wf in &operated {
                 if let (Workflow::Bootstrap, Some(site)) = (*wf, &site) {

@@ -65,6 +65,9 @@ impl Host for SharedWorld {
     fn release_devices(&mut self, gone: &BTreeSet<String>) {
         Host::release_devices(&mut *self.lock(), gone);
     }
+    fn write_file(&mut self, node: &str, path: &str, text: &str) {
+        Host::write_file(&mut *self.lock(), node, path, text);
+    }
 }
 
 /// The in-memory cluster, shared between the runner (the scripts' kubectl) and the parity layer

@@ -210,6 +210,54 @@ fn a_migration_in_operator_mode_ends_where_the_legacy_migration_ends_and_no_scri
     snapshot(name, "migration-operator", &owned);
 }
 
+/// The operator's migration with the scripts' reports of the hosts silenced for its decisions
+/// (no heartbeat blob, no `drbd-status`, no `linstor-nodes`): only the agents' facts tell it the
+/// nodes are live, their network up, the satellites registered and the replicas UpToDate. One
+/// run with the agents reading their hosts, one without; the migration scenario is the one whose
+/// decisions read all of these.
+#[test]
+fn a_migration_in_operator_mode_completes_from_the_agents_facts_alone_and_not_without_them() {
+    let name = "migration-single-to-multi";
+    let run = |label: &str, agents: bool| {
+        let config = RunConfig {
+            script: repo().join("legacy/vx-rail-node-init.sh"),
+            sim_binary: PathBuf::from(env!("CARGO_BIN_EXE_vxr-tool")),
+            work_dir: std::env::temp_dir().join(format!(
+                "vxr-parity-{}-{name}-{label}-{}",
+                std::process::id(),
+                RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )),
+            stuck_after: Duration::from_secs(30),
+        };
+        let mut sensors = nodewright_sim_harness::drive::AgentFacts::new();
+        sensors.scripts_silent = true;
+        sensors.silent = !agents;
+        parity::run_with_sensors(
+            scenario(name),
+            &[(Workflow::Migration, OPERATOR)],
+            0,
+            &config,
+            Rule::Fence,
+            sensors,
+        )
+        .unwrap_or_else(|e| panic!("{name} {label}: {e}"))
+    };
+    let with_agents = run("agents-only", true);
+    assert!(
+        with_agents.report.contains("migration enters COMPLETED"),
+        "the migration did not complete from the agents' facts:\n{}",
+        with_agents.report
+    );
+    let report = with_agents.invariants();
+    assert!(report.violated().is_empty(), "violated: {:?}", report.violated());
+    let deaf = run("no-sensors", false);
+    assert!(
+        !deaf.report.contains("migration enters COMPLETED") && deaf.report.contains("no-heartbeat"),
+        "the migration progressed without any report of the hosts:\n{}",
+        deaf.report
+    );
+}
+
 #[test]
 fn a_migration_in_operator_mode_on_rpm_hosts_ends_where_the_debian_migration_ends() {
     let name = "migration-single-to-multi";

@@ -47,6 +47,12 @@ pub trait Host {
     fn release_devices(&mut self, gone: &BTreeSet<String>) {
         let _ = gone;
     }
+    /// Tells the hosts a plain file the runner wrote into `node`'s root (its `node.conf`), so
+    /// that the host's own tools (`cat`, as the node agent reads it) see what the script sees.
+    /// Hosts that serve no files leave it.
+    fn write_file(&mut self, node: &str, path: &str, text: &str) {
+        let _ = (node, path, text);
+    }
 }
 
 /// The cluster the script's `kubectl` talks to.
@@ -141,6 +147,10 @@ impl Host for crate::host::World {
 
     fn release_devices(&mut self, gone: &BTreeSet<String>) {
         crate::host::World::release_devices(self, &|h| !gone.contains(h));
+    }
+
+    fn write_file(&mut self, node: &str, path: &str, text: &str) {
+        crate::host::World::write_file(self, node, path, text);
     }
 }
 
@@ -533,6 +543,9 @@ impl ConfigChange {
         config.extend(self.set.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 }
+
+/// Where a node's `node.conf` is, on the node.
+pub const NODE_CONF: &str = "/etc/vx-rail/node.conf";
 
 /// A `node.conf`'s text: `KEY=value` lines in key order.
 pub fn node_conf_text(config: &BTreeMap<String, String>) -> String {
@@ -937,7 +950,9 @@ pub fn run_observed(
         let etc = root.join("etc/vx-rail");
         std::fs::create_dir_all(&etc).map_err(io("creating", &etc))?;
         std::fs::create_dir_all(root.join("var/lib/vx-rail")).map_err(io("creating", &root))?;
-        std::fs::write(etc.join("node.conf"), node_conf_text(&node.config)).map_err(io("writing", &etc))?;
+        let text = node_conf_text(&node.config);
+        std::fs::write(etc.join("node.conf"), &text).map_err(io("writing", &etc))?;
+        host.write_file(&node.name, NODE_CONF, &text);
     }
     let mut configs: BTreeMap<&str, BTreeMap<String, String>> = scenario
         .nodes
@@ -1020,7 +1035,9 @@ pub fn run_observed(
                     if let Some(config) = configs.get_mut(change.node.as_str()) {
                         change.apply(config);
                         let path = roots.join(&change.node).join("etc/vx-rail/node.conf");
-                        std::fs::write(&path, node_conf_text(config)).map_err(io("writing", &path))?;
+                        let text = node_conf_text(config);
+                        std::fs::write(&path, &text).map_err(io("writing", &path))?;
+                        runner.host.write_file(&change.node, NODE_CONF, &text);
                     }
                 }
             }

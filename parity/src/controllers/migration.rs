@@ -57,6 +57,7 @@ impl WorkflowController for Migrations {
         }
         let facts = observed::migration_facts(
             snapshot.index,
+            snapshot.facts,
             snapshot.now,
             snapshot.settings.stale_after,
             snapshot.settings.migration_timeout,

@@ -49,7 +49,13 @@ impl WorkflowController for StorageUpgrades {
         if owned.is_empty() {
             return out;
         }
-        let facts = observed::upgrade_facts(snapshot.index, snapshot.now, snapshot.settings, snapshot.gate);
+        let facts = observed::upgrade_facts(
+            snapshot.index,
+            snapshot.facts,
+            snapshot.now,
+            snapshot.settings,
+            snapshot.gate,
+        );
         // One upgrade at a time: the oldest unfinished one runs (or releases the gate once over);
         // the others wait in Pending for the gate.
         for u in owned {

@@ -133,6 +133,11 @@ pub struct World {
     pub resync_seconds: BTreeMap<String, u64>,
     /// Versions the apt repository offers, per package.
     pub repo: BTreeMap<String, Vec<String>>,
+    /// Plain files of each node that its tools read (`cat`), by node and absolute path: the
+    /// node's `/etc/vx-rail/node.conf`, as the runner writes it into the node's root. Not saved
+    /// with the world: the runner writes them again.
+    #[serde(skip)]
+    pub files: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// `2026-01-01T00:00:00Z`, a fixed default start so runs never depend on the wall clock.
@@ -201,6 +206,7 @@ impl World {
             slow_resync: BTreeMap::new(),
             resync_seconds: BTreeMap::new(),
             repo,
+            files: BTreeMap::new(),
         }
     }
 
@@ -255,6 +261,14 @@ impl World {
             "hostname" => sys::hostname(self, node, &args),
             other => Output::err(127, format!("bash: {other}: command not found\n")),
         }
+    }
+
+    /// Writes one of `node`'s plain files (see [`World::files`]).
+    pub fn write_file(&mut self, node: &str, path: &str, text: &str) {
+        self.files
+            .entry(node.to_owned())
+            .or_default()
+            .insert(path.to_owned(), text.to_owned());
     }
 
     /// Advances the simulated clock by `secs`, letting time-driven state (resync) progress.

@@ -546,7 +546,7 @@ pub fn cat(world: &mut World, node: &str, args: &[&str]) -> Output {
                 let idle = up * n.idle_centis_per_sec;
                 Some(format!("{up}.00 {}.{:02}\n", idle / 100, idle % 100))
             }
-            _ => None,
+            _ => world.files.get(node).and_then(|f| f.get(*path)).cloned(),
         };
         match text {
             Some(t) => out.push_str(&t),
