@@ -9,7 +9,9 @@
 
 storage_run() {
     STORAGE_SATELLITE=unknown
-    if node_in_upgrade; then
+    if takeover_operator storage; then
+        takeover_skip storage storage
+    elif node_in_upgrade; then
         log info storage "node is in the storage upgrade, leaving services and modules alone" \
             upgrade_state="$(blob_get "$S_UPGRADE" state)"
     elif ((BOOT_PENDING == 1)); then
@@ -21,7 +23,13 @@ storage_run() {
     STORAGE_SATELLITE=${STORAGE_SATELLITE:-unknown}
 
     if [[ $S_PRIMARY == "$NODE_NAME" && -n $S_CLUSTER ]] && ! node_in_upgrade; then
-        storage_primary_reconcile
+        if takeover_operator storage; then
+            # Nodewright registers, creates pools and places replicas; the primary still reports
+            # the controller's node table (linstor-nodes), which is an observation.
+            storage_report_linstor_nodes
+        else
+            storage_primary_reconcile
+        fi
     fi
 
     drbd_read
@@ -71,18 +79,31 @@ storage_managed_nodes() {
     done < <(member_names "$S_MEMBERS")
 }
 
-storage_primary_reconcile() {
-    local nodes pools n ip state pool
-    if ! capture nodes linstor --no-color node list; then
+# storage_report_linstor_nodes: reads `linstor node list` into LINSTOR_NODES_NOW and keeps it in
+# the cluster-state ConfigMap (linstor-nodes) when it changed. LINSTOR_NODES_OK is 0 when the
+# controller did not answer. (It returns 0 then too: called from the left of `||`, a failing
+# cm_patch inside would go unnoticed, see run_iteration.)
+storage_report_linstor_nodes() {
+    LINSTOR_NODES_NOW=""
+    LINSTOR_NODES_OK=0
+    if ! capture LINSTOR_NODES_NOW linstor --no-color node list; then
         log error storage "linstor controller not answering" cmd="linstor --no-color node list"
         return 0
     fi
-    if [[ $nodes != "$S_LINSTOR_NODES" ]]; then
+    LINSTOR_NODES_OK=1
+    if [[ $LINSTOR_NODES_NOW != "$S_LINSTOR_NODES" ]]; then
         log info storage "linstor node list changed"
-        log_block "linstor --no-color node list" "$nodes"
-        cm_patch "$CLUSTER_CM" linstor-nodes "$nodes"
-        S_LINSTOR_NODES=$nodes
+        log_block "linstor --no-color node list" "$LINSTOR_NODES_NOW"
+        cm_patch "$CLUSTER_CM" linstor-nodes "$LINSTOR_NODES_NOW"
+        S_LINSTOR_NODES=$LINSTOR_NODES_NOW
     fi
+}
+
+storage_primary_reconcile() {
+    local nodes pools n ip state pool
+    storage_report_linstor_nodes
+    ((LINSTOR_NODES_OK == 1)) || return 0
+    nodes=$LINSTOR_NODES_NOW
     pool=$CONF_STORAGE_POOL
     capture pools linstor --no-color storage-pool list || pools=""
 
