@@ -9,27 +9,14 @@ BOND_MODES="balance-rr active-backup balance-xor broadcast 802.3ad balance-tlb b
 
 network_run() {
     NET_STATE=ok
-    if takeover_operator network; then
-        takeover_skip network network
-        network_observe
-    else
-        network_assemble
-        bond_watch_failover
-    fi
+    if takeover_operator network; then takeover_skip network network; network_observe
+    else network_assemble; bond_watch_failover; fi
     if takeover_operator bond-flip; then
         takeover_skip network bond-flip
     else
         bond_apply_flip_request
     fi
     network_summary
-}
-
-# network_observe: while Nodewright owns the steady-state network (takeover.sh), what the network
-# step reports without acting: the bond as it is. No host command, no annotation: Nodewright
-# assembles, fails over and keeps vx-rail.io/bond-active itself.
-network_observe() {
-    bond_read "$CONF_BOND_NAME"
-    ((BOND_PRESENT == 1)) || NET_STATE=degraded
 }
 
 # network_assemble: bond, slaves, VLANs and addresses. Also used by boot recovery.
@@ -257,4 +244,13 @@ network_summary() {
         log warn network "network degraded" bond="$CONF_BOND_NAME" mii="${BOND_MII_NOW:-none}" \
             storage_vlan="$NET_STORAGE_VLAN" slaves="$NET_SLAVES"
     fi
+}
+
+# network_observe: while Nodewright owns the steady-state network (takeover.sh), what the network
+# step reports without acting: the bond as it is. No host command, no annotation: Nodewright
+# assembles, fails over and keeps vx-rail.io/bond-active itself. (At the end of the file so that
+# the line numbers the error trap logs for the other functions stay as they were.)
+network_observe() {
+    bond_read "$CONF_BOND_NAME"
+    ((BOND_PRESENT == 1)) || NET_STATE=degraded
 }

@@ -9,8 +9,7 @@
 
 storage_run() {
     STORAGE_SATELLITE=unknown
-    if takeover_operator storage; then
-        takeover_skip storage storage
+    if takeover_operator storage; then takeover_skip storage storage
     elif node_in_upgrade; then
         log info storage "node is in the storage upgrade, leaving services and modules alone" \
             upgrade_state="$(blob_get "$S_UPGRADE" state)"
@@ -21,15 +20,8 @@ storage_run() {
     fi
     STORAGE_SATELLITE=$(systemctl is-active linstor-satellite 2>/dev/null) || true
     STORAGE_SATELLITE=${STORAGE_SATELLITE:-unknown}
-
     if [[ $S_PRIMARY == "$NODE_NAME" && -n $S_CLUSTER ]] && ! node_in_upgrade; then
-        if takeover_operator storage; then
-            # Nodewright registers, creates pools and places replicas; the primary still reports
-            # the controller's node table (linstor-nodes), which is an observation.
-            storage_report_linstor_nodes
-        else
-            storage_primary_reconcile
-        fi
+        if takeover_operator storage; then storage_report_linstor_nodes; else storage_primary_reconcile; fi
     fi
 
     drbd_read
@@ -79,31 +71,18 @@ storage_managed_nodes() {
     done < <(member_names "$S_MEMBERS")
 }
 
-# storage_report_linstor_nodes: reads `linstor node list` into LINSTOR_NODES_NOW and keeps it in
-# the cluster-state ConfigMap (linstor-nodes) when it changed. LINSTOR_NODES_OK is 0 when the
-# controller did not answer. (It returns 0 then too: called from the left of `||`, a failing
-# cm_patch inside would go unnoticed, see run_iteration.)
-storage_report_linstor_nodes() {
-    LINSTOR_NODES_NOW=""
-    LINSTOR_NODES_OK=0
-    if ! capture LINSTOR_NODES_NOW linstor --no-color node list; then
+storage_primary_reconcile() {
+    local nodes pools n ip state pool
+    if ! capture nodes linstor --no-color node list; then
         log error storage "linstor controller not answering" cmd="linstor --no-color node list"
         return 0
     fi
-    LINSTOR_NODES_OK=1
-    if [[ $LINSTOR_NODES_NOW != "$S_LINSTOR_NODES" ]]; then
+    if [[ $nodes != "$S_LINSTOR_NODES" ]]; then
         log info storage "linstor node list changed"
-        log_block "linstor --no-color node list" "$LINSTOR_NODES_NOW"
-        cm_patch "$CLUSTER_CM" linstor-nodes "$LINSTOR_NODES_NOW"
-        S_LINSTOR_NODES=$LINSTOR_NODES_NOW
+        log_block "linstor --no-color node list" "$nodes"
+        cm_patch "$CLUSTER_CM" linstor-nodes "$nodes"
+        S_LINSTOR_NODES=$nodes
     fi
-}
-
-storage_primary_reconcile() {
-    local nodes pools n ip state pool
-    storage_report_linstor_nodes
-    ((LINSTOR_NODES_OK == 1)) || return 0
-    nodes=$LINSTOR_NODES_NOW
     pool=$CONF_STORAGE_POOL
     capture pools linstor --no-color storage-pool list || pools=""
 
@@ -161,4 +140,23 @@ storage_place_replicas() {
         fi
     done < <(linstor_select "$rds" ResourceName)
     ((placed == 0)) || log info storage "replicas placed" count="$placed"
+}
+
+# storage_report_linstor_nodes: while Nodewright owns the steady-state storage (takeover.sh), the
+# primary's part that only observes: the controller's node table read and kept in the cluster-state
+# key linstor-nodes when it changed (the same read and report storage_primary_reconcile starts
+# with), without registering, creating pools or placing replicas. (At the end of the file so that
+# the line numbers the error trap logs for the other functions stay as they were.)
+storage_report_linstor_nodes() {
+    local nodes
+    if ! capture nodes linstor --no-color node list; then
+        log error storage "linstor controller not answering" cmd="linstor --no-color node list"
+        return 0
+    fi
+    if [[ $nodes != "$S_LINSTOR_NODES" ]]; then
+        log info storage "linstor node list changed"
+        log_block "linstor --no-color node list" "$nodes"
+        cm_patch "$CLUSTER_CM" linstor-nodes "$nodes"
+        S_LINSTOR_NODES=$nodes
+    fi
 }
