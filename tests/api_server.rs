@@ -448,6 +448,22 @@ async fn changes_that_the_rules_forbid_on_update_are_refused() {
         .await,
         "migration cannot move from legacy to operator directly: run it in shadow first",
     );
+    // The steady-state network and storage carry the same rule.
+    for (key, message) in [
+        (
+            "network",
+            "network cannot move from legacy to operator directly: run it in shadow first",
+        ),
+        (
+            "storage",
+            "storage cannot move from legacy to operator directly: run it in shadow first",
+        ),
+    ] {
+        assert_refused(
+            merge_patch::<EdgeCluster>(&ctx, "site", json!({"spec": {"workflows": {key: "operator"}}})).await,
+            message,
+        );
+    }
     merge_patch::<EdgeCluster>(
         &ctx,
         "site",

@@ -145,6 +145,15 @@ pub struct WorkflowModes {
     #[serde(default)]
     #[x_kube(validation = Rule::new("!(oldSelf == 'legacy' && self == 'operator')").message("bootRecovery cannot move from legacy to operator directly: run it in shadow first"))]
     pub boot_recovery: WorkflowMode,
+    /// The steady-state network: bond and VLAN assembly, re-enslaving slaves, carrier failover.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("!(oldSelf == 'legacy' && self == 'operator')").message("network cannot move from legacy to operator directly: run it in shadow first"))]
+    pub network: WorkflowMode,
+    /// The steady-state storage: DRBD modules and LINSTOR services, satellite and storage-pool
+    /// registration, replica placement.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("!(oldSelf == 'legacy' && self == 'operator')").message("storage cannot move from legacy to operator directly: run it in shadow first"))]
+    pub storage: WorkflowMode,
 }
 
 /// Where the legacy script keeps its state.

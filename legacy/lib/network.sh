@@ -25,8 +25,8 @@ network_run() {
         network_summary
         return 0
     fi
-    network_assemble
-    bond_watch_failover
+    if takeover_operator network; then takeover_skip network network; network_observe
+    else network_assemble; bond_watch_failover; fi
     if takeover_operator bond-flip; then
         takeover_skip network bond-flip
     else
@@ -279,4 +279,13 @@ network_summary() {
         log warn network "network degraded" bond="$CONF_BOND_NAME" mii="${BOND_MII_NOW:-none}" \
             storage_vlan="$NET_STORAGE_VLAN" slaves="$NET_SLAVES"
     fi
+}
+
+# network_observe: while Nodewright owns the steady-state network (takeover.sh), what the network
+# step reports without acting: the bond as it is. No host command, no annotation: Nodewright
+# assembles, fails over and keeps vx-rail.io/bond-active itself. (At the end of the file so that
+# the line numbers the error trap logs for the other functions stay as they were.)
+network_observe() {
+    bond_read "$CONF_BOND_NAME"
+    ((BOND_PRESENT == 1)) || NET_STATE=degraded
 }

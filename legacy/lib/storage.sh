@@ -9,7 +9,8 @@
 
 storage_run() {
     STORAGE_SATELLITE=unknown
-    if node_in_upgrade; then
+    if takeover_operator storage; then takeover_skip storage storage
+    elif node_in_upgrade; then
         log info storage "node is in the storage upgrade, leaving services and modules alone" \
             upgrade_state="$(blob_get "$S_UPGRADE" state)"
     elif ((BOOT_PENDING == 1)); then
@@ -19,9 +20,8 @@ storage_run() {
     fi
     STORAGE_SATELLITE=$(systemctl is-active linstor-satellite 2>/dev/null) || true
     STORAGE_SATELLITE=${STORAGE_SATELLITE:-unknown}
-
     if [[ $S_PRIMARY == "$NODE_NAME" && -n $S_CLUSTER ]] && ! node_in_upgrade; then
-        storage_primary_reconcile
+        if takeover_operator storage; then storage_report_linstor_nodes; else storage_primary_reconcile; fi
     fi
 
     drbd_read
@@ -140,4 +140,23 @@ storage_place_replicas() {
         fi
     done < <(linstor_select "$rds" ResourceName)
     ((placed == 0)) || log info storage "replicas placed" count="$placed"
+}
+
+# storage_report_linstor_nodes: while Nodewright owns the steady-state storage (takeover.sh), the
+# primary's part that only observes: the controller's node table read and kept in the cluster-state
+# key linstor-nodes when it changed (the same read and report storage_primary_reconcile starts
+# with), without registering, creating pools or placing replicas. (At the end of the file so that
+# the line numbers the error trap logs for the other functions stay as they were.)
+storage_report_linstor_nodes() {
+    local nodes
+    if ! capture nodes linstor --no-color node list; then
+        log error storage "linstor controller not answering" cmd="linstor --no-color node list"
+        return 0
+    fi
+    if [[ $nodes != "$S_LINSTOR_NODES" ]]; then
+        log info storage "linstor node list changed"
+        log_block "linstor --no-color node list" "$nodes"
+        cm_patch "$CLUSTER_CM" linstor-nodes "$nodes"
+        S_LINSTOR_NODES=$nodes
+    fi
 }

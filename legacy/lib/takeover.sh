@@ -5,6 +5,7 @@
 #   generation       a positive integer, increased on every change
 #   <workflow>       legacy | shadow | operator, for each of
 #                    bootstrap migration storage-upgrade bond-flip taints boot-recovery
+#                    network storage
 # The script reads it once per iteration, in the snapshot, with one kubectl call. A missing or
 # empty key, or an unknown value means `legacy`; an unknown value and a generation that is not a
 # positive integer are logged (warn), never fatal. `shadow` acts exactly as `legacy` (Nodewright
@@ -24,7 +25,7 @@
 # "Going back to pure legacy"); the snapshot reads them (takeover_check_lost).
 
 TAKEOVER_CM=nodewright-takeover
-TAKEOVER_WORKFLOWS="bootstrap migration storage-upgrade bond-flip taints boot-recovery"
+TAKEOVER_WORKFLOWS="bootstrap migration storage-upgrade bond-flip taints boot-recovery network storage"
 
 # takeover_read: fills TAKEOVER_EXISTS (0/1), TAKEOVER_GENERATION (the generation read; 0 when
 # the ConfigMap is missing or its generation is not a positive integer) and TAKEOVER_MODE[wf].
@@ -83,7 +84,8 @@ takeover_read() {
     log info snapshot "takeover modes read" generation="$TAKEOVER_GENERATION" \
         bootstrap="${TAKEOVER_MODE[bootstrap]}" migration="${TAKEOVER_MODE[migration]}" \
         storage_upgrade="${TAKEOVER_MODE[storage-upgrade]}" bond_flip="${TAKEOVER_MODE[bond-flip]}" \
-        taints="${TAKEOVER_MODE[taints]}" boot_recovery="${TAKEOVER_MODE[boot-recovery]}"
+        taints="${TAKEOVER_MODE[taints]}" boot_recovery="${TAKEOVER_MODE[boot-recovery]}" \
+        network="${TAKEOVER_MODE[network]}" storage="${TAKEOVER_MODE[storage]}"
 }
 
 # takeover_operator WORKFLOW: Nodewright owns WORKFLOW this iteration (the script skips it).

@@ -5,6 +5,7 @@
 //!   changing them, and the acknowledgement handshake.
 //! - [`taints`]: taint management as a pure decision.
 //! - [`migration`]: the single-to-multi-node migration's phase machine as a pure decision.
+//! - [`network`]: the steady-state network (bond, VLANs, carrier failover) as a pure decision.
 //! - [`topology`]: the site-topology seam — what the decisions read about the site's shape.
 //! - [`shadow`]: what the operator would have done, compared with what the script did.
 //! - [`observed`]: the facts those functions take, read from the bridge's index.
@@ -22,6 +23,7 @@ pub mod controllers;
 pub mod gather;
 pub mod keys;
 pub mod migration;
+pub mod network;
 pub mod observed;
 pub mod run;
 pub mod shadow;

@@ -44,17 +44,24 @@ pub enum Workflow {
     Taints,
     /// Recovery after a reboot.
     BootRecovery,
+    /// The steady-state network: bond and VLAN assembly, carrier failover.
+    Network,
+    /// The steady-state storage: modules, services, satellite and pool registration, replica
+    /// placement.
+    Storage,
 }
 
 impl Workflow {
     /// Every workflow, in the takeover ConfigMap's order.
-    pub const ALL: [Workflow; 6] = [
+    pub const ALL: [Workflow; 8] = [
         Workflow::Bootstrap,
         Workflow::Migration,
         Workflow::StorageUpgrade,
         Workflow::BondFlip,
         Workflow::Taints,
         Workflow::BootRecovery,
+        Workflow::Network,
+        Workflow::Storage,
     ];
 
     /// The key in the takeover ConfigMap (and in status).
@@ -66,6 +73,8 @@ impl Workflow {
             Workflow::BondFlip => takeover_key::BOND_FLIP,
             Workflow::Taints => takeover_key::TAINTS,
             Workflow::BootRecovery => takeover_key::BOOT_RECOVERY,
+            Workflow::Network => takeover_key::NETWORK,
+            Workflow::Storage => takeover_key::STORAGE,
         }
     }
 
@@ -83,6 +92,8 @@ impl Workflow {
             Workflow::BondFlip => modes.bond_flip,
             Workflow::Taints => modes.taints,
             Workflow::BootRecovery => modes.boot_recovery,
+            Workflow::Network => modes.network,
+            Workflow::Storage => modes.storage,
         }
     }
 

@@ -479,7 +479,7 @@ function actionPanel(id, title, controls, build) {
     form, h('p', {}, 'The same with kubectl:'), command, result);
 }
 
-const WORKFLOW_KEYS = ['bootstrap', 'migration', 'storageUpgrade', 'bondFlip', 'taints', 'bootRecovery'];
+const WORKFLOW_KEYS = ['bootstrap', 'migration', 'storageUpgrade', 'bondFlip', 'taints', 'bootRecovery', 'network', 'storage'];
 
 function modePanel(site) {
   const id = 'mode-' + site.namespace + '-' + site.name;

@@ -11,13 +11,15 @@ use nodewright_api::common::WorkflowMode;
 pub const API_VERSION: &str = "nodewright.io/v1alpha1";
 
 /// The `spec.workflows` keys of an EdgeCluster.
-pub const WORKFLOW_KEYS: [&str; 6] = [
+pub const WORKFLOW_KEYS: [&str; 8] = [
     "bootstrap",
     "migration",
     "storageUpgrade",
     "bondFlip",
     "taints",
     "bootRecovery",
+    "network",
+    "storage",
 ];
 
 /// One action, as the page sends it (`{"action": "setMode", …}`).

@@ -469,6 +469,8 @@ pub fn takeover(store: &Store) -> Vec<TakeoverSite> {
                 (takeover_key::BOND_FLIP, m.bond_flip),
                 (takeover_key::TAINTS, m.taints),
                 (takeover_key::BOOT_RECOVERY, m.boot_recovery),
+                (takeover_key::NETWORK, m.network),
+                (takeover_key::STORAGE, m.storage),
             ];
             let workflows = requested
                 .into_iter()
@@ -646,7 +648,7 @@ mod tests {
             .map(|n| (n.node.as_str(), n.acknowledged, n.current))
             .collect();
         assert_eq!(acks, [("edge-0", Some(5), true), ("edge-1", Some(4), false)]);
-        assert_eq!(view[0].workflows.len(), 6);
+        assert_eq!(view[0].workflows.len(), 8);
     }
 
     #[test]

@@ -430,7 +430,7 @@ fn the_acknowledgement_carries_the_generation_read_and_follows_a_bump() {
         trace.logs["edge-1"].contains(
             "component=snapshot msg=\"takeover modes read\" generation=7 bootstrap=legacy \
              migration=legacy storage_upgrade=legacy bond_flip=legacy taints=shadow \
-             boot_recovery=legacy\n"
+             boot_recovery=legacy network=legacy storage=legacy\n"
         ),
         "{}",
         trace.logs["edge-1"]
@@ -680,6 +680,112 @@ fn boot_recovery_owned_by_nodewright_is_skipped_until_the_node_carries_the_new_b
         1,
         "{log}"
     );
+}
+
+/// The host commands a node ran from `tick` on (its own loop's, not the scenario's faults).
+fn host_commands_from(trace: &Trace, node: &str, tick: u32) -> Vec<String> {
+    by_nodes(trace)
+        .filter(|e| e.node == node && e.tick >= tick && kubectl_args(e).is_none())
+        .map(line)
+        .collect()
+}
+
+#[test]
+fn network_owned_by_nodewright_assembles_nothing_fails_nothing_over_and_still_reports_the_bond() {
+    // The site comes up under the script; Nodewright takes the network over before tick 2, and
+    // eno1 loses its cable before tick 3 (the driver fails over to eno2 by itself).
+    let (trace, _) = run_with(
+        "bond-failover",
+        vec![takeover(2, &["generation=1", "network=operator"])],
+        "network-operator",
+    );
+    let mutations: Vec<String> = host_commands_from(&trace, "edge-1", 2)
+        .into_iter()
+        .filter(|c| {
+            c.starts_with("ip link add") || c.starts_with("ip link set") || c.starts_with("ip addr add")
+        })
+        .collect();
+    assert!(
+        mutations.is_empty(),
+        "the script changed the network: {mutations:#?}"
+    );
+    let annotations: Vec<String> = by_nodes(&trace)
+        .filter(|e| e.tick >= 2 && kubectl_args(e).is_some())
+        .map(line)
+        .filter(|w| w.contains("vx-rail.io/bond-active="))
+        .collect();
+    assert!(
+        annotations.is_empty(),
+        "the script kept bond-active: {annotations:#?}"
+    );
+    let log = &trace.logs["edge-1"];
+    assert!(!log.contains("bond failover detected"), "{log}");
+    let skips = log
+        .matches(
+            "component=network msg=\"workflow owned by nodewright, skipping\" workflow=network \
+             mode=operator generation=1\n",
+        )
+        .count();
+    assert_eq!(skips, 5, "ticks 2 to 6 each log the skip once:\n{log}");
+    // The bond as it is still reaches the status: eno2 active once eno1 lost its cable.
+    for (tick, body) in status_patches(&trace, "edge-1").filter(|(t, _)| *t >= 3) {
+        assert!(body.contains(";bond_active=eno2;"), "tick {tick}: {body}");
+        assert!(
+            body.contains(";storage_vlan=bond0.100:up;"),
+            "tick {tick}: {body}"
+        );
+    }
+}
+
+#[test]
+fn storage_owned_by_nodewright_starts_registers_and_places_nothing_and_still_reports_what_it_reads() {
+    let (trace, cluster) = run_with(
+        "bootstrap-single-node",
+        vec![takeover(0, &["generation=1", "storage=operator"])],
+        "storage-operator",
+    );
+    let commands = host_commands_from(&trace, "edge-1", 0);
+    let mutations: Vec<&String> = commands
+        .iter()
+        .filter(|c| {
+            c.starts_with("modprobe")
+                || c.starts_with("systemctl start")
+                || (c.starts_with("linstor") && c.contains(" create"))
+        })
+        .collect();
+    assert!(mutations.is_empty(), "the script changed storage: {mutations:#?}");
+    let log = &trace.logs["edge-1"];
+    let ticks = log.matches("### tick ").count();
+    let skips = log
+        .matches(
+            "component=storage msg=\"workflow owned by nodewright, skipping\" workflow=storage \
+             mode=operator generation=1\n",
+        )
+        .count();
+    assert_eq!(skips, ticks, "the skip once per iteration:\n{log}");
+    // What it reads is still read and reported: the satellite's state, DRBD, and on the primary
+    // the controller's node table.
+    assert!(
+        commands
+            .iter()
+            .any(|c| c == "systemctl is-active linstor-satellite"),
+        "{commands:#?}"
+    );
+    assert!(
+        commands.iter().any(|c| c == "drbdadm status all"),
+        "{commands:#?}"
+    );
+    assert!(
+        commands.iter().any(|c| c == "linstor --no-color node list"),
+        "{commands:#?}"
+    );
+    for (tick, body) in status_patches(&trace, "edge-1") {
+        assert!(body.contains(";satellite="), "tick {tick}: {body}");
+    }
+    let state = cluster
+        .config_map("kube-system", "vx-rail-cluster-state")
+        .unwrap();
+    assert!(state.data.contains_key("linstor-nodes"), "{:?}", state.data);
 }
 
 // --- step mode ----------------------------------------------------------------------------------

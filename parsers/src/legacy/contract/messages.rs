@@ -30,7 +30,7 @@ pub enum Message {
     BootIdFoundOnNodeOnly,
     /// `snapshot`, info: `first start on this node, recording the boot id without recovery`; fields `boot_id`.
     FirstStart,
-    /// `snapshot`, info: `takeover modes read`; fields `generation bootstrap migration storage_upgrade bond_flip taints boot_recovery` (only while `nodewright-takeover` exists).
+    /// `snapshot`, info: `takeover modes read`; fields `generation bootstrap migration storage_upgrade bond_flip taints boot_recovery network storage` (only while `nodewright-takeover` exists).
     TakeoverModesRead,
     /// `snapshot`, warn: `unknown takeover mode, treating the workflow as legacy`; fields `configmap key value`.
     UnknownTakeoverMode,
@@ -40,7 +40,7 @@ pub enum Message {
     TakeoverUnreadable,
     /// `snapshot`, info: `boot recovered by nodewright, recording the boot id on the host`; fields `boot_id` (only with `boot-recovery=operator`).
     BootRecoveredByNodewright,
-    /// *any*, info: `workflow owned by nodewright, skipping`; fields `workflow mode generation` (component `bootstrap`, `network` for `bond-flip`, `migration`, `taints`, `boot`, `upgrade` for `storage-upgrade`).
+    /// *any*, info: `workflow owned by nodewright, skipping`; fields `workflow mode generation` (component `bootstrap`, `network` for `bond-flip` and `network`, `storage`, `migration`, `taints`, `boot`, `upgrade` for `storage-upgrade`).
     WorkflowOwnedByNodewright,
     /// `bootstrap`, info: `no cluster state found, initialising the site with this node as primary`; fields `configmap`.
     InitialisingSite,

@@ -84,6 +84,11 @@ pub mod takeover_key {
     pub const TAINTS: &str = "taints";
     /// Boot recovery's mode.
     pub const BOOT_RECOVERY: &str = "boot-recovery";
+    /// The steady-state network's mode: bond and VLAN assembly, carrier failover.
+    pub const NETWORK: &str = "network";
+    /// The steady-state storage's mode: modules, services, satellite and pool registration,
+    /// replica placement.
+    pub const STORAGE: &str = "storage";
 }
 
 /// Annotations the script writes on its own Node.
@@ -180,6 +185,8 @@ pub(super) mod tests {
             takeover_key::BOND_FLIP,
             takeover_key::TAINTS,
             takeover_key::BOOT_RECOVERY,
+            takeover_key::NETWORK,
+            takeover_key::STORAGE,
         ] {
             assert!(doc.contains(&format!("| `{key}` |")), "{key}");
         }
