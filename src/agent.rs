@@ -41,9 +41,16 @@ pub struct Args {
     /// --host-root.
     #[arg(long, default_value = "auto")]
     host_os: String,
-    /// Where the host's root file system is seen from the agent, for --host-os auto.
+    /// Where the host's root file system is seen from the agent: for --host-os auto, and, with
+    /// --host-commands host-root, where host commands run.
     #[arg(long, default_value = "/")]
     host_root: PathBuf,
+    /// Where host commands find their tools: `own` runs them from the agent's PATH (an agent on
+    /// the host itself, or an image with the tools); `host-root` runs each one with the host's
+    /// own tools, changing its root to --host-root first (needs CAP_SYS_CHROOT; the chart's
+    /// DaemonSet mounts the host's / there).
+    #[arg(long, default_value = "own", value_parser = ["own", "host-root"])]
+    host_commands: String,
     /// The user name the API server knows the operator by
     /// (`system:serviceaccount:<namespace>:<operator>`, which the chart sets): a NodeTask whose
     /// `nodewright.io/created-by` annotation names anyone else is failed without running. Unset,
@@ -108,11 +115,23 @@ async fn run_cluster(args: Args, node: String, host_os: nodewright_api::OsFamily
             refresh: Duration::from_secs(args.facts_refresh_seconds.max(args.facts_interval_seconds)),
         },
     });
-    let host = ProcessHost::new(Duration::from_secs(args.command_timeout_seconds.max(1)));
+    let mut host = ProcessHost::new(Duration::from_secs(args.command_timeout_seconds.max(1)));
+    if args.host_commands == "host-root" {
+        // The launcher is this very binary, by the kernel's name for it: the image may be
+        // replaced on disk while the pod runs, and the path that started it may be relative.
+        let launcher =
+            std::env::current_exe().context("--host-commands host-root: cannot tell where this binary is")?;
+        host = host.in_host_root(launcher, &args.host_root);
+    }
     tracing::info!(
-        "nodewright agent: node {}, {} host, pod {}, NodeTasks in namespace {}, journal in {}",
+        "nodewright agent: node {}, {} host (commands in {}), pod {}, NodeTasks in namespace {}, journal in {}",
         options.node,
         options.host_os,
+        match &host.root {
+            nodewright_agent_shim::CommandRoot::Own => "the agent's own root".to_owned(),
+            nodewright_agent_shim::CommandRoot::HostRoot { root, .. } =>
+                format!("the host root {}", root.display()),
+        },
         options.pod_name,
         options.namespace,
         options.state_dir.display()

@@ -45,12 +45,27 @@ enum Command {
     Check(check::Args),
     /// Print every Nodewright CustomResourceDefinition as YAML.
     Crds,
+    /// Run one command in the host's root file system (the agent's launcher for host tools).
+    #[command(hide = true)]
+    HostExec(HostExecArgs),
     /// Run the parity controllers: project the takeover, own the workflows in operator mode, record shadow divergences.
     Operator(Box<operator::Args>),
     /// Parse a host-tool output or legacy artefact and print it as typed JSON.
     Parse(parse::Args),
     /// Serve the read-only web UI: sites, nodes, workflows and the takeover, live.
     Ui(Box<ui::Args>),
+}
+
+/// Arguments of `nodewright host-exec`: what the agent starts, once per host command, when its
+/// commands run in the host's root (`nodewright agent --host-commands host-root`).
+#[derive(clap::Args)]
+struct HostExecArgs {
+    /// Where the host's root file system is mounted.
+    #[arg(long)]
+    root: std::path::PathBuf,
+    /// The command and its arguments, as the host's tools take them.
+    #[arg(last = true, required = true)]
+    argv: Vec<std::ffi::OsString>,
 }
 
 /// Writes to standard output; a reader that stops early (`| head`) is not an error.
@@ -62,6 +77,12 @@ fn out(text: &str) {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::HostExec(args) => {
+            // Returns only when the command could not be executed; its status is chroot(1)'s.
+            let (code, message) = nodewright_agent_shim::host::exec_in_root(&args.root, &args.argv);
+            eprint!("nodewright {message}");
+            return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
         Command::Crds => nodewright_api::crds_yaml()
             .map(|yaml| out(&yaml))
             .map_err(anyhow::Error::from),

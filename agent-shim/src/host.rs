@@ -2,10 +2,17 @@
 //! vectors; each runs through [`HostOps::run`] and comes back as a [`HostOutput`].
 //!
 //! [`ProcessHost`] runs real commands, each in its own process group, with a per-command timeout
-//! and the step's deadline; when either passes, the whole group is killed. Tests put the simulated edge
+//! and the step's deadline; when either passes, the whole group is killed. In a pod, it runs them
+//! with the host's own tools: [`ProcessHost::in_host_root`] starts each one through
+//! `nodewright host-exec`, which changes its root to the host's root file system (mounted into
+//! the pod) and executes the command there ([`exec_in_root`]), so that `ip`, `drbdadm`,
+//! `linstor`, `systemctl`, `modprobe` and the package manager are the host's, at the host's
+//! versions, with the host's configuration. Tests put the simulated edge
 //! world (`legacy/sim`) behind the same trait, so the library never depends on the simulator.
 
+use std::ffi::OsString;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -72,12 +79,41 @@ const PIPE_GRACE: Duration = Duration::from_secs(2);
 pub struct ProcessHost {
     /// How long one command may run before it is killed.
     pub command_timeout: Duration,
+    /// Where commands run: the agent's own file system, or the host's root through a launcher.
+    pub root: CommandRoot,
 }
+
+/// Which file system a [`ProcessHost`]'s commands find their tools and files in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CommandRoot {
+    /// The agent's own: `argv[0]` is looked up in the agent's `PATH` (the agent runs on the host
+    /// itself, or in an image that has the tools).
+    #[default]
+    Own,
+    /// The host's root file system, mounted at `root`: each command is started as `launcher
+    /// host-exec --root <root> -- argv…`, which changes its root there and runs the host's tool.
+    HostRoot {
+        /// The program that changes root and executes the command (the `nodewright` binary).
+        launcher: PathBuf,
+        /// Where the host's root file system is mounted.
+        root: PathBuf,
+    },
+}
+
+/// The `PATH` a command run in the host's root finds its tool in: the directories a root shell
+/// on Debian, Ubuntu, RHEL and SUSE searches, whatever the agent's own image sets.
+pub const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Exit status when the root could not be changed (as `chroot(1)`'s).
+pub const EXIT_CHROOT_FAILED: i32 = 125;
+/// Exit status when the command exists but could not be executed (as the shell's).
+pub const EXIT_NOT_EXECUTABLE: i32 = 126;
 
 impl Default for ProcessHost {
     fn default() -> Self {
         ProcessHost {
             command_timeout: Duration::from_secs(300),
+            root: CommandRoot::Own,
         }
     }
 }
@@ -85,8 +121,96 @@ impl Default for ProcessHost {
 impl ProcessHost {
     /// A host whose commands are killed after `command_timeout`.
     pub fn new(command_timeout: Duration) -> Self {
-        ProcessHost { command_timeout }
+        ProcessHost {
+            command_timeout,
+            root: CommandRoot::Own,
+        }
     }
+
+    /// The same host, with every command run in the host's root file system mounted at `root`,
+    /// started through `launcher host-exec` (see [`exec_in_root`]).
+    pub fn in_host_root(self, launcher: impl Into<PathBuf>, root: impl Into<PathBuf>) -> Self {
+        ProcessHost {
+            root: CommandRoot::HostRoot {
+                launcher: launcher.into(),
+                root: root.into(),
+            },
+            ..self
+        }
+    }
+
+    /// The program and arguments that run `argv` where this host's commands run. Pure.
+    pub fn command_line(&self, argv: &[String]) -> Vec<OsString> {
+        match &self.root {
+            CommandRoot::Own => argv.iter().map(OsString::from).collect(),
+            CommandRoot::HostRoot { launcher, root } => {
+                let mut line: Vec<OsString> = vec![
+                    launcher.into(),
+                    "host-exec".into(),
+                    "--root".into(),
+                    root.into(),
+                    "--".into(),
+                ];
+                line.extend(argv.iter().map(OsString::from));
+                line
+            }
+        }
+    }
+}
+
+/// Changes this process's root to `root`, its working directory to the new `/`, and replaces it
+/// with `argv` found in [`HOST_PATH`]. Returns only when that failed, with the exit status to
+/// report (those of `chroot(1)`: 125 when the root could not be changed, 126 when the command
+/// could not be executed, 127 when it was not found) and what went wrong. Needs `CAP_SYS_CHROOT`.
+///
+/// This is `nodewright host-exec`: the agent starts one such process per host command, so the
+/// agent itself keeps its own root (its service account token, its journal) and only the tool
+/// runs in the host's.
+#[cfg(unix)]
+pub fn exec_in_root(root: &Path, argv: &[OsString]) -> (i32, String) {
+    use std::os::unix::process::CommandExt;
+    let Some((program, args)) = argv.split_first() else {
+        return (EXIT_NOT_RUN, "host-exec: no command given\n".to_owned());
+    };
+    if let Err(e) = std::os::unix::fs::chroot(root) {
+        return (
+            EXIT_CHROOT_FAILED,
+            format!("host-exec: cannot change root to {}: {e}\n", root.display()),
+        );
+    }
+    if let Err(e) = std::env::set_current_dir("/") {
+        return (
+            EXIT_CHROOT_FAILED,
+            format!("host-exec: cannot enter / of {}: {e}\n", root.display()),
+        );
+    }
+    // `Command` looks the program up in the PATH it is given, not the agent's.
+    let e = Command::new(program).args(args).env("PATH", HOST_PATH).exec();
+    let code = if e.kind() == std::io::ErrorKind::NotFound {
+        EXIT_NOT_RUN
+    } else {
+        EXIT_NOT_EXECUTABLE
+    };
+    (
+        code,
+        format!(
+            "host-exec: {} in the host root {}: {e}\n",
+            program.to_string_lossy(),
+            root.display()
+        ),
+    )
+}
+
+/// Not on this platform: there is no `chroot`.
+#[cfg(not(unix))]
+pub fn exec_in_root(root: &Path, _argv: &[OsString]) -> (i32, String) {
+    (
+        EXIT_CHROOT_FAILED,
+        format!(
+            "host-exec: cannot change root to {} on this platform\n",
+            root.display()
+        ),
+    )
 }
 
 impl HostOps for ProcessHost {
@@ -95,15 +219,19 @@ impl HostOps for ProcessHost {
     }
 
     fn run_until(&mut self, argv: &[String], deadline: Option<Instant>) -> HostOutput {
-        let Some((program, args)) = argv.split_first() else {
+        let Some(program) = argv.first() else {
             return HostOutput::failed(EXIT_NOT_RUN, "empty command line\n");
         };
         let started = Instant::now();
         let own_deadline = started + self.command_timeout;
         let deadline = deadline.map_or(own_deadline, |d| d.min(own_deadline));
-        let mut command = Command::new(program);
+        let line = self.command_line(argv);
+        let Some((launched, launched_args)) = line.split_first() else {
+            return HostOutput::failed(EXIT_NOT_RUN, "empty command line\n");
+        };
+        let mut command = Command::new(launched);
         command
-            .args(args)
+            .args(launched_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -310,6 +438,33 @@ mod tests {
             wait_gone(pid.trim()),
             "left-behind process {} survived",
             pid.trim()
+        );
+    }
+
+    #[test]
+    fn in_the_host_root_every_command_is_started_through_the_launcher_with_the_root_and_its_argv() {
+        let host = ProcessHost::new(Duration::from_secs(5)).in_host_root("/nodewright", "/host");
+        assert_eq!(
+            host.command_line(&argv(&["ip", "-j", "-d", "link", "show"])),
+            [
+                "/nodewright",
+                "host-exec",
+                "--root",
+                "/host",
+                "--",
+                "ip",
+                "-j",
+                "-d",
+                "link",
+                "show"
+            ]
+            .map(OsString::from)
+            .to_vec()
+        );
+        assert_eq!(
+            ProcessHost::default().command_line(&argv(&["lsmod"])),
+            vec![OsString::from("lsmod")],
+            "the agent's own root runs the command as it is"
         );
     }
 

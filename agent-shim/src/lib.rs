@@ -57,7 +57,7 @@ pub mod storage;
 use std::path::PathBuf;
 
 pub use catalogue::{BACKUP_DIR, Backup, Plan, Step, StepError, StepOutcome, plan, plan_on, plan_with};
-pub use host::{HostOps, HostOutput, ProcessHost};
+pub use host::{CommandRoot, HostOps, HostOutput, ProcessHost};
 pub use journal::{Journal, JournalLimits};
 pub use runtime::{AgentOptions, Claim, FactsOptions, claim, run};
 
