@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use nodewright_agent_shim::{HostOps, HostOutput, StepOutcome};
 use nodewright_api::bondflip::BondFlip;
 use nodewright_api::edgecluster::{EdgeCluster, EdgeClusterSpec};
@@ -273,6 +274,39 @@ struct Applied {
     changed: bool,
 }
 
+/// A status write of one of the operator's objects, as the API server takes it: refused (exit 1,
+/// a report line) unless the object is still at `resource_version`, else the status replaced and
+/// the version bumped. An object that does not exist is a harness error.
+fn replace_status<K, S: Clone>(
+    objects: &mut [K],
+    parts: impl Fn(&mut K) -> (&mut ObjectMeta, &mut Option<S>),
+    kind: &str,
+    (name, resource_version, status): (&str, &str, &S),
+    applied: &mut Applied,
+) -> Result<(), Error> {
+    let Some((meta, slot)) = objects
+        .iter_mut()
+        .map(parts)
+        .find(|(meta, _)| meta.name.as_deref() == Some(name))
+    else {
+        return Err(harness(format!(
+            "a status for {kind} {name}, which does not exist"
+        )));
+    };
+    // Guard: resourceVersion (a status decided from an older object is refused).
+    if meta.resource_version.as_deref() != Some(resource_version) {
+        applied.code = 1;
+        applied.lines.push(format!(
+            "operator: {kind} {name} status refused: resourceVersion {resource_version} is not {}",
+            meta.resource_version.as_deref().unwrap_or("none")
+        ));
+    } else {
+        *slot = Some(status.clone());
+        bump(&mut meta.resource_version);
+    }
+    Ok(())
+}
+
 impl Nodewright<'_> {
     /// A `kubectl` command of the operator's, made for `workflow` and recorded.
     fn kubectl(&mut self, workflow: Workflow, args: &[String]) -> i32 {
@@ -519,78 +553,35 @@ impl Nodewright<'_> {
                 name,
                 resource_version,
                 status,
-            } => {
-                let Some(m) = objects
-                    .migrations
-                    .iter_mut()
-                    .find(|m| m.metadata.name.as_deref() == Some(name))
-                else {
-                    return Err(harness(format!(
-                        "a status for Migration {name}, which does not exist"
-                    )));
-                };
-                // Guard: resourceVersion (a status decided from an older object is refused).
-                if m.metadata.resource_version.as_deref() != Some(resource_version.as_str()) {
-                    applied.code = 1;
-                    applied.lines.push(format!(
-                        "operator: Migration {name} status refused: resourceVersion {resource_version} is not {}",
-                        m.metadata.resource_version.as_deref().unwrap_or("none")
-                    ));
-                } else {
-                    m.status = Some((**status).clone());
-                    bump(&mut m.metadata.resource_version);
-                }
-            }
+            } => replace_status(
+                &mut objects.migrations,
+                |o| (&mut o.metadata, &mut o.status),
+                "Migration",
+                (name, resource_version, &**status),
+                &mut applied,
+            )?,
             Write::StorageUpgradeStatus {
                 name,
                 resource_version,
                 status,
-            } => {
-                let Some(u) = objects
-                    .upgrades
-                    .iter_mut()
-                    .find(|u| u.metadata.name.as_deref() == Some(name))
-                else {
-                    return Err(harness(format!(
-                        "a status for StorageUpgrade {name}, which does not exist"
-                    )));
-                };
-                if u.metadata.resource_version.as_deref() != Some(resource_version.as_str()) {
-                    applied.code = 1;
-                    applied.lines.push(format!(
-                        "operator: StorageUpgrade {name} status refused: resourceVersion {resource_version} is not {}",
-                        u.metadata.resource_version.as_deref().unwrap_or("none")
-                    ));
-                } else {
-                    u.status = Some((**status).clone());
-                    bump(&mut u.metadata.resource_version);
-                }
-            }
+            } => replace_status(
+                &mut objects.upgrades,
+                |o| (&mut o.metadata, &mut o.status),
+                "StorageUpgrade",
+                (name, resource_version, &**status),
+                &mut applied,
+            )?,
             Write::BondFlipStatus {
                 name,
                 resource_version,
                 status,
-            } => {
-                let Some(f) = objects
-                    .bond_flips
-                    .iter_mut()
-                    .find(|f| f.metadata.name.as_deref() == Some(name))
-                else {
-                    return Err(harness(format!(
-                        "a status for BondFlip {name}, which does not exist"
-                    )));
-                };
-                if f.metadata.resource_version.as_deref() != Some(resource_version.as_str()) {
-                    applied.code = 1;
-                    applied.lines.push(format!(
-                        "operator: BondFlip {name} status refused: resourceVersion {resource_version} is not {}",
-                        f.metadata.resource_version.as_deref().unwrap_or("none")
-                    ));
-                } else {
-                    f.status = Some((**status).clone());
-                    bump(&mut f.metadata.resource_version);
-                }
-            }
+            } => replace_status(
+                &mut objects.bond_flips,
+                |o| (&mut o.metadata, &mut o.status),
+                "BondFlip",
+                (name, resource_version, &**status),
+                &mut applied,
+            )?,
             Write::CreateBondFlip(flip) => {
                 let name = flip.metadata.name.clone().unwrap_or_default();
                 // Guard: the name; AlreadyExists counts as done.
